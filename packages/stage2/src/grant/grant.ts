@@ -1,0 +1,2 @@
+/** placeholder: grant record, written next */
+export interface Grant { readonly id: number }

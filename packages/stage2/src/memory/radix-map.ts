@@ -1,0 +1,128 @@
+/**
+ * A map from frame numbers to values, stored as a 512-ary radix tree whose slots hold either one
+ * value for their whole span or a child node. It is how per-granule records (pKVM's hyp_vmemmap,
+ * RMM's granule descriptors) stay cheap for large uniform ranges: a 1 GiB range with one record is
+ * one slot, and cost grows with the number of distinct runs touched, never with bytes.
+ *
+ * Values must be interned (equal records are the same object): folding compares with ===.
+ */
+
+const FANOUT = 512;
+const FANOUT_BITS = 9;
+
+class RadixNode<V> {
+  constructor(readonly slots: (V | RadixNode<V>)[]) {}
+}
+
+export class RadixMap<V> {
+  private readonly root: RadixNode<V>;
+  private readonly depth: number;
+  /** Frames covered: [0, size). */
+  readonly size: number;
+
+  constructor(frameBits: number, initial: V) {
+    this.depth = Math.max(1, Math.ceil(frameBits / FANOUT_BITS));
+    this.size = 2 ** frameBits;
+    this.root = new RadixNode<V>(new Array(FANOUT).fill(initial));
+  }
+
+  private spanAt(depthIndex: number): number {
+    return 2 ** (FANOUT_BITS * (this.depth - 1 - depthIndex));
+  }
+
+  get(frame: number): V {
+    let node = this.root;
+    for (let d = 0; ; d++) {
+      const span = this.spanAt(d);
+      const slot = node.slots[Math.floor(frame / span) % FANOUT] as V | RadixNode<V>;
+      if (!(slot instanceof RadixNode)) return slot;
+      node = slot;
+    }
+  }
+
+  /**
+   * Visits [base, base+count) as maximal runs of one value, in order. Returning false stops.
+   * Adjacent slots with the same value are merged before the callback sees them.
+   */
+  runs(base: number, count: number, visit: (start: number, frames: number, value: V) => boolean | void): void {
+    let pendingStart = base;
+    let pendingFrames = 0;
+    let pendingValue: V | undefined;
+    let stopped = false;
+    const emit = (start: number, frames: number, value: V): void => {
+      if (pendingFrames > 0 && value === pendingValue && pendingStart + pendingFrames === start) {
+        pendingFrames += frames;
+        return;
+      }
+      if (pendingFrames > 0 && visit(pendingStart, pendingFrames, pendingValue as V) === false) stopped = true;
+      pendingStart = start;
+      pendingFrames = frames;
+      pendingValue = value;
+    };
+    const walk = (node: RadixNode<V>, d: number, nodeBase: number, lo: number, hi: number): void => {
+      const span = this.spanAt(d);
+      const first = Math.floor((lo - nodeBase) / span);
+      const last = Math.floor((hi - 1 - nodeBase) / span);
+      for (let i = first; i <= last && !stopped; i++) {
+        const slotBase = nodeBase + i * span;
+        const slot = node.slots[i] as V | RadixNode<V>;
+        const a = Math.max(lo, slotBase);
+        const b = Math.min(hi, slotBase + span);
+        if (slot instanceof RadixNode) walk(slot, d + 1, slotBase, a, b);
+        else emit(a, b - a, slot);
+      }
+    };
+    if (count <= 0) return;
+    walk(this.root, 0, 0, base, base + count);
+    if (!stopped && pendingFrames > 0) visit(pendingStart, pendingFrames, pendingValue as V);
+  }
+
+  /** The first run in range whose value fails `pred`, or undefined if all pass. */
+  findRun(base: number, count: number, pred: (value: V) => boolean): { start: number; frames: number; value: V } | undefined {
+    let found: { start: number; frames: number; value: V } | undefined;
+    this.runs(base, count, (start, frames, value) => {
+      if (pred(value)) return true;
+      found = { start, frames, value };
+      return false;
+    });
+    return found;
+  }
+
+  /**
+   * Replaces each value v in [base, base+count) by update(v). `update` must return interned values;
+   * a slot whose children all end up equal folds back into one value.
+   */
+  update(base: number, count: number, update: (value: V) => V): void {
+    if (count <= 0) return;
+    const walk = (node: RadixNode<V>, d: number, nodeBase: number, lo: number, hi: number): void => {
+      const span = this.spanAt(d);
+      const first = Math.floor((lo - nodeBase) / span);
+      const last = Math.floor((hi - 1 - nodeBase) / span);
+      for (let i = first; i <= last; i++) {
+        const slotBase = nodeBase + i * span;
+        const a = Math.max(lo, slotBase);
+        const b = Math.min(hi, slotBase + span);
+        let slot = node.slots[i] as V | RadixNode<V>;
+        if (!(slot instanceof RadixNode)) {
+          if (a === slotBase && b === slotBase + span) {
+            node.slots[i] = update(slot);
+            continue;
+          }
+          slot = new RadixNode<V>(new Array(FANOUT).fill(slot));
+          node.slots[i] = slot;
+        }
+        walk(slot, d + 1, slotBase, a, b);
+        const v0 = slot.slots[0];
+        if (!(v0 instanceof RadixNode) && slot.slots.every((s) => s === v0)) node.slots[i] = v0 as V;
+      }
+    };
+    walk(this.root, 0, 0, base, base + count);
+  }
+
+  /** Number of interior nodes, for memory accounting in benchmarks. */
+  nodeCount(): number {
+    const count = (n: RadixNode<V>): number =>
+      1 + n.slots.reduce<number>((acc, s) => acc + (s instanceof RadixNode ? count(s) : 0), 0);
+    return count(this.root);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The whole stage-2 core state (DESIGN.md §2): physical memory, every address space, live grants
+ * and the RMM's realm objects, and the boot that gives the host all of memory.
+ *
+ * Boot, as pKVM's hyp init does: a carve-out at the top of the last RAM region becomes HYP-owned
+ * and holds the host stage-2's root tables plus a pool big enough to map all memory at page
+ * granularity (so host changes never fail for table pages); the host then owns every other granule,
+ * identity-mapped RWX for RAM and RW for MMIO, with blocks wherever alignment allows.
+ */
+
+import { AddressSpace } from './address-space.js';
+import type { Grant } from './grant/grant.js';
+import { withMeta } from './memory/granule.js';
+import { DEFAULT_MEMORY_CONFIG, PhysicalMemory, memoryConfigProblems, type MemoryConfig } from './memory/physical-memory.js';
+import { err, ok, type Result } from './result.js';
+import { RmmState } from './rmi/rmm-state.js';
+import { leafDesc, DESC_INVALID } from './s2tt/descriptor.js';
+import { ENTRIES_PER_TABLE, LEVEL_PAGE, framesPerEntry, rootTableCount, startLevel } from './s2tt/geometry.js';
+import { PERM_RW, PERM_RWX, VMID_HOST, VMID_HYP, type Pfn, type Vmid } from './types.js';
+
+export interface Stage2Config {
+  readonly memory: MemoryConfig;
+}
+
+export const DEFAULT_STAGE2_CONFIG: Stage2Config = { memory: DEFAULT_MEMORY_CONFIG };
+
+export class Stage2 {
+  readonly memory: PhysicalMemory;
+  readonly spaces = new Map<Vmid, AddressSpace>();
+  readonly grants = new Map<number, Grant>();
+  nextGrantId = 1;
+  readonly rmm: RmmState;
+  /** The boot carve-out [base, base+count) that holds the host stage-2. */
+  readonly hostCarveout: { readonly base: Pfn; readonly count: number };
+
+  constructor(readonly config: Stage2Config) {
+    this.memory = new PhysicalMemory(config.memory);
+    this.rmm = new RmmState();
+    const paBits = config.memory.paBits;
+    const count = hostTablePagesMax(this.memory, paBits);
+    const ram = this.memory.regions.filter((r) => r.kind === 'RAM');
+    const last = ram[ram.length - 1]!;
+    const base = (last.base + last.count - count) as Pfn;
+    this.hostCarveout = { base, count };
+    this.memory.meta.update(base, count, (m) => withMeta(m!, { owner: VMID_HYP, hyp: 'OWNED' }));
+
+    const frames = Array.from({ length: count }, (_, i) => (base + i) as Pfn);
+    const roots = frames.slice(0, rootTableCount(paBits));
+    const host = new AddressSpace(VMID_HOST, 'HOST', paBits, roots, this.memory);
+    host.pool.add(frames.slice(roots.length));
+    this.spaces.set(VMID_HOST, host);
+    for (const r of this.memory.regions) {
+      const attrs = { perms: r.kind === 'RAM' ? PERM_RWX : PERM_RW, state: 'OWNED', device: r.kind === 'MMIO' } as const;
+      host.table.rewrite(r.base, r.count, (_d, start, level) => leafDesc(start, level, attrs), host.pool);
+    }
+    host.table.rewrite(base, count, () => DESC_INVALID, host.pool);
+  }
+
+  get host(): AddressSpace {
+    return this.spaces.get(VMID_HOST)!;
+  }
+}
+
+/** Builds the core, or lists what is wrong with the configuration. */
+export function createStage2(config: Stage2Config = DEFAULT_STAGE2_CONFIG): Result<Stage2, string[]> {
+  const problems = memoryConfigProblems(config.memory);
+  if (problems.length > 0) return err(problems);
+  const s = new Stage2(config);
+  return ok(s);
+}
+
+/**
+ * Upper bound on the host stage-2 table pages: enough tables at every level below the start level
+ * to map each region at page granularity (pKVM's host_s2_pgtable_pages), plus the roots.
+ */
+function hostTablePagesMax(memory: PhysicalMemory, paBits: number): number {
+  let pages = rootTableCount(paBits);
+  for (let level = startLevel(paBits) + 1; level <= LEVEL_PAGE; level++) {
+    const tableSpan = framesPerEntry(level) * ENTRIES_PER_TABLE;
+    for (const r of memory.regions) pages += Math.floor((r.base + r.count - 1) / tableSpan) - Math.floor(r.base / tableSpan) + 1;
+  }
+  return pages;
+}
