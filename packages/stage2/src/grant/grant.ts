@@ -1,2 +1,301 @@
-/** placeholder: grant record, written next */
-export interface Grant { readonly id: number }
+/**
+ * Grants: the enforcement half of a Gunyah memory parcel or an FF-A memory handle (DESIGN.md §2,
+ * stage2-models.md §C3–C4). An owner grants ranges of its own address space to an ACL of
+ * {vmid, R/W/X}; each borrower maps the grant at IPAs it chooses with rights within its entry.
+ *
+ *   type    owner on create                borrower on map              on destroy (reclaim)
+ *   SHARE   OWNED → SHARED_OWNED           NOPAGE → SHARED_BORROWED     owner → OWNED
+ *   LEND    OWNED → LENT (no access)       NOPAGE → SHARED_BORROWED     owner → OWNED, same mapping
+ *   DONATE  OWNED → LENT (no access)       NOPAGE → OWNED, ownership    refused once mapped: the grant
+ *                                          moves, the grant is gone     no longer exists (§C4 RETRIEVE)
+ *
+ * Rules: a grant covers only granules its owner holds exclusively (OWNED), so a granule is in at most
+ * one grant; destroy is refused while any borrower maps the grant (Hafnium's RECLAIM DENIED); a
+ * borrower maps a grant at most once. Every call checks all ranges before changing anything.
+ */
+
+import type { AddressSpace } from '../address-space.js';
+import { withMeta } from '../memory/granule.js';
+import { firstFailure, gfnRangeValid, spaceStateIs, type Check } from '../pkvm/checks.js';
+import { errnoError, type ErrnoError } from '../pkvm/errno.js';
+import { commit, plan, type PlanSteps, type TableStep } from '../plan.js';
+import { err, ok, type Result } from '../result.js';
+import { descOutputFrame, lentDesc, unlentDesc } from '../s2tt/descriptor.js';
+import type { Stage2 } from '../stage2.js';
+import { PERM_RWX, permsString, permsWithin, vmidName, type FrameRange, type Perms, type Vmid } from '../types.js';
+import { mapTo, unmap, withState } from '../views.js';
+
+export type GrantType = 'SHARE' | 'LEND' | 'DONATE';
+export const GRANT_TYPES: readonly GrantType[] = ['SHARE', 'LEND', 'DONATE'];
+
+/** Live grants at once (Hafnium's MAX_MEM_SHARES plays this role); beyond it, -ENOMEM. */
+export const GRANTS_MAX = 1 << 20;
+/** Ranges per grant (FF-A constituents); RM parcels stay far below it (gunyah-rm.md §3.1). */
+export const GRANT_RANGES_MAX = 1 << 17;
+/** ACL entries per grant. */
+export const GRANT_ACL_MAX = 64;
+
+export interface AclEntry {
+  readonly vmid: Vmid;
+  readonly perms: Perms;
+}
+
+/** A run of the grant: owner IPA frames [gfn, gfn+count) backed by PA frames [pfn, pfn+count). */
+export interface Constituent {
+  readonly gfn: number;
+  readonly pfn: number;
+  readonly count: number;
+}
+
+/** Where one borrower maps the grant: borrower IPA runs paired with PA runs, in grant order. */
+export interface Borrowing {
+  readonly perms: Perms;
+  readonly placements: readonly Constituent[];
+}
+
+export interface Grant {
+  readonly id: number;
+  readonly type: GrantType;
+  readonly owner: Vmid;
+  readonly acl: readonly AclEntry[];
+  readonly constituents: readonly Constituent[];
+  readonly frames: number;
+  readonly borrowers: Map<Vmid, Borrowing>;
+}
+
+export interface CreateGrantArgs {
+  readonly owner: Vmid;
+  readonly type: GrantType;
+  /** Ranges of the owner's IPA space (frames); for the host, IPA = PA. */
+  readonly ranges: readonly FrameRange<number>[];
+  readonly acl: readonly AclEntry[];
+}
+
+const noGrant = (id: number): ErrnoError => errnoError('ENOENT', 'no_such_grant', `no live grant ${id}`);
+
+function rangesChecks(space: AddressSpace, ranges: readonly FrameRange<number>[], what: string): Check[] {
+  const sorted = [...ranges].sort((a, b) => a.base - b.base);
+  return [
+    () => (ranges.length > 0 ? undefined : errnoError('EINVAL', 'ranges_empty', `no ${what} ranges`)),
+    () =>
+      ranges.length <= GRANT_RANGES_MAX ? undefined : errnoError('E2BIG', 'ranges_too_many', `${ranges.length} ranges, at most ${GRANT_RANGES_MAX}`),
+    ...ranges.map((r) => gfnRangeValid(space, r.base, r.count)),
+    () =>
+      sorted.some((r, i) => i > 0 && sorted[i - 1]!.base + sorted[i - 1]!.count > r.base)
+        ? errnoError('EINVAL', 'ranges_overlap', `${what} ranges overlap`)
+        : undefined,
+  ];
+}
+
+function aclChecks(s: Stage2, owner: Vmid, type: GrantType, acl: readonly AclEntry[]): Check[] {
+  return [
+    () => (acl.length > 0 ? undefined : errnoError('EINVAL', 'acl_empty', 'the ACL names no borrower')),
+    () => (acl.length <= GRANT_ACL_MAX ? undefined : errnoError('E2BIG', 'acl_too_long', `${acl.length} ACL entries, at most ${GRANT_ACL_MAX}`)),
+    ...acl.map(
+      (e): Check =>
+        () =>
+          s.spaces.has(e.vmid) ? undefined : errnoError('EINVAL', 'acl_vmid_unknown', `ACL names vmid ${e.vmid}, which has no address space`),
+    ),
+    ...acl.map(
+      (e): Check =>
+        () =>
+          Number.isInteger(e.perms) && e.perms !== 0 && permsWithin(e.perms, PERM_RWX)
+            ? undefined
+            : errnoError('EINVAL', 'acl_rights_invalid', `rights ${e.perms} for vmid ${e.vmid} are not a non-empty subset of RWX`),
+    ),
+    () =>
+      new Set(acl.map((e) => e.vmid)).size === acl.length ? undefined : errnoError('EINVAL', 'acl_duplicate', 'a vmid appears twice in the ACL'),
+    () => (acl.some((e) => e.vmid === owner) ? errnoError('EINVAL', 'acl_names_owner', 'the owner cannot borrow its own grant') : undefined),
+    () =>
+      type !== 'DONATE' || acl.length === 1 ? undefined : errnoError('EINVAL', 'donate_not_single', 'a DONATE grant names exactly one borrower'),
+  ];
+}
+
+/** The owner's ranges as PA runs, merging IPA runs whose frames are contiguous. */
+function constituentsOf(space: AddressSpace, ranges: readonly FrameRange<number>[]): Constituent[] {
+  const out: Constituent[] = [];
+  for (const r of ranges) {
+    space.table.leafRuns(r.base, r.count, (v) => {
+      const pfn = descOutputFrame(v.desc);
+      const last = out[out.length - 1];
+      if (last !== undefined && last.gfn + last.count === v.start && last.pfn + last.count === pfn)
+        out[out.length - 1] = { ...last, count: last.count + v.frames };
+      else out.push({ gfn: v.start, pfn, count: v.frames });
+    });
+  }
+  return out;
+}
+
+/** Creates a grant of `ranges` of the owner's memory; returns its id. */
+export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: number }, ErrnoError> {
+  const owner = s.spaces.get(a.owner);
+  if (owner === undefined) return err(errnoError('EINVAL', 'no_such_vm', `no address space with vmid ${a.owner}`));
+  const failed = firstFailure([
+    () => (GRANT_TYPES.includes(a.type) ? undefined : errnoError('EINVAL', 'grant_type_invalid', `grant type ${String(a.type)}`)),
+    ...aclChecks(s, a.owner, a.type, a.acl),
+    ...rangesChecks(owner, a.ranges, 'owner'),
+    ...a.ranges.map((r) => spaceStateIs(owner, r.base, r.count, 'owner_not_exclusive', 'OWNED')),
+    () => (s.grants.size < GRANTS_MAX ? undefined : errnoError('ENOMEM', 'grants_exhausted', `${GRANTS_MAX} grants are live`)),
+  ]);
+  if (failed !== undefined) return err(failed);
+
+  const constituents = constituentsOf(owner, a.ranges);
+  const id = s.nextGrantId;
+  const ownerRewrite = a.type === 'SHARE' ? withState('SHARED_OWNED') : (d: number) => lentDesc(d);
+  const grant: Grant = {
+    id,
+    type: a.type,
+    owner: a.owner,
+    acl: a.acl.map((e) => ({ ...e })),
+    constituents,
+    frames: constituents.reduce((n, c) => n + c.count, 0),
+    borrowers: new Map(),
+  };
+  return planAndCommit(s, {
+    tables: a.ranges.map((r) => ({ space: owner, base: r.base, count: r.count, rewrite: ownerRewrite })),
+    grantMarks: constituents.map((c) => ({ base: c.pfn, count: c.count, grant: id })),
+    finally: [
+      () => {
+        s.grants.set(id, grant);
+        s.nextGrantId++;
+      },
+    ],
+  }, { grantId: id });
+}
+
+/** Pairs borrower IPA ranges with the grant's PA runs, in order. */
+function placementsOf(grant: Grant, ranges: readonly FrameRange<number>[]): Constituent[] {
+  const out: Constituent[] = [];
+  let ci = 0;
+  let cOff = 0;
+  for (const r of ranges) {
+    let rOff = 0;
+    while (rOff < r.count) {
+      const c = grant.constituents[ci]!;
+      const n = Math.min(r.count - rOff, c.count - cOff);
+      out.push({ gfn: r.base + rOff, pfn: c.pfn + cOff, count: n });
+      rOff += n;
+      cOff += n;
+      if (cOff === c.count) {
+        ci++;
+        cOff = 0;
+      }
+    }
+  }
+  return out;
+}
+
+export interface MapGrantArgs {
+  readonly grantId: number;
+  readonly borrower: Vmid;
+  readonly perms: Perms;
+  /** Borrower IPA ranges (frames) whose total equals the grant's size, filled in grant order. */
+  readonly ranges: readonly FrameRange<number>[];
+}
+
+/** A borrower maps the grant (FFA_MEM_RETRIEVE_REQ / Gunyah MEM_ACCEPT's stage-2 effect). */
+export function mapGrant(s: Stage2, a: MapGrantArgs): Result<void, ErrnoError> {
+  const grant = s.grants.get(a.grantId);
+  if (grant === undefined) return err(noGrant(a.grantId));
+  const entry = grant.acl.find((e) => e.vmid === a.borrower);
+  const borrower = s.spaces.get(a.borrower);
+  const failed = firstFailure([
+    () => (entry !== undefined && borrower !== undefined ? undefined : errnoError('EPERM', 'not_in_acl', `${vmidName(a.borrower)} is not in grant ${grant.id}'s ACL`)),
+    () =>
+      Number.isInteger(a.perms) && a.perms !== 0 && permsWithin(a.perms, PERM_RWX)
+        ? undefined
+        : errnoError('EINVAL', 'rights_invalid', `rights ${a.perms} are not a non-empty subset of RWX`),
+    () =>
+      permsWithin(a.perms, entry!.perms)
+        ? undefined
+        : errnoError('EPERM', 'rights_exceed_acl', `${permsString(a.perms)} exceeds the ACL entry's ${permsString(entry!.perms)}`),
+    () => (grant.borrowers.has(a.borrower) ? errnoError('EEXIST', 'already_mapped', `${vmidName(a.borrower)} already maps grant ${grant.id}`) : undefined),
+    ...rangesChecks(borrower!, a.ranges, 'borrower'),
+    () => {
+      const total = a.ranges.reduce((n, r) => n + r.count, 0);
+      return total === grant.frames ? undefined : errnoError('EINVAL', 'size_mismatch', `ranges cover ${total} frames, the grant ${grant.frames}`);
+    },
+    () =>
+      // The host is identity-mapped: it can only borrow at IPA = PA.
+      borrower!.kind !== 'HOST' || placementsOf(grant, a.ranges).every((p) => p.gfn === p.pfn)
+        ? undefined
+        : errnoError('EINVAL', 'host_not_identity', 'the host maps borrowed memory at IPA = PA only'),
+    ...a.ranges.map((r) => spaceStateIs(borrower!, r.base, r.count, 'borrower_ipa_in_use', 'NOPAGE')),
+  ]);
+  if (failed !== undefined) return err(failed);
+
+  const placements = placementsOf(grant, a.ranges);
+  const donate = grant.type === 'DONATE';
+  const borrowerSteps: TableStep[] = placements.map((p) => ({
+    space: borrower!,
+    base: p.gfn,
+    count: p.count,
+    rewrite: mapTo(p.gfn, p.pfn, {
+      perms: a.perms,
+      state: donate ? 'OWNED' : 'SHARED_BORROWED',
+      device: s.memory.regionOf(p.pfn)?.kind === 'MMIO',
+    }),
+  }));
+  if (!donate) {
+    return planAndCommit(s, { tables: borrowerSteps, finally: [() => grant.borrowers.set(a.borrower, { perms: a.perms, placements })] }, undefined);
+  }
+  // DONATE: ownership moves to the borrower and the grant is gone (Hafnium frees the share state
+  // on the retrieve of a donation, §C4): nothing can reclaim it after this.
+  const owner = s.spaces.get(grant.owner)!;
+  return planAndCommit(
+    s,
+    {
+      tables: [...borrowerSteps, ...grant.constituents.map((c) => ({ space: owner, base: c.gfn, count: c.count, rewrite: unmap }))],
+      meta: grant.constituents.map((c) => ({ base: c.pfn, count: c.count, update: (m) => withMeta(m, { owner: a.borrower }) })),
+      grantMarks: grant.constituents.map((c) => ({ base: c.pfn, count: c.count, grant: 0 })),
+      finally: [() => s.grants.delete(grant.id)],
+    },
+    undefined,
+  );
+}
+
+/** A borrower unmaps the grant (FFA_MEM_RELINQUISH / Gunyah MEM_RELEASE's stage-2 effect). */
+export function unmapGrant(s: Stage2, grantId: number, borrower: Vmid): Result<void, ErrnoError> {
+  const grant = s.grants.get(grantId);
+  if (grant === undefined) return err(noGrant(grantId));
+  const b = grant.borrowers.get(borrower);
+  if (b === undefined) return err(errnoError('ENOENT', 'not_mapped', `${vmidName(borrower)} does not map grant ${grantId}`));
+  const space = s.spaces.get(borrower)!;
+  return planAndCommit(
+    s,
+    {
+      tables: b.placements.map((p) => ({ space, base: p.gfn, count: p.count, rewrite: unmap })),
+      finally: [() => grant.borrowers.delete(borrower)],
+    },
+    undefined,
+  );
+}
+
+/** The owner takes the grant back (FFA_MEM_RECLAIM / Gunyah MEM_RECLAIM's stage-2 effect). */
+export function destroyGrant(s: Stage2, grantId: number, caller: Vmid): Result<void, ErrnoError> {
+  const grant = s.grants.get(grantId);
+  if (grant === undefined) return err(noGrant(grantId));
+  if (caller !== grant.owner) return err(errnoError('EPERM', 'not_owner', `${vmidName(caller)} does not own grant ${grantId}`));
+  if (grant.borrowers.size > 0)
+    return err(
+      errnoError('EBUSY', 'grant_mapped', `grant ${grantId} is still mapped by ${[...grant.borrowers.keys()].map(vmidName).join(', ')}`),
+    );
+  const owner = s.spaces.get(grant.owner)!;
+  const restore = grant.type === 'SHARE' ? withState('OWNED') : (d: number, _start: number, level: number) => unlentDesc(d, level);
+  return planAndCommit(
+    s,
+    {
+      tables: grant.constituents.map((c) => ({ space: owner, base: c.gfn, count: c.count, rewrite: restore })),
+      grantMarks: grant.constituents.map((c) => ({ base: c.pfn, count: c.count, grant: 0 })),
+      finally: [() => s.grants.delete(grant.id)],
+    },
+    undefined,
+  );
+}
+
+function planAndCommit<T>(s: Stage2, steps: PlanSteps, value: T): Result<T, ErrnoError> {
+  const p = plan(steps);
+  if (!p.ok) return p;
+  commit(s, p.value);
+  return ok(value);
+}

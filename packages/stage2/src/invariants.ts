@@ -1,0 +1,205 @@
+/**
+ * The core's invariants (DESIGN.md §2), checked independently of the code that maintains them:
+ * it recomputes from tables, records, pools and grants, and returns every violation it finds
+ * (empty when all hold). CheckInvariants reports it; tests and property runs call it after every
+ * mutation.
+ *
+ *  1. one owner per granule, and the owners together hold all memory (no granule lost);
+ *  2. a granule is mapped in an address space only if that space owns it (OWNED, SHARED_OWNED) or
+ *     borrows it through a live grant within its ACL rights or a host share (SHARED_BORROWED);
+ *  3. a lent or donated granule is mapped nowhere in its owner (its owner entry is a LENT annotation);
+ *  4. table pages (roots, tables, pool pages) are HYP-owned, marked as such, and counted once;
+ *  5. pin counts and guest share counts agree with the page states that justify them;
+ *  6. the host maps identity only; RMM-side granules belong to HYP.
+ */
+
+import type { AddressSpace } from './address-space.js';
+import type { GranuleMeta } from './memory/granule.js';
+import { descHasOutput, descIsValid, descOutputFrame, descPerms, descState } from './s2tt/descriptor.js';
+import type { Stage2 } from './stage2.js';
+import { VMID_HOST, VMID_HYP, permsWithin, vmidName } from './types.js';
+import { viewState } from './views.js';
+
+const VIOLATIONS_MAX = 100;
+const hex = (frame: number): string => `0x${(frame * 4096).toString(16)}`;
+
+export function checkInvariants(s: Stage2): string[] {
+  const out: string[] = [];
+  const report = (msg: string): void => {
+    if (out.length < VIOLATIONS_MAX) out.push(msg);
+  };
+  checkOwners(s, report);
+  const guestShareMaps = new Map<number, number>();
+  for (const sp of s.spaces.values()) checkSpace(s, sp, report, guestShareMaps);
+  checkGrants(s, report);
+  checkTablePages(s, report);
+  checkCounters(s, report, guestShareMaps);
+  return out;
+}
+
+type Report = (msg: string) => void;
+
+function checkOwners(s: Stage2, report: Report): void {
+  let owned = 0;
+  s.memory.meta.runs(0, s.memory.frameCount, (start, frames, m) => {
+    if (m === null) return;
+    owned += frames;
+    const known = m.owner === VMID_HYP || s.spaces.has(m.owner);
+    if (!known) report(`${hex(start)}+${frames}: owner ${m.owner} has no address space`);
+    if (m.rmi !== 'NS' && m.owner !== VMID_HYP) report(`${hex(start)}+${frames}: RMM granule (${m.rmi}) owned by ${vmidName(m.owner)}`);
+    if (m.hyp === 'OWNED' && m.owner !== VMID_HYP) report(`${hex(start)}+${frames}: HYP sees OWNED but ${vmidName(m.owner)} owns it`);
+    if (m.owner === VMID_HYP && m.rmi === 'NS' && m.hyp !== 'OWNED') report(`${hex(start)}+${frames}: HYP owns it but sees ${m.hyp}`);
+    if (m.hypUse !== 'NONE' && m.owner !== VMID_HYP) report(`${hex(start)}+${frames}: ${m.hypUse} page not owned by HYP`);
+  });
+  const regions = s.memory.regions.reduce((n, r) => n + r.count, 0);
+  if (owned !== regions) report(`owners hold ${owned} granules, memory has ${regions}`);
+}
+
+function checkSpace(s: Stage2, sp: AddressSpace, report: Report, guestShareMaps: Map<number, number>): void {
+  const name = vmidName(sp.vmid);
+  sp.table.leafRuns(0, sp.table.frameLimit, (v) => {
+    if (!descHasOutput(v.desc)) return;
+    const pa = descOutputFrame(v.desc);
+    if (sp.kind === 'HOST' && pa !== v.start) report(`${name}: IPA ${hex(v.start)} maps PA ${hex(pa)}, not identity`);
+    const st = viewState(v.desc);
+    let offset = 0;
+    s.memory.meta.runs(pa, v.frames, (mStart, mFrames, m) => {
+      const ipa = v.start + offset;
+      offset += mFrames;
+      if (m === null) {
+        report(`${name}: IPA ${hex(ipa)} maps ${hex(mStart)}, which is not memory`);
+        return;
+      }
+      s.memory.grantOf.runs(mStart, mFrames, (gStart, gFrames, grantId) => {
+        checkMapping(s, sp, report, { ipa: ipa + (gStart - mStart), pa: gStart, frames: gFrames, m, grantId, st, perms: descPerms(v.desc) }, guestShareMaps);
+      });
+    });
+  });
+}
+
+interface Mapping {
+  readonly ipa: number;
+  readonly pa: number;
+  readonly frames: number;
+  readonly m: GranuleMeta;
+  readonly grantId: number;
+  readonly st: ReturnType<typeof viewState>;
+  readonly perms: number;
+}
+
+function checkMapping(s: Stage2, sp: AddressSpace, report: Report, x: Mapping, guestShareMaps: Map<number, number>): void {
+  const name = vmidName(sp.vmid);
+  const at = `${name}: IPA ${hex(x.ipa)}+${x.frames} (PA ${hex(x.pa)}, ${x.st})`;
+  const grant = x.grantId === 0 ? undefined : s.grants.get(x.grantId);
+  if (x.grantId !== 0 && grant === undefined) report(`${at}: marked with dead grant ${x.grantId}`);
+  switch (x.st) {
+    case 'OWNED':
+      if (x.m.owner !== sp.vmid) report(`${at}: mapped OWNED but owned by ${vmidName(x.m.owner)}`);
+      if (x.grantId !== 0) report(`${at}: mapped OWNED while in grant ${x.grantId}`);
+      break;
+    case 'SHARED_OWNED':
+      if (x.m.owner !== sp.vmid) report(`${at}: mapped SHARED_OWNED but owned by ${vmidName(x.m.owner)}`);
+      break;
+    case 'LENT':
+      if (x.m.owner !== sp.vmid) report(`${at}: LENT annotation but owned by ${vmidName(x.m.owner)}`);
+      if (grant === undefined || grant.type === 'SHARE' || grant.owner !== sp.vmid) report(`${at}: LENT without a live LEND/DONATE grant of ${name}`);
+      break;
+    case 'SHARED_BORROWED': {
+      if (x.m.owner === sp.vmid) report(`${at}: borrows its own granule`);
+      const viaGrant = grant?.borrowers.get(sp.vmid);
+      if (viaGrant !== undefined) {
+        if (!permsWithin(x.perms, grant!.acl.find((e) => e.vmid === sp.vmid)?.perms ?? 0)) report(`${at}: rights beyond its ACL entry`);
+      } else if (sp.kind === 'GUEST' && x.m.owner === VMID_HOST && x.m.guestShares > 0) {
+        for (let i = 0; i < x.frames; i++) guestShareMaps.set(x.pa + i, (guestShareMaps.get(x.pa + i) ?? 0) + 1);
+      } else if (!(sp.kind === 'HOST' && s.spaces.get(x.m.owner)?.kind === 'GUEST')) {
+        report(`${at}: SHARED_BORROWED without a grant or share that allows it`);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+function checkGrants(s: Stage2, report: Report): void {
+  for (const g of s.grants.values()) {
+    const owner = s.spaces.get(g.owner);
+    if (owner === undefined) {
+      report(`grant ${g.id}: owner ${g.owner} has no address space`);
+      continue;
+    }
+    for (const c of g.constituents) {
+      if (s.memory.grantOf.findRun(c.pfn, c.count, (id) => id === g.id) !== undefined) report(`grant ${g.id}: PA ${hex(c.pfn)}+${c.count} not marked`);
+      owner.table.leafRuns(c.gfn, c.count, (v) => {
+        const want = g.type === 'SHARE' ? 'SHARED_OWNED' : 'LENT';
+        if (viewState(v.desc) !== want) report(`grant ${g.id}: owner ${vmidName(g.owner)} sees ${hex(v.start)} as ${viewState(v.desc)}, not ${want}`);
+        if (descOutputFrame(v.desc) !== c.pfn + (v.start - c.gfn)) report(`grant ${g.id}: owner mapping of ${hex(v.start)} moved`);
+      });
+    }
+    for (const [vmid, b] of g.borrowers) {
+      const sp = s.spaces.get(vmid);
+      if (sp === undefined) {
+        report(`grant ${g.id}: borrower ${vmid} has no address space`);
+        continue;
+      }
+      for (const p of b.placements) {
+        sp.table.leafRuns(p.gfn, p.count, (v) => {
+          if (!descIsValid(v.desc) || descState(v.desc) !== 'SHARED_BORROWED' || descOutputFrame(v.desc) !== p.pfn + (v.start - p.gfn))
+            report(`grant ${g.id}: borrower ${vmidName(vmid)} does not map ${hex(v.start)} as recorded`);
+        });
+      }
+    }
+  }
+}
+
+function checkTablePages(s: Stage2, report: Report): void {
+  const seen = new Set<number>();
+  const expect = (frame: number, use: 'TABLE' | 'TABLE_POOL', who: string): void => {
+    if (seen.has(frame)) report(`${who}: table page ${hex(frame)} counted twice`);
+    seen.add(frame);
+    const m = s.memory.meta.get(frame);
+    if (m === null || m.owner !== VMID_HYP || m.hyp !== 'OWNED' || m.hypUse !== use)
+      report(`${who}: table page ${hex(frame)} is ${m === null ? 'not memory' : `${vmidName(m.owner)}/${m.hyp}/${m.hypUse}`}, expected HYP/OWNED/${use}`);
+  };
+  for (const sp of s.spaces.values()) {
+    const who = vmidName(sp.vmid);
+    const tables = sp.table.tables();
+    if (tables.length !== sp.table.tablePages) report(`${who}: ${tables.length} table pages in use, counter says ${sp.table.tablePages}`);
+    for (const f of sp.rootFrames) expect(f, 'TABLE', who);
+    for (const t of tables) expect(t.frames[0]!, 'TABLE', who);
+    for (const f of sp.pool.snapshot()) expect(f, 'TABLE_POOL', who);
+  }
+  let marked = 0;
+  s.memory.meta.runs(0, s.memory.frameCount, (_st, frames, m) => {
+    if (m !== null && m.hypUse !== 'NONE') marked += frames;
+  });
+  if (marked !== seen.size) report(`${marked} granules are marked as table pages, ${seen.size} are in tables or pools`);
+}
+
+function checkCounters(s: Stage2, report: Report, guestShareMaps: Map<number, number>): void {
+  s.memory.meta.runs(0, s.memory.frameCount, (start, frames, m) => {
+    if (m === null) return;
+    const hostView = (): string[] => {
+      const states = new Set<string>();
+      s.host.table.leafRuns(start, frames, (v) => void states.add(viewState(v.desc)));
+      return [...states];
+    };
+    if (m.pins > 0 && m.hyp !== 'SHARED_BORROWED') report(`${hex(start)}+${frames}: pinned ${m.pins} but HYP sees ${m.hyp}`);
+    if (m.hyp === 'SHARED_BORROWED' && (m.owner !== VMID_HOST || hostView().some((v) => v !== 'SHARED_OWNED')))
+      report(`${hex(start)}+${frames}: HYP borrows it but the host does not share it (${hostView().join(',')})`);
+    if (m.guestShares > 0) {
+      if (hostView().some((v) => v !== 'SHARED_OWNED')) report(`${hex(start)}+${frames}: shared with guests but the host sees ${hostView().join(',')}`);
+      for (let i = 0; i < frames; i++) {
+        const mapped = guestShareMaps.get(start + i) ?? 0;
+        if (mapped !== m.guestShares) {
+          report(`${hex(start + i)}: guest share count ${m.guestShares}, guests map it ${mapped} time(s)`);
+          break;
+        }
+      }
+    }
+  });
+  for (const [frame, n] of guestShareMaps) {
+    const m = s.memory.meta.get(frame);
+    if ((m?.guestShares ?? 0) !== n) report(`${hex(frame)}: guests map it ${n} time(s), share count ${m?.guestShares ?? 0}`);
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Read-only views of the core: translation, entries, the ownership map as runs, counts per owner
+ * and per component state, and table-page accounting. Cost grows with runs, never with bytes.
+ */
+
+import type { HypUse, MemoryKind, PageState, RmiGranuleState } from './memory/granule.js';
+import { errnoError, type ErrnoError } from './pkvm/errno.js';
+import { err, ok, type Result } from './result.js';
+import { descIsDevice, descIsValid, descOutputFrame, descPerms, type Descriptor } from './s2tt/descriptor.js';
+import { framesPerEntry } from './s2tt/geometry.js';
+import type { Stage2 } from './stage2.js';
+import { GRANULE_SIZE, type Perms, type Vmid } from './types.js';
+import { viewState, type ViewState } from './views.js';
+
+export interface EntryInfo {
+  /** Level of the leaf or invalid entry the walk stopped at. */
+  readonly level: number;
+  /** Bytes the entry covers. */
+  readonly sizeBytes: number;
+  readonly valid: boolean;
+  readonly state: ViewState;
+  /** Output PA of the entry's first byte (0 if none). */
+  readonly outputAddress: number;
+  readonly perms: Perms;
+  readonly device: boolean;
+  readonly descriptor: Descriptor;
+}
+
+function space(s: Stage2, vmid: Vmid) {
+  return s.spaces.get(vmid);
+}
+
+const noSpace = (vmid: Vmid): ErrnoError => errnoError('EINVAL', 'no_such_vm', `no address space with vmid ${vmid}`);
+
+/** The entry covering IPA `ipa` (bytes) in `vmid`'s stage-2. */
+export function readEntry(s: Stage2, vmid: Vmid, ipa: number): Result<EntryInfo, ErrnoError> {
+  const sp = space(s, vmid);
+  if (sp === undefined) return err(noSpace(vmid));
+  if (!Number.isSafeInteger(ipa) || ipa < 0 || ipa >= 2 ** sp.ipaBits)
+    return err(errnoError('ERANGE', 'ipa_out_of_range', `IPA ${ipa} is outside the ${sp.ipaBits}-bit IPA space`));
+  const frame = Math.floor(ipa / GRANULE_SIZE);
+  const leaf = sp.table.lookup(frame);
+  const span = framesPerEntry(leaf.level);
+  const base = frame - (frame % span);
+  const d = sp.table.lookup(base).desc;
+  return ok({
+    level: leaf.level,
+    sizeBytes: span * GRANULE_SIZE,
+    valid: descIsValid(d),
+    state: viewState(d),
+    outputAddress: descOutputFrame(d) * GRANULE_SIZE,
+    perms: descPerms(d),
+    device: descIsDevice(d),
+    descriptor: d,
+  });
+}
+
+export interface Translation {
+  readonly pa: number;
+  readonly level: number;
+  readonly perms: Perms;
+  readonly state: PageState;
+}
+
+/** Translates IPA `ipa` (bytes) in `vmid`'s stage-2; -ENOENT if nothing valid is mapped there. */
+export function translate(s: Stage2, vmid: Vmid, ipa: number): Result<Translation, ErrnoError> {
+  const e = readEntry(s, vmid, ipa);
+  if (!e.ok) return e;
+  if (!e.value.valid) return err(errnoError('ENOENT', 'not_mapped', `IPA 0x${ipa.toString(16)} is not mapped (${e.value.state})`));
+  const offset = ipa % e.value.sizeBytes;
+  return ok({ pa: e.value.outputAddress + offset, level: e.value.level, perms: e.value.perms, state: e.value.state as PageState });
+}
+
+export interface OwnershipRun {
+  readonly base: number;
+  readonly count: number;
+  readonly kind: MemoryKind;
+  readonly owner: Vmid;
+  readonly host: ViewState;
+  readonly hyp: PageState;
+  readonly rmi: RmiGranuleState;
+  readonly hypUse: HypUse;
+  readonly grant: number;
+  readonly pins: number;
+  readonly guestShares: number;
+}
+
+/** Frames of memory at most one ownershipMap call reports; larger ranges are paged by the caller. */
+export const OWNERSHIP_RUNS_MAX = 65536;
+
+/**
+ * The ownership of physical frames [base, base+count) as maximal runs of identical records, merging
+ * the granule records, the host's view and grant membership. Holes (no memory) are left out.
+ * Stops after `runsMax` runs; `next` is where to continue, or undefined when done.
+ */
+export function ownershipMap(
+  s: Stage2,
+  base: number,
+  count: number,
+  runsMax: number = OWNERSHIP_RUNS_MAX,
+): Result<{ runs: OwnershipRun[]; next: number | undefined }, ErrnoError> {
+  if (!Number.isSafeInteger(base) || !Number.isSafeInteger(count) || base < 0 || count < 0 || base + count > s.memory.frameCount)
+    return err(errnoError('EINVAL', 'pfn_range_invalid', `frames ${base}+${count} are outside the physical address space`));
+  const runs: OwnershipRun[] = [];
+  let next: number | undefined;
+  const push = (r: OwnershipRun): boolean => {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.base + last.count === r.base && sameRecord(last, r)) {
+      runs[runs.length - 1] = { ...last, count: last.count + r.count };
+      return true;
+    }
+    if (runs.length === runsMax) {
+      next = r.base;
+      return false;
+    }
+    runs.push(r);
+    return true;
+  };
+  s.memory.meta.runs(base, count, (mStart, mFrames, m) => {
+    if (m === null) return true;
+    let go = true;
+    s.memory.grantOf.runs(mStart, mFrames, (gStart, gFrames, grant) => {
+      s.host.table.leafRuns(gStart, gFrames, (v) => {
+        go = push({
+          base: v.start,
+          count: v.frames,
+          kind: m.kind,
+          owner: m.owner,
+          host: viewState(v.desc),
+          hyp: m.hyp,
+          rmi: m.rmi,
+          hypUse: m.hypUse,
+          grant,
+          pins: m.pins,
+          guestShares: m.guestShares,
+        });
+        return go;
+      });
+      return go;
+    });
+    return go;
+  });
+  return ok({ runs, next });
+}
+
+const sameRecord = (a: OwnershipRun, b: OwnershipRun): boolean =>
+  a.kind === b.kind &&
+  a.owner === b.owner &&
+  a.host === b.host &&
+  a.hyp === b.hyp &&
+  a.rmi === b.rmi &&
+  a.hypUse === b.hypUse &&
+  a.grant === b.grant &&
+  a.pins === b.pins &&
+  a.guestShares === b.guestShares;
+
+export interface OwnershipCounts {
+  /** Granules owned, per owner. Sums to all memory. */
+  readonly byOwner: ReadonlyMap<Vmid, number>;
+  /** Frames of each address space in each view state (valid or annotated entries, plus HYP's view). */
+  readonly byState: ReadonlyMap<Vmid, ReadonlyMap<ViewState, number>>;
+  readonly totalFrames: number;
+}
+
+export function ownershipCounts(s: Stage2): OwnershipCounts {
+  const byOwner = new Map<Vmid, number>();
+  const byState = new Map<Vmid, Map<ViewState, number>>();
+  const add = (vmid: Vmid, st: ViewState, n: number): void => {
+    let m = byState.get(vmid);
+    if (m === undefined) byState.set(vmid, (m = new Map()));
+    m.set(st, (m.get(st) ?? 0) + n);
+  };
+  let totalFrames = 0;
+  s.memory.meta.runs(0, s.memory.frameCount, (_start, frames, m) => {
+    if (m === null) return;
+    totalFrames += frames;
+    byOwner.set(m.owner, (byOwner.get(m.owner) ?? 0) + frames);
+    if (m.hyp !== 'NOPAGE') add(0 as Vmid, m.hyp, frames);
+  });
+  for (const sp of s.spaces.values()) {
+    sp.table.leafRuns(0, sp.table.frameLimit, (v) => {
+      const st = viewState(v.desc);
+      if (st !== 'NOPAGE') add(sp.vmid, st, v.frames);
+    });
+  }
+  return { byOwner, byState, totalFrames };
+}
+
+export interface TablePageCount {
+  readonly vmid: Vmid;
+  readonly rootPages: number;
+  readonly tablePages: number;
+  readonly poolPages: number;
+}
+
+export const tablePageCounts = (s: Stage2): TablePageCount[] =>
+  [...s.spaces.values()].map((sp) => ({ vmid: sp.vmid, rootPages: sp.rootFrames.length, tablePages: sp.table.tablePages, poolPages: sp.pool.size }));
