@@ -31,3 +31,4 @@ export {
 export * from './queries.js';
 export { checkInvariants } from './invariants.js';
 export * from './s2tt/geometry.js';
+export { snapshot } from './snapshot.js';
