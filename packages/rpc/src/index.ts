@@ -1,0 +1,34 @@
+export {
+  errnoToGrpc,
+  rmiStatusToGrpc,
+  ERROR_DOMAINS,
+  domainStatus,
+  invalidArgument,
+  permissionDenied,
+  fromThrown,
+  type BugLog,
+} from './status.js';
+export {
+  STATUS_DETAILS_KEY,
+  DETAIL_TYPES,
+  StatusError,
+  packAny,
+  decodeStatusDetails,
+  type DecodedStatus,
+} from './status-details.js';
+export { unaryWith, type UnaryHandler, type Result } from './unary.js';
+export { CALLER_VMID_KEY, callerVmid, requireCaller } from './caller.js';
+export {
+  ADDRESS_BITS_MAX,
+  FRAME_BITS_MAX,
+  SAFE_BITS_MAX,
+  VMID_MAX,
+  u64ToNumber,
+  addressField,
+  frameField,
+  numberToU64,
+  vmidField,
+  required,
+  enumField,
+  nonEmpty,
+} from './shape.js';

@@ -1,0 +1,69 @@
+/**
+ * Request shape checks: the decoding half of a handler (STYLE "Thin services"). Each check throws a
+ * StatusError (INVALID_ARGUMENT naming the field, status.ts) that unary() sends unchanged, so a
+ * handler reads top to bottom: check shape, call one domain function, encode.
+ *
+ * Shape only: widths, presence, enum membership. Whether an address is memory, aligned for a level,
+ * or in the right state is the domain's rule and stays there.
+ *
+ * Width limits: the domain keeps frame numbers and addresses in doubles (exact below 2^53). The
+ * modelled architecture has at most 52-bit physical and intermediate addresses (FEAT_LPA2), so a
+ * byte address needs at most 52 bits and a frame number at most 40.
+ */
+
+import { invalidArgument } from './status.js';
+
+export const ADDRESS_BITS_MAX = 52;
+export const FRAME_BITS_MAX = ADDRESS_BITS_MAX - 12;
+/** Largest integer a double holds exactly plus one: 2^53. */
+export const SAFE_BITS_MAX = 53;
+/** VMIDs are 16 bits (gunyah-rm.md §4.1). */
+export const VMID_MAX = 0xffff;
+
+/** A uint64 field as a number, refused (INVALID_ARGUMENT naming the field) at 2^bits or more. */
+export function u64ToNumber(value: bigint, field: string, bits: number = ADDRESS_BITS_MAX): number {
+  if (typeof value !== 'bigint') throw invalidArgument(field, `expected a uint64, got ${typeof value}`);
+  if (value < 0n) throw invalidArgument(field, `negative value ${value}`);
+  if (value >= 1n << BigInt(bits)) throw invalidArgument(field, `0x${value.toString(16)} needs more than ${bits} bits`);
+  return Number(value);
+}
+
+/** A byte address (below 2^52). */
+export const addressField = (value: bigint, field: string): number => u64ToNumber(value, field, ADDRESS_BITS_MAX);
+
+/** A frame number or a frame count (below 2^40). */
+export const frameField = (value: bigint, field: string): number => u64ToNumber(value, field, FRAME_BITS_MAX);
+
+/** A number of the domain as a uint64 for a response. A negative or fractional value is a bug (thrown, INTERNAL). */
+export function numberToU64(n: number, what: string): bigint {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what}: ${n} is not a uint64 the domain should produce`);
+  return BigInt(n);
+}
+
+/** A VMID field (uint32 on the wire, 16 bits in the model). */
+export function vmidField(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > VMID_MAX) throw invalidArgument(field, `VMID ${value} is not 0..0x${VMID_MAX.toString(16)}`);
+  return value;
+}
+
+/** A message field that must be present (ts-proto leaves absent messages undefined). */
+export function required<T>(value: T | undefined | null, field: string): T {
+  if (value === undefined || value === null) throw invalidArgument(field, 'required');
+  return value;
+}
+
+/**
+ * A proto enum value mapped to a domain name. UNSPECIFIED (0) and values this build does not know
+ * (an unknown number decodes as itself) are refused.
+ */
+export function enumField<K extends number, V>(value: K, table: ReadonlyMap<number, V>, field: string): V {
+  const v = table.get(value);
+  if (v === undefined) throw invalidArgument(field, value === 0 ? 'required (UNSPECIFIED)' : `unknown enum value ${value}`);
+  return v;
+}
+
+/** A repeated field with at least `min` entries. */
+export function nonEmpty<T>(list: readonly T[], field: string, min = 1): readonly T[] {
+  if (list.length < min) throw invalidArgument(field, `needs at least ${min} entr${min === 1 ? 'y' : 'ies'}`);
+  return list;
+}

@@ -1,0 +1,109 @@
+/**
+ * Proto ↔ domain encodings of the core API that are more than a field copy: access-right bits,
+ * enums, frame ranges. Pure; shape checks throw INVALID_ARGUMENT naming the field (@hypmesh/rpc).
+ *
+ * Rights. The proto uses the real encodings, Linux `enum kvm_pgtable_prot` and Gunyah's ACL
+ * rights byte (X = 1, W = 2, R = 4, types.proto `Right`); the domain has its own PERM_* bits, so
+ * every rights field goes through toPerms/fromPerms and neither side depends on the other's order.
+ */
+
+import {
+  FrameRange,
+  GrantType as ProtoGrantType,
+  GranuleState,
+  HypUse as ProtoHypUse,
+  MemoryKind as ProtoMemoryKind,
+  PageState as ProtoPageState,
+  Right,
+} from '@hypmesh/proto';
+import { enumField, frameField, invalidArgument } from '@hypmesh/rpc';
+import {
+  PERM_R,
+  PERM_W,
+  PERM_X,
+  pfn,
+  type Pfn,
+  type FrameRange as DomainFrameRange,
+  type GrantType,
+  type HypUse,
+  type MemoryKind,
+  type Perms,
+  type RmiGranuleState,
+  type ViewState,
+} from '@hypmesh/stage2';
+
+const RIGHT_TO_PERM: readonly (readonly [Right, Perms])[] = [
+  [Right.RIGHT_R, PERM_R],
+  [Right.RIGHT_W, PERM_W],
+  [Right.RIGHT_X, PERM_X],
+];
+const RIGHTS_ALL = Right.RIGHT_R | Right.RIGHT_W | Right.RIGHT_X;
+
+/** A `rights`/`prot` field (Right bits) as domain perms. Bits outside R/W/X: INVALID_ARGUMENT. */
+export function toPerms(rights: number, field: string): Perms {
+  if (!Number.isInteger(rights) || rights < 0 || (rights & ~RIGHTS_ALL) !== 0)
+    throw invalidArgument(field, `0x${rights.toString(16)} has bits outside X = 1, W = 2, R = 4`);
+  let perms = 0;
+  for (const [bit, perm] of RIGHT_TO_PERM) if (rights & bit) perms |= perm;
+  return perms;
+}
+
+/** Domain perms as Right bits. */
+export function fromPerms(perms: Perms): number {
+  let rights = 0;
+  for (const [bit, perm] of RIGHT_TO_PERM) if (perms & perm) rights |= bit;
+  return rights;
+}
+
+/** Frame ranges of a request: each base and count a frame number (below 2^40). */
+export function toFrameRanges(list: readonly FrameRange[], field: string): DomainFrameRange<number>[] {
+  return list.map((r, i) => ({ base: frameField(r.base, `${field}[${i}].base`), count: frameField(r.count, `${field}[${i}].count`) }));
+}
+
+/** Physical frame ranges (PFNs) of a request. */
+export const toPfnRanges = (list: readonly FrameRange[], field: string): DomainFrameRange<Pfn>[] =>
+  toFrameRanges(list, field).map((r) => ({ base: pfn(r.base), count: r.count }));
+
+const GRANT_TYPES = new Map<number, GrantType>([
+  [ProtoGrantType.GRANT_TYPE_SHARE, 'SHARE'],
+  [ProtoGrantType.GRANT_TYPE_LEND, 'LEND'],
+  [ProtoGrantType.GRANT_TYPE_DONATE, 'DONATE'],
+]);
+
+export const toGrantType = (t: ProtoGrantType, field: string): GrantType => enumField(t, GRANT_TYPES, field);
+
+const PAGE_STATES = {
+  OWNED: ProtoPageState.PAGE_STATE_OWNED,
+  SHARED_OWNED: ProtoPageState.PAGE_STATE_SHARED_OWNED,
+  SHARED_BORROWED: ProtoPageState.PAGE_STATE_SHARED_BORROWED,
+  NOPAGE: ProtoPageState.PAGE_STATE_NOPAGE,
+  LENT: ProtoPageState.PAGE_STATE_LENT,
+} as const satisfies Record<ViewState, ProtoPageState>;
+
+export const fromPageState = (s: ViewState): ProtoPageState => PAGE_STATES[s];
+
+const MEMORY_KINDS = {
+  RAM: ProtoMemoryKind.MEMORY_KIND_RAM,
+  MMIO: ProtoMemoryKind.MEMORY_KIND_MMIO,
+} as const satisfies Record<MemoryKind, ProtoMemoryKind>;
+
+export const fromMemoryKind = (k: MemoryKind): ProtoMemoryKind => MEMORY_KINDS[k];
+
+const GRANULE_STATES = {
+  NS: GranuleState.GRANULE_STATE_NS,
+  DELEGATED: GranuleState.GRANULE_STATE_DELEGATED,
+  RD: GranuleState.GRANULE_STATE_RD,
+  REC: GranuleState.GRANULE_STATE_REC,
+  DATA: GranuleState.GRANULE_STATE_DATA,
+  RTT: GranuleState.GRANULE_STATE_RTT,
+} as const satisfies Record<RmiGranuleState, GranuleState>;
+
+export const fromGranuleState = (g: RmiGranuleState): GranuleState => GRANULE_STATES[g];
+
+const HYP_USES = {
+  NONE: ProtoHypUse.HYP_USE_NONE,
+  TABLE: ProtoHypUse.HYP_USE_TABLE,
+  TABLE_POOL: ProtoHypUse.HYP_USE_TABLE_POOL,
+} as const satisfies Record<HypUse, ProtoHypUse>;
+
+export const fromHypUse = (u: HypUse): ProtoHypUse => HYP_USES[u];

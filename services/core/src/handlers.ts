@@ -1,0 +1,349 @@
+/**
+ * CoreService handlers (core_service.proto). Each one is thin (STYLE "Thin services"): check the
+ * caller and the request's shape (INVALID_ARGUMENT naming the field), call ONE domain function of
+ * @hypmesh/stage2, encode its result. Domain errors become gRPC in @hypmesh/rpc's status.ts only;
+ * anything thrown is a bug and becomes INTERNAL (unary()). No handler reads or checks domain state.
+ *
+ * Caller rules (core_service.proto header): pKVM host calls, address-space management and RMI come
+ * from HOST (3); the hyp-side pKVM calls also accept HYP (0); a guest call acts on the caller's own
+ * space; grant calls pass the caller to the domain as owner or borrower; queries accept anyone.
+ */
+
+import { status } from '@grpc/grpc-js';
+import type { CoreServiceServer } from '@hypmesh/proto';
+import {
+  StatusError,
+  addressField,
+  callerVmid,
+  frameField,
+  numberToU64,
+  requireCaller,
+  unaryWith,
+  vmidField,
+  type BugLog,
+  type Result,
+} from '@hypmesh/rpc';
+import {
+  VMID_HOST,
+  VMID_HYP,
+  checkInvariants,
+  createAddressSpace,
+  createGrant,
+  destroyAddressSpace,
+  destroyGrant,
+  drainTablePool,
+  guestShareHost,
+  hostDonateGuest,
+  hostDonateHyp,
+  hostReclaimPageGuest,
+  hostShareFfa,
+  hostShareGuest,
+  hostShareHyp,
+  hostUnshareFfa,
+  hostUnshareGuest,
+  hostUnshareHyp,
+  hypDonateHost,
+  hypPinSharedMem,
+  hypUnpinSharedMem,
+  mapGrant,
+  OWNERSHIP_RUNS_MAX,
+  ownershipCounts,
+  ownershipMap,
+  readEntry,
+  tablePageCounts,
+  topUpTablePool,
+  translate,
+  unmapGrant,
+  vmid,
+  type DomainError,
+  type Stage2,
+} from '@hypmesh/stage2';
+import { fromGranuleState, fromHypUse, fromMemoryKind, fromPageState, fromPerms, toFrameRanges, toGrantType, toPerms, toPfnRanges } from './codec.js';
+
+const HOST: readonly number[] = [VMID_HOST];
+const HOST_OR_HYP: readonly number[] = [VMID_HOST, VMID_HYP];
+
+/** A successful domain result encoded; a failure passed on for unary() to map. */
+const encode = <T, U>(r: Result<T, DomainError>, f: (value: T) => U): Result<U, DomainError> =>
+  r.ok ? { ok: true, value: f(r.value) } : r;
+
+const empty = <T>(r: Result<T, DomainError>): Result<Record<string, never>, DomainError> => encode(r, () => ({}));
+
+const u64 = numberToU64;
+
+/** An RPC whose domain function @hypmesh/stage2 does not export yet. */
+function pending(domainFunction: string): never {
+  throw new StatusError(status.UNIMPLEMENTED, `${domainFunction} is not in @hypmesh/stage2 yet`);
+}
+
+export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
+  const unary = unaryWith(log);
+  return {
+    // ---- Address spaces ----
+    createAddressSpace: unary((req, call) => {
+      requireCaller(call, HOST, 'CreateAddressSpace');
+      const space = vmid(vmidField(req.vmid, 'vmid'));
+      const donated = toPfnRanges(req.donated, 'donated');
+      return encode(createAddressSpace(s, space, req.ipaBits, donated), (v) => ({
+        rootTables: v.rootTables,
+        poolPages: u64(v.poolPages, 'poolPages'),
+      }));
+    }),
+    topUpTablePool: unary((req, call) => {
+      requireCaller(call, HOST, 'TopUpTablePool');
+      const space = vmid(vmidField(req.vmid, 'vmid'));
+      return encode(topUpTablePool(s, space, toPfnRanges(req.frames, 'frames')), (v) => ({ poolPages: u64(v.poolPages, 'poolPages') }));
+    }),
+    drainTablePool: unary((req, call) => {
+      requireCaller(call, HOST, 'DrainTablePool');
+      const space = vmid(vmidField(req.vmid, 'vmid'));
+      return encode(drainTablePool(s, space, frameField(req.maxPages, 'max_pages')), (v) => ({
+        returnedPages: u64(v.returnedPages, 'returnedPages'),
+        poolPages: u64(v.poolPages, 'poolPages'),
+      }));
+    }),
+    destroyAddressSpace: unary((req, call) => {
+      requireCaller(call, HOST, 'DestroyAddressSpace');
+      return encode(destroyAddressSpace(s, vmid(vmidField(req.vmid, 'vmid'))), (v) => ({ returnedPages: u64(v.returnedPages, 'returnedPages') }));
+    }),
+
+    // ---- pKVM hypercalls ----
+    hostShareHyp: unary((req, call) => {
+      requireCaller(call, HOST, 'HostShareHyp');
+      return empty(hostShareHyp(s, frameField(req.pfn, 'pfn')));
+    }),
+    hostUnshareHyp: unary((req, call) => {
+      requireCaller(call, HOST, 'HostUnshareHyp');
+      return empty(hostUnshareHyp(s, frameField(req.pfn, 'pfn')));
+    }),
+    hostDonateHyp: unary((req, call) => {
+      requireCaller(call, HOST, 'HostDonateHyp');
+      return empty(hostDonateHyp(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+    }),
+    hypDonateHost: unary((req, call) => {
+      requireCaller(call, HOST_OR_HYP, 'HypDonateHost');
+      return empty(hypDonateHost(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+    }),
+    hypPinSharedMem: unary((req, call) => {
+      requireCaller(call, HOST_OR_HYP, 'HypPinSharedMem');
+      return empty(hypPinSharedMem(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+    }),
+    hypUnpinSharedMem: unary((req, call) => {
+      requireCaller(call, HOST_OR_HYP, 'HypUnpinSharedMem');
+      return empty(hypUnpinSharedMem(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+    }),
+    hostShareFfa: unary((req, call) => {
+      requireCaller(call, HOST, 'HostShareFfa');
+      return empty(hostShareFfa(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+    }),
+    hostUnshareFfa: unary((req, call) => {
+      requireCaller(call, HOST, 'HostUnshareFfa');
+      return empty(hostUnshareFfa(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+    }),
+    hostShareGuest: unary((req, call) => {
+      requireCaller(call, HOST, 'HostShareGuest');
+      const guest = vmid(vmidField(req.vmid, 'vmid'));
+      const pfn = frameField(req.pfn, 'pfn');
+      const gfn = frameField(req.gfn, 'gfn');
+      const nr = frameField(req.nrPages, 'nr_pages');
+      return empty(hostShareGuest(s, guest, pfn, gfn, nr, toPerms(req.prot, 'prot')));
+    }),
+    hostUnshareGuest: unary((req, call) => {
+      requireCaller(call, HOST, 'HostUnshareGuest');
+      const guest = vmid(vmidField(req.vmid, 'vmid'));
+      return empty(hostUnshareGuest(s, guest, frameField(req.gfn, 'gfn'), frameField(req.nrPages, 'nr_pages')));
+    }),
+    hostDonateGuest: unary((req, call) => {
+      requireCaller(call, HOST, 'HostDonateGuest');
+      const guest = vmid(vmidField(req.vmid, 'vmid'));
+      return empty(hostDonateGuest(s, guest, frameField(req.pfn, 'pfn'), frameField(req.gfn, 'gfn')));
+    }),
+    guestShareHost: unary((req, call) => {
+      const guest = vmid(callerVmid(call));
+      return empty(guestShareHost(s, guest, frameField(req.gfn, 'gfn')));
+    }),
+    hostReclaimPageGuest: unary((req, call) => {
+      requireCaller(call, HOST, 'HostReclaimPageGuest');
+      const guest = vmid(vmidField(req.vmid, 'vmid'));
+      return empty(hostReclaimPageGuest(s, guest, frameField(req.gfn, 'gfn')));
+    }),
+
+    // ---- Grants ----
+    createGrant: unary((req, call) => {
+      const owner = vmid(callerVmid(call));
+      const type = toGrantType(req.type, 'type');
+      const ranges = toFrameRanges(req.ranges, 'ranges');
+      const acl = req.acl.map((e, i) => ({
+        vmid: vmid(vmidField(e.vmid, `acl[${i}].vmid`)),
+        perms: toPerms(e.rights, `acl[${i}].rights`),
+      }));
+      return encode(createGrant(s, { owner, type, ranges, acl }), (v) => ({ grantId: u64(v.grantId, 'grantId') }));
+    }),
+    mapGrant: unary((req, call) => {
+      const borrower = vmid(callerVmid(call));
+      const grantId = frameField(req.grantId, 'grant_id');
+      const perms = toPerms(req.rights, 'rights');
+      return empty(mapGrant(s, { grantId, borrower, perms, ranges: toFrameRanges(req.ipaRanges, 'ipa_ranges') }));
+    }),
+    unmapGrant: unary((req, call) => {
+      const borrower = vmid(callerVmid(call));
+      return empty(unmapGrant(s, frameField(req.grantId, 'grant_id'), borrower));
+    }),
+    destroyGrant: unary((req, call) => {
+      const owner = vmid(callerVmid(call));
+      return empty(destroyGrant(s, frameField(req.grantId, 'grant_id'), owner));
+    }),
+
+    // ---- RMI ----
+    granuleDelegate: unary((req, call) => {
+      requireCaller(call, HOST, 'GranuleDelegate');
+      addressField(req.addr, 'addr');
+      return pending('granuleDelegate');
+    }),
+    granuleUndelegate: unary((req, call) => {
+      requireCaller(call, HOST, 'GranuleUndelegate');
+      addressField(req.addr, 'addr');
+      return pending('granuleUndelegate');
+    }),
+    realmCreate: unary((_req, call) => {
+      requireCaller(call, HOST, 'RealmCreate');
+      return pending('realmCreate');
+    }),
+    realmActivate: unary((_req, call) => {
+      requireCaller(call, HOST, 'RealmActivate');
+      return pending('realmActivate');
+    }),
+    realmDestroy: unary((_req, call) => {
+      requireCaller(call, HOST, 'RealmDestroy');
+      return pending('realmDestroy');
+    }),
+    recCreate: unary((_req, call) => {
+      requireCaller(call, HOST, 'RecCreate');
+      return pending('recCreate');
+    }),
+    recDestroy: unary((_req, call) => {
+      requireCaller(call, HOST, 'RecDestroy');
+      return pending('recDestroy');
+    }),
+    rttCreate: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttCreate');
+      return pending('rttCreate');
+    }),
+    rttDestroy: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttDestroy');
+      return pending('rttDestroy');
+    }),
+    rttFold: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttFold');
+      return pending('rttFold');
+    }),
+    rttReadEntry: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttReadEntry');
+      return pending('rttReadEntry');
+    }),
+    dataCreate: unary((_req, call) => {
+      requireCaller(call, HOST, 'DataCreate');
+      return pending('dataCreate');
+    }),
+    dataCreateUnknown: unary((_req, call) => {
+      requireCaller(call, HOST, 'DataCreateUnknown');
+      return pending('dataCreateUnknown');
+    }),
+    dataDestroy: unary((_req, call) => {
+      requireCaller(call, HOST, 'DataDestroy');
+      return pending('dataDestroy');
+    }),
+    rttInitRipas: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttInitRipas');
+      return pending('rttInitRipas');
+    }),
+    rttSetRipas: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttSetRipas');
+      return pending('rttSetRipas');
+    }),
+    rttMapUnprotected: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttMapUnprotected');
+      return pending('rttMapUnprotected');
+    }),
+    rttUnmapUnprotected: unary((_req, call) => {
+      requireCaller(call, HOST, 'RttUnmapUnprotected');
+      return pending('rttUnmapUnprotected');
+    }),
+
+    // ---- Queries ----
+    translate: unary((req, call) => {
+      callerVmid(call);
+      const space = vmid(vmidField(req.vmid, 'vmid'));
+      return encode(translate(s, space, addressField(req.ipa, 'ipa')), (t) => ({
+        pa: u64(t.pa, 'pa'),
+        level: t.level,
+        perms: fromPerms(t.perms),
+        state: fromPageState(t.state),
+      }));
+    }),
+    readEntry: unary((req, call) => {
+      callerVmid(call);
+      const space = vmid(vmidField(req.vmid, 'vmid'));
+      return encode(readEntry(s, space, addressField(req.ipa, 'ipa')), (e) => ({
+        level: e.level,
+        sizeBytes: u64(e.sizeBytes, 'sizeBytes'),
+        valid: e.valid,
+        state: fromPageState(e.state),
+        outputAddress: u64(e.outputAddress, 'outputAddress'),
+        perms: fromPerms(e.perms),
+        device: e.device,
+        raw: u64(e.descriptor, 'descriptor'),
+      }));
+    }),
+    ownershipMap: unary((req, call) => {
+      callerVmid(call);
+      const base = frameField(req.base, 'base');
+      const count = frameField(req.count, 'count');
+      const runsMax = req.runsMax === 0 ? OWNERSHIP_RUNS_MAX : Math.min(req.runsMax, OWNERSHIP_RUNS_MAX);
+      return encode(ownershipMap(s, base, count, runsMax), (m) => ({
+        runs: m.runs.map((r) => ({
+          base: u64(r.base, 'base'),
+          count: u64(r.count, 'count'),
+          ownerVmid: r.owner,
+          kind: fromMemoryKind(r.kind),
+          hostState: fromPageState(r.host),
+          hypState: fromPageState(r.hyp),
+          granuleState: fromGranuleState(r.rmi),
+          grantId: u64(r.grant, 'grant'),
+          pins: r.pins,
+          guestShares: r.guestShares,
+          hypUse: fromHypUse(r.hypUse),
+        })),
+        ...(m.next !== undefined && { nextBase: u64(m.next, 'next') }),
+      }));
+    }),
+    ownershipCounts: unary((_req, call) => {
+      callerVmid(call);
+      const c = ownershipCounts(s);
+      const byOwner = [...c.byOwner].sort(([a], [b]) => a - b).map(([owner, frames]) => ({ ownerVmid: owner, frames: u64(frames, 'frames') }));
+      const byState = [...c.byState]
+        .sort(([a], [b]) => a - b)
+        .flatMap(([space, states]) =>
+          [...states].map(([state, frames]) => ({ vmid: space, state: fromPageState(state), frames: u64(frames, 'frames') })).sort((a, b) => a.state - b.state),
+        );
+      return { ok: true, value: { byOwner, byState, totalFrames: u64(c.totalFrames, 'totalFrames') } };
+    }),
+    tablePageCounts: unary((_req, call) => {
+      callerVmid(call);
+      const spaces = tablePageCounts(s)
+        .sort((a, b) => a.vmid - b.vmid)
+        .map((t) => ({
+          vmid: t.vmid,
+          tablePages: u64(t.tablePages, 'tablePages'),
+          rootPages: u64(t.rootPages, 'rootPages'),
+          poolPages: u64(t.poolPages, 'poolPages'),
+        }));
+      return { ok: true, value: { spaces } };
+    }),
+    checkInvariants: unary((_req, call) => {
+      callerVmid(call);
+      return { ok: true, value: { violations: checkInvariants(s) } };
+    }),
+  };
+}
+

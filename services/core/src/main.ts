@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * hypmesh core service: reads config (flags, then env, then defaults), builds the core, serves
+ * CoreService + health + reflection, and shuts down gracefully on SIGTERM/SIGINT.
+ */
+
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino } from 'pino';
+import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
+import { startCoreServer } from './server.js';
+
+const GiB = 2 ** 30;
+const SHUTDOWN_GRACE_MS = 5_000;
+
+const number = (min: number, max: number) => (text: string): number => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer in ${min}..${max}`);
+  return n;
+};
+
+const ramDefault = DEFAULT_MEMORY_CONFIG.ram[0]!;
+const mmioDefault = DEFAULT_MEMORY_CONFIG.mmio[0]!;
+
+const opts = new Command('hypmesh-core')
+  .description('The hypmesh core: stage-2 tables, page ownership, pKVM, grants and CCA RMI over gRPC.')
+  .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--ram-gib <n>', 'RAM size in GiB').env('HYPMESH_RAM_GIB').argParser(number(1, 1024)).default(ramDefault.sizeBytes / GiB))
+  .addOption(new Option('--ram-base-gib <n>', 'RAM base address in GiB').env('HYPMESH_RAM_BASE_GIB').argParser(number(0, 1024)).default(ramDefault.base / GiB))
+  .addOption(new Option('--mmio-gib <n>', 'MMIO size in GiB, at address 0 (0: none)').env('HYPMESH_MMIO_GIB').argParser(number(0, 1024)).default(mmioDefault.sizeBytes / GiB))
+  .addOption(new Option('--pa-bits <n>', 'physical address width (also the host IPA width)').env('HYPMESH_PA_BITS').argParser(number(32, 48)).default(DEFAULT_MEMORY_CONFIG.paBits))
+  .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
+  .parse()
+  .opts<{ address: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; logLevel: string }>();
+
+const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
+const memory = {
+  paBits: opts.paBits,
+  ram: [{ base: opts.ramBaseGib * GiB, sizeBytes: opts.ramGib * GiB }],
+  mmio: opts.mmioGib > 0 ? [{ base: 0, sizeBytes: opts.mmioGib * GiB }] : [],
+};
+
+try {
+  const core = await startCoreServer({ address: opts.address, stage2Config: { memory }, log });
+  log.info({ address: opts.address, port: core.port, memory }, 'hypmesh core serving');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    void core.shutdown(SHUTDOWN_GRACE_MS).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+} catch (e) {
+  log.fatal({ err: e }, 'hypmesh core failed to start');
+  process.exit(1);
+}

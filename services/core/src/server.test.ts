@@ -1,0 +1,287 @@
+/**
+ * CoreService over real gRPC on 127.0.0.1 (port 0): a few representative calls per family, domain
+ * errors arriving with their gRPC code and decoded ErrorDetail, malformed requests refused naming
+ * the field, caller identity, and a sweep of every RPC with empty and random bytes. No call may
+ * ever come back UNKNOWN, and the server must keep serving.
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import * as api from '@hypmesh/proto';
+import { CoreServiceClient, CoreServiceService, PageState, GrantType, Right, type DeepPartial } from '@hypmesh/proto';
+import { CALLER_VMID_KEY, decodeStatusDetails, type DecodedStatus } from '@hypmesh/rpc';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startCoreServer, type CoreServer } from './server.js';
+
+type Def = typeof CoreServiceService;
+type Method = keyof Def;
+type Req<K extends Method> = Parameters<Def[K]['requestSerialize']>[0];
+type Res<K extends Method> = ReturnType<Def[K]['responseDeserialize']>;
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: DecodedStatus };
+
+const GiB = 2 ** 30;
+const RAM_BASE_PFN = (2 * GiB) / 4096;
+const HOST = '3';
+const GUEST = 0x80;
+
+let core: CoreServer;
+let client: grpc.Client;
+const codesSeen: grpc.status[] = [];
+
+beforeAll(async () => {
+  core = await startCoreServer({
+    address: '127.0.0.1:0',
+    stage2Config: { memory: { paBits: 40, ram: [{ base: 2 * GiB, sizeBytes: 1 * GiB }], mmio: [{ base: 0, sizeBytes: 1 * GiB }] } },
+    log: { error: () => {} },
+  });
+  client = new CoreServiceClient(`127.0.0.1:${core.port}`, grpc.credentials.createInsecure());
+});
+
+afterAll(async () => {
+  client?.close();
+  await core?.shutdown(1_000);
+  expect(codesSeen).not.toContain(grpc.status.UNKNOWN);
+});
+
+const metadataFor = (caller: string | null): grpc.Metadata => {
+  const md = new grpc.Metadata();
+  if (caller !== null) md.set(CALLER_VMID_KEY, caller);
+  return md;
+};
+
+/** One RPC with a partial request (defaults filled in), as `caller` (null: no metadata). */
+function rpc<K extends Method>(name: K, request: DeepPartial<Req<K>>, caller: string | null = HOST): Promise<Outcome<Res<K>>> {
+  const def = CoreServiceService[name];
+  const typeName = `${name.charAt(0).toUpperCase()}${name.slice(1)}Request` as keyof typeof api;
+  const fns = api[typeName] as unknown as { fromPartial(o: unknown): Req<K> };
+  return raw(def.path, def.requestSerialize(fns.fromPartial(request) as never), caller).then((r) =>
+    r.ok ? { ok: true, value: def.responseDeserialize(r.value) as Res<K> } : r,
+  );
+}
+
+/** One RPC with request bytes as they are. */
+function raw(path: string, body: Buffer, caller: string | null): Promise<Outcome<Buffer>> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, metadataFor(caller), (e, value) => {
+      codesSeen.push(e ? e.code : grpc.status.OK);
+      resolve(e ? { ok: false, error: decodeStatusDetails(e) } : { ok: true, value: value! });
+    });
+  });
+}
+
+function expectOk<T>(o: Outcome<T>): T {
+  if (!o.ok) throw new Error(`expected OK, got ${grpc.status[o.error.code]}: ${o.error.message}`);
+  return o.value;
+}
+
+function expectError(o: Outcome<unknown>, code: grpc.status): DecodedStatus {
+  if (o.ok) throw new Error(`expected ${grpc.status[code]}, got OK`);
+  expect(grpc.status[o.error.code], o.error.message).toBe(grpc.status[code]);
+  return o.error;
+}
+
+const expectInvalidField = (o: Outcome<unknown>, field: string): void => {
+  const e = expectError(o, grpc.status.INVALID_ARGUMENT);
+  expect(e.badRequest?.fieldViolations.map((v) => v.field)).toContain(field);
+};
+
+async function expectConsistent(): Promise<void> {
+  expect(expectOk(await rpc('checkInvariants', {})).violations).toEqual([]);
+}
+
+describe('day-2 services', () => {
+  test('grpc.health.v1 Check reports SERVING', async () => {
+    const r = await new Promise<Buffer>((resolve, reject) =>
+      client.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e, v) =>
+        e ? reject(e) : resolve(v!),
+      ),
+    );
+    expect([...r]).toEqual([0x08, 0x01]); // HealthCheckResponse { status: SERVING (1) }
+  });
+
+  test('reflection lists CoreService', async () => {
+    const stream = client.makeBidiStreamRequest('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+    const reply = new Promise<Buffer>((resolve, reject) => {
+      stream.on('data', resolve);
+      stream.on('error', reject);
+    });
+    stream.write(Buffer.from([0x3a, 0x00])); // ServerReflectionRequest { list_services: "" }
+    const body = await reply;
+    stream.end();
+    expect(body.toString('latin1')).toContain('hypmesh.core.v1.CoreService');
+  });
+});
+
+describe('caller identity', () => {
+  test('missing metadata → INVALID_ARGUMENT naming the key', async () => {
+    expectInvalidField(await rpc('hostShareHyp', { pfn: BigInt(RAM_BASE_PFN) }, null), CALLER_VMID_KEY);
+    expectInvalidField(await rpc('checkInvariants', {}, null), CALLER_VMID_KEY);
+  });
+
+  test('unparsable metadata → INVALID_ARGUMENT naming the key', async () => {
+    expectInvalidField(await rpc('hostShareHyp', { pfn: BigInt(RAM_BASE_PFN) }, 'host'), CALLER_VMID_KEY);
+  });
+
+  test('a guest may not make host calls → PERMISSION_DENIED', async () => {
+    expectError(await rpc('hostShareHyp', { pfn: BigInt(RAM_BASE_PFN) }, '0x80'), grpc.status.PERMISSION_DENIED);
+  });
+
+  test('hex and decimal name the same caller', async () => {
+    expectOk(await rpc('tablePageCounts', {}, '0x3'));
+    expectOk(await rpc('tablePageCounts', {}, '3'));
+  });
+});
+
+describe('pKVM host ↔ hyp (§A5)', () => {
+  const pfn = BigInt(RAM_BASE_PFN + 16);
+
+  test('share, refuse a second share with EPERM, pin blocks unshare with EBUSY, unshare', async () => {
+    expectOk(await rpc('hostShareHyp', { pfn }));
+    const run = expectOk(await rpc('ownershipMap', { base: pfn, count: 1n })).runs[0];
+    expect(run).toMatchObject({ base: pfn, count: 1n, ownerVmid: 3, hostState: PageState.PAGE_STATE_SHARED_OWNED, hypState: PageState.PAGE_STATE_SHARED_BORROWED });
+
+    const again = expectError(await rpc('hostShareHyp', { pfn }), grpc.status.FAILED_PRECONDITION);
+    expect(again.errorDetail).toMatchObject({ domain: 'errno', codeName: 'EPERM', code: 1 });
+    expect(again.errorDetail?.rule).not.toBe('');
+    expect(again.errorInfo).toMatchObject({ reason: 'EPERM', domain: 'errno.hypmesh' });
+
+    expectOk(await rpc('hypPinSharedMem', { pfn, nrPages: 1n }));
+    expect(expectError(await rpc('hostUnshareHyp', { pfn }), grpc.status.FAILED_PRECONDITION).errorDetail?.codeName).toBe('EBUSY');
+    expectOk(await rpc('hypUnpinSharedMem', { pfn, nrPages: 1n }));
+    expectOk(await rpc('hostUnshareHyp', { pfn }));
+    await expectConsistent();
+  });
+
+  test('donate to hyp and back', async () => {
+    expectOk(await rpc('hostDonateHyp', { pfn, nrPages: 4n }));
+    expect(expectOk(await rpc('ownershipMap', { base: pfn, count: 4n })).runs).toMatchObject([{ count: 4n, ownerVmid: 0 }]);
+    expectOk(await rpc('hypDonateHost', { pfn, nrPages: 4n }));
+    await expectConsistent();
+  });
+
+  test('malformed: frame numbers need at most 40 bits', async () => {
+    expectInvalidField(await rpc('hostShareHyp', { pfn: 1n << 40n }), 'pfn');
+    expectInvalidField(await rpc('hostDonateHyp', { pfn, nrPages: 1n << 63n }), 'nr_pages');
+  });
+});
+
+describe('address spaces and guests (seed 003)', () => {
+  const donated = BigInt(RAM_BASE_PFN + 1024);
+
+  test('create, ENOMEM with an empty pool, top up, share into the guest, translate', async () => {
+    const created = expectOk(await rpc('createAddressSpace', { vmid: GUEST, ipaBits: 40, donated: [{ base: donated, count: 2n }] }));
+    expect(created.rootTables).toBe(2);
+    expect(created.poolPages).toBe(0n);
+
+    const hostPage = BigInt(RAM_BASE_PFN + 2048);
+    const share = { vmid: GUEST, pfn: hostPage, gfn: 0x100n, nrPages: 1n, prot: Right.RIGHT_R | Right.RIGHT_W };
+    const noMem = expectError(await rpc('hostShareGuest', share), grpc.status.RESOURCE_EXHAUSTED);
+    expect(noMem.errorDetail).toMatchObject({ domain: 'errno', codeName: 'ENOMEM', code: 12 });
+
+    const topped = expectOk(await rpc('topUpTablePool', { vmid: GUEST, frames: [{ base: donated + 2n, count: 8n }] }));
+    expect(topped.poolPages).toBe(8n);
+    expectOk(await rpc('hostShareGuest', share));
+
+    const t = expectOk(await rpc('translate', { vmid: GUEST, ipa: 0x100n * 4096n + 0x10n }));
+    expect(t).toMatchObject({ pa: hostPage * 4096n + 0x10n, level: 3, perms: Right.RIGHT_R | Right.RIGHT_W, state: PageState.PAGE_STATE_SHARED_BORROWED });
+    const counts = expectOk(await rpc('tablePageCounts', {})).spaces.find((sp) => sp.vmid === GUEST);
+    expect(counts).toMatchObject({ rootPages: 2n });
+
+    expectOk(await rpc('hostUnshareGuest', { vmid: GUEST, gfn: 0x100n, nrPages: 1n }));
+    expectError(await rpc('translate', { vmid: GUEST, ipa: 0x100n * 4096n }), grpc.status.NOT_FOUND);
+    await expectConsistent();
+  });
+
+  test('a second space with the same VMID → ALREADY_EXISTS (EEXIST)', async () => {
+    const e = expectError(await rpc('createAddressSpace', { vmid: GUEST, ipaBits: 40, donated: [{ base: donated + 100n, count: 2n }] }), grpc.status.ALREADY_EXISTS);
+    expect(e.errorDetail?.codeName).toBe('EEXIST');
+  });
+
+  test('malformed: prot bits outside X/W/R, ranges too wide', async () => {
+    expectInvalidField(await rpc('hostShareGuest', { vmid: GUEST, pfn: 1n, gfn: 1n, nrPages: 1n, prot: 8 }), 'prot');
+    expectInvalidField(await rpc('topUpTablePool', { vmid: GUEST, frames: [{ base: 1n, count: 1n << 45n }] }), 'frames[0].count');
+    expectInvalidField(await rpc('createAddressSpace', { vmid: 0x10000, ipaBits: 40 }), 'vmid');
+  });
+});
+
+describe('grants', () => {
+  const ownerGfn = BigInt(RAM_BASE_PFN + 4096);
+
+  test('lend to the guest, guest maps, destroy refused while mapped, unmap, destroy', async () => {
+    const { grantId } = expectOk(
+      await rpc('createGrant', {
+        type: GrantType.GRANT_TYPE_LEND,
+        ranges: [{ base: ownerGfn, count: 4n }],
+        acl: [{ vmid: GUEST, rights: Right.RIGHT_R | Right.RIGHT_W }],
+      }),
+    );
+    expect(grantId).toBeGreaterThan(0n);
+    expect(expectOk(await rpc('ownershipMap', { base: ownerGfn, count: 4n })).runs[0]).toMatchObject({ hostState: PageState.PAGE_STATE_LENT, grantId });
+
+    const guest = String(GUEST);
+    expectOk(await rpc('mapGrant', { grantId, rights: Right.RIGHT_R, ipaRanges: [{ base: 0x200n, count: 4n }] }, guest));
+    const busy = expectError(await rpc('destroyGrant', { grantId }), grpc.status.FAILED_PRECONDITION);
+    expect(busy.errorDetail?.domain).toBe('errno');
+    expectOk(await rpc('unmapGrant', { grantId }, guest));
+    expectOk(await rpc('destroyGrant', { grantId }));
+    expectError(await rpc('destroyGrant', { grantId }), grpc.status.NOT_FOUND);
+    await expectConsistent();
+  });
+
+  test('malformed: grant type UNSPECIFIED or unknown, rights with unknown bits', async () => {
+    const acl = [{ vmid: GUEST, rights: Right.RIGHT_R }];
+    expectInvalidField(await rpc('createGrant', { ranges: [{ base: ownerGfn, count: 1n }], acl }), 'type');
+    expectInvalidField(await rpc('createGrant', { type: 42 as GrantType, ranges: [{ base: ownerGfn, count: 1n }], acl }), 'type');
+    expectInvalidField(
+      await rpc('createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: [{ base: ownerGfn, count: 1n }], acl: [{ vmid: GUEST, rights: 0x10 }] }),
+      'acl[0].rights',
+    );
+  });
+});
+
+describe('queries', () => {
+  test('ownership counts cover all memory', async () => {
+    const c = expectOk(await rpc('ownershipCounts', {}));
+    expect(c.totalFrames).toBe(BigInt((2 * GiB) / 4096));
+    expect(c.byOwner.reduce((n, o) => n + o.frames, 0n)).toBe(c.totalFrames);
+  });
+
+  test('ownership map is run-length and pages with runs_max', async () => {
+    const all = expectOk(await rpc('ownershipMap', { base: 0n, count: 1n << 28n }));
+    expect(all.runs.length).toBeLessThan(100);
+    expect(all.nextBase).toBeUndefined();
+    const first = expectOk(await rpc('ownershipMap', { base: 0n, count: 1n << 28n, runsMax: 1 }));
+    expect(first.runs).toHaveLength(1);
+    expect(first.nextBase).toBeDefined();
+  });
+
+  test('read entry of the host identity map', async () => {
+    const e = expectOk(await rpc('readEntry', { vmid: 3, ipa: BigInt(RAM_BASE_PFN) * 4096n }));
+    expect(e).toMatchObject({ valid: true, state: PageState.PAGE_STATE_OWNED, perms: Right.RIGHT_R | Right.RIGHT_W | Right.RIGHT_X });
+  });
+});
+
+describe('no input crashes the service, and nothing is UNKNOWN', () => {
+  const methods = Object.keys(CoreServiceService) as Method[];
+  let seed = 0x5eed;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed;
+  };
+  const randomBytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => random() & 0xff));
+
+  test.each(methods)('%s: empty request, with and without a caller; random bytes', async (name) => {
+    const path = CoreServiceService[name].path;
+    for (const caller of [null, HOST, '0x80', '0']) {
+      const r = await raw(path, Buffer.alloc(0), caller);
+      if (!r.ok) expect([grpc.status.UNKNOWN, grpc.status.INTERNAL]).not.toContain(r.error.code);
+    }
+    for (let i = 0; i < 8; i++) {
+      const r = await raw(path, randomBytes(1 + (random() % 64)), HOST);
+      if (!r.ok) expect(r.error.code).not.toBe(grpc.status.UNKNOWN);
+    }
+  });
+
+  test('still serving and consistent afterwards', async () => {
+    await expectConsistent();
+  });
+});

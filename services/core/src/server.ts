@@ -1,0 +1,86 @@
+/**
+ * The core's gRPC server: hypmesh.core.v1.CoreService over one @hypmesh/stage2 core, plus the
+ * standard day-2 services (grpc.health.v1 and server reflection, grpc-ecosystem.md §2.1), so
+ * grpcurl, grpcui and grpc_health_probe work without the .proto files.
+ *
+ * `startCoreServer` is what main.ts runs and what tests use (address 127.0.0.1:0 picks a port).
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT } from '@hypmesh/proto';
+import type { BugLog } from '@hypmesh/rpc';
+import { createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
+import { HealthImplementation } from 'grpc-health-check';
+import { createCoreHandlers } from './handlers.js';
+
+/**
+ * Server channel options. Idle and aged connections are closed (clients reconnect transparently):
+ * frequent health-probe connections have been seen to grow grpc-js server memory without them
+ * (grpc-node #2975, grpc-ecosystem.md §5).
+ */
+export const CORE_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_connection_idle_ms': 30_000,
+  'grpc.max_connection_age_ms': 300_000,
+  'grpc.max_connection_age_grace_ms': 10_000,
+};
+
+export interface CoreServerOptions {
+  /** host:port to listen on; port 0 picks a free port. */
+  readonly address: string;
+  readonly stage2Config?: Stage2Config;
+  /** Where bugs (INTERNAL errors) are logged. */
+  readonly log?: BugLog;
+}
+
+export interface CoreServer {
+  readonly server: grpc.Server;
+  /** The port actually bound. */
+  readonly port: number;
+  /** The core state the service acts on (tests may inspect it). */
+  readonly stage2: Stage2;
+  readonly health: HealthImplementation;
+  /** Health → NOT_SERVING, then a graceful shutdown, forced after `graceMs`. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** A proto-loader view of the core's protos: @grpc/reflection needs one (it cannot read ts-proto code). */
+export function loadCorePackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync([...CORE_PROTO_FILES], { includeDirs: [PROTO_ROOT] });
+}
+
+const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
+
+export async function startCoreServer(options: CoreServerOptions): Promise<CoreServer> {
+  const built = createStage2(options.stage2Config ?? DEFAULT_STAGE2_CONFIG);
+  if (!built.ok) throw new Error(`invalid core configuration: ${built.error.join('; ')}`);
+  const stage2 = built.value;
+
+  const server = new grpc.Server(CORE_SERVER_OPTIONS);
+  server.addService(CoreServiceService, createCoreHandlers(stage2, options.log ?? consoleLog));
+  const health = new HealthImplementation({ '': 'SERVING', [CORE_SERVICE_NAME]: 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(loadCorePackageDefinition()).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+
+  const shutdown = (graceMs = 5_000): Promise<void> =>
+    new Promise((resolve) => {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(CORE_SERVICE_NAME, 'NOT_SERVING');
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+
+  return { server, port, stage2, health, shutdown };
+}
