@@ -1,0 +1,369 @@
+/**
+ * The host side of the RTT protocol: how the Linux KVM CCA host (S. Price's series, KR
+ * `arch/arm64/kvm/rme.c`) drives the RMI commands to build and tear down a realm's RTTs
+ * (stage2-models.md §B7, seed 004). The VM manager reuses these; tests use them as the reference
+ * client. They call only the RMI commands of this folder, as KVM calls only SMCs.
+ *
+ * - `realmCreateRttLevels`: realm_create_rtt_levels. RTT(level-1) from RTT_CREATE means the RTT
+ *   already exists (continue).
+ * - `realmTearDownRttLevel` (seed 004): per block of map(level-1), recurse when the range is partial
+ *   or unaligned, else RTT_DESTROY. SUCCESS: undelegate and free the RTT. RTT with top > addr:
+ *   "Missing RTT", skip to top. RTT with index == level (live entries): recurse into the children at
+ *   level+1, then retry the same address. Index != level, or a live level-3 RTT: WARN, -EBUSY.
+ * - `realmDestroyRtts`: kvm_realm_destroy_rtts, the teardown over [0, 2^ia_bits) from sl+1.
+ * - `realmFoldRttLevel`: realm_fold_rtt_level.
+ * - `realmUnmapPrivateRange`: realm_destroy_private_granule per address (DATA_DESTROY; RTT with
+ *   top > addr: unassigned, skip; top == addr: an ASSIGNED block, so split it with RTT_CREATE one
+ *   level down and retry; then undelegate the data granule), then fold.
+ * - `realmUnmapSharedRange`: realm_unmap_shared_range (UNMAP_UNPROTECTED per block; RTT with
+ *   top == addr: a table, not a block, so recurse deeper).
+ * - `realmTearDown`: kvm_destroy_realm's whole sequence: destroy RECs, unmap private and shared
+ *   ranges, destroy the RTTs, REALM_DESTROY, undelegate the RD and the roots.
+ *
+ * Deviations, for a model that must not crash: realm_destroy_private_granule splits a block at
+ * the level below the one DATA_DESTROY reports (KVM always creates at level 3 and WARNs unless the
+ * block is at level 2); the VMID is the RMM's (REALM_DESTROY frees it).
+ */
+
+import { err, ok, type Result } from '../result.js';
+import { mapSizeBytes } from '../s2tt/geometry.js';
+import type { Stage2 } from '../stage2.js';
+import { dataDestroy } from './data.js';
+import { granuleDelegate, granuleUndelegate } from './granule.js';
+import { hexAddr } from './lookup.js';
+import { realmDestroy } from './realm.js';
+import { recDestroy } from './rec.js';
+import { RTT_MIN_BLOCK_LEVEL, RTT_PAGE_LEVEL } from './rtt-entry.js';
+import { rttCreate, rttDestroy, rttFold } from './rtt.js';
+import type { RmiError } from './status.js';
+import { rttUnmapUnprotected } from './unprotected.js';
+
+/**
+ * A failure of a host-side walk, as KVM's functions return it: a Linux errno (ENXIO, 6, is not in
+ * the core's pKVM table, so the host side has its own), the rule, and the RMI error behind it.
+ */
+export const REALM_HOST_ERRNO = { ENXIO: 6, ENOMEM: 12, EBUSY: 16, EINVAL: 22 } as const;
+export type RealmHostErrno = keyof typeof REALM_HOST_ERRNO;
+export interface RealmHostError {
+  readonly family: 'kvm';
+  readonly errno: RealmHostErrno;
+  readonly rule: string;
+  readonly message: string;
+  readonly rmi?: RmiError;
+}
+const hostError = (errno: RealmHostErrno, rule: string, message: string, rmi?: RmiError): Result<never, RealmHostError> =>
+  err(rmi === undefined ? { family: 'kvm', errno, rule, message } : { family: 'kvm', errno, rule, message, rmi });
+
+/** The host's page allocator and log, as KVM sees them. */
+export interface RealmHost {
+  /** A free page of host memory (NS, host-owned) to delegate, or undefined when memory is short. */
+  alloc(): number | undefined;
+  /** Takes back a page the host owns again (free_page). */
+  free(addr: number): void;
+  /** A WARN_ON that fired (the model never throws for these). */
+  warn(message: string): void;
+}
+
+/** ALIGN(x, a): round up to a multiple of a power of two. */
+const alignUp = (x: number, a: number): number => Math.ceil(x / a) * a;
+const alignDown = (x: number, a: number): number => x - (x % a);
+
+const rmiText = (e: RmiError): string => `${e.status}(${e.index}) ${e.rule}: ${e.message}`;
+
+/** alloc_delegated_granule: allocate a host page and delegate it; undefined if either fails. */
+export function allocDelegated(s: Stage2, host: RealmHost): number | undefined {
+  const addr = host.alloc();
+  if (addr === undefined) return undefined;
+  const r = granuleDelegate(s, addr);
+  if (r.ok) return addr;
+  host.free(addr);
+  return undefined;
+}
+
+/** free_delegated_granule: undelegate and free; a failed undelegate WARNs and leaks the page. */
+export function freeDelegated(s: Stage2, host: RealmHost, addr: number): void {
+  const r = granuleUndelegate(s, addr);
+  if (!r.ok) {
+    host.warn(`undelegate ${hexAddr(addr)} failed (${rmiText(r.error)}): page leaked`);
+    return;
+  }
+  host.free(addr);
+}
+
+/** realm_rtt_create: RTT_CREATE at `level` for the map(level-1) block holding `ipa`. */
+const realmRttCreate = (s: Stage2, rd: number, ipa: number, level: number, rtt: number) =>
+  rttCreate(s, rd, rtt, alignDown(ipa, mapSizeBytes(level - 1)), level);
+
+/**
+ * realm_create_rtt_levels: create the RTTs below `level` down to `maxLevel` covering `ipa`. An RTT
+ * that already exists (RTT(level-1)) is fine; any other failure WARNs and fails -ENXIO; running out
+ * of pages fails -ENOMEM.
+ */
+export function realmCreateRttLevels(
+  s: Stage2,
+  rd: number,
+  host: RealmHost,
+  ipa: number,
+  level: number,
+  maxLevel: number,
+): Result<void, RealmHostError> {
+  for (let l = level + 1; l <= maxLevel; l++) {
+    const rtt = allocDelegated(s, host);
+    if (rtt === undefined) return hostError('ENOMEM', 'rtt_alloc', `no page for a level ${l} RTT at ${hexAddr(ipa)}`);
+    const r = realmRttCreate(s, rd, ipa, l, rtt);
+    if (r.ok) continue;
+    freeDelegated(s, host, rtt);
+    if (r.error.status === 'RMI_ERROR_RTT' && r.error.index === l - 1) continue; // already exists
+    host.warn(`RTT_CREATE ${hexAddr(ipa)} level ${l}: ${rmiText(r.error)}`);
+    return hostError('ENXIO', 'rtt_create', `RTT_CREATE at ${hexAddr(ipa)} level ${l} failed: ${rmiText(r.error)}`, r.error);
+  }
+  return ok(undefined);
+}
+
+/** What a teardown freed. */
+export interface TeardownCounts {
+  rtts: number;
+  data: number;
+  recs: number;
+}
+
+const newCounts = (): TeardownCounts => ({ rtts: 0, data: 0, recs: 0 });
+
+/**
+ * realm_tear_down_rtt_level (seed 004): destroys every RTT at `level` and below within [start, end),
+ * undelegating and freeing each one. Call it after the range is unmapped.
+ */
+export function realmTearDownRttLevel(
+  s: Stage2,
+  rd: number,
+  host: RealmHost,
+  level: number,
+  start: number,
+  end: number,
+  counts: TeardownCounts = newCounts(),
+): Result<TeardownCounts, RealmHostError> {
+  if (level > RTT_PAGE_LEVEL) {
+    host.warn(`teardown below level ${RTT_PAGE_LEVEL}`);
+    return hostError('EINVAL', 'level_bound', `no RTT level ${level}`);
+  }
+  const mapSize = mapSizeBytes(level - 1);
+  let next: number;
+  for (let addr = start; addr < end; addr = next) {
+    const alignAddr = alignUp(addr, mapSize);
+    next = alignUp(addr + 1, mapSize);
+    // The target range is smaller than what this level covers: go deeper.
+    if (next > end || alignAddr !== addr) {
+      const r = realmTearDownRttLevel(s, rd, host, level + 1, addr, Math.min(next, end), counts);
+      if (!r.ok) return r;
+      continue;
+    }
+    const r = rttDestroy(s, rd, addr, level);
+    if (r.ok) {
+      next = r.value.top;
+      freeDelegated(s, host, r.value.rtt);
+      counts.rtts++;
+      continue;
+    }
+    if (r.error.status !== 'RMI_ERROR_RTT') {
+      host.warn(`RTT_DESTROY ${hexAddr(addr)} level ${level}: ${rmiText(r.error)}`);
+      return hostError('ENXIO', 'rtt_destroy', `RTT_DESTROY at ${hexAddr(addr)} level ${level}: ${rmiText(r.error)}`, r.error);
+    }
+    const top = r.error.outputs['top'] ?? 0;
+    if (top > addr) {
+      next = top; // Missing RTT: skip
+      continue;
+    }
+    // We tear down the whole IPA space after everything is unmapped, and descend only when an RTT
+    // cannot be destroyed, so the RMM must have walked to the requested level.
+    if (r.error.index !== level) {
+      host.warn(`RTT_DESTROY ${hexAddr(addr)} level ${level} stopped at level ${r.error.index}`);
+      return hostError('EBUSY', 'rtt_walk', `RTT_DESTROY at ${hexAddr(addr)} level ${level}: ${rmiText(r.error)}`, r.error);
+    }
+    if (level === RTT_PAGE_LEVEL) {
+      host.warn(`level 3 RTT at ${hexAddr(addr)} still maps data`);
+      return hostError('EBUSY', 'rtt_live', `the level 3 RTT at ${hexAddr(addr)} has live entries`, r.error);
+    }
+    // The table has live entries: tear down its children, then retry at this level.
+    next = alignUp(addr + 1, mapSize);
+    const deeper = realmTearDownRttLevel(s, rd, host, level + 1, addr, next, counts);
+    if (!deeper.ok) return deeper;
+    next = addr;
+  }
+  return ok(counts);
+}
+
+/** kvm_realm_destroy_rtts: tear down [0, 2^ipaBits) from the level below the roots. */
+export function realmDestroyRtts(
+  s: Stage2,
+  rd: number,
+  host: RealmHost,
+  startLevel: number,
+  ipaBits: number,
+  counts: TeardownCounts = newCounts(),
+): Result<TeardownCounts, RealmHostError> {
+  return realmTearDownRttLevel(s, rd, host, startLevel + 1, 0, 2 ** ipaBits, counts);
+}
+
+/**
+ * realm_fold_rtt_level: RTT_FOLD per block of map(level-1) in [start, end); returns how many could
+ * not be folded. RTT at level 3 or with index < level: not foldable here. Otherwise fold deeper and
+ * retry at this level if everything below folded.
+ */
+export function realmFoldRttLevel(s: Stage2, rd: number, host: RealmHost, level: number, start: number, end: number): Result<number, RealmHostError> {
+  if (level > RTT_PAGE_LEVEL) return hostError('EINVAL', 'level_bound', `no RTT level ${level}`);
+  const mapSize = mapSizeBytes(level - 1);
+  let notFolded = 0;
+  let next: number;
+  for (let addr = start; addr < end; addr = next) {
+    const alignAddr = alignUp(addr, mapSize);
+    next = alignUp(addr + 1, mapSize);
+    const r = rttFold(s, rd, alignAddr, level);
+    if (r.ok) {
+      freeDelegated(s, host, r.value.rtt);
+      continue;
+    }
+    if (r.error.status !== 'RMI_ERROR_RTT') {
+      host.warn(`RTT_FOLD ${hexAddr(alignAddr)} level ${level}: ${rmiText(r.error)}`);
+      return hostError('ENXIO', 'rtt_fold', rmiText(r.error), r.error);
+    }
+    if (level === RTT_PAGE_LEVEL || r.error.index < level) {
+      notFolded++;
+      continue;
+    }
+    const deeper = realmFoldRttLevel(s, rd, host, level + 1, addr, next);
+    if (!deeper.ok) return deeper;
+    if (deeper.value === 0) next = addr; // try again at this level
+  }
+  return ok(notFolded);
+}
+
+/**
+ * realm_destroy_private_granule: destroys the DATA granule mapped at `ipa`, if any, and undelegates
+ * and frees it. Returns where to continue.
+ */
+export function realmDestroyPrivateGranule(s: Stage2, rd: number, host: RealmHost, ipa: number, counts: TeardownCounts = newCounts()): Result<number, RealmHostError> {
+  for (;;) {
+    const r = dataDestroy(s, rd, ipa);
+    if (r.ok) {
+      freeDelegated(s, host, r.value.data);
+      counts.data++;
+      return ok(r.value.top);
+    }
+    if (r.error.status !== 'RMI_ERROR_RTT') {
+      host.warn(`DATA_DESTROY ${hexAddr(ipa)}: ${rmiText(r.error)}`);
+      return hostError('ENXIO', 'data_destroy', rmiText(r.error), r.error);
+    }
+    const top = r.error.outputs['top'] ?? 0;
+    if (top > ipa) return ok(top); // UNASSIGNED
+    // ASSIGNED: ipa is mapped as a block, so split it one level down and retry.
+    const rtt = allocDelegated(s, host);
+    if (rtt === undefined) return hostError('ENOMEM', 'rtt_alloc', `no page to split the block at ${hexAddr(ipa)}`);
+    const c = realmRttCreate(s, rd, ipa, r.error.index + 1, rtt);
+    if (!c.ok) {
+      freeDelegated(s, host, rtt);
+      host.warn(`RTT_CREATE to split ${hexAddr(ipa)}: ${rmiText(c.error)}`);
+      return hostError('ENXIO', 'rtt_create', rmiText(c.error), c.error);
+    }
+  }
+}
+
+/** Destroys every DATA granule in [start, end) (protected IPAs), then folds what became uniform. */
+export function realmUnmapPrivateRange(
+  s: Stage2,
+  rd: number,
+  host: RealmHost,
+  startLevel: number,
+  start: number,
+  end: number,
+  counts: TeardownCounts = newCounts(),
+): Result<TeardownCounts, RealmHostError> {
+  let next: number;
+  for (let addr = start; addr < end; addr = next) {
+    const r = realmDestroyPrivateGranule(s, rd, host, addr, counts);
+    if (!r.ok) return r;
+    next = r.value;
+  }
+  const folded = realmFoldRttLevel(s, rd, host, startLevel + 1, start, end);
+  if (!folded.ok) return folded;
+  return ok(counts);
+}
+
+/** realm_unmap_shared_range: UNMAP_UNPROTECTED every NS mapping in [start, end) (unprotected IPAs). */
+export function realmUnmapSharedRange(s: Stage2, rd: number, host: RealmHost, level: number, start: number, end: number): Result<void, RealmHostError> {
+  if (level > RTT_PAGE_LEVEL) return hostError('EINVAL', 'level_bound', `no RTT level ${level}`);
+  const mapSize = mapSizeBytes(level);
+  let next: number;
+  for (let addr = start; addr < end; addr = next) {
+    const alignAddr = alignUp(addr, mapSize);
+    next = alignUp(addr + 1, mapSize);
+    if (alignAddr !== addr || next > end) {
+      if (addr < alignAddr) next = alignAddr;
+      const r = realmUnmapSharedRange(s, rd, host, level + 1, addr, Math.min(next, end));
+      if (!r.ok) return r;
+      continue;
+    }
+    const r = rttUnmapUnprotected(s, rd, addr, level);
+    if (r.ok) {
+      next = r.value.top;
+      continue;
+    }
+    if (r.error.status !== 'RMI_ERROR_RTT') {
+      host.warn(`UNMAP_UNPROTECTED ${hexAddr(addr)} level ${level}: ${rmiText(r.error)}`);
+      return hostError('ENXIO', 'rtt_unmap', rmiText(r.error), r.error);
+    }
+    const top = r.error.outputs['top'] ?? 0;
+    if (top === addr) {
+      // There is a mapping here, but not a block mapping: recurse deeper.
+      next = alignUp(addr + 1, mapSize);
+      const deeper = realmUnmapSharedRange(s, rd, host, level + 1, addr, next);
+      if (!deeper.ok) return deeper;
+    } else {
+      next = top;
+    }
+  }
+  return ok(undefined);
+}
+
+/** The realm as the host knows it: where its RD is and how its IPA space is laid out. */
+export interface RealmLayout {
+  readonly rd: number;
+  readonly roots: readonly number[];
+  readonly ipaBits: number;
+  readonly startLevel: number;
+  readonly recs: readonly number[];
+}
+
+/**
+ * kvm_destroy_realm and what precedes it: REC_DESTROY and free every REC, unmap the private range
+ * (DATA_DESTROY, undelegate, free) and the shared range, tear down the RTTs (seed 004), then
+ * REALM_DESTROY, undelegate and free the RD and the roots. On a failure it stops where KVM would
+ * (WARN and leak), returning the error.
+ */
+export function realmTearDown(s: Stage2, realm: RealmLayout, host: RealmHost): Result<TeardownCounts, RealmHostError> {
+  const counts = newCounts();
+  for (const rec of realm.recs) {
+    const r = recDestroy(s, rec);
+    if (!r.ok) {
+      host.warn(`REC_DESTROY ${hexAddr(rec)}: ${rmiText(r.error)}`);
+      return hostError('EBUSY', 'rec_destroy', rmiText(r.error), r.error);
+    }
+    freeDelegated(s, host, rec);
+    counts.recs++;
+  }
+  const par = 2 ** (realm.ipaBits - 1);
+  const priv = realmUnmapPrivateRange(s, realm.rd, host, realm.startLevel, 0, par, counts);
+  if (!priv.ok) return priv;
+  const shared = realmUnmapSharedRange(s, realm.rd, host, Math.max(RTT_MIN_BLOCK_LEVEL, realm.startLevel), par, 2 ** realm.ipaBits);
+  if (!shared.ok) return shared;
+  const rtts = realmDestroyRtts(s, realm.rd, host, realm.startLevel, realm.ipaBits, counts);
+  if (!rtts.ok) return rtts;
+  const d = realmDestroy(s, realm.rd);
+  if (!d.ok) {
+    host.warn(`REALM_DESTROY ${hexAddr(realm.rd)}: ${rmiText(d.error)}`);
+    return hostError('EBUSY', 'realm_destroy', rmiText(d.error), d.error);
+  }
+  freeDelegated(s, host, realm.rd);
+  for (const root of realm.roots) freeDelegated(s, host, root);
+  return ok(counts);
+}
+
