@@ -30,7 +30,7 @@ export class TablePool implements TablePageSource {
   /** Adds HYP-owned granules to the pool. */
   add(frames: Iterable<Pfn>): void {
     for (const f of frames) {
-      this.memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'TABLE_POOL' }));
+      this.memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'STAGE2' }));
       this.frames.push(f);
     }
   }
@@ -45,12 +45,10 @@ export class TablePool implements TablePageSource {
   take(): Pfn {
     const f = this.frames.pop();
     assert(f !== undefined, 'the check phase reserved enough table pages');
-    this.memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'TABLE' }));
     return f;
   }
 
   give(frame: Pfn): void {
-    this.memory.meta.update(frame, 1, (m) => withMeta(m!, { hypUse: 'TABLE_POOL' }));
     this.frames.push(frame);
   }
 
@@ -72,7 +70,7 @@ export class AddressSpace {
   ) {
     this.table = new TranslationTable(ipaBits, rootFrames);
     this.pool = new TablePool(memory);
-    for (const f of rootFrames) memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'TABLE' }));
+    for (const f of rootFrames) memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'STAGE2' }));
   }
 
   get ipaBits(): number {

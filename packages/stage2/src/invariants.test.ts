@@ -31,7 +31,7 @@ const corruptions: [string, (s: Stage2, p: Pfn) => void, RegExp][] = [
     (s, p) => s.memory.meta.update(p + 9, 1, () => granuleMeta({ kind: 'RAM', owner: s.host.vmid, hyp: 'NOPAGE', pins: 0, guestShares: 0, rmi: 'DELEGATED', hypUse: 'NONE' })),
     /RMM granule \(DELEGATED\) owned by HOST/,
   ],
-  ['a HYP granule marked as a table page outside any table', (s) => s.memory.meta.update(s.hostCarveout.base - 1, 1, (m) => withMeta(m!, { owner: VMID_HYP, hyp: 'OWNED', hypUse: 'TABLE' })), /marked as table pages/],
+  ['a HYP granule marked as a table page outside any table', (s) => s.memory.meta.update(s.hostCarveout.base - 1, 1, (m) => withMeta(m!, { owner: VMID_HYP, hyp: 'OWNED', hypUse: 'STAGE2' })), /marked as table pages/],
 ];
 
 describe('checkInvariants detects', () => {

@@ -154,20 +154,20 @@ function checkGrants(s: Stage2, report: Report): void {
 
 function checkTablePages(s: Stage2, report: Report): void {
   const seen = new Set<number>();
-  const expect = (frame: number, use: 'TABLE' | 'TABLE_POOL', who: string): void => {
+  const expect = (frame: number, who: string): void => {
     if (seen.has(frame)) report(`${who}: table page ${hex(frame)} counted twice`);
     seen.add(frame);
     const m = s.memory.meta.get(frame);
-    if (m === null || m.owner !== VMID_HYP || m.hyp !== 'OWNED' || m.hypUse !== use)
-      report(`${who}: table page ${hex(frame)} is ${m === null ? 'not memory' : `${vmidName(m.owner)}/${m.hyp}/${m.hypUse}`}, expected HYP/OWNED/${use}`);
+    if (m === null || m.owner !== VMID_HYP || m.hyp !== 'OWNED' || m.hypUse !== 'STAGE2')
+      report(`${who}: table page ${hex(frame)} is ${m === null ? 'not memory' : `${vmidName(m.owner)}/${m.hyp}/${m.hypUse}`}, expected HYP/OWNED/STAGE2`);
   };
   for (const sp of s.spaces.values()) {
     const who = vmidName(sp.vmid);
     const tables = sp.table.tables();
     if (tables.length !== sp.table.tablePages) report(`${who}: ${tables.length} table pages in use, counter says ${sp.table.tablePages}`);
-    for (const f of sp.rootFrames) expect(f, 'TABLE', who);
-    for (const t of tables) expect(t.frames[0]!, 'TABLE', who);
-    for (const f of sp.pool.snapshot()) expect(f, 'TABLE_POOL', who);
+    for (const f of sp.rootFrames) expect(f, who);
+    for (const t of tables) expect(t.frame, who);
+    for (const f of sp.pool.snapshot()) expect(f, who);
   }
   let marked = 0;
   s.memory.meta.runs(0, s.memory.frameCount, (_st, frames, m) => {

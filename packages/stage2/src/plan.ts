@@ -43,25 +43,31 @@ export type Plan = PlanSteps & { readonly [planBrand]: true };
 
 /** Reserves table pages for every step (all spaces, all ranges) and seals the plan. */
 export function plan(steps: PlanSteps): Result<Plan, ErrnoError> {
+  const tables = steps.tables ?? [];
+  if (tables.length === 1) {
+    // The common single-range call: no per-space bookkeeping needed.
+    const t = tables[0]!;
+    const needed = t.space.table.tablesNeeded(t.base, t.count, t.rewrite);
+    return needed > t.space.pool.size ? err(poolEmpty(t.space, needed)) : ok(steps as Plan);
+  }
   const bySpace = new Map<AddressSpace, { needed: number; virtual: Set<string> }>();
-  for (const t of steps.tables ?? []) {
+  for (const t of tables) {
     let acc = bySpace.get(t.space);
     if (acc === undefined) bySpace.set(t.space, (acc = { needed: 0, virtual: new Set() }));
     acc.needed += t.space.table.tablesNeeded(t.base, t.count, t.rewrite, acc.virtual);
   }
   for (const [space, { needed }] of bySpace) {
-    if (needed > space.pool.size) {
-      return err(
-        errnoError(
-          'ENOMEM',
-          'table_pool_empty',
-          `${vmidName(space.vmid)} needs ${needed} stage-2 table page(s) and its pool holds ${space.pool.size}: top up the pool and retry`,
-        ),
-      );
-    }
+    if (needed > space.pool.size) return err(poolEmpty(space, needed));
   }
   return ok(steps as Plan);
 }
+
+const poolEmpty = (space: AddressSpace, needed: number): ErrnoError =>
+  errnoError(
+    'ENOMEM',
+    'table_pool_empty',
+    `${vmidName(space.vmid)} needs ${needed} stage-2 table page(s) and its pool holds ${space.pool.size}: top up the pool and retry`,
+  );
 
 export function commit(s: Stage2, p: Plan): void {
   for (const t of p.tables ?? []) t.space.table.rewrite(t.base, t.count, t.rewrite, t.space.pool);

@@ -140,7 +140,7 @@ export function destroyAddressSpace(s: Stage2, vmid: Vmid): Result<{ returnedPag
     if (g.owner === vmid || g.borrowers.has(vmid))
       return err(errnoError('EBUSY', 'space_in_grant', `vmid ${vmid} is the owner or a borrower of grant ${g.id}`));
   }
-  const frames = [...space.rootFrames, ...space.table.tables().map((t) => t.frames[0] as Pfn), ...space.pool.remove(space.pool.size)];
+  const frames = [...space.rootFrames, ...space.table.tables().map((t) => t.frame), ...space.pool.remove(space.pool.size)];
   s.spaces.delete(vmid);
   returnToHost(s, frames);
   return ok({ returnedPages: frames.length });

@@ -8,9 +8,11 @@
  * - `pins`: hyp_page.refcount from hyp_pin_shared_mem (u16, §A6); unshare_hyp is -EBUSY while > 0.
  * - `guestShares`: host_share_guest_count (u32, §A6).
  * - `rmi`: the RMM granule state (§B2); anything but NS is owned by HYP (the RMM side).
- * - `hypUse`: what HYP holds an owned granule for: a stage-2 table page, a page waiting in an
- *   address space's table-page pool (the memcache the host tops up, seed 003), or nothing in
- *   particular (plain host_donate_hyp). hyp_donate_host refuses granules in use.
+ * - `hypUse`: what HYP holds an owned granule for: STAGE2 for a stage-2 table page or a page in an
+ *   address space's table-page pool (the memcache the host tops up, seed 003), NONE for a plain
+ *   host_donate_hyp. hyp_donate_host refuses granules in use. Whether a STAGE2 page is a live
+ *   table or waits in a pool is the pool's and table's business, so splits and folds never touch
+ *   the records.
  *
  * Records are interned, so equal records are one object and uniform ranges fold in the RadixMap.
  * Grant membership is a separate frame map of grant ids (physical-memory.ts), so the intern table
@@ -22,7 +24,7 @@ import type { Vmid } from '../types.js';
 export type PageState = 'OWNED' | 'SHARED_OWNED' | 'SHARED_BORROWED' | 'NOPAGE';
 export type MemoryKind = 'RAM' | 'MMIO';
 export type RmiGranuleState = 'NS' | 'DELEGATED' | 'RD' | 'REC' | 'DATA' | 'RTT';
-export type HypUse = 'NONE' | 'TABLE' | 'TABLE_POOL';
+export type HypUse = 'NONE' | 'STAGE2';
 
 /** u16 refcount: pKVM BUGs on overflow (§A2); we refuse the pin instead. */
 export const PIN_COUNT_MAX = 0xffff;
@@ -52,5 +54,19 @@ export function granuleMeta(m: GranuleMeta): GranuleMeta {
   return found;
 }
 
+/** Results of withMeta per (record, change), so hot single-field transitions skip the intern key. */
+const transitions = new WeakMap<GranuleMeta, Map<string, GranuleMeta>>();
+
 /** A copy of `m` with `changes` applied, interned. */
-export const withMeta = (m: GranuleMeta, changes: Partial<GranuleMeta>): GranuleMeta => granuleMeta({ ...m, ...changes });
+export function withMeta(m: GranuleMeta, changes: Partial<GranuleMeta>): GranuleMeta {
+  let cache = transitions.get(m);
+  if (cache === undefined) transitions.set(m, (cache = new Map()));
+  let key = '';
+  for (const k in changes) key += `${k}=${String(changes[k as keyof GranuleMeta])};`;
+  let next = cache.get(key);
+  if (next === undefined) {
+    next = granuleMeta({ ...m, ...changes });
+    cache.set(key, next);
+  }
+  return next;
+}

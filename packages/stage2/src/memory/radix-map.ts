@@ -1,5 +1,5 @@
 /**
- * A map from frame numbers to values, stored as a 512-ary radix tree whose slots hold either one
+ * A map from frame numbers to values, stored as a 64-ary radix tree whose slots hold either one
  * value for their whole span or a child node. It is how per-granule records (pKVM's hyp_vmemmap,
  * RMM's granule descriptors) stay cheap for large uniform ranges: a 1 GiB range with one record is
  * one slot, and cost grows with the number of distinct runs touched, never with bytes.
@@ -7,27 +7,43 @@
  * Values must be interned (equal records are the same object): folding compares with ===.
  */
 
-const FANOUT = 512;
-const FANOUT_BITS = 9;
+// 64-way: splitting a uniform slot and checking a node for folding cost 64 steps per level, which
+// keeps single-granule updates (pins, shares) cheap; depth grows to 7 for a 40-bit frame space.
+const FANOUT = 64;
+const FANOUT_BITS = 6;
 
 class RadixNode<V> {
   constructor(readonly slots: (V | RadixNode<V>)[]) {}
 }
 
+/**
+ * All slots hold the same value (not a child node): the node can fold into its parent slot.
+ * `probe` is a slot just written; checking it first makes the common answer (no) O(1).
+ */
+function isUniform<V>(node: RadixNode<V>, probe: number): boolean {
+  const slots = node.slots;
+  const v0 = slots[0];
+  if (v0 instanceof RadixNode || slots[probe] !== v0 || slots[FANOUT - 1] !== v0) return false;
+  for (let i = 1; i < FANOUT; i++) if (slots[i] !== v0) return false;
+  return true;
+}
+
 export class RadixMap<V> {
   private readonly root: RadixNode<V>;
-  private readonly depth: number;
+  /** Frames one slot covers at each depth (root first). */
+  private readonly spans: readonly number[];
   /** Frames covered: [0, size). */
   readonly size: number;
 
   constructor(frameBits: number, initial: V) {
-    this.depth = Math.max(1, Math.ceil(frameBits / FANOUT_BITS));
+    const depth = Math.max(1, Math.ceil(frameBits / FANOUT_BITS));
+    this.spans = Array.from({ length: depth }, (_, d) => 2 ** (FANOUT_BITS * (depth - 1 - d)));
     this.size = 2 ** frameBits;
     this.root = new RadixNode<V>(new Array(FANOUT).fill(initial));
   }
 
   private spanAt(depthIndex: number): number {
-    return 2 ** (FANOUT_BITS * (this.depth - 1 - depthIndex));
+    return this.spans[depthIndex] as number;
   }
 
   get(frame: number): V {
@@ -112,8 +128,7 @@ export class RadixMap<V> {
           node.slots[i] = slot;
         }
         walk(slot, d + 1, slotBase, a, b);
-        const v0 = slot.slots[0];
-        if (!(v0 instanceof RadixNode) && slot.slots.every((s) => s === v0)) node.slots[i] = v0 as V;
+        if (isUniform(slot, Math.floor((a - slotBase) / this.spanAt(d + 1)))) node.slots[i] = slot.slots[0] as V;
       }
     };
     walk(this.root, 0, 0, base, base + count);

@@ -6,6 +6,7 @@
 export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
+  ENXIO: 6,
   E2BIG: 7,
   EAGAIN: 11,
   ENOMEM: 12,

@@ -27,7 +27,8 @@ const PERM_SHIFT = 2;
 const STATE_SHIFT = 5;
 const DEVICE_BIT = 1 << 7;
 const LENT_BIT = 1 << 8;
-const OA_UNIT = 4096;
+/** Output frames sit above the 12 attribute bits: descriptor = frame * OA_UNIT + attributes. */
+export const OA_UNIT = 4096;
 
 const STATE_CODES: readonly PageState[] = ['OWNED', 'SHARED_OWNED', 'SHARED_BORROWED'];
 

@@ -23,7 +23,8 @@ export type Level = 0 | 1 | 2 | 3;
 /** log2 of the bytes one entry at `level` maps: 9*(4-l)+3, as KVM's RMM_RTT_LEVEL_SHIFT. */
 export const levelShift = (level: number): number => TABLE_STRIDE_BITS * (4 - level) + 3;
 /** Granules one entry at `level` maps (L3: 1, L2: 512, L1: 262144, L0: 2^27). */
-export const framesPerEntry = (level: number): number => 2 ** (TABLE_STRIDE_BITS * (LEVEL_PAGE - level));
+const FRAMES_PER_ENTRY: readonly number[] = [0, 1, 2, 3].map((l) => 2 ** (TABLE_STRIDE_BITS * (LEVEL_PAGE - l)));
+export const framesPerEntry = (level: number): number => FRAMES_PER_ENTRY[level] as number;
 /** Bytes one entry at `level` maps. */
 export const mapSizeBytes = (level: number): number => 2 ** levelShift(level);
 

@@ -18,6 +18,7 @@ import {
   descHasOutput,
   descIsTable,
   descOutputFrame,
+  OA_UNIT,
   tableDesc,
   withOutputFrame,
   type Descriptor,
@@ -35,7 +36,8 @@ export class TablePage {
   readonly children: (TablePage | undefined)[] | null;
   constructor(
     readonly level: number,
-    readonly frames: readonly Pfn[],
+    /** The granule holding this table (the first one, for concatenated roots). */
+    public frame: Pfn,
     entryCount: number = ENTRIES_PER_TABLE,
   ) {
     this.entries = new Float64Array(entryCount);
@@ -65,14 +67,16 @@ export class TranslationTable {
   readonly root: TablePage;
   /** Non-root table pages in use. */
   tablePages = 0;
+  /** Released TablePage objects by level, reused by splits (saves allocation, not granules). */
+  private readonly spare: TablePage[][] = [[], [], [], []];
 
   constructor(
     readonly ipaBits: number,
-    rootFrames: readonly Pfn[],
+    readonly rootFrames: readonly Pfn[],
   ) {
     this.startLevel = startLevel(ipaBits);
     assert(rootFrames.length === rootTableCount(ipaBits), 'root frame count matches the IPA width');
-    this.root = new TablePage(this.startLevel, rootFrames, ENTRIES_PER_TABLE * rootFrames.length);
+    this.root = new TablePage(this.startLevel, rootFrames[0] as Pfn, ENTRIES_PER_TABLE * rootFrames.length);
   }
 
   /** Frames of input address space: [0, frameLimit). */
@@ -181,12 +185,12 @@ export class TranslationTable {
           assert(t.level < LEVEL_PAGE, 'a page entry always rewrites in place');
           const child = this.split(d, t.level + 1, pages);
           t.children![i] = child;
-          d = tableDesc(child.frames[0] as number);
+          d = tableDesc(child.frame);
           t.entries[i] = d;
         }
         const child = t.children![i] as TablePage;
         walk(child, eBase, a, b);
-        const folded = foldedEntry(child);
+        const folded = foldedEntry(child, Math.floor((a - eBase) / framesPerEntry(child.level)));
         if (folded !== undefined) {
           t.entries[i] = folded;
           t.children![i] = undefined;
@@ -213,17 +217,28 @@ export class TranslationTable {
   }
 
   private split(d: Descriptor, level: number, pages: TablePageSource): TablePage {
-    const child = new TablePage(level, [pages.take()]);
+    const frame = pages.take();
+    const reused = this.spare[level]!.pop();
+    const child = reused ?? new TablePage(level, frame);
+    child.frame = frame;
     this.tablePages++;
-    const span = framesPerEntry(level);
-    for (let i = 0; i < ENTRIES_PER_TABLE; i++) child.entries[i] = splitChild(d, i, span, level);
+    const e = child.entries;
+    if (!descHasOutput(d)) {
+      e.fill(d);
+      return child;
+    }
+    // Consecutive output frames, same attributes: entry i = entry 0 + i * span frames.
+    const d0 = descAtLevel(d, level);
+    const step = framesPerEntry(level) * OA_UNIT;
+    for (let i = 0; i < ENTRIES_PER_TABLE; i++) e[i] = d0 + i * step;
     return child;
   }
 
+  /** Gives a folded table's granule back. A table folds only when it holds no table entries. */
   private release(t: TablePage, pages: TablePageSource): void {
-    t.children?.forEach((c) => c !== undefined && this.release(c, pages));
-    pages.give(t.frames[0] as Pfn);
+    pages.give(t.frame);
     this.tablePages--;
+    this.spare[t.level]!.push(t);
   }
 }
 
@@ -242,22 +257,27 @@ function fitsAt(r: Descriptor | undefined, level: number, span: number): boolean
   return leafAllowedAt(level) && descOutputFrame(r) % span === 0;
 }
 
-/** The single parent entry a table can fold into, or undefined if its entries are not uniform. */
-function foldedEntry(t: TablePage): Descriptor | undefined {
+/**
+ * The single parent entry a table can fold into, or undefined if its entries are not uniform.
+ * `probe` is an entry the caller just rewrote: checking it (and the last entry) first makes the
+ * common no-fold answer O(1).
+ */
+function foldedEntry(t: TablePage, probe: number): Descriptor | undefined {
   const e = t.entries;
   const d0 = e[0] as number;
   if (descIsTable(d0, t.level)) return undefined;
   const parentLevel = t.level - 1;
   if (!descHasOutput(d0)) {
+    if (e[probe] !== d0 || e[ENTRIES_PER_TABLE - 1] !== d0) return undefined;
     for (let i = 1; i < ENTRIES_PER_TABLE; i++) if (e[i] !== d0) return undefined;
     return d0 === DESC_INVALID || leafAllowedAt(parentLevel) ? d0 : undefined;
   }
   if (!leafAllowedAt(parentLevel)) return undefined;
   const span = framesPerEntry(t.level);
-  const oa0 = descOutputFrame(d0);
-  if (oa0 % (span * ENTRIES_PER_TABLE) !== 0) return undefined;
-  for (let i = 1; i < ENTRIES_PER_TABLE; i++) {
-    if (e[i] !== withOutputFrame(d0, oa0 + i * span)) return undefined;
-  }
+  if (descOutputFrame(d0) % (span * ENTRIES_PER_TABLE) !== 0) return undefined;
+  // Identical attributes and consecutive output frames: entry i = entry 0 + i * span frames.
+  const step = span * OA_UNIT;
+  if (e[probe] !== d0 + probe * step || e[ENTRIES_PER_TABLE - 1] !== d0 + (ENTRIES_PER_TABLE - 1) * step) return undefined;
+  for (let i = 1; i < ENTRIES_PER_TABLE; i++) if (e[i] !== d0 + i * step) return undefined;
   return descAtLevel(d0, parentLevel);
 }

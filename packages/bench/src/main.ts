@@ -1,0 +1,57 @@
+/**
+ * `npm run bench` prints a table of named figures against their targets; `npm run bench -- --json`
+ * prints one JSON object of the same figures. Benchmarks are not tests: nothing here fails a build.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
+
+interface Figure {
+  readonly name: string;
+  readonly value: number;
+  readonly unit: string;
+  /** Human-readable target, e.g. ">= 200000". */
+  readonly target?: string;
+  readonly meets?: boolean;
+}
+
+function rssScenario(): { rssMb: number; violations: number } {
+  const script = fileURLToPath(new URL('./rss.js', import.meta.url));
+  const out = execFileSync(process.execPath, ['--expose-gc', script], { encoding: 'utf8' });
+  return JSON.parse(out) as { rssMb: number; violations: number };
+}
+
+const round = (v: number, digits: number): number => Number(v.toFixed(digits));
+
+function coreFigures(): Figure[] {
+  const pairs = shareUnsharePairsPerS();
+  const block = lend1GiBBlockCycleMs();
+  const scattered = lendScattered65536PagesMs();
+  const rss = rssScenario();
+  const scaling = lendScaling();
+  return [
+    { name: 'share_unshare_pairs_per_s', value: Math.round(pairs), unit: 'pairs/s', target: '>= 200000', meets: pairs >= 200_000 },
+    { name: 'lend_1gib_block_cycle_ms', value: round(block, 3), unit: 'ms', target: '<= 2', meets: block <= 2 },
+    { name: 'lend_scattered_65536_pages_ms', value: round(scattered, 1), unit: 'ms', target: '<= 500', meets: scattered <= 500 },
+    { name: 'rss_mb_64g_host_60_guests', value: round(rss.rssMb, 1), unit: 'MB', target: '<= 200', meets: rss.rssMb <= 200 && rss.violations === 0 },
+    ...scaling.map((x) => ({ name: `lend_cycle_ms_${x.ranges}_ranges`, value: round(x.ms, 3), unit: 'ms' })),
+  ];
+}
+
+function main(): void {
+  const json = process.argv.includes('--json');
+  const figures = coreFigures();
+  if (json) {
+    process.stdout.write(JSON.stringify(Object.fromEntries(figures.map((f) => [f.name, f.value]))) + '\n');
+    return;
+  }
+  const rows = figures.map((f) => [f.name, `${f.value} ${f.unit}`, f.target ?? '', f.meets === undefined ? '' : f.meets ? 'yes' : 'NO']);
+  const header = ['figure', 'value', 'target', 'meets'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+main();
