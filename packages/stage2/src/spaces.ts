@@ -7,7 +7,7 @@
  *   createAddressSpace   host donates the root tables (and optionally pool pages); the space is empty
  *   topUpTablePool       host donates pages into the pool (host_donate_hyp)
  *   drainTablePool       unused pool pages go back (hyp_donate_host)
- *   destroyAddressSpace  only once nothing is mapped or lent in it and no grant involves it; every
+ *   destroyAddressSpace  only once nothing is mapped or lent in it and no grant names it; every
  *                        page of its tables and pool goes back to the host
  */
 
@@ -137,8 +137,9 @@ export function destroyAddressSpace(s: Stage2, vmid: Vmid): Result<{ returnedPag
   if (mapped !== undefined)
     return err(errnoError('EBUSY', 'space_has_mappings', `vmid ${vmid} still maps or lends IPA 0x${(mapped * 4096).toString(16)}: reclaim it first`));
   for (const g of s.grants.values()) {
-    if (g.owner === vmid || g.borrowers.has(vmid))
-      return err(errnoError('EBUSY', 'space_in_grant', `vmid ${vmid} is the owner or a borrower of grant ${g.id}`));
+    // An ACL naming the vmid counts too: a later VM reusing the id must not inherit the right to map.
+    if (g.owner === vmid || g.acl.some((e) => e.vmid === vmid))
+      return err(errnoError('EBUSY', 'space_in_grant', `vmid ${vmid} owns grant ${g.id} or is in its ACL`));
   }
   const frames = [...space.rootFrames, ...space.table.tables().map((t) => t.frame), ...space.pool.remove(space.pool.size)];
   s.spaces.delete(vmid);
