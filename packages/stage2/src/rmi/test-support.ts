@@ -87,3 +87,14 @@ export function createTestRealm(s: Stage2, host: TestHost, s2sz = 40, rttLevelSt
   must(realmCreate(s, rd, params), 'realm create');
   return { rd, roots, ipaBits: s2sz, startLevel: rttLevelStart, recs: [], params };
 }
+
+/** Delegates `count` consecutive granules from `base`; returns their addresses. */
+export function delegateRange(s: Stage2, base: number, count: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const a = base + i * GRANULE_SIZE;
+    must(granuleDelegate(s, a), `delegate ${a.toString(16)}`);
+    out.push(a);
+  }
+  return out;
+}
