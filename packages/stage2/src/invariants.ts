@@ -16,6 +16,7 @@
 import type { AddressSpace } from './address-space.js';
 import type { GranuleMeta } from './memory/granule.js';
 import { descHasOutput, descIsValid, descOutputFrame, descPerms, descState } from './s2tt/descriptor.js';
+import { rmiInvariants } from './rmi/invariants.js';
 import type { Stage2 } from './stage2.js';
 import { VMID_HOST, VMID_HYP, permsWithin, vmidName } from './types.js';
 import { viewState } from './views.js';
@@ -34,6 +35,7 @@ export function checkInvariants(s: Stage2): string[] {
   checkGrants(s, report);
   checkTablePages(s, report);
   checkCounters(s, report, guestShareMaps);
+  for (const v of rmiInvariants(s)) report(v);
   return out;
 }
 
