@@ -32,3 +32,4 @@ export {
   enumField,
   nonEmpty,
 } from './shape.js';
+export { reflectionPackageDefinition, mapEntryName } from './reflection.js';

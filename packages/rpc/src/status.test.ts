@@ -77,7 +77,7 @@ describe('google.rpc.Status details round trip', () => {
       rmiIndex: 2,
       rmiX0: 0x204n,
       rule: 'rtt_live',
-      outputs: { top: 0x4020_0000n },
+      outputs: [{ name: 'top', value: 0x4020_0000n }],
     });
     expect(d.errorInfo?.metadata).toMatchObject({ index: '2', x0: '0x204', top: String(0x4020_0000) });
   });

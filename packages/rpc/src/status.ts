@@ -26,7 +26,7 @@ import {
   type RmiError,
   type RmiStatusName,
 } from '@hypmesh/stage2';
-import { BadRequest, ErrorDetail, ErrorInfo } from '@hypmesh/proto';
+import { BadRequest, ErrorDetail, ErrorInfo, type OutputRegister } from '@hypmesh/proto';
 import { DETAIL_TYPES, StatusError, packAny } from './status-details.js';
 
 /** errno (pKVM hypercalls, grants, address spaces; stage2-models.md §A5) → gRPC code. */
@@ -35,6 +35,9 @@ export const errnoToGrpc = {
   // not "you may not": the caller must change the state first. Caller identity is PERMISSION_DENIED.
   EPERM: status.FAILED_PRECONDITION,
   ENOENT: status.NOT_FOUND,
+  // ENXIO: a KVM host-side realm walk (seed 004) met an RMI failure it does not handle and gave up,
+  // as kvm_realm_* do: the RMM's state is not what the walk expects.
+  ENXIO: status.FAILED_PRECONDITION,
   EINVAL: status.INVALID_ARGUMENT,
   // An empty table-page pool (seed 003): the host tops the pool up and retries (DESIGN.md §2).
   ENOMEM: status.RESOURCE_EXHAUSTED,
@@ -86,7 +89,7 @@ function errnoStatus(e: ErrnoError): StatusError {
     rule: e.rule,
     rmiIndex: 0,
     rmiX0: 0n,
-    outputs: {},
+    outputs: [],
   };
   const info: ErrorInfo = { reason: e.errno, domain: ERROR_DOMAINS.errno, metadata: { rule: e.rule } };
   return new StatusError(errnoToGrpc[e.errno], `${e.errno} (${e.rule}): ${e.message}`, [
@@ -99,11 +102,11 @@ function rmiStatus(e: RmiError): StatusError {
   // The index is one byte of x0 (§B1); an LPA2 level -1 travels as its two's-complement byte.
   const index = e.index & 0xff;
   const x0 = packRmiReturn(e.status, index);
-  const outputs: Record<string, bigint> = {};
+  const outputs: OutputRegister[] = [];
   const infoMeta: Record<string, string> = { rule: e.rule, index: String(e.index), x0: `0x${x0.toString(16)}` };
   for (const [name, value] of Object.entries(e.outputs)) {
     infoMeta[name] = String(value);
-    if (Number.isSafeInteger(value) && value >= 0) outputs[name] = BigInt(value);
+    if (Number.isSafeInteger(value) && value >= 0) outputs.push({ name, value: BigInt(value) });
   }
   const detail: ErrorDetail = {
     domain: 'rmi',

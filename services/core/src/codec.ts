@@ -102,8 +102,7 @@ export const fromGranuleState = (g: RmiGranuleState): GranuleState => GRANULE_ST
 
 const HYP_USES = {
   NONE: ProtoHypUse.HYP_USE_NONE,
-  TABLE: ProtoHypUse.HYP_USE_TABLE,
-  TABLE_POOL: ProtoHypUse.HYP_USE_TABLE_POOL,
+  STAGE2: ProtoHypUse.HYP_USE_STAGE2,
 } as const satisfies Record<HypUse, ProtoHypUse>;
 
 export const fromHypUse = (u: HypUse): ProtoHypUse => HYP_USES[u];

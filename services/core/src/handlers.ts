@@ -261,6 +261,10 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
       requireCaller(call, HOST, 'RttSetRipas');
       return pending('rttSetRipas');
     }),
+    recRequestRipasChange: unary((_req, call) => {
+      requireCaller(call, HOST, 'RecRequestRipasChange');
+      return pending('recRequestRipasChange');
+    }),
     rttMapUnprotected: unary((_req, call) => {
       requireCaller(call, HOST, 'RttMapUnprotected');
       return pending('rttMapUnprotected');

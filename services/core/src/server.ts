@@ -7,10 +7,9 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT } from '@hypmesh/proto';
-import type { BugLog } from '@hypmesh/rpc';
+import { reflectionPackageDefinition, type BugLog } from '@hypmesh/rpc';
 import { createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import { HealthImplementation } from 'grpc-health-check';
 import { createCoreHandlers } from './handlers.js';
@@ -45,11 +44,6 @@ export interface CoreServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-/** A proto-loader view of the core's protos: @grpc/reflection needs one (it cannot read ts-proto code). */
-export function loadCorePackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync([...CORE_PROTO_FILES], { includeDirs: [PROTO_ROOT] });
-}
-
 const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
 export async function startCoreServer(options: CoreServerOptions): Promise<CoreServer> {
@@ -61,7 +55,7 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   server.addService(CoreServiceService, createCoreHandlers(stage2, options.log ?? consoleLog));
   const health = new HealthImplementation({ '': 'SERVING', [CORE_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(loadCorePackageDefinition()).addToServer(server);
+  new ReflectionService(reflectionPackageDefinition(PROTO_ROOT, CORE_PROTO_FILES)).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
