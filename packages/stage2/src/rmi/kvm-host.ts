@@ -62,6 +62,16 @@ export interface RealmHost {
   free(addr: number): void;
   /** A WARN_ON that fired (the model never throws for these). */
   warn(message: string): void;
+  /** Optional trace of the teardown walk's RTT_DESTROY calls and what the host made of each. */
+  trace?(step: TeardownStep): void;
+}
+
+/** One RTT_DESTROY of the seed-004 walk: freed, a missing RTT skipped to `next`, or live (recurse, retry). */
+export interface TeardownStep {
+  readonly addr: number;
+  readonly level: number;
+  readonly outcome: 'FREED' | 'MISSING' | 'LIVE';
+  readonly next: number;
 }
 
 /** ALIGN(x, a): round up to a multiple of a power of two. */
@@ -160,6 +170,7 @@ export function realmTearDownRttLevel(
     const r = rttDestroy(s, rd, addr, level);
     if (r.ok) {
       next = r.value.top;
+      host.trace?.({ addr, level, outcome: 'FREED', next });
       freeDelegated(s, host, r.value.rtt);
       counts.rtts++;
       continue;
@@ -171,6 +182,7 @@ export function realmTearDownRttLevel(
     const top = r.error.outputs['top'] ?? 0;
     if (top > addr) {
       next = top; // Missing RTT: skip
+      host.trace?.({ addr, level, outcome: 'MISSING', next });
       continue;
     }
     // We tear down the whole IPA space after everything is unmapped, and descend only when an RTT
@@ -184,6 +196,7 @@ export function realmTearDownRttLevel(
       return hostError('EBUSY', 'rtt_live', `the level 3 RTT at ${hexAddr(addr)} has live entries`, r.error);
     }
     // The table has live entries: tear down its children, then retry at this level.
+    host.trace?.({ addr, level, outcome: 'LIVE', next: addr });
     next = alignUp(addr + 1, mapSize);
     const deeper = realmTearDownRttLevel(s, rd, host, level + 1, addr, next, counts);
     if (!deeper.ok) return deeper;

@@ -7,7 +7,7 @@ import { Stage2, DEFAULT_STAGE2_CONFIG } from '../stage2.js';
 import type { Result } from '../result.js';
 import { GRANULE_SIZE } from '../types.js';
 import { granuleDelegate } from './granule.js';
-import type { RealmHost, RealmLayout } from './kvm-host.js';
+import type { RealmHost, RealmLayout, TeardownStep } from './kvm-host.js';
 import { realmCreate, realmRootRttCount, type RealmParams } from './realm.js';
 import type { RmiError } from './status.js';
 
@@ -38,6 +38,7 @@ export function must<T>(r: Result<T, { message: string }>, what = 'fixture step'
 export class TestHost implements RealmHost {
   readonly warnings: string[] = [];
   readonly freed: number[] = [];
+  readonly steps: TeardownStep[] = [];
   allocated = 0;
   private nextFresh: number;
   constructor(
@@ -61,6 +62,9 @@ export class TestHost implements RealmHost {
   }
   warn(message: string): void {
     this.warnings.push(message);
+  }
+  trace(step: TeardownStep): void {
+    this.steps.push(step);
   }
 }
 
