@@ -14,15 +14,22 @@ import {
   HypUse as ProtoHypUse,
   MemoryKind as ProtoMemoryKind,
   PageState as ProtoPageState,
+  RealmHashAlgorithm,
   Right,
+  Ripas as ProtoRipas,
+  RttEntryState,
 } from '@hypmesh/proto';
 import { enumField, frameField, invalidArgument } from '@hypmesh/rpc';
 import {
   PERM_R,
   PERM_W,
   PERM_X,
+  RMI_RIPAS,
+  RMI_RTT_STATE,
   pfn,
+  type HashAlgorithm,
   type Pfn,
+  type Ripas,
   type FrameRange as DomainFrameRange,
   type GrantType,
   type HypUse,
@@ -106,3 +113,42 @@ const HYP_USES = {
 } as const satisfies Record<HypUse, ProtoHypUse>;
 
 export const fromHypUse = (u: HypUse): ProtoHypUse => HYP_USES[u];
+
+/** RMI_RTT_STATE (x2 of RTT_READ_ENTRY, §B5) → RttEntryState; an unknown number is a domain bug. */
+export function fromRttState(state: number): RttEntryState {
+  switch (state) {
+    case RMI_RTT_STATE.UNASSIGNED:
+      return RttEntryState.RTT_ENTRY_STATE_UNASSIGNED;
+    case RMI_RTT_STATE.ASSIGNED:
+      return RttEntryState.RTT_ENTRY_STATE_ASSIGNED;
+    case RMI_RTT_STATE.TABLE:
+      return RttEntryState.RTT_ENTRY_STATE_TABLE;
+  }
+  throw new RangeError(`RTT_READ_ENTRY returned state ${state}, not an RMI_RTT_STATE`);
+}
+
+/** RMI_RIPAS (x4 of RTT_READ_ENTRY, §B5) → Ripas; an unknown number is a domain bug. */
+export function fromRipas(ripas: number): ProtoRipas {
+  switch (ripas) {
+    case RMI_RIPAS.EMPTY:
+      return ProtoRipas.RIPAS_EMPTY;
+    case RMI_RIPAS.RAM:
+      return ProtoRipas.RIPAS_RAM;
+    case RMI_RIPAS.DESTROYED:
+      return ProtoRipas.RIPAS_DESTROYED;
+  }
+  throw new RangeError(`RTT_READ_ENTRY returned RIPAS ${ripas}, not an RMI_RIPAS`);
+}
+
+const RIPAS_NAMES = new Map<number, Ripas>([
+  [ProtoRipas.RIPAS_EMPTY, 'EMPTY'],
+  [ProtoRipas.RIPAS_RAM, 'RAM'],
+  [ProtoRipas.RIPAS_DESTROYED, 'DESTROYED'],
+]);
+
+export const toRipas = (r: ProtoRipas, field: string): Ripas => enumField(r, RIPAS_NAMES, field);
+
+export const HASH_ALGORITHMS = new Map<number, HashAlgorithm>([
+  [RealmHashAlgorithm.REALM_HASH_ALGORITHM_SHA_256, 'SHA_256'],
+  [RealmHashAlgorithm.REALM_HASH_ALGORITHM_SHA_512, 'SHA_512'],
+]);

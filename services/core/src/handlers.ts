@@ -9,15 +9,17 @@
  * space; grant calls pass the caller to the domain as owner or borrower; queries accept anyone.
  */
 
-import { status } from '@grpc/grpc-js';
 import type { CoreServiceServer } from '@hypmesh/proto';
 import {
-  StatusError,
+  SAFE_BITS_MAX,
   addressField,
   callerVmid,
   frameField,
   numberToU64,
+  enumField,
+  required,
   requireCaller,
+  u64ToNumber,
   unaryWith,
   vmidField,
   type BugLog,
@@ -29,9 +31,14 @@ import {
   checkInvariants,
   createAddressSpace,
   createGrant,
+  dataCreate,
+  dataCreateUnknown,
+  dataDestroy,
   destroyAddressSpace,
   destroyGrant,
   drainTablePool,
+  granuleDelegate,
+  granuleUndelegate,
   guestShareHost,
   hostDonateGuest,
   hostDonateHyp,
@@ -50,6 +57,20 @@ import {
   ownershipCounts,
   ownershipMap,
   readEntry,
+  realmActivate,
+  realmCreate,
+  realmDestroy,
+  recCreate,
+  recDestroy,
+  recRequestRipasChange,
+  rttCreate,
+  rttDestroy,
+  rttFold,
+  rttInitRipas,
+  rttMapUnprotected,
+  rttReadEntry,
+  rttSetRipas,
+  rttUnmapUnprotected,
   tablePageCounts,
   topUpTablePool,
   translate,
@@ -58,7 +79,21 @@ import {
   type DomainError,
   type Stage2,
 } from '@hypmesh/stage2';
-import { fromGranuleState, fromHypUse, fromMemoryKind, fromPageState, fromPerms, toFrameRanges, toGrantType, toPerms, toPfnRanges } from './codec.js';
+import {
+  HASH_ALGORITHMS,
+  fromGranuleState,
+  fromHypUse,
+  fromMemoryKind,
+  fromPageState,
+  fromPerms,
+  fromRipas,
+  fromRttState,
+  toFrameRanges,
+  toGrantType,
+  toPerms,
+  toPfnRanges,
+  toRipas,
+} from './codec.js';
 
 const HOST: readonly number[] = [VMID_HOST];
 const HOST_OR_HYP: readonly number[] = [VMID_HOST, VMID_HYP];
@@ -70,11 +105,6 @@ const encode = <T, U>(r: Result<T, DomainError>, f: (value: T) => U): Result<U, 
 const empty = <T>(r: Result<T, DomainError>): Result<Record<string, never>, DomainError> => encode(r, () => ({}));
 
 const u64 = numberToU64;
-
-/** An RPC whose domain function @hypmesh/stage2 does not export yet. */
-function pending(domainFunction: string): never {
-  throw new StatusError(status.UNIMPLEMENTED, `${domainFunction} is not in @hypmesh/stage2 yet`);
-}
 
 export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
   const unary = unaryWith(log);
@@ -197,81 +227,118 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
     // ---- RMI ----
     granuleDelegate: unary((req, call) => {
       requireCaller(call, HOST, 'GranuleDelegate');
-      addressField(req.addr, 'addr');
-      return pending('granuleDelegate');
+      return empty(granuleDelegate(s, addressField(req.addr, 'addr')));
     }),
     granuleUndelegate: unary((req, call) => {
       requireCaller(call, HOST, 'GranuleUndelegate');
-      addressField(req.addr, 'addr');
-      return pending('granuleUndelegate');
+      return empty(granuleUndelegate(s, addressField(req.addr, 'addr')));
     }),
-    realmCreate: unary((_req, call) => {
+    realmCreate: unary((req, call) => {
       requireCaller(call, HOST, 'RealmCreate');
-      return pending('realmCreate');
+      const rd = addressField(req.rd, 'rd');
+      const p = required(req.params, 'params');
+      const hash = p.hashAlgorithm === 0 ? undefined : enumField(p.hashAlgorithm, HASH_ALGORITHMS, 'params.hash_algorithm');
+      const params = {
+        s2sz: p.s2sz,
+        rttLevelStart: p.rttLevelStart,
+        rttNumStart: p.rttNumStart,
+        rttBase: addressField(p.rttBase, 'params.rtt_base'),
+        ...(p.vmid !== 0 && { vmid: vmidField(p.vmid, 'params.vmid') }),
+        ...(hash !== undefined && { hashAlgorithm: hash }),
+      };
+      return empty(realmCreate(s, rd, params));
     }),
-    realmActivate: unary((_req, call) => {
+    realmActivate: unary((req, call) => {
       requireCaller(call, HOST, 'RealmActivate');
-      return pending('realmActivate');
+      return empty(realmActivate(s, addressField(req.rd, 'rd')));
     }),
-    realmDestroy: unary((_req, call) => {
+    realmDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'RealmDestroy');
-      return pending('realmDestroy');
+      return empty(realmDestroy(s, addressField(req.rd, 'rd')));
     }),
-    recCreate: unary((_req, call) => {
+    recCreate: unary((req, call) => {
       requireCaller(call, HOST, 'RecCreate');
-      return pending('recCreate');
+      return empty(recCreate(s, addressField(req.rd, 'rd'), addressField(req.rec, 'rec')));
     }),
-    recDestroy: unary((_req, call) => {
+    recDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'RecDestroy');
-      return pending('recDestroy');
+      return empty(recDestroy(s, addressField(req.rec, 'rec')));
     }),
-    rttCreate: unary((_req, call) => {
+    rttCreate: unary((req, call) => {
       requireCaller(call, HOST, 'RttCreate');
-      return pending('rttCreate');
+      const rd = addressField(req.rd, 'rd');
+      return empty(rttCreate(s, rd, addressField(req.rtt, 'rtt'), addressField(req.ipa, 'ipa'), req.level));
     }),
-    rttDestroy: unary((_req, call) => {
+    rttDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'RttDestroy');
-      return pending('rttDestroy');
+      return encode(rttDestroy(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({
+        rtt: u64(o.rtt, 'rtt'),
+        top: u64(o.top, 'top'),
+      }));
     }),
-    rttFold: unary((_req, call) => {
+    rttFold: unary((req, call) => {
       requireCaller(call, HOST, 'RttFold');
-      return pending('rttFold');
+      return encode(rttFold(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({ rtt: u64(o.rtt, 'rtt') }));
     }),
-    rttReadEntry: unary((_req, call) => {
+    rttReadEntry: unary((req, call) => {
       requireCaller(call, HOST, 'RttReadEntry');
-      return pending('rttReadEntry');
+      return encode(rttReadEntry(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({
+        walkLevel: o.walkLevel,
+        state: fromRttState(o.state),
+        ripas: fromRipas(o.ripas),
+        desc: u64(o.desc, 'desc'),
+      }));
     }),
-    dataCreate: unary((_req, call) => {
+    dataCreate: unary((req, call) => {
       requireCaller(call, HOST, 'DataCreate');
-      return pending('dataCreate');
+      const rd = addressField(req.rd, 'rd');
+      const data = addressField(req.data, 'data');
+      const ipa = addressField(req.ipa, 'ipa');
+      const src = addressField(req.src, 'src');
+      return empty(dataCreate(s, rd, data, ipa, src, u64ToNumber(req.flags, 'flags', SAFE_BITS_MAX)));
     }),
-    dataCreateUnknown: unary((_req, call) => {
+    dataCreateUnknown: unary((req, call) => {
       requireCaller(call, HOST, 'DataCreateUnknown');
-      return pending('dataCreateUnknown');
+      return empty(dataCreateUnknown(s, addressField(req.rd, 'rd'), addressField(req.data, 'data'), addressField(req.ipa, 'ipa')));
     }),
-    dataDestroy: unary((_req, call) => {
+    dataDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'DataDestroy');
-      return pending('dataDestroy');
+      return encode(dataDestroy(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa')), (o) => ({
+        data: u64(o.data, 'data'),
+        top: u64(o.top, 'top'),
+      }));
     }),
-    rttInitRipas: unary((_req, call) => {
+    rttInitRipas: unary((req, call) => {
       requireCaller(call, HOST, 'RttInitRipas');
-      return pending('rttInitRipas');
+      const rd = addressField(req.rd, 'rd');
+      return encode(rttInitRipas(s, rd, addressField(req.base, 'base'), addressField(req.top, 'top')), (o) => ({ progress: u64(o.top, 'top') }));
     }),
-    rttSetRipas: unary((_req, call) => {
+    rttSetRipas: unary((req, call) => {
       requireCaller(call, HOST, 'RttSetRipas');
-      return pending('rttSetRipas');
+      const rd = addressField(req.rd, 'rd');
+      const rec = addressField(req.rec, 'rec');
+      return encode(rttSetRipas(s, rd, rec, addressField(req.base, 'base'), addressField(req.top, 'top')), (o) => ({
+        progress: u64(o.top, 'top'),
+      }));
     }),
-    recRequestRipasChange: unary((_req, call) => {
+    recRequestRipasChange: unary((req, call) => {
       requireCaller(call, HOST, 'RecRequestRipasChange');
-      return pending('recRequestRipasChange');
+      const rec = addressField(req.rec, 'rec');
+      const base = addressField(req.base, 'base');
+      const top = addressField(req.top, 'top');
+      return empty(recRequestRipasChange(s, rec, base, top, toRipas(req.ripas, 'ripas'), req.changeDestroyed));
     }),
-    rttMapUnprotected: unary((_req, call) => {
+    rttMapUnprotected: unary((req, call) => {
       requireCaller(call, HOST, 'RttMapUnprotected');
-      return pending('rttMapUnprotected');
+      const rd = addressField(req.rd, 'rd');
+      const ipa = addressField(req.ipa, 'ipa');
+      return empty(rttMapUnprotected(s, rd, ipa, req.level, u64ToNumber(req.desc, 'desc', SAFE_BITS_MAX)));
     }),
-    rttUnmapUnprotected: unary((_req, call) => {
+    rttUnmapUnprotected: unary((req, call) => {
       requireCaller(call, HOST, 'RttUnmapUnprotected');
-      return pending('rttUnmapUnprotected');
+      return encode(rttUnmapUnprotected(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({
+        top: u64(o.top, 'top'),
+      }));
     }),
 
     // ---- Queries ----

@@ -7,7 +7,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as api from '@hypmesh/proto';
-import { CoreServiceClient, CoreServiceService, PageState, GrantType, Right, type DeepPartial } from '@hypmesh/proto';
+import { CoreServiceClient, CoreServiceService, PageState, GrantType, Right, Ripas, RttEntryState, type DeepPartial } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails, type DecodedStatus } from '@hypmesh/rpc';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startCoreServer, type CoreServer } from './server.js';
@@ -235,6 +235,64 @@ describe('grants', () => {
       await rpc('createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: [{ base: ownerGfn, count: 1n }], acl: [{ vmid: GUEST, rights: 0x10 }] }),
       'acl[0].rights',
     );
+  });
+});
+
+describe('Arm CCA RMI (§B)', () => {
+  const granule = (i: number): bigint => BigInt(RAM_BASE_PFN + 8192 + i) * 4096n;
+  const [rd, root, rtt2, rtt3, data, rec] = [0, 1, 2, 3, 4, 5].map(granule) as [bigint, bigint, bigint, bigint, bigint, bigint];
+  const rttOutputs = (e: DecodedStatus) => Object.fromEntries((e.errorDetail?.outputs ?? []).map((o) => [o.name, o.value]));
+
+  test('GRANULE_DELEGATE of an unaligned address → RMI_ERROR_INPUT index 0 (gran_align)', async () => {
+    const e = expectError(await rpc('granuleDelegate', { addr: rd + 1n }), grpc.status.INVALID_ARGUMENT);
+    expect(e.errorDetail).toMatchObject({ domain: 'rmi', codeName: 'RMI_ERROR_INPUT', code: 1, rmiIndex: 0, rmiX0: 1n, rule: 'gran_align' });
+    expect(e.errorInfo).toMatchObject({ reason: 'RMI_ERROR_INPUT', domain: 'rmi.hypmesh' });
+  });
+
+  test('realm life cycle: create, RTTs, missing and live RTT errors with top, data, teardown', async () => {
+    for (const g of [rd, root, rtt2, rtt3, data, rec]) expectOk(await rpc('granuleDelegate', { addr: g }));
+    // s2sz 39: start level 1, one root RTT (§B4).
+    expectOk(await rpc('realmCreate', { rd, params: { s2sz: 39, rttLevelStart: 1, rttNumStart: 1, rttBase: root } }));
+    expect(expectOk(await rpc('ownershipMap', { base: rd / 4096n, count: 1n })).runs[0]).toMatchObject({ ownerVmid: 0 });
+
+    // "Missing RTT": the walk to level 1 finds no table; index = 1, top > ipa (KVM skips).
+    const missing = expectError(await rpc('rttDestroy', { rd, ipa: 0n, level: 2 }), grpc.status.FAILED_PRECONDITION);
+    expect(missing.errorDetail).toMatchObject({ domain: 'rmi', codeName: 'RMI_ERROR_RTT', code: 4, rmiIndex: 1, rmiX0: 0x104n, rule: 'rtt_missing' });
+    expect(rttOutputs(missing).top).toBeGreaterThan(0n);
+
+    expectOk(await rpc('rttCreate', { rd, rtt: rtt2, ipa: 0n, level: 2 }));
+    expectOk(await rpc('rttCreate', { rd, rtt: rtt3, ipa: 0n, level: 3 }));
+    expect(expectOk(await rpc('rttReadEntry', { rd, ipa: 0n, level: 3 }))).toMatchObject({
+      walkLevel: 3,
+      state: RttEntryState.RTT_ENTRY_STATE_UNASSIGNED,
+      ripas: Ripas.RIPAS_EMPTY,
+      desc: 0n,
+    });
+    expectOk(await rpc('dataCreateUnknown', { rd, data, ipa: 0n }));
+    expect(expectOk(await rpc('rttReadEntry', { rd, ipa: 0n, level: 3 }))).toMatchObject({ state: RttEntryState.RTT_ENTRY_STATE_ASSIGNED, desc: data });
+
+    // "Live entries": the level-3 RTT still maps the data granule; index = 3, top = ipa.
+    const live = expectError(await rpc('rttDestroy', { rd, ipa: 0n, level: 3 }), grpc.status.FAILED_PRECONDITION);
+    expect(live.errorDetail).toMatchObject({ codeName: 'RMI_ERROR_RTT', rmiIndex: 3, rmiX0: 0x304n, rule: 'rtt_live' });
+    expect(rttOutputs(live).top).toBe(0n);
+
+    expect(expectOk(await rpc('dataDestroy', { rd, ipa: 0n }))).toMatchObject({ data });
+    expect(expectOk(await rpc('rttDestroy', { rd, ipa: 0n, level: 3 }))).toMatchObject({ rtt: rtt3 });
+    expect(expectOk(await rpc('rttDestroy', { rd, ipa: 0n, level: 2 }))).toMatchObject({ rtt: rtt2 });
+    expectOk(await rpc('realmDestroy', { rd }));
+    for (const g of [rd, root, rtt2, rtt3, data, rec]) expectOk(await rpc('granuleUndelegate', { addr: g }));
+    await expectConsistent();
+  });
+
+  test('RMI calls come from HOST only', async () => {
+    expectError(await rpc('granuleDelegate', { addr: rd }, '0x80'), grpc.status.PERMISSION_DENIED);
+  });
+
+  test('malformed: addresses need at most 52 bits, params are required', async () => {
+    expectInvalidField(await rpc('granuleDelegate', { addr: 1n << 52n }), 'addr');
+    expectInvalidField(await rpc('realmCreate', { rd }), 'params');
+    expectInvalidField(await rpc('realmCreate', { rd, params: { s2sz: 39, rttBase: 1n << 60n } }), 'params.rtt_base');
+    expectInvalidField(await rpc('recRequestRipasChange', { rec, base: 0n, top: 4096n }), 'ripas');
   });
 });
 
