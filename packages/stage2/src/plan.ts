@@ -50,7 +50,7 @@ export function plan(steps: PlanSteps): Result<Plan, ErrnoError> {
     const needed = t.space.table.tablesNeeded(t.base, t.count, t.rewrite);
     return needed > t.space.pool.size ? err(poolEmpty(t.space, needed)) : ok(steps as Plan);
   }
-  const bySpace = new Map<AddressSpace, { needed: number; virtual: Set<string> }>();
+  const bySpace = new Map<AddressSpace, { needed: number; virtual: Set<number> }>();
   for (const t of tables) {
     let acc = bySpace.get(t.space);
     if (acc === undefined) bySpace.set(t.space, (acc = { needed: 0, virtual: new Set() }));

@@ -12,8 +12,32 @@
 const FANOUT = 64;
 const FANOUT_BITS = 6;
 
+/** `q & SLOT_MASK` is q mod 64 for any integer q below 2^53, without a float modulo. */
+const SLOT_MASK = FANOUT - 1;
+
 class RadixNode<V> {
   constructor(readonly slots: (V | RadixNode<V>)[]) {}
+}
+
+/** The run `runs` is merging, and whether the visitor asked to stop. */
+interface PendingRun<V> {
+  start: number;
+  frames: number;
+  value: V | undefined;
+  readonly visit: (start: number, frames: number, value: V) => boolean | void;
+  stopped: boolean;
+}
+
+/** Extends the pending run with [start, start+frames) of `value`, or hands it over and starts anew. */
+function emitRun<V>(p: PendingRun<V>, start: number, frames: number, value: V): void {
+  if (p.frames > 0 && value === p.value && p.start + p.frames === start) {
+    p.frames += frames;
+    return;
+  }
+  if (p.frames > 0 && p.visit(p.start, p.frames, p.value as V) === false) p.stopped = true;
+  p.start = start;
+  p.frames = frames;
+  p.value = value;
 }
 
 /**
@@ -49,8 +73,7 @@ export class RadixMap<V> {
   get(frame: number): V {
     let node = this.root;
     for (let d = 0; ; d++) {
-      const span = this.spanAt(d);
-      const slot = node.slots[Math.floor(frame / span) % FANOUT] as V | RadixNode<V>;
+      const slot = node.slots[Math.floor(frame / this.spanAt(d)) & SLOT_MASK] as V | RadixNode<V>;
       if (!(slot instanceof RadixNode)) return slot;
       node = slot;
     }
@@ -61,40 +84,37 @@ export class RadixMap<V> {
    * Adjacent slots with the same value are merged before the callback sees them.
    */
   runs(base: number, count: number, visit: (start: number, frames: number, value: V) => boolean | void): void {
-    let pendingStart = base;
-    let pendingFrames = 0;
-    let pendingValue: V | undefined;
-    let stopped = false;
-    const emit = (start: number, frames: number, value: V): void => {
-      if (pendingFrames > 0 && value === pendingValue && pendingStart + pendingFrames === start) {
-        pendingFrames += frames;
-        return;
-      }
-      if (pendingFrames > 0 && visit(pendingStart, pendingFrames, pendingValue as V) === false) stopped = true;
-      pendingStart = start;
-      pendingFrames = frames;
-      pendingValue = value;
-    };
-    const walk = (node: RadixNode<V>, d: number, nodeBase: number, lo: number, hi: number): void => {
-      const span = this.spanAt(d);
-      const first = Math.floor((lo - nodeBase) / span);
-      const last = Math.floor((hi - 1 - nodeBase) / span);
-      for (let i = first; i <= last && !stopped; i++) {
-        const slotBase = nodeBase + i * span;
-        const slot = node.slots[i] as V | RadixNode<V>;
-        const a = Math.max(lo, slotBase);
-        const b = Math.min(hi, slotBase + span);
-        if (slot instanceof RadixNode) walk(slot, d + 1, slotBase, a, b);
-        else emit(a, b - a, slot);
-      }
-    };
     if (count <= 0) return;
-    walk(this.root, 0, 0, base, base + count);
-    if (!stopped && pendingFrames > 0) visit(pendingStart, pendingFrames, pendingValue as V);
+    // One frame is one run: skip the merging walk.
+    if (count === 1) {
+      visit(base, 1, this.get(base));
+      return;
+    }
+    const pending: PendingRun<V> = { start: base, frames: 0, value: undefined, visit, stopped: false };
+    this.visitRuns(this.root, 0, 0, base, base + count, pending);
+    if (!pending.stopped && pending.frames > 0) visit(pending.start, pending.frames, pending.value as V);
+  }
+
+  private visitRuns(node: RadixNode<V>, d: number, nodeBase: number, lo: number, hi: number, pending: PendingRun<V>): void {
+    const span = this.spanAt(d);
+    const first = Math.floor((lo - nodeBase) / span);
+    const last = Math.floor((hi - 1 - nodeBase) / span);
+    for (let i = first; i <= last && !pending.stopped; i++) {
+      const slotBase = nodeBase + i * span;
+      const slot = node.slots[i] as V | RadixNode<V>;
+      const a = Math.max(lo, slotBase);
+      const b = Math.min(hi, slotBase + span);
+      if (slot instanceof RadixNode) this.visitRuns(slot, d + 1, slotBase, a, b, pending);
+      else emitRun(pending, a, b - a, slot);
+    }
   }
 
   /** The first run in range whose value fails `pred`, or undefined if all pass. */
   findRun(base: number, count: number, pred: (value: V) => boolean): { start: number; frames: number; value: V } | undefined {
+    if (count === 1) {
+      const value = this.get(base);
+      return pred(value) ? undefined : { start: base, frames: 1, value };
+    }
     let found: { start: number; frames: number; value: V } | undefined;
     this.runs(base, count, (start, frames, value) => {
       if (pred(value)) return true;
@@ -109,29 +129,29 @@ export class RadixMap<V> {
    * a slot whose children all end up equal folds back into one value.
    */
   update(base: number, count: number, update: (value: V) => V): void {
-    if (count <= 0) return;
-    const walk = (node: RadixNode<V>, d: number, nodeBase: number, lo: number, hi: number): void => {
-      const span = this.spanAt(d);
-      const first = Math.floor((lo - nodeBase) / span);
-      const last = Math.floor((hi - 1 - nodeBase) / span);
-      for (let i = first; i <= last; i++) {
-        const slotBase = nodeBase + i * span;
-        const a = Math.max(lo, slotBase);
-        const b = Math.min(hi, slotBase + span);
-        let slot = node.slots[i] as V | RadixNode<V>;
-        if (!(slot instanceof RadixNode)) {
-          if (a === slotBase && b === slotBase + span) {
-            node.slots[i] = update(slot);
-            continue;
-          }
-          slot = new RadixNode<V>(new Array(FANOUT).fill(slot));
-          node.slots[i] = slot;
+    if (count > 0) this.updateBelow(this.root, 0, 0, base, base + count, update);
+  }
+
+  private updateBelow(node: RadixNode<V>, d: number, nodeBase: number, lo: number, hi: number, update: (value: V) => V): void {
+    const span = this.spanAt(d);
+    const first = Math.floor((lo - nodeBase) / span);
+    const last = Math.floor((hi - 1 - nodeBase) / span);
+    for (let i = first; i <= last; i++) {
+      const slotBase = nodeBase + i * span;
+      const a = Math.max(lo, slotBase);
+      const b = Math.min(hi, slotBase + span);
+      let slot = node.slots[i] as V | RadixNode<V>;
+      if (!(slot instanceof RadixNode)) {
+        if (a === slotBase && b === slotBase + span) {
+          node.slots[i] = update(slot);
+          continue;
         }
-        walk(slot, d + 1, slotBase, a, b);
-        if (isUniform(slot, Math.floor((a - slotBase) / this.spanAt(d + 1)))) node.slots[i] = slot.slots[0] as V;
+        slot = new RadixNode<V>(new Array(FANOUT).fill(slot));
+        node.slots[i] = slot;
       }
-    };
-    walk(this.root, 0, 0, base, base + count);
+      this.updateBelow(slot, d + 1, slotBase, a, b, update);
+      if (isUniform(slot, Math.floor((a - slotBase) / this.spanAt(d + 1)))) node.slots[i] = slot.slots[0] as V;
+    }
   }
 
   /** Number of interior nodes, for memory accounting in benchmarks. */

@@ -25,6 +25,9 @@ import {
 } from './descriptor.js';
 import { ENTRIES_PER_TABLE, LEVEL_PAGE, framesPerEntry, leafAllowedAt, rootTableCount, startLevel, type Level } from './geometry.js';
 
+/** Index within a 512-entry table: `q & INDEX_MASK` is q mod 512 for any integer q below 2^53. */
+const INDEX_MASK = ENTRIES_PER_TABLE - 1;
+
 /** Where table pages come from and go back to. */
 export interface TablePageSource {
   take(): Pfn;
@@ -89,74 +92,63 @@ export class TranslationTable {
     let t = this.root;
     for (;;) {
       const span = framesPerEntry(t.level);
-      const i = t === this.root ? Math.floor(frame / span) : Math.floor(frame / span) % ENTRIES_PER_TABLE;
+      const q = Math.floor(frame / span);
+      const i = t === this.root ? q : q & INDEX_MASK;
       const d = t.entries[i] as number;
       if (descIsTable(d, t.level)) {
         t = t.children?.[i] as TablePage;
         continue;
       }
-      const base = frame - (frame % span);
-      return { start: frame, frames: 1, desc: adjust(d, frame - base), level: t.level };
+      return { start: frame, frames: 1, desc: adjust(d, frame - q * span), level: t.level };
     }
   }
 
   /** Visits the leaves and invalid entries covering [base, base+count), clipped, in order. */
   leafRuns(base: number, count: number, visit: (v: LeafVisit) => boolean | void): void {
-    let stopped = false;
-    const walk = (t: TablePage, tableBase: number, lo: number, hi: number): void => {
-      const span = framesPerEntry(t.level);
-      const first = Math.floor((lo - tableBase) / span);
-      const last = Math.floor((hi - 1 - tableBase) / span);
-      for (let i = first; i <= last && !stopped; i++) {
-        const eBase = tableBase + i * span;
-        const a = Math.max(lo, eBase);
-        const b = Math.min(hi, eBase + span);
-        const d = t.entries[i] as number;
-        if (descIsTable(d, t.level)) walk(t.children?.[i] as TablePage, eBase, a, b);
-        else if (visit({ start: a, frames: b - a, desc: adjust(d, a - eBase), level: t.level }) === false) stopped = true;
-      }
-    };
-    if (count > 0) walk(this.root, 0, base, base + count);
+    // One frame is one entry: the walk below would visit exactly what lookup returns.
+    if (count === 1) visit(this.lookup(base));
+    else if (count > 0) this.visitRuns(this.root, 0, base, base + count, visit);
+  }
+
+  /** leafRuns below `t`; false once `visit` has asked to stop. */
+  private visitRuns(t: TablePage, tableBase: number, lo: number, hi: number, visit: (v: LeafVisit) => boolean | void): boolean {
+    const span = framesPerEntry(t.level);
+    const first = Math.floor((lo - tableBase) / span);
+    const last = Math.floor((hi - 1 - tableBase) / span);
+    for (let i = first; i <= last; i++) {
+      const eBase = tableBase + i * span;
+      const a = Math.max(lo, eBase);
+      const b = Math.min(hi, eBase + span);
+      const d = t.entries[i] as number;
+      if (descIsTable(d, t.level)) {
+        if (!this.visitRuns(t.children?.[i] as TablePage, eBase, a, b, visit)) return false;
+      } else if (visit({ start: a, frames: b - a, desc: adjust(d, a - eBase), level: t.level }) === false) return false;
+    }
+    return true;
   }
 
   /**
    * Dry run of `rewrite`: how many new table pages it would take. `virtual` carries the tables an
    * earlier range of the same operation would already have created, so a multi-range count is exact.
+   * Without it (a single range) no table can be counted twice: one walk meets each entry once.
    */
-  tablesNeeded(base: number, count: number, rewrite: LeafRewrite, virtual: Set<string> = new Set()): number {
+  tablesNeeded(base: number, count: number, rewrite: LeafRewrite, virtual: Set<number> | null = null): number {
+    return count > 0 ? this.neededBelow(this.root, 0, base, base + count, rewrite, virtual) : 0;
+  }
+
+  private neededBelow(t: TablePage, tableBase: number, lo: number, hi: number, rewrite: LeafRewrite, virtual: Set<number> | null): number {
+    const span = framesPerEntry(t.level);
+    const first = Math.floor((lo - tableBase) / span);
+    const last = Math.floor((hi - 1 - tableBase) / span);
     let needed = 0;
-    const walkDesc = (d: Descriptor, level: number, eBase: number, lo: number, hi: number): void => {
-      // A leaf/invalid entry at `level` covering eBase..: rewrite in place or split virtually.
-      const span = framesPerEntry(level);
-      if (lo === eBase && hi === eBase + span && fitsAt(rewrite(d, eBase, level, span), level, span)) return;
-      assert(level < LEVEL_PAGE, 'a page entry always rewrites in place');
-      const key = `${level + 1}:${eBase}`;
-      if (!virtual.has(key)) {
-        virtual.add(key);
-        needed++;
-      }
-      const childSpan = framesPerEntry(level + 1);
-      const first = Math.floor((lo - eBase) / childSpan);
-      const last = Math.floor((hi - 1 - eBase) / childSpan);
-      for (let i = first; i <= last; i++) {
-        const cBase = eBase + i * childSpan;
-        walkDesc(splitChild(d, i, childSpan, level + 1), level + 1, cBase, Math.max(lo, cBase), Math.min(hi, cBase + childSpan));
-      }
-    };
-    const walk = (t: TablePage, tableBase: number, lo: number, hi: number): void => {
-      const span = framesPerEntry(t.level);
-      const first = Math.floor((lo - tableBase) / span);
-      const last = Math.floor((hi - 1 - tableBase) / span);
-      for (let i = first; i <= last; i++) {
-        const eBase = tableBase + i * span;
-        const a = Math.max(lo, eBase);
-        const b = Math.min(hi, eBase + span);
-        const d = t.entries[i] as number;
-        if (descIsTable(d, t.level)) walk(t.children?.[i] as TablePage, eBase, a, b);
-        else walkDesc(d, t.level, eBase, a, b);
-      }
-    };
-    if (count > 0) walk(this.root, 0, base, base + count);
+    for (let i = first; i <= last; i++) {
+      const eBase = tableBase + i * span;
+      const a = Math.max(lo, eBase);
+      const b = Math.min(hi, eBase + span);
+      const d = t.entries[i] as number;
+      if (descIsTable(d, t.level)) needed += this.neededBelow(t.children?.[i] as TablePage, eBase, a, b, rewrite, virtual);
+      else needed += neededAt(d, t.level, eBase, a, b, rewrite, virtual);
+    }
     return needed;
   }
 
@@ -165,40 +157,40 @@ export class TranslationTable {
    * folding uniform tables back into `pages`. Cannot fail if `pages` holds `tablesNeeded` pages.
    */
   rewrite(base: number, count: number, rewrite: LeafRewrite, pages: TablePageSource): void {
-    const walk = (t: TablePage, tableBase: number, lo: number, hi: number): void => {
-      const span = framesPerEntry(t.level);
-      const first = Math.floor((lo - tableBase) / span);
-      const last = Math.floor((hi - 1 - tableBase) / span);
-      for (let i = first; i <= last; i++) {
-        const eBase = tableBase + i * span;
-        const a = Math.max(lo, eBase);
-        const b = Math.min(hi, eBase + span);
-        let d = t.entries[i] as number;
-        if (!descIsTable(d, t.level)) {
-          if (a === eBase && b === eBase + span) {
-            const r = rewrite(d, eBase, t.level, span);
-            if (fitsAt(r, t.level, span)) {
-              t.entries[i] = r as number;
-              continue;
-            }
+    if (count > 0) this.rewriteBelow(this.root, 0, base, base + count, rewrite, pages);
+  }
+
+  private rewriteBelow(t: TablePage, tableBase: number, lo: number, hi: number, rewrite: LeafRewrite, pages: TablePageSource): void {
+    const span = framesPerEntry(t.level);
+    const first = Math.floor((lo - tableBase) / span);
+    const last = Math.floor((hi - 1 - tableBase) / span);
+    for (let i = first; i <= last; i++) {
+      const eBase = tableBase + i * span;
+      const a = Math.max(lo, eBase);
+      const b = Math.min(hi, eBase + span);
+      const d = t.entries[i] as number;
+      if (!descIsTable(d, t.level)) {
+        if (a === eBase && b === eBase + span) {
+          const r = rewrite(d, eBase, t.level, span);
+          if (fitsAt(r, t.level, span)) {
+            t.entries[i] = r as number;
+            continue;
           }
-          assert(t.level < LEVEL_PAGE, 'a page entry always rewrites in place');
-          const child = this.split(d, t.level + 1, pages);
-          t.children![i] = child;
-          d = tableDesc(child.frame);
-          t.entries[i] = d;
         }
-        const child = t.children![i] as TablePage;
-        walk(child, eBase, a, b);
-        const folded = foldedEntry(child, Math.floor((a - eBase) / framesPerEntry(child.level)));
-        if (folded !== undefined) {
-          t.entries[i] = folded;
-          t.children![i] = undefined;
-          this.release(child, pages);
-        }
+        assert(t.level < LEVEL_PAGE, 'a page entry always rewrites in place');
+        const child = this.split(d, t.level + 1, pages);
+        t.children![i] = child;
+        t.entries[i] = tableDesc(child.frame);
       }
-    };
-    if (count > 0) walk(this.root, 0, base, base + count);
+      const child = t.children![i] as TablePage;
+      this.rewriteBelow(child, eBase, a, b, rewrite, pages);
+      const folded = foldedEntry(child, Math.floor((a - eBase) / framesPerEntry(child.level)));
+      if (folded !== undefined) {
+        t.entries[i] = folded;
+        t.children![i] = undefined;
+        this.release(child, pages);
+      }
+    }
   }
 
   /** Every table page below the roots, in walk order (for teardown and invariant checks). */
@@ -246,15 +238,47 @@ export class TranslationTable {
 const adjust = (d: Descriptor, offset: number): Descriptor =>
   offset !== 0 && descHasOutput(d) ? withOutputFrame(d, descOutputFrame(d) + offset) : d;
 
+/**
+ * Tables a leaf/invalid entry `d` at `level` covering eBase.. would need for the clipped part
+ * [lo, hi): none if the rewrite stands in place, else one for the split plus what its children need.
+ */
+function neededAt(d: Descriptor, level: number, eBase: number, lo: number, hi: number, rewrite: LeafRewrite, virtual: Set<number> | null): number {
+  const span = framesPerEntry(level);
+  if (lo === eBase && hi === eBase + span && fitsAt(rewrite(d, eBase, level, span), level, span)) return 0;
+  assert(level < LEVEL_PAGE, 'a page entry always rewrites in place');
+  let needed = 0;
+  // The new table at level+1 is named by its first frame and level: a number key, exact below 2^53.
+  const key = eBase * VIRTUAL_KEY_LEVELS + level + 1;
+  if (virtual === null) needed++;
+  else if (!virtual.has(key)) {
+    virtual.add(key);
+    needed++;
+  }
+  const childSpan = framesPerEntry(level + 1);
+  const first = Math.floor((lo - eBase) / childSpan);
+  const last = Math.floor((hi - 1 - eBase) / childSpan);
+  for (let i = first; i <= last; i++) {
+    const cBase = eBase + i * childSpan;
+    needed += neededAt(splitChild(d, i, childSpan, level + 1), level + 1, cBase, Math.max(lo, cBase), Math.min(hi, cBase + childSpan), rewrite, virtual);
+  }
+  return needed;
+}
+
+/** Levels 0..3 fit in a key's lowest digit (see neededAt). */
+const VIRTUAL_KEY_LEVELS = 4;
+
 /** The i-th child of a split block/invalid entry: same attributes, consecutive output frames. */
 const splitChild = (d: Descriptor, i: number, childSpan: number, childLevel: number): Descriptor =>
   descHasOutput(d) ? descAtLevel(withOutputFrame(d, descOutputFrame(d) + i * childSpan), childLevel) : d;
+
+/** `frame % span === 0` for a power-of-two span, without a float modulo (frames exceed 2^31). */
+const isAligned = (frame: number, span: number): boolean => Math.floor(frame / span) * span === frame;
 
 /** Whether a rewrite result can stand as one entry at `level` (blocks need L1+ and an aligned output). */
 function fitsAt(r: Descriptor | undefined, level: number, span: number): boolean {
   if (r === undefined) return false;
   if (!descHasOutput(r)) return true;
-  return leafAllowedAt(level) && descOutputFrame(r) % span === 0;
+  return leafAllowedAt(level) && isAligned(descOutputFrame(r), span);
 }
 
 /**
@@ -274,7 +298,7 @@ function foldedEntry(t: TablePage, probe: number): Descriptor | undefined {
   }
   if (!leafAllowedAt(parentLevel)) return undefined;
   const span = framesPerEntry(t.level);
-  if (descOutputFrame(d0) % (span * ENTRIES_PER_TABLE) !== 0) return undefined;
+  if (!isAligned(descOutputFrame(d0), span * ENTRIES_PER_TABLE)) return undefined;
   // Identical attributes and consecutive output frames: entry i = entry 0 + i * span frames.
   const step = span * OA_UNIT;
   if (e[probe] !== d0 + probe * step || e[ENTRIES_PER_TABLE - 1] !== d0 + (ENTRIES_PER_TABLE - 1) * step) return undefined;
