@@ -8,7 +8,8 @@
  *  2. a granule is mapped in an address space only if that space owns it (OWNED, SHARED_OWNED) or
  *     borrows it through a live grant within its ACL rights or a host share (SHARED_BORROWED);
  *  3. a lent or donated granule is mapped nowhere in its owner (its owner entry is a LENT annotation);
- *  4. table pages (roots, tables, pool pages) are HYP-owned, marked as such, and counted once;
+ *  4. table pages (roots, tables, pool pages) are HYP-owned, marked as such, and counted once; no
+ *     table is left uniform (fold is eager) and each table's split-pattern count is right;
  *  5. pin counts and guest share counts agree with the page states that justify them;
  *  6. the host maps identity only; RMM-side granules belong to HYP.
  */
@@ -167,6 +168,7 @@ function checkTablePages(s: Stage2, report: Report): void {
     const who = vmidName(sp.vmid);
     const tables = sp.table.tables();
     if (tables.length !== sp.table.tablePages) report(`${who}: ${tables.length} table pages in use, counter says ${sp.table.tablePages}`);
+    for (const p of sp.table.problems()) report(`${who}: ${p}`);
     for (const f of sp.rootFrames) expect(f, who);
     for (const t of tables) expect(t.frame, who);
     for (const f of sp.pool.snapshot()) expect(f, who);

@@ -34,9 +34,20 @@ export interface TablePageSource {
   give(frame: Pfn): void;
 }
 
+/**
+ * One table granule's entries. Besides the entries it keeps the pattern its split wrote (entry i =
+ * `splitFirst + i * splitStep`: a block's consecutive outputs, or one invalid entry repeated) and
+ * how many entries differ from it, so that the fold check after each change is O(1) in the common
+ * case where a change is undone (share then unshare). Entries change only through `setEntry`.
+ */
 export class TablePage {
   readonly entries: Float64Array;
   readonly children: (TablePage | undefined)[] | null;
+  /** Entry 0 and the step between entries as the split wrote them (roots: all invalid). */
+  splitFirst: Descriptor = DESC_INVALID;
+  splitStep = 0;
+  /** Entries that differ from the split pattern; 0 means the table is uniform by construction. */
+  splitMismatches = 0;
   constructor(
     readonly level: number,
     /** The granule holding this table (the first one, for concatenated roots). */
@@ -45,6 +56,14 @@ export class TablePage {
   ) {
     this.entries = new Float64Array(entryCount);
     this.children = level < LEVEL_PAGE ? new Array<TablePage | undefined>(entryCount) : null;
+  }
+
+  /** Writes entry i, keeping the count of entries that differ from the split pattern. */
+  setEntry(i: number, d: Descriptor): void {
+    const expected = this.splitFirst + i * this.splitStep;
+    if (this.entries[i] !== expected) this.splitMismatches--;
+    if (d !== expected) this.splitMismatches++;
+    this.entries[i] = d;
   }
 }
 
@@ -173,20 +192,20 @@ export class TranslationTable {
         if (a === eBase && b === eBase + span) {
           const r = rewrite(d, eBase, t.level, span);
           if (fitsAt(r, t.level, span)) {
-            t.entries[i] = r as number;
+            t.setEntry(i, r as number);
             continue;
           }
         }
         assert(t.level < LEVEL_PAGE, 'a page entry always rewrites in place');
         const child = this.split(d, t.level + 1, pages);
         t.children![i] = child;
-        t.entries[i] = tableDesc(child.frame);
+        t.setEntry(i, tableDesc(child.frame));
       }
       const child = t.children![i] as TablePage;
       this.rewriteBelow(child, eBase, a, b, rewrite, pages);
       const folded = foldedEntry(child, Math.floor((a - eBase) / framesPerEntry(child.level)));
       if (folded !== undefined) {
-        t.entries[i] = folded;
+        t.setEntry(i, folded);
         t.children![i] = undefined;
         this.release(child, pages);
       }
@@ -208,6 +227,22 @@ export class TranslationTable {
     return out;
   }
 
+  /**
+   * Recomputes what the walks keep incrementally, for the invariant checker: each table's count
+   * of entries off its split pattern, and that no table was left uniform (fold is eager, §A2).
+   */
+  problems(): string[] {
+    const out: string[] = [];
+    for (const t of this.tables()) {
+      const at = `level-${t.level} table at 0x${(t.frame * 4096).toString(16)}`;
+      let mismatches = 0;
+      for (let i = 0; i < ENTRIES_PER_TABLE; i++) if (t.entries[i] !== t.splitFirst + i * t.splitStep) mismatches++;
+      if (mismatches !== t.splitMismatches) out.push(`${at}: ${mismatches} entries differ from its split pattern, its counter says ${t.splitMismatches}`);
+      if (foldedEntry(t, 0, false) !== undefined) out.push(`${at}: entries are uniform but the table was not folded`);
+    }
+    return out;
+  }
+
   private split(d: Descriptor, level: number, pages: TablePageSource): TablePage {
     const frame = pages.take();
     const reused = this.spare[level]!.pop();
@@ -215,14 +250,19 @@ export class TranslationTable {
     child.frame = frame;
     this.tablePages++;
     const e = child.entries;
+    child.splitMismatches = 0;
     if (!descHasOutput(d)) {
       e.fill(d);
+      child.splitFirst = d;
+      child.splitStep = 0;
       return child;
     }
     // Consecutive output frames, same attributes: entry i = entry 0 + i * span frames.
     const d0 = descAtLevel(d, level);
     const step = framesPerEntry(level) * OA_UNIT;
     for (let i = 0; i < ENTRIES_PER_TABLE; i++) e[i] = d0 + i * step;
+    child.splitFirst = d0;
+    child.splitStep = step;
     return child;
   }
 
@@ -283,25 +323,31 @@ function fitsAt(r: Descriptor | undefined, level: number, span: number): boolean
 
 /**
  * The single parent entry a table can fold into, or undefined if its entries are not uniform.
- * `probe` is an entry the caller just rewrote: checking it (and the last entry) first makes the
- * common no-fold answer O(1).
+ * A table that still matches its split pattern is uniform without a scan. Otherwise `probe`, an
+ * entry the caller just rewrote, is checked first (with the last entry): that makes the common
+ * no-fold answer O(1).
  */
-function foldedEntry(t: TablePage, probe: number): Descriptor | undefined {
+function foldedEntry(t: TablePage, probe: number, asSplit: boolean = t.splitMismatches === 0): Descriptor | undefined {
   const e = t.entries;
   const d0 = e[0] as number;
   if (descIsTable(d0, t.level)) return undefined;
   const parentLevel = t.level - 1;
+  // (asSplit) A split pattern comes from one leaf or invalid entry: uniform as checked below.
   if (!descHasOutput(d0)) {
-    if (e[probe] !== d0 || e[ENTRIES_PER_TABLE - 1] !== d0) return undefined;
-    for (let i = 1; i < ENTRIES_PER_TABLE; i++) if (e[i] !== d0) return undefined;
+    if (!asSplit) {
+      if (e[probe] !== d0 || e[ENTRIES_PER_TABLE - 1] !== d0) return undefined;
+      for (let i = 1; i < ENTRIES_PER_TABLE; i++) if (e[i] !== d0) return undefined;
+    }
     return d0 === DESC_INVALID || leafAllowedAt(parentLevel) ? d0 : undefined;
   }
   if (!leafAllowedAt(parentLevel)) return undefined;
   const span = framesPerEntry(t.level);
   if (!isAligned(descOutputFrame(d0), span * ENTRIES_PER_TABLE)) return undefined;
-  // Identical attributes and consecutive output frames: entry i = entry 0 + i * span frames.
-  const step = span * OA_UNIT;
-  if (e[probe] !== d0 + probe * step || e[ENTRIES_PER_TABLE - 1] !== d0 + (ENTRIES_PER_TABLE - 1) * step) return undefined;
-  for (let i = 1; i < ENTRIES_PER_TABLE; i++) if (e[i] !== d0 + i * step) return undefined;
+  if (!asSplit) {
+    // Identical attributes and consecutive output frames: entry i = entry 0 + i * span frames.
+    const step = span * OA_UNIT;
+    if (e[probe] !== d0 + probe * step || e[ENTRIES_PER_TABLE - 1] !== d0 + (ENTRIES_PER_TABLE - 1) * step) return undefined;
+    for (let i = 1; i < ENTRIES_PER_TABLE; i++) if (e[i] !== d0 + i * step) return undefined;
+  }
   return descAtLevel(d0, parentLevel);
 }
