@@ -54,6 +54,22 @@ export function granuleMeta(m: GranuleMeta): GranuleMeta {
   return found;
 }
 
+/**
+ * withMeta for a change fixed in advance, as an update function with its own memo of results per
+ * record: the hot transitions (share/unshare) then skip building a change key on every call.
+ */
+export function metaUpdate(changes: Partial<GranuleMeta>): (m: GranuleMeta) => GranuleMeta {
+  const results = new Map<GranuleMeta, GranuleMeta>();
+  return (m) => {
+    let next = results.get(m);
+    if (next === undefined) {
+      next = granuleMeta({ ...m, ...changes });
+      results.set(m, next);
+    }
+    return next;
+  };
+}
+
 /** Results of withMeta per (record, change), so hot single-field transitions skip the intern key. */
 const transitions = new WeakMap<GranuleMeta, Map<string, GranuleMeta>>();
 

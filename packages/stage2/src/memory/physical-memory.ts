@@ -65,7 +65,9 @@ export class PhysicalMemory {
 
   /** The region holding `frame`, if any. */
   regionOf(frame: number): MemoryRegionFrames | undefined {
-    return this.regions.find((r) => frame >= r.base && frame < r.base + r.count);
+    // A loop rather than find(): every transition's range checks call this, with few regions.
+    for (const r of this.regions) if (frame >= r.base && frame < r.base + r.count) return r;
+    return undefined;
   }
 
   /**

@@ -12,6 +12,9 @@
 const FANOUT = 64;
 const FANOUT_BITS = 6;
 
+/** Folded nodes kept for reuse: enough for split/fold churn at full depth, bounded for memory. */
+const SPARE_NODES_MAX = 64;
+
 /** `q & SLOT_MASK` is q mod 64 for any integer q below 2^53, without a float modulo. */
 const SLOT_MASK = FANOUT - 1;
 
@@ -58,6 +61,11 @@ export class RadixMap<V> {
   private readonly spans: readonly number[];
   /** Frames covered: [0, size). */
   readonly size: number;
+  /**
+   * Nodes that folded away, reused by the next split: a single-granule change splits one node per
+   * level below a uniform slot and undoing it folds them again, so reuse saves the allocation.
+   */
+  private readonly spare: RadixNode<V>[] = [];
 
   constructor(frameBits: number, initial: V) {
     const depth = Math.max(1, Math.ceil(frameBits / FANOUT_BITS));
@@ -146,12 +154,23 @@ export class RadixMap<V> {
           node.slots[i] = update(slot);
           continue;
         }
-        slot = new RadixNode<V>(new Array(FANOUT).fill(slot));
+        slot = this.uniformNode(slot);
         node.slots[i] = slot;
       }
       this.updateBelow(slot, d + 1, slotBase, a, b, update);
-      if (isUniform(slot, Math.floor((a - slotBase) / this.spanAt(d + 1)))) node.slots[i] = slot.slots[0] as V;
+      if (isUniform(slot, Math.floor((a - slotBase) / this.spanAt(d + 1)))) {
+        node.slots[i] = slot.slots[0] as V;
+        if (this.spare.length < SPARE_NODES_MAX) this.spare.push(slot);
+      }
     }
+  }
+
+  /** A node whose slots all hold `value` (a split slot). */
+  private uniformNode(value: V): RadixNode<V> {
+    const reused = this.spare.pop();
+    if (reused === undefined) return new RadixNode<V>(new Array(FANOUT).fill(value));
+    reused.slots.fill(value);
+    return reused;
   }
 
   /** Number of interior nodes, for memory accounting in benchmarks. */

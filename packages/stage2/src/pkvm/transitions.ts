@@ -23,7 +23,7 @@
  */
 
 import type { AddressSpace } from '../address-space.js';
-import { GUEST_SHARE_COUNT_MAX, PIN_COUNT_MAX, withMeta } from '../memory/granule.js';
+import { GUEST_SHARE_COUNT_MAX, PIN_COUNT_MAX, metaUpdate, withMeta } from '../memory/granule.js';
 import { commit, plan, type MetaStep, type PlanSteps, type TableStep } from '../plan.js';
 import { OK, err, type Result } from '../result.js';
 import { descIsValid, descOutputFrame, descState } from '../s2tt/descriptor.js';
@@ -75,11 +75,17 @@ const hostRange = (s: Stage2, pfn: number, nr: number): Check[] => [pfnRangeVali
 
 // --- host ↔ hyp -------------------------------------------------------------------------------
 
+// Rewrites and record updates of share/unshare, built once rather than per call (hot paths).
+const toSharedOwned = withState('SHARED_OWNED');
+const toOwned = withState('OWNED');
+const hypToSharedBorrowed = metaUpdate({ hyp: 'SHARED_BORROWED' });
+const hypToNopage = metaUpdate({ hyp: 'NOPAGE' });
+
 /** __pkvm_host_share_hyp: H OWNED → SHARED_OWNED, Y NOPAGE → SHARED_BORROWED (§A5). */
 export const hostShareHyp = (s: Stage2, pfn: number): Outcome =>
   apply(s, [...hostRange(s, pfn, 1), spaceStateIs(s.host, pfn, 1, 'host_not_owned', 'OWNED'), hypStateIs(s, pfn, 1, 'NOPAGE', 'hyp_not_nopage')], () => ({
-    tables: [hostStep(s, pfn, 1, withState('SHARED_OWNED'))],
-    meta: [metaStep(pfn, 1, (m) => withMeta(m, { hyp: 'SHARED_BORROWED' }))],
+    tables: [hostStep(s, pfn, 1, toSharedOwned)],
+    meta: [metaStep(pfn, 1, hypToSharedBorrowed)],
   }));
 
 /** __pkvm_host_unshare_hyp: the reverse; -EBUSY while HYP holds a pin (§A5, §A6). */
@@ -93,8 +99,8 @@ export const hostUnshareHyp = (s: Stage2, pfn: number): Outcome =>
       metaIs(s, pfn, 1, 'EBUSY', 'hyp_pinned', 'pinned by HYP', (m) => m.pins === 0),
     ],
     () => ({
-      tables: [hostStep(s, pfn, 1, withState('OWNED'))],
-      meta: [metaStep(pfn, 1, (m) => withMeta(m, { hyp: 'NOPAGE' }))],
+      tables: [hostStep(s, pfn, 1, toOwned)],
+      meta: [metaStep(pfn, 1, hypToNopage)],
     }),
   );
 
