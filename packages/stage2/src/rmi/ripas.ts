@@ -47,7 +47,7 @@ import {
   type Rtte,
 } from './rtt-entry.js';
 import { addrInPar, realmIpaSize, rttWalk, type RttWalk } from './rtt-walk.js';
-import type { RmiError } from './status.js';
+import { rmiError, type RmiError } from './status.js';
 
 export interface RipasOutputs extends Outputs {
   /** x1: the progress: the changed range is [base, top). */
@@ -58,8 +58,7 @@ type RipasPlan = RmiPlan<{ readonly walk: RttWalk; readonly updates: readonly (r
 
 function rangeFailure(base: unknown, top: unknown): RmiError | undefined {
   if (isU64(base) && isU64(top) && top > base) return undefined;
-  const e = inputError('top_base', `[${hexAddr(base)}, ${hexAddr(top)}) is empty or not a range of addresses`);
-  return e.ok ? undefined : e.error;
+  return rmiError('RMI_ERROR_INPUT', 0, 'top_base', `[${hexAddr(base)}, ${hexAddr(top)}) is empty or not a range of addresses`);
 }
 
 /**

@@ -46,15 +46,14 @@ import {
   type Rtte,
 } from './rtt-entry.js';
 import { addrInPar, addressFailure, rttWalk, skipNonLive, type RttWalk } from './rtt-walk.js';
-import type { RmiError } from './status.js';
+import { rmiError, type RmiError } from './status.js';
 
 const rttOf = (s: Stage2, e: Rtte): Rtt => s.rmm.rtts.get(rttePa(e) / GRANULE_SIZE) as Rtt;
 
 function checkAddress(realm: Realm, addr: unknown, level: unknown, kind: 'structure' | 'entry', outputs: Outputs = {}): RmiError | undefined {
   const rule = addressFailure(realm, addr, level, kind);
   if (rule === undefined) return undefined;
-  const r = inputError(rule, `${kind} command at ${hexAddr(addr)} level ${String(level)}: ${rule.replace('_', ' ')}`, outputs);
-  return r.ok ? undefined : r.error;
+  return rmiError('RMI_ERROR_INPUT', 0, rule, `${kind} command at ${hexAddr(addr)} level ${String(level)}: ${rule.replace('_', ' ')}`, { ...outputs });
 }
 
 // ---------------------------------------------------------------------------------------------
