@@ -257,10 +257,22 @@ export class TranslationTable {
       child.splitStep = 0;
       return child;
     }
-    // Consecutive output frames, same attributes: entry i = entry 0 + i * span frames.
+    // Consecutive output frames, same attributes: entry i = entry 0 + i * span frames. Every
+    // partial change of a block writes 512 of these; unrolled by 8 the loop runs about twice as
+    // fast in V8 (it does not vectorise it). ENTRIES_PER_TABLE is a multiple of 8.
     const d0 = descAtLevel(d, level);
     const step = framesPerEntry(level) * OA_UNIT;
-    for (let i = 0; i < ENTRIES_PER_TABLE; i++) e[i] = d0 + i * step;
+    for (let i = 0; i < ENTRIES_PER_TABLE; i += 8) {
+      const v = d0 + i * step;
+      e[i] = v;
+      e[i + 1] = v + step;
+      e[i + 2] = v + 2 * step;
+      e[i + 3] = v + 3 * step;
+      e[i + 4] = v + 4 * step;
+      e[i + 5] = v + 5 * step;
+      e[i + 6] = v + 6 * step;
+      e[i + 7] = v + 7 * step;
+    }
     child.splitFirst = d0;
     child.splitStep = step;
     return child;
