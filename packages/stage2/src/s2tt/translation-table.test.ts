@@ -132,7 +132,7 @@ describe('dry run (check phase) counts exactly what the commit takes', () => {
     const t = new TranslationTable(40, [pfn(1), pfn(2)]);
     const p = pool(16);
     t.rewrite(GB, 2 * GB, identity, p);
-    const virtual = new Set<string>();
+    const virtual = new Set<number>();
     const needed = ranges.reduce((n, [b, c]) => n + t.tablesNeeded(b, c, shared, virtual), 0);
     expect(needed).toBe(expected);
     const before = p.taken;

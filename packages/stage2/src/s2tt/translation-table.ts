@@ -8,6 +8,8 @@
  * holds what `tablesNeeded` counted. A partial change to a block splits it (one new table per level
  * descended); a table whose entries become uniform folds back into one parent entry: all invalid
  * into an invalid entry, a contiguous aligned run of identical leaves into a block (L1/L2 only).
+ * Folding is checked eagerly after every change; a table that still holds its split pattern is
+ * known uniform without a scan (TablePage), so a change that is undone costs no 512-entry pass.
  */
 
 import { assert } from '../result.js';
