@@ -86,7 +86,7 @@ describe('§1.3 fragmentation', () => {
       type: fc.constantFrom('REQUEST', 'REPLY', 'NOTIFICATION'),
       msgId: fc.integer({ min: 0, max: 0xffff_ffff }),
       seq: fc.integer({ min: 0, max: 0xffff }),
-      payload: fc.uint8Array({ maxLength: RM_RPC_MAX_MSG_SIZE }),
+      payload: fc.uint8Array({ maxLength: RM_RPC_MAX_MSG_SIZE, size: 'max' }), // 'max': lengths across all 63 fragments, not just small ones
     });
     fc.assert(
       fc.property(message, (m) => {
