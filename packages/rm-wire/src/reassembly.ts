@@ -24,7 +24,7 @@ export const DROP_RULES = {
   partial_discarded: '§1.3: a new non-continuation message while a partial one is pending discards the partial',
   continuation_without_partial: '§1.3: a continuation with no partial pending is dropped',
   continuation_mismatch: '§1.3: a continuation whose msg_id/seq/frag-count differ from the partial is dropped',
-} as const satisfies Record<HeaderRule | string, string>;
+} as const satisfies Record<HeaderRule, string> & Record<string, string>; // every header failure is a drop rule
 
 export type DropRule = keyof typeof DROP_RULES;
 
