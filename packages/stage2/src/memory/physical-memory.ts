@@ -71,16 +71,18 @@ export class PhysicalMemory {
   }
 
   /**
-   * pfn_range_is_valid + check_range_allowed_memory (§A3): the range lies inside the PA space and
-   * inside one region. 'outside' → -EINVAL; 'straddles' a region boundary → -EINVAL; 'hole' (no
-   * memory) → -EPERM in pKVM's terms.
+   * pfn_range_is_valid + check_range_allowed_memory (§A3): 'ok' when the range lies inside one
+   * region; 'outside' the PA space (or malformed) → -EINVAL; 'straddles' when it covers part of a
+   * region and something else (a hole or another region) → -EINVAL; 'hole' when it touches no
+   * memory at all → -EPERM in pKVM's terms.
    */
   classifyRange(base: number, count: number): 'ok' | 'outside' | 'straddles' | 'hole' {
     if (!Number.isInteger(base) || !Number.isInteger(count) || base < 0 || count <= 0) return 'outside';
     if (base + count > this.frameCount) return 'outside';
     const region = this.regionOf(base);
-    if (region === undefined) return this.regionOf(base + count - 1) === undefined ? 'hole' : 'straddles';
-    return base + count <= region.base + region.count ? 'ok' : 'straddles';
+    if (region !== undefined && base + count <= region.base + region.count) return 'ok';
+    const touches = this.regions.some((r) => r.base < base + count && base < r.base + r.count);
+    return touches ? 'straddles' : 'hole';
   }
 
   /** Whole-frame-range validation shared by commands that take (pfn, nr_pages). */

@@ -29,7 +29,7 @@ export const pfnRangeValid =
   (s: Stage2, pfn: number, nr: number): Check =>
   () => {
     const c = s.memory.classifyRange(pfn, nr);
-    return c === 'outside' || (c === 'straddles' && s.memory.regionOf(pfn) === undefined)
+    return c === 'outside'
       ? errnoError('EINVAL', 'pfn_range_invalid', `pfn range ${pfn}+${nr} is outside the physical address space`)
       : undefined;
   };

@@ -15,6 +15,7 @@
  */
 
 import type { PageState } from '../memory/granule.js';
+import { assert } from '../result.js';
 import type { Perms } from '../types.js';
 
 export type Descriptor = number;
@@ -64,7 +65,12 @@ export function leafDesc(frame: number, level: number, attrs: LeafAttrs): Descri
 }
 
 /** STATE_CODES.indexOf without the search (leafDesc runs on every rewritten entry). */
-const stateCode = (state: LeafAttrs['state']): number => (state === 'OWNED' ? 0 : state === 'SHARED_OWNED' ? 1 : 2);
+function stateCode(state: LeafAttrs['state']): number {
+  if (state === 'OWNED') return 0;
+  if (state === 'SHARED_OWNED') return 1;
+  assert(state === 'SHARED_BORROWED', 'a valid leaf is OWNED, SHARED_OWNED or SHARED_BORROWED');
+  return 2;
+}
 
 export const tableDesc = (tableFrame: number): Descriptor => tableFrame * OA_UNIT + TYPE_TABLE_OR_PAGE;
 

@@ -110,6 +110,7 @@ export class TranslationTable {
 
   /** The leaf or invalid entry covering `frame`. */
   lookup(frame: number): LeafVisit {
+    assert(Number.isInteger(frame) && frame >= 0 && frame < this.frameLimit, 'callers check frames against the IPA width');
     let t = this.root;
     for (;;) {
       const span = framesPerEntry(t.level);
@@ -127,6 +128,7 @@ export class TranslationTable {
   /** Visits the leaves and invalid entries covering [base, base+count), clipped, in order. */
   leafRuns(base: number, count: number, visit: (v: LeafVisit) => boolean | void): void {
     // One frame is one entry: the walk below would visit exactly what lookup returns.
+    assert(count <= 0 || (base >= 0 && base + count <= this.frameLimit), 'callers check ranges against the IPA width');
     if (count === 1) visit(this.lookup(base));
     else if (count > 0) this.visitRuns(this.root, 0, base, base + count, visit);
   }
@@ -284,9 +286,13 @@ export class TranslationTable {
   private release(t: TablePage, pages: TablePageSource): void {
     pages.give(t.frame);
     this.tablePages--;
-    this.spare[t.level]!.push(t);
+    // Keep a few objects for the next splits; the rest go to the garbage collector (RSS bar, §6).
+    if (this.spare[t.level]!.length < SPARE_TABLES_MAX) this.spare[t.level]!.push(t);
   }
 }
+
+/** Released table objects kept per level for reuse. */
+const SPARE_TABLES_MAX = 16;
 
 /** Descriptor `d` with its output frame moved `offset` frames on (if it has one). */
 const adjust = (d: Descriptor, offset: number): Descriptor =>
