@@ -40,10 +40,13 @@ export const VMID_MAX = 0xffff;
 export const vmidName = (v: Vmid): string =>
   v === VMID_HYP ? 'HYP' : v === VMID_HOST ? 'HOST' : v === VMID_RM ? 'RM' : `VM${v.toString(16).padStart(2, '0')}`;
 
-/** Access rights, as bit flags: the R/W/X of an ACL entry or a stage-2 descriptor. */
-export const PERM_R = 1;
+/**
+ * Access rights as bit flags, in the real encodings: Linux `enum kvm_pgtable_prot` (X = BIT(0),
+ * W = BIT(1), R = BIT(2)) and the Gunyah ACL rights byte (gunyah-rm.md §3.1: X=1, W=2, R=4).
+ */
+export const PERM_X = 1;
 export const PERM_W = 2;
-export const PERM_X = 4;
+export const PERM_R = 4;
 export const PERM_RWX = PERM_R | PERM_W | PERM_X;
 export const PERM_RW = PERM_R | PERM_W;
 export type Perms = number;

@@ -2,9 +2,9 @@
  * Proto ↔ domain encodings of the core API that are more than a field copy: access-right bits,
  * enums, frame ranges. Pure; shape checks throw INVALID_ARGUMENT naming the field (@hypmesh/rpc).
  *
- * Rights. The proto uses the real encodings, Linux `enum kvm_pgtable_prot` and Gunyah's ACL
- * rights byte (X = 1, W = 2, R = 4, types.proto `Right`); the domain has its own PERM_* bits, so
- * every rights field goes through toPerms/fromPerms and neither side depends on the other's order.
+ * Rights. The proto and the domain both use the real encodings, Linux `enum kvm_pgtable_prot` and
+ * Gunyah's ACL rights byte (X = 1, W = 2, R = 4, types.proto `Right`, stage2 PERM_*); toPerms only
+ * validates.
  */
 
 import {
@@ -21,9 +21,6 @@ import {
 } from '@hypmesh/proto';
 import { enumField, frameField, invalidArgument } from '@hypmesh/rpc';
 import {
-  PERM_R,
-  PERM_W,
-  PERM_X,
   RMI_RIPAS,
   RMI_RTT_STATE,
   pfn,
@@ -39,28 +36,17 @@ import {
   type ViewState,
 } from '@hypmesh/stage2';
 
-const RIGHT_TO_PERM: readonly (readonly [Right, Perms])[] = [
-  [Right.RIGHT_R, PERM_R],
-  [Right.RIGHT_W, PERM_W],
-  [Right.RIGHT_X, PERM_X],
-];
 const RIGHTS_ALL = Right.RIGHT_R | Right.RIGHT_W | Right.RIGHT_X;
 
-/** A `rights`/`prot` field (Right bits) as domain perms. Bits outside R/W/X: INVALID_ARGUMENT. */
+/** A `rights`/`prot` field as domain perms (the same bits). Bits outside R/W/X: INVALID_ARGUMENT. */
 export function toPerms(rights: number, field: string): Perms {
   if (!Number.isInteger(rights) || rights < 0 || (rights & ~RIGHTS_ALL) !== 0)
     throw invalidArgument(field, `0x${rights.toString(16)} has bits outside X = 1, W = 2, R = 4`);
-  let perms = 0;
-  for (const [bit, perm] of RIGHT_TO_PERM) if (rights & bit) perms |= perm;
-  return perms;
-}
-
-/** Domain perms as Right bits. */
-export function fromPerms(perms: Perms): number {
-  let rights = 0;
-  for (const [bit, perm] of RIGHT_TO_PERM) if (perms & perm) rights |= bit;
   return rights;
 }
+
+/** Domain perms as Right bits (the same bits). */
+export const fromPerms = (perms: Perms): number => perms;
 
 /** Frame ranges of a request: each base and count a frame number (below 2^40). */
 export function toFrameRanges(list: readonly FrameRange[], field: string): DomainFrameRange<number>[] {
