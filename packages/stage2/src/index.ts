@@ -15,6 +15,7 @@ export * from './pkvm/transitions.js';
 export * from './spaces.js';
 export {
   createGrant,
+  appendGrant,
   mapGrant,
   unmapGrant,
   destroyGrant,

@@ -12,7 +12,7 @@ import type { Stage2 } from '../stage2.js';
 import { addGuest, ramFrame, smallStage2 } from '../testing.js';
 import { PERM_R, PERM_RW, PERM_RWX, PERM_W, VMID_HOST, vmid, type Vmid } from '../types.js';
 import { viewState } from '../views.js';
-import { createGrant, destroyGrant, mapGrant, unmapGrant, type CreateGrantArgs, type MapGrantArgs } from './grant.js';
+import { appendGrant, createGrant, destroyGrant, mapGrant, unmapGrant, type CreateGrantArgs, type MapGrantArgs } from './grant.js';
 
 const A = vmid(0x80);
 const B = vmid(0x81);
@@ -107,6 +107,31 @@ describe('MapGrant failure ladder', () => {
     expect(refused(attempt(() => mapGrant(s, breakIt(good()))))).toBe(expected);
     expect(attempt(() => mapGrant(s, good()))).toMatchObject(ok);
     expect(refused(attempt(() => mapGrant(s, good())))).toBe('EEXIST already_mapped');
+  });
+});
+
+describe('AppendGrant (MEM_APPEND, FF-A FRAG_TX)', () => {
+  test('failure ladder, then an append that the map and the reclaim cover whole', () => {
+    const base = ramFrame(s, 0x1000);
+    const g = createGrant(s, { owner: VMID_HOST, type: 'LEND', ranges: [{ base, count: 2 }], acl: [{ vmid: A, perms: PERM_RW }] });
+    const id = g.ok ? g.value.grantId : -1;
+    expect(hostShareHyp(s, ramFrame(s, 0x2000)).ok).toBe(true);
+    expect(refused(attempt(() => appendGrant(s, 999, VMID_HOST, [{ base: base + 8, count: 1 }])))).toBe('ENOENT no_such_grant');
+    expect(refused(attempt(() => appendGrant(s, id, A, [{ base: base + 8, count: 1 }])))).toBe('EPERM not_owner');
+    expect(refused(attempt(() => appendGrant(s, id, VMID_HOST, [])))).toBe('EINVAL ranges_empty');
+    expect(refused(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 8, count: 2 }, { base: base + 9, count: 1 }])))).toBe('EINVAL ranges_overlap');
+    expect(refused(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 1, count: 1 }])))).toBe('EPERM owner_not_exclusive');
+    expect(refused(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 8, count: 1 }, { base: ramFrame(s, 0x2000), count: 1 }])))).toBe(
+      'EPERM owner_not_exclusive',
+    );
+    expect(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 8, count: 3 }]))).toEqual({ ok: true, value: { frames: 5 } });
+    expect(viewState(s.host.table.lookup(base + 9).desc)).toBe('LENT');
+    expect(attemptMap(g, A, [{ base: IPA, count: 5 }], PERM_RW)).toMatchObject(ok);
+    expect(translate(s, A, (IPA + 3) * 4096)).toMatchObject({ ok: true, value: { pa: (base + 9) * 4096 } });
+    expect(refused(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 20, count: 1 }])))).toBe('EBUSY grant_mapped');
+    expect(attempt(() => unmapGrant(s, id, A))).toMatchObject(ok);
+    expect(attempt(() => destroyGrant(s, id, VMID_HOST))).toMatchObject(ok);
+    expect(translate(s, VMID_HOST, (base + 9) * 4096)).toMatchObject({ ok: true, value: { state: 'OWNED' } });
   });
 });
 

@@ -10,7 +10,7 @@
  *                                          moves, the grant is gone     no longer exists (§C4 RETRIEVE)
  *
  * Rules: a grant covers only granules its owner holds exclusively (OWNED), so a granule is in at most
- * one grant; destroy is refused while any borrower maps the grant (Hafnium's RECLAIM DENIED); a
+ * one grant; the owner may append ranges until the first borrower maps it (appendGrant); destroy is refused while any borrower maps the grant (Hafnium's RECLAIM DENIED); a
  * borrower maps a grant at most once. Every call checks all ranges before changing anything.
  */
 
@@ -21,6 +21,7 @@ import { errnoError, type ErrnoError } from '../pkvm/errno.js';
 import { commit, plan, type PlanSteps, type TableStep } from '../plan.js';
 import { err, ok, type Result } from '../result.js';
 import { descOutputFrame, lentDesc, unlentDesc } from '../s2tt/descriptor.js';
+import type { LeafRewrite } from '../s2tt/translation-table.js';
 import type { Stage2 } from '../stage2.js';
 import { PERM_RWX, permsString, permsWithin, vmidName, type FrameRange, type Perms, type Vmid } from '../types.js';
 import { mapTo, unmap, withState } from '../views.js';
@@ -141,7 +142,6 @@ export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: nu
 
   const constituents = constituentsOf(owner, a.ranges);
   const id = s.nextGrantId;
-  const ownerRewrite = a.type === 'SHARE' ? withState('SHARED_OWNED') : (d: number) => lentDesc(d);
   const grant: Grant = {
     id,
     type: a.type,
@@ -152,7 +152,7 @@ export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: nu
     borrowers: new Map(),
   };
   return planAndCommit(s, {
-    tables: a.ranges.map((r) => ({ space: owner, base: r.base, count: r.count, rewrite: ownerRewrite })),
+    tables: a.ranges.map((r) => ({ space: owner, base: r.base, count: r.count, rewrite: ownerRewrite(a.type) })),
     grantMarks: constituents.map((c) => ({ base: c.pfn, count: c.count, grant: id })),
     finally: [
       () => {
@@ -162,6 +162,41 @@ export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: nu
     ],
   }, { grantId: id });
 }
+
+/**
+ * Adds ranges to a grant nobody maps yet (Gunyah MEM_APPEND, gunyah-rm.md §3.3; FF-A FRAG_TX):
+ * the new ranges go through the same checks and owner-side change as at creation, all or nothing.
+ */
+export function appendGrant(s: Stage2, grantId: number, caller: Vmid, ranges: readonly FrameRange<number>[]): Result<{ frames: number }, ErrnoError> {
+  const grant = s.grants.get(grantId);
+  if (grant === undefined) return err(noGrant(grantId));
+  const owner = s.spaces.get(grant.owner)!;
+  const failed = firstFailure([
+    () => (caller === grant.owner ? undefined : errnoError('EPERM', 'not_owner', `${vmidName(caller)} does not own grant ${grantId}`)),
+    () => (grant.borrowers.size === 0 ? undefined : errnoError('EBUSY', 'grant_mapped', `grant ${grantId} is already mapped`)),
+    ...rangesChecks(owner, ranges, 'owner'),
+    () => {
+      const total = grant.constituents.length + ranges.length;
+      return total <= GRANT_RANGES_MAX ? undefined : errnoError('E2BIG', 'ranges_too_many', `${total} ranges, at most ${GRANT_RANGES_MAX}`);
+    },
+    ...ranges.map((r) => spaceStateIs(owner, r.base, r.count, 'owner_not_exclusive', 'OWNED')),
+  ]);
+  if (failed !== undefined) return err(failed);
+  const added = constituentsOf(owner, ranges);
+  const frames = grant.frames + added.reduce((n, c) => n + c.count, 0);
+  return planAndCommit(
+    s,
+    {
+      tables: ranges.map((r) => ({ space: owner, base: r.base, count: r.count, rewrite: ownerRewrite(grant.type) })),
+      grantMarks: added.map((c) => ({ base: c.pfn, count: c.count, grant: grant.id })),
+      finally: [() => s.grants.set(grant.id, { ...grant, constituents: [...grant.constituents, ...added], frames })],
+    },
+    { frames },
+  );
+}
+
+/** What creating (or appending to) a grant does to the owner's own mapping. */
+const ownerRewrite = (type: GrantType): LeafRewrite => (type === 'SHARE' ? withState('SHARED_OWNED') : (d: number) => lentDesc(d));
 
 /** Pairs borrower IPA ranges with the grant's PA runs, in order. */
 function placementsOf(grant: Grant, ranges: readonly FrameRange<number>[]): Constituent[] {
