@@ -28,6 +28,7 @@ import {
 import {
   VMID_HOST,
   VMID_HYP,
+  appendGrant,
   checkInvariants,
   createAddressSpace,
   createGrant,
@@ -208,6 +209,11 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
         perms: toPerms(e.rights, `acl[${i}].rights`),
       }));
       return encode(createGrant(s, { owner, type, ranges, acl }), (v) => ({ grantId: u64(v.grantId, 'grantId') }));
+    }),
+    appendGrant: unary((req, call) => {
+      const owner = vmid(callerVmid(call));
+      const grantId = frameField(req.grantId, 'grant_id');
+      return encode(appendGrant(s, grantId, owner, toFrameRanges(req.ranges, 'ranges')), (v) => ({ frames: u64(v.frames, 'frames') }));
     }),
     mapGrant: unary((req, call) => {
       const borrower = vmid(callerVmid(call));

@@ -227,6 +227,34 @@ describe('grants', () => {
     await expectConsistent();
   });
 
+  test('append (MEM_APPEND): ranges added until the first map, then EBUSY; ENOENT, EPERM, overlap refused', async () => {
+    const base = ownerGfn + 64n;
+    const acl = [{ vmid: GUEST, rights: Right.RIGHT_R | Right.RIGHT_W }];
+    const { grantId } = expectOk(await rpc('createGrant', { type: GrantType.GRANT_TYPE_LEND, ranges: [{ base, count: 2n }], acl }));
+    expect(expectOk(await rpc('appendGrant', { grantId, ranges: [{ base: base + 4n, count: 2n }] })).frames).toBe(4n);
+    expect(expectOk(await rpc('ownershipMap', { base: base + 4n, count: 2n })).runs[0]).toMatchObject({ hostState: PageState.PAGE_STATE_LENT, grantId });
+
+    expect(expectError(await rpc('appendGrant', { grantId: 999_999n, ranges: [{ base: base + 8n, count: 1n }] }), grpc.status.NOT_FOUND).errorDetail).toMatchObject({
+      codeName: 'ENOENT',
+      rule: 'no_such_grant',
+    });
+    expect(expectError(await rpc('appendGrant', { grantId, ranges: [{ base: base + 8n, count: 1n }] }, String(GUEST)), grpc.status.FAILED_PRECONDITION).errorDetail?.rule).toBe('not_owner');
+    // A frame already in the grant is no longer exclusively OWNED by the host.
+    expect(expectError(await rpc('appendGrant', { grantId, ranges: [{ base, count: 1n }] }), grpc.status.FAILED_PRECONDITION).errorDetail?.rule).toBe('owner_not_exclusive');
+    expectInvalidField(await rpc('appendGrant', { grantId, ranges: [{ base: 1n << 41n, count: 1n }] }), 'ranges[0].base');
+
+    const guest = String(GUEST);
+    expectOk(await rpc('mapGrant', { grantId, rights: Right.RIGHT_R, ipaRanges: [{ base: 0x400n, count: 4n }] }, guest));
+    const mapped = expectError(await rpc('appendGrant', { grantId, ranges: [{ base: base + 8n, count: 1n }] }), grpc.status.FAILED_PRECONDITION);
+    expect(mapped.errorDetail).toMatchObject({ domain: 'errno', codeName: 'EBUSY', rule: 'grant_mapped' });
+    expectOk(await rpc('unmapGrant', { grantId }, guest));
+    expectOk(await rpc('destroyGrant', { grantId }));
+    expect(expectOk(await rpc('ownershipMap', { base, count: 8n })).runs).toEqual([
+      expect.objectContaining({ hostState: PageState.PAGE_STATE_OWNED, count: 8n }),
+    ]);
+    await expectConsistent();
+  });
+
   test('malformed: grant type UNSPECIFIED or unknown, rights with unknown bits', async () => {
     const acl = [{ vmid: GUEST, rights: Right.RIGHT_R }];
     expectInvalidField(await rpc('createGrant', { ranges: [{ base: ownerGfn, count: 1n }], acl }), 'type');
