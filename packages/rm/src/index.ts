@@ -1,3 +1,13 @@
-/** @hypmesh/rm: the Gunyah Resource Manager domain (DESIGN.md §3). Pure, no I/O. */
+/**
+ * @hypmesh/rm: the Gunyah Resource Manager domain (DESIGN.md §3, gunyah-rm.md §3–§4). Pure: the
+ * stage-2 effects go through a CoreGrantPort.
+ */
+export * from './core-port.js';
+export * from './in-process-core.js';
 export * from './notify-queue.js';
+export * from './rm-outcome.js';
 export * from './vm-status.js';
+export * from './vmid.js';
+export { ResourceManager, type RmNotification, type CallHandler, type CallTable } from './resource-manager.js';
+export { MEM_ENTRIES_PER_MSG_MAX, PARCEL_ADDR_LIMIT, type Parcel, type ParcelState, type TransType } from './parcel.js';
+export type { Vm } from './vm.js';

@@ -1,0 +1,458 @@
+/**
+ * Memory parcels (gunyah-rm.md §3): MEM_SHARE/LEND/DONATE, APPEND, ACCEPT, RELEASE, RECLAIM, NOTIFY
+ * and QCOM_LOOKUP_SGL, with the RM's checks in its order and its error codes.
+ *
+ * States (§3.9): INIT (being appended) → SHARING (finalised, nobody maps it) ⇄ SHARED (≥ 1 borrower
+ * accepted). RECLAIM only in INIT and SHARING; a DONATE parcel is deleted on accept.
+ *
+ * Every stage-2 effect is one core grant call (core-port.ts): create (and each append) changes the
+ * owner's mapping at once as the RM's extent donation does; accept maps, release unmaps, reclaim
+ * destroys. RM state changes only after the core call succeeded, so a refusal leaves nothing behind.
+ *
+ * Not modelled: SANITIZE zeroes nothing (there is no memory content), only its rules and the
+ * `sanitized` flag; the owner's SHARE rights are not reduced to its ACL entry (the core keeps the
+ * owner's mapping as it was); physically discontiguous SGL entries are not split into regions.
+ */
+import {
+  ACCEPT_FLAGS,
+  ACL_RIGHTS,
+  APPEND_FLAGS,
+  MEM_ATTR,
+  MEM_HANDLE_INVALID,
+  MEM_SHARED_FLAGS,
+  MEM_TYPE,
+  NOTIFY_FLAGS,
+  RELEASE_FLAGS,
+  SHARE_FLAGS,
+  TRANS_TYPE,
+  type AclEntry,
+  type AttrEntry,
+  type MemAcceptReply,
+  type MemAcceptRequest,
+  type MemAppendRequest,
+  type MemLookupSglRequest,
+  type MemNotifyRequest,
+  type MemReleaseRequest,
+  type ParcelCreateRequest,
+  type SglEntry,
+} from '@hypmesh/rm-wire';
+import type { CoreRefusal, FrameRun, GrantKind } from './core-port.js';
+import { rmFail, rmOk, type RmErrorCode, type RmOutcome } from './rm-outcome.js';
+import type { CallTable, ResourceManager } from './resource-manager.js';
+import { VMID_HLOS, VMID_RM } from './vmid.js';
+
+export type ParcelState = 'INIT' | 'SHARING' | 'SHARED';
+export type TransType = keyof typeof TRANS_TYPE;
+
+/** Entries per list per message (§3.1 MAX_LIST_ENTRIES); longer lists fail to decode (NORESOURCE). */
+export const MEM_ENTRIES_PER_MSG_MAX = 512;
+/** Addresses and sizes must be below 2^44 (§3.1 ADDR_LIMIT = 1 << (32 + PAGE_BITS)). */
+export const PARCEL_ADDR_LIMIT = 1n << 44n;
+const PAGE = 4096n;
+
+export interface Parcel {
+  readonly handle: number;
+  readonly owner: number;
+  readonly memType: number;
+  readonly transType: TransType;
+  readonly sanitized: boolean;
+  label: number;
+  readonly acl: readonly AclEntry[];
+  readonly attrs: readonly AttrEntry[];
+  /** Owner IPA ranges, in SGL order across the create message and every append. */
+  regions: SglEntry[];
+  state: ParcelState;
+  readonly grantId: number;
+  /** Recorded by the first SHARED notify (§3.6). */
+  memInfoTag: number | undefined;
+  /** Borrowers that accepted (mapped) the parcel, with the IPA of each region. */
+  readonly accepted: Map<number, readonly SglEntry[]>;
+  /** IPAs recorded by accept calls without DONE (multi-step accept, §3.4), per borrower. */
+  readonly pending: Map<number, readonly SglEntry[]>;
+}
+
+const rightsValid = (r: number): boolean => r === ACL_RIGHTS.R || r === (ACL_RIGHTS.R | ACL_RIGHTS.X) || r === (ACL_RIGHTS.R | ACL_RIGHTS.W) || r === 7;
+const RIGHTS_FULL_NORMAL = ACL_RIGHTS.R | ACL_RIGHTS.W | ACL_RIGHTS.X;
+const RIGHTS_FULL_IO = ACL_RIGHTS.R | ACL_RIGHTS.W;
+
+const framesOf = (e: SglEntry): FrameRun => ({ base: Number(e.base / PAGE), count: Number(e.size / PAGE) });
+const sglValid = (e: SglEntry): boolean =>
+  e.size > 0n && e.base % PAGE === 0n && e.size % PAGE === 0n && e.base < PARCEL_ADDR_LIMIT && e.base + e.size <= PARCEL_ADDR_LIMIT;
+const totalSize = (sgl: readonly SglEntry[]): bigint => sgl.reduce((n, e) => n + e.size, 0n);
+
+/**
+ * Core refusals as RM errors, by rule, then by errno (one table). Creating or extending a parcel
+ * over memory the owner does not hold exclusively is MEM_INVALID (§3.2: not in the owner's extent).
+ */
+const CORE_RULE_TO_RM: Readonly<Record<string, RmErrorCode>> = {
+  owner_not_exclusive: 'MEM_INVALID',
+  ranges_overlap: 'MEM_INVALID',
+  ipa_out_of_range: 'MEM_INVALID',
+  acl_vmid_unknown: 'VMID_INVALID',
+  no_such_vm: 'VMID_INVALID',
+  borrower_ipa_in_use: 'MAP_FAILED',
+  host_not_identity: 'MAP_FAILED',
+  grant_mapped: 'MEM_INUSE',
+  table_pool_empty: 'NOMEM',
+  grants_exhausted: 'NOMEM',
+  ranges_too_many: 'NORESOURCE',
+};
+const CORE_ERRNO_TO_RM: Readonly<Record<string, RmErrorCode>> = { ENOMEM: 'NOMEM', EBUSY: 'MEM_INUSE', E2BIG: 'NORESOURCE' };
+
+function fromCore<T>(r: CoreRefusal, fallback: RmErrorCode, what: string): RmOutcome<T> {
+  const code = CORE_RULE_TO_RM[r.rule] ?? CORE_ERRNO_TO_RM[r.errno] ?? fallback;
+  return rmFail(code, `core_${r.rule}`, `${what}: the core refused (${r.errno} ${r.rule}: ${r.message})`);
+}
+
+// ---- creation ---------------------------------------------------------------------------------
+
+/** The §3.2 checks, in the RM's order, before any core call. */
+function createFailure(rm: ResourceManager, caller: number, trans: TransType, req: ParcelCreateRequest): RmOutcome<never> | undefined {
+  const io = req.memType === MEM_TYPE.IO;
+  const known = (vmid: number): boolean =>
+    vmid === VMID_HLOS || vmid === VMID_RM || rm.config.platformVmids.includes(vmid) || rm.vmids.isAllocated(vmid);
+  const checks: [boolean, RmErrorCode, string, string][] = [
+    [req.memType !== MEM_TYPE.NORMAL && req.memType !== MEM_TYPE.IO, 'ARGUMENT_INVALID', 'mem_type_invalid', `mem_type ${req.memType}`],
+    [(req.flags & ~(SHARE_FLAGS.SANITIZE | SHARE_FLAGS.APPEND)) !== 0, 'ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`],
+    [req.acl.length === 0, 'ARGUMENT_INVALID', 'acl_empty', 'the ACL is empty'],
+    [req.sgl.length === 0, 'ARGUMENT_INVALID', 'sgl_empty', 'the SGL is empty'],
+    [trans === 'DONATE' && req.acl.length !== 1, 'ARGUMENT_INVALID', 'donate_acl_not_single', 'DONATE needs exactly one ACL entry'],
+    [new Set(req.acl.map((e) => e.vmid)).size !== req.acl.length, 'ARGUMENT_INVALID', 'acl_duplicate_vmid', 'a VMID appears twice in the ACL'],
+    [req.acl.some((e) => !known(e.vmid)), 'ARGUMENT_INVALID', 'acl_vmid_unknown', 'the ACL names a VMID that is not HLOS, RM, a platform VM or an allocated VM'],
+    [req.acl.some((e) => !rightsValid(e.rights)), 'ARGUMENT_INVALID', 'acl_rights_invalid', 'ACL rights must be R, RX, RW or RWX'],
+    [io && req.acl.some((e) => (e.rights & ACL_RIGHTS.X) !== 0), 'ARGUMENT_INVALID', 'io_executable', 'IO memory cannot be executable'],
+    [
+      trans === 'DONATE' && req.acl.some((e) => e.rights !== (io ? RIGHTS_FULL_IO : RIGHTS_FULL_NORMAL)),
+      'DENIED',
+      'donate_rights_not_full',
+      'a DONATE recipient gets full rights',
+    ],
+    [trans === 'DONATE' && req.attrs.some((a) => a.attr !== MEM_ATTR.NORMAL), 'ARGUMENT_INVALID', 'donate_attrs', 'DONATE takes default attributes only'],
+    [trans === 'SHARE' && !req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'share_owner_not_in_acl', 'SHARE: the owner must be in the ACL'],
+    [trans !== 'SHARE' && req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'owner_in_acl', 'LEND/DONATE: the owner must not be in the ACL'],
+    [new Set(req.attrs.map((a) => a.vmid)).size !== req.attrs.length, 'ARGUMENT_INVALID', 'attr_duplicate_vmid', 'a VMID appears twice in the attr list'],
+    [req.attrs.some((a) => a.attr > MEM_ATTR.CACHED), 'ARGUMENT_INVALID', 'attr_invalid', 'unknown attribute value'],
+    [req.attrs.some((a) => (a.attr === MEM_ATTR.DEVICE) !== io), 'ARGUMENT_INVALID', 'attr_io_device', 'IO memory ⇔ DEVICE attribute'],
+    [req.attrs.some((a) => !req.acl.some((e) => e.vmid === a.vmid)), 'VMID_INVALID', 'attr_vmid_not_in_acl', 'an attr entry names a VMID outside the ACL'],
+    [io && (req.flags & SHARE_FLAGS.SANITIZE) !== 0, 'ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized'],
+    [ownedParcels(rm, caller) >= rm.config.parcelsPerVmMax, 'DENIED', 'parcels_per_vm_max', `VM ${caller} already owns ${rm.config.parcelsPerVmMax} parcels`],
+    [req.sgl.some((e) => !sglValid(e)), 'ARGUMENT_INVALID', 'sgl_entry_invalid', 'SGL entries must be 4 KiB aligned, non-empty and below 2^44'],
+  ];
+  const failed = checks.find(([holds]) => holds);
+  return failed === undefined ? undefined : rmFail(failed[1], failed[2], failed[3]);
+}
+
+const ownedParcels = (rm: ResourceManager, vmid: number): number => [...rm.parcels.values()].filter((p) => p.owner === vmid).length;
+
+function allocateHandle(rm: ResourceManager): number {
+  while (rm.parcels.has(rm.nextHandle) || rm.nextHandle === MEM_HANDLE_INVALID) rm.nextHandle = (rm.nextHandle + 1) >>> 0;
+  const h = rm.nextHandle;
+  rm.nextHandle = (rm.nextHandle + 1) >>> 0;
+  return h;
+}
+
+const GRANT_KIND: Readonly<Record<TransType, GrantKind>> = { SHARE: 'SHARE', LEND: 'LEND', DONATE: 'DONATE' };
+
+async function memCreate(rm: ResourceManager, caller: number, trans: TransType, req: ParcelCreateRequest): Promise<RmOutcome<{ handle: number }>> {
+  const failed = createFailure(rm, caller, trans, req);
+  if (failed !== undefined) return failed;
+  const created = await rm.core.createGrant({
+    owner: caller,
+    type: GRANT_KIND[trans],
+    ranges: req.sgl.map(framesOf),
+    // The owner of a SHARE stays mapped as it was; the core grant names only the borrowers.
+    acl: req.acl.filter((e) => e.vmid !== caller).map((e) => ({ vmid: e.vmid, perms: e.rights })),
+  });
+  if (!created.ok) return fromCore(created.error, 'MEM_INVALID', `${trans} of ${req.sgl.length} range(s)`);
+  const handle = allocateHandle(rm);
+  rm.parcels.set(handle, {
+    handle,
+    owner: caller,
+    memType: req.memType,
+    transType: trans,
+    sanitized: (req.flags & SHARE_FLAGS.SANITIZE) !== 0,
+    label: req.label,
+    acl: req.acl.map((e) => ({ ...e })),
+    attrs: req.attrs.map((a) => ({ ...a })),
+    regions: req.sgl.map((e) => ({ ...e })),
+    state: (req.flags & SHARE_FLAGS.APPEND) !== 0 ? 'INIT' : 'SHARING',
+    grantId: created.value.grantId,
+    memInfoTag: undefined,
+    accepted: new Map(),
+    pending: new Map(),
+  });
+  return rmOk({ handle });
+}
+
+/** MEM_APPEND (§3.3): more SGL entries for a parcel still in INIT; DONE finalises it. */
+async function memAppend(rm: ResourceManager, caller: number, req: MemAppendRequest): Promise<RmOutcome<Record<string, never>>> {
+  const p = rm.parcels.get(req.handle);
+  if (req.sgl.length === 0) return rmFail('ARGUMENT_INVALID', 'sgl_empty', 'the SGL is empty');
+  if (p === undefined) return rmFail('HANDLE_INVALID', 'handle_unknown', `no parcel ${req.handle}`);
+  if (p.owner !== caller) return rmFail('DENIED', 'not_owner', `VM ${caller} does not own parcel ${req.handle}`);
+  if (p.state !== 'INIT') return rmFail('DENIED', 'parcel_finalised', `parcel ${req.handle} is no longer being built`);
+  if ((req.flags & ~APPEND_FLAGS.DONE) !== 0) return rmFail('ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`);
+  if (req.sgl.some((e) => !sglValid(e))) return rmFail('ARGUMENT_INVALID', 'sgl_entry_invalid', 'SGL entries must be 4 KiB aligned, non-empty and below 2^44');
+  // A failed append is rolled back by construction: the core extends the grant all or nothing.
+  const appended = await rm.core.appendGrant({ grantId: p.grantId, owner: caller, ranges: req.sgl.map(framesOf) });
+  if (!appended.ok) return fromCore(appended.error, 'MEM_INVALID', `append of ${req.sgl.length} range(s) to parcel ${p.handle}`);
+  p.regions = [...p.regions, ...req.sgl.map((e) => ({ ...e }))];
+  if ((req.flags & APPEND_FLAGS.DONE) !== 0) p.state = 'SHARING';
+  return rmOk({});
+}
+
+// ---- accept -----------------------------------------------------------------------------------
+
+const sameList = <T extends object>(a: readonly T[], b: readonly T[]): boolean =>
+  a.length === b.length && a.every((x, i) => JSON.stringify(x) === JSON.stringify(b[i]));
+
+/** IPA ranges a borrower already uses (accepted or recorded), for placement. */
+function usedIpas(rm: ResourceManager, vmid: number): SglEntry[] {
+  const out: SglEntry[] = [];
+  for (const p of rm.parcels.values()) {
+    out.push(...(p.accepted.get(vmid) ?? []), ...(p.pending.get(vmid) ?? []));
+  }
+  // The VM's address layout (VM_SET_ADDRESS_LAYOUT) is reserved for the parcels it names.
+  for (const r of rm.vms.get(vmid)?.addressLayout.values() ?? []) out.push(r);
+  return out.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+}
+
+/** First fit of `size` bytes in the RM's IPA window, avoiding `used` (sorted); undefined when full. */
+function placeIpa(rm: ResourceManager, used: SglEntry[], size: bigint): bigint | undefined {
+  let at = rm.config.ipaWindow.base;
+  const end = rm.config.ipaWindow.base + rm.config.ipaWindow.size;
+  for (const u of used) {
+    if (u.base >= at + size) break;
+    if (u.base + u.size > at) at = u.base + u.size;
+  }
+  return at + size <= end ? at : undefined;
+}
+
+/** RM-chosen IPAs for every region (one range when contiguous). */
+function chooseIpas(rm: ResourceManager, vmid: number, p: Parcel, contiguous: boolean): SglEntry[] | undefined {
+  const used = usedIpas(rm, vmid);
+  const sizes = contiguous ? [totalSize(p.regions)] : p.regions.map((r) => r.size);
+  const out: SglEntry[] = [];
+  for (const size of sizes) {
+    const base = placeIpa(rm, used, size);
+    if (base === undefined) return undefined;
+    const e = { base, size };
+    out.push(e);
+    used.push(e);
+    used.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+  }
+  return out;
+}
+
+/**
+ * MEM_ACCEPT (§3.4): validation, then IPA placement (caller-given, or RM-chosen when the request's
+ * SGL is empty), then — with DONE — one core map of the whole parcel. Without DONE the IPAs are
+ * only recorded (multi-step accept).
+ */
+export async function memAccept(rm: ResourceManager, caller: number, req: MemAcceptRequest): Promise<RmOutcome<MemAcceptReply>> {
+  const p = rm.parcels.get(req.handle);
+  if (p === undefined) return rmFail('HANDLE_INVALID', 'handle_unknown', `no parcel ${req.handle}`);
+  const f = req.flags;
+  const entry = p.acl.find((e) => e.vmid === caller);
+  const contiguous = (f & ACCEPT_FLAGS.MAP_CONTIGUOUS) !== 0;
+  const checks: [boolean, RmErrorCode, string, string][] = [
+    [req.memType !== p.memType || req.transType !== TRANS_TYPE[p.transType], 'ARGUMENT_INVALID', 'type_mismatch', "mem_type or trans_type differs from the parcel's"],
+    [(f & ACCEPT_FLAGS.VALIDATE_SANITIZED) !== 0 && !p.sanitized, 'VALIDATE_FAILED', 'not_sanitized', 'the parcel was not sanitized'],
+    [(f & ACCEPT_FLAGS.VALIDATE_LABEL) !== 0 && req.label !== p.label, 'VALIDATE_FAILED', 'label_mismatch', `label ${req.label} is not the parcel's`],
+    [
+      (f & ACCEPT_FLAGS.VALIDATE_ACL_ATTR) !== 0 && (!sameList(req.acl, p.acl) || !sameList(req.attrs, p.attrs)),
+      'VALIDATE_FAILED',
+      'acl_attr_mismatch',
+      "ACL or attrs differ from the parcel's",
+    ],
+    [req.mapVmid !== 0, 'ARGUMENT_INVALID', 'map_vmid_not_self', 'map_vmid must be 0 (self)'],
+    [(f & ACCEPT_FLAGS.MAP_OTHER) !== 0, 'DENIED', 'map_other', 'mapping for another VM is not allowed'],
+    [entry === undefined, 'VMID_INVALID', 'not_in_acl', `VM ${caller} is not in parcel ${p.handle}'s ACL`],
+    [caller === p.owner || p.accepted.has(caller), 'DENIED', 'owner_or_accepted', `VM ${caller} owns or already accepted parcel ${p.handle}`],
+    [p.state === 'INIT', 'DENIED', 'parcel_not_finalised', `parcel ${p.handle} is still being built`],
+    [contiguous && p.memType !== MEM_TYPE.NORMAL, 'ARGUMENT_INVALID', 'contiguous_io', 'MAP_CONTIGUOUS is for NORMAL memory'],
+    [
+      (f & ACCEPT_FLAGS.SANITIZE) !== 0 && (p.memType !== MEM_TYPE.NORMAL || ((entry?.rights ?? 0) & ACL_RIGHTS.W) === 0),
+      'ARGUMENT_INVALID',
+      'sanitize_needs_normal_w',
+      'SANITIZE needs NORMAL memory and the W right',
+    ],
+  ];
+  const failed = checks.find(([holds]) => holds);
+  if (failed !== undefined) return rmFail(failed[1], failed[2], failed[3]);
+
+  // Placement: given IPAs must match the regions (or the whole parcel when contiguous).
+  let ipas: readonly SglEntry[] | undefined = p.pending.get(caller);
+  const rmChosen = req.sgl.length === 0;
+  if (!rmChosen) {
+    const sizes = contiguous ? [totalSize(p.regions)] : p.regions.map((r) => r.size);
+    const fits = req.sgl.length === sizes.length && req.sgl.every((e, i) => sglValid(e) && e.size === sizes[i]);
+    if (!fits) return rmFail('ARGUMENT_INVALID', 'ipa_layout_mismatch', 'IPA entries must be aligned and match the region sizes');
+    ipas = req.sgl.map((e) => ({ ...e }));
+  } else if (ipas === undefined) {
+    ipas = chooseIpas(rm, caller, p, contiguous);
+    if (ipas === undefined) return rmFail('NORESOURCE', 'ipa_space_exhausted', `no room for ${totalSize(p.regions)} bytes in VM ${caller}'s IPA window`);
+  }
+  const reply: MemAcceptReply = rmChosen ? { kind: 'rm_chosen_ipas', sgl: ipas.slice(0, MEM_ENTRIES_PER_MSG_MAX), incomplete: false } : { kind: 'standard' };
+  if ((f & ACCEPT_FLAGS.DONE) === 0) {
+    p.pending.set(caller, ipas);
+    return rmOk(reply);
+  }
+  const perms = entry!.rights;
+  const mapped = await rm.core.mapGrant({ grantId: p.grantId, borrower: caller, perms, ranges: ipas.map(framesOf) });
+  if (!mapped.ok) return fromCore(mapped.error, 'MAP_FAILED', `accept of parcel ${p.handle}`);
+  p.pending.delete(caller);
+  if (p.transType === 'DONATE') {
+    // Ownership moved to the borrower; the core grant and the parcel are gone (§3.4).
+    rm.parcels.delete(p.handle);
+  } else {
+    p.accepted.set(caller, ipas);
+    p.state = 'SHARED';
+  }
+  return rmOk(reply);
+}
+
+// ---- release, reclaim -------------------------------------------------------------------------
+
+/** Unmaps `vmid`'s acceptance of `p` in the core and forgets it; SHARING again after the last. */
+export async function releaseFor(rm: ResourceManager, p: Parcel, vmid: number): Promise<RmOutcome<Record<string, never>>> {
+  const unmapped = await rm.core.unmapGrant({ grantId: p.grantId, borrower: vmid });
+  if (!unmapped.ok) return fromCore(unmapped.error, 'MAP_FAILED', `release of parcel ${p.handle} by VM ${vmid}`);
+  p.accepted.delete(vmid);
+  if (p.accepted.size === 0) p.state = 'SHARING';
+  return rmOk({});
+}
+
+/** MEM_RELEASE (§3.5): a borrower unmaps the parcel. It does not notify the owner itself. */
+async function memRelease(rm: ResourceManager, caller: number, req: MemReleaseRequest): Promise<RmOutcome<Record<string, never>>> {
+  const p = rm.parcels.get(req.handle);
+  if (p === undefined) return rmFail('HANDLE_INVALID', 'handle_unknown', `no parcel ${req.handle}`);
+  const entry = p.acl.find((e) => e.vmid === caller);
+  if (entry === undefined) return rmFail('HANDLE_INVALID', 'not_in_acl', `VM ${caller} is not in parcel ${p.handle}'s ACL`);
+  if (caller === p.owner) return rmFail('DENIED', 'owner_release', 'the owner cannot release its own parcel');
+  if (!p.accepted.has(caller)) return rmFail('MEM_RELEASED', 'not_accepted', `VM ${caller} has not accepted parcel ${p.handle}`);
+  if ((req.flags & ~RELEASE_FLAGS.SANITIZE) !== 0) return rmFail('ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`);
+  if ((req.flags & RELEASE_FLAGS.SANITIZE) !== 0 && (p.memType === MEM_TYPE.IO || (entry.rights & ACL_RIGHTS.W) === 0))
+    return rmFail('ARGUMENT_INVALID', 'sanitize_needs_normal_w', 'SANITIZE needs NORMAL memory and the W right');
+  return releaseFor(rm, p, caller);
+}
+
+/** MEM_RECLAIM (§3.5): the owner takes the memory back; the parcel is deleted. */
+async function memReclaim(rm: ResourceManager, caller: number, req: MemReleaseRequest): Promise<RmOutcome<Record<string, never>>> {
+  const p = rm.parcels.get(req.handle);
+  if (p === undefined) return rmFail('HANDLE_INVALID', 'handle_unknown', `no parcel ${req.handle}`);
+  if (p.owner !== caller) return rmFail('DENIED', 'not_owner', `VM ${caller} does not own parcel ${p.handle}`);
+  if (p.state === 'SHARED') return rmFail('MEM_INUSE', 'parcel_accepted', `parcel ${p.handle} is accepted by ${[...p.accepted.keys()].join(', ')}`);
+  if ((req.flags & ~RELEASE_FLAGS.SANITIZE) !== 0) return rmFail('ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`);
+  if ((req.flags & RELEASE_FLAGS.SANITIZE) !== 0 && p.memType === MEM_TYPE.IO) return rmFail('ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized');
+  const destroyed = await rm.core.destroyGrant({ grantId: p.grantId, owner: caller });
+  if (!destroyed.ok) return fromCore(destroyed.error, 'MEM_INUSE', `reclaim of parcel ${p.handle}`);
+  rm.parcels.delete(p.handle);
+  return rmOk({});
+}
+
+// ---- notify, lookup ---------------------------------------------------------------------------
+
+const NOTIFY_KINDS = [NOTIFY_FLAGS.SHARED, NOTIFY_FLAGS.RELEASED, NOTIFY_FLAGS.ACCEPTED, NOTIFY_FLAGS.RECALL] as const;
+
+/** The MEM_SHARED payload a borrower receives (§3.7): region sizes only, no addresses. */
+export const sharedNotification = (p: Parcel) => ({
+  handle: p.handle,
+  memType: p.memType,
+  transType: TRANS_TYPE[p.transType],
+  flags: p.sanitized ? MEM_SHARED_FLAGS.SANITIZED : 0,
+  ownerVmid: p.owner,
+  label: p.label,
+  memInfoTag: p.memInfoTag ?? 0,
+  acl: p.acl,
+  regions: p.regions.slice(0, MEM_ENTRIES_PER_MSG_MAX).map((r) => ({ size: r.size })),
+  attrs: p.attrs,
+});
+
+/** MEM_NOTIFY (§3.6). SHARED and RECALL come from the owner; RELEASED and ACCEPTED from a borrower. */
+async function memNotify(rm: ResourceManager, caller: number, req: MemNotifyRequest): Promise<RmOutcome<Record<string, never>>> {
+  const p = rm.parcels.get(req.handle);
+  if (p === undefined) return rmFail('HANDLE_INVALID', 'handle_unknown', `no parcel ${req.handle}`);
+  if (!(NOTIFY_KINDS as readonly number[]).includes(req.flags)) return rmFail('ARGUMENT_INVALID', 'notify_flags', 'flags must be exactly one of SHARED, RELEASED, ACCEPTED, RECALL');
+  if (p.memInfoTag !== undefined && req.memInfoTag !== p.memInfoTag)
+    return rmFail('ARGUMENT_INVALID', 'mem_info_tag_mismatch', `mem_info_tag ${req.memInfoTag} differs from the recorded ${p.memInfoTag}`);
+  const targets = req.vmids.map((v) => v.vmid);
+  if (req.flags === NOTIFY_FLAGS.SHARED || req.flags === NOTIFY_FLAGS.RECALL) {
+    if (caller !== p.owner) return rmFail('DENIED', 'not_owner', `VM ${caller} does not own parcel ${p.handle}`);
+    if (targets.length === 0 || targets.length > p.acl.length) return rmFail('ARGUMENT_INVALID', 'vmid_list_size', 'the VMID list must name 1..ACL-size VMs');
+    const unknown = targets.find((v) => v !== VMID_HLOS && !rm.vms.has(v));
+    if (unknown !== undefined) return rmFail('VMID_INVALID', 'vmid_unknown', `VM ${unknown} does not exist`);
+    const outside = targets.find((v) => !p.acl.some((e) => e.vmid === v));
+    if (outside !== undefined) return rmFail('ARGUMENT_INVALID', 'vmid_not_in_acl', `VM ${outside} is not in the ACL`);
+    if (req.flags === NOTIFY_FLAGS.RECALL) {
+      for (const v of targets) rm.notify(v, 'MEM_RECALL', { handle: p.handle, memInfoTag: req.memInfoTag });
+      return rmOk({});
+    }
+    p.memInfoTag ??= req.memInfoTag;
+    for (const v of targets) {
+      // A VM still being set up (READY) gets the parcel accepted for it at once (§3.6).
+      if (rm.vms.get(v)?.status === 'READY') {
+        const accepted = await autoAccept(rm, v, p, undefined);
+        rm.notify(p.owner, accepted.ok ? 'MEM_ACCEPTED' : 'MEM_RELEASED', { handle: p.handle, vmid: v, memInfoTag: p.memInfoTag });
+      } else {
+        rm.notify(v, 'MEM_SHARED', sharedNotification(p));
+      }
+    }
+    return rmOk({});
+  }
+  // RELEASED / ACCEPTED: a borrower tells the owner; its claim must match its state.
+  if (!p.acl.some((e) => e.vmid === caller) || caller === p.owner) return rmFail('HANDLE_INVALID', 'not_in_acl', `VM ${caller} is not a borrower of parcel ${p.handle}`);
+  const accepted = p.accepted.has(caller);
+  if (req.flags === NOTIFY_FLAGS.RELEASED && accepted) return rmFail('MEM_INUSE', 'still_accepted', `VM ${caller} still has parcel ${p.handle} accepted`);
+  if (req.flags === NOTIFY_FLAGS.ACCEPTED && !accepted) return rmFail('MEM_RELEASED', 'not_accepted', `VM ${caller} has not accepted parcel ${p.handle}`);
+  rm.notify(p.owner, req.flags === NOTIFY_FLAGS.RELEASED ? 'MEM_RELEASED' : 'MEM_ACCEPTED', { handle: p.handle, vmid: caller, memInfoTag: req.memInfoTag });
+  return rmOk({});
+}
+
+/**
+ * Accepts `p` on behalf of `vmid` with RM-chosen (or given) IPAs, as the RM does for boot parcels
+ * at VM_START (§3.9) and for READY targets of a SHARED notify.
+ */
+export async function autoAccept(rm: ResourceManager, vmid: number, p: Parcel, at: bigint | undefined): Promise<RmOutcome<MemAcceptReply>> {
+  const size = totalSize(p.regions);
+  const sgl = at === undefined ? [] : [{ base: at, size }];
+  return memAccept(rm, vmid, {
+    handle: p.handle,
+    memType: p.memType,
+    transType: TRANS_TYPE[p.transType],
+    flags: ACCEPT_FLAGS.DONE | (p.memType === MEM_TYPE.NORMAL ? ACCEPT_FLAGS.MAP_CONTIGUOUS : 0),
+    label: p.label,
+    acl: [],
+    mapVmid: 0,
+    sgl,
+    attrs: [],
+  });
+}
+
+/** MEM_QCOM_LOOKUP_SGL (§3.8): the handle of the caller's own finalised, unaccepted parcel that matches exactly. */
+function memLookupSgl(rm: ResourceManager, caller: number, req: MemLookupSglRequest): RmOutcome<{ handle: number }> {
+  const match = [...rm.parcels.values()].find(
+    (p) =>
+      p.owner === caller &&
+      p.state === 'SHARING' &&
+      p.memType === req.memType &&
+      sameList(p.acl, req.acl) &&
+      sameList(p.regions, req.sgl) &&
+      sameList(p.attrs, req.attrs),
+  );
+  if (match === undefined) return rmFail('LOOKUP_FAILED', 'no_match', 'no parcel of the caller matches the ACL, SGL and attributes');
+  if (match.label === 0) match.label = req.label;
+  return rmOk({ handle: match.handle });
+}
+
+export const PARCEL_CALLS: CallTable = {
+  MEM_SHARE: (rm, caller, req) => memCreate(rm, caller, 'SHARE', req),
+  MEM_LEND: (rm, caller, req) => memCreate(rm, caller, 'LEND', req),
+  MEM_DONATE: (rm, caller, req) => memCreate(rm, caller, 'DONATE', req),
+  MEM_APPEND: memAppend,
+  MEM_ACCEPT: memAccept,
+  MEM_RELEASE: memRelease,
+  MEM_RECLAIM: memReclaim,
+  MEM_NOTIFY: memNotify,
+  MEM_QCOM_LOOKUP_SGL: memLookupSgl,
+};

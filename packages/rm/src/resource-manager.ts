@@ -1,0 +1,100 @@
+/**
+ * The Resource Manager: one object holding VMs, parcels and per-client notification queues, and one
+ * entry point, `call(caller, name, request)`, that both service faces (typed gRPC and byte-exact
+ * msgq) use. The dispatch table below is indexed by message name (like TF-RMM's handler.c); a name
+ * it lacks is answered UNIMPLEMENTED, as the real RM answers unknown message IDs (§1.5).
+ *
+ * Calls run one at a time, in arrival order: the real RM is a single-threaded loop, and a parcel
+ * call that awaits the core must not interleave with another call on the same parcel or VM.
+ */
+import type { CallName, NotificationName, NotificationOf, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
+import type { CoreGrantPort } from './core-port.js';
+import { NotifyQueue } from './notify-queue.js';
+import { PARCEL_CALLS, type Parcel } from './parcel.js';
+import { rmFail, type RmOutcome } from './rm-outcome.js';
+import { VM_CALLS, type Vm } from './vm.js';
+import { VmidAllocator, type RmConfig, DEFAULT_RM_CONFIG } from './vmid.js';
+
+/** A notification queued for one client VM. */
+export type RmNotification = { [N in NotificationName]: { readonly name: N; readonly payload: NotificationOf<N> } }[NotificationName];
+
+export type CallHandler<N extends CallName> = (rm: ResourceManager, caller: number, request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>> | RmOutcome<ReplyOf<N>>;
+export type CallTable = { readonly [N in CallName]?: CallHandler<N> };
+
+const CALLS: CallTable = { ...PARCEL_CALLS, ...VM_CALLS };
+
+export class ResourceManager {
+  readonly vms = new Map<number, Vm>();
+  readonly parcels = new Map<number, Parcel>();
+  readonly vmids: VmidAllocator;
+  /** Next parcel handle to try (RM: incrementing from 0, skipping used ones and 0xFFFFFFFF). */
+  nextHandle = 0;
+  /** Global notification sequence number (§1.3: RM notifications use one incrementing 16-bit counter). */
+  notifySeq = 0;
+  private readonly queues = new Map<number, NotifyQueue<RmNotification>>();
+  private readonly listeners = new Set<(vmid: number) => void>();
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly core: CoreGrantPort,
+    readonly config: RmConfig = DEFAULT_RM_CONFIG,
+  ) {
+    this.vmids = new VmidAllocator(config);
+  }
+
+  /** Whether the RM handles message `name` (else the reply is UNIMPLEMENTED). */
+  static handles(name: string): name is CallName {
+    return name in CALLS;
+  }
+
+  /** Handles one request from `caller`, after every earlier call has finished. */
+  call<N extends CallName>(caller: number, name: N, request: RequestOf<N>): Promise<RmOutcome<ReplyOf<N>>> {
+    const run = async (): Promise<RmOutcome<ReplyOf<N>>> => {
+      const handler = CALLS[name] as CallHandler<N> | undefined;
+      if (handler === undefined) return rmFail('UNIMPLEMENTED', 'message_unhandled', `the RM does not handle ${name}`);
+      return handler(this, caller, request);
+    };
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Runs `task` after the current call and every call already queued, before any later one: the
+   * background stages of a call (VM_RESET) that the real RM finishes after it has replied.
+   */
+  afterCall(task: () => Promise<void>): void {
+    this.tail = this.tail.then(task).catch((e: unknown) => this.bugs.push(e));
+  }
+
+  /** Resolves once every queued call and background stage has finished. */
+  async idle(): Promise<void> {
+    for (let t = this.tail; ; t = this.tail) {
+      await t;
+      if (t === this.tail) return;
+    }
+  }
+
+  /** Errors thrown by background stages (bugs); a service logs them. */
+  readonly bugs: unknown[] = [];
+
+  /** The notification queue of client `vmid` (created on first use). */
+  queue(vmid: number): NotifyQueue<RmNotification> {
+    let q = this.queues.get(vmid);
+    if (q === undefined) this.queues.set(vmid, (q = new NotifyQueue()));
+    return q;
+  }
+
+  /** Queues a notification for `to` and wakes its subscribers. */
+  notify<N extends NotificationName>(to: number, name: N, payload: NotificationOf<N>): void {
+    this.queue(to).push({ name, payload } as RmNotification);
+    this.notifySeq = (this.notifySeq + 1) & 0xffff;
+    for (const l of this.listeners) l(to);
+  }
+
+  /** Calls `listener(vmid)` whenever a notification is queued for `vmid`; returns an unsubscribe. */
+  onNotify(listener: (vmid: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
