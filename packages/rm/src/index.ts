@@ -11,3 +11,4 @@ export * from './vmid.js';
 export { ResourceManager, type RmNotification, type CallHandler, type CallTable } from './resource-manager.js';
 export { MEM_ENTRIES_PER_MSG_MAX, PARCEL_ADDR_LIMIT, type Parcel, type ParcelState, type TransType } from './parcel.js';
 export type { Vm } from './vm.js';
+export { snapshotRm } from './snapshot.js';

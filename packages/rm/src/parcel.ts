@@ -203,8 +203,9 @@ async function memAppend(rm: ResourceManager, caller: number, req: MemAppendRequ
 
 // ---- accept -----------------------------------------------------------------------------------
 
+/** Same entries in the same order (ACL, attr and SGL entries are flat records of numbers and bigints). */
 const sameList = <T extends object>(a: readonly T[], b: readonly T[]): boolean =>
-  a.length === b.length && a.every((x, i) => JSON.stringify(x) === JSON.stringify(b[i]));
+  a.length === b.length && a.every((x, i) => Object.entries(x).every(([k, v]) => (b[i] as Record<string, unknown>)[k] === v));
 
 /** IPA ranges a borrower already uses (accepted or recorded), for placement. */
 function usedIpas(rm: ResourceManager, vmid: number): SglEntry[] {

@@ -85,6 +85,11 @@ export class ResourceManager {
     return q;
   }
 
+  /** Notifications waiting for `vmid` (no queue is created). */
+  pendingFor(vmid: number): number {
+    return this.queues.get(vmid)?.length ?? 0;
+  }
+
   /** Queues a notification for `to` and wakes its subscribers. */
   notify<N extends NotificationName>(to: number, name: N, payload: NotificationOf<N>): void {
     this.queue(to).push({ name, payload } as RmNotification);

@@ -1,0 +1,61 @@
+/**
+ * Fixtures for RM tests: an RM over an in-process core with HLOS's RAM, VMs allocated through the
+ * RM and given core address spaces as the VM manager would, and request builders.
+ */
+import { ACL_RIGHTS, MEM_TYPE, TRANS_TYPE, type AclEntry, type MemAcceptRequest, type ParcelCreateRequest, type SglEntry } from '@hypmesh/rm-wire';
+import { Stage2, createAddressSpace, vmid, type MemoryConfig } from '@hypmesh/stage2';
+import { inProcessCore } from './in-process-core.js';
+import { ResourceManager } from './resource-manager.js';
+import { snapshotRm } from './snapshot.js';
+import { VMID_HLOS } from './vmid.js';
+
+const GiB = 2 ** 30;
+export const RM_TEST_MEMORY: MemoryConfig = { paBits: 40, ram: [{ base: 2 * GiB, sizeBytes: 1 * GiB }], mmio: [{ base: 0, sizeBytes: 16 * 2 ** 20 }] };
+/** HLOS RAM byte address `offset` bytes into RAM. */
+export const hlosAddr = (offset: number): bigint => BigInt(2 * GiB + offset);
+
+export const RWX = ACL_RIGHTS.R | ACL_RIGHTS.W | ACL_RIGHTS.X;
+export const RW = ACL_RIGHTS.R | ACL_RIGHTS.W;
+export const R = ACL_RIGHTS.R;
+
+export interface RmFixture {
+  readonly s: Stage2;
+  readonly rm: ResourceManager;
+  /** Allocates a VM through the RM and gives it a core address space (table pages from HLOS). */
+  vm(): Promise<number>;
+  /** RM and core state together, for "a refusal changed nothing". */
+  snapshot(): unknown;
+}
+
+let donor = 0;
+
+export function rmFixture(): RmFixture {
+  const s = new Stage2({ memory: RM_TEST_MEMORY });
+  const rm = new ResourceManager(inProcessCore(s));
+  donor = 0;
+  return {
+    s,
+    rm,
+    async vm() {
+      const r = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
+      if (!r.ok || r.value.vmid === null) throw new Error('fixture: VM_ALLOCATE failed');
+      const id = r.value.vmid;
+      // Table pages for the VM's stage-2: 64 host pages near the top of the test RAM.
+      const base = 2 * GiB / 4096 + 0x30000 + donor++ * 64;
+      const created = createAddressSpace(s, vmid(id), 40, [{ base, count: 64 } as never]);
+      if (!created.ok) throw new Error(`fixture: ${created.error.message}`);
+      return id;
+    },
+    snapshot: () => snapshotRm(rm, s),
+  };
+}
+
+export const sgl = (offset: number, size: number): SglEntry => ({ base: hlosAddr(offset), size: BigInt(size) });
+
+export function createReq(acl: AclEntry[], entries: SglEntry[], extra: Partial<ParcelCreateRequest> = {}): ParcelCreateRequest {
+  return { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl, sgl: entries, attrs: [], ...extra };
+}
+
+export function acceptReq(handle: number, trans: keyof typeof TRANS_TYPE, extra: Partial<MemAcceptRequest> = {}): MemAcceptRequest {
+  return { handle, memType: MEM_TYPE.NORMAL, transType: TRANS_TYPE[trans], flags: 0x80, label: 0, acl: [], mapVmid: 0, sgl: [], attrs: [], ...extra };
+}
