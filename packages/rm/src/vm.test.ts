@@ -1,0 +1,194 @@
+/**
+ * VM management, gunyah-rm.md §4.2 over the §4.3 state machine: one named case per rule, the
+ * Linux (L24) start sequence of §4.4 with VM_START's boot-parcel acceptance, and the teardown.
+ */
+import { ACCEPT_FLAGS, ADDRESS_RANGE_ID, AUTH_MECH, EXIT_TYPE, SHARE_FLAGS, VM_STATUS } from '@hypmesh/rm-wire';
+import { checkInvariants, translate, vmid } from '@hypmesh/stage2';
+import { beforeEach, describe, expect, test } from 'vitest';
+import type { RmOutcome } from './rm-outcome.js';
+import { RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture } from './testing.js';
+import { DEFAULT_RM_CONFIG, VMID_DYNAMIC_FIRST, VMID_HLOS, VMID_RM } from './vmid.js';
+import { ResourceManager } from './resource-manager.js';
+import { inProcessCore } from './in-process-core.js';
+
+let f: RmFixture;
+let A = 0;
+beforeEach(async () => {
+  f = rmFixture();
+  A = await f.vm();
+});
+
+const outcome = (r: RmOutcome<unknown>): string => (r.ok ? 'OK' : `${r.error.rmError} ${r.error.rule}`);
+
+async function attempt<T>(call: () => Promise<RmOutcome<T>>): Promise<RmOutcome<T>> {
+  const before = f.snapshot();
+  const r = await call();
+  await f.rm.idle();
+  if (!r.ok) expect(f.snapshot()).toEqual(before);
+  expect(checkInvariants(f.s)).toEqual([]);
+  return r;
+}
+const call = (caller: number, name: Parameters<ResourceManager['call']>[1], req: unknown) => attempt(() => f.rm.call(caller, name, req as never));
+const status = (vm: number): string => f.rm.vms.get(vm)?.status ?? 'gone';
+
+/** L24 gunyah_vm_start up to READY (§4.4): lend the DTB, configure, demand paging, layout, init. */
+async function toReady(vm: number): Promise<number> {
+  const dtb = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: vm, rights: RWX }], [sgl(0x100000, 0x10000)], { label: 0 }));
+  const handle = dtb.ok ? (dtb.value as { handle: number }).handle : -1;
+  expect(outcome(await call(VMID_HLOS, 'VM_CONFIG_IMAGE', { vmid: vm, authMech: 0, memHandle: handle, imageOffset: 0n, imageSize: 0n, dtbOffset: 0n, dtbSize: 0x1000n }))).toBe('OK');
+  expect(outcome(await call(VMID_HLOS, 'VM_SET_DEMAND_PAGING', { vmid: vm, ranges: [] }))).toBe('OK');
+  expect(outcome(await call(VMID_HLOS, 'VM_SET_ADDRESS_LAYOUT', { vmid: vm, rangeId: ADDRESS_RANGE_ID.IMAGE, base: 0x8000_0000n, size: 0x10000n }))).toBe('OK');
+  expect(outcome(await call(VMID_HLOS, 'VM_INIT', { vmid: vm, reserved: 0 }))).toBe('OK');
+  expect(outcome(await call(VMID_HLOS, 'VM_SET_CONTEXT', { vmid: vm, regSet: 1, regIndex: 0, value: 0x8000_0000n }))).toBe('OK');
+  return handle;
+}
+
+describe('§4.2 VM_ALLOCATE / VM_DEALLOCATE', () => {
+  test('only HLOS allocates; VMID 0 picks the lowest free dynamic VMID; explicit needs a platform VMID', async () => {
+    expect(A).toBe(VMID_DYNAMIC_FIRST);
+    expect(outcome(await call(A, 'VM_ALLOCATE', { vmid: 0 }))).toBe('DENIED caller_not_hlos');
+    expect(outcome(await call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0x20 }))).toBe('NORESOURCE no_free_vmid');
+    expect(await call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 })).toEqual({ ok: true, value: { vmid: 0x81 } });
+    const rm = new ResourceManager(inProcessCore(f.s), { ...DEFAULT_RM_CONFIG, platformVmids: [0x20] });
+    expect(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0x20 })).toEqual({ ok: true, value: { vmid: null } });
+    expect(outcome(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0x20 }))).toBe('NORESOURCE no_free_vmid');
+  });
+
+  test('63 dynamic VMIDs (0x80–0xBE), then NORESOURCE', async () => {
+    for (let i = 1; i < 63; i++) expect(outcome(await f.rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 }))).toBe('OK');
+    expect(f.rm.vms.has(0xbe)).toBe(true);
+    expect(outcome(await call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 }))).toBe('NORESOURCE no_free_vmid');
+  });
+
+  test.each([
+    ['the VM exists', () => call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: 0x99 }), 'VMID_INVALID vmid_unknown'],
+    ['the caller owns it', () => call(VMID_RM, 'VM_DEALLOCATE', { vmid: A }), 'DENIED not_owner'],
+  ] as const)('VM_DEALLOCATE: %s', async (_rule, c, expected) => {
+    expect(outcome(await c())).toBe(expected);
+  });
+
+  test('VM_DEALLOCATE only in LOAD or RESET', async () => {
+    await toReady(A);
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('VM_STATE state_not_load_or_reset');
+  });
+});
+
+describe('§4.2 configuration calls', () => {
+  test.each([
+    ['CONFIG_IMAGE: only the owner', (h: number) => call(VMID_RM, 'VM_CONFIG_IMAGE', { vmid: A, authMech: 0, memHandle: h, imageOffset: 0n, imageSize: 0n, dtbOffset: 0n, dtbSize: 1n }), 'DENIED not_owner'],
+    ['INIT: only from INIT', () => call(VMID_HLOS, 'VM_INIT', { vmid: A, reserved: 0 }), 'VM_STATE state_not_init'],
+    ['START: only from READY', () => call(VMID_HLOS, 'VM_START', { vmid: A }), 'VM_STATE state_not_ready'],
+    ['START: the VM exists', () => call(VMID_HLOS, 'VM_START', { vmid: 0x99 }), 'VMID_INVALID vmid_unknown'],
+    ['STOP: a non-owner gets VMID_INVALID', () => call(VMID_RM, 'VM_STOP', { vmid: A, flags: 1, stopReason: 3 }), 'VMID_INVALID not_owner'],
+    ['STOP: only RUNNING or PAUSED', () => call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 1, stopReason: 3 }), 'VM_STATE state_not_running'],
+    ['RESET: a non-owner gets VMID_INVALID', () => call(VMID_RM, 'VM_RESET', { vmid: A }), 'VMID_INVALID not_owner'],
+    ['RESET: only from EXITED, READY or INIT_FAILED', () => call(VMID_HLOS, 'VM_RESET', { vmid: A }), 'VM_STATE state_not_resettable'],
+    ['AUTH_IMAGE: only in AUTH', () => call(VMID_HLOS, 'VM_AUTH_IMAGE', { vmid: A, params: [] }), 'VM_STATE state_not_auth'],
+    ['SET_FIRMWARE_MEM: only in INIT', (h: number) => call(VMID_HLOS, 'VM_SET_FIRMWARE_MEM', { vmid: A, reserved: 0, memHandle: h, offset: 0n, size: 0x1000n }), 'VM_STATE state_not_init'],
+    ['SET_TIME_BASE: only in INIT or READY', () => call(VMID_HLOS, 'VM_SET_TIME_BASE', { vmid: A, timeBase: 1n, sysTimerRef: 2n }), 'VM_STATE state_not_allowed'],
+    ['SET_BOOT_CONTEXT: X index ≤ 31', () => call(VMID_HLOS, 'VM_SET_CONTEXT', { vmid: A, regSet: 0, regIndex: 32, value: 0n }), 'ARGUMENT_INVALID boot_register_invalid'],
+    ['SET_BOOT_CONTEXT: PC index 0', () => call(VMID_HLOS, 'VM_SET_CONTEXT', { vmid: A, regSet: 1, regIndex: 1, value: 0n }), 'ARGUMENT_INVALID boot_register_invalid'],
+    ['SET_BOOT_CONTEXT: SP index ≤ 2', () => call(VMID_HLOS, 'VM_SET_CONTEXT', { vmid: A, regSet: 2, regIndex: 3, value: 0n }), 'ARGUMENT_INVALID boot_register_invalid'],
+    ['SET_ADDRESS_LAYOUT: range 0 IMAGE or 1 FIRMWARE', () => call(VMID_HLOS, 'VM_SET_ADDRESS_LAYOUT', { vmid: A, rangeId: 2, base: 0n, size: 0x1000n }), 'ARGUMENT_INVALID range_id_invalid'],
+    ['VM_EXIT: exit code 2 is rejected', () => call(A, 'VM_EXIT', { exitFlags: 0, exitCode: 2, reserved: 0 }), 'MSG_INVALID exit_code_invalid'],
+    ['VM_EXIT: only a running VM', () => call(A, 'VM_EXIT', { exitFlags: 0, exitCode: 0, reserved: 0 }), 'VM_STATE state_not_running'],
+    ['GET_STATE: unknown VM is NORESOURCE', () => call(VMID_HLOS, 'VM_GET_STATE', { vmid: 0x99 }), 'NORESOURCE vmid_unknown'],
+    ['GET_STATE: only self, owner and peers', () => call(VMID_RM, 'VM_GET_STATE', { vmid: A }), 'DENIED not_peer'],
+    ['SET_STATUS: only secondary VMs', () => call(VMID_HLOS, 'VM_SET_STATUS', { osStatus: 4, appStatus: 0 }), 'DENIED caller_not_vm'],
+  ] as const)('%s', async (_rule, c, expected) => {
+    const dtb = await f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RWX }], [sgl(0x100000, 0x1000)]));
+    expect(outcome(await c(dtb.ok ? dtb.value.handle : -1))).toBe(expected);
+  });
+
+  test('CONFIG_IMAGE failures leave the VM INIT_FAILED (and it may then be reset)', async () => {
+    const r = await f.rm.call(VMID_HLOS, 'VM_CONFIG_IMAGE', { vmid: A, authMech: 0, memHandle: 77, imageOffset: 0n, imageSize: 0n, dtbOffset: 0n, dtbSize: 1n });
+    expect(outcome(r)).toBe('HANDLE_INVALID image_parcel_unknown');
+    expect(status(A)).toBe('INIT_FAILED');
+    expect(outcome(await call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
+    expect(status(A)).toBe('RESET');
+  });
+
+  test('CONFIG_IMAGE with PLATFORM authentication goes through AUTH', async () => {
+    const dtb = await f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RWX }], [sgl(0x100000, 0x1000)]));
+    const h = dtb.ok ? dtb.value.handle : -1;
+    expect(outcome(await call(VMID_HLOS, 'VM_CONFIG_IMAGE', { vmid: A, authMech: AUTH_MECH.PLATFORM, memHandle: h, imageOffset: 0n, imageSize: 0n, dtbOffset: 0n, dtbSize: 0x100n }))).toBe('OK');
+    expect(status(A)).toBe('AUTH');
+    expect(outcome(await call(VMID_HLOS, 'VM_AUTH_IMAGE', { vmid: A, params: [] }))).toBe('OK');
+    expect(status(A)).toBe('INIT');
+  });
+});
+
+describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardown', () => {
+  test('start accepts the DTB parcel at the IMAGE layout and private parcels; forced stop, reset, reclaim, deallocate', async () => {
+    const dtb = await toReady(A);
+    const priv = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RWX }], [sgl(0x200000, 0x2000)]));
+    f.rm.queue(VMID_HLOS).drain();
+    expect(outcome(await call(VMID_HLOS, 'VM_START', { vmid: A }))).toBe('OK');
+    expect(status(A)).toBe('RUNNING');
+    expect(translate(f.s, vmid(A), 0x8000_0000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x100000)), state: 'SHARED_BORROWED' } });
+    expect(f.rm.parcels.get(priv.ok ? (priv.value as { handle: number }).handle : -1)?.accepted.has(A)).toBe(true);
+    expect(f.rm.queue(VMID_HLOS).drain()).toEqual([{ name: 'VM_STATUS', payload: { vmid: A, vmStatus: VM_STATUS.RUNNING, osStatus: 0, appStatus: 0 } }]);
+
+    expect(outcome(await call(A, 'VM_SET_STATUS', { osStatus: 4, appStatus: 7 }))).toBe('OK');
+    expect(await call(VMID_HLOS, 'VM_GET_STATE', { vmid: A })).toEqual({ ok: true, value: { vmStatus: VM_STATUS.RUNNING, osStatus: 4, appStatus: 7 } });
+    expect(await call(A, 'VM_GET_VMID', {})).toEqual({ ok: true, value: { vmid: A } });
+
+    // Teardown, Linux order (§4.4): forced stop, reset (releases accepted parcels), reclaim, deallocate.
+    expect(outcome(await call(VMID_HLOS, 'VM_RECLAIM' as never, {}))).toBe('UNIMPLEMENTED message_unhandled');
+    expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle: dtb, flags: 0 }))).toBe('MEM_INUSE parcel_accepted');
+    f.rm.queue(VMID_HLOS).drain();
+    expect(outcome(await call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 1, stopReason: 3 }))).toBe('OK');
+    expect(status(A)).toBe('EXITED');
+    expect(f.rm.queue(VMID_HLOS).drain()).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: new Uint8Array([3, 0, 0, 0]) } });
+    expect(outcome(await call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
+    expect(status(A)).toBe('RESET');
+    const notes = f.rm.queue(VMID_HLOS).drain();
+    expect(notes.filter((n) => n.name === 'MEM_RELEASED').map((n) => n.payload)).toHaveLength(2);
+    expect(notes.at(-1)).toEqual({ name: 'VM_STATUS', payload: { vmid: A, vmStatus: VM_STATUS.RESET, osStatus: 4, appStatus: 7 } });
+    expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle: dtb, flags: 0 }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
+    expect(f.rm.vmids.isAllocated(A)).toBe(false);
+  });
+
+  test('a graceful stop asks the guest with VM_SHUTDOWN; its VM_EXIT tells the owner', async () => {
+    await toReady(A);
+    expect(outcome(await call(VMID_HLOS, 'VM_START', { vmid: A }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 0, stopReason: 0 }))).toBe('OK');
+    expect(f.rm.queue(A).drain()).toEqual([{ name: 'VM_SHUTDOWN', payload: { stopReason: 0 } }]);
+    f.rm.queue(VMID_HLOS).drain();
+    expect(outcome(await call(A, 'VM_EXIT', { exitFlags: 1, exitCode: 1, reserved: 0 }))).toBe('OK');
+    expect(f.rm.queue(VMID_HLOS).drain()).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_EXIT, reason: new Uint8Array([1, 0, 1, 0]) } });
+  });
+
+  test('a boot parcel the core cannot map fails VM_START with INIT_FAILED and leaves nothing mapped', async () => {
+    const dtb = await toReady(A);
+    // Occupy the IMAGE address with another parcel accepted there first.
+    const other = await f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x300000, 0x1000)], { label: 9 }));
+    const h = other.ok ? other.value.handle : -1;
+    expect(outcome(await f.rm.call(A, 'MEM_ACCEPT', acceptReq(h, 'LEND', { flags: ACCEPT_FLAGS.DONE, sgl: [{ base: 0x8000_0000n, size: 0x1000n }] })))).toBe('OK');
+    const r = await f.rm.call(VMID_HLOS, 'VM_START', { vmid: A });
+    expect(outcome(r)).toBe('MAP_FAILED boot_parcel_core_borrower_ipa_in_use');
+    expect(status(A)).toBe('INIT_FAILED');
+    expect(f.rm.parcels.get(dtb)?.accepted.has(A)).toBe(false);
+    expect(checkInvariants(f.s)).toEqual([]);
+  });
+
+  test('a SHARED notify to a READY VM accepts for it and tells the owner MEM_ACCEPTED', async () => {
+    await toReady(A);
+    const p = await f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x400000, 0x1000)], { label: 3, flags: SHARE_FLAGS.SANITIZE }));
+    const h = p.ok ? p.value.handle : -1;
+    f.rm.queue(VMID_HLOS).drain();
+    expect(outcome(await call(VMID_HLOS, 'MEM_NOTIFY', { handle: h, flags: 1, memInfoTag: 11, vmids: [{ vmid: A }] }))).toBe('OK');
+    expect(f.rm.queue(VMID_HLOS).drain()).toEqual([{ name: 'MEM_ACCEPTED', payload: { handle: h, vmid: A, memInfoTag: 11 } }]);
+    expect(f.rm.queue(A).length).toBe(0);
+  });
+});
+
+describe('§1.3 notification queue per client', () => {
+  test('256 pending per client, the oldest dropped and counted', async () => {
+    for (let i = 0; i < 300; i++) await f.rm.call(A, 'VM_SET_STATUS', { osStatus: 1, appStatus: i });
+    const q = f.rm.queue(VMID_HLOS);
+    expect(q.length).toBe(256);
+    expect(q.dropped).toBeGreaterThanOrEqual(300 - 256);
+  });
+});
