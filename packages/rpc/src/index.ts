@@ -1,6 +1,9 @@
 export {
   errnoToGrpc,
   rmiStatusToGrpc,
+  rmErrorToGrpc,
+  type RmDomainError,
+  type AnyDomainError,
   ERROR_DOMAINS,
   domainStatus,
   invalidArgument,

@@ -1,5 +1,6 @@
 import { Metadata, status, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { ERRNO, RMI_STATUS, errnoError, rmiError, type ErrnoName, type RmiErrorStatusName } from '@hypmesh/stage2';
+import { LINUX_ERRNO, RM_ERRORS, RM_ERROR_NAMES, type RmErrorName } from '@hypmesh/rm-wire';
 import { describe, expect, test, vi } from 'vitest';
 import {
   CALLER_VMID_KEY,
@@ -14,7 +15,9 @@ import {
   invalidArgument,
   requireCaller,
   rmiStatusToGrpc,
+  rmErrorToGrpc,
   unaryWith,
+  type RmDomainError,
   type Result,
 } from './index.js';
 
@@ -53,6 +56,56 @@ describe('RMI status → gRPC (status.ts table)', () => {
       expect(NEVER_FOR_A_DOMAIN_ERROR).not.toContain(rmiStatusToGrpc[name]);
     },
   );
+});
+
+describe('RM error → gRPC (status.ts table, gunyah-rm.md §1.5)', () => {
+  const errors = RM_ERROR_NAMES.filter((n): n is Exclude<RmErrorName, 'OK'> => n !== 'OK');
+  const rm = (rmError: Exclude<RmErrorName, 'OK'>, rule = 'some_rule'): RmDomainError => ({ family: 'rm', rmError, rule, message: 'why' });
+
+  test('covers every RM error of rm-wire/rm-error.ts', () => {
+    expect(Object.keys(rmErrorToGrpc).sort()).toEqual([...RM_ERROR_NAMES].sort());
+  });
+
+  test.each(errors.filter((n) => n !== 'UNIMPLEMENTED'))('%s gets an application code', (name) => {
+    expect(NEVER_FOR_A_DOMAIN_ERROR).not.toContain(rmErrorToGrpc[name]);
+  });
+
+  test.each([
+    ['UNIMPLEMENTED', status.UNIMPLEMENTED],
+    ['NOMEM', status.RESOURCE_EXHAUSTED],
+    ['NORESOURCE', status.RESOURCE_EXHAUSTED],
+    ['DENIED', status.PERMISSION_DENIED],
+    ['MSG_INVALID', status.INVALID_ARGUMENT],
+    ['ARGUMENT_INVALID', status.INVALID_ARGUMENT],
+    ['HANDLE_INVALID', status.NOT_FOUND],
+    ['MEM_INUSE', status.FAILED_PRECONDITION],
+    ['VM_STATE', status.FAILED_PRECONDITION],
+  ] as const)('%s → %i', (name, code) => {
+    expect(rmErrorToGrpc[name]).toBe(code);
+  });
+
+  test.each(errors)('%s: ErrorDetail carries RM name and code, Linux errno and rule', (name) => {
+    const d = decodeStatusDetails(domainStatus(rm(name, 'the_rule')));
+    const row = RM_ERRORS[name];
+    expect(d.code).toBe(rmErrorToGrpc[name]);
+    expect(d.errorDetail).toMatchObject({
+      domain: 'rm',
+      codeName: name,
+      code: row.code | 0,
+      rule: 'the_rule',
+      linuxErrnoName: row.linuxErrno,
+      linuxErrno: LINUX_ERRNO[row.linuxErrno],
+    });
+    expect(d.errorInfo).toMatchObject({ reason: name, domain: 'rm.hypmesh', metadata: { rule: 'the_rule' } });
+  });
+
+  test('UNIMPLEMENTED 0xFFFFFFFF travels as int32 -1, Linux -EOPNOTSUPP (95)', () => {
+    expect(decodeStatusDetails(domainStatus(rm('UNIMPLEMENTED'))).errorDetail).toMatchObject({ code: -1, linuxErrnoName: 'EOPNOTSUPP', linuxErrno: 95 });
+  });
+
+  test('VM_STATE (0x14) is RM-only: Linux -EBADMSG', () => {
+    expect(decodeStatusDetails(domainStatus(rm('VM_STATE'))).errorDetail).toMatchObject({ code: 0x14, linuxErrnoName: 'EBADMSG', linuxErrno: 74 });
+  });
 });
 
 describe('google.rpc.Status details round trip', () => {

@@ -10,8 +10,9 @@
  * ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE or DATA_LOSS (grpc-ecosystem.md §2.1),
  * so those codes always come from here.
  *
- * PERMISSION_DENIED is kept for caller identity (a VMID the RPC does not allow), never for a
- * domain code, so an authorization failure cannot be confused with a page in the wrong state.
+ * PERMISSION_DENIED is kept for caller identity: a VMID the RPC does not allow, or the RM's own
+ * verdict on its caller (RM DENIED: not HLOS, not the owner). It is never given to a page or object
+ * in the wrong state, so an authorization failure cannot be confused with a state error.
  * Anything thrown that is not a StatusError is a bug and becomes INTERNAL (fromThrown), never UNKNOWN.
  */
 
@@ -26,6 +27,7 @@ import {
   type RmiError,
   type RmiStatusName,
 } from '@hypmesh/stage2';
+import { LINUX_ERRNO, RM_ERRORS, type RmErrorName } from '@hypmesh/rm-wire';
 import { BadRequest, ErrorDetail, ErrorInfo, type OutputRegister } from '@hypmesh/proto';
 import { DETAIL_TYPES, StatusError, packAny } from './status-details.js';
 
@@ -73,12 +75,81 @@ export const rmiStatusToGrpc = {
   RMI_ERROR_RTT: status.FAILED_PRECONDITION,
 } as const satisfies Record<RmiStatusName, status>;
 
+/**
+ * Gunyah RM error (gunyah-rm.md §1.5) → gRPC code. The RM answers every check of §3 and §4.2 with
+ * one of these; the rule in the detail says which check fired.
+ */
+export const rmErrorToGrpc = {
+  OK: status.OK,
+  // Also the RM's answer to a message ID it does not know or handle (§1.5, §2.1).
+  UNIMPLEMENTED: status.UNIMPLEMENTED,
+  NOMEM: status.RESOURCE_EXHAUSTED,
+  // No free VMID, no IPA space for an accept, a list over 512 entries: a limit was reached.
+  // (VM_GET_STATE of an unknown VM also says NORESOURCE; the rule tells it apart.)
+  NORESOURCE: status.RESOURCE_EXHAUSTED,
+  // The RM's verdict on its caller: not HLOS, not the owner, not allowed to see the VM. Also the
+  // 64-parcel limit and a locked parcel, which the RM deliberately reports the same way.
+  DENIED: status.PERMISSION_DENIED,
+  // The message does not decode (length, truncation, trailing bytes, a rejected exit code).
+  MSG_INVALID: status.INVALID_ARGUMENT,
+  // Not UNAVAILABLE, which gRPC retry policies retry blindly (see EBUSY above).
+  BUSY: status.FAILED_PRECONDITION,
+  ARGUMENT_INVALID: status.INVALID_ARGUMENT,
+  // No such parcel handle, or one the caller is not in the ACL of (the RM hides it): not found.
+  HANDLE_INVALID: status.NOT_FOUND,
+  // The accept's stated expectations (label, ACL, attrs, sanitized) are wrong for this parcel:
+  // the borrower fixes its request or picks another handle.
+  VALIDATE_FAILED: status.INVALID_ARGUMENT,
+  // The hypervisor refused to map the parcel at the chosen IPAs (already mapped, no table pages):
+  // the borrower's address space is not in a state that allows it.
+  MAP_FAILED: status.FAILED_PRECONDITION,
+  // An SGL range that is not the owner's memory (unmapped, not its extent, already in a parcel).
+  MEM_INVALID: status.INVALID_ARGUMENT,
+  // Reclaim while a borrower still has the parcel accepted: release first.
+  MEM_INUSE: status.FAILED_PRECONDITION,
+  // Release of a parcel the caller has not accepted.
+  MEM_RELEASED: status.FAILED_PRECONDITION,
+  // No such VM, or one the caller does not own (VM_STOP/VM_RESET hide it), or a VMID outside the
+  // ACL: the named VM is not there for this caller.
+  VMID_INVALID: status.NOT_FOUND,
+  // MEM_QCOM_LOOKUP_SGL found no matching parcel.
+  LOOKUP_FAILED: status.NOT_FOUND,
+  IRQ_INVALID: status.INVALID_ARGUMENT,
+  IRQ_INUSE: status.FAILED_PRECONDITION,
+  IRQ_RELEASED: status.FAILED_PRECONDITION,
+  IN_USE: status.FAILED_PRECONDITION,
+  IRQ_NOT_MAPPED: status.FAILED_PRECONDITION,
+  // The VM is not in a state (§4.3) that allows the call.
+  VM_STATE: status.FAILED_PRECONDITION,
+} as const satisfies Record<RmErrorName, status>;
+
+/**
+ * An RM error as the RM domain (@hypmesh/rm's RmOutcome) and the byte face's decoders return it.
+ * Structural, so this package needs only the wire tables.
+ */
+export interface RmDomainError {
+  readonly family: 'rm';
+  readonly rmError: Exclude<RmErrorName, 'OK'>;
+  readonly rule: string;
+  readonly message: string;
+}
+
+/** Every domain error a hypmesh service may return. */
+export type AnyDomainError = DomainError | RmDomainError;
+
 /** ErrorInfo.domain of each family. */
-export const ERROR_DOMAINS = { errno: 'errno.hypmesh', rmi: 'rmi.hypmesh' } as const;
+export const ERROR_DOMAINS = { errno: 'errno.hypmesh', rmi: 'rmi.hypmesh', rm: 'rm.hypmesh' } as const;
 
 /** The gRPC error for a domain error, with ErrorDetail and ErrorInfo attached. */
-export function domainStatus(e: DomainError): StatusError {
-  return e.family === 'errno' ? errnoStatus(e) : rmiStatus(e);
+export function domainStatus(e: AnyDomainError): StatusError {
+  switch (e.family) {
+    case 'errno':
+      return errnoStatus(e);
+    case 'rmi':
+      return rmiStatus(e);
+    case 'rm':
+      return rmStatus(e);
+  }
 }
 
 function errnoStatus(e: ErrnoError): StatusError {
@@ -90,6 +161,8 @@ function errnoStatus(e: ErrnoError): StatusError {
     rmiIndex: 0,
     rmiX0: 0n,
     outputs: [],
+    linuxErrnoName: '',
+    linuxErrno: 0,
   };
   const info: ErrorInfo = { reason: e.errno, domain: ERROR_DOMAINS.errno, metadata: { rule: e.rule } };
   return new StatusError(errnoToGrpc[e.errno], `${e.errno} (${e.rule}): ${e.message}`, [
@@ -116,9 +189,34 @@ function rmiStatus(e: RmiError): StatusError {
     rmiIndex: index,
     rmiX0: BigInt(x0),
     outputs,
+    linuxErrnoName: '',
+    linuxErrno: 0,
   };
   const info: ErrorInfo = { reason: e.status, domain: ERROR_DOMAINS.rmi, metadata: infoMeta };
   return new StatusError(rmiStatusToGrpc[e.status], `${e.status} index ${e.index} (${e.rule}): ${e.message}`, [
+    packAny(DETAIL_TYPES.errorDetail, ErrorDetail, detail),
+    packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info),
+  ]);
+}
+
+function rmStatus(e: RmDomainError): StatusError {
+  const row = RM_ERRORS[e.rmError];
+  const linux = row.linuxErrno;
+  const detail: ErrorDetail = {
+    domain: 'rm',
+    codeName: e.rmError,
+    // The reply's u32 read as int32 (UNIMPLEMENTED 0xFFFFFFFF → -1), ErrorDetail.code's type.
+    code: row.code | 0,
+    rule: e.rule,
+    rmiIndex: 0,
+    rmiX0: 0n,
+    outputs: [],
+    linuxErrnoName: linux,
+    linuxErrno: LINUX_ERRNO[linux],
+  };
+  const hex = `0x${row.code.toString(16)}`;
+  const info: ErrorInfo = { reason: e.rmError, domain: ERROR_DOMAINS.rm, metadata: { rule: e.rule, code: hex, linux_errno: `-${linux}` } };
+  return new StatusError(rmErrorToGrpc[e.rmError], `RM ${e.rmError} (${hex}, ${e.rule}): ${e.message}`, [
     packAny(DETAIL_TYPES.errorDetail, ErrorDetail, detail),
     packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info),
   ]);

@@ -8,8 +8,7 @@
  */
 
 import type { handleUnaryCall, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import type { DomainError } from '@hypmesh/stage2';
-import { domainStatus, fromThrown, type BugLog } from './status.js';
+import { domainStatus, fromThrown, type AnyDomainError, type BugLog } from './status.js';
 
 /** Structurally the domain's Result (packages/stage2/src/result.ts). */
 export type Result<T, E> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
@@ -17,7 +16,7 @@ export type Result<T, E> = { readonly ok: true; readonly value: T } | { readonly
 export type UnaryHandler<Req, Res> = (
   request: Req,
   call: ServerUnaryCall<Req, Res>,
-) => Result<Res, DomainError> | Promise<Result<Res, DomainError>>;
+) => Result<Res, AnyDomainError> | Promise<Result<Res, AnyDomainError>>;
 
 /** Builds the wrapper; bugs are reported to `log`. */
 export function unaryWith(log: BugLog) {
@@ -30,7 +29,7 @@ export function unaryWith(log: BugLog) {
         sent = true;
         callback(error, value);
       };
-      const finish = (r: Result<Res, DomainError>): void => {
+      const finish = (r: Result<Res, AnyDomainError>): void => {
         if (r === null || typeof r !== 'object' || typeof r.ok !== 'boolean') {
           send(fromThrown(new TypeError(`handler returned ${String(r)}, not a Result`), log, where));
         } else if (r.ok) {
