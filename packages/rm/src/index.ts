@@ -12,3 +12,4 @@ export { ResourceManager, type RmNotification, type CallHandler, type CallTable 
 export { MEM_ENTRIES_PER_MSG_MAX, PARCEL_ADDR_LIMIT, type Parcel, type ParcelState, type TransType } from './parcel.js';
 export type { Vm } from './vm.js';
 export { snapshotRm } from './snapshot.js';
+export { MsgqEndpoint, type MsgqStats } from './msgq-endpoint.js';

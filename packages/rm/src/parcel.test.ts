@@ -6,7 +6,7 @@ import { ACCEPT_FLAGS, MEM_ATTR, MEM_TYPE, NOTIFY_FLAGS, SHARE_FLAGS, linuxSglCh
 import { checkInvariants, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
-import { R, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture } from './testing.js';
+import { R, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained } from './testing.js';
 import { VMID_HLOS, VMID_RM } from './vmid.js';
 
 let f: RmFixture;
@@ -226,7 +226,7 @@ describe('§3.6 MEM_NOTIFY', () => {
 
   test('SHARED reaches each listed borrower with region sizes only; the first tag sticks', async () => {
     expect(outcome(await notify(VMID_HLOS, NOTIFY_FLAGS.SHARED, [A, B]))).toBe('OK');
-    expect(f.rm.queue(A).drain()).toEqual([
+    expect(drained(f.rm, A)).toEqual([
       {
         name: 'MEM_SHARED',
         payload: expect.objectContaining({ handle: h, ownerVmid: VMID_HLOS, label: 5, memInfoTag: 42, regions: [{ size: 0x1000n }] }),
@@ -234,7 +234,7 @@ describe('§3.6 MEM_NOTIFY', () => {
     ]);
     expect(outcome(await notify(VMID_HLOS, NOTIFY_FLAGS.RECALL, [A], 43))).toBe('ARGUMENT_INVALID mem_info_tag_mismatch');
     expect(outcome(await notify(VMID_HLOS, NOTIFY_FLAGS.RECALL, [A]))).toBe('OK');
-    expect(f.rm.queue(A).drain()).toEqual([{ name: 'MEM_RECALL', payload: { handle: h, memInfoTag: 42 } }]);
+    expect(drained(f.rm, A)).toEqual([{ name: 'MEM_RECALL', payload: { handle: h, memInfoTag: 42 } }]);
   });
 
   test('RELEASED and ACCEPTED tell the owner; a claim must match the borrower state', async () => {
@@ -244,7 +244,7 @@ describe('§3.6 MEM_NOTIFY', () => {
     f.rm.queue(VMID_HLOS).drain();
     expect(outcome(await attempt(() => f.rm.call(A, 'MEM_RELEASE', { handle: h, flags: 0 })))).toBe('OK');
     expect(outcome(await notify(A, NOTIFY_FLAGS.RELEASED))).toBe('OK');
-    expect(f.rm.queue(VMID_HLOS).drain()).toEqual([{ name: 'MEM_RELEASED', payload: { handle: h, vmid: A, memInfoTag: 42 } }]);
+    expect(drained(f.rm, VMID_HLOS)).toEqual([{ name: 'MEM_RELEASED', payload: { handle: h, vmid: A, memInfoTag: 42 } }]);
   });
 });
 

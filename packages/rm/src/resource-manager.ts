@@ -16,7 +16,9 @@ import { VM_CALLS, type Vm } from './vm.js';
 import { VmidAllocator, type RmConfig, DEFAULT_RM_CONFIG } from './vmid.js';
 
 /** A notification queued for one client VM. */
-export type RmNotification = { [N in NotificationName]: { readonly name: N; readonly payload: NotificationOf<N> } }[NotificationName];
+export type RmNotification = {
+  [N in NotificationName]: { readonly name: N; readonly payload: NotificationOf<N>; readonly seq: number };
+}[NotificationName];
 
 export type CallHandler<N extends CallName> = (rm: ResourceManager, caller: number, request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>> | RmOutcome<ReplyOf<N>>;
 export type CallTable = { readonly [N in CallName]?: CallHandler<N> };
@@ -92,7 +94,7 @@ export class ResourceManager {
 
   /** Queues a notification for `to` and wakes its subscribers. */
   notify<N extends NotificationName>(to: number, name: N, payload: NotificationOf<N>): void {
-    this.queue(to).push({ name, payload } as RmNotification);
+    this.queue(to).push({ name, payload, seq: this.notifySeq } as RmNotification);
     this.notifySeq = (this.notifySeq + 1) & 0xffff;
     for (const l of this.listeners) l(to);
   }

@@ -59,3 +59,7 @@ export function createReq(acl: AclEntry[], entries: SglEntry[], extra: Partial<P
 export function acceptReq(handle: number, trans: keyof typeof TRANS_TYPE, extra: Partial<MemAcceptRequest> = {}): MemAcceptRequest {
   return { handle, memType: MEM_TYPE.NORMAL, transType: TRANS_TYPE[trans], flags: 0x80, label: 0, acl: [], mapVmid: 0, sgl: [], attrs: [], ...extra };
 }
+
+/** The notifications queued for `vmid`, without their sequence numbers (tests compare payloads). */
+export const drained = (rm: ResourceManager, vmid: number): { name: string; payload: unknown }[] =>
+  rm.queue(vmid).drain().map(({ name, payload }) => ({ name, payload }));

@@ -6,7 +6,7 @@ import { ACCEPT_FLAGS, ADDRESS_RANGE_ID, AUTH_MECH, EXIT_TYPE, SHARE_FLAGS, VM_S
 import { checkInvariants, translate, vmid } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
-import { RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture } from './testing.js';
+import { RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained } from './testing.js';
 import { DEFAULT_RM_CONFIG, VMID_DYNAMIC_FIRST, VMID_HLOS, VMID_RM } from './vmid.js';
 import { ResourceManager } from './resource-manager.js';
 import { inProcessCore } from './in-process-core.js';
@@ -127,7 +127,7 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     expect(status(A)).toBe('RUNNING');
     expect(translate(f.s, vmid(A), 0x8000_0000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x100000)), state: 'SHARED_BORROWED' } });
     expect(f.rm.parcels.get(priv.ok ? (priv.value as { handle: number }).handle : -1)?.accepted.has(A)).toBe(true);
-    expect(f.rm.queue(VMID_HLOS).drain()).toEqual([{ name: 'VM_STATUS', payload: { vmid: A, vmStatus: VM_STATUS.RUNNING, osStatus: 0, appStatus: 0 } }]);
+    expect(drained(f.rm, VMID_HLOS)).toEqual([{ name: 'VM_STATUS', payload: { vmid: A, vmStatus: VM_STATUS.RUNNING, osStatus: 0, appStatus: 0 } }]);
 
     expect(outcome(await call(A, 'VM_SET_STATUS', { osStatus: 4, appStatus: 7 }))).toBe('OK');
     expect(await call(VMID_HLOS, 'VM_GET_STATE', { vmid: A })).toEqual({ ok: true, value: { vmStatus: VM_STATUS.RUNNING, osStatus: 4, appStatus: 7 } });
@@ -139,10 +139,10 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     f.rm.queue(VMID_HLOS).drain();
     expect(outcome(await call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 1, stopReason: 3 }))).toBe('OK');
     expect(status(A)).toBe('EXITED');
-    expect(f.rm.queue(VMID_HLOS).drain()).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: new Uint8Array([3, 0, 0, 0]) } });
+    expect(drained(f.rm, VMID_HLOS)).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: new Uint8Array([3, 0, 0, 0]) } });
     expect(outcome(await call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
     expect(status(A)).toBe('RESET');
-    const notes = f.rm.queue(VMID_HLOS).drain();
+    const notes = drained(f.rm, VMID_HLOS);
     expect(notes.filter((n) => n.name === 'MEM_RELEASED').map((n) => n.payload)).toHaveLength(2);
     expect(notes.at(-1)).toEqual({ name: 'VM_STATUS', payload: { vmid: A, vmStatus: VM_STATUS.RESET, osStatus: 4, appStatus: 7 } });
     expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle: dtb, flags: 0 }))).toBe('OK');
@@ -154,10 +154,10 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     await toReady(A);
     expect(outcome(await call(VMID_HLOS, 'VM_START', { vmid: A }))).toBe('OK');
     expect(outcome(await call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 0, stopReason: 0 }))).toBe('OK');
-    expect(f.rm.queue(A).drain()).toEqual([{ name: 'VM_SHUTDOWN', payload: { stopReason: 0 } }]);
+    expect(drained(f.rm, A)).toEqual([{ name: 'VM_SHUTDOWN', payload: { stopReason: 0 } }]);
     f.rm.queue(VMID_HLOS).drain();
     expect(outcome(await call(A, 'VM_EXIT', { exitFlags: 1, exitCode: 1, reserved: 0 }))).toBe('OK');
-    expect(f.rm.queue(VMID_HLOS).drain()).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_EXIT, reason: new Uint8Array([1, 0, 1, 0]) } });
+    expect(drained(f.rm, VMID_HLOS)).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_EXIT, reason: new Uint8Array([1, 0, 1, 0]) } });
   });
 
   test('a boot parcel the core cannot map fails VM_START with INIT_FAILED and leaves nothing mapped', async () => {
@@ -179,7 +179,7 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     const h = p.ok ? p.value.handle : -1;
     f.rm.queue(VMID_HLOS).drain();
     expect(outcome(await call(VMID_HLOS, 'MEM_NOTIFY', { handle: h, flags: 1, memInfoTag: 11, vmids: [{ vmid: A }] }))).toBe('OK');
-    expect(f.rm.queue(VMID_HLOS).drain()).toEqual([{ name: 'MEM_ACCEPTED', payload: { handle: h, vmid: A, memInfoTag: 11 } }]);
+    expect(drained(f.rm, VMID_HLOS)).toEqual([{ name: 'MEM_ACCEPTED', payload: { handle: h, vmid: A, memInfoTag: 11 } }]);
     expect(f.rm.queue(A).length).toBe(0);
   });
 });

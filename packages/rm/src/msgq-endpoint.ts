@@ -1,0 +1,100 @@
+/**
+ * The RM's byte-exact face for one client VM: raw msgq fragments in, raw fragments out (gunyah-rm.md
+ * §1.2–§1.4). Pure: the service pipes a gRPC stream through it; tests and the fuzzer drive it directly.
+ *
+ *   fragments ─Reassembler (§1.3 drop rules)─▶ request ─RM_CODECS decode─▶ rm.call ─encode─▶
+ *   reply [err][data] ─fragmentMessage─▶ fragments (the request's msg id and seq echoed)
+ *
+ * A message that is not a REQUEST is dropped (the RM dispatches only requests, §1.3). A request the
+ * RM has no codec or handler for is answered UNIMPLEMENTED (§1.5); a payload that fails to decode is
+ * answered with the decoder's MSG_INVALID or NORESOURCE (§3.1) and changes nothing.
+ */
+import {
+  RM_CODECS,
+  Reassembler,
+  codecMessageId,
+  codecsForId,
+  encodeReply,
+  fragmentMessage,
+  type CallName,
+  type Codec,
+  type DropRule,
+  type RmMessage,
+} from '@hypmesh/rm-wire';
+import { ResourceManager, type RmNotification } from './resource-manager.js';
+
+export interface MsgqStats {
+  readonly requests: number;
+  readonly replies: number;
+  readonly notifications: number;
+  /** Fragments the reassembler dropped, by §1.3 rule. */
+  readonly drops: ReadonlyMap<DropRule | 'not_request', number>;
+}
+
+export class MsgqEndpoint {
+  private readonly reassembler = new Reassembler();
+  private requests = 0;
+  private replies = 0;
+  private notificationsSent = 0;
+  private notRequest = 0;
+
+  constructor(
+    private readonly rm: ResourceManager,
+    /** The client VM this queue pair belongs to (the RM learns it from the message queue). */
+    readonly caller: number,
+  ) {}
+
+  /** Feeds one fragment; resolves with the reply fragments of every request it completed. */
+  async receive(fragment: Uint8Array): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (const ev of this.reassembler.push(fragment)) {
+      if (ev.kind !== 'message') continue;
+      if (ev.message.type !== 'REQUEST') {
+        this.notRequest++;
+        continue;
+      }
+      this.requests++;
+      const payload = await this.dispatch(ev.message);
+      const frags = fragmentMessage({ type: 'REPLY', msgId: ev.message.msgId, seq: ev.message.seq, payload });
+      if (!frags.ok) throw new Error(`bug: reply to 0x${ev.message.msgId.toString(16)} does not fit: ${frags.error.reason}`);
+      this.replies++;
+      out.push(...frags.value);
+    }
+    return out;
+  }
+
+  /** Reply payload `[err][data]` for one reassembled request. */
+  private async dispatch(m: RmMessage): Promise<Uint8Array> {
+    const found = codecsForId(m.msgId);
+    if (found === undefined || found.codecs.kind !== 'request' || !ResourceManager.handles(found.name)) return encodeReply('UNIMPLEMENTED');
+    const name = found.name as CallName;
+    const codecs = RM_CODECS[name];
+    const request = (codecs.request as Codec<unknown>).decode(m.payload);
+    if (!request.ok) return encodeReply(request.error.rmError);
+    const result = await this.rm.call(this.caller, name, request.value as never);
+    if (!result.ok) return encodeReply(result.error.rmError);
+    return encodeReply('OK', (codecs.reply as Codec<unknown>).encode(result.value));
+  }
+
+  /** Fragments for the caller's pending notifications, oldest first (drains its queue). */
+  drainNotifications(): Uint8Array[] {
+    return this.rm
+      .queue(this.caller)
+      .drain()
+      .flatMap((n) => this.encodeNotification(n));
+  }
+
+  encodeNotification(n: RmNotification): Uint8Array[] {
+    const codec = RM_CODECS[n.name].notification as Codec<unknown>;
+    const frags = fragmentMessage({ type: 'NOTIFICATION', msgId: codecMessageId(n.name), seq: n.seq, payload: codec.encode(n.payload) });
+    if (!frags.ok) throw new Error(`bug: ${n.name} does not fit: ${frags.error.reason}`);
+    this.notificationsSent++;
+    return frags.value;
+  }
+
+  stats(): MsgqStats {
+    const drops = new Map<DropRule | 'not_request', number>(this.reassembler.dropCounts());
+    if (this.notRequest > 0) drops.set('not_request', this.notRequest);
+    return { requests: this.requests, replies: this.replies, notifications: this.notificationsSent, drops };
+  }
+}
