@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
+import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -38,9 +39,20 @@ function coreFigures(): Figure[] {
   ];
 }
 
-function main(): void {
+/** gRPC figures: the core's RPC against a bare echo of the same size, same run (DESIGN.md §6). */
+async function grpcFigures(): Promise<Figure[]> {
+  const r = await coreRpcVersusEcho();
+  const ratio = r.corePerS / r.echoPerS;
+  return [
+    { name: 'grpc_echo_per_s', value: Math.round(r.echoPerS), unit: `calls/s (${r.requestBytes}/${r.responseBytes} B, ${RPC_CONCURRENCY} in flight)` },
+    { name: 'core_translate_rpc_per_s', value: Math.round(r.corePerS), unit: `calls/s (${RPC_CONCURRENCY} in flight)` },
+    { name: 'core_rpc_vs_echo_ratio', value: round(ratio, 3), unit: '', target: '>= 0.8', meets: ratio >= 0.8 },
+  ];
+}
+
+async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const figures = coreFigures();
+  const figures = [...coreFigures(), ...(await grpcFigures())];
   if (json) {
     process.stdout.write(JSON.stringify(Object.fromEntries(figures.map((f) => [f.name, f.value]))) + '\n');
     return;
@@ -54,4 +66,4 @@ function main(): void {
   for (const r of rows) console.log(line(r));
 }
 
-main();
+await main();
