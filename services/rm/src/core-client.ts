@@ -1,0 +1,85 @@
+/**
+ * The RM's CoreGrantPort over the core's gRPC API (hypmesh.core.v1.CoreService): the RM → core
+ * boundary as a network call, as the real RM's hypercalls are calls into EL2.
+ *
+ * Each port call is one CoreService RPC made as the acting VM (owner or borrower) in metadata
+ * `x-hypmesh-caller-vmid`, so the core applies the same caller rules as to anyone. A refusal comes
+ * back as the core's ErrorDetail (errno name and rule); anything else that fails (the core is down,
+ * the deadline passed, a status without a detail) is also a refusal, never a throw, with errno EIO
+ * and rule `grpc_<status>` (e.g. grpc_unavailable), so the RM answers its client with an RM error
+ * and changes nothing.
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import { CoreServiceClient, GrantType, type FrameRange } from '@hypmesh/proto';
+import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
+import type { CoreGrantPort, CoreRefusal, CoreResult, FrameRun, GrantKind } from '@hypmesh/rm';
+
+/** Deadline of one core call. */
+export const CORE_CALL_TIMEOUT_MS = 10_000;
+
+const GRANT_TYPES = {
+  SHARE: GrantType.GRANT_TYPE_SHARE,
+  LEND: GrantType.GRANT_TYPE_LEND,
+  DONATE: GrantType.GRANT_TYPE_DONATE,
+} as const satisfies Record<GrantKind, GrantType>;
+
+const frames = (ranges: readonly FrameRun[]): FrameRange[] => ranges.map((r) => ({ base: BigInt(r.base), count: BigInt(r.count) }));
+
+/** A failed core call as the port's refusal. */
+export function refusalOf(e: unknown): CoreRefusal {
+  if (typeof e === 'object' && e !== null && 'code' in e && typeof (e as grpc.ServiceError).code === 'number') {
+    const se = e as grpc.ServiceError;
+    const d = decodeStatusDetails({ code: se.code, details: se.details ?? se.message, metadata: se.metadata });
+    if (d.errorDetail?.domain === 'errno') return { errno: d.errorDetail.codeName, rule: d.errorDetail.rule, message: d.message };
+    const name = (grpc.status[se.code] ?? String(se.code)).toLowerCase();
+    return { errno: 'EIO', rule: `grpc_${name}`, message: `core call failed: ${d.message}` };
+  }
+  return { errno: 'EIO', rule: 'grpc_internal', message: `core call failed: ${e instanceof Error ? e.message : String(e)}` };
+}
+
+type Callback<Res> = (e: grpc.ServiceError | null, res?: Res) => void;
+type Method<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
+
+export interface GrpcCorePort extends CoreGrantPort {
+  close(): void;
+}
+
+/** A CoreGrantPort talking to the core at `address` (host:port). */
+export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS): GrpcCorePort {
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure());
+
+  function call<Req, Res, T>(method: Method<Req, Res>, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
+    return new Promise((resolve) => {
+      const md = new grpc.Metadata();
+      md.set(CALLER_VMID_KEY, String(caller));
+      try {
+        method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (e, res) => {
+          if (e || res === undefined) resolve({ ok: false, error: refusalOf(e ?? new Error('no response')) });
+          else {
+            try {
+              resolve({ ok: true, value: value(res) });
+            } catch (err) {
+              resolve({ ok: false, error: refusalOf(err) });
+            }
+          }
+        });
+      } catch (e) {
+        resolve({ ok: false, error: refusalOf(e) });
+      }
+    });
+  }
+
+  return {
+    createGrant: (a) =>
+      call(client.createGrant as Method<unknown, { grantId: bigint }>, a.owner, { type: GRANT_TYPES[a.type], ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) }, (r) => ({
+        grantId: Number(r.grantId),
+      })),
+    appendGrant: (a) => call(client.appendGrant as Method<unknown, unknown>, a.owner, { grantId: BigInt(a.grantId), ranges: frames(a.ranges) }, () => undefined),
+    mapGrant: (a) =>
+      call(client.mapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined),
+    unmapGrant: (a) => call(client.unmapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId) }, () => undefined),
+    destroyGrant: (a) => call(client.destroyGrant as Method<unknown, unknown>, a.owner, { grantId: BigInt(a.grantId) }, () => undefined),
+    close: () => client.close(),
+  };
+}

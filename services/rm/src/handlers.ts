@@ -1,0 +1,76 @@
+/**
+ * RmService handlers (rm_service.proto). The typed RPCs are built from one table (codec.ts
+ * CALL_RPCS / TYPED_CODECS), each the same three steps (STYLE "Thin services"): take the caller
+ * from metadata and the request's shape (INVALID_ARGUMENT naming the field), hand the wire value to
+ * the dispatcher, encode the reply. RM errors become gRPC in @hypmesh/rpc's status.ts only;
+ * anything thrown is a bug and becomes INTERNAL (unary()). No handler looks at RM state.
+ */
+
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import type { RmServiceServer, SubscribeRequest, SubscribeResponse } from '@hypmesh/proto/rm';
+import { callerVmid, fromThrown, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
+import type { ResourceManager } from '@hypmesh/rm';
+import type { CallName, RequestOf } from '@hypmesh/rm-wire';
+import { exchangeHandler, type ByteFace } from './byte-face.js';
+import { CALL_RPCS, TYPED_CODECS, toSubscribeResponse, type CallRpc, type TypedCodec } from './codec.js';
+import { checkedRequest, wireRefusal } from './dispatch.js';
+
+type AnyTyped = TypedCodec<CallName, CallRpc>;
+
+export function createRmHandlers(face: ByteFace, log: BugLog): RmServiceServer {
+  const unary = unaryWith(log);
+  const rm: ResourceManager = face.rm;
+
+  const typed = {} as Record<CallRpc, RmServiceServer[CallRpc]>;
+  for (const name of Object.keys(CALL_RPCS) as CallName[]) {
+    const codec = TYPED_CODECS[name] as unknown as AnyTyped;
+    typed[CALL_RPCS[name]] = unary(async (req: never, call): Promise<Result<unknown, AnyDomainError>> => {
+      const caller = callerVmid(call);
+      const wire = checkedRequest(name, codec.toWire(req) as RequestOf<CallName>);
+      if (!wire.ok) return { ok: false, error: wireRefusal(wire.error) };
+      const outcome = await rm.call(caller, name, wire.value);
+      return outcome.ok ? { ok: true, value: codec.fromWire(outcome.value as never, req) } : outcome;
+    }) as RmServiceServer[CallRpc];
+  }
+
+  return {
+    ...(typed as Pick<RmServiceServer, CallRpc>),
+    subscribe: (call: ServerWritableStream<SubscribeRequest, SubscribeResponse>) => {
+      let caller: number;
+      try {
+        caller = callerVmid(call);
+      } catch (e) {
+        call.emit('error', fromThrown(e, log, 'Subscribe'));
+        return;
+      }
+      const handle = { end: () => (stop(), call.end()) };
+      const stopNotify = face.notifier.attach(caller, (n, messageId, seq, dropped) => {
+        try {
+          call.write(toSubscribeResponse(n, messageId, seq, dropped));
+        } catch (e) {
+          log.error({ err: e, name: n.name }, 'bug: notification did not encode');
+        }
+      });
+      const stop = (): void => {
+        stopNotify();
+        face.open.delete(handle);
+      };
+      face.open.add(handle);
+      call.on('cancelled', stop);
+      call.on('error', stop);
+    },
+    exchange: exchangeHandler(face),
+    getStats: unary((_req, call) => {
+      const q = rm.queue(callerVmid(call));
+      return {
+        ok: true,
+        value: {
+          ...face.stats.snapshot(),
+          notificationsPending: BigInt(q.length),
+          notificationsQueued: BigInt(q.pushed),
+          notificationsDropped: BigInt(q.dropped),
+        },
+      };
+    }),
+  };
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/**
+ * hypmesh RM service: reads config (flags, then env, then defaults), connects to the core (or runs
+ * one in-process with `--core embedded`), serves RmService + health + reflection, and shuts down
+ * gracefully on SIGTERM/SIGINT.
+ */
+
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
+import { createStage2, DEFAULT_STAGE2_CONFIG } from '@hypmesh/stage2';
+import { grpcCore } from './core-client.js';
+import { startRmServer } from './server.js';
+
+const SHUTDOWN_GRACE_MS = 5_000;
+
+const opts = new Command('hypmesh-rm')
+  .description('The hypmesh resource manager: Gunyah RM VMIDs, VM life cycle, memory parcels and notifications over gRPC (typed and byte-exact msgq faces).')
+  .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
+  .addOption(new Option('--core <host:port|embedded>', "the core's address, or `embedded` for an in-process core with default memory").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
+  .parse()
+  .opts<{ address: string; core: string; logLevel: string }>();
+
+const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
+
+function core(): { port: CoreGrantPort; close(): void } {
+  if (opts.core !== 'embedded') {
+    const port = grpcCore(opts.core);
+    return { port, close: () => port.close() };
+  }
+  const built = createStage2(DEFAULT_STAGE2_CONFIG);
+  if (!built.ok) throw new Error(`invalid core configuration: ${built.error.join('; ')}`);
+  return { port: inProcessCore(built.value), close: () => {} };
+}
+
+try {
+  const c = core();
+  const rm = await startRmServer({ address: opts.address, core: c.port, log });
+  log.info({ address: opts.address, port: rm.port, core: opts.core }, 'hypmesh rm serving');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    void rm.shutdown(SHUTDOWN_GRACE_MS).then(() => {
+      c.close();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+} catch (e) {
+  log.fatal({ err: e }, 'hypmesh rm failed to start');
+  process.exit(1);
+}
