@@ -28,9 +28,10 @@ const opts = new Command('hypmesh-core')
   .addOption(new Option('--ram-base-gib <n>', 'RAM base address in GiB').env('HYPMESH_RAM_BASE_GIB').argParser(number(0, 1024)).default(ramDefault.base / GiB))
   .addOption(new Option('--mmio-gib <n>', 'MMIO size in GiB, at address 0 (0: none)').env('HYPMESH_MMIO_GIB').argParser(number(0, 1024)).default(mmioDefault.sizeBytes / GiB))
   .addOption(new Option('--pa-bits <n>', 'physical address width (also the host IPA width)').env('HYPMESH_PA_BITS').argParser(number(32, 48)).default(DEFAULT_MEMORY_CONFIG.paBits))
+  .addOption(new Option('--check-invariants', 'test/chaos mode: check every invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; logLevel: string }>();
+  .opts<{ address: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
 const memory = {
@@ -40,7 +41,7 @@ const memory = {
 };
 
 try {
-  const core = await startCoreServer({ address: opts.address, stage2Config: { memory }, log });
+  const core = await startCoreServer({ address: opts.address, stage2Config: { memory }, log, checkInvariants: opts.checkInvariants });
   log.info({ address: opts.address, port: core.port, memory }, 'hypmesh core serving');
   let stopping = false;
   const stop = (signal: string): void => {

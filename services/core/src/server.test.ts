@@ -26,12 +26,15 @@ const GUEST = 0x80;
 let core: CoreServer;
 let client: grpc.Client;
 const codesSeen: grpc.status[] = [];
+/** Bugs the server logged: INTERNAL errors and invariant violations after mutations. */
+const bugs: unknown[] = [];
 
 beforeAll(async () => {
   core = await startCoreServer({
     address: '127.0.0.1:0',
     stage2Config: { memory: { paBits: 40, ram: [{ base: 2 * GiB, sizeBytes: 1 * GiB }], mmio: [{ base: 0, sizeBytes: 1 * GiB }] } },
-    log: { error: () => {} },
+    log: { error: (obj, msg) => bugs.push({ msg, obj }) },
+    checkInvariants: true,
   });
   client = new CoreServiceClient(`127.0.0.1:${core.port}`, grpc.credentials.createInsecure());
 });
@@ -40,6 +43,7 @@ afterAll(async () => {
   client?.close();
   await core?.shutdown(1_000);
   expect(codesSeen).not.toContain(grpc.status.UNKNOWN);
+  expect(bugs).toEqual([]);
 });
 
 const metadataFor = (caller: string | null): grpc.Metadata => {

@@ -8,9 +8,9 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT } from '@hypmesh/proto';
+import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
 import { reflectionPackageDefinition, type BugLog } from '@hypmesh/rpc';
-import { createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
+import { checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import { HealthImplementation } from 'grpc-health-check';
 import { createCoreHandlers } from './handlers.js';
 
@@ -31,6 +31,32 @@ export interface CoreServerOptions {
   readonly stage2Config?: Stage2Config;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
+  /**
+   * Test and chaos mode (DESIGN.md §2): run the invariant checker after every mutation that
+   * succeeded and log each violation as a bug. Off by default (it walks the whole core).
+   */
+  readonly checkInvariants?: boolean;
+}
+
+/** RPCs that change nothing: no invariant check after them. */
+const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry']);
+
+/** Wraps every mutating handler so that a success is followed by a full invariant check. */
+function checkedAfterMutations(handlers: CoreServiceServer, stage2: Stage2, log: BugLog): CoreServiceServer {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(handlers) as [string, grpc.handleUnaryCall<unknown, unknown>][]) {
+    wrapped[name] = READ_ONLY_RPCS.has(name)
+      ? handler
+      : (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+          handler(call, (err, value) => {
+            if (err === null) {
+              const violations = checkInvariants(stage2);
+              if (violations.length > 0) log.error({ rpc: name, violations }, 'invariant violated after a mutation');
+            }
+            callback(err, value);
+          });
+  }
+  return wrapped as unknown as CoreServiceServer;
 }
 
 export interface CoreServer {
@@ -52,7 +78,9 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   const stage2 = built.value;
 
   const server = new grpc.Server(CORE_SERVER_OPTIONS);
-  server.addService(CoreServiceService, createCoreHandlers(stage2, options.log ?? consoleLog));
+  const log = options.log ?? consoleLog;
+  const handlers = createCoreHandlers(stage2, log);
+  server.addService(CoreServiceService, options.checkInvariants === true ? checkedAfterMutations(handlers, stage2, log) : handlers);
   const health = new HealthImplementation({ '': 'SERVING', [CORE_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition(PROTO_ROOT, CORE_PROTO_FILES)).addToServer(server);
