@@ -7,7 +7,9 @@ import { checkInvariants, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
 import { R, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained } from './testing.js';
-import { VMID_HLOS, VMID_RM } from './vmid.js';
+import { DEFAULT_RM_CONFIG, VMID_HLOS, VMID_RM } from './vmid.js';
+import { ResourceManager } from './resource-manager.js';
+import { inProcessCore } from './in-process-core.js';
 
 let f: RmFixture;
 let A = 0;
@@ -160,6 +162,29 @@ describe('§3.4 MEM_ACCEPT', () => {
     expect(translate(f.s, vmid(A), 0x2_0000_0000)).toMatchObject({ ok: false });
     expect(outcome(await accept(A, { flags: ACCEPT_FLAGS.DONE }))).toBe('OK');
     expect(translate(f.s, vmid(A), 0x2_0001_0000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x40000)) } });
+  });
+
+  test('RM-chosen IPAs for 600 regions come ≤ 512 per reply with INCOMPLETE, then DONE maps them', async () => {
+    const entries = Array.from({ length: 600 }, (_, i) => sgl(0x100000 + i * 0x2000, 0x1000));
+    const first = await f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], entries.slice(0, 512), { flags: SHARE_FLAGS.APPEND }));
+    expect(outcome(await f.rm.call(VMID_HLOS, 'MEM_APPEND', { handle: handleOf(first), flags: 1, sgl: entries.slice(512) }))).toBe('OK');
+    const step = (flags: number) => accept(A, { flags }, handleOf(first));
+    const r1 = await step(0);
+    expect(r1).toMatchObject({ ok: true, value: { kind: 'rm_chosen_ipas', incomplete: true } });
+    expect(r1.ok && r1.value.kind === 'rm_chosen_ipas' ? r1.value.sgl.length : -1).toBe(512);
+    const r2 = await step(0);
+    expect(r2.ok && r2.value.kind === 'rm_chosen_ipas' ? [r2.value.sgl.length, r2.value.incomplete] : []).toEqual([88, false]);
+    expect(translate(f.s, vmid(A), 0x1_0000_0000)).toMatchObject({ ok: false });
+    expect(await step(ACCEPT_FLAGS.DONE)).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [], incomplete: false } });
+    expect(translate(f.s, vmid(A), 0x1_0000_0000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x100000)) } });
+  });
+
+  test('no room left in the IPA window is NORESOURCE', async () => {
+    const rm = new ResourceManager(inProcessCore(f.s), { ...DEFAULT_RM_CONFIG, ipaWindow: { base: 0x1_0000_0000n, size: 0x2000n } });
+    const a = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
+    expect(a.ok).toBe(true);
+    const p = await rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x500000, 0x3000)]));
+    expect(outcome(await rm.call(A, 'MEM_ACCEPT', acceptReq(handleOf(p), 'LEND')))).toBe('NORESOURCE ipa_space_exhausted');
   });
 
   test('a map the core refuses is MAP_FAILED and leaves nothing mapped', async () => {

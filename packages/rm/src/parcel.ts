@@ -67,8 +67,11 @@ export interface Parcel {
   memInfoTag: number | undefined;
   /** Borrowers that accepted (mapped) the parcel, with the IPA of each region. */
   readonly accepted: Map<number, readonly SglEntry[]>;
-  /** IPAs recorded by accept calls without DONE (multi-step accept, §3.4), per borrower. */
-  readonly pending: Map<number, readonly SglEntry[]>;
+  /**
+   * IPAs recorded by accept calls without DONE (multi-step accept, §3.4), per borrower, and how many
+   * of the RM-chosen ones earlier replies already reported (≤ 512 per reply, INCOMPLETE until all).
+   */
+  readonly pending: Map<number, { readonly ipas: readonly SglEntry[]; readonly reported: number }>;
 }
 
 const rightsValid = (r: number): boolean => r === ACL_RIGHTS.R || r === (ACL_RIGHTS.R | ACL_RIGHTS.X) || r === (ACL_RIGHTS.R | ACL_RIGHTS.W) || r === 7;
@@ -211,7 +214,7 @@ const sameList = <T extends object>(a: readonly T[], b: readonly T[]): boolean =
 function usedIpas(rm: ResourceManager, vmid: number): SglEntry[] {
   const out: SglEntry[] = [];
   for (const p of rm.parcels.values()) {
-    out.push(...(p.accepted.get(vmid) ?? []), ...(p.pending.get(vmid) ?? []));
+    out.push(...(p.accepted.get(vmid) ?? []), ...(p.pending.get(vmid)?.ipas ?? []));
   }
   // The VM's address layout (VM_SET_ADDRESS_LAYOUT) is reserved for the parcels it names.
   for (const r of rm.vms.get(vmid)?.addressLayout.values() ?? []) out.push(r);
@@ -283,20 +286,30 @@ export async function memAccept(rm: ResourceManager, caller: number, req: MemAcc
   if (failed !== undefined) return rmFail(failed[1], failed[2], failed[3]);
 
   // Placement: given IPAs must match the regions (or the whole parcel when contiguous).
-  let ipas: readonly SglEntry[] | undefined = p.pending.get(caller);
+  const pending = p.pending.get(caller);
+  let ipas: readonly SglEntry[] | undefined = pending?.ipas;
+  let reported = pending?.reported ?? 0;
   const rmChosen = req.sgl.length === 0;
   if (!rmChosen) {
     const sizes = contiguous ? [totalSize(p.regions)] : p.regions.map((r) => r.size);
     const fits = req.sgl.length === sizes.length && req.sgl.every((e, i) => sglValid(e) && e.size === sizes[i]);
     if (!fits) return rmFail('ARGUMENT_INVALID', 'ipa_layout_mismatch', 'IPA entries must be aligned and match the region sizes');
     ipas = req.sgl.map((e) => ({ ...e }));
+    reported = ipas.length;
   } else if (ipas === undefined) {
     ipas = chooseIpas(rm, caller, p, contiguous);
     if (ipas === undefined) return rmFail('NORESOURCE', 'ipa_space_exhausted', `no room for ${totalSize(p.regions)} bytes in VM ${caller}'s IPA window`);
   }
-  const reply: MemAcceptReply = rmChosen ? { kind: 'rm_chosen_ipas', sgl: ipas.slice(0, MEM_ENTRIES_PER_MSG_MAX), incomplete: false } : { kind: 'standard' };
+  // An RM-chosen placement is reported ≤ 512 entries per reply; INCOMPLETE asks the caller to call
+  // again (without DONE) for the rest before the DONE call (§3.4).
+  let reply: MemAcceptReply = { kind: 'standard' };
+  if (rmChosen) {
+    const batch = ipas.slice(reported, reported + MEM_ENTRIES_PER_MSG_MAX);
+    reported += batch.length;
+    reply = { kind: 'rm_chosen_ipas', sgl: batch, incomplete: reported < ipas.length };
+  }
   if ((f & ACCEPT_FLAGS.DONE) === 0) {
-    p.pending.set(caller, ipas);
+    p.pending.set(caller, { ipas, reported });
     return rmOk(reply);
   }
   const perms = entry!.rights;
