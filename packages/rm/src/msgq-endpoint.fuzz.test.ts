@@ -13,7 +13,7 @@ import { inProcessCore } from './in-process-core.js';
 import { MsgqEndpoint } from './msgq-endpoint.js';
 import { ResourceManager } from './resource-manager.js';
 import { snapshotRm } from './snapshot.js';
-import { RW, RWX, acceptReq, createReq, rmFixture, sgl } from './testing.js';
+import { RW, RWX, acceptReq, createReq, rmFixture, sgl } from './test-support.js';
 import { VMID_HLOS } from './vmid.js';
 
 const SEED = Number(process.env.SEED ?? 20261121);
@@ -91,7 +91,10 @@ test(`byte-face fuzz: ${RUNS} inputs, well-formed replies, rejected input change
       case 0:
         return frag; // valid as is
       case 1: {
-        for (let i = 0, n = 1 + int(4); i < n && frag.length > 0; i++) frag[int(frag.length)] ^= 1 << int(8);
+        for (let i = 0, n = 1 + int(4); i < n && frag.length > 0; i++) {
+          const at = int(frag.length);
+          frag[at] = frag[at]! ^ (1 << int(8));
+        }
         return frag;
       }
       case 2:

@@ -18,7 +18,7 @@ import {
 import { checkInvariants, translate, VMID_HOST } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { MsgqEndpoint } from './msgq-endpoint.js';
-import { RW, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture } from './testing.js';
+import { RW, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture } from './test-support.js';
 import { VMID_HLOS } from './vmid.js';
 
 let f: RmFixture;
@@ -69,7 +69,7 @@ describe('byte-exact replies', () => {
 
   test('a notification is not a request: dropped and counted', async () => {
     expect(await host.receive(fromHex('21 03 0000 08001056 80000000 03000000'))).toEqual([]);
-    expect(host.stats().drops.get('not_request')).toBe(1);
+    expect(host.stats().drops.get('not_a_request')).toBe(1);
   });
 });
 

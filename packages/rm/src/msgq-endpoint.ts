@@ -28,7 +28,7 @@ export interface MsgqStats {
   readonly replies: number;
   readonly notifications: number;
   /** Fragments the reassembler dropped, by §1.3 rule. */
-  readonly drops: ReadonlyMap<DropRule | 'not_request', number>;
+  readonly drops: ReadonlyMap<DropRule | 'not_a_request', number>;
 }
 
 export class MsgqEndpoint {
@@ -42,15 +42,21 @@ export class MsgqEndpoint {
     private readonly rm: ResourceManager,
     /** The client VM this queue pair belongs to (the RM learns it from the message queue). */
     readonly caller: number,
+    /** Told of every dropped fragment or non-request message, as it happens (service counters). */
+    private readonly onDrop: (rule: DropRule | 'not_a_request') => void = () => {},
   ) {}
 
   /** Feeds one fragment; resolves with the reply fragments of every request it completed. */
   async receive(fragment: Uint8Array): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
     for (const ev of this.reassembler.push(fragment)) {
-      if (ev.kind !== 'message') continue;
+      if (ev.kind !== 'message') {
+        this.onDrop(ev.rule);
+        continue;
+      }
       if (ev.message.type !== 'REQUEST') {
         this.notRequest++;
+        this.onDrop('not_a_request');
         continue;
       }
       this.requests++;
@@ -63,7 +69,10 @@ export class MsgqEndpoint {
     return out;
   }
 
-  /** Reply payload `[err][data]` for one reassembled request. */
+  /**
+   * Reply payload `[err][data]` for one reassembled request. Never rejects: a bug (a handler that
+   * throws) is recorded in `rm.bugs` and answered NORESOURCE, so the client is not left waiting.
+   */
   private async dispatch(m: RmMessage): Promise<Uint8Array> {
     const found = codecsForId(m.msgId);
     if (found === undefined || found.codecs.kind !== 'request' || !ResourceManager.handles(found.name)) return encodeReply('UNIMPLEMENTED');
@@ -71,9 +80,14 @@ export class MsgqEndpoint {
     const codecs = RM_CODECS[name];
     const request = (codecs.request as Codec<unknown>).decode(m.payload);
     if (!request.ok) return encodeReply(request.error.rmError);
-    const result = await this.rm.call(this.caller, name, request.value as never);
-    if (!result.ok) return encodeReply(result.error.rmError);
-    return encodeReply('OK', (codecs.reply as Codec<unknown>).encode(result.value));
+    try {
+      const result = await this.rm.call(this.caller, name, request.value as never);
+      if (!result.ok) return encodeReply(result.error.rmError);
+      return encodeReply('OK', (codecs.reply as Codec<unknown>).encode(result.value));
+    } catch (e) {
+      this.rm.bugs.push(e);
+      return encodeReply('NORESOURCE');
+    }
   }
 
   /** Fragments for the caller's pending notifications, oldest first (drains its queue). */
@@ -93,8 +107,8 @@ export class MsgqEndpoint {
   }
 
   stats(): MsgqStats {
-    const drops = new Map<DropRule | 'not_request', number>(this.reassembler.dropCounts());
-    if (this.notRequest > 0) drops.set('not_request', this.notRequest);
+    const drops = new Map<DropRule | 'not_a_request', number>(this.reassembler.dropCounts());
+    if (this.notRequest > 0) drops.set('not_a_request', this.notRequest);
     return { requests: this.requests, replies: this.replies, notifications: this.notificationsSent, drops };
   }
 }

@@ -3,10 +3,10 @@
  * each refusal checked to change nothing in the RM or the core, then the life cycles.
  */
 import { ACCEPT_FLAGS, MEM_ATTR, MEM_TYPE, NOTIFY_FLAGS, SHARE_FLAGS, linuxSglChunks } from '@hypmesh/rm-wire';
-import { checkInvariants, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
+import { translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
-import { R, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained } from './testing.js';
+import { R, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained, outcome } from './test-support.js';
 import { DEFAULT_RM_CONFIG, VMID_HLOS, VMID_RM } from './vmid.js';
 import { ResourceManager } from './resource-manager.js';
 import { inProcessCore } from './in-process-core.js';
@@ -20,17 +20,8 @@ beforeEach(async () => {
   B = await f.vm();
 });
 
-const outcome = (r: RmOutcome<unknown>): string => (r.ok ? 'OK' : `${r.error.rmError} ${r.error.rule}`);
 
-/** Runs a call; a refusal must leave RM and core untouched; the core's invariants hold either way. */
-async function attempt<T>(call: () => Promise<RmOutcome<T>>): Promise<RmOutcome<T>> {
-  const before = f.snapshot();
-  const r = await call();
-  await f.rm.idle();
-  if (!r.ok) expect(f.snapshot()).toEqual(before);
-  expect(checkInvariants(f.s)).toEqual([]);
-  return r;
-}
+const attempt = <T>(call: () => Promise<RmOutcome<T>>): Promise<RmOutcome<T>> => f.attempt(call);
 
 const lend = (req = createReq([{ vmid: A, rights: RW }], [sgl(0x10000, 0x4000)])) => attempt(() => f.rm.call(VMID_HLOS, 'MEM_LEND', req));
 const handleOf = (r: RmOutcome<{ handle: number }>): number => (r.ok ? r.value.handle : -1);

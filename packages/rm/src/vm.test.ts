@@ -6,7 +6,7 @@ import { ACCEPT_FLAGS, ADDRESS_RANGE_ID, AUTH_MECH, EXIT_TYPE, SHARE_FLAGS, VM_S
 import { checkInvariants, translate, vmid } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
-import { RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained } from './testing.js';
+import { RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained, outcome } from './test-support.js';
 import { DEFAULT_RM_CONFIG, VMID_DYNAMIC_FIRST, VMID_HLOS, VMID_RM } from './vmid.js';
 import { ResourceManager } from './resource-manager.js';
 import { inProcessCore } from './in-process-core.js';
@@ -18,16 +18,8 @@ beforeEach(async () => {
   A = await f.vm();
 });
 
-const outcome = (r: RmOutcome<unknown>): string => (r.ok ? 'OK' : `${r.error.rmError} ${r.error.rule}`);
 
-async function attempt<T>(call: () => Promise<RmOutcome<T>>): Promise<RmOutcome<T>> {
-  const before = f.snapshot();
-  const r = await call();
-  await f.rm.idle();
-  if (!r.ok) expect(f.snapshot()).toEqual(before);
-  expect(checkInvariants(f.s)).toEqual([]);
-  return r;
-}
+const attempt = <T>(call: () => Promise<RmOutcome<T>>): Promise<RmOutcome<T>> => f.attempt(call);
 const call = (caller: number, name: Parameters<ResourceManager['call']>[1], req: unknown) => attempt(() => f.rm.call(caller, name, req as never));
 const status = (vm: number): string => f.rm.vms.get(vm)?.status ?? 'gone';
 

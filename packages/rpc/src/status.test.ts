@@ -239,7 +239,7 @@ describe('unary()', () => {
     const log = { error: vi.fn() };
     return new Promise<{ error: ServiceError | null; value?: Res; log: typeof log }>((resolve) => {
       unaryWith(log)(handler as never)(call, (error, value) =>
-        resolve({ error: error as ServiceError | null, ...(value !== undefined && value !== null && { value }), log }),
+        resolve({ error: error as ServiceError | null, ...(value !== undefined && value !== null && { value: value as Res }), log }),
       );
     });
   }

@@ -11,7 +11,9 @@ import { snapshot } from './snapshot.js';
 import { createAddressSpace, destroyAddressSpace, drainTablePool, topUpTablePool } from './spaces.js';
 import type { Stage2 } from './stage2.js';
 import { ramFrame, smallStage2 } from './testing.js';
-import { PERM_R, VMID_HOST, VMID_HYP, vmid } from './types.js';
+import type { ErrnoError } from './pkvm/errno.js';
+import type { Result } from './result.js';
+import { PERM_R, VMID_HOST, VMID_HYP, pfn, vmid } from './types.js';
 
 const A = vmid(0x80);
 let s: Stage2;
@@ -41,8 +43,8 @@ describe('CreateAddressSpace failure ladder', () => {
       () => createAddressSpace(s, A, 40, [{ base: ramFrame(s, 0x100), count: 4 }, { base: ramFrame(s, 0x102), count: 1 }]),
       'EINVAL ranges_overlap',
     ],
-    ['donated frames are in the PA space', () => createAddressSpace(s, A, 40, [{ base: 2 ** 30, count: 1 }]), 'EINVAL pfn_range_invalid'],
-    ['donated frames are RAM', () => createAddressSpace(s, A, 40, [{ base: 0x10, count: 2 }]), 'EPERM range_not_memory'],
+    ['donated frames are in the PA space', () => createAddressSpace(s, A, 40, [{ base: pfn(2 ** 30), count: 1 }]), 'EINVAL pfn_range_invalid'],
+    ['donated frames are RAM', () => createAddressSpace(s, A, 40, [{ base: pfn(0x10), count: 2 }]), 'EPERM range_not_memory'],
     ['donated frames are host-owned', () => createAddressSpace(s, A, 40, [{ base: ramFrame(s, 0x7), count: 2 }]), 'EPERM host_not_owned'],
     ['enough frames for the root tables', () => createAddressSpace(s, A, 40, [{ base: ramFrame(s, 0x100), count: 1 }]), 'ENOMEM root_tables_missing'],
   ])('%s', (_rule, call, expected) => {
@@ -72,7 +74,7 @@ describe('pools and teardown', () => {
     ["draining the host's boot reservation", () => drainTablePool(s, VMID_HOST, 1), 'EPERM host_pool_reserved'],
     ['draining a negative count', () => drainTablePool(s, A, -1), 'EINVAL max_pages_invalid'],
     ['destroying the host', () => destroyAddressSpace(s, VMID_HOST), 'EPERM host_space_permanent'],
-  ])('refused: %s', (_what, call, expected) => {
+  ] as [string, () => Result<unknown, ErrnoError>, string][])('refused: %s', (_what, call, expected) => {
     expect(attempt(call)).toBe(expected);
   });
 

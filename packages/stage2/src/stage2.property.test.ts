@@ -12,7 +12,7 @@ import { snapshot } from './snapshot.js';
 import { drainTablePool, topUpTablePool } from './spaces.js';
 import type { Stage2 } from './stage2.js';
 import { addGuest, ramFrame, smallStage2 } from './testing.js';
-import { VMID_HOST, vmid, type Vmid } from './types.js';
+import { VMID_HOST, pfn, vmid, type Vmid } from './types.js';
 
 const SEED = Number(process.env.SEED ?? 20261121);
 const RUNS = Number(process.env.RUNS ?? 25);
@@ -118,7 +118,7 @@ const ops: fc.Arbitrary<Op>[] = [
       return destroyGrant(s, grant?.id ?? 1, gs % 4 === 0 ? v : (grant?.owner ?? v));
     },
   })),
-  fc.tuple(who, frame, fc.integer({ min: 1, max: 4 })).map(([v, f, n]) => ({ name: `top_up ${v} ${f}+${n}`, run: (s) => topUpTablePool(s, v, [{ base: host(s, f), count: n }]) })),
+  fc.tuple(who, frame, fc.integer({ min: 1, max: 4 })).map(([v, f, n]) => ({ name: `top_up ${v} ${f}+${n}`, run: (s) => topUpTablePool(s, v, [{ base: pfn(host(s, f)), count: n }]) })),
   fc.tuple(who, fc.integer({ min: 0, max: 4 })).map(([v, n]) => ({ name: `drain ${v} ${n}`, run: (s) => drainTablePool(s, v, n) })),
 ];
 

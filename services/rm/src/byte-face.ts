@@ -2,18 +2,12 @@
  * The byte-exact face (DESIGN.md §3, gunyah-rm.md §1): RmService.Exchange carries the client's pair
  * of message queues as one bidirectional stream of raw msgq messages.
  *
- * TX (client → RM): each fragment goes through rm-wire's Reassembler, the RM's do_recv state
- * machine, one per stream (a client VM has one TX queue). Fragments that break a §1.3 rule are
- * dropped silently, as the RM does, and counted per rule (ByteFaceStats, GetStats, and the
- * `x-hypmesh-rm-drops` trailer). A whole message of type REQUEST goes to the dispatcher; any other
- * type is dropped (`not_a_request`: the RM hands client notifications to a platform hook and
- * ignores replies).
- *
- * RX (RM → client): replies in request order, fragmented as the RM's do_xmit does, with the
- * request's msg_id and seq echoed (§1.3); and the caller's notifications (type NOTIFICATION) with
- * the global notification seq (notifier.ts). The real RM keeps one buffered reply per client; here
- * the stream's own flow control holds them, so a client may pipeline requests and still reads
- * every reply, in order.
+ * Each stream is one MsgqEndpoint (@hypmesh/rm), the RM's own byte face: reassembly with the §1.3
+ * drop rules (counted per rule here: ByteFaceStats, GetStats and the `x-hypmesh-rm-drops`
+ * trailer), decoding, the RM's dispatcher, and replies fragmented with the request's msg_id and
+ * seq echoed. Fragments are handled strictly in arrival order, so replies come back in request
+ * order; the real RM keeps one buffered reply per client, here the stream's flow control holds
+ * them, so a client may pipeline. The caller's notifications go out as NOTIFICATION fragments.
  *
  * Nothing a client writes ends the stream with an error: bad bytes are drops or RM error replies.
  * Only a missing or bad caller VMID fails it (INVALID_ARGUMENT), before any byte is read.
@@ -22,16 +16,11 @@
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { ExchangeRequest, ExchangeResponse, GetStatsResponse } from '@hypmesh/proto/rm';
 import { callerVmid, fromThrown, type BugLog } from '@hypmesh/rpc';
-import type { ResourceManager } from '@hypmesh/rm';
-import { RM_CODECS, Reassembler, fragmentMessage, type Codec, type RmMessage } from '@hypmesh/rm-wire';
-import { dispatchPayload } from './dispatch.js';
+import { MsgqEndpoint, type ResourceManager } from '@hypmesh/rm';
 import type { Notifier } from './notifier.js';
 
 /** Trailer naming a finished Exchange stream's drops: `rule=count,rule=count` (empty when none). */
 export const DROPS_TRAILER_KEY = 'x-hypmesh-rm-drops';
-
-/** A whole message that is not a request (REPLY or NOTIFICATION sent to the RM). */
-export const NOT_A_REQUEST = 'not_a_request';
 
 /** Counters of the byte face over every Exchange stream since the service started. */
 export class ByteFaceStats {
@@ -74,32 +63,25 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       call.emit('error', fromThrown(e, face.log, 'Exchange'));
       return;
     }
-    const reassembler = new Reassembler();
     const streamDrops = new Map<string, number>();
-    const drop = (rule: string): void => {
+    const endpoint = new MsgqEndpoint(face.rm, caller, (rule) => {
       face.stats.drop(rule);
       streamDrops.set(rule, (streamDrops.get(rule) ?? 0) + 1);
-    };
+    });
     let closed = false;
     let replies: Promise<void> = Promise.resolve();
 
-    const send = (message: RmMessage): void => {
+    const write = (fragments: readonly Uint8Array[]): void => {
       if (closed) return;
-      const fragments = fragmentMessage(message);
-      if (!fragments.ok) {
-        face.log.error({ msgId: message.msgId, reason: fragments.error.reason }, 'bug: RM message too large to send');
-        return;
-      }
-      for (const f of fragments.value) {
+      for (const f of fragments) {
         call.write({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength) });
         face.stats.fragmentsSent++;
       }
     };
 
-    const stopNotify = face.notifier.attach(caller, (n, msgId, seq) => {
+    const stopNotify = face.notifier.attach(caller, (n) => {
       try {
-        const payload = (RM_CODECS[n.name].notification as Codec<unknown>).encode(n.payload);
-        send({ type: 'NOTIFICATION', msgId, seq, payload });
+        write(endpoint.encodeNotification(n));
       } catch (e) {
         face.log.error({ err: e, name: n.name }, 'bug: notification payload did not encode');
       }
@@ -127,20 +109,14 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     call.on('data', (req: ExchangeRequest) => {
       face.stats.fragmentsReceived++;
       const bytes = req.fragment instanceof Uint8Array ? req.fragment : new Uint8Array(0);
-      for (const event of reassembler.push(bytes)) {
-        if (event.kind === 'drop') {
-          drop(event.rule);
-        } else if (event.message.type !== 'REQUEST') {
-          drop(NOT_A_REQUEST);
-        } else {
-          const { msgId, seq, payload } = event.message;
-          face.stats.requestsDispatched++;
-          replies = replies
-            .then(() => dispatchPayload(face.rm, caller, msgId, payload, face.log))
-            .then((reply) => send({ type: 'REPLY', msgId, seq, payload: reply }))
-            .catch((e: unknown) => face.log.error({ err: e }, 'bug: byte-face reply failed'));
-        }
-      }
+      const before = endpoint.stats().requests;
+      replies = replies
+        .then(() => endpoint.receive(bytes))
+        .then((fragments) => {
+          face.stats.requestsDispatched += endpoint.stats().requests - before;
+          write(fragments);
+        })
+        .catch((e: unknown) => face.log.error({ err: e }, 'bug: byte-face reply failed'));
     });
     // The client half-closed: answer what is in flight, then end with the drop trailer.
     call.on('end', () => void replies.then(finish));

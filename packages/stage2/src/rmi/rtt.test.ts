@@ -9,7 +9,7 @@ import { HOST_NS_ATTRS_DEFAULT, RMI_RIPAS, RMI_RTT_STATE, rtteKind, rtteRipas, r
 import { rttCreate, rttDestroy, rttFold, rttReadEntry } from './rtt.js';
 import { rmiSnapshot } from './snapshot.js';
 import { rttMapUnprotected } from './unprotected.js';
-import { GiB, MMIO_BASE, MiB, RAM_BASE, TestHost, createTestRealm, delegateRange, delegated, must, newCore, outcome, ram } from './test-support.js';
+import { GiB, MMIO_BASE, MiB, RAM_BASE, TestHost, createTestRealm, delegateRange, delegated, must, newCore, ram } from './test-support.js';
 
 const PAR_END = 512 * GiB; // s2sz 40
 const rttAt = (s: Stage2, addr: number) => s.rmm.rtts.get(addr / GRANULE_SIZE)!;

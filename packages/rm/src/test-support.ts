@@ -1,9 +1,12 @@
 /**
- * Fixtures for RM tests: an RM over an in-process core with HLOS's RAM, VMs allocated through the
- * RM and given core address spaces as the VM manager would, and request builders.
+ * Fixtures for RM tests (not part of the package build): an RM over an in-process core with HLOS's
+ * RAM, VMs allocated through the RM and given core address spaces as the VM manager would, request
+ * builders, and `attempt`, which proves that a refused call changed nothing.
  */
 import { ACL_RIGHTS, MEM_TYPE, TRANS_TYPE, type AclEntry, type MemAcceptRequest, type ParcelCreateRequest, type SglEntry } from '@hypmesh/rm-wire';
-import { Stage2, createAddressSpace, vmid, type MemoryConfig } from '@hypmesh/stage2';
+import { Stage2, checkInvariants, createAddressSpace, vmid, type MemoryConfig } from '@hypmesh/stage2';
+import { expect } from 'vitest';
+import type { RmOutcome } from './rm-outcome.js';
 import { inProcessCore } from './in-process-core.js';
 import { ResourceManager } from './resource-manager.js';
 import { snapshotRm } from './snapshot.js';
@@ -25,7 +28,12 @@ export interface RmFixture {
   vm(): Promise<number>;
   /** RM and core state together, for "a refusal changed nothing". */
   snapshot(): unknown;
+  /** Runs a call (and the background work it queues); a refusal must leave RM and core untouched. */
+  attempt<T>(call: () => Promise<RmOutcome<T>>): Promise<RmOutcome<T>>;
 }
+
+/** 'OK' or '<RM error> <rule>': what the rule tables compare. */
+export const outcome = (r: RmOutcome<unknown>): string => (r.ok ? 'OK' : `${r.error.rmError} ${r.error.rule}`);
 
 let donor = 0;
 
@@ -47,6 +55,14 @@ export function rmFixture(): RmFixture {
       return id;
     },
     snapshot: () => snapshotRm(rm, s),
+    async attempt(call) {
+      const before = snapshotRm(rm, s);
+      const r = await call();
+      await rm.idle();
+      if (!r.ok) expect(snapshotRm(rm, s)).toEqual(before);
+      expect(checkInvariants(s)).toEqual([]);
+      return r;
+    },
   };
 }
 
