@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
+import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -50,9 +51,20 @@ async function grpcFigures(): Promise<Figure[]> {
   ];
 }
 
+/** The RM over gRPC (core as a second server, loopback), with echoes of the same shape (issue 3). */
+async function rmGrpcFigures(): Promise<Figure[]> {
+  const r = await rmFigures();
+  return [
+    { name: 'rm_parcel_cycles_per_s', value: Math.round(r.parcelCyclesPerS), unit: `cycles/s (share→accept→release→reclaim, ${CYCLES_IN_FLIGHT} in flight)` },
+    { name: 'rm_grpc_echo_per_s', value: Math.round(r.unaryEchoPerS), unit: `calls/s (MemShare-sized unary echo, ${CYCLES_IN_FLIGHT} in flight)` },
+    { name: 'rm_byte_face_msgs_per_s', value: Math.round(r.byteFaceMsgsPerS), unit: `msgs/s (VM_GET_VMID over Exchange, ${BYTE_FACE_IN_FLIGHT} in flight)` },
+    { name: 'grpc_stream_echo_msgs_per_s', value: Math.round(r.streamEchoMsgsPerS), unit: `msgs/s (bidi echo, same fragment sizes and depth)` },
+  ];
+}
+
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const figures = [...coreFigures(), ...(await grpcFigures())];
+  const figures = [...coreFigures(), ...(await grpcFigures()), ...(await rmGrpcFigures())];
   if (json) {
     process.stdout.write(JSON.stringify(Object.fromEntries(figures.map((f) => [f.name, f.value]))) + '\n');
     return;
