@@ -5,7 +5,7 @@ import { withMeta } from '../memory/granule.js';
 import { hostAccess } from '../views.js';
 import { dataCreate, dataCreateUnknown, dataDestroy } from './data.js';
 import { rmiInvariants } from './invariants.js';
-import { realmCreateRttLevels } from './kvm-host.js';
+import { realmCreateRttLevels, stage2RmiPort } from './kvm-host.js';
 import { realmActivate } from './realm.js';
 import { rttInitRipas } from './ripas.js';
 import { RMI_RIPAS } from './rtt-entry.js';
@@ -36,7 +36,7 @@ const INPUT = (rule: string) => ({ status: 'RMI_ERROR_INPUT', index: 0, rule });
 const RTT = (index: number, rule: string) => ({ status: 'RMI_ERROR_RTT', index, rule });
 
 describe('§B6 RMI_DATA_CREATE', () => {
-  test('failure ladder, each row fixing the previous condition', () => {
+  test('failure ladder, each row fixing the previous condition', async () => {
     const { s, host, rd, data, src } = fixture();
     const ipa = 4 * GiB + 8192;
     const rows: [() => Result<unknown, RmiError>, unknown][] = [
@@ -53,7 +53,7 @@ describe('§B6 RMI_DATA_CREATE', () => {
       [() => dataCreate(s, rd, data, ipa, src, 1), RTT(1, 'rtt_walk')],
     ];
     for (const [call, expected] of rows) expectFailure(s, call, expected);
-    must(realmCreateRttLevels(s, rd, host, ipa, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, ipa, 1, 3));
     must(dataCreateUnknown(s, rd, delegated(s, host), ipa));
     expectFailure(s, () => dataCreate(s, rd, data, ipa, src, 1), RTT(3, 'rtte_state'));
     // src_read: the host lent src away (its view is no longer OWNED).
@@ -68,18 +68,18 @@ describe('§B6 RMI_DATA_CREATE', () => {
     expect(rmiInvariants(s)).toEqual([]);
   });
 
-  test('realm_state: DATA_CREATE needs a NEW realm, DATA_CREATE_UNKNOWN does not', () => {
+  test('realm_state: DATA_CREATE needs a NEW realm, DATA_CREATE_UNKNOWN does not', async () => {
     const { s, host, rd, data, src } = fixture();
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     must(realmActivate(s, rd));
     expectFailure(s, () => dataCreate(s, rd, data, 0, src, 0), { status: 'RMI_ERROR_REALM', index: 0, rule: 'realm_state' });
     expect(dataCreateUnknown(s, rd, data, 0).ok).toBe(true);
     expect(rmiInvariants(s)).toEqual([]);
   });
 
-  test('DATA_CREATE_UNKNOWN keeps the RIPAS; the RTT takes a reference', () => {
+  test('DATA_CREATE_UNKNOWN keeps the RIPAS; the RTT takes a reference', async () => {
     const { s, host, rd } = fixture();
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     must(rttInitRipas(s, rd, 4096, 8192));
     const a = delegated(s, host);
     const b = delegated(s, host);
@@ -93,7 +93,7 @@ describe('§B6 RMI_DATA_CREATE', () => {
 });
 
 describe('§B6 RMI_DATA_DESTROY', () => {
-  test('failure ladder with outputs (INPUT: top 0; RTT: the next live entry)', () => {
+  test('failure ladder with outputs (INPUT: top 0; RTT: the next live entry)', async () => {
     const { s, host, rd } = fixture();
     const none = { data: 0, top: 0 };
     expectFailure(s, () => dataDestroy(s, ram(1), 0), INPUT('rd_state'), none);
@@ -101,7 +101,7 @@ describe('§B6 RMI_DATA_DESTROY', () => {
     expectFailure(s, () => dataDestroy(s, rd, 100), INPUT('addr_align'), none);
     expectFailure(s, () => dataDestroy(s, rd, 0), RTT(1, 'rtt_walk'), { data: 0, top: PAR_END });
     must(rttCreate(s, rd, delegated(s, host), 0, 2));
-    must(realmCreateRttLevels(s, rd, host, 6 * MiB, 2, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 6 * MiB, 2, 3));
     expectFailure(s, () => dataDestroy(s, rd, 0), RTT(2, 'rtt_walk'), { data: 0, top: 6 * MiB });
     const d = delegated(s, host);
     must(dataCreateUnknown(s, rd, d, 6 * MiB + 5 * 4096));
@@ -114,9 +114,9 @@ describe('§B6 RMI_DATA_DESTROY', () => {
   test.each([
     { from: 'RAM', to: RMI_RIPAS.DESTROYED },
     { from: 'EMPTY', to: RMI_RIPAS.EMPTY },
-  ])('ASSIGNED_$from → UNASSIGNED with RIPAS $to', ({ from, to }) => {
+  ])('ASSIGNED_$from → UNASSIGNED with RIPAS $to', async ({ from, to }) => {
     const { s, host, rd, src } = fixture();
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     const d = delegated(s, host);
     must(from === 'RAM' ? dataCreate(s, rd, d, 0, src, 0) : dataCreateUnknown(s, rd, d, 0));
     must(dataDestroy(s, rd, 0));

@@ -5,16 +5,16 @@ import { GRANULE_SIZE, VMID_HOST } from '../types.js';
 import { hostAccess } from '../views.js';
 import { dataCreateUnknown } from './data.js';
 import { rmiInvariants } from './invariants.js';
-import { realmCreateRttLevels } from './kvm-host.js';
+import { realmCreateRttLevels, stage2RmiPort } from './kvm-host.js';
 import { recCreate } from './rec.js';
 import { TestHost, createTestRealm, delegated, must, newCore } from './test-support.js';
 
 /** A realm with a REC, RTTs down to level 3 and one DATA page at IPA 0. */
-function populated() {
+async function populated() {
   const s = newCore();
   const host = new TestHost();
   const realm = createTestRealm(s, host);
-  must(realmCreateRttLevels(s, realm.rd, host, 0, 1, 3));
+  must(await realmCreateRttLevels(stage2RmiPort(s), realm.rd, host, 0, 1, 3));
   const data = delegated(s, host);
   must(dataCreateUnknown(s, realm.rd, data, 0));
   const rec = delegated(s, host);
@@ -24,11 +24,11 @@ function populated() {
 }
 
 describe('rmiInvariants: holds on valid states, reports each kind of corruption', () => {
-  test('a populated realm has no violations', () => {
-    expect(rmiInvariants(populated().s)).toEqual([]);
+  test('a populated realm has no violations', async () => {
+    expect(rmiInvariants((await populated()).s)).toEqual([]);
   });
 
-  const corruptions: { name: string; corrupt: (c: ReturnType<typeof populated>) => void; report: RegExp }[] = [
+  const corruptions: { name: string; corrupt: (c: Awaited<ReturnType<typeof populated>>) => void; report: RegExp }[] = [
     { name: 'refcount off by one', corrupt: (c) => c.l3.refcount++, report: /refcount 2 but 1 TABLE\/ASSIGNED/ },
     {
       name: 'an RTT granule owned by the host',
@@ -58,8 +58,8 @@ describe('rmiInvariants: holds on valid states, reports each kind of corruption'
     },
     { name: 'an NS entry inside the PAR', corrupt: (c) => (c.l3.entries[5] = 2), report: /is NS inside the PAR/ },
   ];
-  test.each(corruptions)('$name', ({ corrupt, report }) => {
-    const c = populated();
+  test.each(corruptions)('$name', async ({ corrupt, report }) => {
+    const c = await populated();
     corrupt(c);
     const v = rmiInvariants(c.s as Stage2);
     expect(v.some((m) => report.test(m)), v.join('\n')).toBe(true);

@@ -20,6 +20,10 @@
  * - `realmTearDown`: kvm_destroy_realm's whole sequence: destroy RECs, unmap private and shared
  *   ranges, destroy the RTTs, REALM_DESTROY, undelegate the RD and the roots.
  *
+ * One walk, two transports: every function takes an `RmiPort`, the RMI commands these walks issue
+ * as async calls (KVM's SMCs). `stage2RmiPort(s)` is the in-process port over a `Stage2`; the VM
+ * manager (@hypmesh/vmm) passes a port over the core's gRPC RMI RPCs, so the host walks exist once.
+ *
  * Deviations, for a model that must not crash: realm_destroy_private_granule splits a block at
  * the level below the one DATA_DESTROY reports (KVM always creates at level 3 and WARNs unless the
  * block is at level 2); the VMID is the RMM's (REALM_DESTROY frees it).
@@ -28,15 +32,46 @@
 import { err, ok, type Result } from '../result.js';
 import { mapSizeBytes } from '../s2tt/geometry.js';
 import type { Stage2 } from '../stage2.js';
-import { dataDestroy } from './data.js';
+import { dataDestroy, type DataDestroyOutputs } from './data.js';
 import { granuleDelegate, granuleUndelegate } from './granule.js';
-import { hexAddr } from './lookup.js';
+import { hexAddr, type NoOutputs, type Outputs } from './lookup.js';
 import { realmDestroy } from './realm.js';
 import { recDestroy } from './rec.js';
 import { RTT_MIN_BLOCK_LEVEL, RTT_PAGE_LEVEL } from './rtt-entry.js';
-import { rttCreate, rttDestroy, rttFold } from './rtt.js';
+import { rttCreate, rttDestroy, rttFold, type RttDestroyOutputs, type RttFoldOutputs } from './rtt.js';
 import type { RmiError } from './status.js';
-import { rttUnmapUnprotected } from './unprotected.js';
+import { rttUnmapUnprotected, type UnmapUnprotectedOutputs } from './unprotected.js';
+
+type RmiCall<T> = Promise<Result<T, RmiError>>;
+
+/**
+ * The RMI commands the host walks issue, as async calls (byte addresses, RTT levels; results and
+ * errors exactly as the in-process commands return them, RmiError.outputs included).
+ */
+export interface RmiPort {
+  granuleDelegate(addr: number): RmiCall<NoOutputs>;
+  granuleUndelegate(addr: number): RmiCall<NoOutputs>;
+  rttCreate(rd: number, rtt: number, addr: number, level: number): RmiCall<Outputs>;
+  rttDestroy(rd: number, addr: number, level: number): RmiCall<RttDestroyOutputs>;
+  rttFold(rd: number, addr: number, level: number): RmiCall<RttFoldOutputs>;
+  dataDestroy(rd: number, addr: number): RmiCall<DataDestroyOutputs>;
+  rttUnmapUnprotected(rd: number, addr: number, level: number): RmiCall<UnmapUnprotectedOutputs>;
+  recDestroy(rec: number): RmiCall<NoOutputs>;
+  realmDestroy(rd: number): RmiCall<NoOutputs>;
+}
+
+/** The in-process RmiPort: each call runs the command on `s` synchronously and resolves with its result. */
+export const stage2RmiPort = (s: Stage2): RmiPort => ({
+  granuleDelegate: (addr) => Promise.resolve(granuleDelegate(s, addr)),
+  granuleUndelegate: (addr) => Promise.resolve(granuleUndelegate(s, addr)),
+  rttCreate: (rd, rtt, addr, level) => Promise.resolve(rttCreate(s, rd, rtt, addr, level)),
+  rttDestroy: (rd, addr, level) => Promise.resolve(rttDestroy(s, rd, addr, level)),
+  rttFold: (rd, addr, level) => Promise.resolve(rttFold(s, rd, addr, level)),
+  dataDestroy: (rd, addr) => Promise.resolve(dataDestroy(s, rd, addr)),
+  rttUnmapUnprotected: (rd, addr, level) => Promise.resolve(rttUnmapUnprotected(s, rd, addr, level)),
+  recDestroy: (rec) => Promise.resolve(recDestroy(s, rec)),
+  realmDestroy: (rd) => Promise.resolve(realmDestroy(s, rd)),
+});
 
 /**
  * A failure of a host-side walk, as KVM's functions return it: a Linux errno (ENXIO, 6, is not in
@@ -81,18 +116,18 @@ const alignDown = (x: number, a: number): number => x - (x % a);
 const rmiText = (e: RmiError): string => `${e.status}(${e.index}) ${e.rule}: ${e.message}`;
 
 /** alloc_delegated_granule: allocate a host page and delegate it; undefined if either fails. */
-export function allocDelegated(s: Stage2, host: RealmHost): number | undefined {
+export async function allocDelegated(rmi: RmiPort, host: RealmHost): Promise<number | undefined> {
   const addr = host.alloc();
   if (addr === undefined) return undefined;
-  const r = granuleDelegate(s, addr);
+  const r = await rmi.granuleDelegate(addr);
   if (r.ok) return addr;
   host.free(addr);
   return undefined;
 }
 
 /** free_delegated_granule: undelegate and free; a failed undelegate WARNs and leaks the page. */
-export function freeDelegated(s: Stage2, host: RealmHost, addr: number): void {
-  const r = granuleUndelegate(s, addr);
+export async function freeDelegated(rmi: RmiPort, host: RealmHost, addr: number): Promise<void> {
+  const r = await rmi.granuleUndelegate(addr);
   if (!r.ok) {
     host.warn(`undelegate ${hexAddr(addr)} failed (${rmiText(r.error)}): page leaked`);
     return;
@@ -101,28 +136,28 @@ export function freeDelegated(s: Stage2, host: RealmHost, addr: number): void {
 }
 
 /** realm_rtt_create: RTT_CREATE at `level` for the map(level-1) block holding `ipa`. */
-const realmRttCreate = (s: Stage2, rd: number, ipa: number, level: number, rtt: number) =>
-  rttCreate(s, rd, rtt, alignDown(ipa, mapSizeBytes(level - 1)), level);
+const realmRttCreate = (rmi: RmiPort, rd: number, ipa: number, level: number, rtt: number) =>
+  rmi.rttCreate(rd, rtt, alignDown(ipa, mapSizeBytes(level - 1)), level);
 
 /**
  * realm_create_rtt_levels: create the RTTs below `level` down to `maxLevel` covering `ipa`. An RTT
  * that already exists (RTT(level-1)) is fine; any other failure WARNs and fails -ENXIO; running out
  * of pages fails -ENOMEM.
  */
-export function realmCreateRttLevels(
-  s: Stage2,
+export async function realmCreateRttLevels(
+  rmi: RmiPort,
   rd: number,
   host: RealmHost,
   ipa: number,
   level: number,
   maxLevel: number,
-): Result<void, RealmHostError> {
+): Promise<Result<void, RealmHostError>> {
   for (let l = level + 1; l <= maxLevel; l++) {
-    const rtt = allocDelegated(s, host);
+    const rtt = await allocDelegated(rmi, host);
     if (rtt === undefined) return hostError('ENOMEM', 'rtt_alloc', `no page for a level ${l} RTT at ${hexAddr(ipa)}`);
-    const r = realmRttCreate(s, rd, ipa, l, rtt);
+    const r = await realmRttCreate(rmi, rd, ipa, l, rtt);
     if (r.ok) continue;
-    freeDelegated(s, host, rtt);
+    await freeDelegated(rmi, host, rtt);
     if (r.error.status === 'RMI_ERROR_RTT' && r.error.index === l - 1) continue; // already exists
     host.warn(`RTT_CREATE ${hexAddr(ipa)} level ${l}: ${rmiText(r.error)}`);
     return hostError('ENXIO', 'rtt_create', `RTT_CREATE at ${hexAddr(ipa)} level ${l} failed: ${rmiText(r.error)}`, r.error);
@@ -143,15 +178,15 @@ const newCounts = (): TeardownCounts => ({ rtts: 0, data: 0, recs: 0 });
  * realm_tear_down_rtt_level (seed 004): destroys every RTT at `level` and below within [start, end),
  * undelegating and freeing each one. Call it after the range is unmapped.
  */
-export function realmTearDownRttLevel(
-  s: Stage2,
+export async function realmTearDownRttLevel(
+  rmi: RmiPort,
   rd: number,
   host: RealmHost,
   level: number,
   start: number,
   end: number,
   counts: TeardownCounts = newCounts(),
-): Result<TeardownCounts, RealmHostError> {
+): Promise<Result<TeardownCounts, RealmHostError>> {
   if (level > RTT_PAGE_LEVEL) {
     host.warn(`teardown below level ${RTT_PAGE_LEVEL}`);
     return hostError('EINVAL', 'level_bound', `no RTT level ${level}`);
@@ -163,15 +198,15 @@ export function realmTearDownRttLevel(
     next = alignUp(addr + 1, mapSize);
     // The target range is smaller than what this level covers: go deeper.
     if (next > end || alignAddr !== addr) {
-      const r = realmTearDownRttLevel(s, rd, host, level + 1, addr, Math.min(next, end), counts);
+      const r = await realmTearDownRttLevel(rmi, rd, host, level + 1, addr, Math.min(next, end), counts);
       if (!r.ok) return r;
       continue;
     }
-    const r = rttDestroy(s, rd, addr, level);
+    const r = await rmi.rttDestroy(rd, addr, level);
     if (r.ok) {
       next = r.value.top;
       host.trace?.({ addr, level, outcome: 'FREED', next });
-      freeDelegated(s, host, r.value.rtt);
+      await freeDelegated(rmi, host, r.value.rtt);
       counts.rtts++;
       continue;
     }
@@ -198,7 +233,7 @@ export function realmTearDownRttLevel(
     // The table has live entries: tear down its children, then retry at this level.
     host.trace?.({ addr, level, outcome: 'LIVE', next: addr });
     next = alignUp(addr + 1, mapSize);
-    const deeper = realmTearDownRttLevel(s, rd, host, level + 1, addr, next, counts);
+    const deeper = await realmTearDownRttLevel(rmi, rd, host, level + 1, addr, next, counts);
     if (!deeper.ok) return deeper;
     next = addr;
   }
@@ -206,15 +241,15 @@ export function realmTearDownRttLevel(
 }
 
 /** kvm_realm_destroy_rtts: tear down [0, 2^ipaBits) from the level below the roots. */
-export function realmDestroyRtts(
-  s: Stage2,
+export async function realmDestroyRtts(
+  rmi: RmiPort,
   rd: number,
   host: RealmHost,
   startLevel: number,
   ipaBits: number,
   counts: TeardownCounts = newCounts(),
-): Result<TeardownCounts, RealmHostError> {
-  return realmTearDownRttLevel(s, rd, host, startLevel + 1, 0, 2 ** ipaBits, counts);
+): Promise<Result<TeardownCounts, RealmHostError>> {
+  return await realmTearDownRttLevel(rmi, rd, host, startLevel + 1, 0, 2 ** ipaBits, counts);
 }
 
 /**
@@ -222,7 +257,7 @@ export function realmDestroyRtts(
  * not be folded. RTT at level 3 or with index < level: not foldable here. Otherwise fold deeper and
  * retry at this level if everything below folded.
  */
-export function realmFoldRttLevel(s: Stage2, rd: number, host: RealmHost, level: number, start: number, end: number): Result<number, RealmHostError> {
+export async function realmFoldRttLevel(rmi: RmiPort, rd: number, host: RealmHost, level: number, start: number, end: number): Promise<Result<number, RealmHostError>> {
   if (level > RTT_PAGE_LEVEL) return hostError('EINVAL', 'level_bound', `no RTT level ${level}`);
   const mapSize = mapSizeBytes(level - 1);
   let notFolded = 0;
@@ -230,9 +265,9 @@ export function realmFoldRttLevel(s: Stage2, rd: number, host: RealmHost, level:
   for (let addr = start; addr < end; addr = next) {
     const alignAddr = alignUp(addr, mapSize);
     next = alignUp(addr + 1, mapSize);
-    const r = rttFold(s, rd, alignAddr, level);
+    const r = await rmi.rttFold(rd, alignAddr, level);
     if (r.ok) {
-      freeDelegated(s, host, r.value.rtt);
+      await freeDelegated(rmi, host, r.value.rtt);
       continue;
     }
     if (r.error.status !== 'RMI_ERROR_RTT') {
@@ -243,7 +278,7 @@ export function realmFoldRttLevel(s: Stage2, rd: number, host: RealmHost, level:
       notFolded++;
       continue;
     }
-    const deeper = realmFoldRttLevel(s, rd, host, level + 1, addr, next);
+    const deeper = await realmFoldRttLevel(rmi, rd, host, level + 1, addr, next);
     if (!deeper.ok) return deeper;
     if (deeper.value === 0) next = addr; // try again at this level
   }
@@ -254,11 +289,11 @@ export function realmFoldRttLevel(s: Stage2, rd: number, host: RealmHost, level:
  * realm_destroy_private_granule: destroys the DATA granule mapped at `ipa`, if any, and undelegates
  * and frees it. Returns where to continue.
  */
-export function realmDestroyPrivateGranule(s: Stage2, rd: number, host: RealmHost, ipa: number, counts: TeardownCounts = newCounts()): Result<number, RealmHostError> {
+export async function realmDestroyPrivateGranule(rmi: RmiPort, rd: number, host: RealmHost, ipa: number, counts: TeardownCounts = newCounts()): Promise<Result<number, RealmHostError>> {
   for (;;) {
-    const r = dataDestroy(s, rd, ipa);
+    const r = await rmi.dataDestroy(rd, ipa);
     if (r.ok) {
-      freeDelegated(s, host, r.value.data);
+      await freeDelegated(rmi, host, r.value.data);
       counts.data++;
       return ok(r.value.top);
     }
@@ -269,11 +304,11 @@ export function realmDestroyPrivateGranule(s: Stage2, rd: number, host: RealmHos
     const top = r.error.outputs['top'] ?? 0;
     if (top > ipa) return ok(top); // UNASSIGNED
     // ASSIGNED: ipa is mapped as a block, so split it one level down and retry.
-    const rtt = allocDelegated(s, host);
+    const rtt = await allocDelegated(rmi, host);
     if (rtt === undefined) return hostError('ENOMEM', 'rtt_alloc', `no page to split the block at ${hexAddr(ipa)}`);
-    const c = realmRttCreate(s, rd, ipa, r.error.index + 1, rtt);
+    const c = await realmRttCreate(rmi, rd, ipa, r.error.index + 1, rtt);
     if (!c.ok) {
-      freeDelegated(s, host, rtt);
+      await freeDelegated(rmi, host, rtt);
       host.warn(`RTT_CREATE to split ${hexAddr(ipa)}: ${rmiText(c.error)}`);
       return hostError('ENXIO', 'rtt_create', rmiText(c.error), c.error);
     }
@@ -281,28 +316,28 @@ export function realmDestroyPrivateGranule(s: Stage2, rd: number, host: RealmHos
 }
 
 /** Destroys every DATA granule in [start, end) (protected IPAs), then folds what became uniform. */
-export function realmUnmapPrivateRange(
-  s: Stage2,
+export async function realmUnmapPrivateRange(
+  rmi: RmiPort,
   rd: number,
   host: RealmHost,
   startLevel: number,
   start: number,
   end: number,
   counts: TeardownCounts = newCounts(),
-): Result<TeardownCounts, RealmHostError> {
+): Promise<Result<TeardownCounts, RealmHostError>> {
   let next: number;
   for (let addr = start; addr < end; addr = next) {
-    const r = realmDestroyPrivateGranule(s, rd, host, addr, counts);
+    const r = await realmDestroyPrivateGranule(rmi, rd, host, addr, counts);
     if (!r.ok) return r;
     next = r.value;
   }
-  const folded = realmFoldRttLevel(s, rd, host, startLevel + 1, start, end);
+  const folded = await realmFoldRttLevel(rmi, rd, host, startLevel + 1, start, end);
   if (!folded.ok) return folded;
   return ok(counts);
 }
 
 /** realm_unmap_shared_range: UNMAP_UNPROTECTED every NS mapping in [start, end) (unprotected IPAs). */
-export function realmUnmapSharedRange(s: Stage2, rd: number, host: RealmHost, level: number, start: number, end: number): Result<void, RealmHostError> {
+export async function realmUnmapSharedRange(rmi: RmiPort, rd: number, host: RealmHost, level: number, start: number, end: number): Promise<Result<void, RealmHostError>> {
   if (level > RTT_PAGE_LEVEL) return hostError('EINVAL', 'level_bound', `no RTT level ${level}`);
   const mapSize = mapSizeBytes(level);
   let next: number;
@@ -311,11 +346,11 @@ export function realmUnmapSharedRange(s: Stage2, rd: number, host: RealmHost, le
     next = alignUp(addr + 1, mapSize);
     if (alignAddr !== addr || next > end) {
       if (addr < alignAddr) next = alignAddr;
-      const r = realmUnmapSharedRange(s, rd, host, level + 1, addr, Math.min(next, end));
+      const r = await realmUnmapSharedRange(rmi, rd, host, level + 1, addr, Math.min(next, end));
       if (!r.ok) return r;
       continue;
     }
-    const r = rttUnmapUnprotected(s, rd, addr, level);
+    const r = await rmi.rttUnmapUnprotected(rd, addr, level);
     if (r.ok) {
       next = r.value.top;
       continue;
@@ -328,7 +363,7 @@ export function realmUnmapSharedRange(s: Stage2, rd: number, host: RealmHost, le
     if (top === addr) {
       // There is a mapping here, but not a block mapping: recurse deeper.
       next = alignUp(addr + 1, mapSize);
-      const deeper = realmUnmapSharedRange(s, rd, host, level + 1, addr, next);
+      const deeper = await realmUnmapSharedRange(rmi, rd, host, level + 1, addr, next);
       if (!deeper.ok) return deeper;
     } else {
       next = top;
@@ -352,31 +387,31 @@ export interface RealmLayout {
  * REALM_DESTROY, undelegate and free the RD and the roots. On a failure it stops where KVM would
  * (WARN and leak), returning the error.
  */
-export function realmTearDown(s: Stage2, realm: RealmLayout, host: RealmHost): Result<TeardownCounts, RealmHostError> {
+export async function realmTearDown(rmi: RmiPort, realm: RealmLayout, host: RealmHost): Promise<Result<TeardownCounts, RealmHostError>> {
   const counts = newCounts();
   for (const rec of realm.recs) {
-    const r = recDestroy(s, rec);
+    const r = await rmi.recDestroy(rec);
     if (!r.ok) {
       host.warn(`REC_DESTROY ${hexAddr(rec)}: ${rmiText(r.error)}`);
       return hostError('EBUSY', 'rec_destroy', rmiText(r.error), r.error);
     }
-    freeDelegated(s, host, rec);
+    await freeDelegated(rmi, host, rec);
     counts.recs++;
   }
   const par = 2 ** (realm.ipaBits - 1);
-  const priv = realmUnmapPrivateRange(s, realm.rd, host, realm.startLevel, 0, par, counts);
+  const priv = await realmUnmapPrivateRange(rmi, realm.rd, host, realm.startLevel, 0, par, counts);
   if (!priv.ok) return priv;
-  const shared = realmUnmapSharedRange(s, realm.rd, host, Math.max(RTT_MIN_BLOCK_LEVEL, realm.startLevel), par, 2 ** realm.ipaBits);
+  const shared = await realmUnmapSharedRange(rmi, realm.rd, host, Math.max(RTT_MIN_BLOCK_LEVEL, realm.startLevel), par, 2 ** realm.ipaBits);
   if (!shared.ok) return shared;
-  const rtts = realmDestroyRtts(s, realm.rd, host, realm.startLevel, realm.ipaBits, counts);
+  const rtts = await realmDestroyRtts(rmi, realm.rd, host, realm.startLevel, realm.ipaBits, counts);
   if (!rtts.ok) return rtts;
-  const d = realmDestroy(s, realm.rd);
+  const d = await rmi.realmDestroy(realm.rd);
   if (!d.ok) {
     host.warn(`REALM_DESTROY ${hexAddr(realm.rd)}: ${rmiText(d.error)}`);
     return hostError('EBUSY', 'realm_destroy', rmiText(d.error), d.error);
   }
-  freeDelegated(s, host, realm.rd);
-  for (const root of realm.roots) freeDelegated(s, host, root);
+  await freeDelegated(rmi, host, realm.rd);
+  for (const root of realm.roots) await freeDelegated(rmi, host, root);
   return ok(counts);
 }
 

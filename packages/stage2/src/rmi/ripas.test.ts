@@ -4,7 +4,7 @@ import type { Stage2 } from '../stage2.js';
 import { GRANULE_SIZE } from '../types.js';
 import { dataCreate, dataCreateUnknown, dataDestroy } from './data.js';
 import { rmiInvariants } from './invariants.js';
-import { realmCreateRttLevels } from './kvm-host.js';
+import { realmCreateRttLevels, stage2RmiPort } from './kvm-host.js';
 import { realmActivate } from './realm.js';
 import { recCreate, recRequestRipasChange } from './rec.js';
 import { rttInitRipas, rttSetRipas } from './ripas.js';
@@ -33,7 +33,7 @@ function fixture() {
 }
 
 describe('§B6 RMI_RTT_INIT_RIPAS', () => {
-  test('failure ladder, each row fixing the previous condition', () => {
+  test('failure ladder, each row fixing the previous condition', async () => {
     const { s, host, rd } = fixture();
     const rows: [() => Result<unknown, RmiError>, unknown][] = [
       [() => rttInitRipas(s, rd, P, P), INPUT('top_base')],
@@ -48,7 +48,7 @@ describe('§B6 RMI_RTT_INIT_RIPAS', () => {
       [() => rttInitRipas(s, rd, 0, P), RTT(1, 'no_progress')], // the 1 GiB entry straddles top
     ];
     for (const [call, expected] of rows) expectFailure(s, call, expected);
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     must(dataCreateUnknown(s, rd, delegated(s, host), 0));
     expectFailure(s, () => rttInitRipas(s, rd, 0, P), RTT(3, 'no_progress')); // ASSIGNED
     expect(rttInitRipas(s, rd, P, 3 * P)).toEqual({ ok: true, value: { top: 3 * P } });
@@ -84,7 +84,7 @@ describe('§B6 RMI_RTT_SET_RIPAS', () => {
     return { ...f, rec, otherRec };
   }
 
-  test('failure ladder, each row fixing the previous condition', () => {
+  test('failure ladder, each row fixing the previous condition', async () => {
     const { s, host, rd, rec, otherRec } = recFixture();
     expectFailure(s, () => rttSetRipas(s, rd, rec, P, 0), INPUT('top_base'));
     expectFailure(s, () => rttSetRipas(s, ram(2), rec, 0, P), INPUT('rd_state'));
@@ -98,7 +98,7 @@ describe('§B6 RMI_RTT_SET_RIPAS', () => {
     expectFailure(s, () => rttSetRipas(s, rd, rec, 0, P), INPUT('request_base'));
     expectFailure(s, () => rttSetRipas(s, rd, rec, P, 4 * P), INPUT('request_top'));
     expectFailure(s, () => rttSetRipas(s, rd, rec, P, 3 * P), RTT(1, 'base_level_align'));
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     expect(rttSetRipas(s, rd, rec, P, 2 * P)).toEqual({ ok: true, value: { top: 2 * P } });
     expect(s.rmm.recs.get(rec / P)!.ripasRequest.addr).toBe(2 * P); // the request advances
     expectFailure(s, () => rttSetRipas(s, rd, rec, P, 3 * P), INPUT('request_base'));
@@ -108,8 +108,8 @@ describe('§B6 RMI_RTT_SET_RIPAS', () => {
 
   type Kind = 'UNASSIGNED_EMPTY' | 'UNASSIGNED_RAM' | 'UNASSIGNED_DESTROYED' | 'ASSIGNED_EMPTY' | 'ASSIGNED_RAM' | 'ASSIGNED_DESTROYED';
   /** Brings the entry at 0 into `kind` with RMI commands only. */
-  function entryIn(s: Stage2, host: TestHost, rd: number, kind: Kind): void {
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+  async function entryIn(s: Stage2, host: TestHost, rd: number, kind: Kind): Promise<void> {
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     const d = delegated(s, host);
     if (kind === 'UNASSIGNED_RAM') must(rttInitRipas(s, rd, 0, P));
     if (kind.endsWith('DESTROYED')) {
@@ -138,9 +138,9 @@ describe('§B6 RMI_RTT_SET_RIPAS', () => {
     { kind: 'ASSIGNED_DESTROYED', target: 'EMPTY', cd: false, result: 'stop' },
     { kind: 'ASSIGNED_DESTROYED', target: 'EMPTY', cd: true, result: 'EMPTY' },
   ];
-  test.each(rows)('$kind → $target (change_destroyed $cd): $result', ({ kind, target, cd, result }) => {
+  test.each(rows)('$kind → $target (change_destroyed $cd): $result', async ({ kind, target, cd, result }) => {
     const { s, host, rd, rec } = recFixture();
-    entryIn(s, host, rd, kind);
+    await entryIn(s, host, rd, kind);
     must(recRequestRipasChange(s, rec, 0, P, target, cd));
     const assigned = kind.startsWith('ASSIGNED') ? 1 : 0;
     if (result === 'stop') {

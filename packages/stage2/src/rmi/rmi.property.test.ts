@@ -16,7 +16,7 @@ import { GRANULE_SIZE } from '../types.js';
 import { dataCreate, dataCreateUnknown, dataDestroy } from './data.js';
 import { granuleDelegate, granuleUndelegate } from './granule.js';
 import { rmiInvariants } from './invariants.js';
-import { realmTearDown } from './kvm-host.js';
+import { realmTearDown, stage2RmiPort } from './kvm-host.js';
 import { realmActivate, realmCreate, realmDestroy, realmRootRttCount } from './realm.js';
 import { recCreate, recDestroy, recRequestRipasChange } from './rec.js';
 import { rttInitRipas, rttSetRipas } from './ripas.js';
@@ -164,10 +164,10 @@ const ops = opList.map((arbitrary, i) => ({ arbitrary, weight: WEIGHTS[OP_NAMES[
 /** The RMM's invariants and the whole core's (which include them), without duplicates. */
 const violations = (s: Stage2): string[] => [...new Set([...rmiInvariants(s), ...checkInvariants(s)])];
 
-test(`random RMI command sequences keep every invariant; teardown returns to boot (SEED=${SEED}, ${RUNS} runs)`, () => {
+test(`random RMI command sequences keep every invariant; teardown returns to boot (SEED=${SEED}, ${RUNS} runs)`, async () => {
   const fresh = rmiSnapshot(newCore());
-  fc.assert(
-    fc.property(fc.array(fc.oneof(...ops), { minLength: 1, maxLength: 150, size: 'large' }), (seq) => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.oneof(...ops), { minLength: 1, maxLength: 150, size: 'large' }), async (seq) => {
       const s = newCore();
       setup(s);
       for (const op of seq) {
@@ -186,7 +186,7 @@ test(`random RMI command sequences keep every invariant; teardown returns to boo
           startLevel: realm.startLevel,
           recs: [...s.rmm.recs.values()].filter((r) => r.rd === realm.rd).map((r) => r.frame * GRANULE_SIZE),
         };
-        const r = realmTearDown(s, layout, host);
+        const r = await realmTearDown(stage2RmiPort(s), layout, host);
         expect(r.ok ? 'ok' : r.error.message).toBe('ok');
         expect(host.warnings).toEqual([]);
       }

@@ -3,7 +3,7 @@ import { Stage2 } from '../stage2.js';
 import { GRANULE_SIZE } from '../types.js';
 import { dataCreate, dataCreateUnknown, dataDestroy } from './data.js';
 import { rmiInvariants } from './invariants.js';
-import { realmCreateRttLevels } from './kvm-host.js';
+import { realmCreateRttLevels, stage2RmiPort } from './kvm-host.js';
 import { rttInitRipas } from './ripas.js';
 import { HOST_NS_ATTRS_DEFAULT, RMI_RIPAS, RMI_RTT_STATE, rtteKind, rtteRipas, rttePa } from './rtt-entry.js';
 import { rttCreate, rttDestroy, rttFold, rttReadEntry } from './rtt.js';
@@ -34,8 +34,8 @@ const INPUT = (rule: string) => ({ status: 'RMI_ERROR_INPUT', index: 0, rule });
 const RTT = (index: number, rule: string) => ({ status: 'RMI_ERROR_RTT', index, rule });
 
 /** A 2 MiB block of DATA at IPA `ipa` from 2 MiB aligned PA `pa` (L2 and L3 RTTs created, then folded). */
-function assignedBlock(s: Stage2, host: TestHost, rd: number, ipa: number, pa: number, ripas: 'RAM' | 'EMPTY' = 'RAM') {
-  must(realmCreateRttLevels(s, rd, host, ipa, 1, 3));
+async function assignedBlock(s: Stage2, host: TestHost, rd: number, ipa: number, pa: number, ripas: 'RAM' | 'EMPTY' = 'RAM') {
+  must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, ipa, 1, 3));
   const data = delegateRange(s, pa, 512);
   data.forEach((d, i) =>
     ripas === 'RAM' ? must(dataCreate(s, rd, d, ipa + i * GRANULE_SIZE, ram(0), 0)) : must(dataCreateUnknown(s, rd, d, ipa + i * GRANULE_SIZE)),
@@ -93,10 +93,10 @@ describe('§B6 RMI_RTT_CREATE', () => {
     expect(rmiInvariants(s)).toEqual([]);
   });
 
-  test('block split: RTT_CREATE under an ASSIGNED_RAM block makes 512 consecutive ASSIGNED_RAM pages', () => {
+  test('block split: RTT_CREATE under an ASSIGNED_RAM block makes 512 consecutive ASSIGNED_RAM pages', async () => {
     const { s, host, rd } = fixture();
     const pa = RAM_BASE + 512 * MiB; // 2 MiB aligned
-    assignedBlock(s, host, rd, 0, pa);
+    await assignedBlock(s, host, rd, 0, pa);
     const fold = must(rttFold(s, rd, 0, 3));
     expect(rttReadEntry(s, rd, 0, 3)).toEqual({ ok: true, value: { walkLevel: 2, state: RMI_RTT_STATE.ASSIGNED, desc: pa, ripas: RMI_RIPAS.RAM } });
     const l2 = rttAt(s, s.rmm.realms.get(rd / GRANULE_SIZE)!.roots[0]!.entries[0]! - 4);
@@ -175,9 +175,9 @@ describe('§B6 RMI_RTT_DESTROY', () => {
     expect(rmiInvariants(s)).toEqual([]);
   });
 
-  test('a level 3 RTT mapping DATA is live; after DATA_DESTROY it can go', () => {
+  test('a level 3 RTT mapping DATA is live; after DATA_DESTROY it can go', async () => {
     const { s, host, rd } = fixture();
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     must(dataCreateUnknown(s, rd, delegated(s, host), 8192));
     expectFailure(s, () => rttDestroy(s, rd, 0, 3), RTT(3, 'rtt_live'), { rtt: 0, top: 0 });
   });
@@ -201,24 +201,24 @@ describe('§B6 RMI_RTT_FOLD', () => {
     expect(rmiInvariants(s)).toEqual([]);
   });
 
-  test('a partly assigned RTT, or assigned PAs that are not one block, do not fold', () => {
+  test('a partly assigned RTT, or assigned PAs that are not one block, do not fold', async () => {
     const { s, host, rd } = fixture();
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     must(dataCreateUnknown(s, rd, delegated(s, host), 0));
     expectFailure(s, () => rttFold(s, rd, 0, 3), RTT(3, 'rtt_not_homogeneous'));
     // 512 entries assigned, but to PAs that are not one aligned block.
     const { s: s2, host: h2, rd: rd2 } = fixture();
-    must(realmCreateRttLevels(s2, rd2, h2, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s2), rd2, h2, 0, 1, 3));
     const data = delegateRange(s2, RAM_BASE + 512 * MiB + 4096, 512);
     data.forEach((d, i) => must(dataCreateUnknown(s2, rd2, d, i * GRANULE_SIZE)));
     expectFailure(s2, () => rttFold(s2, rd2, 0, 3), RTT(3, 'rtt_not_homogeneous'));
     expect(rmiInvariants(s2)).toEqual([]);
   });
 
-  test('an ASSIGNED block folds (parent keeps one reference) and READ_ENTRY reports the block', () => {
+  test('an ASSIGNED block folds (parent keeps one reference) and READ_ENTRY reports the block', async () => {
     const { s, host, rd, root0 } = fixture();
     const pa = RAM_BASE + 1024 * MiB;
-    assignedBlock(s, host, rd, 4 * GiB + 2 * MiB, pa, 'EMPTY');
+    await assignedBlock(s, host, rd, 4 * GiB + 2 * MiB, pa, 'EMPTY');
     const r = must(rttFold(s, rd, 4 * GiB + 2 * MiB, 3));
     expect(s.memory.meta.get(r.rtt / GRANULE_SIZE)!.rmi).toBe('DELEGATED');
     expect(rttReadEntry(s, rd, 4 * GiB + 2 * MiB, 3)).toEqual({ ok: true, value: { walkLevel: 2, state: 1, desc: pa, ripas: RMI_RIPAS.EMPTY } });
@@ -250,9 +250,9 @@ describe('§B5 RMI_RTT_READ_ENTRY', () => {
     expect(rttReadEntry(s, rd, 0, 1).ok).toBe(true);
   });
 
-  test('ASSIGNED_DESTROYED reports no PA (§B5: x3 = 0)', () => {
+  test('ASSIGNED_DESTROYED reports no PA (§B5: x3 = 0)', async () => {
     const { s, host, rd } = fixture();
-    must(realmCreateRttLevels(s, rd, host, 0, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, 0, 1, 3));
     const d = delegated(s, host);
     must(dataCreate(s, rd, d, 0, ram(0), 0));
     expect(rttReadEntry(s, rd, 0, 3)).toEqual({ ok: true, value: { walkLevel: 3, state: 1, desc: d, ripas: RMI_RIPAS.RAM } });

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import type { Result } from '../result.js';
 import type { Stage2 } from '../stage2.js';
 import { rmiInvariants } from './invariants.js';
-import { realmCreateRttLevels } from './kvm-host.js';
+import { realmCreateRttLevels, stage2RmiPort } from './kvm-host.js';
 import { HOST_NS_ATTRS_DEFAULT, S2TTE_MEMATTR_FWB_RESERVED, S2TTE_SH_RESERVED, hostNsDescIsValid } from './rtt-entry.js';
 import { rttReadEntry } from './rtt.js';
 import { rmiSnapshot } from './snapshot.js';
@@ -46,7 +46,7 @@ describe('host_ns_s2tte_is_valid', () => {
 });
 
 describe('§B6 RMI_RTT_MAP_UNPROTECTED', () => {
-  test('failure ladder, each row fixing the previous condition', () => {
+  test('failure ladder, each row fixing the previous condition', async () => {
     const { s, host, rd } = fixture();
     const rows: [() => Result<unknown, RmiError>, unknown][] = [
       [() => rttMapUnprotected(s, ram(4), NS, 0, desc(HOST_PA)), INPUT('level_bound')], // checked before the RD
@@ -58,7 +58,7 @@ describe('§B6 RMI_RTT_MAP_UNPROTECTED', () => {
       [() => rttMapUnprotected(s, rd, NS, 3, desc(HOST_PA)), RTT(1, 'rtt_walk')],
     ];
     for (const [call, expected] of rows) expectFailure(s, call, expected);
-    must(realmCreateRttLevels(s, rd, host, NS, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, NS, 1, 3));
     expect(rttMapUnprotected(s, rd, NS, 3, desc(HOST_PA))).toEqual({ ok: true, value: {} });
     expectFailure(s, () => rttMapUnprotected(s, rd, NS, 3, desc(HOST_PA)), RTT(3, 'rtte_state'));
     expect(rttReadEntry(s, rd, NS, 3)).toEqual({ ok: true, value: { walkLevel: 3, state: 1, desc: desc(HOST_PA), ripas: 0 } });
@@ -76,14 +76,14 @@ describe('§B6 RMI_RTT_MAP_UNPROTECTED', () => {
 });
 
 describe('§B6 RMI_RTT_UNMAP_UNPROTECTED', () => {
-  test('failure ladder with top, then success', () => {
+  test('failure ladder with top, then success', async () => {
     const { s, host, rd } = fixture();
     expectFailure(s, () => rttUnmapUnprotected(s, rd, NS, 4), INPUT('level_bound'), { top: 0 });
     expectFailure(s, () => rttUnmapUnprotected(s, ram(4), NS, 3), INPUT('rd_state'), { top: 0 });
     expectFailure(s, () => rttUnmapUnprotected(s, rd, NS + 1, 3), INPUT('addr_align'), { top: 0 });
     expectFailure(s, () => rttUnmapUnprotected(s, rd, 4096, 3), INPUT('addr_par'), { top: 0 });
     expectFailure(s, () => rttUnmapUnprotected(s, rd, NS, 3), RTT(1, 'rtte_state'), { top: 1024 * GiB }); // nothing live in root 1
-    must(realmCreateRttLevels(s, rd, host, NS, 1, 3));
+    must(await realmCreateRttLevels(stage2RmiPort(s), rd, host, NS, 1, 3));
     must(rttMapUnprotected(s, rd, NS + 7 * 4096, 3, desc(HOST_PA)));
     expectFailure(s, () => rttUnmapUnprotected(s, rd, NS, 3), RTT(3, 'rtte_state'), { top: NS + 7 * 4096 });
     expect(rttUnmapUnprotected(s, rd, NS + 7 * 4096, 3)).toEqual({ ok: true, value: { top: NS + 2 * MiB } });
