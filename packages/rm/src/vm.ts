@@ -125,9 +125,12 @@ function vmConfigImage(
 ): RmOutcome<Empty> {
   const vm = ownedVm(rm, caller, req.vmid);
   if (!isVm(vm)) return vm;
-  const denied = firstFailure([[caller !== VMID_HLOS, 'DENIED', 'caller_not_hlos', 'only HLOS configures VM images']]);
-  if (denied !== undefined) return denied;
-  if (!canEnter(vm.status, 'AUTH')) return rmFail('VM_STATE', 'state_not_load_or_reset', `VM ${vm.vmid} is ${vm.status}`);
+  const refused = firstFailure([
+    [caller !== VMID_HLOS, 'DENIED', 'caller_not_hlos', 'only HLOS configures VM images'],
+    // The image can be configured where AUTH could be entered: LOAD or RESET (§4.2).
+    [!canEnter(vm.status, 'AUTH'), 'VM_STATE', 'state_not_load_or_reset', `VM ${vm.vmid} is ${vm.status}`],
+  ]);
+  if (refused !== undefined) return refused;
   const p = parcelFor(rm, req.memHandle, caller, vm.vmid);
   const failed = firstFailure([
     [p === undefined, 'HANDLE_INVALID', 'image_parcel_unknown', `parcel ${req.memHandle} is not the owner's parcel for VM ${vm.vmid}`],
@@ -284,8 +287,9 @@ function configure<R extends { vmid: number }>(
   return (rm, caller, req) => {
     const vm = ownedVm(rm, caller, req.vmid);
     if (!isVm(vm)) return vm;
+    const invalid = validate(req);
     const failed = firstFailure([
-      ...(validate(req) !== undefined ? [validate(req)!] : []),
+      ...(invalid !== undefined ? [invalid] : []),
       [!allowed.includes(vm.status), 'VM_STATE', 'state_not_allowed', `VM ${vm.vmid} is ${vm.status}, the call needs ${allowed.join(' or ')}`],
     ]);
     if (failed !== undefined) return failed;
