@@ -1,0 +1,74 @@
+/**
+ * The VMM's host-page allocator: the region of host RAM it may donate to HYP (stage-2 table pages,
+ * seed 003) and delegate to the RMM (realm RDs, RTTs and DATA granules, seed 004). The region is
+ * configuration (`VmmConfig.donationRegion`); the VMM never touches host memory outside it except
+ * what clients bind as guest memory, and binding memory inside the region is refused.
+ *
+ * First fit over a bitmap of the region's frames; runs are contiguous (realm roots and stage-2
+ * roots must be). Every page handed out is accounted until freed, so teardown can prove that every
+ * page came back (`inUse() === 0`).
+ */
+export interface FrameRun {
+  readonly base: number;
+  readonly count: number;
+}
+
+export const PAGE_BYTES = 4096;
+
+export class HostPageAllocator {
+  private readonly used: Uint8Array;
+  private busy = 0;
+
+  constructor(readonly region: FrameRun) {
+    this.used = new Uint8Array(region.count);
+  }
+
+  /** A contiguous run of `count` free frames, now in use; undefined when no run fits. */
+  allocRun(count: number): FrameRun | undefined {
+    if (count <= 0) return undefined;
+    let start = 0;
+    for (let i = 0; i < this.used.length; i++) {
+      if (this.used[i] !== 0) {
+        start = i + 1;
+        continue;
+      }
+      if (i - start + 1 === count) {
+        this.used.fill(1, start, start + count);
+        this.busy += count;
+        return { base: this.region.base + start, count };
+      }
+    }
+    return undefined;
+  }
+
+  /** One free frame's byte address, or undefined. */
+  allocPage(): number | undefined {
+    const r = this.allocRun(1);
+    return r === undefined ? undefined : r.base * PAGE_BYTES;
+  }
+
+  freeRun(run: FrameRun): void {
+    const off = run.base - this.region.base;
+    for (let i = off; i < off + run.count; i++) {
+      if (i < 0 || i >= this.used.length || this.used[i] === 0) throw new Error(`bug: frame 0x${(this.region.base + i).toString(16)} freed twice or outside the region`);
+      this.used[i] = 0;
+    }
+    this.busy -= run.count;
+  }
+
+  freePage(addr: number): void {
+    this.freeRun({ base: addr / PAGE_BYTES, count: 1 });
+  }
+
+  /** Frames handed out and not yet freed. */
+  inUse(): number {
+    return this.busy;
+  }
+
+  /** Whether byte range [addr, addr + size) intersects the region. */
+  overlaps(addr: bigint, size: bigint): boolean {
+    const lo = BigInt(this.region.base) * BigInt(PAGE_BYTES);
+    const hi = lo + BigInt(this.region.count) * BigInt(PAGE_BYTES);
+    return addr < hi && lo < addr + size;
+  }
+}

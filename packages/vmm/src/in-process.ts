@@ -1,0 +1,74 @@
+/**
+ * In-process adapters for tests and the embedded mode: an RmPort over @hypmesh/rm's
+ * ResourceManager (calls as HLOS, notifications from HLOS's queue) and a CorePort over a Stage2
+ * (stage2's own RmiPort plus address spaces and the realm-building RMI commands).
+ */
+import { VMID_HLOS, VM_STATUS, type ResourceManager, type VmStatus } from '@hypmesh/rm';
+import {
+  createAddressSpace,
+  dataCreate,
+  destroyAddressSpace,
+  drainTablePool,
+  pfn,
+  realmActivate,
+  realmCreate,
+  rttInitRipas,
+  stage2RmiPort,
+  topUpTablePool,
+  vmid,
+  type ErrnoError,
+  type Result,
+  type Stage2,
+} from '@hypmesh/stage2';
+import type { CoreResult } from '@hypmesh/rm';
+import type { FrameRun } from './host-pages.js';
+import { rmPortOver, type CorePort, type RmNotice, type RmPort } from './ports.js';
+
+const STATUS_NAMES = new Map<number, VmStatus>(Object.entries(VM_STATUS).map(([k, v]) => [v, k as VmStatus]));
+export const vmStatusName = (n: number): VmStatus | 'UNKNOWN' => STATUS_NAMES.get(n) ?? 'UNKNOWN';
+
+/** The RM's VM_STATUS / VM_EXITED payloads as notices; other notifications are not the VMM's. */
+export function noticeOf(name: string, payload: unknown): RmNotice | undefined {
+  const p = payload as { vmid: number; vmStatus?: number; exitType?: number };
+  if (name === 'VM_STATUS') return { kind: 'VM_STATUS', vmid: p.vmid, status: vmStatusName(p.vmStatus ?? -1) };
+  if (name === 'VM_EXITED') return { kind: 'VM_EXITED', vmid: p.vmid, exitType: p.exitType ?? 0 };
+  return undefined;
+}
+
+/** An RmPort over an in-process RM: HLOS's calls, and HLOS's notification queue drained as it fills. */
+export function inProcessRm(rm: ResourceManager): RmPort {
+  const listeners = new Set<(n: RmNotice) => void>();
+  rm.onNotify((to) => {
+    if (to !== VMID_HLOS || listeners.size === 0) return;
+    for (const n of rm.queue(VMID_HLOS).drain()) {
+      const notice = noticeOf(n.name, n.payload);
+      if (notice !== undefined) for (const l of listeners) l(notice);
+    }
+  });
+  return rmPortOver(
+    (name, req) => rm.call(VMID_HLOS, name, req),
+    (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+  );
+}
+
+const core = <T>(r: Result<T, ErrnoError>): Promise<CoreResult<T>> =>
+  Promise.resolve(r.ok ? { ok: true, value: r.value } : { ok: false, error: { errno: r.error.errno, rule: r.error.rule, message: r.error.message } });
+const frames = (runs: readonly FrameRun[]) => runs.map((r) => ({ base: pfn(r.base), count: r.count }));
+
+/** A CorePort over an in-process stage-2 core. */
+export function inProcessCorePort(s: Stage2): CorePort {
+  return {
+    ...stage2RmiPort(s),
+    createAddressSpace: (v, ipaBits, donated) => core(createAddressSpace(s, vmid(v), ipaBits, frames(donated))).then((r) => (r.ok ? { ok: true, value: { rootTables: r.value.rootTables, poolPages: r.value.poolPages } } : r)),
+    topUpTablePool: (v, runs) => core(topUpTablePool(s, vmid(v), frames(runs))),
+    drainTablePool: (v, max) => core(drainTablePool(s, vmid(v), max)),
+    destroyAddressSpace: (v) => core(destroyAddressSpace(s, vmid(v))),
+    realmCreate: (rd, params) => Promise.resolve(realmCreate(s, rd, params)),
+    realmActivate: (rd) => Promise.resolve(realmActivate(s, rd)),
+    dataCreate: (rd, data, ipa, src, flags) => Promise.resolve(dataCreate(s, rd, data, ipa, src, flags)),
+    rttInitRipas: (rd, base, top) => Promise.resolve(rttInitRipas(s, rd, base, top)),
+  };
+}

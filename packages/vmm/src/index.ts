@@ -1,0 +1,10 @@
+/**
+ * @hypmesh/vmm: the host VM manager domain (DESIGN.md §4). Pure: the RM and the core are ports
+ * (ports.ts), with in-process adapters here and gRPC ones in services/vmm.
+ */
+export * from './vmm-error.js';
+export * from './host-pages.js';
+export * from './bindings.js';
+export * from './ports.js';
+export * from './in-process.js';
+export * from './vm-manager.js';

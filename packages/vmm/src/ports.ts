@@ -1,0 +1,82 @@
+/**
+ * The VM manager's two boundaries (DESIGN.md §1): `vmm → rm` is the host↔RM message queue, one
+ * method per RM call the Linux VM manager makes (gunyah-rm.md §4.4) plus the two notifications it
+ * listens to (VM_STATUS, VM_EXITED; §2.2); `vmm → core` is hypercalls and RMI calls, the address-space
+ * management of seed 003 and the RMI commands of a realm's life (seed 004). Both are async: the
+ * adapters are in-process (in-process.ts) or gRPC (services/vmm).
+ *
+ * Every RM call is made as HLOS (VMID 3), the VM manager's own VM; every core call as HOST.
+ */
+import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
+import type { CallName, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
+import type { NoOutputs, Outputs, RealmParams, RmiError, RmiPort, Result } from '@hypmesh/stage2';
+import type { FrameRun } from './host-pages.js';
+
+type RmCall<N extends CallName> = (request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>>;
+
+/** What the VMM hears from the RM: a VM's new status, or its exit (§2.2, §4.3). */
+export type RmNotice =
+  | { readonly kind: 'VM_STATUS'; readonly vmid: number; readonly status: VmStatus | 'UNKNOWN' }
+  | { readonly kind: 'VM_EXITED'; readonly vmid: number; readonly exitType: number };
+
+export interface RmPort {
+  vmAllocate: RmCall<'VM_ALLOCATE'>;
+  memLend: RmCall<'MEM_LEND'>;
+  memShare: RmCall<'MEM_SHARE'>;
+  memReclaim: RmCall<'MEM_RECLAIM'>;
+  vmConfigImage: RmCall<'VM_CONFIG_IMAGE'>;
+  vmSetDemandPaging: RmCall<'VM_SET_DEMAND_PAGING'>;
+  vmSetAddressLayout: RmCall<'VM_SET_ADDRESS_LAYOUT'>;
+  vmInit: RmCall<'VM_INIT'>;
+  /** VM_SET_CONTEXT 0x56000031 (Linux VM_SET_BOOT_CONTEXT). */
+  vmSetBootContext: RmCall<'VM_SET_CONTEXT'>;
+  vmGetHypResources: RmCall<'VM_GET_HYP_RESOURCES'>;
+  vmStart: RmCall<'VM_START'>;
+  vmStop: RmCall<'VM_STOP'>;
+  vmReset: RmCall<'VM_RESET'>;
+  vmDeallocate: RmCall<'VM_DEALLOCATE'>;
+  /** Calls `listener` for every VM_STATUS and VM_EXITED sent to HLOS; returns an unsubscribe. */
+  onNotice(listener: (n: RmNotice) => void): () => void;
+}
+
+/** RmPort method → RM message name (one table; both adapters are built from it). */
+export const RM_PORT_CALLS = {
+  vmAllocate: 'VM_ALLOCATE',
+  memLend: 'MEM_LEND',
+  memShare: 'MEM_SHARE',
+  memReclaim: 'MEM_RECLAIM',
+  vmConfigImage: 'VM_CONFIG_IMAGE',
+  vmSetDemandPaging: 'VM_SET_DEMAND_PAGING',
+  vmSetAddressLayout: 'VM_SET_ADDRESS_LAYOUT',
+  vmInit: 'VM_INIT',
+  vmSetBootContext: 'VM_SET_CONTEXT',
+  vmGetHypResources: 'VM_GET_HYP_RESOURCES',
+  vmStart: 'VM_START',
+  vmStop: 'VM_STOP',
+  vmReset: 'VM_RESET',
+  vmDeallocate: 'VM_DEALLOCATE',
+} as const satisfies Record<Exclude<keyof RmPort, 'onNotice'>, CallName>;
+
+/** One generic RM call (the msgq: any message ID with its payload). */
+export type RmCaller = <N extends CallName>(name: N, request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>>;
+
+/** An RmPort from one generic call function and a notification source. */
+export function rmPortOver(call: RmCaller, onNotice: RmPort['onNotice']): RmPort {
+  const port: Record<string, unknown> = { onNotice };
+  for (const [method, name] of Object.entries(RM_PORT_CALLS)) port[method] = (req: never) => call(name, req);
+  return port as unknown as RmPort;
+}
+
+type RmiResult<T> = Promise<Result<T, RmiError>>;
+
+/** The core as the VMM uses it: seed 003's address-space management and the RMI (seed 004). */
+export interface CorePort extends RmiPort {
+  createAddressSpace(vmid: number, ipaBits: number, donated: readonly FrameRun[]): Promise<CoreResult<{ readonly rootTables: number; readonly poolPages: number }>>;
+  topUpTablePool(vmid: number, frames: readonly FrameRun[]): Promise<CoreResult<{ readonly poolPages: number }>>;
+  drainTablePool(vmid: number, maxPages: number): Promise<CoreResult<{ readonly returnedPages: number; readonly poolPages: number }>>;
+  destroyAddressSpace(vmid: number): Promise<CoreResult<{ readonly returnedPages: number }>>;
+  realmCreate(rd: number, params: RealmParams): RmiResult<NoOutputs>;
+  realmActivate(rd: number): RmiResult<NoOutputs>;
+  dataCreate(rd: number, data: number, ipa: number, src: number, flags: number): RmiResult<Outputs>;
+  rttInitRipas(rd: number, base: number, top: number): RmiResult<Outputs>;
+}

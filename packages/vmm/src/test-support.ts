@@ -1,0 +1,71 @@
+/**
+ * Fixtures for the VMM tests (not part of the package build): a core and an RM in process, a VM
+ * manager over them with a port that records every RM call in order, and the "everything is back
+ * with the host" check.
+ */
+import { ResourceManager, inProcessCore } from '@hypmesh/rm';
+import { Stage2, DEFAULT_STAGE2_CONFIG, checkInvariants, ownershipCounts } from '@hypmesh/stage2';
+import { expect } from 'vitest';
+import { RIGHTS, type Binding } from './bindings.js';
+import { inProcessCorePort, inProcessRm } from './in-process.js';
+import { RM_PORT_CALLS, type RmPort } from './ports.js';
+import { DEFAULT_VMM_CONFIG, VmManager, type VmmConfig } from './vm-manager.js';
+
+export const GiB = 2 ** 30;
+export const MiB = 2 ** 20;
+/** Host RAM for guest memory: 1 GiB into the default RAM (2 GiB..18 GiB). */
+export const HOST_GUEST_RAM = BigInt(3 * GiB);
+export const RWX = RIGHTS.R | RIGHTS.W | RIGHTS.X;
+
+/** An RmPort that records each call's message name (and what `fail` makes it refuse). */
+export function recording(inner: RmPort, log: string[]): RmPort {
+  const port: Record<string, unknown> = { onNotice: inner.onNotice.bind(inner) };
+  for (const [method, name] of Object.entries(RM_PORT_CALLS)) {
+    port[method] = (req: unknown) => {
+      log.push(name);
+      return (inner as unknown as Record<string, (r: unknown) => unknown>)[method]!(req);
+    };
+  }
+  return port as unknown as RmPort;
+}
+
+export interface VmmFixture {
+  readonly s: Stage2;
+  readonly rm: ResourceManager;
+  readonly vmm: VmManager;
+  readonly calls: string[];
+  readonly session: string;
+  /** Every frame is owned as at boot, no address space but the host's, no VMM page out, invariants hold. */
+  expectAllBack(): void;
+}
+
+export function vmmFixture(config: Partial<VmmConfig> = {}): VmmFixture {
+  const s = new Stage2(DEFAULT_STAGE2_CONFIG);
+  const boot = ownershipCounts(new Stage2(DEFAULT_STAGE2_CONFIG)).byOwner;
+  const rm = new ResourceManager(inProcessCore(s));
+  const calls: string[] = [];
+  const vmm = new VmManager(recording(inProcessRm(rm), calls), inProcessCorePort(s), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000, ...config });
+  return {
+    s,
+    rm,
+    vmm,
+    calls,
+    session: vmm.openSession(),
+    expectAllBack() {
+      expect(checkInvariants(s)).toEqual([]);
+      expect(vmm.pages.inUse()).toBe(0);
+      expect(s.spaces.size).toBe(1);
+      expect(s.rmm.realms.size + s.rmm.rtts.size).toBe(0);
+      expect(ownershipCounts(s).byOwner).toEqual(boot);
+      expect(rm.vms.size + rm.parcels.size).toBe(0);
+    },
+  };
+}
+
+export const bind = (guest: number, hostOffset: number, size: number, mode: 'LEND' | 'SHARE' = 'LEND', rights = RWX): Binding => ({
+  guestAddr: BigInt(guest),
+  hostAddr: HOST_GUEST_RAM + BigInt(hostOffset),
+  sizeBytes: BigInt(size),
+  mode,
+  rights,
+});
