@@ -2,6 +2,7 @@ export {
   errnoToGrpc,
   rmiStatusToGrpc,
   rmErrorToGrpc,
+  vmmErrnoToGrpc,
   type RmDomainError,
   type AnyDomainError,
   ERROR_DOMAINS,

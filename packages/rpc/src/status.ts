@@ -28,6 +28,7 @@ import {
   type RmiStatusName,
 } from '@hypmesh/stage2';
 import { LINUX_ERRNO, RM_ERRORS, type RmErrorName } from '@hypmesh/rm-wire';
+import { VMM_ERRNO, type VmmErrnoName, type VmmError } from '@hypmesh/vmm';
 import { BadRequest, ErrorDetail, ErrorInfo, type OutputRegister } from '@hypmesh/proto';
 import { DETAIL_TYPES, StatusError, packAny } from './status-details.js';
 
@@ -127,6 +128,38 @@ export const rmErrorToGrpc = {
  * An RM error as the RM domain (@hypmesh/rm's RmOutcome) and the byte face's decoders return it.
  * Structural, so this package needs only the wire tables.
  */
+/**
+ * The VM manager's errnos (@hypmesh/vmm vmm-error.ts; the Gunyah VM-manager ioctls, gunyah-rm.md
+ * §5), each justified like the families above.
+ */
+export const vmmErrnoToGrpc = {
+  // The VM is in the wrong state for the call (wrong state is a precondition, as pKVM's EPERM).
+  EPERM: status.PERMISSION_DENIED,
+  // No such VM handle in the caller's session, or no binding holds the range to unmap.
+  ENOENT: status.NOT_FOUND,
+  // A notification the teardown or stop waits for never came (the RM is not answering).
+  EIO: status.UNAVAILABLE,
+  // A realm host walk met an RMI state it does not handle (as the core's ENXIO).
+  ENXIO: status.FAILED_PRECONDITION,
+  // The RM raced a retry (not produced yet; kept for the -EAGAIN of hypercalls).
+  EAGAIN: status.ABORTED,
+  // The donation region or the VM's table pool is exhausted (after top-ups), or RM NOMEM.
+  ENOMEM: status.RESOURCE_EXHAUSTED,
+  // Bindings change before start only; an address space still maps memory.
+  EBUSY: status.FAILED_PRECONDITION,
+  // A host range binds once; guest ranges do not overlap.
+  EEXIST: status.ALREADY_EXISTS,
+  // START: the VM is not RUNNING (the first start failed), or RM NORESOURCE.
+  ENODEV: status.FAILED_PRECONDITION,
+  EINVAL: status.INVALID_ARGUMENT,
+  // An RM-only error (IN_USE, IRQ_NOT_MAPPED, VM_STATE) as Linux reports it: wrong RM state.
+  EBADMSG: status.FAILED_PRECONDITION,
+  // address + size overflows 64 bits.
+  EOVERFLOW: status.OUT_OF_RANGE,
+  // The RM does not implement a call the sequence needs.
+  EOPNOTSUPP: status.UNIMPLEMENTED,
+} as const satisfies Record<VmmErrnoName, status>;
+
 export interface RmDomainError {
   readonly family: 'rm';
   readonly rmError: Exclude<RmErrorName, 'OK'>;
@@ -135,10 +168,10 @@ export interface RmDomainError {
 }
 
 /** Every domain error a hypmesh service may return. */
-export type AnyDomainError = DomainError | RmDomainError;
+export type AnyDomainError = DomainError | RmDomainError | VmmError;
 
 /** ErrorInfo.domain of each family. */
-export const ERROR_DOMAINS = { errno: 'errno.hypmesh', rmi: 'rmi.hypmesh', rm: 'rm.hypmesh' } as const;
+export const ERROR_DOMAINS = { errno: 'errno.hypmesh', rmi: 'rmi.hypmesh', rm: 'rm.hypmesh', vmm: 'vmm.hypmesh' } as const;
 
 /** The gRPC error for a domain error, with ErrorDetail and ErrorInfo attached. */
 export function domainStatus(e: AnyDomainError): StatusError {
@@ -149,6 +182,8 @@ export function domainStatus(e: AnyDomainError): StatusError {
       return rmiStatus(e);
     case 'rm':
       return rmStatus(e);
+    case 'vmm':
+      return vmmStatus(e);
   }
 }
 
@@ -217,6 +252,27 @@ function rmStatus(e: RmDomainError): StatusError {
   const hex = `0x${row.code.toString(16)}`;
   const info: ErrorInfo = { reason: e.rmError, domain: ERROR_DOMAINS.rm, metadata: { rule: e.rule, code: hex, linux_errno: `-${linux}` } };
   return new StatusError(rmErrorToGrpc[e.rmError], `RM ${e.rmError} (${hex}, ${e.rule}): ${e.message}`, [
+    packAny(DETAIL_TYPES.errorDetail, ErrorDetail, detail),
+    packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info),
+  ]);
+}
+
+function vmmStatus(e: VmmError): StatusError {
+  const detail: ErrorDetail = {
+    domain: 'vmm',
+    codeName: e.errno,
+    code: VMM_ERRNO[e.errno],
+    rule: e.rule,
+    rmiIndex: 0,
+    rmiX0: 0n,
+    outputs: [],
+    linuxErrnoName: e.errno,
+    linuxErrno: VMM_ERRNO[e.errno],
+  };
+  const meta: Record<string, string> = { rule: e.rule };
+  if (e.cause !== undefined) meta['cause'] = e.cause;
+  const info: ErrorInfo = { reason: e.errno, domain: ERROR_DOMAINS.vmm, metadata: meta };
+  return new StatusError(vmmErrnoToGrpc[e.errno], `${e.errno} (${e.rule}): ${e.message}`, [
     packAny(DETAIL_TYPES.errorDetail, ErrorDetail, detail),
     packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info),
   ]);
