@@ -154,6 +154,64 @@ const sameRecord = (a: OwnershipRun, b: OwnershipRun): boolean =>
   a.pins === b.pins &&
   a.guestShares === b.guestShares;
 
+export interface SpaceRun {
+  /** First IPA frame of the run. */
+  readonly base: number;
+  readonly count: number;
+  readonly state: ViewState;
+  /** First PA frame the run maps (valid or LENT entries); consecutive across the run. */
+  readonly outputFrame: number;
+  readonly perms: Perms;
+  readonly device: boolean;
+  /** Level of the entries: 1 and 2 are blocks, 3 pages. */
+  readonly level: number;
+}
+
+/**
+ * An address space's stage-2 over IPA frames [base, base+count) as maximal runs of entries with the
+ * same state, rights and level whose output frames continue each other; unmapped IPA is left out.
+ * Stops after `runsMax` runs; `next` is where to continue. Cost follows entries, not bytes.
+ */
+export function addressSpaceMap(
+  s: Stage2,
+  vmid: Vmid,
+  base: number,
+  count: number,
+  runsMax: number = OWNERSHIP_RUNS_MAX,
+): Result<{ runs: SpaceRun[]; next: number | undefined }, ErrnoError> {
+  const sp = space(s, vmid);
+  if (sp === undefined) return err(noSpace(vmid));
+  if (!Number.isSafeInteger(base) || !Number.isSafeInteger(count) || base < 0 || count < 0 || base + count > sp.table.frameLimit)
+    return err(errnoError('ERANGE', 'ipa_out_of_range', `IPA frames ${base}+${count} are outside the ${sp.ipaBits}-bit IPA space`));
+  const runs: SpaceRun[] = [];
+  let next: number | undefined;
+  sp.table.leafRuns(base, count, (v) => {
+    const state = viewState(v.desc);
+    if (state === 'NOPAGE') return true;
+    const r: SpaceRun = { base: v.start, count: v.frames, state, outputFrame: descOutputFrame(v.desc), perms: descPerms(v.desc), device: descIsDevice(v.desc), level: v.level };
+    const last = runs[runs.length - 1];
+    if (
+      last !== undefined &&
+      last.base + last.count === r.base &&
+      last.outputFrame + last.count === r.outputFrame &&
+      last.state === r.state &&
+      last.perms === r.perms &&
+      last.device === r.device &&
+      last.level === r.level
+    ) {
+      runs[runs.length - 1] = { ...last, count: last.count + r.count };
+      return true;
+    }
+    if (runs.length === runsMax) {
+      next = r.base;
+      return false;
+    }
+    runs.push(r);
+    return true;
+  });
+  return ok({ runs, next });
+}
+
 export interface OwnershipCounts {
   /** Granules owned, per owner. Sums to all memory. */
   readonly byOwner: ReadonlyMap<Vmid, number>;

@@ -55,6 +55,7 @@ import {
   hypUnpinSharedMem,
   mapGrant,
   OWNERSHIP_RUNS_MAX,
+  addressSpaceMap,
   ownershipCounts,
   ownershipMap,
   readEntry,
@@ -390,6 +391,23 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
           pins: r.pins,
           guestShares: r.guestShares,
           hypUse: fromHypUse(r.hypUse),
+        })),
+        ...(m.next !== undefined && { nextBase: u64(m.next, 'next') }),
+      }));
+    }),
+    addressSpaceMap: unary((req, call) => {
+      callerVmid(call);
+      const space = vmid(vmidField(req.vmid, 'vmid'));
+      const runsMax = req.runsMax === 0 ? OWNERSHIP_RUNS_MAX : Math.min(req.runsMax, OWNERSHIP_RUNS_MAX);
+      return encode(addressSpaceMap(s, space, frameField(req.base, 'base'), frameField(req.count, 'count'), runsMax), (m) => ({
+        runs: m.runs.map((r) => ({
+          base: u64(r.base, 'base'),
+          count: u64(r.count, 'count'),
+          state: fromPageState(r.state),
+          outputFrame: u64(r.outputFrame, 'outputFrame'),
+          perms: fromPerms(r.perms),
+          device: r.device,
+          level: r.level,
         })),
         ...(m.next !== undefined && { nextBase: u64(m.next, 'next') }),
       }));

@@ -223,6 +223,10 @@ describe('grants', () => {
 
     const guest = String(GUEST);
     expectOk(await rpc('mapGrant', { grantId, rights: Right.RIGHT_R, ipaRanges: [{ base: 0x200n, count: 4n }] }, guest));
+    expect(expectOk(await rpc('addressSpaceMap', { vmid: GUEST, base: 0n, count: 1n << 28n })).runs).toEqual([
+      { base: 0x200n, count: 4n, state: PageState.PAGE_STATE_SHARED_BORROWED, outputFrame: ownerGfn, perms: Right.RIGHT_R, device: false, level: 3 },
+    ]);
+    expectError(await rpc('addressSpaceMap', { vmid: GUEST, base: 1n << 28n, count: 1n }), grpc.status.OUT_OF_RANGE);
     const busy = expectError(await rpc('destroyGrant', { grantId }), grpc.status.FAILED_PRECONDITION);
     expect(busy.errorDetail?.domain).toBe('errno');
     expectOk(await rpc('unmapGrant', { grantId }, guest));

@@ -39,7 +39,7 @@ export interface CoreServerOptions {
 }
 
 /** RPCs that change nothing: no invariant check after them. */
-const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry']);
+const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry']);
 
 /** Wraps every mutating handler so that a success is followed by a full invariant check. */
 function checkedAfterMutations(handlers: CoreServiceServer, stage2: Stage2, log: BugLog): CoreServiceServer {
