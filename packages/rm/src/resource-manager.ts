@@ -87,6 +87,15 @@ export class ResourceManager {
     return q;
   }
 
+  /**
+   * Parcels `vmid` can see: the ones it owns and the ones whose ACL names it, in handle order. An
+   * introspection aid (the CLI's `parcel list`), not an RM message: the real RM tells borrowers
+   * about parcels only by MEM_SHARED.
+   */
+  parcelsVisibleTo(vmid: number): Parcel[] {
+    return [...this.parcels.values()].filter((p) => p.owner === vmid || p.acl.some((e) => e.vmid === vmid)).sort((a, b) => a.handle - b.handle);
+  }
+
   /** Notifications waiting for `vmid` (no queue is created). */
   pendingFor(vmid: number): number {
     return this.queues.get(vmid)?.length ?? 0;

@@ -7,15 +7,17 @@
  */
 
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type { RmServiceServer, SubscribeRequest, SubscribeResponse } from '@hypmesh/proto/rm';
+import { ParcelState, type RmServiceServer, type SubscribeRequest, type SubscribeResponse } from '@hypmesh/proto/rm';
 import { callerVmid, fromThrown, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
 import type { ResourceManager } from '@hypmesh/rm';
-import type { CallName, RequestOf } from '@hypmesh/rm-wire';
+import { TRANS_TYPE, type CallName, type RequestOf } from '@hypmesh/rm-wire';
 import { exchangeHandler, type ByteFace } from './byte-face.js';
-import { CALL_RPCS, TYPED_CODECS, toSubscribeResponse, type CallRpc, type TypedCodec } from './codec.js';
+import { CALL_RPCS, TYPED_CODECS, enumFromWire, toSubscribeResponse, type CallRpc, type TypedCodec } from './codec.js';
 import { checkedRequest, wireRefusal } from './dispatch.js';
 
 type AnyTyped = TypedCodec<CallName, CallRpc>;
+
+const PARCEL_STATES = { INIT: ParcelState.PARCEL_STATE_INIT, SHARING: ParcelState.PARCEL_STATE_SHARING, SHARED: ParcelState.PARCEL_STATE_SHARED } as const;
 
 export function createRmHandlers(face: ByteFace, log: BugLog): RmServiceServer {
   const unary = unaryWith(log);
@@ -60,6 +62,22 @@ export function createRmHandlers(face: ByteFace, log: BugLog): RmServiceServer {
       call.on('error', stop);
     },
     exchange: exchangeHandler(face),
+    listParcels: unary((_req, call) => ({
+      ok: true,
+      value: {
+        parcels: rm.parcelsVisibleTo(callerVmid(call)).map((p) => ({
+          handle: p.handle,
+          ownerVmid: p.owner,
+          memType: enumFromWire(p.memType),
+          transType: enumFromWire(TRANS_TYPE[p.transType]),
+          state: PARCEL_STATES[p.state],
+          label: p.label,
+          acl: p.acl.map((e) => ({ vmid: e.vmid, rights: e.rights })),
+          regions: p.regions.map((r) => ({ base: r.base, size: r.size })),
+          acceptedBy: [...p.accepted.keys()].sort((a, b) => a - b),
+        })),
+      },
+    })),
     getStats: unary((_req, call) => {
       const q = rm.queue(callerVmid(call));
       return {

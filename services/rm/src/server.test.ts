@@ -13,6 +13,7 @@ import * as rmApi from '@hypmesh/proto/rm';
 import {
   MemNotifyKind,
   MemType,
+  ParcelState,
   RmServiceClient,
   RmServiceService,
   StopReason,
@@ -246,6 +247,9 @@ describe('typed face, with the core over gRPC', () => {
     );
     expect(accepted.ipasChosenByRm).toBe(false);
     expect(await translate(guest, ipa + 0x1000n)).toBe(base + 0x1000n);
+    expect(expectOk(await call('listParcels', {}, guest)).parcels).toMatchObject([
+      { handle, ownerVmid: HOST, state: ParcelState.PARCEL_STATE_SHARED, acceptedBy: [guest], regions: [{ size: 0x4000n }] },
+    ]);
 
     const inuse = expectError(await call('memReclaim', { handle }), grpc.status.FAILED_PRECONDITION);
     expect(inuse.errorDetail).toMatchObject({ domain: 'rm', codeName: 'MEM_INUSE', code: 0xb, linuxErrnoName: 'EINVAL', linuxErrno: 22 });
