@@ -6,7 +6,7 @@ export default defineConfig({
     conditions: ['@hypmesh/source'],
   },
   test: {
-    include: ['packages/**/src/**/*.test.ts', 'services/**/src/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['packages/**/src/**/*.test.ts', 'services/**/src/**/*.test.ts', 'tools/**/src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 30_000,
   },
 });

@@ -168,7 +168,7 @@ export interface SpaceRun {
 }
 
 /**
- * An address space's stage-2 over IPA frames [base, base+count) as maximal runs of entries with the
+ * An address space's stage-2 over IPA frames [base, base+count) (cut at its IPA width) as maximal runs of entries with the
  * same state, rights and level whose output frames continue each other; unmapped IPA is left out.
  * Stops after `runsMax` runs; `next` is where to continue. Cost follows entries, not bytes.
  */
@@ -181,8 +181,10 @@ export function addressSpaceMap(
 ): Result<{ runs: SpaceRun[]; next: number | undefined }, ErrnoError> {
   const sp = space(s, vmid);
   if (sp === undefined) return err(noSpace(vmid));
-  if (!Number.isSafeInteger(base) || !Number.isSafeInteger(count) || base < 0 || count < 0 || base + count > sp.table.frameLimit)
-    return err(errnoError('ERANGE', 'ipa_out_of_range', `IPA frames ${base}+${count} are outside the ${sp.ipaBits}-bit IPA space`));
+  if (!Number.isSafeInteger(base) || !Number.isSafeInteger(count) || base < 0 || count < 0 || base >= sp.table.frameLimit)
+    return err(errnoError('ERANGE', 'ipa_out_of_range', `IPA frame ${base} is outside the ${sp.ipaBits}-bit IPA space`));
+  // A range running past the IPA width is cut there: "everything from base" needs no width.
+  count = Math.min(count, sp.table.frameLimit - base);
   const runs: SpaceRun[] = [];
   let next: number | undefined;
   sp.table.leafRuns(base, count, (v) => {
