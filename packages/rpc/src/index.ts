@@ -37,3 +37,4 @@ export {
   nonEmpty,
 } from './shape.js';
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';
+export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeOptions, type Served } from './server.js';

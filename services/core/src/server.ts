@@ -6,24 +6,15 @@
  * `startCoreServer` is what main.ts runs and what tests use (address 127.0.0.1:0 picks a port).
  */
 
-import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
+import type * as grpc from '@grpc/grpc-js';
+import type { HealthImplementation } from 'grpc-health-check';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
-import { reflectionPackageDefinition, type BugLog } from '@hypmesh/rpc';
+import { serveGrpc, SERVER_OPTIONS, type BugLog } from '@hypmesh/rpc';
 import { checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
-import { HealthImplementation } from 'grpc-health-check';
 import { createCoreHandlers } from './handlers.js';
 
-/**
- * Server channel options. Idle and aged connections are closed (clients reconnect transparently):
- * frequent health-probe connections have been seen to grow grpc-js server memory without them
- * (grpc-node #2975, grpc-ecosystem.md §5).
- */
-export const CORE_SERVER_OPTIONS: grpc.ServerOptions = {
-  'grpc.max_connection_idle_ms': 30_000,
-  'grpc.max_connection_age_ms': 300_000,
-  'grpc.max_connection_age_grace_ms': 10_000,
-};
+/** Server channel options: @hypmesh/rpc's, shared by every service (idle and aged connections closed). */
+export const CORE_SERVER_OPTIONS: grpc.ServerOptions = SERVER_OPTIONS;
 
 export interface CoreServerOptions {
   /** host:port to listen on; port 0 picks a free port. */
@@ -77,32 +68,15 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   if (!built.ok) throw new Error(`invalid core configuration: ${built.error.join('; ')}`);
   const stage2 = built.value;
 
-  const server = new grpc.Server(CORE_SERVER_OPTIONS);
   const log = options.log ?? consoleLog;
   const handlers = createCoreHandlers(stage2, log);
-  server.addService(CoreServiceService, options.checkInvariants === true ? checkedAfterMutations(handlers, stage2, log) : handlers);
-  const health = new HealthImplementation({ '': 'SERVING', [CORE_SERVICE_NAME]: 'SERVING' });
-  health.addToServer(server);
-  new ReflectionService(reflectionPackageDefinition(PROTO_ROOT, CORE_PROTO_FILES)).addToServer(server);
-
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
-
-  const shutdown = (graceMs = 5_000): Promise<void> =>
-    new Promise((resolve) => {
-      health.setStatus('', 'NOT_SERVING');
-      health.setStatus(CORE_SERVICE_NAME, 'NOT_SERVING');
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, graceMs);
-      timer.unref();
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-
-  return { server, port, stage2, health, shutdown };
+  const served = await serveGrpc({
+    address: options.address,
+    serviceName: CORE_SERVICE_NAME,
+    protoRoot: PROTO_ROOT,
+    protoFiles: CORE_PROTO_FILES,
+    register: (server) =>
+      server.addService(CoreServiceService, options.checkInvariants === true ? checkedAfterMutations(handlers, stage2, log) : handlers),
+  });
+  return { ...served, stage2 };
 }

@@ -7,23 +7,18 @@
  * `inProcessCore(stage2)` for an embedded one.
  */
 
-import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
+import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { RM_PROTO_FILES, RM_SERVICE_NAME, RmServiceService } from '@hypmesh/proto/rm';
-import { reflectionPackageDefinition, type BugLog } from '@hypmesh/rpc';
+import { serveGrpc, SERVER_OPTIONS, type BugLog } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
-import { HealthImplementation } from 'grpc-health-check';
+import type { HealthImplementation } from 'grpc-health-check';
 import { ByteFaceStats, type ByteFace } from './byte-face.js';
 import { createRmHandlers } from './handlers.js';
 import { Notifier } from './notifier.js';
 
-/** Idle and aged connections are closed, as the core does (grpc-node #2975). */
-export const RM_SERVER_OPTIONS: grpc.ServerOptions = {
-  'grpc.max_connection_idle_ms': 30_000,
-  'grpc.max_connection_age_ms': 300_000,
-  'grpc.max_connection_age_grace_ms': 10_000,
-};
+/** Server channel options: @hypmesh/rpc's, shared by every service (idle and aged connections closed). */
+export const RM_SERVER_OPTIONS: grpc.ServerOptions = SERVER_OPTIONS;
 
 export interface RmServerOptions {
   /** host:port to listen on; port 0 picks a free port. */
@@ -54,33 +49,17 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   const rm = options.rmConfig ? new ResourceManager(options.core, options.rmConfig) : new ResourceManager(options.core);
   const face: ByteFace = { rm, notifier: new Notifier(rm), stats: new ByteFaceStats(), log, open: new Set() };
 
-  const server = new grpc.Server(RM_SERVER_OPTIONS);
-  server.addService(RmServiceService, createRmHandlers(face, log));
-  const health = new HealthImplementation({ '': 'SERVING', [RM_SERVICE_NAME]: 'SERVING' });
-  health.addToServer(server);
-  new ReflectionService(reflectionPackageDefinition(PROTO_ROOT, RM_PROTO_FILES)).addToServer(server);
-
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
-
-  const shutdown = (graceMs = 5_000): Promise<void> =>
-    new Promise((resolve) => {
-      health.setStatus('', 'NOT_SERVING');
-      health.setStatus(RM_SERVICE_NAME, 'NOT_SERVING');
+  const served = await serveGrpc({
+    address: options.address,
+    serviceName: RM_SERVICE_NAME,
+    protoRoot: PROTO_ROOT,
+    protoFiles: RM_PROTO_FILES,
+    register: (server) => server.addService(RmServiceService, createRmHandlers(face, log)),
+    drain: () => {
       for (const s of [...face.open]) s.end();
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, graceMs);
-      timer.unref();
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-
-  return { server, port, rm, stats: face.stats, health, shutdown };
+    },
+  });
+  return { ...served, rm, stats: face.stats };
 }
 
 export { grpcCore, type GrpcCorePort } from './core-client.js';
