@@ -57,6 +57,15 @@ export const RM_PORT_CALLS = {
   vmDeallocate: 'VM_DEALLOCATE',
 } as const satisfies Record<Exclude<keyof RmPort, 'onNotice'>, CallName>;
 
+/**
+ * Rule prefix of a refusal that is not the RM's: the message queue could not carry the call (the RM
+ * is unreachable, the stream broke, no reply before the deadline). A transport adapter refuses such
+ * a call with RM error BUSY and rule `msgq_<why>` (msgq_unavailable, msgq_timeout), since RmOutcome
+ * has only RM codes; the VM manager reports it as EIO, as gunyah_rm_call returns the transport's
+ * errno and no RM error.
+ */
+export const MSGQ_FAILED_RULE_PREFIX = 'msgq_';
+
 /** One generic RM call (the msgq: any message ID with its payload). */
 export type RmCaller = <N extends CallName>(name: N, request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>>;
 

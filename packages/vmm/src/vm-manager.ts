@@ -25,7 +25,7 @@ import { VMID_HLOS, type RmOutcome, type VmStatus } from '@hypmesh/rm';
 import { realmCreateRttLevels, realmRootRttCount, realmTearDown, rootTableCount, startLevel, type RealmHost } from '@hypmesh/stage2';
 import { applyUnmap, checkBind, checkBootContext, checkDtb, REG_SETS, RIGHTS, type Binding, type RegSet } from './bindings.js';
 import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
-import type { CorePort, RmNotice, RmPort } from './ports.js';
+import { MSGQ_FAILED_RULE_PREFIX, type CorePort, type RmNotice, type RmPort } from './ports.js';
 import { vmmFail, vmmOk, type VmmErrnoName, type VmmError, type VmmResult } from './vmm-error.js';
 
 export type VmType = 'GUNYAH' | 'REALM';
@@ -136,6 +136,8 @@ const runsPages = (runs: readonly FrameRun[]): number => runs.reduce((n, r) => n
 
 /** An RM refusal as Linux reports it (§1.5): the errno, with the RM code as the cause. */
 function fromRm(r: RmOutcome<unknown> & { ok: false }, rule: string, what: string): VmmResult<never> {
+  // The msgq could not carry the call: gunyah_rm_call returns the transport's errno, not an RM error.
+  if (r.error.rule.startsWith(MSGQ_FAILED_RULE_PREFIX)) return vmmFail('EIO', rule, `${what}: ${r.error.rule}: ${r.error.message}`);
   const row = RM_ERRORS[r.error.rmError];
   const errno = (row.linuxErrno ?? 'EBADMSG') as VmmErrnoName;
   return vmmFail(errno, rule, `${what}: RM ${r.error.rmError} (${r.error.rule}): ${r.error.message}`, r.error.rmError);
@@ -249,9 +251,16 @@ export class VmManager {
     return vmmOk(vm);
   }
 
-  view(handle: number): VmView | undefined {
-    const vm = this.vms.get(handle);
-    return vm === undefined ? undefined : this.viewOf(vm);
+  /** The VM's view; with `session`, only if the handle belongs to it (ENOENT no_such_vm otherwise). */
+  view(handle: number, session?: string): VmView | undefined {
+    const got = this.get(handle, session);
+    return got.ok ? this.viewOf(got.value) : undefined;
+  }
+
+  /** GetVm: the view, or ENOENT no_such_vm when the handle is not in `session`. */
+  describe(handle: number, session: string): VmmResult<VmView> {
+    const got = this.get(handle, session);
+    return got.ok ? vmmOk(this.viewOf(got.value)) : got;
   }
 
   list(): VmView[] {
@@ -585,7 +594,7 @@ export class VmManager {
       for (let at = base; at < end; ) {
         const r = await this.core.rttInitRipas(realm.rd, at, end);
         if (!r.ok) return fail('start_init_ripas', 'RMI_RTT_INIT_RIPAS', r.error);
-        at = r.value['progress'] ?? end;
+        at = r.value['top'] ?? end; // x1, the progress (stage2 names the output `top`)
       }
       for (let ipa = base; ipa < end; ipa += PAGE_BYTES) {
         const data = host.alloc();
