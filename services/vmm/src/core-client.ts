@@ -1,0 +1,124 @@
+/**
+ * The VMM's CorePort over the core's gRPC API (hypmesh.core.v1.CoreService): seed 003's address-space
+ * calls (the host's donations to HYP) and the RMI commands of a realm's life (seed 004), each one
+ * CoreService RPC made as HOST (`x-hypmesh-caller-vmid: 3`), as the host kernel's hypercalls and
+ * SMCs are.
+ *
+ * Errors come back as the domain's values, never throws:
+ * - address-space calls: a CoreRefusal with the core's errno and rule (ErrorDetail domain errno);
+ * - RMI calls: an RmiError rebuilt from the ErrorDetail (status, index, rule, and the output
+ *   registers the command returns on failure, which the KVM host walks branch on: `top`);
+ * - a failure that is not the core's verdict (the core is down, the deadline passed, no detail):
+ *   errno EIO, or RMI_ERROR_INPUT for an RMI call, with rule `grpc_<status>` (grpc_unavailable).
+ *   The host walks give up on it (ENXIO) and the VM manager retries or reports it; nothing throws.
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import { CoreServiceClient, type ErrorDetail, type FrameRange } from '@hypmesh/proto';
+import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
+import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
+import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
+import type { CorePort, FrameRun } from '@hypmesh/vmm';
+
+/** Deadline of one core call. */
+export const CORE_CALL_TIMEOUT_MS = 10_000;
+/** The host's VMID: every VMM call to the core is the host's. */
+const HOST_VMID = 3;
+
+type Callback<Res> = (e: grpc.ServiceError | null, res?: Res) => void;
+type Method<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
+/** A failed call: the core's ErrorDetail if it sent one, else why the transport failed. */
+type Failure = { readonly detail: ErrorDetail; readonly message: string } | { readonly transport: string; readonly message: string };
+
+const frames = (runs: readonly FrameRun[]): FrameRange[] => runs.map((r) => ({ base: BigInt(r.base), count: BigInt(r.count) }));
+const num = (v: bigint): number => Number(v);
+
+function failureOf(e: unknown): Failure {
+  if (typeof e === 'object' && e !== null && 'code' in e && typeof (e as grpc.ServiceError).code === 'number') {
+    const se = e as grpc.ServiceError;
+    const d = decodeStatusDetails({ code: se.code, details: se.details ?? se.message, metadata: se.metadata });
+    if (d.errorDetail !== undefined) return { detail: d.errorDetail, message: d.message };
+    return { transport: `grpc_${(grpc.status[se.code] ?? String(se.code)).toLowerCase()}`, message: `core call failed: ${d.message}` };
+  }
+  return { transport: 'grpc_internal', message: `core call failed: ${e instanceof Error ? e.message : String(e)}` };
+}
+
+function refusal(f: Failure): CoreRefusal {
+  if ('detail' in f && f.detail.domain === 'errno') return { errno: f.detail.codeName, rule: f.detail.rule, message: f.message };
+  return { errno: 'EIO', rule: 'detail' in f ? f.detail.rule : f.transport, message: f.message };
+}
+
+function rmiRefusal(f: Failure): RmiError {
+  if ('detail' in f && f.detail.domain === 'rmi' && f.detail.codeName in RMI_STATUS && f.detail.codeName !== 'RMI_SUCCESS') {
+    const outputs: Record<string, number> = {};
+    for (const o of f.detail.outputs) outputs[o.name] = Number(o.value);
+    // The index travels as one byte of x0: an LPA2 level -1 comes back as 255.
+    const index = f.detail.rmiIndex > 127 ? f.detail.rmiIndex - 256 : f.detail.rmiIndex;
+    return { family: 'rmi', status: f.detail.codeName as Exclude<RmiStatusName, 'RMI_SUCCESS'>, index, rule: f.detail.rule, message: f.message, outputs };
+  }
+  return { family: 'rmi', status: 'RMI_ERROR_INPUT', index: 0, rule: 'detail' in f ? f.detail.rule : f.transport, message: f.message, outputs: {} };
+}
+
+export interface GrpcCorePort extends CorePort {
+  close(): void;
+}
+
+/** A CorePort talking to the core at `address` (host:port) as HOST. */
+export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS): GrpcCorePort {
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure());
+
+  function call<Req, Res, T, E>(method: Method<Req, Res>, req: Req, value: (res: Res) => T, fail: (f: Failure) => E): Promise<Result<T, E>> {
+    return new Promise((resolve) => {
+      const md = new grpc.Metadata();
+      md.set(CALLER_VMID_KEY, String(HOST_VMID));
+      try {
+        method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (e, res) => {
+          if (e || res === undefined) return resolve({ ok: false, error: fail(failureOf(e ?? new Error('no response'))) });
+          try {
+            resolve({ ok: true, value: value(res) });
+          } catch (err) {
+            resolve({ ok: false, error: fail(failureOf(err)) });
+          }
+        });
+      } catch (e) {
+        resolve({ ok: false, error: fail(failureOf(e)) });
+      }
+    });
+  }
+  const space = <Req, Res, T>(m: unknown, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> => call(m as Method<Req, Res>, req, value, refusal);
+  const rmi = <Req, Res, T extends Outputs>(m: unknown, req: Req, value: (res: Res) => T): Promise<Result<T, RmiError>> => call(m as Method<Req, Res>, req, value, rmiRefusal);
+  const none = (): Record<string, never> => ({});
+
+  return {
+    createAddressSpace: (vmid, ipaBits, donated) =>
+      space(client.createAddressSpace, { vmid, ipaBits, donated: frames(donated) }, (r: { rootTables: number; poolPages: bigint }) => ({ rootTables: r.rootTables, poolPages: num(r.poolPages) })),
+    topUpTablePool: (vmid, runs) => space(client.topUpTablePool, { vmid, frames: frames(runs) }, (r: { poolPages: bigint }) => ({ poolPages: num(r.poolPages) })),
+    drainTablePool: (vmid, maxPages) =>
+      space(client.drainTablePool, { vmid, maxPages: BigInt(maxPages) }, (r: { returnedPages: bigint; poolPages: bigint }) => ({ returnedPages: num(r.returnedPages), poolPages: num(r.poolPages) })),
+    destroyAddressSpace: (vmid) => space(client.destroyAddressSpace, { vmid }, (r: { returnedPages: bigint }) => ({ returnedPages: num(r.returnedPages) })),
+
+    granuleDelegate: (addr) => rmi(client.granuleDelegate, { addr: BigInt(addr) }, none),
+    granuleUndelegate: (addr) => rmi(client.granuleUndelegate, { addr: BigInt(addr) }, none),
+    realmCreate: (rd, p) =>
+      rmi(
+        client.realmCreate,
+        {
+          rd: BigInt(rd),
+          params: { s2sz: p.s2sz, rttLevelStart: p.rttLevelStart, rttNumStart: p.rttNumStart, rttBase: BigInt(p.rttBase), vmid: p.vmid ?? 0, hashAlgorithm: p.hashAlgorithm === 'SHA_512' ? 2 : p.hashAlgorithm === 'SHA_256' ? 1 : 0 },
+        },
+        none,
+      ),
+    realmActivate: (rd) => rmi(client.realmActivate, { rd: BigInt(rd) }, none),
+    realmDestroy: (rd) => rmi(client.realmDestroy, { rd: BigInt(rd) }, none),
+    recDestroy: (rec) => rmi(client.recDestroy, { rec: BigInt(rec) }, none),
+    rttCreate: (rd, rtt, ipa, level) => rmi(client.rttCreate, { rd: BigInt(rd), rtt: BigInt(rtt), ipa: BigInt(ipa), level }, none),
+    rttDestroy: (rd, ipa, level) => rmi(client.rttDestroy, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { rtt: bigint; top: bigint }) => ({ rtt: num(r.rtt), top: num(r.top) })),
+    rttFold: (rd, ipa, level) => rmi(client.rttFold, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { rtt: bigint }) => ({ rtt: num(r.rtt) })),
+    dataCreate: (rd, data, ipa, src, flags) => rmi(client.dataCreate, { rd: BigInt(rd), data: BigInt(data), ipa: BigInt(ipa), src: BigInt(src), flags: BigInt(flags) }, none),
+    dataDestroy: (rd, ipa) => rmi(client.dataDestroy, { rd: BigInt(rd), ipa: BigInt(ipa) }, (r: { data: bigint; top: bigint }) => ({ data: num(r.data), top: num(r.top) })),
+    // x1 is the progress; the domain names the output `top` (services/core maps it to `progress`).
+    rttInitRipas: (rd, base, top) => rmi(client.rttInitRipas, { rd: BigInt(rd), base: BigInt(base), top: BigInt(top) }, (r: { progress: bigint }) => ({ top: num(r.progress) })),
+    rttUnmapUnprotected: (rd, ipa, level) => rmi(client.rttUnmapUnprotected, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { top: bigint }) => ({ top: num(r.top) })),
+    close: () => client.close(),
+  };
+}

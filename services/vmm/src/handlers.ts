@@ -1,0 +1,105 @@
+/**
+ * VmmService handlers (vmm_service.proto), each the same three steps (STYLE "Thin services"): the
+ * request's shape (INVALID_ARGUMENT naming the field, codec.ts), one VmManager call, the reply
+ * encoded. Errno values become gRPC in @hypmesh/rpc's status.ts only; anything thrown is a bug →
+ * INTERNAL (unaryWith).
+ *
+ * The two streams:
+ * - OpenSession is the session's lifetime (a /dev/gunyah fd): the first message is the session id,
+ *   then the events of the session's VMs. When the stream ends for any reason (the client cancels,
+ *   its connection drops, the process dies, the server shuts down) `endSession` tears its VMs down
+ *   in the background, as gh_vm_release schedules gh_vm_free.
+ * - WatchVm: one VM's events, first its current state, until it is DESTROYED (then the stream ends).
+ */
+
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import type { OpenSessionRequest, OpenSessionResponse, VmmServiceServer, WatchVmRequest, WatchVmResponse } from '@hypmesh/proto/vmm';
+import { domainStatus, enumField, fromThrown, unaryWith, type BugLog, type Result } from '@hypmesh/rpc';
+import type { VmEvent, VmManager, VmmError, VmmResult, VmView } from '@hypmesh/vmm';
+import { bindingIn, eventOut, handleField, REG_SETS, sessionField, u64Field, VM_TYPES, vmOut } from './codec.js';
+
+/** Streams open now, so shutdown can end them (and so their sessions). */
+export type OpenStreams = Set<{ end(): void }>;
+
+const vmReply = (r: VmmResult<VmView>): Result<{ vm: ReturnType<typeof vmOut> }, VmmError> => (r.ok ? { ok: true, value: { vm: vmOut(r.value) } } : r);
+
+export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog): VmmServiceServer {
+  const unary = unaryWith(log);
+
+  return {
+    openSession: (call: ServerWritableStream<OpenSessionRequest, OpenSessionResponse>) => {
+      const id = vmm.openSession();
+      const mine = new Set<number>();
+      const isMine = (handle: number): boolean => mine.has(handle) || (vmm.view(handle, id) !== undefined && mine.add(handle) !== undefined);
+      const stopWatch = vmm.watch((e: VmEvent) => {
+        if (isMine(e.handle)) call.write({ event: eventOut(e) });
+      });
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        stopWatch();
+        open.delete(stream);
+        vmm.endSession(id);
+      };
+      const stream = {
+        end: () => {
+          end();
+          call.end();
+        },
+      };
+      open.add(stream);
+      call.on('cancelled', end);
+      call.on('error', end);
+      call.on('close', end);
+      call.write({ sessionId: id });
+    },
+
+    createVm: unary(async (req) => vmReply(await vmm.create(sessionField(req.sessionId), enumField(req.type, VM_TYPES, 'type'), req.ipaBits))),
+    mapMem: unary((req) => vmReply(vmm.mapMem(handleField(req.handle), bindingIn(req.binding), req.unmap, sessionField(req.sessionId)))),
+    setDtbConfig: unary((req) => vmReply(vmm.setDtbConfig(handleField(req.handle), u64Field(req.guestAddr, 'guest_addr'), u64Field(req.size, 'size'), sessionField(req.sessionId)))),
+    setBootContext: unary((req) =>
+      vmReply(vmm.setBootContext(handleField(req.handle), enumField(req.regSet, REG_SETS, 'reg_set'), req.index, u64Field(req.value, 'value'), sessionField(req.sessionId))),
+    ),
+    startVm: unary(async (req) => vmReply(await vmm.start(handleField(req.handle), sessionField(req.sessionId)))),
+    stopVm: unary(async (req) => vmReply(await vmm.stop(handleField(req.handle), sessionField(req.sessionId)))),
+    destroyVm: unary(async (req) => vmReply(await vmm.destroy(handleField(req.handle), sessionField(req.sessionId)))),
+    getVm: unary((req) => vmReply(vmm.describe(handleField(req.handle), sessionField(req.sessionId)))),
+
+    watchVm: (call: ServerWritableStream<WatchVmRequest, WatchVmResponse>) => {
+      let handle: number;
+      let current: VmmResult<VmView>;
+      try {
+        handle = handleField(call.request.handle);
+        current = vmm.describe(handle, sessionField(call.request.sessionId));
+      } catch (e) {
+        call.emit('error', fromThrown(e, log, 'WatchVm'));
+        return;
+      }
+      if (!current.ok) {
+        call.emit('error', domainStatus(current.error));
+        return;
+      }
+      let stopWatch = (): void => {};
+      const stream = {
+        end: () => {
+          stop();
+          call.end();
+        },
+      };
+      const stop = (): void => {
+        stopWatch();
+        open.delete(stream);
+      };
+      stopWatch = vmm.watch((e) => {
+        if (e.handle !== handle) return;
+        call.write({ event: eventOut(e) });
+        if (e.kind === 'STATE' && e.state === 'DESTROYED') stream.end();
+      });
+      open.add(stream);
+      call.on('cancelled', stop);
+      call.on('error', stop);
+      call.write({ event: eventOut({ kind: 'STATE', handle, state: current.value.state }) });
+    },
+  };
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * hypmesh VM manager service: reads config (flags, then env, then defaults), connects to the RM (as
+ * HLOS, over RmService.Exchange) and the core (as HOST), serves VmmService + health + reflection,
+ * and on SIGTERM/SIGINT ends every session (tearing its VMs down) before it exits.
+ */
+
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { grpcCorePort, grpcRm, startVmmServer } from './server.js';
+
+const SHUTDOWN_GRACE_MS = 5_000;
+
+const opts = new Command('hypmesh-vmm')
+  .description('The hypmesh host VM manager: session-bound VM handles, the Linux start and teardown sequences against the RM, realm VMs over the core RMI, over gRPC.')
+  .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_VMM_ADDR').default('127.0.0.1:50053'))
+  .addOption(new Option('--rm <host:port>', "the RM's address (the VMM must be HLOS's only RM subscriber)").env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
+  .addOption(new Option('--core <host:port>', "the core's address").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
+  .parse()
+  .opts<{ address: string; rm: string; core: string; logLevel: string }>();
+
+const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
+
+try {
+  const rm = grpcRm(opts.rm);
+  const core = grpcCorePort(opts.core);
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log });
+  log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core }, 'hypmesh vmm serving');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    void vmm.shutdown(SHUTDOWN_GRACE_MS).then(() => {
+      rm.close();
+      core.close();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+} catch (e) {
+  log.fatal({ err: e }, 'hypmesh vmm failed to start');
+  process.exit(1);
+}
