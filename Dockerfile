@@ -4,7 +4,9 @@
 #   core   node services/core/dist/main.js   listens on 0.0.0.0:50051 (HYPMESH_CORE_ADDR)
 #   rm     node services/rm/dist/main.js     listens on 0.0.0.0:50052 (HYPMESH_RM_ADDR), reaches the
 #                                            core at HYPMESH_CORE_ADDR (default core:50051)
-#   (vmm   later: services/vmm, same pattern)
+#   vmm    node services/vmm/dist/main.js    listens on 0.0.0.0:50053 (HYPMESH_VMM_ADDR), reaches the
+#                                            RM at HYPMESH_RM_ADDR (default rm:50052) as HLOS and the
+#                                            core at HYPMESH_CORE_ADDR (default core:50051) as HOST
 #
 #   docker build --target core -t hypmesh/core .      (or: docker compose build)
 #
@@ -67,10 +69,14 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/node", "/app/scripts/health-probe.mjs", "--addr=127.0.0.1:50052", "--service=hypmesh.rm.v1.RmService"]
 CMD ["/usr/local/bin/node", "services/rm/dist/main.js"]
 
-# --- vmm: later (services/vmm), the same pattern:
-# FROM runtime AS vmm
-# COPY --from=build /app/services/vmm ./services/vmm
-# ENV HYPMESH_VMM_ADDR=0.0.0.0:50053 HYPMESH_CORE_ADDR=core:50051 HYPMESH_RM_ADDR=rm:50052
-# EXPOSE 50053
-# HEALTHCHECK ... --addr=127.0.0.1:50053 --service=hypmesh.vmm.v1.VmmService
-# CMD ["/usr/local/bin/node", "services/vmm/dist/main.js"]
+# --- vmm: hypmesh.vmm.v1.VmmService + grpc.health.v1 + reflection; needs the RM and the core. It
+# must be HLOS's only RM subscriber (services/vmm/src/rm-client.ts).
+FROM runtime AS vmm
+COPY --from=build /app/services/vmm ./services/vmm
+ENV HYPMESH_VMM_ADDR=0.0.0.0:50053 \
+    HYPMESH_RM_ADDR=rm:50052 \
+    HYPMESH_CORE_ADDR=core:50051
+EXPOSE 50053
+HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/node", "/app/scripts/health-probe.mjs", "--addr=127.0.0.1:50053", "--service=hypmesh.vmm.v1.VmmService"]
+CMD ["/usr/local/bin/node", "services/vmm/dist/main.js"]
