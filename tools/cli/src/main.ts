@@ -6,8 +6,10 @@
  *   hypmesh map [--vmid N] [--from ADDR] [--size BYTES]
  *                                                a VM's stage-2, or the host's ownership map, as runs
  *   hypmesh parcel list|accept|release --as VMID acting as a guest towards the RM
+ *   hypmesh demo                                 one scenario through every seed, checked at the end
  *
- * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR (defaults 127.0.0.1:50051 / :50052). A
+ * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
+ * 127.0.0.1:50051 / :50052 / :50053). A
  * refused call prints the domain error (errno, RMI status or RM error, and its rule) and exits 1.
  */
 import { spawn } from 'node:child_process';
@@ -36,7 +38,9 @@ import {
   type MemReleaseResponse,
 } from '@hypmesh/proto/rm';
 import { decodeStatusDetails } from '@hypmesh/rpc';
+import { demo } from './demo.js';
 import { table, formatBytes, rights } from './format.js';
+import { VmmServiceClient } from '@hypmesh/proto/vmm';
 
 const HOST = 3;
 const PAGE = 4096n;
@@ -180,6 +184,22 @@ parcel
     await call<MemReleaseRequest, MemReleaseResponse>(rm, rm.memRelease, { handle: integer(handle), sanitize: false }, o.as);
     process.stdout.write(`released parcel ${handle}\n`);
     rm.close();
+  });
+
+program
+  .command('demo')
+  .description('a scripted scenario through every seed: GUNYAH VM, parcels, table-page donations, a REALM torn down by the RTT walk')
+  .action(async () => {
+    const core = new CoreServiceClient(coreAddr(), grpc.credentials.createInsecure());
+    const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
+    const vmm = new VmmServiceClient(process.env.HYPMESH_VMM_ADDR ?? '127.0.0.1:50053', grpc.credentials.createInsecure());
+    const fail = (e: grpc.ServiceError): never => {
+      const d = decodeStatusDetails({ code: e.code, details: e.details, metadata: e.metadata });
+      process.stderr.write(`hypmesh demo: ${grpc.status[e.code]}: ${d.message}\n`);
+      process.exit(1);
+    };
+    await demo({ core, rm, vmm, fail }, (line) => process.stdout.write(`${line}\n`));
+    for (const c of [core, rm, vmm]) c.close();
   });
 
 function vmidName(v: number): string {

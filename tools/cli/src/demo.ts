@@ -1,0 +1,127 @@
+/**
+ * `hypmesh demo`: one scripted scenario through every seed, against a running hypmesh.
+ *
+ *   seed 001  a session-bound GUNYAH VM: create, lent and shared memory, DTB, boot register, start,
+ *             stop, destroy (VMM → RM → core)
+ *   seed 000/002  the host lends a parcel through the RM; the guest accepts and releases it; the
+ *             host reclaims it
+ *   seed 003  host pages donated to HYP for every VM's stage-2 tables, back on teardown
+ *   seed 004  a REALM VM created, populated and activated through RMI, torn down by the RTT walk
+ *
+ * It prints the host's ownership map before and after and checks that every granule is back with
+ * the host and the core's invariants hold.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { CoreServiceClient, type OwnershipRun } from '@hypmesh/proto';
+import { MemAcceptRequest, MemLendRequest, MemType, RmServiceClient, TransType } from '@hypmesh/proto/rm';
+import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
+import { formatBytes } from './format.js';
+
+const HOST = 3;
+const GiB = 1n << 30n;
+const MiB = 1n << 20n;
+
+type Unary = (req: never, md: grpc.Metadata, cb: (e: grpc.ServiceError | null, r: never) => void) => unknown;
+
+export interface DemoClients {
+  readonly core: CoreServiceClient;
+  readonly rm: RmServiceClient;
+  readonly vmm: VmmServiceClient;
+  /** Prints a refused call and ends the process. */
+  readonly fail: (e: grpc.ServiceError) => never;
+}
+
+export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: string) => void): Promise<void> {
+  const md = (vmid: number): grpc.Metadata => {
+    const m = new grpc.Metadata();
+    m.set('x-hypmesh-caller-vmid', String(vmid));
+    return m;
+  };
+  const call = <Res>(client: grpc.Client, fn: unknown, req: object, vmid = HOST): Promise<Res> =>
+    new Promise((resolve) => (fn as Unary).call(client, req as never, md(vmid), (e, r) => (e ? fail(e) : resolve(r as Res))));
+  const step = (text: string): void => print(`\n== ${text}`);
+
+  const hostMap = async (): Promise<OwnershipRun[]> =>
+    (await call<{ runs: OwnershipRun[] }>(core, core.ownershipMap, { base: 0n, count: 1n << 28n, runsMax: 0 })).runs;
+  const summary = (runs: OwnershipRun[]): string => {
+    const byOwner = new Map<number, bigint>();
+    for (const r of runs) byOwner.set(r.ownerVmid, (byOwner.get(r.ownerVmid) ?? 0n) + r.count * 4096n);
+    return [...byOwner].map(([v, n]) => `${v === 3 ? 'HOST' : v === 0 ? 'HYP' : `0x${v.toString(16)}`} ${formatBytes(n)}`).join(', ');
+  };
+
+  step('before: who owns what');
+  const before = await hostMap();
+  print(`  ${before.length} runs; ${summary(before)}`);
+
+  step('seed 001: a session (the /dev/gunyah fd) and a GUNYAH VM');
+  const session = vmm.openSession({}, md(HOST));
+  const sessionId = await new Promise<string>((resolve, reject) => {
+    session.on('data', (m: OpenSessionResponse) => {
+      if (m.sessionId !== undefined) resolve(m.sessionId);
+      else if (m.event?.state !== undefined) print(`  event: VM ${m.event.handle} → ${VmState[m.event.state]}`);
+    });
+    session.on('error', reject);
+  });
+  print(`  session ${sessionId}`);
+  const vmOf = (r: { vm?: Vm }): Vm => r.vm!;
+  const gunyah = vmOf(await call(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }));
+  print(`  VM handle ${gunyah.handle}, VMID 0x${gunyah.vmid.toString(16)}, ${gunyah.hostPages} host pages donated to HYP for its stage-2 (seed 003)`);
+  const at = (extra: object) => ({ sessionId, handle: gunyah.handle, ...extra });
+  const rwx = { allowRead: true, allowWrite: true, allowExec: true };
+  await call(vmm, vmm.mapMem, at({ binding: { guestAddr: 0x8000_0000n, hostAddr: 3n * GiB, size: 4n * MiB, mode: BindMode.BIND_MODE_LEND, ...rwx }, unmap: false }));
+  await call(vmm, vmm.mapMem, at({ binding: { guestAddr: 0x9000_0000n, hostAddr: 3n * GiB + 8n * MiB, size: 64n * 1024n, mode: BindMode.BIND_MODE_SHARE, allowRead: true, allowWrite: true, allowExec: false }, unmap: false }));
+  await call(vmm, vmm.setDtbConfig, at({ guestAddr: 0x8010_0000n, size: 0x2000n }));
+  await call(vmm, vmm.setBootContext, at({ regSet: RegSet.REG_SET_PC, index: 0, value: 0x8000_0000n }));
+  print('  4 MiB lent at IPA 0x80000000, 64 KiB shared at 0x90000000, DTB at 0x80100000, PC = 0x80000000');
+  const started = vmOf(await call(vmm, vmm.startVm, at({})));
+  print(`  started: ${VmState[started.state]} (RM: ${started.rmStatus})`);
+
+  step('seeds 000/002: the host lends a parcel; the guest accepts and releases it; the host reclaims it');
+  const lend = MemLendRequest.fromPartial({ memType: MemType.MEM_TYPE_NORMAL, label: 7, acl: [{ vmid: gunyah.vmid, rights: 6 }], sgl: [{ base: 3n * GiB + 16n * MiB, size: 2n * MiB }] });
+  const { handle } = await call<{ handle: number }>(rm, rm.memLend, lend);
+  print(`  MEM_LEND 2 MiB → parcel ${handle}`);
+  const accepted = await call<{ sgl: { base: bigint; size: bigint }[] }>(
+    rm,
+    rm.memAccept,
+    MemAcceptRequest.fromPartial({ handle, memType: MemType.MEM_TYPE_NORMAL, transType: TransType.TRANS_TYPE_LEND, done: true, mapContiguous: true }),
+    gunyah.vmid,
+  );
+  print(`  the guest accepted it at IPA 0x${accepted.sgl[0]!.base.toString(16)} (RM-chosen)`);
+  const guestMap = await call<{ runs: { base: bigint; count: bigint; state: number; outputFrame: bigint; level: number }[] }>(core, core.addressSpaceMap, {
+    vmid: gunyah.vmid,
+    base: 0n,
+    count: 1n << 28n,
+    runsMax: 0,
+  });
+  for (const r of guestMap.runs) print(`  guest IPA 0x${(r.base * 4096n).toString(16)} +${formatBytes(r.count * 4096n)} → PA 0x${(r.outputFrame * 4096n).toString(16)} (level ${r.level})`);
+  await call(rm, rm.memRelease, { handle, sanitize: false }, gunyah.vmid);
+  await call(rm, rm.memReclaim, { handle, sanitize: false });
+  print('  released by the guest, reclaimed by the host');
+
+  step('stop and destroy the GUNYAH VM (Linux order: stop, reclaim, reset, deallocate)');
+  await call(vmm, vmm.stopVm, at({}));
+  const destroyed = vmOf(await call(vmm, vmm.destroyVm, at({})));
+  for (const t of destroyed.teardown) print(`  ${t.ok ? 'ok ' : 'ERR'} ${t.step}${t.attempts > 1 ? ` (${t.attempts} attempts)` : ''}`);
+  if (destroyed.leaked.length > 0) print(`  leaked: ${destroyed.leaked.join(', ')}`);
+
+  step('seed 004: a REALM VM through RMI, torn down by the RTT walk');
+  const realm = vmOf(await call(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_REALM, ipaBits: 40 }));
+  const rat = (extra: object) => ({ sessionId, handle: realm.handle, ...extra });
+  await call(vmm, vmm.mapMem, rat({ binding: { guestAddr: 0x8000_0000n, hostAddr: 3n * GiB + 32n * MiB, size: 64n * 1024n, mode: BindMode.BIND_MODE_LEND, ...rwx }, unmap: false }));
+  const active = vmOf(await call(vmm, vmm.startVm, rat({})));
+  const during = await hostMap();
+  const realmRuns = during.filter((r) => r.granuleState !== 0 && r.granuleState !== 1);
+  print(`  ${VmState[active.state]}; ${realmRuns.reduce((n, r) => n + r.count, 0n)} granules in the realm world (RD, RTTs, DATA)`);
+  const gone = vmOf(await call(vmm, vmm.destroyVm, rat({})));
+  for (const t of gone.teardown) print(`  ${t.ok ? 'ok ' : 'ERR'} ${t.step}${t.attempts > 1 ? ` (${t.attempts} attempts)` : ''}`);
+
+  session.cancel();
+  step('after: who owns what');
+  const after = await hostMap();
+  print(`  ${after.length} runs; ${summary(after)}`);
+  const same = JSON.stringify(after, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) === JSON.stringify(before, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  const violations = (await call<{ violations: string[] }>(core, core.checkInvariants, {})).violations;
+  print(same ? '  every granule is back where it was before' : '  the ownership map differs from before!');
+  print(violations.length === 0 ? '  core invariants: all hold' : `  core invariants: ${violations.length} violated\n    ${violations.join('\n    ')}`);
+  if (!same || violations.length > 0) process.exitCode = 1;
+}
