@@ -101,27 +101,13 @@ export function ownershipMap(
 ): Result<{ runs: OwnershipRun[]; next: number | undefined }, ErrnoError> {
   if (!Number.isSafeInteger(base) || !Number.isSafeInteger(count) || base < 0 || count < 0 || base + count > s.memory.frameCount)
     return err(errnoError('EINVAL', 'pfn_range_invalid', `frames ${base}+${count} are outside the physical address space`));
-  const runs: OwnershipRun[] = [];
-  let next: number | undefined;
-  const push = (r: OwnershipRun): boolean => {
-    const last = runs[runs.length - 1];
-    if (last !== undefined && last.base + last.count === r.base && sameRecord(last, r)) {
-      runs[runs.length - 1] = { ...last, count: last.count + r.count };
-      return true;
-    }
-    if (runs.length === runsMax) {
-      next = r.base;
-      return false;
-    }
-    runs.push(r);
-    return true;
-  };
+  const list = new RunList<OwnershipRun>(runsMax, sameRecord);
   s.memory.meta.runs(base, count, (mStart, mFrames, m) => {
     if (m === null) return true;
     let go = true;
     s.memory.grantOf.runs(mStart, mFrames, (gStart, gFrames, grant) => {
       s.host.table.leafRuns(gStart, gFrames, (v) => {
-        go = push({
+        go = list.push({
           base: v.start,
           count: v.frames,
           kind: m.kind,
@@ -140,7 +126,36 @@ export function ownershipMap(
     });
     return go;
   });
-  return ok({ runs, next });
+  return ok({ runs: list.runs, next: list.next });
+}
+
+/**
+ * Runs collected in order: a run that continues the last one (adjacent, and `continues` says the
+ * rest matches) extends it; after `runsMax` runs, `next` says where a caller should resume.
+ */
+class RunList<R extends { readonly base: number; readonly count: number }> {
+  readonly runs: R[] = [];
+  next: number | undefined;
+
+  constructor(
+    private readonly runsMax: number,
+    private readonly continues: (last: R, r: R) => boolean,
+  ) {}
+
+  /** Adds `r`; false once the list is full (the walk should stop). */
+  push(r: R): boolean {
+    const last = this.runs[this.runs.length - 1];
+    if (last !== undefined && last.base + last.count === r.base && this.continues(last, r)) {
+      this.runs[this.runs.length - 1] = { ...last, count: last.count + r.count };
+      return true;
+    }
+    if (this.runs.length === this.runsMax) {
+      this.next = r.base;
+      return false;
+    }
+    this.runs.push(r);
+    return true;
+  }
 }
 
 const sameRecord = (a: OwnershipRun, b: OwnershipRun): boolean =>
@@ -185,33 +200,17 @@ export function addressSpaceMap(
     return err(errnoError('ERANGE', 'ipa_out_of_range', `IPA frame ${base} is outside the ${sp.ipaBits}-bit IPA space`));
   // A range running past the IPA width is cut there: "everything from base" needs no width.
   count = Math.min(count, sp.table.frameLimit - base);
-  const runs: SpaceRun[] = [];
-  let next: number | undefined;
+  const list = new RunList<SpaceRun>(
+    runsMax,
+    (last, r) =>
+      last.outputFrame + last.count === r.outputFrame && last.state === r.state && last.perms === r.perms && last.device === r.device && last.level === r.level,
+  );
   sp.table.leafRuns(base, count, (v) => {
     const state = viewState(v.desc);
     if (state === 'NOPAGE') return true;
-    const r: SpaceRun = { base: v.start, count: v.frames, state, outputFrame: descOutputFrame(v.desc), perms: descPerms(v.desc), device: descIsDevice(v.desc), level: v.level };
-    const last = runs[runs.length - 1];
-    if (
-      last !== undefined &&
-      last.base + last.count === r.base &&
-      last.outputFrame + last.count === r.outputFrame &&
-      last.state === r.state &&
-      last.perms === r.perms &&
-      last.device === r.device &&
-      last.level === r.level
-    ) {
-      runs[runs.length - 1] = { ...last, count: last.count + r.count };
-      return true;
-    }
-    if (runs.length === runsMax) {
-      next = r.base;
-      return false;
-    }
-    runs.push(r);
-    return true;
+    return list.push({ base: v.start, count: v.frames, state, outputFrame: descOutputFrame(v.desc), perms: descPerms(v.desc), device: descIsDevice(v.desc), level: v.level });
   });
-  return ok({ runs, next });
+  return ok({ runs: list.runs, next: list.next });
 }
 
 export interface OwnershipCounts {
