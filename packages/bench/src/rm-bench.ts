@@ -125,27 +125,44 @@ export async function rmFigures(): Promise<RmFigures> {
 /** VM_GET_VMID request fragment (header only: the request has no payload). */
 const GET_VMID = (seq: number): Buffer => Buffer.from([0x21, 0x01, seq & 0xff, (seq >> 8) & 0xff, 0x24, 0x00, 0x00, 0x56]);
 
-/** Request/reply messages per second over one Exchange stream with BYTE_FACE_IN_FLIGHT outstanding. */
-async function streamRate(rm: RmServiceClient, vmid: number): Promise<{ callsPerS: number }> {
-  const stream = rm.exchange(meta(vmid));
-  const closed = new Promise<void>((resolve) => stream.on('status', () => resolve()).on('error', () => resolve()));
+/** A bidi stream as the pump sees it: write a request, hear each reply, end, and know it closed. */
+interface Duplex {
+  write(fragment: Buffer): void;
+  onReply(listener: () => void): void;
+  end(): void;
+  readonly closed: Promise<void>;
+}
+
+/** Keeps BYTE_FACE_IN_FLIGHT requests outstanding on one stream for ROUND_MS; replies per second. */
+async function pump(stream: Duplex): Promise<{ callsPerS: number }> {
   let replies = 0;
   let sent = 0;
   const t0 = process.hrtime.bigint();
   const end = t0 + BigInt(ROUND_MS) * 1_000_000n;
   await new Promise<void>((resolve) => {
-    stream.on('data', () => {
+    stream.onReply(() => {
       replies++;
-      if (process.hrtime.bigint() < end) stream.write(ExchangeRequest.fromPartial({ fragment: GET_VMID(sent++) }));
+      if (process.hrtime.bigint() < end) stream.write(GET_VMID(sent++));
       else if (replies === sent) resolve();
     });
-    for (let i = 0; i < BYTE_FACE_IN_FLIGHT; i++) stream.write(ExchangeRequest.fromPartial({ fragment: GET_VMID(sent++) }));
+    for (let i = 0; i < BYTE_FACE_IN_FLIGHT; i++) stream.write(GET_VMID(sent++));
   });
   const rate = replies / (Number(process.hrtime.bigint() - t0) / 1e9);
   stream.end();
-  await closed;
+  await stream.closed;
   return { callsPerS: rate };
 }
+
+const duplex = (s: grpc.ClientDuplexStream<never, unknown>, wrap: (b: Buffer) => unknown): Duplex => ({
+  write: (b) => s.write(wrap(b) as never),
+  onReply: (l) => void s.on('data', l),
+  end: () => s.end(),
+  closed: new Promise<void>((resolve) => s.on('status', () => resolve()).on('error', () => resolve())),
+});
+
+/** Request/reply messages per second over one Exchange stream. */
+const streamRate = (rm: RmServiceClient, vmid: number): Promise<{ callsPerS: number }> =>
+  pump(duplex(rm.exchange(meta(vmid)) as never, (fragment) => ExchangeRequest.fromPartial({ fragment })));
 
 /** The same exchange against a bare bidi echo of the same fragment sizes (8 B in, 16 B out). */
 async function streamEchoRate(): Promise<{ callsPerS: number }> {
@@ -159,25 +176,10 @@ async function streamEchoRate(): Promise<{ callsPerS: number }> {
   );
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const stream = client.makeBidiStreamRequest(path, identity, identity, meta(0x80));
-  const closed = new Promise<void>((resolve) => stream.on('status', () => resolve()).on('error', () => resolve()));
-  let replies = 0;
-  let sent = 0;
-  const t0 = process.hrtime.bigint();
-  const end = t0 + BigInt(ROUND_MS) * 1_000_000n;
-  await new Promise<void>((resolve) => {
-    stream.on('data', () => {
-      replies++;
-      if (process.hrtime.bigint() < end) {
-        stream.write(GET_VMID(sent++));
-      } else if (replies === sent) resolve();
-    });
-    for (let i = 0; i < BYTE_FACE_IN_FLIGHT; i++) stream.write(GET_VMID(sent++));
-  });
-  const rate = replies / (Number(process.hrtime.bigint() - t0) / 1e9);
-  stream.end();
-  await closed;
-  client.close();
-  server.forceShutdown();
-  return { callsPerS: rate };
+  try {
+    return await pump(duplex(client.makeBidiStreamRequest(path, identity, identity, meta(0x80)) as never, (b) => b));
+  } finally {
+    client.close();
+    server.forceShutdown();
+  }
 }
