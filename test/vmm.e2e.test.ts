@@ -1,8 +1,8 @@
 /**
  * The three services as separate processes over real gRPC (DESIGN.md §1, §4): the core (with
  * --check-invariants), the RM reaching the core, and the VMM reaching both (the RM as HLOS over its
- * Exchange stream). Each main binds 127.0.0.1:0 and logs its port as a JSON line (pino), which is
- * read here: no fixed ports.
+ * Exchange stream). Each main binds 127.0.0.1:0 and logs its port as a JSON line (pino), which
+ * test/support/processes.ts reads: no fixed ports.
  *
  * Scenarios (seed 001 sessions, seed 003 donations, seed 004 realm teardown): a GUNYAH VM's whole
  * life; a REALM's, whose teardown leaves no granule delegated; a client that goes away (its session
@@ -11,18 +11,14 @@
  * is empty; at the end the core must not have logged a violation.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, type OwnershipCountsResponse } from '@hypmesh/proto';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm, type VmEvent } from '@hypmesh/proto/vmm';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Processes } from './support/processes.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const START_TIMEOUT_MS = 20_000;
 const CALL_TIMEOUT_MS = 20_000;
 const SETTLE_TIMEOUT_MS = 15_000;
 const GiB = 2 ** 30;
@@ -30,54 +26,7 @@ const MiB = 2 ** 20;
 /** Host RAM the clients bind as guest memory (the default core RAM is 2..18 GiB; the VMM keeps the last 64 MiB). */
 const HOST_GUEST_RAM = BigInt(3 * GiB);
 
-interface Proc {
-  readonly name: string;
-  readonly child: ChildProcess;
-  /** Every JSON log line the process wrote. */
-  readonly logs: Record<string, unknown>[];
-}
-
-const procs: Proc[] = [];
-
-/** Spawns `node <script> ...args`, collecting its JSON stdout lines; resolves with the first line `ready` accepts. */
-async function spawnNode(name: string, script: string, args: string[], ready: (line: Record<string, unknown>) => boolean): Promise<{ proc: Proc; line: Record<string, unknown> }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HYPMESH_')));
-  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...env, HYPMESH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc: Proc = { name, child, logs: [] };
-  procs.push(proc);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const lines = createInterface({ input: child.stdout! });
-  const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} not ready within ${START_TIMEOUT_MS} ms; stderr: ${stderr}`)), START_TIMEOUT_MS);
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready; stderr: ${stderr}`)));
-    lines.on('line', (text) => {
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      proc.logs.push(parsed);
-      if (ready(parsed)) {
-        clearTimeout(timer);
-        resolve(parsed);
-      }
-    });
-  });
-  return { proc, line };
-}
-
-const serving = (msg: string) => (l: Record<string, unknown>) => l['msg'] === msg && typeof l['port'] === 'number';
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const exited = once(p.child, 'exit');
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
+const processes = new Processes();
 
 type Unary<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, res?: Res) => void) => unknown;
 
@@ -137,13 +86,9 @@ const vmOf = async (p: Promise<{ vm?: Vm }>): Promise<Vm> => (await p).vm!;
 const rwx = { allowRead: true, allowWrite: true, allowExec: true };
 
 beforeAll(async () => {
-  const c = await spawnNode('core', 'services/core/dist/main.js', ['--address', '127.0.0.1:0', '--check-invariants'], serving('hypmesh core serving'));
-  const coreAddr = `127.0.0.1:${c.line['port'] as number}`;
-  const r = await spawnNode('rm', 'services/rm/dist/main.js', ['--address', '127.0.0.1:0', '--core', coreAddr], serving('hypmesh rm serving'));
-  const rmAddr = `127.0.0.1:${r.line['port'] as number}`;
-  const v = await spawnNode('vmm', 'services/vmm/dist/main.js', ['--address', '127.0.0.1:0', '--rm', rmAddr, '--core', coreAddr], serving('hypmesh vmm serving'));
-  vmmAddr = `127.0.0.1:${v.line['port'] as number}`;
-  core = new CoreServiceClient(coreAddr, grpc.credentials.createInsecure());
+  const addresses = await processes.startServices(['--check-invariants']);
+  vmmAddr = addresses.vmm;
+  core = new CoreServiceClient(addresses.core, grpc.credentials.createInsecure());
   vmm = new VmmServiceClient(vmmAddr, grpc.credentials.createInsecure());
   coreCall = caller(core);
   vmmCall = caller(vmm);
@@ -154,10 +99,9 @@ afterAll(async () => {
   core?.close();
   vmm?.close();
   // The VMM first: its shutdown tears down what is left while the RM and the core still answer.
-  for (const p of [...procs].reverse()) await stop(p);
-  const coreLogs = procs.find((p) => p.name === 'core')?.logs ?? [];
-  expect(coreLogs.filter((l) => l['msg'] === 'invariant violated after a mutation')).toEqual([]);
-  for (const p of procs) expect(p.logs.filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith('bug:'))).toEqual([]);
+  await processes.stopAll();
+  expect(processes.logsOf('core').filter((l) => l['msg'] === 'invariant violated after a mutation')).toEqual([]);
+  expect(processes.bugs()).toEqual([]);
 }, 30_000);
 
 describe('VMM over gRPC, three processes', () => {
@@ -239,7 +183,7 @@ describe('VMM over gRPC, three processes', () => {
   });
 
   test('seed 001 session end: a client process killed (SIGKILL) with a RUNNING VM gets it torn down', async () => {
-    const c = await spawnNode('client', 'test/fixtures/vmm-client.mjs', [vmmAddr, String(HOST_GUEST_RAM + BigInt(48 * MiB))], (l) => typeof l['handle'] === 'string');
+    const c = await processes.spawnNode('client', 'test/fixtures/vmm-client.mjs', [vmmAddr, String(HOST_GUEST_RAM + BigInt(48 * MiB))], (l) => typeof l['handle'] === 'string');
     expect(c.line['state']).toBe(VmState.VM_STATE_RUNNING);
     expect(text(await counts())).not.toBe(text(boot));
     const exited = once(c.proc.child, 'exit');
