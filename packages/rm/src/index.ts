@@ -13,3 +13,4 @@ export { MEM_ENTRIES_PER_MSG_MAX, PARCEL_ADDR_LIMIT, type Parcel, type ParcelSta
 export type { Vm } from './vm.js';
 export { snapshotRm } from './snapshot.js';
 export { MsgqEndpoint, type MsgqStats } from './msgq-endpoint.js';
+export { rmInvariants } from './invariants.js';
