@@ -31,7 +31,12 @@ export function refusalOf(e: unknown): CoreRefusal {
   if (typeof e === 'object' && e !== null && 'code' in e && typeof (e as grpc.ServiceError).code === 'number') {
     const se = e as grpc.ServiceError;
     const d = decodeStatusDetails({ code: se.code, details: se.details ?? se.message, metadata: se.metadata });
-    if (d.errorDetail?.domain === 'errno') return { errno: d.errorDetail.codeName, rule: d.errorDetail.rule, message: d.message };
+    if (d.errorDetail?.domain === 'errno') {
+      // The status message opens with "ERRNO (rule): "; the refusal carries both as fields already.
+      const { codeName, rule } = d.errorDetail;
+      const prefix = `${codeName} (${rule}): `;
+      return { errno: codeName, rule, message: d.message.startsWith(prefix) ? d.message.slice(prefix.length) : d.message };
+    }
     const name = (grpc.status[se.code] ?? String(se.code)).toLowerCase();
     return { errno: 'EIO', rule: `grpc_${name}`, message: `core call failed: ${d.message}` };
   }
