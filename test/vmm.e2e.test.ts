@@ -13,7 +13,7 @@
 
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, type OwnershipCountsResponse } from '@hypmesh/proto';
+import { CoreServiceClient, PageState, type AddressSpaceRun, type OwnershipCountsResponse, type TranslateResponse } from '@hypmesh/proto';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm, type VmEvent } from '@hypmesh/proto/vmm';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -123,6 +123,31 @@ describe('VMM over gRPC, three processes', () => {
     expect([started.state, started.rmStatus]).toEqual([VmState.VM_STATE_RUNNING, 'RUNNING']);
     // The lent binding left the host: frames changed hands at the core (boot parcels, VM_START).
     expect(text((await counts()).byOwner)).not.toBe(text(boot.byOwner));
+
+    // Each binding is mapped at its guest address (§4.4 L24: demand-paged grants, pre-faulted at
+    // START; the DTB range by the RM's parcel), with the binding's rights, to the bound host memory.
+    const translate = (vmid: number, ipa: bigint) => coreCall(core.translate as Unary<object, TranslateResponse>, { vmid, ipa });
+    const R = 4, W = 2, X = 1;
+    const expected: [bigint, bigint, number][] = [
+      [0x8000_0000n, HOST_GUEST_RAM, R | W | X], // lend binding, first page
+      [0x8010_0010n, HOST_GUEST_RAM + 0x10_0010n, R | W | X], // the DTB (the RM parcel)
+      [0x8010_3000n, HOST_GUEST_RAM + 0x10_3000n, R | W | X], // just past the DTB range (its pages: 0x80100000..0x80103000)
+      [0x8000_0000n + BigInt(4 * MiB) - 8n, HOST_GUEST_RAM + BigInt(4 * MiB) - 8n, R | W | X], // lend binding, last bytes
+      [0x9000_0000n, HOST_GUEST_RAM + BigInt(8 * MiB), R | W], // share binding
+      [0x9000_fff8n, HOST_GUEST_RAM + BigInt(8 * MiB) + 0xfff8n, R | W],
+    ];
+    for (const [ipa, pa, perms] of expected) {
+      expect(await translate(created.vmid, ipa)).toMatchObject({ pa, perms, state: PageState.PAGE_STATE_SHARED_BORROWED });
+    }
+    // Nothing anywhere else: the guest map is exactly the two bindings.
+    const guestMap = await coreCall(core.addressSpaceMap as Unary<object, { runs: AddressSpaceRun[] }>, { vmid: created.vmid, base: 0n, count: 1n << 28n, runsMax: 0 });
+    const spans = guestMap.runs.map((r) => [r.base * 4096n, r.count * 4096n] as const);
+    expect(spans[0]![0]).toBe(0x8000_0000n);
+    expect(spans.filter(([b]) => b < 0x9000_0000n).reduce((n, [, c]) => n + c, 0n)).toBe(BigInt(4 * MiB));
+    expect(spans.filter(([b]) => b >= 0x9000_0000n)).toEqual([[0x9000_0000n, 0x1_0000n]]);
+    // The host lost the lent memory and kept the shared memory.
+    await expect(translate(3, HOST_GUEST_RAM)).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    expect(await translate(3, HOST_GUEST_RAM + BigInt(8 * MiB))).toMatchObject({ perms: R | W | X, state: PageState.PAGE_STATE_SHARED_OWNED });
 
     const stopped = await vmOf(vmmCall(vmm.stopVm as Unary<object, { vm?: Vm }>, at({})));
     expect(stopped.state).toBe(VmState.VM_STATE_STOPPED);

@@ -1,21 +1,27 @@
 /**
  * In-process adapters for tests and the embedded mode: an RmPort over @hypmesh/rm's
  * ResourceManager (calls as HLOS, notifications from HLOS's queue) and a CorePort over a Stage2
- * (stage2's own RmiPort plus address spaces and the realm-building RMI commands).
+ * (stage2's own RmiPort plus address spaces, the realm-building RMI commands and the grants of
+ * demand-paged memory: owner HOST, borrower the guest).
  */
 import { VMID_HLOS, VM_STATUS, type ResourceManager, type VmStatus } from '@hypmesh/rm';
 import {
   createAddressSpace,
+  createGrant,
   dataCreate,
   destroyAddressSpace,
+  destroyGrant,
   drainTablePool,
+  mapGrant,
   pfn,
   realmActivate,
   realmCreate,
   rttInitRipas,
   stage2RmiPort,
   topUpTablePool,
+  unmapGrant,
   vmid,
+  VMID_HOST,
   type ErrnoError,
   type Result,
   type Stage2,
@@ -70,5 +76,9 @@ export function inProcessCorePort(s: Stage2): CorePort {
     realmActivate: (rd) => Promise.resolve(realmActivate(s, rd)),
     dataCreate: (rd, data, ipa, src, flags) => Promise.resolve(dataCreate(s, rd, data, ipa, src, flags)),
     rttInitRipas: (rd, base, top) => Promise.resolve(rttInitRipas(s, rd, base, top)),
+    createGrant: (a) => core(createGrant(s, { owner: VMID_HOST, type: a.type, ranges: a.ranges, acl: a.acl.map((e) => ({ vmid: vmid(e.vmid), perms: e.perms })) })),
+    mapGrant: (a) => core(mapGrant(s, { grantId: a.grantId, borrower: vmid(a.borrower), perms: a.perms, ranges: a.ranges })),
+    unmapGrant: (a) => core(unmapGrant(s, a.grantId, vmid(a.borrower))),
+    destroyGrant: (a) => core(destroyGrant(s, a.grantId, VMID_HOST)),
   };
 }

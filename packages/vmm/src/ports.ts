@@ -5,7 +5,8 @@
  * management of seed 003 and the RMI commands of a realm's life (seed 004). Both are async: the
  * adapters are in-process (in-process.ts) or gRPC (services/vmm).
  *
- * Every RM call is made as HLOS (VMID 3), the VM manager's own VM; every core call as HOST.
+ * Every RM call is made as HLOS (VMID 3), the VM manager's own VM; every core call as HOST, except
+ * the borrower half of a demand-paged grant (mapGrant, unmapGrant), made as the guest.
  */
 import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
 import type { CallName, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
@@ -78,7 +79,26 @@ export function rmPortOver(call: RmCaller, onNotice: RmPort['onNotice']): RmPort
 
 type RmiResult<T> = Promise<Result<T, RmiError>>;
 
-/** The core as the VMM uses it: seed 003's address-space management and the RMI (seed 004). */
+/**
+ * A demand-paged grant's type: LEND for a lend binding (the host loses access, L24's donate
+ * "to-protected"), SHARE for a share binding (the host keeps it, "to-sibling"); gunyah-rm.md §4.4.
+ */
+export type DemandPagedGrantType = 'LEND' | 'SHARE';
+
+/**
+ * The core as the VMM uses it: seed 003's address-space management, the RMI (seed 004), and the
+ * grants through which a GUNYAH VM's bindings reach its stage-2 directly, bypassing the RM (L24
+ * demand paging, gunyah-rm.md §4.4 last bullet: memextent_donate + addrspace_map, vm_mgr_mem.c).
+ *
+ * Grant calls act as the side of the grant the domain checks (the core reads the caller VMID):
+ * createGrant and destroyGrant as HOST, the owner of the bound memory; mapGrant and unmapGrant as
+ * the guest, the borrower. The VMM may act for its guest because it is the host kernel driving the
+ * hypercalls of a VM it created: in L24 Linux holds the guest's address-space and memextent
+ * capabilities (GET_HYP_RESOURCES) and calls addrspace_map/unmap on them itself; the guest takes no
+ * part. Ranges are frames (address >> 12): the host's identity map (IPA = PA) for createGrant, the
+ * guest's IPA space for mapGrant, filled in grant order. Rights are the Gunyah ACL bits (X=1, W=2,
+ * R=4), which are also the core's.
+ */
 export interface CorePort extends RmiPort {
   createAddressSpace(vmid: number, ipaBits: number, donated: readonly FrameRun[]): Promise<CoreResult<{ readonly rootTables: number; readonly poolPages: number }>>;
   topUpTablePool(vmid: number, frames: readonly FrameRun[]): Promise<CoreResult<{ readonly poolPages: number }>>;
@@ -88,4 +108,12 @@ export interface CorePort extends RmiPort {
   realmActivate(rd: number): RmiResult<NoOutputs>;
   dataCreate(rd: number, data: number, ipa: number, src: number, flags: number): RmiResult<Outputs>;
   rttInitRipas(rd: number, base: number, top: number): RmiResult<Outputs>;
+  /** CreateGrant as HOST: the host's `ranges` to an ACL (the guest, with the binding's rights). */
+  createGrant(a: { readonly type: DemandPagedGrantType; readonly ranges: readonly FrameRun[]; readonly acl: readonly { readonly vmid: number; readonly perms: number }[] }): Promise<CoreResult<{ readonly grantId: number }>>;
+  /** MapGrant as `borrower` (the guest): at the guest frames `ranges`, with `perms`. */
+  mapGrant(a: { readonly grantId: number; readonly borrower: number; readonly perms: number; readonly ranges: readonly FrameRun[] }): Promise<CoreResult<void>>;
+  /** UnmapGrant as `borrower` (the guest). */
+  unmapGrant(a: { readonly grantId: number; readonly borrower: number }): Promise<CoreResult<void>>;
+  /** DestroyGrant as HOST: the host takes the memory back (refused while the guest maps it). */
+  destroyGrant(a: { readonly grantId: number }): Promise<CoreResult<void>>;
 }

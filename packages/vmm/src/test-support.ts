@@ -8,7 +8,7 @@ import { Stage2, DEFAULT_STAGE2_CONFIG, checkInvariants, ownershipCounts } from 
 import { expect } from 'vitest';
 import { RIGHTS, type Binding } from './bindings.js';
 import { inProcessCorePort, inProcessRm } from './in-process.js';
-import { RM_PORT_CALLS, type RmPort } from './ports.js';
+import { RM_PORT_CALLS, type CorePort, type RmPort } from './ports.js';
 import { DEFAULT_VMM_CONFIG, VmManager, type VmmConfig } from './vm-manager.js';
 
 export const GiB = 2 ** 30;
@@ -29,22 +29,38 @@ export function recording(inner: RmPort, log: string[]): RmPort {
   return port as unknown as RmPort;
 }
 
+/**
+ * A CorePort that records each grant call in the same log as the RM calls, named after its core RPC
+ * and the VMID it acts as (`CreateGrant LEND as HOST`, `MapGrant as 0x80`): the demand-paged memory's
+ * place in the start and teardown sequences.
+ */
+export function recordingGrants(inner: CorePort, log: string[]): CorePort {
+  return {
+    ...inner,
+    createGrant: (a) => (log.push(`CreateGrant ${a.type} as HOST`), inner.createGrant(a)),
+    mapGrant: (a) => (log.push(`MapGrant as 0x${a.borrower.toString(16)}`), inner.mapGrant(a)),
+    unmapGrant: (a) => (log.push(`UnmapGrant as 0x${a.borrower.toString(16)}`), inner.unmapGrant(a)),
+    destroyGrant: (a) => (log.push('DestroyGrant as HOST'), inner.destroyGrant(a)),
+  };
+}
+
 export interface VmmFixture {
   readonly s: Stage2;
   readonly rm: ResourceManager;
   readonly vmm: VmManager;
   readonly calls: string[];
   readonly session: string;
-  /** Every frame is owned as at boot, no address space but the host's, no VMM page out, invariants hold. */
+  /** Every frame is owned and in the state it was at boot, no grant, no address space but the host's, no VMM page out, invariants hold. */
   expectAllBack(): void;
 }
 
 export function vmmFixture(config: Partial<VmmConfig> = {}): VmmFixture {
   const s = new Stage2(DEFAULT_STAGE2_CONFIG);
-  const boot = ownershipCounts(new Stage2(DEFAULT_STAGE2_CONFIG)).byOwner;
+  const bootCounts = ownershipCounts(new Stage2(DEFAULT_STAGE2_CONFIG));
+  const boot = bootCounts.byOwner;
   const rm = new ResourceManager(inProcessCore(s));
   const calls: string[] = [];
-  const vmm = new VmManager(recording(inProcessRm(rm), calls), inProcessCorePort(s), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000, ...config });
+  const vmm = new VmManager(recording(inProcessRm(rm), calls), recordingGrants(inProcessCorePort(s), calls), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000, ...config });
   return {
     s,
     rm,
@@ -57,6 +73,9 @@ export function vmmFixture(config: Partial<VmmConfig> = {}): VmmFixture {
       expect(s.spaces.size).toBe(1);
       expect(s.rmm.realms.size + s.rmm.rtts.size).toBe(0);
       expect(ownershipCounts(s).byOwner).toEqual(boot);
+      // A lent granule stays the host's: only its state shows that it came back.
+      expect(ownershipCounts(s).byState).toEqual(bootCounts.byState);
+      expect(s.grants.size).toBe(0);
       expect(rm.vms.size + rm.parcels.size).toBe(0);
     },
   };

@@ -3,8 +3,12 @@
  * _gunyah_vm_put's order, ENOMEM top-up and retry (seed 003), the realm life cycle (seed 004), and
  * session-bound handles (seed 001). Every scenario ends with all memory back with the host.
  */
+import { VMID_HLOS } from '@hypmesh/rm';
+import { MEM_TYPE } from '@hypmesh/rm-wire';
+import { readEntry, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { describe, expect, test } from 'vitest';
-import { bind, GiB, MiB, vmmFixture, type VmmFixture } from './test-support.js';
+import { RIGHTS } from './bindings.js';
+import { bind, GiB, HOST_GUEST_RAM, MiB, vmmFixture, type VmmFixture } from './test-support.js';
 import type { VmView } from './vm-manager.js';
 
 const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno: string; rule: string; message: string } }): T => {
@@ -12,7 +16,7 @@ const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno: string
   return r.value;
 };
 
-/** A GUNYAH VM with a lent 4 MiB binding holding the DTB, a shared 64 KiB one and two boot registers. */
+/** A GUNYAH VM with a lent 4 MiB binding holding the DTB, a shared 64 KiB one (RW) and two boot registers. */
 async function configured(f: VmmFixture): Promise<VmView> {
   const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
   must(f.vmm.mapMem(vm.handle, bind(0x8000_0000, 0, 4 * MiB)));
@@ -24,15 +28,14 @@ async function configured(f: VmmFixture): Promise<VmView> {
 }
 
 describe('§4.4 L24 gunyah_vm_start', () => {
-  test('the exact RM call order; START is idempotent; the VM is RUNNING with its boot parcels mapped', async () => {
+  test('the exact RM call order, the demand-paged grants pre-faulted before VM_START; START is idempotent; the VM is RUNNING', async () => {
     const f = vmmFixture();
     const vm = await configured(f);
     f.calls.length = 0;
     const started = must(await f.vmm.start(vm.handle));
+    const guest = `0x${vm.vmid.toString(16)}`;
     expect(f.calls).toEqual([
-      'MEM_LEND', // the DTB range, 1-ACL parcel
-      'MEM_LEND', // the lend binding (less the DTB range)
-      'MEM_SHARE', // the share binding
+      'MEM_LEND', // the DTB range, 1-ACL parcel (the only parcel)
       'VM_CONFIG_IMAGE',
       'VM_SET_DEMAND_PAGING',
       'VM_SET_ADDRESS_LAYOUT',
@@ -40,7 +43,12 @@ describe('§4.4 L24 gunyah_vm_start', () => {
       'VM_SET_CONTEXT',
       'VM_SET_CONTEXT',
       'VM_GET_HYP_RESOURCES',
-      'VM_START',
+      // L24 demand paging, bypassing the RM, pre-faulted: the host's hypercalls for the guest.
+      'CreateGrant LEND as HOST', // the lend binding less the DTB range
+      `MapGrant as ${guest}`,
+      'CreateGrant SHARE as HOST', // the share binding
+      `MapGrant as ${guest}`,
+      'VM_START', // maps the DTB parcel at its IMAGE address
     ]);
     expect([started.state, started.rmStatus]).toEqual(['RUNNING', 'RUNNING']);
     expect(f.rm.vms.get(vm.vmid)!.bootContext.get('1:0')).toBe(0x8000_0000n);
@@ -68,17 +76,37 @@ describe('§4.4 L24 gunyah_vm_start', () => {
 });
 
 describe('§4.4 _gunyah_vm_put: teardown order, every page back', () => {
-  test('RUNNING: forced stop, reclaim, reset and wait, reclaim, dealloc; then the core pages', async () => {
+  test('RUNNING: forced stop, DTB parcel reclaim, demand-paged memory reclaimed, reset and wait, reclaim, dealloc; then the core pages', async () => {
     const f = vmmFixture();
     const vm = await configured(f);
     must(await f.vmm.start(vm.handle));
     f.calls.length = 0;
     const done = must(await f.vmm.destroy(vm.handle));
-    expect(f.calls.filter((c, i, a) => c !== a[i - 1])).toEqual(['VM_STOP', 'MEM_RECLAIM', 'VM_RESET', 'MEM_RECLAIM', 'VM_DEALLOCATE']);
+    const guest = `0x${vm.vmid.toString(16)}`;
+    expect(f.calls).toEqual([
+      'VM_STOP',
+      'MEM_RECLAIM', // the DTB parcel: still accepted, refused until the reset releases it
+      // "reclaim all demand-paged memory" (reclaim = unmap + donate back), last mapped first
+      `UnmapGrant as ${guest}`,
+      'DestroyGrant as HOST',
+      `UnmapGrant as ${guest}`,
+      'DestroyGrant as HOST',
+      'VM_RESET',
+      'MEM_RECLAIM',
+      'VM_DEALLOCATE',
+    ]);
     expect(done.state).toBe('DESTROYED');
     expect(done.leaked).toEqual([]);
     expect(done.teardown.every((t) => t.ok)).toBe(true);
-    expect(done.teardown.map((t) => t.step)).toContain('destroy_address_space');
+    expect(done.teardown.map((t) => t.step)).toEqual([
+      'vm_stop',
+      'reclaim_demand_paged binding@0x90000000',
+      'reclaim_demand_paged binding@0x80000000',
+      'vm_reset',
+      'mem_reclaim dtb',
+      'vm_deallocate',
+      'destroy_address_space',
+    ]);
     f.expectAllBack();
   });
 
@@ -98,13 +126,32 @@ describe('§4.4 _gunyah_vm_put: teardown order, every page back', () => {
 });
 
 describe('seed 003: host donations for the stage-2, ENOMEM top-up and retry', () => {
-  test('no pool reserved: VM_START answers NOMEM, the VMM tops up, resets and starts again', async () => {
-    const f = vmmFixture({ initialPoolPages: 0, topUpPages: 8, reservePoolAtStart: false, attemptsMax: 6 });
+  test('no pool reserved: MapGrant of a binding answers ENOMEM, the VMM tops the pool up and maps again', async () => {
+    const f = vmmFixture({ initialPoolPages: 0, topUpPages: 1, reservePoolAtStart: false, attemptsMax: 6 });
     const vm = await configured(f);
     const r = must(await f.vmm.start(vm.handle));
     expect(r.rmStatus).toBe('RUNNING');
-    expect(f.calls.filter((c) => c === 'VM_START').length).toBeGreaterThan(1);
-    expect(f.calls).toContain('VM_RESET');
+    expect(f.calls.filter((c) => c.startsWith('MapGrant')).length).toBeGreaterThan(2); // two bindings, at least one mapped again
+    expect(f.calls.filter((c) => c.startsWith('CreateGrant')).length).toBe(2);
+    expect(translate(f.s, vmid(vm.vmid), 0x8000_0000).ok).toBe(true);
+    must(await f.vmm.destroy(vm.handle));
+    f.expectAllBack();
+  });
+
+  test('no pool reserved: VM_START answers NOMEM, the VMM reclaims the demand-paged grants, tops up, resets and starts again', async () => {
+    const f = vmmFixture({ initialPoolPages: 0, topUpPages: 2, reservePoolAtStart: false, attemptsMax: 6 });
+    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    must(f.vmm.mapMem(vm.handle, bind(0x8000_0000, 0, 2 * 4096))); // the DTB's binding: all of it is the DTB parcel
+    must(f.vmm.mapMem(vm.handle, bind(0x4000_0000, MiB, 4096))); // another GiB: its own L2 and L3 tables
+    must(f.vmm.setDtbConfig(vm.handle, 0x8000_0010n, 0x1000n));
+    const r = must(await f.vmm.start(vm.handle));
+    expect(r.rmStatus).toBe('RUNNING');
+    const guest = `0x${vm.vmid.toString(16)}`;
+    const first = f.calls.indexOf('VM_START');
+    // The grant's MapGrant took the 2 pages topped up; VM_START needs 2 more for the DTB parcel.
+    expect(f.calls.slice(first, first + 4)).toEqual(['VM_START', `UnmapGrant as ${guest}`, 'DestroyGrant as HOST', 'VM_RESET']);
+    expect(f.calls.filter((c) => c === 'VM_START').length).toBe(2);
+    expect(translate(f.s, vmid(vm.vmid), 0x4000_0000).ok).toBe(true);
     must(await f.vmm.destroy(vm.handle));
     f.expectAllBack();
   });
@@ -166,6 +213,79 @@ describe('seed 001: handles bound to the client session', () => {
     expect((await f.vmm.start(c.handle, f.session)).ok).toBe(false); // another session's handle
     f.vmm.endSession(other);
     await f.vmm.idle();
+    f.expectAllBack();
+  });
+});
+
+describe('§4.4 L24 demand paging bypasses the RM: each binding is a core grant mapped at its guest address (pre-faulted at START)', () => {
+  const P = 4096;
+  const RX = RIGHTS.R | RIGHTS.X;
+  /** The guest's translation of `ipa`, or why there is none. */
+  const inGuest = (f: VmmFixture, v: number, ipa: number) => {
+    const r = translate(f.s, vmid(v), ipa);
+    return r.ok ? r.value : r.error.rule;
+  };
+  /** The host stage-2 entry of `pa` (identity-mapped). */
+  const inHost = (f: VmmFixture, pa: bigint) => must(readEntry(f.s, VMID_HOST, Number(pa)));
+
+  test('a lend binding: mapped at its guest address with its rights, the DTB range by the RM parcel, and the host loses access', async () => {
+    const f = vmmFixture();
+    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    must(f.vmm.mapMem(vm.handle, bind(0x8000_0000, 0, 4 * MiB, 'LEND', RX)));
+    must(f.vmm.setDtbConfig(vm.handle, 0x8010_0010n, 0x2000n));
+    must(await f.vmm.start(vm.handle));
+    for (const off of [0, P, 0x10_0000 - P, 0x10_3000, 4 * MiB - P]) {
+      expect(inGuest(f, vm.vmid, 0x8000_0000 + off)).toMatchObject({ pa: Number(HOST_GUEST_RAM) + off, perms: RX, state: 'SHARED_BORROWED' });
+      expect(inHost(f, HOST_GUEST_RAM + BigInt(off))).toMatchObject({ valid: false, state: 'LENT' });
+    }
+    // The DTB range [0x80100000, 0x80103000) is the RM's 1-ACL parcel, mapped RWX by VM_START at its guest address.
+    expect(inGuest(f, vm.vmid, 0x8010_0000)).toMatchObject({ pa: Number(HOST_GUEST_RAM) + 0x10_0000, perms: RIGHTS.R | RIGHTS.W | RIGHTS.X });
+    expect(inHost(f, HOST_GUEST_RAM + 0x10_0000n)).toMatchObject({ valid: false, state: 'LENT' });
+    // Nothing at the IPAs the RM would have chosen for a parcel, and the RM holds only the DTB parcel.
+    expect(f.rm.parcels.size).toBe(1);
+    expect(inGuest(f, vm.vmid, 0x1_0000_0000)).toBe('not_mapped');
+    expect(inGuest(f, vm.vmid, 0x8000_0000 + 4 * MiB)).toBe('not_mapped');
+    const done = must(await f.vmm.destroy(vm.handle));
+    expect(done.leaked).toEqual([]);
+    expect(inHost(f, HOST_GUEST_RAM)).toMatchObject({ valid: true, state: 'OWNED', perms: RIGHTS.R | RIGHTS.W | RIGHTS.X });
+    f.expectAllBack();
+  });
+
+  test('a share binding: mapped at its guest address with its rights, and the host keeps its access', async () => {
+    const f = vmmFixture();
+    const vm = await configured(f); // share 64 KiB RW at 0x90000000 ← host +8 MiB
+    must(await f.vmm.start(vm.handle));
+    for (const off of [0, 0x1_0000 - P]) {
+      expect(inGuest(f, vm.vmid, 0x9000_0000 + off)).toMatchObject({ pa: Number(HOST_GUEST_RAM) + 8 * MiB + off, perms: RIGHTS.R | RIGHTS.W, state: 'SHARED_BORROWED' });
+      expect(inHost(f, HOST_GUEST_RAM + BigInt(8 * MiB + off))).toMatchObject({ valid: true, state: 'SHARED_OWNED', perms: RIGHTS.R | RIGHTS.W | RIGHTS.X });
+    }
+    expect(inGuest(f, vm.vmid, 0x9000_0000 + 0x1_0000)).toBe('not_mapped');
+    must(await f.vmm.destroy(vm.handle));
+    expect(inHost(f, HOST_GUEST_RAM + BigInt(8 * MiB))).toMatchObject({ valid: true, state: 'OWNED' });
+    f.expectAllBack();
+  });
+
+  test('a failure at START (the share binding\'s host memory is in a parcel already) unmaps and destroys what it mapped; later STARTs are -ENODEV', async () => {
+    const f = vmmFixture();
+    const vm = await configured(f);
+    // The host lends the share binding's memory elsewhere first: CreateGrant of it is refused.
+    const lent = await f.rm.call(VMID_HLOS, 'MEM_LEND', { memType: MEM_TYPE.NORMAL, flags: 0, label: 9, acl: [{ vmid: vm.vmid, rights: RIGHTS.R }], sgl: [{ base: HOST_GUEST_RAM + BigInt(8 * MiB), size: BigInt(P) }], attrs: [] });
+    if (!lent.ok) throw new Error(lent.error.rule);
+    f.calls.length = 0;
+    const r = await f.vmm.start(vm.handle);
+    expect(r.ok ? 'ok' : `${r.error.errno} ${r.error.rule} ${r.error.cause}`).toBe('EPERM start_demand_paged_grant EPERM');
+    const guest = `0x${vm.vmid.toString(16)}`;
+    expect(f.calls.slice(f.calls.indexOf('VM_GET_HYP_RESOURCES') + 1)).toEqual(['CreateGrant LEND as HOST', `MapGrant as ${guest}`, 'CreateGrant SHARE as HOST', `UnmapGrant as ${guest}`, 'DestroyGrant as HOST']);
+    expect(f.s.grants.size).toBe(2); // the DTB parcel's and the other parcel's
+    expect(inGuest(f, vm.vmid, 0x8000_0000)).toBe('not_mapped');
+    expect(inHost(f, HOST_GUEST_RAM)).toMatchObject({ valid: true, state: 'OWNED' });
+    const again = await f.vmm.start(vm.handle);
+    expect(again.ok ? 'ok' : `${again.error.errno} ${again.error.rule}`).toBe('ENODEV not_running');
+    const reclaimed = await f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: lent.value.handle, flags: 0 });
+    expect(reclaimed.ok).toBe(true);
+    const done = must(await f.vmm.destroy(vm.handle));
+    expect(done.leaked).toEqual([]);
+    expect(done.teardown.map((t) => t.step).filter((t) => t.startsWith('reclaim_demand_paged'))).toEqual([]);
     f.expectAllBack();
   });
 });

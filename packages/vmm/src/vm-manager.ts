@@ -16,17 +16,30 @@
  * HostPageAllocator's region, is donated or delegated, and is taken back on teardown; a page that
  * cannot be taken back is listed in the VM's `leaked`, never dropped silently.
  *
- * Not modelled: vCPUs and VM functions (§5.4), demand paging's page faults (bindings are lent or
- * shared as parcels before VM_START instead, so the RM's boot-parcel processing maps them; the RM
- * places private parcels at IPAs it chooses, §3.4), binding changes after start (EBUSY).
+ * Guest memory of a GUNYAH VM, as L24 places it (§4.4). The DTB range goes through the RM: a
+ * 1-ACL MEM_LEND parcel, CONFIG_IMAGE and SET_ADDRESS_LAYOUT(IMAGE), so VM_START maps it at its
+ * guest address. Every other byte of every binding bypasses the RM, as L24's demand paging does
+ * (§4.4 last bullet, vm_mgr_mem.c: memextent_donate + addrspace_map): one core grant per binding
+ * from the host — LEND for a lend binding (the host loses access, donate "to-protected"), SHARE for
+ * a share binding (the host keeps it, "to-sibling") — mapped into the guest's stage-2 at the
+ * binding's guest address with the binding's R/W/X (L24 maps RWX/RX or RW/R by the folio's
+ * writability; the model keeps the binding's rights exactly). The model has no vCPU faults, so the
+ * grants are pre-faulted: all mapped at START after GET_HYP_RESOURCES (where L24 gets the guest's
+ * address-space and memextent capabilities; VM_SET_DEMAND_PAGING has named the lend ranges) and
+ * before VM_START, so the guest never runs without them; a failed START unmaps and destroys what it
+ * mapped. Teardown reclaims them (unmap as the guest, destroy as HOST: "reclaim = unmap + donate
+ * back") where _gunyah_vm_put reclaims all demand-paged memory, before VM_RESET.
+ *
+ * Not modelled: vCPUs and VM functions (§5.4), page faults (the grants are pre-faulted, above),
+ * binding changes after start (EBUSY).
  */
-import { ADDRESS_RANGE_ID, AUTH_MECH, MEM_TYPE, STOP_FLAGS, STOP_REASON, RM_ERRORS, type SglEntry } from '@hypmesh/rm-wire';
-import { VMID_HLOS, type RmOutcome, type VmStatus } from '@hypmesh/rm';
+import { ADDRESS_RANGE_ID, AUTH_MECH, MEM_TYPE, STOP_FLAGS, STOP_REASON, RM_ERRORS } from '@hypmesh/rm-wire';
+import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
 import { realmCreateRttLevels, realmRootRttCount, realmTearDown, rootTableCount, startLevel, type RealmHost } from '@hypmesh/stage2';
 import { applyUnmap, checkBind, checkBootContext, checkDtb, REG_SETS, RIGHTS, type Binding, type RegSet } from './bindings.js';
 import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
 import { MSGQ_FAILED_RULE_PREFIX, type CorePort, type RmNotice, type RmPort } from './ports.js';
-import { vmmFail, vmmOk, type VmmErrnoName, type VmmError, type VmmResult } from './vmm-error.js';
+import { VMM_ERRNO, vmmFail, vmmOk, type VmmErrnoName, type VmmError, type VmmResult } from './vmm-error.js';
 
 export type VmType = 'GUNYAH' | 'REALM';
 export type VmState = 'CREATED' | 'RUNNING' | 'START_FAILED' | 'STOPPED' | 'DESTROYING' | 'DESTROYED';
@@ -117,6 +130,8 @@ interface Vm {
   readonly boot: Map<string, { set: RegSet; index: number; value: bigint }>;
   /** RM parcels of this VM (DTB first), with what they hold. */
   parcels: { handle: number; what: string }[];
+  /** Core grants of the bindings' demand-paged memory (pre-faulted at START), until reclaimed. */
+  demandPaged: DemandPagedGrant[];
   /** Frames donated to HYP for this VM's stage-2 (roots and pool). */
   poolRuns: FrameRun[];
   /** Realm granules (RD, roots, RTTs, DATA) are counted here. */
@@ -126,6 +141,20 @@ interface Vm {
   readonly teardown: TeardownReport[];
   readonly leaked: string[];
   destroyed: Promise<VmView> | undefined;
+}
+
+/** One binding's memory outside the DTB range: a core grant from HOST, mapped by the guest or not yet. */
+interface DemandPagedGrant {
+  readonly grantId: number;
+  readonly what: string;
+  mapped: boolean;
+}
+
+/** A run of a binding: `size` bytes at guest address `guest`, backed by host memory at `host`. */
+interface BindingPiece {
+  readonly guest: bigint;
+  readonly host: bigint;
+  readonly size: bigint;
 }
 
 const PAGE = BigInt(PAGE_BYTES);
@@ -141,6 +170,12 @@ function fromRm(r: RmOutcome<unknown> & { ok: false }, rule: string, what: strin
   const row = RM_ERRORS[r.error.rmError];
   const errno = (row.linuxErrno ?? 'EBADMSG') as VmmErrnoName;
   return vmmFail(errno, rule, `${what}: RM ${r.error.rmError} (${r.error.rule}): ${r.error.message}`, r.error.rmError);
+}
+
+/** A core refusal of a hypercall: its errno if the VMM has it (else EINVAL), the core's errno as the cause. */
+function fromCore(r: CoreResult<unknown> & { ok: false }, rule: string, what: string): VmmResult<never> {
+  const errno = (r.error.errno in VMM_ERRNO ? r.error.errno : 'EINVAL') as VmmErrnoName;
+  return vmmFail(errno, rule, `${what}: ${r.error.errno} ${r.error.rule}: ${r.error.message}`, r.error.errno);
 }
 
 export class VmManager {
@@ -319,6 +354,7 @@ export class VmManager {
       dtb: undefined,
       boot: new Map(),
       parcels: [],
+      demandPaged: [],
       poolRuns: [],
       realmPages: 0,
       realm: undefined,
@@ -401,7 +437,7 @@ export class VmManager {
     const got = this.get(handle, session);
     if (!got.ok) return got;
     const vm = got.value;
-    if (vm.startTried) return vmmFail('EBUSY', 'vm_started', 'bindings change before start only (no demand paging in this model)');
+    if (vm.startTried) return vmmFail('EBUSY', 'vm_started', 'bindings change before start only (no page faults in this model: START maps them all)');
     if (unmap) {
       const rest = applyUnmap(vm.bindings, b);
       if (!rest.ok) return rest;
@@ -463,13 +499,13 @@ export class VmManager {
     return vmmOk(this.viewOf(vm));
   }
 
-  /** Host ranges of `b` without [lo, hi) (guest addresses): the parts a binding parcel holds. */
-  private static without(b: Binding, lo: bigint, hi: bigint): SglEntry[] {
-    const out: SglEntry[] = [];
+  /** `b` without the guest range [lo, hi) (the DTB parcel's): what its demand-paged grant holds. */
+  private static without(b: Binding, lo: bigint, hi: bigint): BindingPiece[] {
+    const out: BindingPiece[] = [];
     const end = b.guestAddr + b.sizeBytes;
-    if (hi <= b.guestAddr || lo >= end) return [{ base: b.hostAddr, size: b.sizeBytes }];
-    if (lo > b.guestAddr) out.push({ base: b.hostAddr, size: lo - b.guestAddr });
-    if (hi < end) out.push({ base: b.hostAddr + (hi - b.guestAddr), size: end - hi });
+    if (hi <= b.guestAddr || lo >= end) return [{ guest: b.guestAddr, host: b.hostAddr, size: b.sizeBytes }];
+    if (lo > b.guestAddr) out.push({ guest: b.guestAddr, host: b.hostAddr, size: lo - b.guestAddr });
+    if (hi < end) out.push({ guest: hi, host: b.hostAddr + (hi - b.guestAddr), size: end - hi });
     return out;
   }
 
@@ -491,16 +527,7 @@ export class VmManager {
     });
     if (!dtbParcel.ok) return fromRm(dtbParcel, 'start_dtb_lend', 'MEM_LEND of the DTB');
     vm.parcels.push({ handle: dtbParcel.value.handle, what: 'dtb' });
-    // Bindings as parcels: lend → ACL [guest]; share → ACL [guest, host RWX] (§3.2).
-    for (const b of vm.bindings) {
-      const sgl = VmManager.without(b, lo, hi);
-      if (sgl.length === 0) continue;
-      const acl = b.mode === 'LEND' ? [{ vmid, rights: b.rights }] : [{ vmid, rights: b.rights }, { vmid: VMID_HLOS, rights: RWX }];
-      const req = { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl, sgl, attrs: [] };
-      const p = b.mode === 'LEND' ? await this.rm.memLend(req) : await this.rm.memShare(req);
-      if (!p.ok) return fromRm(p, 'start_binding_parcel', `MEM_${b.mode} of the binding at guest 0x${b.guestAddr.toString(16)}`);
-      vm.parcels.push({ handle: p.value.handle, what: `binding@0x${b.guestAddr.toString(16)}` });
-    }
+    // The bindings are no parcels: their memory reaches the guest as demand-paged grants (below).
     if (this.config.reservePoolAtStart) {
       const need = this.tablePagesFor(vm, [...vm.bindings.map((b) => b.sizeBytes), hi - lo]);
       const topped = await this.topUp(vm, need);
@@ -509,8 +536,9 @@ export class VmManager {
     for (let attempt = 1; ; attempt++) {
       const r = await this.startFromConfig(vm, dtbParcel.value.handle, lo, hi);
       if (r.ok || r.error.cause !== 'NOMEM' || r.error.rule !== 'start_vm_start' || attempt >= this.config.attemptsMax) return r;
-      // VM_START ran out of table pages while mapping the boot parcels; the VM is INIT_FAILED.
-      // Top the pool up, reset the VM (RESET may be configured again, §4.3) and run it again.
+      // VM_START ran out of table pages while mapping the boot parcels; the VM is INIT_FAILED and
+      // its demand-paged memory is reclaimed (before the reset, as _gunyah_vm_put does). Top the
+      // pool up, reset the VM (RESET may be configured again, §4.3) and run it again.
       const topped = await this.topUp(vm, this.config.topUpPages);
       if (!topped.ok) return topped;
       const reset = await this.rm.vmReset({ vmid });
@@ -519,7 +547,11 @@ export class VmManager {
     }
   }
 
-  /** CONFIG_IMAGE → SET_DEMAND_PAGING → SET_ADDRESS_LAYOUT → VM_INIT → SET_BOOT_CONTEXT* → GET_HYP_RESOURCES → VM_START. */
+  /**
+   * CONFIG_IMAGE → SET_DEMAND_PAGING → SET_ADDRESS_LAYOUT → VM_INIT → SET_BOOT_CONTEXT* →
+   * GET_HYP_RESOURCES → (the bindings' demand-paged grants, pre-faulted) → VM_START. A failed
+   * VM_START reclaims the grants again.
+   */
   private async startFromConfig(vm: Vm, dtbHandle: number, lo: bigint, hi: bigint): Promise<VmmResult<void>> {
     const vmid = vm.vmid;
     const dtb = vm.dtb!;
@@ -532,13 +564,84 @@ export class VmManager {
         (r): [string, () => Promise<RmOutcome<unknown>>] => [`vm_set_boot_context_${r.set}${r.index}`, () => this.rm.vmSetBootContext({ vmid, regSet: REG_SETS[r.set].wire, regIndex: r.index, value: r.value })],
       ),
       ['vm_get_hyp_resources', () => this.rm.vmGetHypResources({ vmid })],
-      ['vm_start', () => this.rm.vmStart({ vmid })],
     ];
     for (const [name, run] of steps) {
       const r = await run();
       if (!r.ok) return fromRm(r, `start_${name}`, name.toUpperCase());
     }
+    const mapped = await this.mapDemandPaged(vm, lo, hi);
+    if (!mapped.ok) return mapped;
+    const started = await this.rm.vmStart({ vmid });
+    if (started.ok) return vmmOk(undefined);
+    await this.reclaimDemandPaged(vm, false);
+    return fromRm(started, 'start_vm_start', 'VM_START');
+  }
+
+  /**
+   * Pre-faults every binding (less the DTB range [lo, hi)) as L24's demand paging would on the
+   * guest's first touch (§4.4 last bullet): CreateGrant as HOST (LEND or SHARE, ACL = the guest
+   * with the binding's rights), then MapGrant as the guest at the binding's guest address with
+   * those rights. ENOMEM from MapGrant (the guest's table pool) tops the pool up and maps again
+   * (seed 003). Any other failure unmaps and destroys what this call made, and reports it.
+   */
+  private async mapDemandPaged(vm: Vm, lo: bigint, hi: bigint): Promise<VmmResult<void>> {
+    const frames = (pieces: readonly BindingPiece[], at: 'guest' | 'host'): FrameRun[] => pieces.map((p) => ({ base: Number(p[at] / PAGE), count: Number(p.size / PAGE) }));
+    const fail = async (r: VmmResult<never>): Promise<VmmResult<void>> => {
+      await this.reclaimDemandPaged(vm, false);
+      return r;
+    };
+    for (const b of vm.bindings) {
+      const pieces = VmManager.without(b, lo, hi);
+      if (pieces.length === 0) continue;
+      const what = `binding@0x${b.guestAddr.toString(16)}`;
+      const c = await this.core.createGrant({ type: b.mode, ranges: frames(pieces, 'host'), acl: [{ vmid: vm.vmid, perms: b.rights }] });
+      if (!c.ok) return fail(fromCore(c, 'start_demand_paged_grant', `CreateGrant ${b.mode} of the ${what}`));
+      const g: DemandPagedGrant = { grantId: c.value.grantId, what, mapped: false };
+      vm.demandPaged.push(g);
+      for (let attempt = 1; !g.mapped; attempt++) {
+        const m = await this.core.mapGrant({ grantId: g.grantId, borrower: vm.vmid, perms: b.rights, ranges: frames(pieces, 'guest') });
+        if (m.ok) g.mapped = true;
+        else if (m.error.errno !== 'ENOMEM' || attempt >= this.config.attemptsMax) return fail(fromCore(m, 'start_demand_paged_map', `MapGrant ${g.grantId} of the ${what}`));
+        else {
+          const topped = await this.topUp(vm, this.config.topUpPages);
+          if (!topped.ok) return fail(topped);
+        }
+      }
+    }
     return vmmOk(undefined);
+  }
+
+  /**
+   * Reclaims one demand-paged grant (L24 "reclaim = unmap + donate back"): UnmapGrant as the guest,
+   * DestroyGrant as HOST. Safe to repeat: a grant the guest no longer maps (not_mapped) or that is
+   * gone (no_such_grant, a reply lost after the core acted) counts as done.
+   */
+  private async reclaimGrant(vm: Vm, g: DemandPagedGrant): Promise<VmmResult<void>> {
+    if (g.mapped) {
+      const u = await this.core.unmapGrant({ grantId: g.grantId, borrower: vm.vmid });
+      if (!u.ok && u.error.rule !== 'not_mapped' && u.error.rule !== 'no_such_grant') return fromCore(u, 'demand_paged_unmap', `UnmapGrant ${g.grantId} (${g.what})`);
+      g.mapped = false;
+    }
+    const d = await this.core.destroyGrant({ grantId: g.grantId });
+    if (!d.ok && d.error.rule !== 'no_such_grant') return fromCore(d, 'demand_paged_destroy', `DestroyGrant ${g.grantId} (${g.what})`);
+    vm.demandPaged = vm.demandPaged.filter((x) => x !== g);
+    return vmmOk(undefined);
+  }
+
+  /**
+   * Every demand-paged grant of `vm`, last first. `final` (teardown): each is retried as a teardown
+   * step and reported, and one that never comes back is listed in `leaked`; otherwise (a failed
+   * START rolling back) one try each, and what is left stays for the teardown.
+   */
+  private async reclaimDemandPaged(vm: Vm, final: boolean): Promise<void> {
+    for (const g of [...vm.demandPaged].reverse()) {
+      if (!final) {
+        await this.reclaimGrant(vm, g);
+        continue;
+      }
+      const ok = await this.attempt(vm, `reclaim_demand_paged ${g.what}`, () => this.reclaimGrant(vm, g));
+      if (!ok) vm.leaked.push(`grant ${g.grantId} (${g.what}${g.mapped ? ', still mapped by the guest' : ''}): the host has no access to a lent binding until it is destroyed`);
+    }
   }
 
   /** Table pages that mapping ranges of these sizes can take at most (a straddle per level). */
@@ -695,11 +798,17 @@ export class VmManager {
     return this.viewOf(vm);
   }
 
+  /**
+   * _gunyah_vm_put (§4.4): forced stop if RUNNING, wait until not RUNNING; reclaim the DTB parcel
+   * (parcels nobody accepted go now, accepted ones after the reset has released them); reclaim all
+   * demand-paged memory; VM_RESET if EXITED/READY/INIT_FAILED and wait for RESET; DEALLOC_VMID.
+   * Then the core's table pages back to the host (seed 003).
+   */
   private async tearDownGunyah(vm: Vm): Promise<void> {
     const vmid = vm.vmid;
     if (vm.rmStatus === 'RUNNING' || vm.rmStatus === 'PAUSED') await this.attempt(vm, 'vm_stop', () => this.forceStop(vm));
-    // Parcels nobody accepted go now; accepted ones after the reset has released them.
     await this.reclaimAll(vm, false);
+    await this.reclaimDemandPaged(vm, true);
     if (vm.rmStatus === 'EXITED' || vm.rmStatus === 'READY' || vm.rmStatus === 'INIT_FAILED') {
       await this.attempt(vm, 'vm_reset', async () => {
         const r = await this.rm.vmReset({ vmid });

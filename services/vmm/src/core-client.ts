@@ -1,8 +1,10 @@
 /**
  * The VMM's CorePort over the core's gRPC API (hypmesh.core.v1.CoreService): seed 003's address-space
- * calls (the host's donations to HYP) and the RMI commands of a realm's life (seed 004), each one
- * CoreService RPC made as HOST (`x-hypmesh-caller-vmid: 3`), as the host kernel's hypercalls and
- * SMCs are.
+ * calls (the host's donations to HYP), the RMI commands of a realm's life (seed 004) and the grants
+ * of a GUNYAH VM's demand-paged memory (gunyah-rm.md §4.4), each one CoreService RPC made as HOST
+ * (`x-hypmesh-caller-vmid: 3`), as the host kernel's hypercalls and SMCs are. MapGrant and
+ * UnmapGrant are made as the guest (the borrower, whose VMID the core reads from the same key):
+ * the host kernel maps into the address space of a VM it created (ports.ts, CorePort).
  *
  * Errors come back as the domain's values, never throws:
  * - address-space calls: a CoreRefusal with the core's errno and rule (ErrorDetail domain errno);
@@ -14,16 +16,17 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, type ErrorDetail, type FrameRange } from '@hypmesh/proto';
+import { CoreServiceClient, GrantType, type ErrorDetail, type FrameRange } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
-import type { CorePort, FrameRun } from '@hypmesh/vmm';
+import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
 
 /** Deadline of one core call. */
 export const CORE_CALL_TIMEOUT_MS = 10_000;
 /** The host's VMID: every VMM call to the core is the host's. */
 const HOST_VMID = 3;
+const GRANT_TYPES = { SHARE: GrantType.GRANT_TYPE_SHARE, LEND: GrantType.GRANT_TYPE_LEND } as const satisfies Record<DemandPagedGrantType, GrantType>;
 
 type Callback<Res> = (e: grpc.ServiceError | null, res?: Res) => void;
 type Method<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
@@ -67,10 +70,10 @@ export interface GrpcCorePort extends CorePort {
 export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS): GrpcCorePort {
   const client = new CoreServiceClient(address, grpc.credentials.createInsecure());
 
-  function call<Req, Res, T, E>(method: Method<Req, Res>, req: Req, value: (res: Res) => T, fail: (f: Failure) => E): Promise<Result<T, E>> {
+  function call<Req, Res, T, E>(method: Method<Req, Res>, req: Req, value: (res: Res) => T, fail: (f: Failure) => E, as = HOST_VMID): Promise<Result<T, E>> {
     return new Promise((resolve) => {
       const md = new grpc.Metadata();
-      md.set(CALLER_VMID_KEY, String(HOST_VMID));
+      md.set(CALLER_VMID_KEY, String(as));
       try {
         method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (e, res) => {
           if (e || res === undefined) return resolve({ ok: false, error: fail(failureOf(e ?? new Error('no response'))) });
@@ -85,7 +88,7 @@ export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS):
       }
     });
   }
-  const space = <Req, Res, T>(m: unknown, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> => call(m as Method<Req, Res>, req, value, refusal);
+  const space = <Req, Res, T>(m: unknown, req: Req, value: (res: Res) => T, as = HOST_VMID): Promise<CoreResult<T>> => call(m as Method<Req, Res>, req, value, refusal, as);
   const rmi = <Req, Res, T extends Outputs>(m: unknown, req: Req, value: (res: Res) => T): Promise<Result<T, RmiError>> => call(m as Method<Req, Res>, req, value, rmiRefusal);
   const none = (): Record<string, never> => ({});
 
@@ -119,6 +122,13 @@ export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS):
     // x1 is the progress; the domain names the output `top` (services/core maps it to `progress`).
     rttInitRipas: (rd, base, top) => rmi(client.rttInitRipas, { rd: BigInt(rd), base: BigInt(base), top: BigInt(top) }, (r: { progress: bigint }) => ({ top: num(r.progress) })),
     rttUnmapUnprotected: (rd, ipa, level) => rmi(client.rttUnmapUnprotected, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { top: bigint }) => ({ top: num(r.top) })),
+    createGrant: (a) =>
+      space(client.createGrant, { type: GRANT_TYPES[a.type], ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) }, (r: { grantId: bigint }) => ({
+        grantId: num(r.grantId),
+      })),
+    mapGrant: (a) => space(client.mapGrant, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined, a.borrower),
+    unmapGrant: (a) => space(client.unmapGrant, { grantId: BigInt(a.grantId) }, () => undefined, a.borrower),
+    destroyGrant: (a) => space(client.destroyGrant, { grantId: BigInt(a.grantId) }, () => undefined),
     close: () => client.close(),
   };
 }

@@ -2,7 +2,9 @@
  * `hypmesh demo`: one scripted scenario through every seed, against a running hypmesh.
  *
  *   seed 001  a session-bound GUNYAH VM: create, lent and shared memory, DTB, boot register, start,
- *             stop, destroy (VMM → RM → core)
+ *             stop, destroy (VMM → RM → core); its guest map shows each binding at its guest
+ *             address (the DTB range by the RM's parcel, the rest as L24 demand paging maps it:
+ *             core grants from the host, bypassing the RM)
  *   seed 000/002  the host lends a parcel through the RM; the guest accepts and releases it; the
  *             host reclaims it
  *   seed 003  host pages donated to HYP for every VM's stage-2 tables, back on teardown
@@ -12,7 +14,7 @@
  * the host and the core's invariants hold.
  */
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, type OwnershipRun } from '@hypmesh/proto';
+import { CoreServiceClient, PageState, type AddressSpaceRun, type OwnershipRun } from '@hypmesh/proto';
 import { MemAcceptRequest, MemLendRequest, MemType, RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
 import { formatBytes } from './format.js';
@@ -49,6 +51,13 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
     return [...byOwner].map(([v, n]) => `${v === 3 ? 'HOST' : v === 0 ? 'HYP' : `0x${v.toString(16)}`} ${formatBytes(n)}`).join(', ');
   };
 
+  const rights = (p: number): string => `${p & 4 ? 'R' : '-'}${p & 2 ? 'W' : '-'}${p & 1 ? 'X' : '-'}`;
+  const printGuestMap = async (vmid: number): Promise<void> => {
+    const { runs } = await call<{ runs: AddressSpaceRun[] }>(core, core.addressSpaceMap, { vmid, base: 0n, count: 1n << 28n, runsMax: 0 });
+    for (const r of runs)
+      print(`  guest IPA 0x${(r.base * 4096n).toString(16)} +${formatBytes(r.count * 4096n)} → PA 0x${(r.outputFrame * 4096n).toString(16)} ${rights(r.perms)} ${PageState[r.state]?.replace('PAGE_STATE_', '') ?? r.state} (level ${r.level})`);
+  };
+
   step('before: who owns what');
   const before = await hostMap();
   print(`  ${before.length} runs; ${summary(before)}`);
@@ -75,6 +84,8 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   print('  4 MiB lent at IPA 0x80000000, 64 KiB shared at 0x90000000, DTB at 0x80100000, PC = 0x80000000');
   const started = vmOf(await call(vmm, vmm.startVm, at({})));
   print(`  started: ${VmState[started.state]} (RM: ${started.rmStatus})`);
+  print('  the guest map: the DTB range by the RM parcel (VM_START), the rest of each binding as L24 demand paging maps it (core grants from the host, pre-faulted at start)');
+  await printGuestMap(gunyah.vmid);
 
   step('seeds 000/002: the host lends a parcel; the guest accepts and releases it; the host reclaims it');
   const lend = MemLendRequest.fromPartial({ memType: MemType.MEM_TYPE_NORMAL, label: 7, acl: [{ vmid: gunyah.vmid, rights: 6 }], sgl: [{ base: 3n * GiB + 16n * MiB, size: 2n * MiB }] });
@@ -87,18 +98,12 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
     gunyah.vmid,
   );
   print(`  the guest accepted it at IPA 0x${accepted.sgl[0]!.base.toString(16)} (RM-chosen)`);
-  const guestMap = await call<{ runs: { base: bigint; count: bigint; state: number; outputFrame: bigint; level: number }[] }>(core, core.addressSpaceMap, {
-    vmid: gunyah.vmid,
-    base: 0n,
-    count: 1n << 28n,
-    runsMax: 0,
-  });
-  for (const r of guestMap.runs) print(`  guest IPA 0x${(r.base * 4096n).toString(16)} +${formatBytes(r.count * 4096n)} → PA 0x${(r.outputFrame * 4096n).toString(16)} (level ${r.level})`);
+  await printGuestMap(gunyah.vmid);
   await call(rm, rm.memRelease, { handle, sanitize: false }, gunyah.vmid);
   await call(rm, rm.memReclaim, { handle, sanitize: false });
   print('  released by the guest, reclaimed by the host');
 
-  step('stop and destroy the GUNYAH VM (Linux order: stop, reclaim, reset, deallocate)');
+  step('stop and destroy the GUNYAH VM (Linux order: stop, reclaim the DTB parcel, reclaim demand-paged memory, reset, deallocate)');
   await call(vmm, vmm.stopVm, at({}));
   const destroyed = vmOf(await call(vmm, vmm.destroyVm, at({})));
   for (const t of destroyed.teardown) print(`  ${t.ok ? 'ok ' : 'ERR'} ${t.step}${t.attempts > 1 ? ` (${t.attempts} attempts)` : ''}`);
