@@ -6,18 +6,22 @@
 #      `dockerd --bridge=none --iptables=false --ip6tables=false` (installed with apt if missing);
 #   2. the base image node:20-bookworm-slim: the local one, or built by scripts/make-base-image.sh;
 #   3. the service images, built by Compose from the Dockerfile (host networking for `npm ci`);
-#   4. the stack up with docker-compose.host-network.yml, health-gated (rm waits for the core);
+#   4. the stack up with docker-compose.host-network.yml, health-gated (rm waits for the core, vmm
+#      for both), until all three are healthy;
 #   5. test/containers.test.ts against it (HYPMESH_CONTAINER_TEST=1): health through the image's
-#      probe, and a parcel shared through the RM and mapped in the core;
+#      probe and reflection on each service, a parcel shared through the RM and mapped in the core,
+#      and a GUNYAH VM's life through the VMM with all memory back with the host at the core;
 #   6. a graceful stop (SIGTERM; each service must exit 0 within its grace), then `down`.
 # Everything it started (containers, and the engine if it started one) is stopped on exit.
 #
-# Env: HYPMESH_CORE_PORT / HYPMESH_RM_PORT (host ports, default 50151 / 50152, so that a core
-# running on the default ports is not in the way), HYPMESH_TAG (image tag, default ctest).
+# Env: HYPMESH_CORE_PORT / HYPMESH_RM_PORT / HYPMESH_VMM_PORT (host ports, default 50151 / 50152 /
+# 50153, so that services running on the default ports are not in the way), HYPMESH_TAG (image tag,
+# default ctest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export HYPMESH_CORE_PORT="${HYPMESH_CORE_PORT:-50151}" HYPMESH_RM_PORT="${HYPMESH_RM_PORT:-50152}"
+export HYPMESH_CORE_PORT="${HYPMESH_CORE_PORT:-50151}" HYPMESH_RM_PORT="${HYPMESH_RM_PORT:-50152}" HYPMESH_VMM_PORT="${HYPMESH_VMM_PORT:-50153}"
+services=(core rm vmm)
 export HYPMESH_TAG="${HYPMESH_TAG:-ctest}"
 project=hypmesh-ctest
 t0=$SECONDS
@@ -82,22 +86,28 @@ b0=$SECONDS
 "${compose[@]}" build >"$logdir/build.log" 2>&1 || { tail -40 "$logdir/build.log" >&2; exit 1; }
 step "images built in $((SECONDS - b0))s: $(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$HYPMESH_TAG" | tr '\n' ' ')"
 
-step "stack up (rm waits for a healthy core)"
+step "stack up (rm waits for a healthy core, vmm for both)"
 u0=$SECONDS
 "${compose[@]}" up -d --no-build
-healthy() { [[ "$(docker inspect -f '{{.State.Health.Status}}' "$("${compose[@]}" ps -q "$1")")" == healthy ]]; }
-for _ in $(seq 120); do healthy core && healthy rm && break; sleep 0.5; done
-healthy core && healthy rm || { echo "container-test: the stack did not become healthy" >&2; "${compose[@]}" ps >&2; exit 1; }
+healthy() {
+  local id
+  id="$("${compose[@]}" ps -q "$1")"
+  [[ -n "$id" && "$(docker inspect -f '{{.State.Health.Status}}' "$id")" == healthy ]]
+}
+all_healthy() { for s in "${services[@]}"; do healthy "$s" || return 1; done; }
+for _ in $(seq 120); do all_healthy && break; sleep 0.5; done
+all_healthy || { echo "container-test: the stack did not become healthy" >&2; "${compose[@]}" ps >&2; exit 1; }
 step "stack healthy in $((SECONDS - u0))s"
 "${compose[@]}" ps
 
 step "test/containers.test.ts"
 HYPMESH_CONTAINER_TEST=1 HYPMESH_TEST_CORE_ADDR="127.0.0.1:$HYPMESH_CORE_PORT" HYPMESH_TEST_RM_ADDR="127.0.0.1:$HYPMESH_RM_PORT" \
-  npx vitest run test/containers.test.ts
+  HYPMESH_TEST_VMM_ADDR="127.0.0.1:$HYPMESH_VMM_PORT" npx vitest run test/containers.test.ts
 
 step "graceful stop"
 s0=$SECONDS
-ids=("$("${compose[@]}" ps -q core)" "$("${compose[@]}" ps -q rm)")
+ids=()
+for s in "${services[@]}"; do ids+=("$("${compose[@]}" ps -q "$s")"); done
 "${compose[@]}" stop --timeout 10
 for id in "${ids[@]}"; do
   code="$(docker inspect -f '{{.State.ExitCode}} {{.Name}}' "$id")"
