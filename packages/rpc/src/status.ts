@@ -141,6 +141,9 @@ export const vmmErrnoToGrpc = {
   EIO: status.UNAVAILABLE,
   // A realm host walk met an RMI state it does not handle (as the core's ENXIO).
   ENXIO: status.FAILED_PRECONDITION,
+  // The session named is a lease that was closed or expired (an ioctl on a released fd): its VMs
+  // are gone, as a stream session's handles are NOT_FOUND once the stream ended; open a new lease.
+  EBADF: status.NOT_FOUND,
   // The RM raced a retry (not produced yet; kept for the -EAGAIN of hypercalls).
   EAGAIN: status.ABORTED,
   // The donation region or the VM's table pool is exhausted (after top-ups), or RM NOMEM.

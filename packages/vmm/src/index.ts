@@ -7,4 +7,6 @@ export * from './host-pages.js';
 export * from './bindings.js';
 export * from './ports.js';
 export * from './in-process.js';
+export * from './clock.js';
+export * from './lease.js';
 export * from './vm-manager.js';

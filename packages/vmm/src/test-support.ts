@@ -7,6 +7,7 @@ import { ResourceManager, inProcessCore } from '@hypmesh/rm';
 import { Stage2, DEFAULT_STAGE2_CONFIG, checkInvariants, ownershipCounts } from '@hypmesh/stage2';
 import { expect } from 'vitest';
 import { RIGHTS, type Binding } from './bindings.js';
+import type { VmmClock } from './clock.js';
 import { inProcessCorePort, inProcessRm } from './in-process.js';
 import { RM_PORT_CALLS, type CorePort, type RmPort } from './ports.js';
 import { DEFAULT_VMM_CONFIG, VmManager, type VmmConfig } from './vm-manager.js';
@@ -28,6 +29,15 @@ export function recording(inner: RmPort, log: string[]): RmPort {
   }
   return port as unknown as RmPort;
 }
+
+/** The real timers (the service's clock lives in services/vmm; tests that need time pass a ManualClock). */
+export const timerClock: VmmClock = {
+  nowMs: () => performance.now(),
+  after: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
+  },
+};
 
 /**
  * A CorePort that records each grant call in the same log as the RM calls, named after its core RPC
@@ -54,13 +64,13 @@ export interface VmmFixture {
   expectAllBack(): void;
 }
 
-export function vmmFixture(config: Partial<VmmConfig> = {}): VmmFixture {
+export function vmmFixture(config: Partial<VmmConfig> = {}, clock: VmmClock = timerClock): VmmFixture {
   const s = new Stage2(DEFAULT_STAGE2_CONFIG);
   const bootCounts = ownershipCounts(new Stage2(DEFAULT_STAGE2_CONFIG));
   const boot = bootCounts.byOwner;
   const rm = new ResourceManager(inProcessCore(s));
   const calls: string[] = [];
-  const vmm = new VmManager(recording(inProcessRm(rm), calls), recordingGrants(inProcessCorePort(s), calls), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000, ...config });
+  const vmm = new VmManager(recording(inProcessRm(rm), calls), recordingGrants(inProcessCorePort(s), calls), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000, ...config }, clock);
   return {
     s,
     rm,

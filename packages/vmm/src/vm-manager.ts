@@ -6,7 +6,10 @@
  * Handles and sessions. A VM handle belongs to the session that created it, as a VM fd belongs to
  * the process that holds it: `endSession` (the client went away) tears every VM of the session
  * down in the background, as gh_vm_release schedules the free; `destroy` does the same at once
- * and reports the outcome (the DESTROY ioctl seed 001's reviewer asked for).
+ * and reports the outcome (the DESTROY ioctl seed 001's reviewer asked for). A session is either
+ * held by a stream (`openSession`/`endSession`: it ends when the client's stream does) or a lease
+ * (`openLease`, lease.ts: it ends on `closeLease` or when nobody named it for its TTL); both end
+ * the same way. Every call that names a lease renews it.
  *
  * State of a handle: CREATED → (start) RUNNING | START_FAILED → (stop) STOPPED →
  * (destroy / session end) DESTROYING → DESTROYED. The RM's own VM status (§4.3) is tracked from
@@ -37,7 +40,9 @@ import { ADDRESS_RANGE_ID, AUTH_MECH, MEM_TYPE, STOP_FLAGS, STOP_REASON, RM_ERRO
 import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
 import { realmCreateRttLevels, realmRootRttCount, realmTearDown, rootTableCount, startLevel, type RealmHost } from '@hypmesh/stage2';
 import { applyUnmap, checkBind, checkBootContext, checkDtb, REG_SETS, RIGHTS, type Binding, type RegSet } from './bindings.js';
+import type { VmmClock } from './clock.js';
 import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
+import { LeaseTable, type LeaseView } from './lease.js';
 import { MSGQ_FAILED_RULE_PREFIX, type CorePort, type RmNotice, type RmPort } from './ports.js';
 import { VMM_ERRNO, vmmFail, vmmOk, type VmmErrnoName, type VmmError, type VmmResult } from './vmm-error.js';
 
@@ -67,17 +72,6 @@ export const DEFAULT_VMM_CONFIG: VmmConfig = {
   reservePoolAtStart: true,
   attemptsMax: 4,
   waitMs: 5_000,
-};
-
-/** Timers, passed in so a simulation can replace them. */
-export interface VmmClock {
-  after(ms: number, fn: () => void): () => void;
-}
-const realClock: VmmClock = {
-  after: (ms, fn) => {
-    const t = setTimeout(fn, ms);
-    return () => clearTimeout(t);
-  },
 };
 
 /** One teardown step as it went: how many attempts, and its last error if it never succeeded. */
@@ -183,6 +177,7 @@ export class VmManager {
   private readonly vms = new Map<number, Vm>();
   private readonly byVmid = new Map<number, Vm>();
   private readonly sessions = new Map<string, Set<number>>();
+  private readonly leases: LeaseTable;
   private readonly listeners = new Set<(e: VmEvent) => void>();
   private readonly waiters = new Set<() => void>();
   private readonly background = new Set<Promise<unknown>>();
@@ -193,10 +188,12 @@ export class VmManager {
   constructor(
     readonly rm: RmPort,
     readonly core: CorePort,
-    readonly config: VmmConfig = DEFAULT_VMM_CONFIG,
-    private readonly clock: VmmClock = realClock,
+    readonly config: VmmConfig,
+    /** Time for the RM waits and the leases (clock.ts; the service passes the real timers). */
+    private readonly clock: VmmClock,
   ) {
     this.pages = new HostPageAllocator(config.donationRegion);
+    this.leases = new LeaseTable(clock, (id) => this.endSession(id));
     this.unsubscribe = rm.onNotice((n) => this.notice(n));
   }
 
@@ -217,13 +214,60 @@ export class VmManager {
     for (const h of handles) this.track(this.destroy(h));
   }
 
+  /** OpenLease: a new session that lives `ttlMs` past the last call naming it. EINVAL lease_ttl_invalid. */
+  openLease(ttlMs: number): VmmResult<LeaseView> {
+    const id = `lease-${this.nextSession}`;
+    const lease = this.leases.open(id, ttlMs);
+    if (!lease.ok) return lease;
+    this.nextSession++;
+    this.sessions.set(id, new Set());
+    return lease;
+  }
+
+  /** RenewLease: the lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; EINVAL session_unknown, not_a_lease. */
+  renewLease(id: string): VmmResult<LeaseView> {
+    const touched = this.leases.touch(id);
+    if (touched !== undefined) return touched;
+    return this.sessions.has(id) ? vmmFail('EINVAL', 'not_a_lease', `${id} is held by its OpenSession stream, not a lease`) : vmmFail('EINVAL', 'session_unknown', `no open session ${id}`);
+  }
+
+  /**
+   * CloseLease: ends the lease and its session as a closed stream does, then waits for the
+   * teardowns it started and returns each VM's final view. Errors as renewLease.
+   */
+  async closeLease(id: string): Promise<VmmResult<VmView[]>> {
+    const live = this.renewLease(id);
+    if (!live.ok) return live;
+    const handles = [...(this.sessions.get(id) ?? [])];
+    this.leases.end(id, 'CLOSED');
+    this.endSession(id);
+    const done = await Promise.all(handles.map((h) => this.destroy(h)));
+    return vmmOk(done.flatMap((r) => (r.ok ? [r.value] : [])));
+  }
+
+  /** Ends every live lease (the VMM is shutting down): their VMs are torn down in the background. */
+  endLeases(): void {
+    for (const id of this.leases.liveIds()) {
+      this.leases.end(id, 'SHUTDOWN');
+      this.endSession(id);
+    }
+  }
+
+  /** A call names `session`: renews it if it is a lease; EBADF if it is an ended lease. */
+  private touch(session: string | undefined): VmmResult<void> {
+    if (session === undefined) return vmmOk(undefined);
+    const t = this.leases.touch(session);
+    return t === undefined || t.ok ? vmmOk(undefined) : t;
+  }
+
   /** Resolves when every background teardown has finished. */
   async idle(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
-  /** Stops listening to the RM (after `idle`). */
+  /** Stops listening to the RM (after `idle`); ends the leases still live (cancelling their timers). */
   close(): void {
+    this.endLeases();
     this.unsubscribe();
   }
 
@@ -281,6 +325,8 @@ export class VmManager {
   // ---- queries ----------------------------------------------------------------------------------
 
   private get(handle: number, session?: string): VmmResult<Vm> {
+    const touched = this.touch(session);
+    if (!touched.ok) return touched;
     const vm = this.vms.get(handle);
     if (vm === undefined || (session !== undefined && vm.session !== session)) return vmmFail('ENOENT', 'no_such_vm', `no VM handle ${handle}${session === undefined ? '' : ` in ${session}`}`);
     return vmmOk(vm);
@@ -300,6 +346,16 @@ export class VmManager {
 
   list(): VmView[] {
     return [...this.vms.values()].map((v) => this.viewOf(v));
+  }
+
+  /** ListVms: the session's VMs (those being torn down included), by handle. EBADF for an ended lease; EINVAL session_unknown. */
+  listVms(session: string): VmmResult<VmView[]> {
+    const touched = this.touch(session);
+    if (!touched.ok) return touched;
+    const handles = this.sessions.get(session);
+    if (handles === undefined) return vmmFail('EINVAL', 'session_unknown', `no open session ${session}`);
+    const vms = [...handles].sort((a, b) => a - b).flatMap((h) => this.vms.get(h) ?? []);
+    return vmmOk(vms.map((vm) => this.viewOf(vm)));
   }
 
   private viewOf(vm: Vm): VmView {
@@ -327,6 +383,8 @@ export class VmManager {
    * REALM: delegate the RD and the root RTTs, REALM_CREATE.
    */
   async create(session: string, type: VmType, ipaBits: number): Promise<VmmResult<VmView>> {
+    const touched = this.touch(session);
+    if (!touched.ok) return touched;
     const handles = this.sessions.get(session);
     if (handles === undefined) return vmmFail('EINVAL', 'session_unknown', `no open session ${session}`);
     if (type !== 'GUNYAH' && type !== 'REALM') return vmmFail('EINVAL', 'vm_type_invalid', `VM type ${String(type)}`);
@@ -338,6 +396,8 @@ export class VmManager {
     if (vm.type === 'GUNYAH') this.byVmid.set(vm.vmid, vm);
     handles.add(vm.handle);
     this.emit({ kind: 'STATE', handle: vm.handle, state: vm.state });
+    // The session ended (stream closed, lease expired or closed) while the VM was being made.
+    if (this.sessions.get(session) !== handles) this.track(this.destroy(vm.handle));
     return vmmOk(this.viewOf(vm));
   }
 

@@ -10,6 +10,7 @@ export const VMM_ERRNO = {
   ENOENT: 2,
   EIO: 5,
   ENXIO: 6,
+  EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,
   EBUSY: 16,

@@ -3,9 +3,9 @@
  * checks that name the field, and the encoders of a VM and its events. No VM manager state here.
  */
 
-import { BindMode, RegSet, VmState, VmType, type Binding as PbBinding, type Vm as PbVm, type VmEvent as PbVmEvent } from '@hypmesh/proto/vmm';
+import { BindMode, RegSet, VmState, VmType, type Binding as PbBinding, type Lease as PbLease, type Vm as PbVm, type VmEvent as PbVmEvent } from '@hypmesh/proto/vmm';
 import { enumField, invalidArgument, numberToU64, required, u64ToNumber } from '@hypmesh/rpc';
-import { RIGHTS, type Binding, type BindMode as DomainBindMode, type RegSet as DomainRegSet, type VmEvent, type VmState as DomainVmState, type VmType as DomainVmType, type VmView } from '@hypmesh/vmm';
+import { RIGHTS, type Binding, type LeaseView, type BindMode as DomainBindMode, type RegSet as DomainRegSet, type VmEvent, type VmState as DomainVmState, type VmType as DomainVmType, type VmView } from '@hypmesh/vmm';
 
 /** Handles are small positive integers; 32 bits is more than a session ever makes. */
 const HANDLE_BITS = 32;
@@ -37,9 +37,9 @@ const VM_STATE_OUT = {
   DESTROYED: VmState.VM_STATE_DESTROYED,
 } as const satisfies Record<DomainVmState, VmState>;
 
-/** A session id field: present, as OpenSession gave it. */
+/** A session id field: present, as OpenSession or OpenLease gave it. */
 export function sessionField(id: string, field = 'session_id'): string {
-  if (typeof id !== 'string' || id.length === 0) throw invalidArgument(field, 'required: the id OpenSession sent first');
+  if (typeof id !== 'string' || id.length === 0) throw invalidArgument(field, 'required: the id OpenSession sent first or OpenLease returned');
   return id;
 }
 
@@ -93,6 +93,9 @@ export function vmOut(v: VmView): PbVm {
     leaked: [...v.leaked],
   };
 }
+
+/** A lease; milliseconds are whole and within uint32 (the TTL is at most an hour). */
+export const leaseOut = (l: LeaseView): PbLease => ({ sessionId: l.sessionId, ttlMs: l.ttlMs, expiresInMs: Math.max(0, Math.round(l.expiresInMs)) });
 
 export function eventOut(e: VmEvent): PbVmEvent {
   const handle = numberToU64(e.handle, 'handle');

@@ -10,18 +10,23 @@
  *   its connection drops, the process dies, the server shuts down) `endSession` tears its VMs down
  *   in the background, as gh_vm_release schedules gh_vm_free.
  * - WatchVm: one VM's events, first its current state, until it is DESTROYED (then the stream ends).
+ *
+ * Lease sessions (OpenLease, RenewLease, CloseLease) are the domain's (lease.ts): the handlers only
+ * decode and encode; expiry runs on the VM manager's clock, not here.
  */
 
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { OpenSessionRequest, OpenSessionResponse, VmmServiceServer, WatchVmRequest, WatchVmResponse } from '@hypmesh/proto/vmm';
 import { domainStatus, enumField, fromThrown, unaryWith, type BugLog, type Result } from '@hypmesh/rpc';
-import type { VmEvent, VmManager, VmmError, VmmResult, VmView } from '@hypmesh/vmm';
-import { bindingIn, eventOut, handleField, REG_SETS, sessionField, u64Field, VM_TYPES, vmOut } from './codec.js';
+import type { LeaseView, VmEvent, VmManager, VmmError, VmmResult, VmView } from '@hypmesh/vmm';
+import { bindingIn, eventOut, handleField, leaseOut, REG_SETS, sessionField, u64Field, VM_TYPES, vmOut } from './codec.js';
 
 /** Streams open now, so shutdown can end them (and so their sessions). */
 export type OpenStreams = Set<{ end(): void }>;
 
 const vmReply = (r: VmmResult<VmView>): Result<{ vm: ReturnType<typeof vmOut> }, VmmError> => (r.ok ? { ok: true, value: { vm: vmOut(r.value) } } : r);
+const vmsReply = (r: VmmResult<readonly VmView[]>): Result<{ vms: ReturnType<typeof vmOut>[] }, VmmError> => (r.ok ? { ok: true, value: { vms: r.value.map(vmOut) } } : r);
+const leaseReply = (r: VmmResult<LeaseView>): Result<{ lease: ReturnType<typeof leaseOut> }, VmmError> => (r.ok ? { ok: true, value: { lease: leaseOut(r.value) } } : r);
 
 export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog): VmmServiceServer {
   const unary = unaryWith(log);
@@ -54,6 +59,11 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
       call.on('close', end);
       call.write({ sessionId: id });
     },
+
+    openLease: unary((req) => leaseReply(vmm.openLease(req.ttlMs))),
+    renewLease: unary((req) => leaseReply(vmm.renewLease(sessionField(req.sessionId)))),
+    closeLease: unary(async (req) => vmsReply(await vmm.closeLease(sessionField(req.sessionId)))),
+    listVms: unary((req) => vmsReply(vmm.listVms(sessionField(req.sessionId)))),
 
     createVm: unary(async (req) => vmReply(await vmm.create(sessionField(req.sessionId), enumField(req.type, VM_TYPES, 'type'), req.ipaBits))),
     mapMem: unary((req) => vmReply(vmm.mapMem(handleField(req.handle), bindingIn(req.binding), req.unmap, sessionField(req.sessionId)))),

@@ -7,8 +7,9 @@
  * must be HLOS's only RM subscriber, see rm-client.ts) or @hypmesh/vmm's `inProcessRm`; the core
  * is a CorePort: `grpcCorePort(address)` or `inProcessCorePort(stage2)`.
  *
- * Shutdown is the process closing every /dev/gunyah fd: each open session stream ends, so every VM
- * is torn down (gh_vm_release), and the server waits for those teardowns within the grace period.
+ * Shutdown is the process closing every /dev/gunyah fd: each open session stream ends and every
+ * live lease ends, so every VM is torn down (gh_vm_release), and the server waits for those
+ * teardowns within the grace period.
  */
 
 import type { HealthImplementation } from 'grpc-health-check';
@@ -16,7 +17,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService } from '@hypmesh/proto/vmm';
 import { serveGrpc, type BugLog } from '@hypmesh/rpc';
-import { DEFAULT_VMM_CONFIG, VmManager, type CorePort, type RmPort, type VmmConfig } from '@hypmesh/vmm';
+import { DEFAULT_VMM_CONFIG, VmManager, type CorePort, type RmPort, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
 export interface VmmServerOptions {
@@ -25,6 +27,8 @@ export interface VmmServerOptions {
   readonly rm: RmPort;
   readonly core: CorePort;
   readonly vmmConfig?: Partial<VmmConfig>;
+  /** Time for RM waits and lease expiry (default: the process's timers; tests pass a ManualClock). */
+  readonly clock?: VmmClock;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
 }
@@ -44,7 +48,7 @@ const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
 export async function startVmmServer(options: VmmServerOptions): Promise<VmmServer> {
   const log = options.log ?? consoleLog;
-  const vmm = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, ...options.vmmConfig });
+  const vmm = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, ...options.vmmConfig }, options.clock ?? systemClock);
   const open: OpenStreams = new Set();
   const served = await serveGrpc({
     address: options.address,
@@ -54,6 +58,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     register: (server) => server.addService(VmmServiceService, createVmmHandlers(vmm, open, log)),
     drain: async () => {
       for (const s of [...open]) s.end();
+      vmm.endLeases();
       await vmm.idle();
       vmm.close();
     },
