@@ -6,6 +6,8 @@
  *   hypmesh map [--vmid N] [--from ADDR] [--size BYTES]
  *                                                a VM's stage-2, or the host's ownership map, as runs
  *   hypmesh parcel list|accept|release --as VMID acting as a guest towards the RM
+ *   hypmesh vm create|list|start|stop|destroy|watch|dtb, mem bind|unbind, session show|close
+ *                                                VMs in a VMM lease session kept in a file (vm.ts)
  *   hypmesh demo                                 one scenario through every seed, checked at the end
  *
  * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
@@ -15,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import {
   CoreServiceClient,
   GranuleState,
@@ -38,48 +40,18 @@ import {
   type MemReleaseResponse,
 } from '@hypmesh/proto/rm';
 import { decodeStatusDetails } from '@hypmesh/rpc';
+import { bytes, integer } from './args.js';
+import { call } from './call.js';
 import { demo } from './demo.js';
 import { table, formatBytes, rights } from './format.js';
 import { VmmServiceClient } from '@hypmesh/proto/vmm';
+import { registerVmCommands } from './vm.js';
 
 const HOST = 3;
 const PAGE = 4096n;
 
 const coreAddr = (): string => process.env.HYPMESH_CORE_ADDR ?? '127.0.0.1:50051';
 const rmAddr = (): string => process.env.HYPMESH_RM_ADDR ?? '127.0.0.1:50052';
-
-const integer = (text: string): number => {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer (decimal or 0x…)');
-  return n;
-};
-const bytes = (text: string): bigint => {
-  const m = /^(0x[0-9a-f]+|\d+)([kmgt]i?b?)?$/i.exec(text.trim());
-  if (m === null) throw new InvalidArgumentError('expected bytes, e.g. 0x80000000, 4096, 2GiB');
-  const unit = { k: 10n, m: 20n, g: 30n, t: 40n }[(m[2] ?? '').charAt(0).toLowerCase() as 'k'] ?? 0n;
-  return BigInt(m[1]!) << unit;
-};
-
-const meta = (vmid: number): grpc.Metadata => {
-  const md = new grpc.Metadata();
-  md.set('x-hypmesh-caller-vmid', String(vmid));
-  return md;
-};
-
-type Callback<Res> = (e: grpc.ServiceError | null, r: Res) => void;
-/** One unary call; a refusal is printed with its domain detail and ends the process with 1. */
-function call<Req, Res>(client: grpc.Client, fn: (req: Req, md: grpc.Metadata, cb: Callback<Res>) => unknown, req: Req, vmid: number): Promise<Res> {
-  return new Promise((resolve) =>
-    fn.call(client, req, meta(vmid), (e, r) => {
-      if (e === null) return resolve(r);
-      const d = decodeStatusDetails({ code: e.code, details: e.details, metadata: e.metadata });
-      const detail = d.errorDetail;
-      process.stderr.write(`hypmesh: ${grpc.status[e.code]}: ${d.message}\n`);
-      if (detail !== undefined) process.stderr.write(`  ${detail.domain} ${detail.codeName} (${detail.code}), rule ${detail.rule}\n`);
-      process.exit(1);
-    }),
-  );
-}
 
 const program = new Command('hypmesh').description('The command line for a running hypmesh.');
 
@@ -185,6 +157,8 @@ parcel
     process.stdout.write(`released parcel ${handle}\n`);
     rm.close();
   });
+
+registerVmCommands(program, () => process.env.HYPMESH_VMM_ADDR ?? '127.0.0.1:50053');
 
 program
   .command('demo')
