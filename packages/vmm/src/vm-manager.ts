@@ -62,6 +62,11 @@ export interface VmmConfig {
   readonly attemptsMax: number;
   /** How long to wait for an RM notification (EXITED, RESET). */
   readonly waitMs: number;
+  /**
+   * Prefix of session and lease ids. The service sets a random one per boot, so that an id a client
+   * kept from an earlier VMM process (a CLI session file) can never name a new client's session.
+   */
+  readonly sessionIdPrefix: string;
 }
 
 const GiB = 2 ** 30;
@@ -72,6 +77,7 @@ export const DEFAULT_VMM_CONFIG: VmmConfig = {
   reservePoolAtStart: true,
   attemptsMax: 4,
   waitMs: 5_000,
+  sessionIdPrefix: '',
 };
 
 /** One teardown step as it went: how many attempts, and its last error if it never succeeded. */
@@ -201,7 +207,7 @@ export class VmManager {
 
   /** A new client session; its VMs live until `endSession`. */
   openSession(): string {
-    const id = `session-${this.nextSession++}`;
+    const id = `session-${this.config.sessionIdPrefix}${this.nextSession++}`;
     this.sessions.set(id, new Set());
     return id;
   }
@@ -216,7 +222,7 @@ export class VmManager {
 
   /** OpenLease: a new session that lives `ttlMs` past the last call naming it. EINVAL lease_ttl_invalid. */
   openLease(ttlMs: number): VmmResult<LeaseView> {
-    const id = `lease-${this.nextSession}`;
+    const id = `lease-${this.config.sessionIdPrefix}${this.nextSession}`;
     const lease = this.leases.open(id, ttlMs);
     if (!lease.ok) return lease;
     this.nextSession++;

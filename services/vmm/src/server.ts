@@ -12,6 +12,7 @@
  * teardowns within the grace period.
  */
 
+import { randomBytes } from 'node:crypto';
 import type { HealthImplementation } from 'grpc-health-check';
 import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
@@ -48,7 +49,9 @@ const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
 export async function startVmmServer(options: VmmServerOptions): Promise<VmmServer> {
   const log = options.log ?? consoleLog;
-  const vmm = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, ...options.vmmConfig }, options.clock ?? systemClock);
+  // A random id prefix per boot: a session id kept from an earlier VMM process names nothing here.
+  const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
+  const vmm = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig }, options.clock ?? systemClock);
   const open: OpenStreams = new Set();
   const served = await serveGrpc({
     address: options.address,
