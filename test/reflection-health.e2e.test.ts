@@ -20,29 +20,6 @@ import { Processes, type Addresses } from './support/processes.js';
 const processes = new Processes();
 let addresses: Addresses;
 
-/**
- * Known server reflection bugs (packages/rpc/src/reflection.ts, protobufjs's descriptors): `grpcurl`
- * is what grpcurl prints for `describe` or any call on that server, `refused` what this client's
- * resolve then throws. Their cases assert the refusal, so they fail once the bug is fixed and the
- * fix must delete the entry here (the case then checks the descriptors as for the VMM).
- */
-const REFLECTION_BUGS: Record<'core' | 'rm' | 'vmm', { grpcurl: string; refused: RegExp } | undefined> = {
-  // `reserved 5;` (rmi.proto RttSetRipasRequest) is served as [5, 5): protobufjs writes the end
-  // inclusive where descriptor.proto's is exclusive.
-  core: {
-    grpcurl: 'proto: message "hypmesh.core.v1.RttSetRipasRequest" reserved ranges has invalid range: 5 to 4',
-    refused: /hypmesh\.core\.v1\.RttSetRipasRequest: range \[5, 5\) is empty/,
-  },
-  // protobufjs merges a package's files into one synthetic hypmesh_rm_v1.proto with no
-  // dependencies, so options.proto's `extend google.protobuf.MethodOptions` names a type no
-  // dependency declares (and google/protobuf/descriptor.proto is not served).
-  rm: {
-    grpcurl: 'proto: extension field "hypmesh.rm.v1.message_id" cannot resolve extendee: "google.protobuf.MethodOptions" not found',
-    refused: /extendee \.google\.protobuf\.MethodOptions not found/,
-  },
-  vmm: undefined,
-};
-
 const SERVERS = [
   { server: 'core', service: 'hypmesh.core.v1.CoreService', rpc: 'Translate' },
   { server: 'rm', service: 'hypmesh.rm.v1.RmService', rpc: 'MemLend' },
@@ -70,10 +47,7 @@ describe('reflection and health on each of the three processes', () => {
     }
   });
 
-  // Known gap: @grpc/reflection lists only the package definition it was given (the service's own
-  // protos), so `grpcurl list` shows neither grpc.health.v1.Health nor reflection itself, though
-  // both answer. Remove `.fails` once serveGrpc adds health.proto to the reflection definition.
-  test.fails.each(SERVERS)('$server: list_services names grpc.health.v1.Health (known gap: not listed)', async ({ server }) => {
+  test.each(SERVERS)('$server: list_services names grpc.health.v1.Health', async ({ server }) => {
     const reflection = new Reflection(addresses[server]);
     try {
       expect(await reflection.listServices()).toContain('grpc.health.v1.Health');
@@ -82,7 +56,9 @@ describe('reflection and health on each of the three processes', () => {
     }
   });
 
-  for (const { server, service, rpc } of SERVERS.filter((s) => REFLECTION_BUGS[s.server] === undefined)) {
+  // Strict clients (grpcurl, Go's protodesc) reject what protobufjs alone would serve: inclusive
+  // reserved-range ends, a custom option without descriptor.proto (packages/rpc/src/reflection.ts).
+  for (const { server, service, rpc } of SERVERS) {
     test(`${server}: file_containing_symbol ${service} resolves (descriptors valid and link; ${rpc} and every RPC's messages found)`, async () => {
       const reflection = new Reflection(addresses[server]);
       try {
@@ -91,18 +67,6 @@ describe('reflection and health on each of the three processes', () => {
         expect(described?.typeName).toBe(service);
         expect(described!.methods.map((m) => m.name)).toContain(rpc);
         for (const m of described!.methods) expect([m.input.typeName, m.output.typeName].filter((t) => registry.getMessage(t) === undefined)).toEqual([]);
-      } finally {
-        reflection.close();
-      }
-    });
-  }
-
-  for (const { server, service } of SERVERS.filter((s) => REFLECTION_BUGS[s.server] !== undefined)) {
-    const bug = REFLECTION_BUGS[server]!;
-    test(`${server}: file_containing_symbol ${service} is refused as grpcurl refuses it (known bug: ${bug.grpcurl})`, async () => {
-      const reflection = new Reflection(addresses[server]);
-      try {
-        await expect(reflection.resolve(service)).rejects.toThrow(bug.refused);
       } finally {
         reflection.close();
       }

@@ -87,7 +87,7 @@ export class Reflection {
     const problems = [...files.values()].flatMap(rangeProblems);
     if (problems.length > 0) throw new Error(`invalid descriptors: ${problems.join('; ')}`);
     qualifyTypeNames([...files.values()]);
-    return createFileRegistry(create(FileDescriptorSetSchema, { file: [...files.values()] }));
+    return createFileRegistry(create(FileDescriptorSetSchema, { file: dependenciesFirst(files) }));
   }
 
   close(): void {
@@ -164,6 +164,23 @@ function qualifyTypeNames(files: FileDescriptorProto[]): void {
       }
     }
   }
+}
+
+/** The files with every file after the ones it depends on (a FileDescriptorSet links in order). */
+function dependenciesFirst(files: Map<string, FileDescriptorProto>): FileDescriptorProto[] {
+  const out: FileDescriptorProto[] = [];
+  const placed = new Set<string>();
+  const place = (f: FileDescriptorProto): void => {
+    if (placed.has(f.name)) return;
+    placed.add(f.name);
+    for (const d of f.dependency) {
+      const dep = files.get(d);
+      if (dep !== undefined) place(dep);
+    }
+    out.push(f);
+  };
+  for (const f of files.values()) place(f);
+  return out;
 }
 
 function missingDeps(files: Map<string, FileDescriptorProto>): string[] {
