@@ -17,7 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, PageState, type AddressSpaceRun, type OwnershipRun } from '@hypmesh/proto';
 import { MemAcceptRequest, MemLendRequest, MemType, RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
-import { formatBytes } from './format.js';
+import { formatBytes, ownershipTable, vmidName } from './format.js';
 
 const HOST = 3;
 const GiB = 1n << 30n;
@@ -48,7 +48,7 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   const summary = (runs: OwnershipRun[]): string => {
     const byOwner = new Map<number, bigint>();
     for (const r of runs) byOwner.set(r.ownerVmid, (byOwner.get(r.ownerVmid) ?? 0n) + r.count * 4096n);
-    return [...byOwner].map(([v, n]) => `${v === 3 ? 'HOST' : v === 0 ? 'HYP' : `0x${v.toString(16)}`} ${formatBytes(n)}`).join(', ');
+    return [...byOwner].map(([v, n]) => `${vmidName(v)} ${formatBytes(n)}`).join(', ');
   };
 
   const rights = (p: number): string => `${p & 4 ? 'R' : '-'}${p & 2 ? 'W' : '-'}${p & 1 ? 'X' : '-'}`;
@@ -58,9 +58,10 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
       print(`  guest IPA 0x${(r.base * 4096n).toString(16)} +${formatBytes(r.count * 4096n)} → PA 0x${(r.outputFrame * 4096n).toString(16)} ${rights(r.perms)} ${PageState[r.state]?.replace('PAGE_STATE_', '') ?? r.state} (level ${r.level})`);
   };
 
-  step('before: who owns what');
+  step('before: who owns what (the core\'s ownership map, as runs)');
   const before = await hostMap();
-  print(`  ${before.length} runs; ${summary(before)}`);
+  ownershipTable(before);
+  print(`  ${summary(before)}`);
 
   step('seed 001: a session (the /dev/gunyah fd) and a GUNYAH VM');
   const session = vmm.openSession({}, md(HOST));
@@ -103,7 +104,7 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   await call(rm, rm.memReclaim, { handle, sanitize: false });
   print('  released by the guest, reclaimed by the host');
 
-  step('stop and destroy the GUNYAH VM (Linux order: stop, reclaim the DTB parcel, reclaim demand-paged memory, reset, deallocate)');
+  step('stop and destroy the GUNYAH VM (Linux order, §4.4: stop, reclaim demand-paged memory, reset, reclaim the DTB parcel, deallocate)');
   await call(vmm, vmm.stopVm, at({}));
   const destroyed = vmOf(await call(vmm, vmm.destroyVm, at({})));
   for (const t of destroyed.teardown) print(`  ${t.ok ? 'ok ' : 'ERR'} ${t.step}${t.attempts > 1 ? ` (${t.attempts} attempts)` : ''}`);
@@ -123,7 +124,8 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   session.cancel();
   step('after: who owns what');
   const after = await hostMap();
-  print(`  ${after.length} runs; ${summary(after)}`);
+  ownershipTable(after);
+  print(`  ${summary(after)}`);
   const same = JSON.stringify(after, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) === JSON.stringify(before, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   const violations = (await call<{ violations: string[] }>(core, core.checkInvariants, {})).violations;
   print(same ? '  every granule is back where it was before' : '  the ownership map differs from before!');

@@ -20,7 +20,6 @@ import * as grpc from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
 import {
   CoreServiceClient,
-  GranuleState,
   PageState,
   type AddressSpaceMapRequest,
   type AddressSpaceMapResponse,
@@ -43,7 +42,7 @@ import { decodeStatusDetails } from '@hypmesh/rpc';
 import { bytes, integer } from './args.js';
 import { call } from './call.js';
 import { demo } from './demo.js';
-import { table, formatBytes, rights } from './format.js';
+import { formatBytes, ownershipTable, rights, table, vmidName } from './format.js';
 import { VmmServiceClient } from '@hypmesh/proto/vmm';
 import { registerVmCommands } from './vm.js';
 
@@ -77,18 +76,7 @@ program
     if (o.vmid === HOST) {
       const r = await call<OwnershipMapRequest, OwnershipMapResponse>(core, core.ownershipMap, { base, count: (o.size + PAGE - 1n) / PAGE, runsMax: 0 }, HOST);
       const runs = r.runs;
-      table(
-        ['physical range', 'size', 'owner', 'host', 'hyp', 'granule', 'grant'],
-        runs.map((x) => [
-          `0x${(x.base * PAGE).toString(16)}-0x${((x.base + x.count) * PAGE - 1n).toString(16)}`,
-          formatBytes(x.count * PAGE),
-          vmidName(x.ownerVmid),
-          PageState[x.hostState].replace('PAGE_STATE_', ''),
-          PageState[x.hypState].replace('PAGE_STATE_', ''),
-          GranuleState[x.granuleState].replace('GRANULE_STATE_', ''),
-          x.grantId === 0n ? '' : String(x.grantId),
-        ]),
-      );
+      ownershipTable(runs);
     } else {
       const r = await call<AddressSpaceMapRequest, AddressSpaceMapResponse>(core, core.addressSpaceMap, { vmid: o.vmid, base, count: (o.size + PAGE - 1n) / PAGE, runsMax: 0 }, HOST);
       table(
@@ -176,8 +164,5 @@ program
     for (const c of [core, rm, vmm]) c.close();
   });
 
-function vmidName(v: number): string {
-  return v === 0 ? 'HYP' : v === HOST ? 'HOST' : v === 0xff ? 'RM' : `0x${v.toString(16)}`;
-}
 
 await program.parseAsync();
