@@ -196,4 +196,4 @@ test(`random RMI command sequences keep every invariant; teardown returns to boo
     }),
     { seed: SEED, numRuns: RUNS },
   );
-});
+}, 180_000); // bounded by RUNS; generous for slow CI machines
