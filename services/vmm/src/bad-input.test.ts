@@ -5,7 +5,7 @@
  * exactly as it booted.
  */
 import * as grpc from '@grpc/grpc-js';
-import { VmType, VmmServiceClient } from '@hypmesh/proto/vmm';
+import { VmType, VmmServiceClient, VmmServiceService } from '@hypmesh/proto/vmm';
 import { decodeStatusDetails } from '@hypmesh/rpc';
 import { ResourceManager, inProcessCore } from '@hypmesh/rm';
 import { DEFAULT_STAGE2_CONFIG, Stage2, checkInvariants, snapshot } from '@hypmesh/stage2';
@@ -78,5 +78,33 @@ describe('VmmService: malformed requests are refused, naming the field, and chan
     expect(await run()).toMatch(expected);
     expect(snapshot(s)).toEqual(before);
     expect(checkInvariants(s)).toEqual([]);
+  });
+});
+
+describe('VmmService: empty and random request bytes on every unary RPC', () => {
+  const identity = (b: Buffer): Buffer => b;
+  // Deterministic "random" bytes (a fixed-seed LCG): the same bodies on every run.
+  let seed = 20261121;
+  const bytes = (n: number): Buffer =>
+    Buffer.from(Array.from({ length: n }, () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) & 0xff));
+  const unary = Object.entries(VmmServiceService).filter(([, d]) => !d.requestStream && !d.responseStream);
+  const raw = (path: string, body: Buffer): Promise<{ code: grpc.status | 'ok'; details: string }> =>
+    new Promise((resolve) => client.makeUnaryRequest(path, identity, identity, body, (e) => resolve(e === null ? { code: 'ok', details: '' } : { code: e.code, details: e.details })));
+
+  test.each(unary.map(([name, d]) => [name, d.path] as const))('%s: never UNKNOWN, never a bug; the core stays consistent', async (_name, path) => {
+    // An empty body is a valid message of all defaults: the handler answers it.
+    expect([grpc.status.UNKNOWN, grpc.status.INTERNAL]).not.toContain((await raw(path, Buffer.alloc(0))).code);
+    for (let i = 0; i < 6; i++) {
+      const r = await raw(path, bytes(1 + i * 9));
+      // Bytes that are no protobuf at all are refused by grpc-js itself (INTERNAL, "deserializ…").
+      if (r.code === grpc.status.INTERNAL) expect(r.details).toMatch(/deserializ|parse/i);
+      expect(r.code).not.toBe(grpc.status.UNKNOWN);
+    }
+    // Random bytes can decode to a valid request (e.g. OpenLease with some TTL); the core must stay consistent.
+    expect(checkInvariants(s)).toEqual([]);
+  });
+
+  test('still serving afterwards', async () => {
+    expect(await call(client.listVms, { sessionId })).toBe('ok');
   });
 });
