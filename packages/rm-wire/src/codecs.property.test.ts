@@ -15,6 +15,7 @@ import type { Codec, FieldSpec, Layout } from './layout.js';
 import { Reassembler } from './reassembly.js';
 import { decodeReply } from './reply.js';
 import { memAcceptReply } from './payloads/mem-accept.js';
+import { memNotifyLayout, memNotifyRequest } from './payloads/mem-notify.js';
 import { vmAllocateReply } from './payloads/vm-lifecycle.js';
 import { sglEntry } from './payloads/entries.js';
 
@@ -64,7 +65,7 @@ function layoutArbitrary(l: Layout<unknown>): fc.Arbitrary<unknown> {
   return fc.record(rec);
 }
 
-/** The two hand-written codecs get hand-written arbitraries. */
+/** The hand-written codecs get hand-written arbitraries. */
 const customArbitraries = new Map<AnyCodec, fc.Arbitrary<unknown>>([
   [
     memAcceptReply as AnyCodec,
@@ -74,6 +75,7 @@ const customArbitraries = new Map<AnyCodec, fc.Arbitrary<unknown>>([
     ),
   ],
   [vmAllocateReply as AnyCodec, fc.record({ vmid: fc.option(u(32), { nil: null }) })],
+  [memNotifyRequest as AnyCodec, layoutArbitrary(memNotifyLayout)],
 ]);
 
 function arbitraryFor(c: AnyCodec): fc.Arbitrary<unknown> {

@@ -76,6 +76,7 @@ export const RM_CODECS = {
   VM_GET_STATE: call(life.vmGetStateRequest, life.vmGetStateReply),
   VM_GET_HYP_RESOURCES: call(vmGetHypResourcesRequest, vmGetHypResourcesReply),
   VM_GET_VMID: call(life.vmGetVmidRequest, life.vmGetVmidReply),
+  VM_HOST_GET_TYPE: call(life.vmHostGetTypeRequest, life.vmHostGetTypeReply),
   VM_SET_TIME_BASE: call(cfg.vmSetTimeBaseRequest, cfg.vmSetTimeBaseReply),
   VM_SET_CONTEXT: call(cfg.vmSetBootContextRequest, cfg.vmSetBootContextReply),
   VM_SET_FIRMWARE_MEM: call(cfg.vmSetFirmwareMemRequest, cfg.vmSetFirmwareMemReply),

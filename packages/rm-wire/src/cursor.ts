@@ -22,6 +22,10 @@ export const DECODE_RULES = {
   length_invalid: { rmError: 'MSG_INVALID', spec: '§4.2 fixed-size requests ("vmid req" = 4 bytes, exact length required)' },
   truncated: { rmError: 'MSG_INVALID', spec: '§3.1 a list or field runs past the end of the message' },
   trailing_bytes: { rmError: 'MSG_INVALID', spec: '§3.1 bytes left over after the last expected list' },
+  list_header_missing: {
+    rmError: 'MSG_INVALID',
+    spec: '§3.1 every list header of the fixed part must be present (MEM_SHARE/LEND/DONATE ≥ 20 B, MEM_APPEND ≥ 12 B, MEM_ACCEPT ≥ 24 B)',
+  },
   list_entries_over_max: { rmError: 'NORESOURCE', spec: '§3.1 count > 512 (RM list reader)' },
 } as const satisfies Record<string, { rmError: RmErrorName; spec: string }>;
 
@@ -124,9 +128,11 @@ export class Reader {
 
   /**
    * An RM list (§3.1): u16 count, u16 second half-word, `count` entries, then padding to 4 bytes.
-   * A list that is absent because the message ends here reads as 0 entries; count > 512 is NORESOURCE.
+   * A list that is absent because the message ends here reads as 0 entries, unless `required` (a
+   * list of the message's fixed part: `list_header_missing`); count > 512 is NORESOURCE.
    */
-  list<T>(entrySizeBytes: number, readEntry: (r: Reader) => T, what: string): RmList<T> {
+  list<T>(entrySizeBytes: number, readEntry: (r: Reader) => T, what: string, required = false): RmList<T> {
+    if (!this.failure && this.remaining === 0 && required) this.fail('list_header_missing', `${what}: the list header is missing at offset ${this.at}`);
     if (this.failure || this.remaining === 0) return { entries: [], second: 0 };
     const count = this.u16(`${what} count`);
     const second = this.u16(`${what} second half-word`);

@@ -7,7 +7,8 @@
  * Field kinds:
  *   u8/u16/u32/u64(name)      one little-endian scalar
  *   pad(n)                    n reserved bytes: written as 0, ignored when read
- *   list(name, entry)         RM list, §3.1 (u16 count, u16 reserved, entries, 4-byte aligned; absent ⇒ [])
+ *   list(name, entry)         RM list, §3.1 (u16 count, u16 reserved, entries, 4-byte aligned; absent ⇒ [],
+ *                             or `list_header_missing` with { required: true }, a fixed-part list)
  *   listWithSecond(...)       the same, with the second half-word as a named field (ACCEPT map_vmid)
  *   counted(name, u16|u32, e) a plain count then entries (VM_AUTH_IMAGE, SET_DEMAND_PAGING, hyp resources)
  *   sized(name)               a u32 byte count then that many bytes (VM_EXITED reason)
@@ -29,7 +30,14 @@ type ScalarKind = 'u8' | 'u16' | 'u32' | 'u64';
 export type FieldSpec =
   | { readonly kind: ScalarKind; readonly name: string }
   | { readonly kind: 'pad'; readonly bytes: number }
-  | { readonly kind: 'list'; readonly name: string; readonly entry: Layout<unknown>; readonly second?: string; readonly omitWhenEmpty?: boolean }
+  | {
+      readonly kind: 'list';
+      readonly name: string;
+      readonly entry: Layout<unknown>;
+      readonly second?: string;
+      readonly omitWhenEmpty?: boolean;
+      readonly required?: boolean;
+    }
   | { readonly kind: 'counted'; readonly name: string; readonly count: 'u16' | 'u32'; readonly entry: Layout<unknown> }
   | { readonly kind: 'sized'; readonly name: string };
 
@@ -70,10 +78,10 @@ export const u16 = <const N extends string>(name: N) => ({ kind: 'u16', name }) 
 export const u32 = <const N extends string>(name: N) => ({ kind: 'u32', name }) as const;
 export const u64 = <const N extends string>(name: N) => ({ kind: 'u64', name }) as const;
 export const pad = (bytes: number) => ({ kind: 'pad', bytes }) as const;
-export const list = <const N extends string, E>(name: N, entry: Layout<E>, opts: { omitWhenEmpty?: boolean } = {}) =>
+export const list = <const N extends string, E>(name: N, entry: Layout<E>, opts: { omitWhenEmpty?: boolean; required?: boolean } = {}) =>
   ({ kind: 'list', name, entry, ...opts }) as const;
-export const listWithSecond = <const N extends string, const S extends string, E>(name: N, second: S, entry: Layout<E>) =>
-  ({ kind: 'list', name, second, entry }) as const;
+export const listWithSecond = <const N extends string, const S extends string, E>(name: N, second: S, entry: Layout<E>, opts: { required?: boolean } = {}) =>
+  ({ kind: 'list', name, second, entry, ...opts }) as const;
 export const counted = <const N extends string, E>(name: N, count: 'u16' | 'u32', entry: Layout<E>) =>
   ({ kind: 'counted', name, count, entry }) as const;
 export const sized = <const N extends string>(name: N) => ({ kind: 'sized', name }) as const;
@@ -104,7 +112,7 @@ function readField(r: Reader, f: FieldSpec, out: Rec): void {
       r.skip(f.bytes);
       return;
     case 'list': {
-      const l = r.list(entrySize(f.entry), (er) => f.entry.read(er), f.name);
+      const l = r.list(entrySize(f.entry), (er) => f.entry.read(er), f.name, f.required === true);
       out[f.name] = l.entries;
       if (f.second !== undefined) out[f.second] = l.second;
       return;

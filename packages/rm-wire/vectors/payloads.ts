@@ -49,29 +49,6 @@ export const payloadVectors = [
     value: { handle: 5 },
   },
   {
-    name: 'MEM_SHARE with the attr list absent reads it as empty (§3.1)',
-    /** Decode only: the encoder always writes the attr list header (as Linux does). */
-    decodeOnly: true,
-    message: 'MEM_SHARE',
-    part: 'request',
-    bytes: hex`
-      00 00 00 00  07000000     // NORMAL, flags 0, label 7
-      02 00 0000  03 00 07 00  80 00 06 00
-      01 00 0000  00 00 00 40 00 00 00 00  00 00 10 00 00 00 00 00
-    `,
-    value: {
-      memType: 0,
-      flags: 0,
-      label: 7,
-      acl: [
-        { vmid: 3, rights: 7 },
-        { vmid: 0x80, rights: 6 },
-      ],
-      sgl: [{ base: 0x4000_0000n, size: 0x10_0000n }],
-      attrs: [],
-    },
-  },
-  {
     name: 'MEM_DONATE with a DEVICE attr for an IO parcel (§3.2)',
     message: 'MEM_DONATE',
     part: 'request',
@@ -486,6 +463,26 @@ export const payloadVectors = [
 
 /** Bytes every RM decoder must refuse, named after the rule (cursor.ts DECODE_RULES). */
 export const badPayloadVectors = [
+  // §3.1 (open RM memparcel.c): every list header of the fixed part must be present.
+  {
+    rule: 'list_header_missing',
+    name: '§3.1 MEM_SHARE of 16 bytes (attr list header absent, < 20)',
+    message: 'MEM_SHARE',
+    part: 'request',
+    bytes: hex`00 00 00 00 07000000  0000 0000  0000 0000`,
+    rmError: 'MSG_INVALID',
+  },
+  { rule: 'list_header_missing', name: '§3.1 MEM_LEND of 8 bytes (no list header)', message: 'MEM_LEND', part: 'request', bytes: hex`00 00 00 00 07000000`, rmError: 'MSG_INVALID' },
+  { rule: 'list_header_missing', name: '§3.1 MEM_DONATE of 12 bytes (SGL header absent)', message: 'MEM_DONATE', part: 'request', bytes: hex`00 00 00 00 07000000 0000 0000`, rmError: 'MSG_INVALID' },
+  { rule: 'list_header_missing', name: '§3.1 MEM_APPEND of 8 bytes (< 12)', message: 'MEM_APPEND', part: 'request', bytes: hex`05000000 01 000000`, rmError: 'MSG_INVALID' },
+  {
+    rule: 'list_header_missing',
+    name: '§3.1 MEM_ACCEPT of 20 bytes (attr list header absent, < 24)',
+    message: 'MEM_ACCEPT',
+    part: 'request',
+    bytes: hex`05000000 00 01 80 00 00000000  0000 0000  0000 0000`,
+    rmError: 'MSG_INVALID',
+  },
   { rule: 'length_invalid', name: 'vmid req of 3 bytes', message: 'VM_START', part: 'request', bytes: hex`8000 00`, rmError: 'MSG_INVALID' },
   { rule: 'length_invalid', name: 'vmid req of 5 bytes', message: 'VM_RESET', part: 'request', bytes: hex`8000 0000 00`, rmError: 'MSG_INVALID' },
   { rule: 'length_invalid', name: 'VM_ALLOCATE of 0 bytes', message: 'VM_ALLOCATE', part: 'request', bytes: hex``, rmError: 'MSG_INVALID' },

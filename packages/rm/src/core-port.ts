@@ -8,9 +8,16 @@
  * Ranges are frames (address >> 12) of the acting VM's IPA space; rights use the Gunyah ACL bits
  * (X=1, W=2, R=4), which are also the core's. Implementations: `inProcessCore` below (tests,
  * embedded mode) and the gRPC client in services/rm.
+ *
+ * Create and append return the grant's physical runs (PA frames, merged where physically
+ * contiguous): they are the parcel's regions (gunyah-rm.md §3.2 "split into physically-contiguous
+ * regions", §3.7) and where HLOS, identity-mapped, maps what it accepts (§4.1). A create names the
+ * memory type, so the core refuses RAM for an IO parcel and MMIO for a NORMAL one (§3.2).
  */
 
 export type GrantKind = 'SHARE' | 'LEND' | 'DONATE';
+/** The memory a grant's ranges must be: NORMAL = RAM (mem_type NORMAL), DEVICE = MMIO (mem_type IO). */
+export type GrantMemoryKind = 'NORMAL' | 'DEVICE';
 
 export interface FrameRun {
   readonly base: number;
@@ -30,10 +37,12 @@ export interface CoreGrantPort {
   createGrant(a: {
     readonly owner: number;
     readonly type: GrantKind;
+    readonly memoryType: GrantMemoryKind;
     readonly ranges: readonly FrameRun[];
     readonly acl: readonly { readonly vmid: number; readonly perms: number }[];
-  }): Promise<CoreResult<{ readonly grantId: number }>>;
-  appendGrant(a: { readonly grantId: number; readonly owner: number; readonly ranges: readonly FrameRun[] }): Promise<CoreResult<void>>;
+  }): Promise<CoreResult<{ readonly grantId: number; readonly physRuns: readonly FrameRun[] }>>;
+  /** Extends a grant; returns the whole grant's physical runs after the append. */
+  appendGrant(a: { readonly grantId: number; readonly owner: number; readonly ranges: readonly FrameRun[] }): Promise<CoreResult<{ readonly physRuns: readonly FrameRun[] }>>;
   mapGrant(a: {
     readonly grantId: number;
     readonly borrower: number;

@@ -9,8 +9,9 @@ const port = <T>(r: Result<T, ErrnoError>): Promise<CoreResult<T>> =>
   Promise.resolve(r.ok ? { ok: true, value: r.value } : { ok: false, error: { errno: r.error.errno, rule: r.error.rule, message: r.error.message } });
 
 export const inProcessCore = (s: Stage2): CoreGrantPort => ({
-  createGrant: (a) => port(createGrant(s, { owner: vmid(a.owner), type: a.type, ranges: a.ranges, acl: a.acl.map((e) => ({ vmid: vmid(e.vmid), perms: e.perms })) })),
-  appendGrant: (a) => port(appendGrant(s, a.grantId, vmid(a.owner), a.ranges)).then((r) => (r.ok ? { ok: true, value: undefined } : r)),
+  createGrant: (a) =>
+    port(createGrant(s, { owner: vmid(a.owner), type: a.type, memoryType: a.memoryType, ranges: a.ranges, acl: a.acl.map((e) => ({ vmid: vmid(e.vmid), perms: e.perms })) })),
+  appendGrant: (a) => port(appendGrant(s, a.grantId, vmid(a.owner), a.ranges)).then((r) => (r.ok ? { ok: true, value: { physRuns: r.value.physRuns } } : r)),
   mapGrant: (a) => port(mapGrant(s, { grantId: a.grantId, borrower: vmid(a.borrower), perms: a.perms, ranges: a.ranges })),
   unmapGrant: (a) => port(unmapGrant(s, a.grantId, vmid(a.borrower))),
   destroyGrant: (a) => port(destroyGrant(s, a.grantId, vmid(a.owner))),

@@ -141,10 +141,10 @@ describe('§3.4 MEM_ACCEPT', () => {
 
   test('RM-chosen IPAs come back in the reply, and the borrower maps the parcel there', async () => {
     const r = await accept(A, { flags: ACCEPT_FLAGS.DONE | ACCEPT_FLAGS.MAP_CONTIGUOUS });
-    expect(r).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [{ base: 0x1_0000_0000n, size: 0x3000n }], incomplete: false } });
-    expect(translate(f.s, vmid(A), 0x1_0000_2000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x40000)), state: 'SHARED_BORROWED' } });
+    expect(r).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [{ base: 0n, size: 0x3000n }], incomplete: false } });
+    expect(translate(f.s, vmid(A), 0x2000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x40000)), state: 'SHARED_BORROWED' } });
     const second = await accept(B);
-    expect(second).toMatchObject({ ok: true, value: { sgl: [{ base: 0x1_0000_0000n }, { base: 0x1_0000_2000n }] } });
+    expect(second).toMatchObject({ ok: true, value: { sgl: [{ base: 0n }, { base: 0x2000n }] } });
   });
 
   test('multi-step: without DONE the IPAs are only recorded; DONE maps them', async () => {
@@ -165,9 +165,9 @@ describe('§3.4 MEM_ACCEPT', () => {
     expect(r1.ok && r1.value.kind === 'rm_chosen_ipas' ? r1.value.sgl.length : -1).toBe(512);
     const r2 = await step(0);
     expect(r2.ok && r2.value.kind === 'rm_chosen_ipas' ? [r2.value.sgl.length, r2.value.incomplete] : []).toEqual([88, false]);
-    expect(translate(f.s, vmid(A), 0x1_0000_0000)).toMatchObject({ ok: false });
+    expect(translate(f.s, vmid(A), 0)).toMatchObject({ ok: false });
     expect(await step(ACCEPT_FLAGS.DONE)).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [], incomplete: false } });
-    expect(translate(f.s, vmid(A), 0x1_0000_0000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x100000)) } });
+    expect(translate(f.s, vmid(A), 0)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x100000)) } });
   });
 
   test('no room left in the IPA window is NORESOURCE', async () => {
@@ -179,9 +179,62 @@ describe('§3.4 MEM_ACCEPT', () => {
   });
 
   test('a map the core refuses is MAP_FAILED and leaves nothing mapped', async () => {
+    // Memory mapped in A behind the RM's back (a VMM binding it was not told about): the allocator
+    // thinks the IPA free, the core refuses the map.
     const other = handleOf(await lend(createReq([{ vmid: A, rights: R }], [sgl(0x80000, 0x1000)])));
     expect(outcome(await accept(A, { sgl: [{ base: 0x3_0000_0000n, size: 0x1000n }] }, other))).toBe('OK');
+    f.rm.ipas.get(A)!.free({ kind: 'accepted', handle: other });
     expect(outcome(await accept(A, { sgl: [{ base: 0x3_0000_0000n, size: 0x2000n }, { base: 0x3_0001_0000n, size: 0x1000n }] }))).toBe('MAP_FAILED core_borrower_ipa_in_use');
+  });
+
+  test('§3.4 a caller-given IPA already in use is NORESOURCE (IPA allocation), before any core call', async () => {
+    const other = handleOf(await lend(createReq([{ vmid: A, rights: R }], [sgl(0x80000, 0x1000)])));
+    expect(outcome(await accept(A, { sgl: [{ base: 0x3_0000_0000n, size: 0x1000n }] }, other))).toBe('OK');
+    expect(outcome(await accept(A, { sgl: [{ base: 0x3_0000_0000n, size: 0x2000n }, { base: 0x3_0001_0000n, size: 0x1000n }] }))).toBe('NORESOURCE ipa_in_use');
+    // Overlapping only the tail of an accepted range, and two given ranges that overlap each other.
+    expect(outcome(await accept(A, { sgl: [{ base: 0x2_ffff_f000n, size: 0x2000n }, { base: 0x4_0000_0000n, size: 0x1000n }] }))).toBe('NORESOURCE ipa_in_use');
+    expect(outcome(await accept(A, { sgl: [{ base: 0x5_0000_0000n, size: 0x2000n }, { base: 0x5_0000_1000n, size: 0x1000n }] }))).toBe('NORESOURCE ipa_in_use');
+  });
+
+  test('§3.4 (open RM vm_ipa.c) RM-chosen IPAs avoid memory a DONATE accept left in the guest', async () => {
+    const d = handleOf(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_DONATE', createReq([{ vmid: A, rights: RWX }], [sgl(0x90000, 0x1000)]))));
+    const donated = await attempt(() => f.rm.call(A, 'MEM_ACCEPT', acceptReq(d, 'DONATE')));
+    expect(donated).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [{ base: 0n, size: 0x1000n }], incomplete: false } });
+    expect(f.rm.parcels.has(d)).toBe(false);
+    // The donated page stays mapped in A at IPA 0, so the next RM-chosen IPA must not be 0.
+    const r = await accept(A, { flags: ACCEPT_FLAGS.DONE | ACCEPT_FLAGS.MAP_CONTIGUOUS });
+    expect(r).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [{ base: 0x1000n, size: 0x3000n }], incomplete: false } });
+    expect(translate(f.s, vmid(A), 0)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x90000)), state: 'OWNED' } });
+    expect(translate(f.s, vmid(A), 0x3000)).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x40000)) } });
+    // A given IPA on the donated page is NORESOURCE, and nothing changes.
+    const other = handleOf(await lend(createReq([{ vmid: A, rights: R }], [sgl(0x80000, 0x1000)])));
+    expect(outcome(await accept(A, { sgl: [{ base: 0n, size: 0x1000n }] }, other))).toBe('NORESOURCE ipa_in_use');
+  });
+
+  test('§3.4/§3.5 (open RM vm_ipa.c) IPAs are freed on release and on reclaim of recorded ones, and reused', async () => {
+    expect(await accept(A, { flags: ACCEPT_FLAGS.DONE | ACCEPT_FLAGS.MAP_CONTIGUOUS })).toMatchObject({ ok: true, value: { sgl: [{ base: 0n }] } });
+    expect(outcome(await attempt(() => f.rm.call(A, 'MEM_RELEASE', { handle: h, flags: 0 })))).toBe('OK');
+    expect(f.rm.ipas.get(A)!.ranges()).toEqual([]);
+    // Recorded without DONE, then the owner reclaims: the recorded IPAs go with the parcel.
+    expect(outcome(await accept(A, { flags: 0 }))).toBe('OK');
+    expect(f.rm.ipas.get(A)!.ranges().length).toBe(2);
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: h, flags: 0 })))).toBe('OK');
+    expect(f.rm.ipas.get(A)!.ranges()).toEqual([]);
+  });
+
+  test('§4.1 HLOS accepts at IPA = PA: RM-chosen IPAs are the PAs; a given IPA ≠ PA is ARGUMENT_INVALID (open RM vm_ipa/memparcel)', async () => {
+    // A has no memory of its own in this fixture: HLOS donates it a page pair first.
+    const d = handleOf(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_DONATE', createReq([{ vmid: A, rights: RWX }], [sgl(0x90000, 0x2000)]))));
+    expect(outcome(await attempt(() => f.rm.call(A, 'MEM_ACCEPT', acceptReq(d, 'DONATE', { sgl: [{ base: 0x7000_0000n, size: 0x2000n }] }))))).toBe('OK');
+    const lent = handleOf(await attempt(() => f.rm.call(A, 'MEM_LEND', createReq([{ vmid: VMID_HLOS, rights: RW }], [{ base: 0x7000_0000n, size: 0x2000n }]))));
+    expect(lent).toBeGreaterThanOrEqual(0);
+    const byHlos = (extra: Parameters<typeof acceptReq>[2]) => attempt(() => f.rm.call(VMID_HLOS, 'MEM_ACCEPT', acceptReq(lent, 'LEND', extra)));
+    expect(outcome(await byHlos({ sgl: [{ base: 0x7000_0000n, size: 0x2000n }] }))).toBe('ARGUMENT_INVALID hlos_ipa_not_pa');
+    expect(await byHlos({})).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [{ base: hlosAddr(0x90000), size: 0x2000n }], incomplete: false } });
+    expect(translate(f.s, VMID_HOST, Number(hlosAddr(0x91000)))).toMatchObject({ ok: true, value: { pa: Number(hlosAddr(0x91000)), state: 'SHARED_BORROWED' } });
+    // Released, then accepted again at the given IPA = PA: the core agrees.
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_RELEASE', { handle: lent, flags: 0 })))).toBe('OK');
+    expect(outcome(await byHlos({ sgl: [{ base: hlosAddr(0x90000), size: 0x2000n }] }))).toBe('OK');
   });
 
   test('DONATE: ownership moves on accept and the parcel is deleted', async () => {
@@ -265,7 +318,7 @@ describe('§3.6 MEM_NOTIFY', () => {
 });
 
 describe('§3.8 MEM_QCOM_LOOKUP_SGL', () => {
-  test("finds the caller's own finalised parcel by exact ACL and SGL, sets a missing label", async () => {
+  test("finds the caller's own finalised parcel by exact ACL and SGL; §3.8 never relabels a parcel created by a message (open RM label_valid)", async () => {
     const acl = [{ vmid: A, rights: RW }];
     const h = handleOf(await lend(createReq(acl, [sgl(0x10000, 0x1000)])));
     const look = (caller: number, label: number, entries = [sgl(0x10000, 0x1000)]) =>
@@ -273,6 +326,7 @@ describe('§3.8 MEM_QCOM_LOOKUP_SGL', () => {
     expect(outcome(await look(VMID_HLOS, 9, [sgl(0x20000, 0x1000)]))).toBe('LOOKUP_FAILED no_match');
     expect(outcome(await look(A, 9))).toBe('LOOKUP_FAILED no_match');
     expect(await look(VMID_HLOS, 9)).toEqual({ ok: true, value: { handle: h } });
-    expect(f.rm.parcels.get(h)?.label).toBe(9);
+    // Created with label 0, which is a valid label: the lookup's label 9 does not replace it.
+    expect(f.rm.parcels.get(h)?.label).toBe(0);
   });
 });

@@ -8,10 +8,18 @@
  * Every stage-2 effect is one core grant call (core-port.ts): create (and each append) changes the
  * owner's mapping at once as the RM's extent donation does; accept maps, release unmaps, reclaim
  * destroys. RM state changes only after the core call succeeded, so a refusal leaves nothing behind.
+ * The core names the memory type (NORMAL = RAM, IO = device memory) and refuses the wrong kind
+ * (MEM_INVALID, §3.2); it returns the parcel's physical runs, which are its regions (§3.2: an SGL
+ * entry may split into several physically contiguous regions; neighbours that are contiguous merge):
+ * MEM_SHARED lists their sizes (§3.7), an accept places one IPA range per region (§3.4).
+ *
+ * Borrower IPAs come from the borrower's IPA allocator (ipa-allocator.ts, open RM `vm_ipa.c`): RM-
+ * chosen ones avoid everything in use, a given one in use is NORESOURCE before any core call. HLOS is
+ * identity-mapped and accepts at IPA = PA only (§4.1).
  *
  * Not modelled: SANITIZE zeroes nothing (there is no memory content), only its rules and the
  * `sanitized` flag; the owner's SHARE rights are not reduced to its ACL entry (the core keeps the
- * owner's mapping as it was); physically discontiguous SGL entries are not split into regions.
+ * owner's mapping as it was).
  */
 import {
   ACCEPT_FLAGS,
@@ -37,6 +45,7 @@ import {
   type SglEntry,
 } from '@hypmesh/rm-wire';
 import type { CoreRefusal, FrameRun, GrantKind } from './core-port.js';
+import { IpaAllocator, type IpaHolder } from './ipa-allocator.js';
 import { rmFail, rmOk, type RmErrorCode, type RmOutcome } from './rm-outcome.js';
 import type { CallTable, ResourceManager } from './resource-manager.js';
 import { VMID_HLOS, VMID_RM } from './vmid.js';
@@ -59,8 +68,13 @@ export interface Parcel {
   label: number;
   readonly acl: readonly AclEntry[];
   readonly attrs: readonly AttrEntry[];
-  /** Owner IPA ranges, in SGL order across the create message and every append. */
+  /** Owner IPA ranges, in SGL order across the create message and every append (LOOKUP_SGL matches them). */
   regions: SglEntry[];
+  /**
+   * The parcel's regions as the RM sees them: PA ranges (bytes), one per physically contiguous run,
+   * in grant order (the core's physical runs, §3.2). MEM_SHARED sizes and accept placement use them.
+   */
+  physRegions: SglEntry[];
   state: ParcelState;
   readonly grantId: number;
   /** Recorded by the first SHARED notify (§3.6). */
@@ -79,6 +93,7 @@ const RIGHTS_FULL_NORMAL = ACL_RIGHTS.R | ACL_RIGHTS.W | ACL_RIGHTS.X;
 const RIGHTS_FULL_IO = ACL_RIGHTS.R | ACL_RIGHTS.W;
 
 const framesOf = (e: SglEntry): FrameRun => ({ base: Number(e.base / PAGE), count: Number(e.size / PAGE) });
+const bytesOf = (r: FrameRun): SglEntry => ({ base: BigInt(r.base) * PAGE, size: BigInt(r.count) * PAGE });
 const sglValid = (e: SglEntry): boolean =>
   e.size > 0n && e.base % PAGE === 0n && e.size % PAGE === 0n && e.base < PARCEL_ADDR_LIMIT && e.base + e.size <= PARCEL_ADDR_LIMIT;
 const totalSize = (sgl: readonly SglEntry[]): bigint => sgl.reduce((n, e) => n + e.size, 0n);
@@ -89,6 +104,8 @@ const totalSize = (sgl: readonly SglEntry[]): bigint => sgl.reduce((n, e) => n +
  */
 const CORE_RULE_TO_RM: Readonly<Record<string, RmErrorCode>> = {
   owner_not_exclusive: 'MEM_INVALID',
+  // A NORMAL parcel over device memory or an IO parcel over RAM: not the owner's extent of that kind (§3.2).
+  grant_memory_type: 'MEM_INVALID',
   ranges_overlap: 'MEM_INVALID',
   ipa_out_of_range: 'MEM_INVALID',
   acl_vmid_unknown: 'VMID_INVALID',
@@ -117,6 +134,8 @@ function createFailure(rm: ResourceManager, caller: number, trans: TransType, re
   const checks: [boolean, RmErrorCode, string, string][] = [
     [req.memType !== MEM_TYPE.NORMAL && req.memType !== MEM_TYPE.IO, 'ARGUMENT_INVALID', 'mem_type_invalid', `mem_type ${req.memType}`],
     [(req.flags & ~(SHARE_FLAGS.SANITIZE | SHARE_FLAGS.APPEND)) !== 0, 'ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`],
+    // The per-VM parcel limit comes before the ACL checks (open RM `memparcel.c` order; §3.1).
+    [ownedParcels(rm, caller) >= rm.config.parcelsPerVmMax, 'DENIED', 'parcels_per_vm_max', `VM ${caller} already owns ${rm.config.parcelsPerVmMax} parcels`],
     [req.acl.length === 0, 'ARGUMENT_INVALID', 'acl_empty', 'the ACL is empty'],
     [req.sgl.length === 0, 'ARGUMENT_INVALID', 'sgl_empty', 'the SGL is empty'],
     [trans === 'DONATE' && req.acl.length !== 1, 'ARGUMENT_INVALID', 'donate_acl_not_single', 'DONATE needs exactly one ACL entry'],
@@ -138,7 +157,6 @@ function createFailure(rm: ResourceManager, caller: number, trans: TransType, re
     [req.attrs.some((a) => (a.attr === MEM_ATTR.DEVICE) !== io), 'ARGUMENT_INVALID', 'attr_io_device', 'IO memory ⇔ DEVICE attribute'],
     [req.attrs.some((a) => !req.acl.some((e) => e.vmid === a.vmid)), 'VMID_INVALID', 'attr_vmid_not_in_acl', 'an attr entry names a VMID outside the ACL'],
     [io && (req.flags & SHARE_FLAGS.SANITIZE) !== 0, 'ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized'],
-    [ownedParcels(rm, caller) >= rm.config.parcelsPerVmMax, 'DENIED', 'parcels_per_vm_max', `VM ${caller} already owns ${rm.config.parcelsPerVmMax} parcels`],
     [req.sgl.some((e) => !sglValid(e)), 'ARGUMENT_INVALID', 'sgl_entry_invalid', 'SGL entries must be 4 KiB aligned, non-empty and below 2^44'],
   ];
   const failed = checks.find(([holds]) => holds);
@@ -162,6 +180,8 @@ async function memCreate(rm: ResourceManager, caller: number, trans: TransType, 
   const created = await rm.core.createGrant({
     owner: caller,
     type: GRANT_KIND[trans],
+    // The core refuses memory of the other kind (§3.2: NORMAL from RAM, IO from device memory).
+    memoryType: req.memType === MEM_TYPE.IO ? 'DEVICE' : 'NORMAL',
     ranges: req.sgl.map(framesOf),
     // The owner of a SHARE stays mapped as it was; the core grant names only the borrowers.
     acl: req.acl.filter((e) => e.vmid !== caller).map((e) => ({ vmid: e.vmid, perms: e.rights })),
@@ -178,6 +198,7 @@ async function memCreate(rm: ResourceManager, caller: number, trans: TransType, 
     acl: req.acl.map((e) => ({ ...e })),
     attrs: req.attrs.map((a) => ({ ...a })),
     regions: req.sgl.map((e) => ({ ...e })),
+    physRegions: created.value.physRuns.map(bytesOf),
     state: (req.flags & SHARE_FLAGS.APPEND) !== 0 ? 'INIT' : 'SHARING',
     grantId: created.value.grantId,
     memInfoTag: undefined,
@@ -200,6 +221,7 @@ async function memAppend(rm: ResourceManager, caller: number, req: MemAppendRequ
   const appended = await rm.core.appendGrant({ grantId: p.grantId, owner: caller, ranges: req.sgl.map(framesOf) });
   if (!appended.ok) return fromCore(appended.error, 'MEM_INVALID', `append of ${req.sgl.length} range(s) to parcel ${p.handle}`);
   p.regions = [...p.regions, ...req.sgl.map((e) => ({ ...e }))];
+  p.physRegions = appended.value.physRuns.map(bytesOf);
   if ((req.flags & APPEND_FLAGS.DONE) !== 0) p.state = 'SHARING';
   return rmOk({});
 }
@@ -210,42 +232,51 @@ async function memAppend(rm: ResourceManager, caller: number, req: MemAppendRequ
 const sameList = <T extends object>(a: readonly T[], b: readonly T[]): boolean =>
   a.length === b.length && a.every((x, i) => Object.entries(x).every(([k, v]) => (b[i] as Record<string, unknown>)[k] === v));
 
-/** IPA ranges a borrower already uses (accepted or recorded), for placement. */
-function usedIpas(rm: ResourceManager, vmid: number): SglEntry[] {
-  const out: SglEntry[] = [];
-  for (const p of rm.parcels.values()) {
-    out.push(...(p.accepted.get(vmid) ?? []), ...(p.pending.get(vmid)?.ipas ?? []));
+const acceptedBy = (p: Parcel): IpaHolder => ({ kind: 'accepted', handle: p.handle });
+
+/** The IPA ranges an accept needs: one per region, or one for the whole parcel when contiguous. */
+const sizesFor = (p: Parcel, contiguous: boolean): bigint[] => (contiguous ? [totalSize(p.physRegions)] : p.physRegions.map((r) => r.size));
+
+/**
+ * Where `vmid` maps `p` (§3.4, §4.1), checked against its IPA allocator but not yet taken: the
+ * given IPAs when free, else RM-chosen ones (first fit). HLOS maps at IPA = PA. `within` is an
+ * address-layout reservation the parcel may use (a boot parcel, §4.2).
+ */
+function placement(rm: ResourceManager, vmid: number, p: Parcel, given: readonly SglEntry[] | undefined, contiguous: boolean, within: IpaHolder | undefined): RmOutcome<SglEntry[]> {
+  if (vmid === VMID_HLOS) {
+    // HLOS's stage-2 is an identity map: its IPAs are the parcel's PAs (§4.1).
+    const atPa = contiguous ? (p.physRegions.length === 1 ? [{ ...p.physRegions[0]! }] : undefined) : p.physRegions.map((r) => ({ ...r }));
+    if (atPa === undefined) return rmFail('NORESOURCE', 'hlos_not_contiguous', 'HLOS maps at IPA = PA, and the parcel is not physically contiguous');
+    if (given !== undefined && given.some((e, i) => e.base !== atPa[i]!.base))
+      return rmFail('ARGUMENT_INVALID', 'hlos_ipa_not_pa', 'HLOS accepts at IPA = PA only');
+    return rmOk(atPa);
   }
-  // The VM's address layout (VM_SET_ADDRESS_LAYOUT) is reserved for the parcels it names.
-  for (const r of rm.vms.get(vmid)?.addressLayout.values() ?? []) out.push(r);
-  return out.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+  // A VM without an allocator yet gets a scratch one: checking must not create state.
+  const space = rm.ipas.get(vmid) ?? new IpaAllocator(rm.config.ipaWindow);
+  const saved = space.save();
+  const out: SglEntry[] = [];
+  // Ranges this accept already recorded (multi-step) are being replaced, so they do not count.
+  space.free(acceptedBy(p));
+  try {
+    for (const [i, size] of sizesFor(p, contiguous).entries()) {
+      const base = given !== undefined ? given[i]!.base : space.find(size);
+      if (base === undefined) return rmFail('NORESOURCE', 'ipa_space_exhausted', `no room for 0x${size.toString(16)} bytes in VM ${vmid}'s IPA space`);
+      if (!space.isFree(base, size, within)) return rmFail('NORESOURCE', 'ipa_in_use', `VM ${vmid}'s IPA 0x${base.toString(16)}+0x${size.toString(16)} is in use`);
+      space.take(base, size, acceptedBy(p), within);
+      out.push({ base, size });
+    }
+    return rmOk(out);
+  } finally {
+    space.restore(saved);
+  }
 }
 
-/** First fit of `size` bytes in the RM's IPA window, avoiding `used` (sorted); undefined when full. */
-function placeIpa(rm: ResourceManager, used: SglEntry[], size: bigint): bigint | undefined {
-  let at = rm.config.ipaWindow.base;
-  const end = rm.config.ipaWindow.base + rm.config.ipaWindow.size;
-  for (const u of used) {
-    if (u.base >= at + size) break;
-    if (u.base + u.size > at) at = u.base + u.size;
-  }
-  return at + size <= end ? at : undefined;
-}
-
-/** RM-chosen IPAs for every region (one range when contiguous). */
-function chooseIpas(rm: ResourceManager, vmid: number, p: Parcel, contiguous: boolean): SglEntry[] | undefined {
-  const used = usedIpas(rm, vmid);
-  const sizes = contiguous ? [totalSize(p.regions)] : p.regions.map((r) => r.size);
-  const out: SglEntry[] = [];
-  for (const size of sizes) {
-    const base = placeIpa(rm, used, size);
-    if (base === undefined) return undefined;
-    const e = { base, size };
-    out.push(e);
-    used.push(e);
-    used.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
-  }
-  return out;
+/** Records `ipas` as `vmid`'s for `p` (replacing what an earlier step recorded); placement proved them free. */
+function takeIpas(rm: ResourceManager, vmid: number, p: Parcel, ipas: readonly SglEntry[], holder: IpaHolder, within: IpaHolder | undefined): void {
+  if (vmid === VMID_HLOS) return;
+  const space = rm.ipaSpace(vmid);
+  space.free(acceptedBy(p));
+  for (const e of ipas) space.take(e.base, e.size, holder, within);
 }
 
 /**
@@ -253,7 +284,7 @@ function chooseIpas(rm: ResourceManager, vmid: number, p: Parcel, contiguous: bo
  * SGL is empty), then — with DONE — one core map of the whole parcel. Without DONE the IPAs are
  * only recorded (multi-step accept).
  */
-export async function memAccept(rm: ResourceManager, caller: number, req: MemAcceptRequest): Promise<RmOutcome<MemAcceptReply>> {
+export async function memAccept(rm: ResourceManager, caller: number, req: MemAcceptRequest, within?: IpaHolder): Promise<RmOutcome<MemAcceptReply>> {
   const p = rm.parcels.get(req.handle);
   if (p === undefined) return rmFail('HANDLE_INVALID', 'handle_unknown', `no parcel ${req.handle}`);
   const f = req.flags;
@@ -285,20 +316,24 @@ export async function memAccept(rm: ResourceManager, caller: number, req: MemAcc
   const failed = checks.find(([holds]) => holds);
   if (failed !== undefined) return rmFail(failed[1], failed[2], failed[3]);
 
-  // Placement: given IPAs must match the regions (or the whole parcel when contiguous).
+  // Placement: given IPAs must match the regions (or the whole parcel when contiguous), then the
+  // IPA allocator decides (§3.4: IPA allocation failure is NORESOURCE, before any mapping).
   const pending = p.pending.get(caller);
   let ipas: readonly SglEntry[] | undefined = pending?.ipas;
   let reported = pending?.reported ?? 0;
   const rmChosen = req.sgl.length === 0;
   if (!rmChosen) {
-    const sizes = contiguous ? [totalSize(p.regions)] : p.regions.map((r) => r.size);
+    const sizes = sizesFor(p, contiguous);
     const fits = req.sgl.length === sizes.length && req.sgl.every((e, i) => sglValid(e) && e.size === sizes[i]);
     if (!fits) return rmFail('ARGUMENT_INVALID', 'ipa_layout_mismatch', 'IPA entries must be aligned and match the region sizes');
-    ipas = req.sgl.map((e) => ({ ...e }));
+    const placed = placement(rm, caller, p, req.sgl, contiguous, within);
+    if (!placed.ok) return placed;
+    ipas = placed.value;
     reported = ipas.length;
   } else if (ipas === undefined) {
-    ipas = chooseIpas(rm, caller, p, contiguous);
-    if (ipas === undefined) return rmFail('NORESOURCE', 'ipa_space_exhausted', `no room for ${totalSize(p.regions)} bytes in VM ${caller}'s IPA window`);
+    const placed = placement(rm, caller, p, undefined, contiguous, within);
+    if (!placed.ok) return placed;
+    ipas = placed.value;
   }
   // An RM-chosen placement is reported ≤ 512 entries per reply; INCOMPLETE asks the caller to call
   // again (without DONE) for the rest before the DONE call (§3.4).
@@ -309,6 +344,7 @@ export async function memAccept(rm: ResourceManager, caller: number, req: MemAcc
     reply = { kind: 'rm_chosen_ipas', sgl: batch, incomplete: reported < ipas.length };
   }
   if ((f & ACCEPT_FLAGS.DONE) === 0) {
+    takeIpas(rm, caller, p, ipas, acceptedBy(p), within);
     p.pending.set(caller, { ipas, reported });
     return rmOk(reply);
   }
@@ -317,9 +353,12 @@ export async function memAccept(rm: ResourceManager, caller: number, req: MemAcc
   if (!mapped.ok) return fromCore(mapped.error, 'MAP_FAILED', `accept of parcel ${p.handle}`);
   p.pending.delete(caller);
   if (p.transType === 'DONATE') {
-    // Ownership moved to the borrower; the core grant and the parcel are gone (§3.4).
+    // Ownership moved to the borrower; the core grant and the parcel are gone (§3.4). The memory
+    // stays mapped in the borrower, so its IPAs stay in use.
+    takeIpas(rm, caller, p, ipas, { kind: 'donated', handle: p.handle }, within);
     rm.parcels.delete(p.handle);
   } else {
+    takeIpas(rm, caller, p, ipas, acceptedBy(p), within);
     p.accepted.set(caller, ipas);
     p.state = 'SHARED';
   }
@@ -333,6 +372,7 @@ export async function releaseFor(rm: ResourceManager, p: Parcel, vmid: number): 
   const unmapped = await rm.core.unmapGrant({ grantId: p.grantId, borrower: vmid });
   if (!unmapped.ok) return fromCore(unmapped.error, 'MAP_FAILED', `release of parcel ${p.handle} by VM ${vmid}`);
   p.accepted.delete(vmid);
+  rm.ipas.get(vmid)?.free(acceptedBy(p));
   if (p.accepted.size === 0) p.state = 'SHARING';
   return rmOk({});
 }
@@ -361,6 +401,8 @@ async function memReclaim(rm: ResourceManager, caller: number, req: MemReleaseRe
   if ((req.flags & RELEASE_FLAGS.SANITIZE) !== 0 && p.memType === MEM_TYPE.IO) return rmFail('ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized');
   const destroyed = await rm.core.destroyGrant({ grantId: p.grantId, owner: caller });
   if (!destroyed.ok) return fromCore(destroyed.error, 'MEM_INUSE', `reclaim of parcel ${p.handle}`);
+  // IPAs a borrower recorded without DONE are freed with the parcel.
+  for (const b of p.pending.keys()) rm.ipas.get(b)?.free(acceptedBy(p));
   rm.parcels.delete(p.handle);
   return rmOk({});
 }
@@ -369,7 +411,7 @@ async function memReclaim(rm: ResourceManager, caller: number, req: MemReleaseRe
 
 const NOTIFY_KINDS = [NOTIFY_FLAGS.SHARED, NOTIFY_FLAGS.RELEASED, NOTIFY_FLAGS.ACCEPTED, NOTIFY_FLAGS.RECALL] as const;
 
-/** The MEM_SHARED payload a borrower receives (§3.7): region sizes only, no addresses. */
+/** The MEM_SHARED payload a borrower receives (§3.7): region sizes only, no addresses; one region per physically contiguous run (§3.2). */
 export const sharedNotification = (p: Parcel) => ({
   handle: p.handle,
   memType: p.memType,
@@ -379,7 +421,7 @@ export const sharedNotification = (p: Parcel) => ({
   label: p.label,
   memInfoTag: p.memInfoTag ?? 0,
   acl: p.acl,
-  regions: p.regions.slice(0, MEM_ENTRIES_PER_MSG_MAX).map((r) => ({ size: r.size })),
+  regions: p.physRegions.slice(0, MEM_ENTRIES_PER_MSG_MAX).map((r) => ({ size: r.size })),
   attrs: p.attrs,
 });
 
@@ -393,6 +435,8 @@ async function memNotify(rm: ResourceManager, caller: number, req: MemNotifyRequ
   const targets = req.vmids.map((v) => v.vmid);
   if (req.flags === NOTIFY_FLAGS.SHARED || req.flags === NOTIFY_FLAGS.RECALL) {
     if (caller !== p.owner) return rmFail('DENIED', 'not_owner', `VM ${caller} does not own parcel ${p.handle}`);
+    // The VMID list header must be there for SHARED and RECALL (open RM `memparcel_notify_shared`).
+    if (req.vmidListAbsent === true) return rmFail('MSG_INVALID', 'vmid_list_absent', `${req.flags === NOTIFY_FLAGS.SHARED ? 'SHARED' : 'RECALL'} needs a VMID list`);
     if (targets.length === 0 || targets.length > p.acl.length) return rmFail('ARGUMENT_INVALID', 'vmid_list_size', 'the VMID list must name 1..ACL-size VMs');
     const unknown = targets.find((v) => v !== VMID_HLOS && !rm.vms.has(v));
     if (unknown !== undefined) return rmFail('VMID_INVALID', 'vmid_unknown', `VM ${unknown} does not exist`);
@@ -427,9 +471,9 @@ async function memNotify(rm: ResourceManager, caller: number, req: MemNotifyRequ
  * Accepts `p` on behalf of `vmid` with RM-chosen (or given) IPAs, as the RM does for boot parcels
  * at VM_START (§3.9) and for READY targets of a SHARED notify.
  */
-export async function autoAccept(rm: ResourceManager, vmid: number, p: Parcel, at: bigint | undefined): Promise<RmOutcome<MemAcceptReply>> {
-  const size = totalSize(p.regions);
-  const sgl = at === undefined ? [] : [{ base: at, size }];
+export async function autoAccept(rm: ResourceManager, vmid: number, p: Parcel, at: { base: bigint; layout: IpaHolder } | undefined): Promise<RmOutcome<MemAcceptReply>> {
+  const size = totalSize(p.physRegions);
+  const sgl = at === undefined ? [] : [{ base: at.base, size }];
   return memAccept(rm, vmid, {
     handle: p.handle,
     memType: p.memType,
@@ -440,7 +484,7 @@ export async function autoAccept(rm: ResourceManager, vmid: number, p: Parcel, a
     mapVmid: 0,
     sgl,
     attrs: [],
-  });
+  }, at?.layout);
 }
 
 /** MEM_QCOM_LOOKUP_SGL (§3.8): the handle of the caller's own finalised, unaccepted parcel that matches exactly. */
@@ -455,7 +499,8 @@ function memLookupSgl(rm: ResourceManager, caller: number, req: MemLookupSglRequ
       sameList(p.attrs, req.attrs),
   );
   if (match === undefined) return rmFail('LOOKUP_FAILED', 'no_match', 'no parcel of the caller matches the ACL, SGL and attributes');
-  if (match.label === 0) match.label = req.label;
+  // The RM sets the label only of a parcel without a valid one; a parcel created by MEM_SHARE/LEND/
+  // DONATE always has one (the request's, 0 included), so the label is never changed here (§3.8).
   return rmOk({ handle: match.handle });
 }
 

@@ -9,6 +9,7 @@
  */
 import type { CallName, NotificationName, NotificationOf, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
 import type { CoreGrantPort } from './core-port.js';
+import { IpaAllocator } from './ipa-allocator.js';
 import { NotifyQueue } from './notify-queue.js';
 import { PARCEL_CALLS, type Parcel } from './parcel.js';
 import { rmFail, type RmOutcome } from './rm-outcome.js';
@@ -29,6 +30,8 @@ export class ResourceManager {
   readonly vms = new Map<number, Vm>();
   readonly parcels = new Map<number, Parcel>();
   readonly vmids: VmidAllocator;
+  /** Each VM's IPA allocator (ipa-allocator.ts), created on first use; dropped on VM_DEALLOCATE. */
+  readonly ipas = new Map<number, IpaAllocator>();
   /** Next parcel handle to try (RM: incrementing from 0, skipping used ones and 0xFFFFFFFF). */
   nextHandle = 0;
   /** Global notification sequence number (§1.3: RM notifications use one incrementing 16-bit counter). */
@@ -42,6 +45,13 @@ export class ResourceManager {
     readonly config: RmConfig = DEFAULT_RM_CONFIG,
   ) {
     this.vmids = new VmidAllocator(config);
+  }
+
+  /** The IPA allocator of `vmid` (created on first use over the configured IPA space). */
+  ipaSpace(vmid: number): IpaAllocator {
+    let a = this.ipas.get(vmid);
+    if (a === undefined) this.ipas.set(vmid, (a = new IpaAllocator(this.config.ipaWindow)));
+    return a;
   }
 
   /** Whether the RM handles message `name` (else the reply is UNIMPLEMENTED). */

@@ -15,6 +15,7 @@ export function snapshotRm(rm: ResourceManager, core?: Stage2): unknown {
     parcels: plain([...rm.parcels.values()]),
     allocated: vmids.filter((v) => rm.vmids.isAllocated(v)),
     nextHandle: rm.nextHandle,
+    ipas: [...rm.ipas.entries()].sort(([a], [b]) => a - b).map(([v, a]) => [v, plain(a.ranges())]),
     queued: vmids.concat(3).map((v) => [v, rm.pendingFor(v)]),
     core: core === undefined ? null : coreSnapshot(core),
   };

@@ -131,7 +131,7 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     f.rm.queue(VMID_HLOS).drain();
     expect(outcome(await call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 1, stopReason: 3 }))).toBe('OK');
     expect(status(A)).toBe('EXITED');
-    expect(drained(f.rm, VMID_HLOS)).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: new Uint8Array([3, 0, 0, 0]) } });
+    expect(drained(f.rm, VMID_HLOS)).toContainEqual({ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: new Uint8Array([0, 0, 0, 0]) } });
     expect(outcome(await call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
     expect(status(A)).toBe('RESET');
     const notes = drained(f.rm, VMID_HLOS);
@@ -157,7 +157,11 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     // Occupy the IMAGE address with another parcel accepted there first.
     const other = await f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x300000, 0x1000)], { label: 9 }));
     const h = other.ok ? other.value.handle : -1;
+    // A mapping there that the RM does not know of (as a VMM binding would be): lift the layout
+    // reservation, accept, then forget the IPAs, so only the core sees the clash.
+    f.rm.ipas.get(A)!.free({ kind: 'layout', id: `address_layout:${ADDRESS_RANGE_ID.IMAGE}` });
     expect(outcome(await f.rm.call(A, 'MEM_ACCEPT', acceptReq(h, 'LEND', { flags: ACCEPT_FLAGS.DONE, sgl: [{ base: 0x8000_0000n, size: 0x1000n }] })))).toBe('OK');
+    f.rm.ipas.get(A)!.free({ kind: 'accepted', handle: h });
     const r = await f.rm.call(VMID_HLOS, 'VM_START', { vmid: A });
     expect(outcome(r)).toBe('MAP_FAILED boot_parcel_core_borrower_ipa_in_use');
     expect(status(A)).toBe('INIT_FAILED');
@@ -173,6 +177,63 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     expect(outcome(await call(VMID_HLOS, 'MEM_NOTIFY', { handle: h, flags: 1, memInfoTag: 11, vmids: [{ vmid: A }] }))).toBe('OK');
     expect(drained(f.rm, VMID_HLOS)).toEqual([{ name: 'MEM_ACCEPTED', payload: { handle: h, vmid: A, memInfoTag: 11 } }]);
     expect(f.rm.queue(A).length).toBe(0);
+  });
+});
+
+describe('issue 7: divergences from the open RM', () => {
+  test('§4.2 VM_ALLOCATE sends no notification (open RM vm_mgnt.c: created directly in LOAD)', async () => {
+    f.rm.queue(VMID_HLOS).drain();
+    const r = await call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
+    expect(r.ok).toBe(true);
+    expect(status(0x81)).toBe('LOAD');
+    expect(drained(f.rm, VMID_HLOS)).toEqual([]);
+  });
+
+  test('§4.2 a forced VM_STOP sends VM_EXITED with exit flags 0 and exit code NORMAL, not the stop_reason (open RM vm_mgnt.c)', async () => {
+    await toReady(A);
+    expect(outcome(await call(VMID_HLOS, 'VM_START', { vmid: A }))).toBe('OK');
+    f.rm.queue(VMID_HLOS).drain();
+    expect(outcome(await call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 1, stopReason: 2 }))).toBe('OK');
+    const exited = drained(f.rm, VMID_HLOS).filter((n) => n.name === 'VM_EXITED');
+    expect(exited).toEqual([{ name: 'VM_EXITED', payload: { vmid: A, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: new Uint8Array([0, 0, 0, 0]) } }]);
+  });
+
+  test('§4.2 VM_INIT with reserved ≠ 0 is MSG_INVALID and changes nothing', async () => {
+    const dtb = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RWX }], [sgl(0x100000, 0x1000)]));
+    const h = dtb.ok ? (dtb.value as { handle: number }).handle : -1;
+    expect(outcome(await call(VMID_HLOS, 'VM_CONFIG_IMAGE', { vmid: A, authMech: 0, memHandle: h, imageOffset: 0n, imageSize: 0n, dtbOffset: 0n, dtbSize: 0x100n }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_INIT', { vmid: A, reserved: 1 }))).toBe('MSG_INVALID reserved_not_zero');
+    expect(status(A)).toBe('INIT');
+  });
+
+  test.each([
+    ['VM_CONFIG_IMAGE', { vmid: VMID_HLOS, authMech: 0, memHandle: 0, imageOffset: 0n, imageSize: 0n, dtbOffset: 0n, dtbSize: 0x100n }],
+    ['VM_INIT', { vmid: VMID_HLOS, reserved: 0 }],
+    ['VM_START', { vmid: VMID_HLOS }],
+    ['VM_STOP', { vmid: VMID_HLOS, flags: 1, stopReason: 3 }],
+    ['VM_RESET', { vmid: VMID_HLOS }],
+    ['VM_DEALLOCATE', { vmid: VMID_HLOS }],
+    ['VM_SET_ADDRESS_LAYOUT', { vmid: VMID_HLOS, rangeId: 0, base: 0n, size: 0x1000n }],
+    ['VM_GET_HYP_RESOURCES', { vmid: VMID_HLOS }],
+  ] as const)('§4.1 HLOS is owned by the RM: %s naming vmid 3 is DENIED, not VMID_INVALID', async (name, req) => {
+    expect(outcome(await call(VMID_HLOS, name, req))).toBe('DENIED hlos_owned_by_rm');
+  });
+
+  test('§2.1 VM_HOST_GET_TYPE answers 0x01000164 (AArch64, Gunyah+RM, version 1) to any caller', async () => {
+    expect(await call(VMID_HLOS, 'VM_HOST_GET_TYPE', {})).toEqual({ ok: true, value: { hostType: 0x0100_0164 } });
+    expect(await call(A, 'VM_HOST_GET_TYPE', {})).toEqual({ ok: true, value: { hostType: 0x0100_0164 } });
+  });
+
+  test('§3.4/§4.2 (open RM vm_ipa.c) address-layout and demand-paging ranges are reserved: RM-chosen IPAs avoid them, given ones there are NORESOURCE', async () => {
+    expect(outcome(await call(VMID_HLOS, 'VM_SET_ADDRESS_LAYOUT', { vmid: A, rangeId: ADDRESS_RANGE_ID.IMAGE, base: 0n, size: 0x2000n }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_SET_DEMAND_PAGING', { vmid: A, ranges: [{ base: 0x2000n, size: 0x1000n }] }))).toBe('OK');
+    const p = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x500000, 0x1000)], { label: 5 }));
+    const h = p.ok ? (p.value as { handle: number }).handle : -1;
+    expect(outcome(await call(A, 'MEM_ACCEPT', acceptReq(h, 'LEND', { sgl: [{ base: 0x2000n, size: 0x1000n }] })))).toBe('NORESOURCE ipa_in_use');
+    expect(outcome(await call(A, 'MEM_ACCEPT', acceptReq(h, 'LEND', { sgl: [{ base: 0x1000n, size: 0x1000n }] })))).toBe('NORESOURCE ipa_in_use');
+    expect(await call(A, 'MEM_ACCEPT', acceptReq(h, 'LEND'))).toEqual({ ok: true, value: { kind: 'rm_chosen_ipas', sgl: [{ base: 0x3000n, size: 0x1000n }], incomplete: false } });
+    // A layout over memory already accepted is NORESOURCE too, and changes nothing.
+    expect(outcome(await call(VMID_HLOS, 'VM_SET_ADDRESS_LAYOUT', { vmid: A, rangeId: ADDRESS_RANGE_ID.FIRMWARE, base: 0x3000n, size: 0x1000n }))).toBe('NORESOURCE ipa_in_use');
   });
 });
 

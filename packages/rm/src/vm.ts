@@ -2,9 +2,14 @@
  * VM management calls (gunyah-rm.md §4.2) over the state machine of §4.3 (vm-status.ts).
  *
  * Who may call: HLOS allocates; the owner (the VM that allocated) configures, starts, stops, resets
- * and deallocates; a VM reports its own status and exit. Each call checks, in the spec's order, and
- * returns the first failure; a VM moves only along an allowed edge, and each move notifies the
- * owner with VM_STATUS.
+ * and deallocates; a VM reports its own status and exit. HLOS itself is a VM in the RM's table,
+ * owned by the RM (§4.1), so a management call naming vmid 3 is DENIED, not VMID_INVALID. Each call
+ * checks, in the spec's order, and returns the first failure; a VM moves only along an allowed edge,
+ * and each move notifies the owner with VM_STATUS — except VM_ALLOCATE, which creates the VM
+ * directly in LOAD and sends nothing (§4.2, open RM `vm_mgnt.c`).
+ *
+ * VM_SET_ADDRESS_LAYOUT and VM_SET_DEMAND_PAGING ranges are reserved in the VM's IPA allocator: the
+ * VMM maps its bindings there without the RM, so no RM-chosen IPA may land on them.
  *
  * VM_RESET replies at once and finishes in the background, as the RM's staged reset does: accepted
  * parcels are released on the VM's behalf (MEM_RELEASED to their owners), then the VM is RESET.
@@ -22,6 +27,7 @@ import {
   MEM_TYPE,
   STOP_FLAGS,
   VM_EXIT_CODE,
+  VM_HOST_TYPE,
   VM_STATUS,
   type SglEntry,
 } from '@hypmesh/rm-wire';
@@ -29,7 +35,8 @@ import { autoAccept, releaseFor, type Parcel } from './parcel.js';
 import type { CallTable, ResourceManager } from './resource-manager.js';
 import { rmFail, rmOk, type RmErrorCode, type RmOutcome } from './rm-outcome.js';
 import { canEnter, type VmStatus } from './vm-status.js';
-import { VMID_HLOS } from './vmid.js';
+import { VMID_HLOS, VMID_RM } from './vmid.js';
+import type { IpaHolder } from './ipa-allocator.js';
 
 export interface Vm {
   readonly vmid: number;
@@ -89,12 +96,15 @@ function vmAllocate(rm: ResourceManager, caller: number, req: { vmid: number }):
     peers: new Set([caller]),
   };
   rm.vms.set(vmid, vm);
-  statusChanged(rm, vm);
+  rm.ipaSpace(vmid);
+  // No VM_STATUS: the VM is created directly in LOAD and the RM sends no notification (§4.2).
   return rmOk({ vmid: req.vmid === 0 ? vmid : null });
 }
 
 /** The owner's VM, or the failure for an unknown VM or a caller that is not its owner. */
 function ownedVm(rm: ResourceManager, caller: number, vmid: number, notOwner: RmErrorCode = 'DENIED'): Vm | RmOutcome<never> {
+  // HLOS is a VM in the RM's table, owned by the RM (§4.1): nobody else manages it.
+  if (vmid === VMID_HLOS) return rmFail('DENIED', 'hlos_owned_by_rm', `VM ${vmid} (HLOS) is owned by the RM (VM ${VMID_RM})`);
   const vm = rm.vms.get(vmid);
   if (vm === undefined) return rmFail('VMID_INVALID', 'vmid_unknown', `VM ${vmid} does not exist`);
   if (vm.owner !== caller) return rmFail(notOwner, 'not_owner', `VM ${caller} does not own VM ${vmid}`);
@@ -108,6 +118,7 @@ function vmDeallocate(rm: ResourceManager, caller: number, req: { vmid: number }
   if (vm.status !== 'LOAD' && vm.status !== 'RESET') return rmFail('VM_STATE', 'state_not_load_or_reset', `VM ${vm.vmid} is ${vm.status}`);
   rm.vms.delete(vm.vmid);
   rm.vmids.release(vm.vmid);
+  rm.ipas.delete(vm.vmid);
   return rmOk({});
 }
 
@@ -165,7 +176,8 @@ function vmInit(rm: ResourceManager, caller: number, req: { vmid: number; reserv
   if (!isVm(vm)) return vm;
   const failed = firstFailure([
     [caller !== VMID_HLOS, 'DENIED', 'caller_not_hlos', 'only HLOS initialises VMs'],
-    [req.reserved !== 0, 'ARGUMENT_INVALID', 'reserved_not_zero', 'the reserved half-word must be 0'],
+    // A malformed request, not a bad argument (§4.2 VM_INIT: reserved ≠ 0 is MSG_INVALID).
+    [req.reserved !== 0, 'MSG_INVALID', 'reserved_not_zero', 'the reserved half-word must be 0'],
     [vm.status !== 'INIT', 'VM_STATE', 'state_not_init', `VM ${vm.vmid} is ${vm.status}`],
   ]);
   if (failed !== undefined) return failed;
@@ -174,13 +186,21 @@ function vmInit(rm: ResourceManager, caller: number, req: { vmid: number; reserv
 }
 
 /** Boot parcels VM_START accepts for `vm` (§3.9), each with its IPA if the layout fixes one. */
-function bootParcels(rm: ResourceManager, vm: Vm): { parcel: Parcel; at: bigint | undefined }[] {
-  const out: { parcel: Parcel; at: bigint | undefined }[] = [];
-  const add = (p: Parcel | undefined, at: bigint | undefined): void => {
+type BootAt = { base: bigint; layout: IpaHolder } | undefined;
+const layoutHolder = (rangeId: number): IpaHolder => ({ kind: 'layout', id: `address_layout:${rangeId}` });
+const DEMAND_PAGING: IpaHolder = { kind: 'layout', id: 'demand_paging' };
+const layoutAt = (vm: Vm, rangeId: number): BootAt => {
+  const r = vm.addressLayout.get(rangeId);
+  return r === undefined ? undefined : { base: r.base, layout: layoutHolder(rangeId) };
+};
+
+function bootParcels(rm: ResourceManager, vm: Vm): { parcel: Parcel; at: BootAt }[] {
+  const out: { parcel: Parcel; at: BootAt }[] = [];
+  const add = (p: Parcel | undefined, at: BootAt): void => {
     if (p !== undefined && !p.accepted.has(vm.vmid) && !out.some((o) => o.parcel === p)) out.push({ parcel: p, at });
   };
-  if (vm.image !== undefined) add(rm.parcels.get(vm.image.handle), vm.addressLayout.get(ADDRESS_RANGE_ID.IMAGE)?.base);
-  if (vm.firmware !== undefined) add(rm.parcels.get(vm.firmware.handle), vm.addressLayout.get(ADDRESS_RANGE_ID.FIRMWARE)?.base);
+  if (vm.image !== undefined) add(rm.parcels.get(vm.image.handle), layoutAt(vm, ADDRESS_RANGE_ID.IMAGE));
+  if (vm.firmware !== undefined) add(rm.parcels.get(vm.firmware.handle), layoutAt(vm, ADDRESS_RANGE_ID.FIRMWARE));
   for (const p of rm.parcels.values()) {
     const privateParcel =
       p.state === 'SHARING' && p.label === 0 && p.memType === MEM_TYPE.NORMAL && p.acl.length === 1 && p.acl[0]!.vmid === vm.vmid && p.acl[0]!.rights === (ACL_RIGHTS.R | ACL_RIGHTS.W | ACL_RIGHTS.X);
@@ -219,7 +239,8 @@ function vmStop(rm: ResourceManager, caller: number, req: { vmid: number; flags:
   if (failed !== undefined) return failed;
   if ((req.flags & STOP_FLAGS.FORCE) !== 0) {
     enter(rm, vm, 'EXITED');
-    rm.notify(vm.owner, 'VM_EXITED', { vmid: vm.vmid, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: u32le(req.stopReason) });
+    // The reason is exit flags 0 and exit code NORMAL; the stop_reason is not copied (§4.2, open RM `vm_mgnt.c`).
+    rm.notify(vm.owner, 'VM_EXITED', { vmid: vm.vmid, exitType: EXIT_TYPE.VM_STOP_FORCED, reason: u32le(0 + (VM_EXIT_CODE.NORMAL << 16)) });
   } else {
     // A graceful stop asks the guest, which should answer with VM_EXIT.
     rm.notify(vm.vmid, 'VM_SHUTDOWN', { stopReason: req.stopReason });
@@ -240,6 +261,8 @@ function vmReset(rm: ResourceManager, caller: number, req: { vmid: number }): Rm
       if (released.ok) rm.notify(p.owner, 'MEM_RELEASED', { handle: p.handle, vmid: vm.vmid, memInfoTag: p.memInfoTag ?? 0 });
     }
     for (const p of rm.parcels.values()) p.pending.delete(vm.vmid);
+    // The VM's memory is gone: only the VMM's layout reservations stay in its IPA space.
+    rm.ipas.get(vm.vmid)?.freeParcels();
     vm.peers.clear();
     vm.peers.add(vm.owner);
     enter(rm, vm, 'RESET');
@@ -282,7 +305,7 @@ function vmSetStatus(rm: ResourceManager, caller: number, req: { osStatus: numbe
 function configure<R extends { vmid: number }>(
   allowed: readonly VmStatus[],
   validate: (req: R) => Check | undefined,
-  record: (vm: Vm, req: R) => void,
+  record: (vm: Vm, req: R, rm: ResourceManager) => Check | void,
 ): (rm: ResourceManager, caller: number, req: R) => RmOutcome<Empty> {
   return (rm, caller, req) => {
     const vm = ownedVm(rm, caller, req.vmid);
@@ -293,9 +316,28 @@ function configure<R extends { vmid: number }>(
       [!allowed.includes(vm.status), 'VM_STATE', 'state_not_allowed', `VM ${vm.vmid} is ${vm.status}, the call needs ${allowed.join(' or ')}`],
     ]);
     if (failed !== undefined) return failed;
-    record(vm, req);
-    return rmOk({});
+    const refused = record(vm, req, rm);
+    return refused === undefined ? rmOk({}) : (firstFailure([refused]) as RmOutcome<Empty>);
   };
+}
+
+/**
+ * Reserves `ranges` for `holder` in the VM's IPA allocator, replacing what it held (all or nothing).
+ * A range that overlaps a parcel already accepted there, or another range of the same call, is
+ * NORESOURCE: the open RM's allocator cannot reserve it (spec silent; §3.4's allocation failure).
+ */
+function reserveIpas(rm: ResourceManager, vmid: number, holder: IpaHolder, ranges: readonly SglEntry[]): Check | undefined {
+  const space = rm.ipaSpace(vmid);
+  const saved = space.save();
+  space.free(holder);
+  for (const r of ranges) {
+    if (!space.isFree(r.base, r.size)) {
+      space.restore(saved);
+      return [true, 'NORESOURCE', 'ipa_in_use', `IPA 0x${r.base.toString(16)}+0x${r.size.toString(16)} of VM ${vmid} is in use or outside its IPA space`];
+    }
+    space.take(r.base, r.size, holder);
+  }
+  return undefined;
 }
 
 const BOOT_CONTEXT_INDEX_MAX: Readonly<Record<number, number>> = { [BOOT_CONTEXT_REG_SET.X]: 31, [BOOT_CONTEXT_REG_SET.PC]: 0, [BOOT_CONTEXT_REG_SET.SP]: 2 };
@@ -320,7 +362,10 @@ export const VM_CALLS: CallTable = {
   VM_GET_STATE: vmGetState,
   VM_SET_STATUS: vmSetStatus,
   VM_GET_VMID: (_rm, caller) => rmOk({ vmid: caller }),
+  // Any caller; the RM's fixed host type (§2.1: AArch64, "Gunyah+RM", version 1).
+  VM_HOST_GET_TYPE: () => rmOk({ hostType: VM_HOST_TYPE }),
   VM_GET_HYP_RESOURCES: (rm, caller, req) => {
+    if (req.vmid === VMID_HLOS) return rmFail('DENIED', 'hlos_owned_by_rm', `VM ${req.vmid} (HLOS) is owned by the RM`);
     const vm = rm.vms.get(req.vmid);
     if (vm === undefined) return rmFail('VMID_INVALID', 'vmid_unknown', `VM ${req.vmid} does not exist`);
     if (caller !== vm.owner && caller !== vm.vmid) return rmFail('DENIED', 'not_owner', `VM ${caller} does not own VM ${req.vmid}`);
@@ -349,13 +394,18 @@ export const VM_CALLS: CallTable = {
       const max = BOOT_CONTEXT_INDEX_MAX[req.regSet];
       return max === undefined || req.regIndex > max ? [true, 'ARGUMENT_INVALID', 'boot_register_invalid', `register set ${req.regSet} index ${req.regIndex}`] : undefined;
     },
-    (vm, req) => vm.bootContext.set(`${req.regSet}:${req.regIndex}`, req.value),
+    (vm, req) => {
+      vm.bootContext.set(`${req.regSet}:${req.regIndex}`, req.value);
+    },
   ),
   VM_SET_DEMAND_PAGING: configure<{ vmid: number; ranges: readonly { base: bigint; size: bigint }[] }>(
     BEFORE_START,
     (req) => (req.ranges.some((r) => r.size === 0n || r.base % 4096n !== 0n || r.size % 4096n !== 0n) ? [true, 'ARGUMENT_INVALID', 'range_invalid', 'ranges must be 4 KiB aligned and non-empty'] : undefined),
-    (vm, req) => {
-      vm.demandPaging = req.ranges.map((r) => ({ base: r.base, size: r.size }));
+    (vm, req, rm) => {
+      const ranges = req.ranges.map((r) => ({ base: r.base, size: r.size }));
+      const refused = reserveIpas(rm, vm.vmid, DEMAND_PAGING, ranges);
+      if (refused !== undefined) return refused;
+      vm.demandPaging = ranges;
     },
   ),
   VM_SET_ADDRESS_LAYOUT: configure<{ vmid: number; rangeId: number; base: bigint; size: bigint }>(
@@ -366,6 +416,10 @@ export const VM_CALLS: CallTable = {
         : req.base % 4096n !== 0n || req.size % 4096n !== 0n
           ? [true, 'ARGUMENT_INVALID', 'range_invalid', 'the range must be 4 KiB aligned']
           : undefined,
-    (vm, req) => vm.addressLayout.set(req.rangeId, { base: req.base, size: req.size }),
+    (vm, req, rm) => {
+      const refused = reserveIpas(rm, vm.vmid, layoutHolder(req.rangeId), [{ base: req.base, size: req.size }]);
+      if (refused !== undefined) return refused;
+      vm.addressLayout.set(req.rangeId, { base: req.base, size: req.size });
+    },
   ),
 };

@@ -17,14 +17,17 @@ export interface RmConfig {
   readonly platformVmids: readonly number[];
   /** Parcels one owner VM may hold (§3.1 MAX_MEMPARCEL_PER_VM). */
   readonly parcelsPerVmMax: number;
-  /** Guest IPA window the RM places accepted parcels in when the borrower lets it choose, bytes. */
+  /**
+   * A VM's IPA space, bytes: the RM allocates parcel IPAs anywhere in it (open RM `vm_ipa.c`),
+   * avoiding what is in use (ipa-allocator.ts). Default 2^40, the VMM's guests' ipa_bits.
+   */
   readonly ipaWindow: { readonly base: bigint; readonly size: bigint };
 }
 
 export const DEFAULT_RM_CONFIG: RmConfig = {
   platformVmids: [],
   parcelsPerVmMax: 64,
-  ipaWindow: { base: 0x1_0000_0000n, size: 0xf_0000_0000n },
+  ipaWindow: { base: 0n, size: 1n << 40n },
 };
 
 export class VmidAllocator {

@@ -9,6 +9,7 @@
 
 import {
   FrameRange,
+  GrantMemoryType as ProtoGrantMemoryType,
   GrantType as ProtoGrantType,
   GranuleState,
   HypUse as ProtoHypUse,
@@ -28,6 +29,7 @@ import {
   type Pfn,
   type Ripas,
   type FrameRange as DomainFrameRange,
+  type GrantMemoryType,
   type GrantType,
   type HypUse,
   type MemoryKind,
@@ -64,6 +66,15 @@ const GRANT_TYPES = new Map<number, GrantType>([
 ]);
 
 export const toGrantType = (t: ProtoGrantType, field: string): GrantType => enumField(t, GRANT_TYPES, field);
+
+const GRANT_MEMORY_TYPES = new Map<number, GrantMemoryType>([
+  [ProtoGrantMemoryType.GRANT_MEMORY_TYPE_NORMAL, 'NORMAL'],
+  [ProtoGrantMemoryType.GRANT_MEMORY_TYPE_DEVICE, 'DEVICE'],
+]);
+
+/** UNSPECIFIED (0) is "any memory" (grant.proto GrantMemoryType), so it maps to undefined. */
+export const toGrantMemoryType = (t: ProtoGrantMemoryType, field: string): GrantMemoryType | undefined =>
+  t === ProtoGrantMemoryType.GRANT_MEMORY_TYPE_UNSPECIFIED ? undefined : enumField(t, GRANT_MEMORY_TYPES, field);
 
 const PAGE_STATES = {
   OWNED: ProtoPageState.PAGE_STATE_OWNED,

@@ -91,6 +91,7 @@ import {
   fromRipas,
   fromRttState,
   toFrameRanges,
+  toGrantMemoryType,
   toGrantType,
   toPerms,
   toPfnRanges,
@@ -107,6 +108,9 @@ const encode = <T, U>(r: Result<T, DomainError>, f: (value: T) => U): Result<U, 
 const empty = <T>(r: Result<T, DomainError>): Result<Record<string, never>, DomainError> => encode(r, () => ({}));
 
 const u64 = numberToU64;
+/** A grant's physical runs as proto FrameRanges (PA frames). */
+const physRunsOut = (runs: readonly { base: number; count: number }[]) =>
+  runs.map((r) => ({ base: u64(r.base, 'phys_runs.base'), count: u64(r.count, 'phys_runs.count') }));
 
 export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
   const unary = unaryWith(log);
@@ -209,12 +213,19 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
         vmid: vmid(vmidField(e.vmid, `acl[${i}].vmid`)),
         perms: toPerms(e.rights, `acl[${i}].rights`),
       }));
-      return encode(createGrant(s, { owner, type, ranges, acl }), (v) => ({ grantId: u64(v.grantId, 'grantId') }));
+      const memoryType = toGrantMemoryType(req.memoryType, 'memory_type');
+      return encode(createGrant(s, { owner, type, ranges, acl, ...(memoryType === undefined ? {} : { memoryType }) }), (v) => ({
+        grantId: u64(v.grantId, 'grantId'),
+        physRuns: physRunsOut(v.physRuns),
+      }));
     }),
     appendGrant: unary((req, call) => {
       const owner = vmid(callerVmid(call));
       const grantId = frameField(req.grantId, 'grant_id');
-      return encode(appendGrant(s, grantId, owner, toFrameRanges(req.ranges, 'ranges')), (v) => ({ frames: u64(v.frames, 'frames') }));
+      return encode(appendGrant(s, grantId, owner, toFrameRanges(req.ranges, 'ranges')), (v) => ({
+        frames: u64(v.frames, 'frames'),
+        physRuns: physRunsOut(v.physRuns),
+      }));
     }),
     mapGrant: unary((req, call) => {
       const borrower = vmid(callerVmid(call));

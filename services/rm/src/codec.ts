@@ -122,6 +122,7 @@ export const CALL_RPCS = {
   VM_GET_STATE: 'vmGetState',
   VM_GET_HYP_RESOURCES: 'vmGetHypResources',
   VM_GET_VMID: 'vmGetVmid',
+  VM_HOST_GET_TYPE: 'vmHostGetType',
   VM_SET_TIME_BASE: 'vmSetTimeBase',
   VM_SET_CONTEXT: 'vmSetBootContext',
   VM_SET_FIRMWARE_MEM: 'vmSetFirmwareMem',
@@ -275,6 +276,7 @@ export const TYPED_CODECS: { readonly [N in CallName]: TypedCodec<N, RpcOf<N>> }
     }),
   },
   VM_GET_VMID: { toWire: () => ({}), fromWire: (r) => ({ vmid: r.vmid }) },
+  VM_HOST_GET_TYPE: { toWire: () => ({}), fromWire: (r) => ({ hostType: r.hostType }) },
   VM_SET_TIME_BASE: {
     toWire: (r) => ({ vmid: u16(r.vmid, 'vmid'), timeBase: u64(r.timeBase, 'time_base'), sysTimerRef: u64(r.sysTimerRef, 'sys_timer_ref') }),
     fromWire: none,

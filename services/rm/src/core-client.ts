@@ -11,9 +11,9 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantType, type FrameRange } from '@hypmesh/proto';
+import { CoreServiceClient, GrantMemoryType, GrantType, type FrameRange } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
-import type { CoreGrantPort, CoreRefusal, CoreResult, FrameRun, GrantKind } from '@hypmesh/rm';
+import type { CoreGrantPort, CoreRefusal, CoreResult, FrameRun, GrantKind, GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call. */
 export const CORE_CALL_TIMEOUT_MS = 10_000;
@@ -23,6 +23,14 @@ const GRANT_TYPES = {
   LEND: GrantType.GRANT_TYPE_LEND,
   DONATE: GrantType.GRANT_TYPE_DONATE,
 } as const satisfies Record<GrantKind, GrantType>;
+
+const MEMORY_TYPES = {
+  NORMAL: GrantMemoryType.GRANT_MEMORY_TYPE_NORMAL,
+  DEVICE: GrantMemoryType.GRANT_MEMORY_TYPE_DEVICE,
+} as const satisfies Record<GrantMemoryKind, GrantMemoryType>;
+
+/** The core's PA frame runs as the port's (frame numbers fit a double: < 2^40). */
+const runsIn = (runs: readonly FrameRange[]): FrameRun[] => runs.map((r) => ({ base: Number(r.base), count: Number(r.count) }));
 
 const frames = (ranges: readonly FrameRun[]): FrameRange[] => ranges.map((r) => ({ base: BigInt(r.base), count: BigInt(r.count) }));
 
@@ -77,10 +85,16 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS): Grp
 
   return {
     createGrant: (a) =>
-      call(client.createGrant as Method<unknown, { grantId: bigint }>, a.owner, { type: GRANT_TYPES[a.type], ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) }, (r) => ({
-        grantId: Number(r.grantId),
+      call(
+        client.createGrant as Method<unknown, { grantId: bigint; physRuns: FrameRange[] }>,
+        a.owner,
+        { type: GRANT_TYPES[a.type], memoryType: MEMORY_TYPES[a.memoryType], ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) },
+        (r) => ({ grantId: Number(r.grantId), physRuns: runsIn(r.physRuns) }),
+      ),
+    appendGrant: (a) =>
+      call(client.appendGrant as Method<unknown, { physRuns: FrameRange[] }>, a.owner, { grantId: BigInt(a.grantId), ranges: frames(a.ranges) }, (r) => ({
+        physRuns: runsIn(r.physRuns),
       })),
-    appendGrant: (a) => call(client.appendGrant as Method<unknown, unknown>, a.owner, { grantId: BigInt(a.grantId), ranges: frames(a.ranges) }, () => undefined),
     mapGrant: (a) =>
       call(client.mapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined),
     unmapGrant: (a) => call(client.unmapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId) }, () => undefined),

@@ -1,7 +1,8 @@
 /**
  * MEM_ACCEPT, gunyah-rm.md §3.4 (RM `memparcel_do_accept`; QCV `gh_rm_mem_accept`).
  * Request: 12 bytes of fields, ACL list, SGL list whose second half-word is map_vmid (must be 0,
- * checked by the RM, not here), attr list: the "24-byte fixed part" counts the list headers.
+ * checked by the RM, not here), attr list: the "24-byte fixed part" counts the list headers, and
+ * all three must be present (shorter ⇒ MSG_INVALID list_header_missing, §3.1).
  * Reply: standard (no data) when the request named its IPAs; when its SGL count was 0 the RM chose
  * them and replies `[sgl_count u16][flags u8: bit0 INCOMPLETE][reserved u8][sgl entries]`, ≤ 512 per
  * reply; INCOMPLETE means call again for more. The two reply shapes are told apart by length: the
@@ -33,9 +34,9 @@ export const memAcceptRequest = layout('MEM_ACCEPT request', [
   u8('flags'),
   pad(1),
   u32('label'),
-  list('acl', aclEntry),
-  listWithSecond('sgl', 'mapVmid', sglEntry),
-  list('attrs', attrEntry),
+  list('acl', aclEntry, { required: true }),
+  listWithSecond('sgl', 'mapVmid', sglEntry, { required: true }),
+  list('attrs', attrEntry, { required: true }),
 ]);
 export type MemAcceptRequest = Infer<typeof memAcceptRequest>;
 

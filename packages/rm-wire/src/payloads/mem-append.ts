@@ -1,6 +1,6 @@
 /**
  * MEM_APPEND, gunyah-rm.md §3.3: handle u32, flags u8 (bit0 DONE, Linux "END"), reserved[3], SGL list.
- * Standard reply. Also the Linux sender's chunking of a parcel with more than 512 SGL entries (§3.2,
+ * The SGL list header must be there (a message under 12 bytes is MSG_INVALID, §3.1). Standard reply. Also the Linux sender's chunking of a parcel with more than 512 SGL entries (§3.2,
  * L23/L24 `gh_rm_mem_lend_common`/`gh_rm_mem_append`): the first 512 go in the create message with
  * the APPEND flag, the rest in MEM_APPEND chunks of ≤ 512 with END on the last.
  */
@@ -11,7 +11,7 @@ import { emptyPayload, sglEntry, type SglEntry } from './entries.js';
 /** §3.3 flags. */
 export const APPEND_FLAGS = { DONE: 0x1 } as const;
 
-export const memAppendRequest = layout('MEM_APPEND request', [u32('handle'), u8('flags'), pad(3), list('sgl', sglEntry)]);
+export const memAppendRequest = layout('MEM_APPEND request', [u32('handle'), u8('flags'), pad(3), list('sgl', sglEntry, { required: true })]);
 export type MemAppendRequest = Infer<typeof memAppendRequest>;
 export const memAppendReply = emptyPayload('MEM_APPEND reply');
 

@@ -2,7 +2,8 @@
  * MEM_SHARE / MEM_LEND / MEM_DONATE, gunyah-rm.md §3.2: one layout for all three (RM
  * `memparcel_construct`; Linux `gunyah_rm_mem_lend_common`). 8 bytes of fields, then the ACL, SGL
  * and attr lists: the spec's "20-byte fixed part" counts the three list headers. Linux always sends an
- * attr list with count 0. Reply `[err][handle u32]`.
+ * attr list with count 0. All three list headers must be there, so a message under 20 bytes is
+ * MSG_INVALID (open RM `memparcel_read_lists` with the attr list required). Reply `[err][handle u32]`.
  */
 import { layout, list, pad, u32, u8, type Infer } from '../layout.js';
 import { aclEntry, attrEntry, handleReply, sglEntry } from './entries.js';
@@ -17,9 +18,9 @@ const parcelCreateRequest = (label: string) =>
     u8('flags'),
     pad(1),
     u32('label'),
-    list('acl', aclEntry),
-    list('sgl', sglEntry),
-    list('attrs', attrEntry),
+    list('acl', aclEntry, { required: true }),
+    list('sgl', sglEntry, { required: true }),
+    list('attrs', attrEntry, { required: true }),
   ]);
 
 export const memShareRequest = parcelCreateRequest('MEM_SHARE request');

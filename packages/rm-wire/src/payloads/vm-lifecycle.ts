@@ -69,6 +69,12 @@ export type VmSetStatusRequest = Infer<typeof vmSetStatusRequest>;
 export const vmGetVmidRequest = emptyPayload('VM_GET_VMID request');
 export const vmGetVmidReply = layout('VM_GET_VMID reply', [u32('vmid')]);
 
+/** VM_HOST_GET_TYPE 0x560000A0: empty request; reply u32 host type (§2.1). */
+export const vmHostGetTypeRequest = emptyPayload('VM_HOST_GET_TYPE request');
+export const vmHostGetTypeReply = layout('VM_HOST_GET_TYPE reply', [u32('hostType')]);
+/** The open RM's answer: 0x01000164 = AArch64, "Gunyah+RM", version 1 (§2.1). */
+export const VM_HOST_TYPE = 0x0100_0164;
+
 export const vmDeallocateReply = emptyPayload('VM_DEALLOCATE reply');
 export const vmInitReply = emptyPayload('VM_INIT reply');
 export const vmStartReply = emptyPayload('VM_START reply');

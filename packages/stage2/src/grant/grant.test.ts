@@ -124,7 +124,7 @@ describe('AppendGrant (MEM_APPEND, FF-A FRAG_TX)', () => {
     expect(refused(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 8, count: 1 }, { base: ramFrame(s, 0x2000), count: 1 }])))).toBe(
       'EPERM owner_not_exclusive',
     );
-    expect(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 8, count: 3 }]))).toEqual({ ok: true, value: { frames: 5 } });
+    expect(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: base + 8, count: 3 }]))).toEqual({ ok: true, value: { frames: 5, physRuns: [{ base, count: 2 }, { base: base + 8, count: 3 }] } });
     expect(viewState(s.host.table.lookup(base + 9).desc)).toBe('LENT');
     expect(attemptMap(g, A, [{ base: IPA, count: 5 }], PERM_RW)).toMatchObject(ok);
     expect(translate(s, A, (IPA + 3) * 4096)).toMatchObject({ ok: true, value: { pa: (base + 9) * 4096 } });

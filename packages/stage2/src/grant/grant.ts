@@ -12,6 +12,12 @@
  * Rules: a grant covers only granules its owner holds exclusively (OWNED), so a granule is in at most
  * one grant; the owner may append ranges until the first borrower maps it (appendGrant); destroy is refused while any borrower maps the grant (Hafnium's RECLAIM DENIED); a
  * borrower maps a grant at most once. Every call checks all ranges before changing anything.
+ *
+ * Memory type (gunyah-rm.md §3.2): a create may say which kind of memory the ranges must be, NORMAL
+ * (RAM) or DEVICE (MMIO); a range of the other kind is refused (EINVAL grant_memory_type), as the
+ * RM's extent of the wrong kind is. Left out, any kind is accepted (the FF-A and pKVM callers).
+ * Create and append return the grant's physical runs (PA frames in grant order, merged where
+ * physically contiguous), so the RM knows its parcel's regions and HLOS's IPA = PA placement.
  */
 
 import type { AddressSpace } from '../address-space.js';
@@ -58,15 +64,23 @@ export interface Grant {
   readonly id: number;
   readonly type: GrantType;
   readonly owner: Vmid;
+  /** The kind of memory every range must be, when the creator said (appends are checked too). */
+  readonly memoryType: GrantMemoryType | undefined;
   readonly acl: readonly AclEntry[];
   readonly constituents: readonly Constituent[];
   readonly frames: number;
   readonly borrowers: Map<Vmid, Borrowing>;
 }
 
+/** The memory a grant's ranges must be (gunyah-rm.md §3.2 mem_type: NORMAL = RAM, IO = DEVICE/MMIO). */
+export type GrantMemoryType = 'NORMAL' | 'DEVICE';
+export const GRANT_MEMORY_TYPES: readonly GrantMemoryType[] = ['NORMAL', 'DEVICE'];
+
 export interface CreateGrantArgs {
   readonly owner: Vmid;
   readonly type: GrantType;
+  /** When given, every frame must be of this kind (EINVAL grant_memory_type); undefined: any. */
+  readonly memoryType?: GrantMemoryType;
   /** Ranges of the owner's IPA space (frames); for the host, IPA = PA. */
   readonly ranges: readonly FrameRange<number>[];
   readonly acl: readonly AclEntry[];
@@ -127,8 +141,39 @@ function constituentsOf(space: AddressSpace, ranges: readonly FrameRange<number>
   return out;
 }
 
-/** Creates a grant of `ranges` of the owner's memory; returns its id. */
-export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: number }, ErrnoError> {
+/** A grant's PA runs in grant order, merging neighbours that are physically contiguous. */
+export function physicalRuns(constituents: readonly Constituent[]): FrameRange<number>[] {
+  const out: { base: number; count: number }[] = [];
+  for (const c of constituents) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last.base + last.count === c.pfn) last.count += c.count;
+    else out.push({ base: c.pfn, count: c.count });
+  }
+  return out as FrameRange<number>[];
+}
+
+/** The constituents' memory must be of `type` (RAM for NORMAL, MMIO for DEVICE), first and last frame of each run. */
+function memoryTypeCheck(s: Stage2, owner: AddressSpace, ranges: readonly FrameRange<number>[], type: GrantMemoryType | undefined): Check {
+  return () => {
+    if (type === undefined) return undefined;
+    const want = type === 'DEVICE' ? 'MMIO' : 'RAM';
+    const wrong = constituentsOf(owner, ranges).find(
+      (c) => s.memory.regionOf(c.pfn)?.kind !== want || s.memory.regionOf(c.pfn + c.count - 1)?.kind !== want,
+    );
+    return wrong === undefined
+      ? undefined
+      : errnoError('EINVAL', 'grant_memory_type', `PA frames 0x${wrong.pfn.toString(16)}+${wrong.count} are not ${want} (a ${type} grant)`);
+  };
+}
+
+export interface CreatedGrant {
+  readonly grantId: number;
+  /** The grant's PA runs (physicalRuns). */
+  readonly physRuns: readonly FrameRange<number>[];
+}
+
+/** Creates a grant of `ranges` of the owner's memory; returns its id and physical runs. */
+export function createGrant(s: Stage2, a: CreateGrantArgs): Result<CreatedGrant, ErrnoError> {
   const owner = s.spaces.get(a.owner);
   if (owner === undefined) return err(errnoError('EINVAL', 'no_such_vm', `no address space with vmid ${a.owner}`));
   const failed = firstFailure([
@@ -136,6 +181,8 @@ export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: nu
     ...aclChecks(s, a.owner, a.type, a.acl),
     ...rangesChecks(owner, a.ranges, 'owner'),
     ...a.ranges.map((r) => spaceStateIs(owner, r.base, r.count, 'owner_not_exclusive', 'OWNED')),
+    () => (a.memoryType === undefined || GRANT_MEMORY_TYPES.includes(a.memoryType) ? undefined : errnoError('EINVAL', 'grant_memory_type', `memory type ${String(a.memoryType)}`)),
+    memoryTypeCheck(s, owner, a.ranges, a.memoryType),
     () => (s.grants.size < GRANTS_MAX ? undefined : errnoError('ENOMEM', 'grants_exhausted', `${GRANTS_MAX} grants are live`)),
   ]);
   if (failed !== undefined) return err(failed);
@@ -146,6 +193,7 @@ export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: nu
     id,
     type: a.type,
     owner: a.owner,
+    memoryType: a.memoryType,
     acl: a.acl.map((e) => ({ ...e })),
     constituents,
     frames: constituents.reduce((n, c) => n + c.count, 0),
@@ -160,14 +208,19 @@ export function createGrant(s: Stage2, a: CreateGrantArgs): Result<{ grantId: nu
         s.nextGrantId++;
       },
     ],
-  }, { grantId: id });
+  }, { grantId: id, physRuns: physicalRuns(constituents) });
 }
 
 /**
  * Adds ranges to a grant nobody maps yet (Gunyah MEM_APPEND, gunyah-rm.md §3.3; FF-A FRAG_TX):
  * the new ranges go through the same checks and owner-side change as at creation, all or nothing.
  */
-export function appendGrant(s: Stage2, grantId: number, caller: Vmid, ranges: readonly FrameRange<number>[]): Result<{ frames: number }, ErrnoError> {
+export function appendGrant(
+  s: Stage2,
+  grantId: number,
+  caller: Vmid,
+  ranges: readonly FrameRange<number>[],
+): Result<{ frames: number; physRuns: readonly FrameRange<number>[] }, ErrnoError> {
   const grant = s.grants.get(grantId);
   if (grant === undefined) return err(noGrant(grantId));
   const owner = s.spaces.get(grant.owner)!;
@@ -180,6 +233,7 @@ export function appendGrant(s: Stage2, grantId: number, caller: Vmid, ranges: re
       return total <= GRANT_RANGES_MAX ? undefined : errnoError('E2BIG', 'ranges_too_many', `${total} ranges, at most ${GRANT_RANGES_MAX}`);
     },
     ...ranges.map((r) => spaceStateIs(owner, r.base, r.count, 'owner_not_exclusive', 'OWNED')),
+    memoryTypeCheck(s, owner, ranges, grant.memoryType),
   ]);
   if (failed !== undefined) return err(failed);
   const added = constituentsOf(owner, ranges);
@@ -191,7 +245,7 @@ export function appendGrant(s: Stage2, grantId: number, caller: Vmid, ranges: re
       grantMarks: added.map((c) => ({ base: c.pfn, count: c.count, grant: grant.id })),
       finally: [() => s.grants.set(grant.id, { ...grant, constituents: [...grant.constituents, ...added], frames })],
     },
-    { frames },
+    { frames, physRuns: physicalRuns([...grant.constituents, ...added]) },
   );
 }
 
