@@ -8,6 +8,9 @@
  * A message that is not a REQUEST is dropped (the RM dispatches only requests, §1.3). A request the
  * RM has no codec or handler for is answered UNIMPLEMENTED (§1.5); a payload that fails to decode is
  * answered with the decoder's MSG_INVALID or NORESOURCE (§3.1) and changes nothing.
+ *
+ * The reply carries only the RM error code (§1.4), so every refusal is also reported with the rule
+ * that fired (`onRefusal`), for the service's per-caller counters: the byte face says why.
  */
 import {
   RM_CODECS,
@@ -19,9 +22,16 @@ import {
   type CallName,
   type Codec,
   type DropRule,
+  type RmErrorName,
   type RmMessage,
 } from '@hypmesh/rm-wire';
 import { ResourceManager, type RmNotification } from './resource-manager.js';
+
+/** One refused request: the RM error its reply carried and the rule that fired. */
+export interface MsgqRefusal {
+  readonly rmError: string;
+  readonly rule: string;
+}
 
 export interface MsgqStats {
   readonly requests: number;
@@ -44,6 +54,8 @@ export class MsgqEndpoint {
     readonly caller: number,
     /** Told of every dropped fragment or non-request message, as it happens (service counters). */
     private readonly onDrop: (rule: DropRule | 'not_a_request') => void = () => {},
+    /** Told of every request answered with an RM error, with the rule that fired. */
+    private readonly onRefusal: (r: MsgqRefusal) => void = () => {},
   ) {}
 
   /** Feeds one fragment; resolves with the reply fragments of every request it completed. */
@@ -75,18 +87,22 @@ export class MsgqEndpoint {
    */
   private async dispatch(m: RmMessage): Promise<Uint8Array> {
     const found = codecsForId(m.msgId);
-    if (found === undefined || found.codecs.kind !== 'request' || !ResourceManager.handles(found.name)) return encodeReply('UNIMPLEMENTED');
+    const refuse = (rmError: RmErrorName, rule: string): Uint8Array => {
+      this.onRefusal({ rmError, rule });
+      return encodeReply(rmError);
+    };
+    if (found === undefined || found.codecs.kind !== 'request' || !ResourceManager.handles(found.name)) return refuse('UNIMPLEMENTED', 'message_unhandled');
     const name = found.name as CallName;
     const codecs = RM_CODECS[name];
     const request = (codecs.request as Codec<unknown>).decode(m.payload);
-    if (!request.ok) return encodeReply(request.error.rmError);
+    if (!request.ok) return refuse(request.error.rmError, request.error.rule);
     try {
       const result = await this.rm.call(this.caller, name, request.value as never);
-      if (!result.ok) return encodeReply(result.error.rmError);
+      if (!result.ok) return refuse(result.error.rmError, result.error.rule);
       return encodeReply('OK', (codecs.reply as Codec<unknown>).encode(result.value));
     } catch (e) {
       this.rm.bugs.push(e);
-      return encodeReply('NORESOURCE');
+      return refuse('NORESOURCE', 'bug');
     }
   }
 

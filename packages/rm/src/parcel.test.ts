@@ -2,7 +2,7 @@
  * Memory parcels, gunyah-rm.md §3: one named case per rule (the rule, the request, the RM error),
  * each refusal checked to change nothing in the RM or the core, then the life cycles.
  */
-import { ACCEPT_FLAGS, MEM_ATTR, MEM_TYPE, NOTIFY_FLAGS, SHARE_FLAGS, linuxSglChunks } from '@hypmesh/rm-wire';
+import { ACCEPT_FLAGS, MEM_ATTR, MEM_TYPE, NOTIFY_FLAGS, SHARE_FLAGS, linuxSglChunks, memNotifyRequest } from '@hypmesh/rm-wire';
 import { translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
@@ -328,5 +328,44 @@ describe('§3.8 MEM_QCOM_LOOKUP_SGL', () => {
     expect(await look(VMID_HLOS, 9)).toEqual({ ok: true, value: { handle: h } });
     // Created with label 0, which is a valid label: the lookup's label 9 does not replace it.
     expect(f.rm.parcels.get(h)?.label).toBe(0);
+  });
+});
+
+describe('issue 7: parcel divergences from the open RM', () => {
+  test('§3.2 memory type must match the memory: NORMAL over device memory, IO over RAM are MEM_INVALID; nothing changes', async () => {
+    const acl = [{ vmid: A, rights: RW }];
+    // PA 0x1000 is device memory (MMIO) in the test platform; hlosAddr(…) is RAM.
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_LEND', createReq(acl, [{ base: 0x1000n, size: 0x1000n }]))))).toBe('MEM_INVALID core_grant_memory_type');
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_LEND', createReq(acl, [sgl(0x10000, 0x1000)], { memType: MEM_TYPE.IO }))))).toBe('MEM_INVALID core_grant_memory_type');
+    // The right kinds go through.
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_LEND', createReq(acl, [{ base: 0x1000n, size: 0x1000n }], { memType: MEM_TYPE.IO }))))).toBe('OK');
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_LEND', createReq(acl, [sgl(0x10000, 0x1000)]))))).toBe('OK');
+  });
+
+  test('§3.2/§3.7 MEM_SHARED gives one region per physically contiguous run, not one per SGL entry', async () => {
+    const h = handleOf(await lend(createReq([{ vmid: A, rights: RW }], [sgl(0x10000, 0x1000), sgl(0x11000, 0x2000), sgl(0x20000, 0x1000)])));
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_NOTIFY', { handle: h, flags: NOTIFY_FLAGS.SHARED, memInfoTag: 1, vmids: [{ vmid: A }] })))).toBe('OK');
+    const [shared] = drained(f.rm, A);
+    expect(shared).toMatchObject({ name: 'MEM_SHARED', payload: { handle: h, regions: [{ size: 0x3000n }, { size: 0x1000n }] } });
+    // The borrower places one IPA range per region.
+    expect(outcome(await attempt(() => f.rm.call(A, 'MEM_ACCEPT', acceptReq(h, 'LEND', { sgl: [{ base: 0x10_0000n, size: 0x3000n }, { base: 0x20_0000n, size: 0x1000n }] }))))).toBe('OK');
+  });
+
+  test('§3.1 (open RM order) the 64-parcels-per-VM limit is checked before the ACL checks', async () => {
+    for (let i = 0; i < 64; i++) expect(outcome(await f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: R }], [sgl(i * 0x1000, 0x1000)])))).toBe('OK');
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([], [sgl(0x80000, 0x1000)]))))).toBe('DENIED parcels_per_vm_max');
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: 0x99, rights: R }], [sgl(0x80000, 0x1000)]))))).toBe('DENIED parcels_per_vm_max');
+  });
+
+  test.each([NOTIFY_FLAGS.SHARED, NOTIFY_FLAGS.RECALL])('§3.6 (open RM memparcel_notify_shared) flags %i with the VMID list absent is MSG_INVALID; present but empty stays ARGUMENT_INVALID', async (flags) => {
+    const h = handleOf(await lend());
+    const bytes = new Uint8Array(12);
+    new DataView(bytes.buffer).setUint32(0, h, true);
+    bytes[4] = flags;
+    const decoded = memNotifyRequest.decode(bytes);
+    expect(decoded).toMatchObject({ ok: true, value: { vmids: [], vmidListAbsent: true } });
+    if (!decoded.ok) return;
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_NOTIFY', decoded.value)))).toBe('MSG_INVALID vmid_list_absent');
+    expect(outcome(await attempt(() => f.rm.call(VMID_HLOS, 'MEM_NOTIFY', { handle: h, flags, memInfoTag: 0, vmids: [] })))).toBe('ARGUMENT_INVALID vmid_list_size');
   });
 });

@@ -5,7 +5,9 @@
  * Each stream is one MsgqEndpoint (@hypmesh/rm), the RM's own byte face: reassembly with the §1.3
  * drop rules (counted per rule here: ByteFaceStats, GetStats and the `x-hypmesh-rm-drops`
  * trailer), decoding, the RM's dispatcher, and replies fragmented with the request's msg_id and
- * seq echoed. Fragments are handled strictly in arrival order, so replies come back in request
+ * seq echoed. A request answered with an RM error is counted per caller VMID with the rule that
+ * fired (GetStats caller_refusals, the `x-hypmesh-rm-refusals` trailer), since the byte reply carries
+ * only the code. Fragments are handled strictly in arrival order, so replies come back in request
  * order; the real RM keeps one buffered reply per client, here the stream's flow control holds
  * them, so a client may pipeline. The caller's notifications go out as NOTIFICATION fragments.
  *
@@ -16,21 +18,52 @@
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { ExchangeRequest, ExchangeResponse, GetStatsResponse } from '@hypmesh/proto/rm';
 import { callerVmid, fromThrown, type BugLog } from '@hypmesh/rpc';
-import { MsgqEndpoint, type ResourceManager } from '@hypmesh/rm';
+import { MsgqEndpoint, type MsgqRefusal, type ResourceManager } from '@hypmesh/rm';
 import type { Notifier } from './notifier.js';
 
 /** Trailer naming a finished Exchange stream's drops: `rule=count,rule=count` (empty when none). */
 export const DROPS_TRAILER_KEY = 'x-hypmesh-rm-drops';
 
-/** Counters of the byte face over every Exchange stream since the service started. */
+/** Trailer naming a finished Exchange stream's refusals: `ERROR:rule=count,…` (empty when none). */
+export const REFUSALS_TRAILER_KEY = 'x-hypmesh-rm-refusals';
+
+const bump = (m: Map<string, number>, key: string): void => {
+  m.set(key, (m.get(key) ?? 0) + 1);
+};
+const perCaller = (m: Map<number, Map<string, number>>, vmid: number): Map<string, number> => {
+  let c = m.get(vmid);
+  if (c === undefined) m.set(vmid, (c = new Map()));
+  return c;
+};
+
+/** Counters of the byte face over every Exchange stream since the service started, and per caller VMID. */
 export class ByteFaceStats {
   fragmentsReceived = 0;
   requestsDispatched = 0;
   fragmentsSent = 0;
   readonly drops = new Map<string, number>();
+  private readonly callerDrops = new Map<number, Map<string, number>>();
+  /** Per caller: `ERROR:rule` → count. */
+  private readonly callerRefusals = new Map<number, Map<string, number>>();
 
-  drop(rule: string): void {
-    this.drops.set(rule, (this.drops.get(rule) ?? 0) + 1);
+  drop(rule: string, caller?: number): void {
+    bump(this.drops, rule);
+    if (caller !== undefined) bump(perCaller(this.callerDrops, caller), rule);
+  }
+
+  refusal(caller: number, r: MsgqRefusal): void {
+    bump(perCaller(this.callerRefusals, caller), `${r.rmError}:${r.rule}`);
+  }
+
+  /** The caller's own drops and refusals (GetStats caller_drops / caller_refusals). */
+  forCaller(vmid: number): Pick<GetStatsResponse, 'callerDrops' | 'callerRefusals'> {
+    const drops = [...(this.callerDrops.get(vmid) ?? [])].sort(([a], [b]) => a.localeCompare(b));
+    const refusals = [...(this.callerRefusals.get(vmid) ?? [])].map(([k, count]) => {
+      const at = k.indexOf(':');
+      return { rmError: k.slice(0, at), rule: k.slice(at + 1), count: BigInt(count) };
+    });
+    refusals.sort((a, b) => a.rule.localeCompare(b.rule) || a.rmError.localeCompare(b.rmError));
+    return { callerDrops: drops.map(([rule, count]) => ({ rule, count: BigInt(count) })), callerRefusals: refusals };
   }
 
   snapshot(): Pick<GetStatsResponse, 'fragmentsReceived' | 'requestsDispatched' | 'fragmentsSent' | 'drops'> {
@@ -64,10 +97,19 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       return;
     }
     const streamDrops = new Map<string, number>();
-    const endpoint = new MsgqEndpoint(face.rm, caller, (rule) => {
-      face.stats.drop(rule);
-      streamDrops.set(rule, (streamDrops.get(rule) ?? 0) + 1);
-    });
+    const streamRefusals = new Map<string, number>();
+    const endpoint = new MsgqEndpoint(
+      face.rm,
+      caller,
+      (rule) => {
+        face.stats.drop(rule, caller);
+        bump(streamDrops, rule);
+      },
+      (r) => {
+        face.stats.refusal(caller, r);
+        bump(streamRefusals, `${r.rmError}:${r.rule}`);
+      },
+    );
     let closed = false;
     let replies: Promise<void> = Promise.resolve();
 
@@ -97,6 +139,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       face.open.delete(handle);
       const trailers = new Metadata();
       trailers.set(DROPS_TRAILER_KEY, [...streamDrops].map(([rule, n]) => `${rule}=${n}`).join(','));
+      trailers.set(REFUSALS_TRAILER_KEY, [...streamRefusals].map(([key, n]) => `${key}=${n}`).join(','));
       call.end(trailers);
     }
 

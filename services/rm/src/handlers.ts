@@ -79,11 +79,13 @@ export function createRmHandlers(face: ByteFace, log: BugLog): RmServiceServer {
       },
     })),
     getStats: unary((_req, call) => {
-      const q = rm.queue(callerVmid(call));
+      const caller = callerVmid(call);
+      const q = rm.queue(caller);
       return {
         ok: true,
         value: {
           ...face.stats.snapshot(),
+          ...face.stats.forCaller(caller),
           notificationsPending: BigInt(q.length),
           notificationsQueued: BigInt(q.pushed),
           notificationsDropped: BigInt(q.dropped),

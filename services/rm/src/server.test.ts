@@ -46,7 +46,7 @@ import {
 import { createAddressSpace, createStage2, pfn, vmid as vmidOf, type MemoryConfig, type Stage2 } from '@hypmesh/stage2';
 import * as protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { DROPS_TRAILER_KEY } from './byte-face.js';
+import { DROPS_TRAILER_KEY, REFUSALS_TRAILER_KEY } from './byte-face.js';
 import { CALL_RPCS } from './codec.js';
 import { grpcCore, startRmServer, type GrpcCorePort, type RmServer } from './server.js';
 
@@ -383,6 +383,36 @@ describe('byte face (Exchange), with an in-process core', () => {
     x.send(...request(codecMessageId('VM_START'), 8, Uint8Array.of(1, 2, 3)));
     expect(await x.take(1)).toEqual(reply(codecMessageId('VM_START'), 8, encodeReply('MSG_INVALID')));
     await x.end();
+  });
+
+  test('§2.1 VM_HOST_GET_TYPE on both faces: empty request, reply u32 0x01000164', async () => {
+    const x = exchange(HOST);
+    const id = codecMessageId('VM_HOST_GET_TYPE');
+    expect(id).toBe(0x5600_00a0);
+    x.send(...request(id, 21));
+    expect(await x.take(1)).toEqual(reply(id, 21, encodeReply('OK', Uint8Array.of(0x64, 0x01, 0x00, 0x01))));
+    await x.end();
+    expect(expectOk(await call('vmHostGetType', {}))).toEqual({ hostType: 0x0100_0164 });
+  });
+
+  test('byte-face refusals say why: the rule that fired, per caller VMID (GetStats caller_refusals, trailer)', async () => {
+    const caller = 0x20; // a caller of its own, so the counts are this test's
+    const x = exchange(caller);
+    x.send(...request(codecMessageId('VM_ALLOCATE'), 1, Uint8Array.of(0, 0, 0, 0))); // not HLOS: DENIED
+    x.send(...request(codecMessageId('MEM_LEND'), 2, Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0))); // < 20 B: MSG_INVALID
+    x.send(...request(0x5600_0099, 3)); // unknown ID: UNIMPLEMENTED
+    await x.take(3);
+    const status = await x.end();
+    const trailer = String(status.metadata.get(REFUSALS_TRAILER_KEY)[0] ?? '');
+    for (const key of ['DENIED:caller_not_hlos=1', 'MSG_INVALID:list_header_missing=1', 'UNIMPLEMENTED:message_unhandled=1']) expect(trailer).toContain(key);
+    const mine = expectOk(await rpc(bc, 'getStats', {}, caller));
+    expect(mine.callerRefusals).toEqual([
+      { rmError: 'DENIED', rule: 'caller_not_hlos', count: 1n },
+      { rmError: 'MSG_INVALID', rule: 'list_header_missing', count: 1n },
+      { rmError: 'UNIMPLEMENTED', rule: 'message_unhandled', count: 1n },
+    ]);
+    // Another caller does not see them.
+    expect(expectOk(await rpc(bc, 'getStats', {}, 0x21)).callerRefusals).toEqual([]);
   });
 
   test("the Linux driver's lend of 1100 entries: MEM_LEND with APPEND, MEM_APPEND chunks, END on the last; byte-exact replies", async () => {
