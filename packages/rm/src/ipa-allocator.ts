@@ -43,12 +43,15 @@ export class IpaAllocator {
   ) {}
 
   /**
-   * Whether [base, base + size) lies in the space and overlaps nothing in use, ranges of `within`
-   * aside (a boot parcel goes inside the address-layout range reserved for it, §4.2).
+   * Whether [base, base + size) lies in the space and overlaps nothing in use. With `within` of kind
+   * layout, the VMM's layout ranges do not count: they may overlap each other (the DTB parcel is in
+   * a demand-paged binding and the IMAGE layout alike, §4.4), and a boot parcel goes inside the
+   * layout range reserved for it (§4.2); only parcels' ranges then conflict.
    */
   isFree(base: bigint, size: bigint, within?: IpaHolder): boolean {
     if (base < this.space.base || base + size > this.space.base + this.space.size) return false;
-    return !this.held.some((h) => h.base < base + size && base < h.base + h.size && (within === undefined || !sameHolder(h.holder, within)));
+    const ignored = (h: Held): boolean => within !== undefined && (sameHolder(h.holder, within) || (within.kind === 'layout' && h.holder.kind === 'layout'));
+    return !this.held.some((h) => h.base < base + size && base < h.base + h.size && !ignored(h));
   }
 
   /** Records [base, base + size) for `holder`; the caller proved it free (isFree). */

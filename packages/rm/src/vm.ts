@@ -323,19 +323,19 @@ function configure<R extends { vmid: number }>(
 
 /**
  * Reserves `ranges` for `holder` in the VM's IPA allocator, replacing what it held (all or nothing).
- * A range that overlaps a parcel already accepted there, or another range of the same call, is
- * NORESOURCE: the open RM's allocator cannot reserve it (spec silent; §3.4's allocation failure).
+ * Layout ranges may overlap each other (the VMM declares them all); a range over a parcel already
+ * accepted there is NORESOURCE: the open RM's allocator cannot reserve it (spec silent; §3.4's allocation failure).
  */
 function reserveIpas(rm: ResourceManager, vmid: number, holder: IpaHolder, ranges: readonly SglEntry[]): Check | undefined {
   const space = rm.ipaSpace(vmid);
   const saved = space.save();
   space.free(holder);
   for (const r of ranges) {
-    if (!space.isFree(r.base, r.size)) {
+    if (!space.isFree(r.base, r.size, holder)) {
       space.restore(saved);
       return [true, 'NORESOURCE', 'ipa_in_use', `IPA 0x${r.base.toString(16)}+0x${r.size.toString(16)} of VM ${vmid} is in use or outside its IPA space`];
     }
-    space.take(r.base, r.size, holder);
+    space.take(r.base, r.size, holder, holder);
   }
   return undefined;
 }

@@ -79,6 +79,28 @@ function attemptMap(g: { ok: boolean; value?: { grantId: number } }, borrower: V
   return attempt(() => mapGrant(s, { grantId: g.value!.grantId, borrower, perms, ranges }));
 }
 
+describe('CreateGrant memory type (gunyah-rm.md §3.2) and physical runs', () => {
+  test('§3.2 a NORMAL grant over MMIO or a DEVICE grant over RAM is EINVAL grant_memory_type; unspecified takes either', () => {
+    const acl = [{ vmid: A, perms: PERM_RW }];
+    const mmio = [{ base: 0x10, count: 1 }];
+    const ram = [{ base: ramFrame(s, 0x1000), count: 2 }];
+    expect(refused(attempt(() => createGrant(s, { owner: VMID_HOST, type: 'LEND', memoryType: 'NORMAL', ranges: mmio, acl })))).toBe('EINVAL grant_memory_type');
+    expect(refused(attempt(() => createGrant(s, { owner: VMID_HOST, type: 'LEND', memoryType: 'DEVICE', ranges: ram, acl })))).toBe('EINVAL grant_memory_type');
+    expect(attempt(() => createGrant(s, { owner: VMID_HOST, type: 'LEND', memoryType: 'DEVICE', ranges: mmio, acl }))).toMatchObject(ok);
+    const g = attempt(() => createGrant(s, { owner: VMID_HOST, type: 'LEND', memoryType: 'NORMAL', ranges: ram, acl }));
+    expect(g).toMatchObject({ ok: true, value: { physRuns: [{ base: ramFrame(s, 0x1000), count: 2 }] } });
+    // Appends are held to the grant's type too.
+    const id = g.ok ? g.value.grantId : -1;
+    expect(refused(attempt(() => appendGrant(s, id, VMID_HOST, [{ base: 0x20, count: 1 }])))).toBe('EINVAL grant_memory_type');
+  });
+
+  test('physical runs merge neighbours that are physically contiguous (one per Gunyah parcel region)', () => {
+    const b = ramFrame(s, 0x1000);
+    const g = createGrant(s, { owner: VMID_HOST, type: 'SHARE', ranges: [{ base: b, count: 1 }, { base: b + 1, count: 2 }, { base: b + 8, count: 1 }], acl: [{ vmid: A, perms: PERM_R }] });
+    expect(g).toMatchObject({ ok: true, value: { physRuns: [{ base: b, count: 3 }, { base: b + 8, count: 1 }] } });
+  });
+});
+
 describe('MapGrant failure ladder', () => {
   let id = 0;
   beforeEach(() => {
