@@ -1,9 +1,12 @@
 /**
  * The RM's own invariants, checked against an in-process core: every parcel is exactly one live
  * core grant of the same owner and kind whose borrowers are the parcel's acceptors; handles and
- * VMIDs are consistent; the per-owner parcel limit holds. An empty list means consistent.
+ * VMIDs are consistent; the per-owner parcel limit holds; a parcel's regions are its grant's
+ * physical runs; every borrower IPA range the RM placed is recorded in that borrower's IPA
+ * allocator (HLOS aside: identity map). An empty list means consistent.
  */
-import type { Stage2 } from '@hypmesh/stage2';
+import { physicalRuns, type Stage2 } from '@hypmesh/stage2';
+import { VMID_HLOS } from './vmid.js';
 import type { ResourceManager } from './resource-manager.js';
 
 const KIND = { SHARE: 'SHARE', LEND: 'LEND', DONATE: 'DONATE' } as const;
@@ -32,6 +35,16 @@ export function rmInvariants(rm: ResourceManager, core: Stage2): string[] {
     if (p.transType === 'DONATE' && p.accepted.size > 0) out.push(`${at}: a DONATE parcel outlived its accept`);
     const frames = p.regions.reduce((n, r) => n + Number(r.size / 4096n), 0);
     if (frames !== g.frames) out.push(`${at}: ${frames} frames, core grant ${g.frames}`);
+    const runs = physicalRuns(g.constituents).map((r) => `${BigInt(r.base) * 4096n}+${BigInt(r.count) * 4096n}`);
+    if (runs.join() !== p.physRegions.map((r) => `${r.base}+${r.size}`).join()) out.push(`${at}: regions are not the core grant's physical runs`);
+    for (const [vmid, ipas] of [...p.accepted, ...[...p.pending].map(([v, x]) => [v, x.ipas] as const)]) {
+      if (vmid === VMID_HLOS) continue;
+      const held = rm.ipas.get(vmid)?.ranges() ?? [];
+      for (const e of ipas) {
+        if (!held.some((h) => h.holder.kind === 'accepted' && h.holder.handle === handle && h.base === e.base && h.size === e.size))
+          out.push(`${at}: VM ${vmid}'s IPA 0x${e.base.toString(16)} is not recorded in its IPA allocator`);
+      }
+    }
   }
   for (const [owner, n] of perOwner) if (n > rm.config.parcelsPerVmMax) out.push(`VM ${owner} owns ${n} parcels, more than ${rm.config.parcelsPerVmMax}`);
   for (const [vmid, vm] of rm.vms) {

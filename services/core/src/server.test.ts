@@ -7,7 +7,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as api from '@hypmesh/proto';
-import { CoreServiceClient, CoreServiceService, PageState, GrantType, Right, Ripas, RttEntryState, type DeepPartial } from '@hypmesh/proto';
+import { CoreServiceClient, CoreServiceService, PageState, GrantMemoryType, GrantType, Right, Ripas, RttEntryState, type DeepPartial } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails, type DecodedStatus } from '@hypmesh/rpc';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startCoreServer, type CoreServer } from './server.js';
@@ -233,6 +233,17 @@ describe('grants', () => {
     expectOk(await rpc('destroyGrant', { grantId }));
     expectError(await rpc('destroyGrant', { grantId }), grpc.status.NOT_FOUND);
     await expectConsistent();
+  });
+
+  test('gunyah-rm §3.2 memory_type: a NORMAL grant over MMIO is EINVAL grant_memory_type; replies carry the physical runs', async () => {
+    const acl = [{ vmid: GUEST, rights: Right.RIGHT_R | Right.RIGHT_W }];
+    const refused = expectError(await rpc('createGrant', { type: GrantType.GRANT_TYPE_LEND, memoryType: GrantMemoryType.GRANT_MEMORY_TYPE_NORMAL, ranges: [{ base: 0x10n, count: 1n }], acl }), grpc.status.INVALID_ARGUMENT);
+    expect(refused.errorDetail).toMatchObject({ domain: 'errno', codeName: 'EINVAL', rule: 'grant_memory_type' });
+    const base = ownerGfn + 96n;
+    const created = expectOk(await rpc('createGrant', { type: GrantType.GRANT_TYPE_LEND, memoryType: GrantMemoryType.GRANT_MEMORY_TYPE_NORMAL, ranges: [{ base, count: 1n }, { base: base + 1n, count: 1n }], acl }));
+    expect(created.physRuns).toEqual([{ base, count: 2n }]);
+    expect(expectOk(await rpc('appendGrant', { grantId: created.grantId, ranges: [{ base: base + 4n, count: 1n }] })).physRuns).toEqual([{ base, count: 2n }, { base: base + 4n, count: 1n }]);
+    expectOk(await rpc('destroyGrant', { grantId: created.grantId }));
   });
 
   test('append (MEM_APPEND): ranges added until the first map, then EBUSY; ENOENT, EPERM, overlap refused', async () => {
