@@ -34,6 +34,8 @@ export {
   vmidField,
   required,
   enumField,
+  openEnumField,
+  u64Register,
   nonEmpty,
 } from './shape.js';
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';

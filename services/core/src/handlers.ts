@@ -1,8 +1,10 @@
 /**
  * CoreService handlers (core_service.proto). Each one is thin (STYLE "Thin services"): check the
- * caller and the request's shape (INVALID_ARGUMENT naming the field), call ONE domain function of
+ * caller and the request's shape (INVALID_ARGUMENT naming the field: presence and width only), call ONE domain function of
  * @hypmesh/stage2, encode its result. Domain errors become gRPC in @hypmesh/rpc's status.ts only;
- * anything thrown is a bug and becomes INTERNAL (unary()). No handler reads or checks domain state.
+ * anything thrown is a bug and becomes INTERNAL (unary()). No handler reads or checks domain state,
+ * and none refuses a value the modelled call validates itself (pKVM prot, RMI hash algorithm, VMID,
+ * RIPAS, flags, levels): those reach the domain, which answers with the exact errno or RMI status.
  *
  * Caller rules (core_service.proto header): pKVM host calls, address-space management and RMI come
  * from HOST (3); the hyp-side pKVM calls also accept HYP (0); a guest call acts on the caller's own
@@ -11,16 +13,14 @@
 
 import type { CoreServiceServer } from '@hypmesh/proto';
 import {
-  SAFE_BITS_MAX,
   addressField,
   callerVmid,
   frameField,
   numberToU64,
-  enumField,
   required,
   requireCaller,
-  u64ToNumber,
   unaryWith,
+  u64Register,
   vmidField,
   type BugLog,
   type Result,
@@ -82,7 +82,6 @@ import {
   type Stage2,
 } from '@hypmesh/stage2';
 import {
-  HASH_ALGORITHMS,
   fromGranuleState,
   fromHypUse,
   fromMemoryKind,
@@ -94,6 +93,7 @@ import {
   toGrantType,
   toPerms,
   toPfnRanges,
+  toHashAlgorithm,
   toRipas,
 } from './codec.js';
 
@@ -244,13 +244,14 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
       requireCaller(call, HOST, 'RealmCreate');
       const rd = addressField(req.rd, 'rd');
       const p = required(req.params, 'params');
-      const hash = p.hashAlgorithm === 0 ? undefined : enumField(p.hashAlgorithm, HASH_ALGORITHMS, 'params.hash_algorithm');
+      // hash_algorithm and vmid are the domain's to validate (§B3: RMI_ERROR_INPUT), not shape.
+      const hash = toHashAlgorithm(p.hashAlgorithm);
       const params = {
         s2sz: p.s2sz,
         rttLevelStart: p.rttLevelStart,
         rttNumStart: p.rttNumStart,
         rttBase: addressField(p.rttBase, 'params.rtt_base'),
-        ...(p.vmid !== 0 && { vmid: vmidField(p.vmid, 'params.vmid') }),
+        ...(p.vmid !== 0 && { vmid: p.vmid }),
         ...(hash !== undefined && { hashAlgorithm: hash }),
       };
       return empty(realmCreate(s, rd, params));
@@ -302,7 +303,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
       const data = addressField(req.data, 'data');
       const ipa = addressField(req.ipa, 'ipa');
       const src = addressField(req.src, 'src');
-      return empty(dataCreate(s, rd, data, ipa, src, u64ToNumber(req.flags, 'flags', SAFE_BITS_MAX)));
+      return empty(dataCreate(s, rd, data, ipa, src, u64Register(req.flags, 'flags')));
     }),
     dataCreateUnknown: unary((req, call) => {
       requireCaller(call, HOST, 'DataCreateUnknown');
@@ -339,7 +340,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
       requireCaller(call, HOST, 'RttMapUnprotected');
       const rd = addressField(req.rd, 'rd');
       const ipa = addressField(req.ipa, 'ipa');
-      return empty(rttMapUnprotected(s, rd, ipa, req.level, u64ToNumber(req.desc, 'desc', SAFE_BITS_MAX)));
+      return empty(rttMapUnprotected(s, rd, ipa, req.level, u64Register(req.desc, 'desc')));
     }),
     rttUnmapUnprotected: unary((req, call) => {
       requireCaller(call, HOST, 'RttUnmapUnprotected');
