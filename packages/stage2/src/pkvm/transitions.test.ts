@@ -81,6 +81,16 @@ describe('§A5 range checks only where the kernel has them', () => {
   });
 });
 
+describe('§A3 check_range_allowed_memory', () => {
+  test('§A3 a range from the last RAM frame past the end of the PA range straddles → EINVAL range_straddles_regions', () => {
+    // RAM up to the end of a 32-bit PA range; the host's table carve-out sits at its end (HYP).
+    const s = smallStage2({ paBits: 32, ram: [{ base: 3 * 2 ** 30, sizeBytes: 2 ** 30 }], mmio: [] });
+    const last = 2 ** 20 - 1;
+    expect(refused(s, () => t.hypPinSharedMem(s, last, 2))).toBe('EINVAL range_straddles_regions');
+    expect(refused(s, () => t.hypPinSharedMem(s, last + 1, 1))).toBe('EPERM range_not_memory');
+  });
+});
+
 describe('§A5 host_share_guest prot', () => {
   test.each([8, 0x10, 0xff, 0xffffffff])('§A5 host_share_guest prot %d outside RWX → EINVAL prot_invalid, first of its checks', (prot) => {
     const s = core();
