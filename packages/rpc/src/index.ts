@@ -36,6 +36,7 @@ export {
   enumField,
   openEnumField,
   u64Register,
+  u64Operand,
   nonEmpty,
 } from './shape.js';
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';

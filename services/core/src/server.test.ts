@@ -204,9 +204,13 @@ describe('pKVM host ↔ hyp (§A5)', () => {
     await expectConsistent();
   });
 
-  test('malformed: frame numbers need at most 40 bits', async () => {
-    expectInvalidField(await rpc('hostShareHyp', { pfn: 1n << 40n }), 'pfn');
-    expectInvalidField(await rpc('hostDonateHyp', { pfn, nrPages: 1n << 63n }), 'nr_pages');
+  test('§A3/§A5 hypercall registers take any uint64: pfn and nr_pages beyond 40 bits get the hypercall errno, nothing changed', async () => {
+    const eperm = { domain: 'errno', codeName: 'EPERM', rule: 'range_not_memory' };
+    const einval = { domain: 'errno', codeName: 'EINVAL', rule: 'pfn_range_invalid' };
+    await expectDomainRefusal(() => rpc('hostShareHyp', { pfn: 1n << 40n }), grpc.status.FAILED_PRECONDITION, eperm);
+    await expectDomainRefusal(() => rpc('hostShareHyp', { pfn: (1n << 64n) - 1n }), grpc.status.FAILED_PRECONDITION, eperm);
+    await expectDomainRefusal(() => rpc('hostDonateHyp', { pfn, nrPages: 1n << 63n }), grpc.status.INVALID_ARGUMENT, einval);
+    await expectDomainRefusal(() => rpc('hypDonateHost', { pfn: (1n << 64n) - 1n, nrPages: 1n }), grpc.status.INVALID_ARGUMENT, einval);
   });
 });
 
@@ -420,10 +424,21 @@ describe('Arm CCA RMI (§B)', () => {
     });
   });
 
-  test('malformed: addresses need at most 52 bits, params are required, RIPAS UNSPECIFIED is absent', async () => {
-    expectInvalidField(await rpc('granuleDelegate', { addr: 1n << 52n }), 'addr');
+  test('§B2 RMI addresses take any uint64: beyond 52 bits the granule checks answer in order (gran_align, then gran_bound), nothing changed', async () => {
+    const input = (rule: string) => ({ domain: 'rmi', codeName: 'RMI_ERROR_INPUT', rmiIndex: 0, rmiX0: 1n, rule });
+    for (const [addr, rule] of [
+      [1n << 52n, 'gran_bound'],
+      [1n << 60n, 'gran_bound'],
+      [1n << 63n, 'gran_bound'],
+      [(1n << 60n) + 4096n, 'gran_bound'],
+      [(1n << 60n) + 8n, 'gran_align'],
+      [(1n << 64n) - 1n, 'gran_align'],
+    ] as const)
+      await expectDomainRefusal(() => rpc('granuleDelegate', { addr }), grpc.status.INVALID_ARGUMENT, input(rule));
+  });
+
+  test('malformed: params are required, RIPAS UNSPECIFIED is absent', async () => {
     expectInvalidField(await rpc('realmCreate', { rd }), 'params');
-    expectInvalidField(await rpc('realmCreate', { rd, params: { s2sz: 39, rttBase: 1n << 60n } }), 'params.rtt_base');
     expectInvalidField(await rpc('recRequestRipasChange', { rec, base: 0n, top: 4096n }), 'ripas');
   });
 });
