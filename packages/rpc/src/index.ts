@@ -34,6 +34,9 @@ export {
   vmidField,
   required,
   enumField,
+  openEnumField,
+  u64Register,
+  u64Operand,
   nonEmpty,
 } from './shape.js';
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';

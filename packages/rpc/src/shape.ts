@@ -3,12 +3,16 @@
  * StatusError (INVALID_ARGUMENT naming the field, status.ts) that unary() sends unchanged, so a
  * handler reads top to bottom: check shape, call one domain function, encode.
  *
- * Shape only: widths, presence, enum membership. Whether an address is memory, aligned for a level,
- * or in the right state is the domain's rule and stays there.
+ * Shape only: widths and presence. Whether an address is memory, aligned for a level,
+ * or in the right state is the domain's rule and stays there. So is every value the modelled call
+ * itself validates (RMI hash algorithm, VMID, RIPAS, flags; pKVM prot): such fields are open
+ * (openEnumField, u64Register) and the domain returns the exact errno or RMI status and index.
  *
  * Width limits: the domain keeps frame numbers and addresses in doubles (exact below 2^53). The
  * modelled architecture has at most 52-bit physical and intermediate addresses (FEAT_LPA2), so a
- * byte address needs at most 52 bits and a frame number at most 40.
+ * byte address needs at most 52 bits and a frame number at most 40. hypmesh's own calls (address
+ * spaces, grants, queries) refuse wider values as malformed; the registers of modelled calls (pKVM
+ * hypercalls, RMI commands) take any uint64 (u64Operand), since the real call answers those.
  */
 
 import { invalidArgument } from './status.js';
@@ -60,6 +64,48 @@ export function enumField<K extends number, V>(value: K, table: ReadonlyMap<numb
   const v = table.get(value);
   if (v === undefined) throw invalidArgument(field, value === 0 ? 'required (UNSPECIFIED)' : `unknown enum value ${value}`);
   return v;
+}
+
+/**
+ * An open enum (the domain validates the value, as the real call does): UNSPECIFIED (0) is refused
+ * as an absent field; a known value maps to its domain name; any other value passes through as its
+ * number, for the domain to refuse with its own code and rule.
+ */
+export function openEnumField<K extends number, V>(value: K, table: ReadonlyMap<number, V>, field: string): V | number {
+  if (!Number.isInteger(value)) throw invalidArgument(field, `${String(value)} is not an enum number`);
+  if (value === 0) throw invalidArgument(field, 'required (UNSPECIFIED)');
+  return table.get(value) ?? value;
+}
+
+/**
+ * A uint64 register the domain only compares with small constants (RMI flags, §B6): any uint64 is
+ * well-formed and reaches the domain. Values of 2^53 or more become the nearest double, which is
+ * still above every constant they are compared with, so the domain's answer is the exact one.
+ */
+export function u64Register(value: bigint, field: string): number {
+  if (typeof value !== 'bigint') throw invalidArgument(field, `expected a uint64, got ${typeof value}`);
+  if (value < 0n || value >= 1n << 64n) throw invalidArgument(field, `${value} is not a uint64`);
+  return Number(value);
+}
+
+/**
+ * A uint64 register that the modelled call validates itself (a pKVM pfn, gfn or nr_pages; an RMI
+ * address): any uint64 is well-formed and reaches the domain, which refuses what the real call
+ * refuses (beyond the PA range, unaligned, outside the PAR). Below 2^53 the value is exact. From
+ * 2^53 a double cannot hold it, so it becomes a stand-in of at least 2^52 (above every modelled PA,
+ * IPA and frame number, so every bound check fails as it would) with the same power-of-two
+ * alignment (so every alignment check answers as it would): 2^52 + 2^tz for tz < 52 trailing zero
+ * bits, 3 * 2^52 for tz = 52, 2^tz above. The domain's answer is the real call's; only its message
+ * shows the stand-in.
+ */
+export function u64Operand(value: bigint, field: string): number {
+  if (typeof value !== 'bigint') throw invalidArgument(field, `expected a uint64, got ${typeof value}`);
+  if (value < 0n || value >= 1n << 64n) throw invalidArgument(field, `${value} is not a uint64`);
+  if (value < 1n << BigInt(SAFE_BITS_MAX)) return Number(value);
+  let tz = 0;
+  while (((value >> BigInt(tz)) & 1n) === 0n) tz++;
+  if (tz < ADDRESS_BITS_MAX) return 2 ** ADDRESS_BITS_MAX + 2 ** tz;
+  return tz === ADDRESS_BITS_MAX ? 3 * 2 ** ADDRESS_BITS_MAX : 2 ** tz;
 }
 
 /** A repeated field with at least `min` entries. */

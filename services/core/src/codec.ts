@@ -3,8 +3,12 @@
  * enums, frame ranges. Pure; shape checks throw INVALID_ARGUMENT naming the field (@hypmesh/rpc).
  *
  * Rights. The proto and the domain both use the real encodings, Linux `enum kvm_pgtable_prot` and
- * Gunyah's ACL rights byte (X = 1, W = 2, R = 4, types.proto `Right`, stage2 PERM_*); toPerms only
- * validates.
+ * Gunyah's ACL rights byte (X = 1, W = 2, R = 4, types.proto `Right`, stage2 PERM_*); toPerms copies
+ * them, and the domain refuses bits it does not allow (open values reach the domain).
+ *
+ * Open enums. A non-zero enum value this build does not know reaches the domain as its number, so
+ * the domain answers it as the real call would (RMI_ERROR_INPUT with its rule, §B3); only
+ * UNSPECIFIED (the field is absent) is a shape error, where the field is required.
  */
 
 import {
@@ -16,11 +20,10 @@ import {
   MemoryKind as ProtoMemoryKind,
   PageState as ProtoPageState,
   RealmHashAlgorithm,
-  Right,
   Ripas as ProtoRipas,
   RttEntryState,
 } from '@hypmesh/proto';
-import { enumField, frameField, invalidArgument } from '@hypmesh/rpc';
+import { enumField, frameField, invalidArgument, openEnumField } from '@hypmesh/rpc';
 import {
   RMI_RIPAS,
   RMI_RTT_STATE,
@@ -38,12 +41,14 @@ import {
   type ViewState,
 } from '@hypmesh/stage2';
 
-const RIGHTS_ALL = Right.RIGHT_R | Right.RIGHT_W | Right.RIGHT_X;
-
-/** A `rights`/`prot` field as domain perms (the same bits). Bits outside R/W/X: INVALID_ARGUMENT. */
+/**
+ * A `rights`/`prot` field (uint32) as domain perms, the same bits, unchecked beyond the proto's
+ * width: which bits are allowed is the domain's rule, refused with its errno and rule (§A5
+ * `__pkvm_host_share_guest`: prot outside RWX is -EINVAL prot_invalid; grants: acl_rights_invalid,
+ * rights_invalid), never as a field-level BadRequest.
+ */
 export function toPerms(rights: number, field: string): Perms {
-  if (!Number.isInteger(rights) || rights < 0 || (rights & ~RIGHTS_ALL) !== 0)
-    throw invalidArgument(field, `0x${rights.toString(16)} has bits outside X = 1, W = 2, R = 4`);
+  if (!Number.isInteger(rights) || rights < 0 || rights > 0xffffffff) throw invalidArgument(field, `${String(rights)} is not a uint32`);
   return rights;
 }
 
@@ -143,9 +148,17 @@ const RIPAS_NAMES = new Map<number, Ripas>([
   [ProtoRipas.RIPAS_DESTROYED, 'DESTROYED'],
 ]);
 
-export const toRipas = (r: ProtoRipas, field: string): Ripas => enumField(r, RIPAS_NAMES, field);
+/** A requested RIPAS: a known value's name, an unknown non-zero value as its number (the domain refuses it). */
+export const toRipas = (r: ProtoRipas, field: string): Ripas | number => openEnumField(r, RIPAS_NAMES, field);
 
 export const HASH_ALGORITHMS = new Map<number, HashAlgorithm>([
   [RealmHashAlgorithm.REALM_HASH_ALGORITHM_SHA_256, 'SHA_256'],
   [RealmHashAlgorithm.REALM_HASH_ALGORITHM_SHA_512, 'SHA_512'],
 ]);
+
+/**
+ * RmiRealmParams.hash_algo: UNSPECIFIED means SHA-256 (undefined, the domain's default); a known
+ * value its name; an unknown value its number, which REALM_CREATE refuses (params_hash_algorithm, §B3).
+ */
+export const toHashAlgorithm = (h: RealmHashAlgorithm): HashAlgorithm | number | undefined =>
+  h === RealmHashAlgorithm.REALM_HASH_ALGORITHM_UNSPECIFIED ? undefined : (HASH_ALGORITHMS.get(h) ?? h);

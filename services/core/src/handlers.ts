@@ -1,8 +1,10 @@
 /**
  * CoreService handlers (core_service.proto). Each one is thin (STYLE "Thin services"): check the
- * caller and the request's shape (INVALID_ARGUMENT naming the field), call ONE domain function of
+ * caller and the request's shape (INVALID_ARGUMENT naming the field: presence and width only), call ONE domain function of
  * @hypmesh/stage2, encode its result. Domain errors become gRPC in @hypmesh/rpc's status.ts only;
- * anything thrown is a bug and becomes INTERNAL (unary()). No handler reads or checks domain state.
+ * anything thrown is a bug and becomes INTERNAL (unary()). No handler reads or checks domain state,
+ * and none refuses a value the modelled call validates itself (pKVM prot, RMI hash algorithm, VMID,
+ * RIPAS, flags, levels): those reach the domain, which answers with the exact errno or RMI status.
  *
  * Caller rules (core_service.proto header): pKVM host calls, address-space management and RMI come
  * from HOST (3); the hyp-side pKVM calls also accept HYP (0); a guest call acts on the caller's own
@@ -11,16 +13,15 @@
 
 import type { CoreServiceServer } from '@hypmesh/proto';
 import {
-  SAFE_BITS_MAX,
   addressField,
   callerVmid,
   frameField,
   numberToU64,
-  enumField,
   required,
   requireCaller,
-  u64ToNumber,
   unaryWith,
+  u64Operand,
+  u64Register,
   vmidField,
   type BugLog,
   type Result,
@@ -82,7 +83,6 @@ import {
   type Stage2,
 } from '@hypmesh/stage2';
 import {
-  HASH_ALGORITHMS,
   fromGranuleState,
   fromHypUse,
   fromMemoryKind,
@@ -95,6 +95,7 @@ import {
   toGrantType,
   toPerms,
   toPfnRanges,
+  toHashAlgorithm,
   toRipas,
 } from './codec.js';
 
@@ -146,62 +147,62 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
     // ---- pKVM hypercalls ----
     hostShareHyp: unary((req, call) => {
       requireCaller(call, HOST, 'HostShareHyp');
-      return empty(hostShareHyp(s, frameField(req.pfn, 'pfn')));
+      return empty(hostShareHyp(s, u64Operand(req.pfn, 'pfn')));
     }),
     hostUnshareHyp: unary((req, call) => {
       requireCaller(call, HOST, 'HostUnshareHyp');
-      return empty(hostUnshareHyp(s, frameField(req.pfn, 'pfn')));
+      return empty(hostUnshareHyp(s, u64Operand(req.pfn, 'pfn')));
     }),
     hostDonateHyp: unary((req, call) => {
       requireCaller(call, HOST, 'HostDonateHyp');
-      return empty(hostDonateHyp(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+      return empty(hostDonateHyp(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hypDonateHost: unary((req, call) => {
       requireCaller(call, HOST_OR_HYP, 'HypDonateHost');
-      return empty(hypDonateHost(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+      return empty(hypDonateHost(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hypPinSharedMem: unary((req, call) => {
       requireCaller(call, HOST_OR_HYP, 'HypPinSharedMem');
-      return empty(hypPinSharedMem(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+      return empty(hypPinSharedMem(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hypUnpinSharedMem: unary((req, call) => {
       requireCaller(call, HOST_OR_HYP, 'HypUnpinSharedMem');
-      return empty(hypUnpinSharedMem(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+      return empty(hypUnpinSharedMem(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostShareFfa: unary((req, call) => {
       requireCaller(call, HOST, 'HostShareFfa');
-      return empty(hostShareFfa(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+      return empty(hostShareFfa(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostUnshareFfa: unary((req, call) => {
       requireCaller(call, HOST, 'HostUnshareFfa');
-      return empty(hostUnshareFfa(s, frameField(req.pfn, 'pfn'), frameField(req.nrPages, 'nr_pages')));
+      return empty(hostUnshareFfa(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostShareGuest: unary((req, call) => {
       requireCaller(call, HOST, 'HostShareGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
-      const pfn = frameField(req.pfn, 'pfn');
-      const gfn = frameField(req.gfn, 'gfn');
-      const nr = frameField(req.nrPages, 'nr_pages');
+      const pfn = u64Operand(req.pfn, 'pfn');
+      const gfn = u64Operand(req.gfn, 'gfn');
+      const nr = u64Operand(req.nrPages, 'nr_pages');
       return empty(hostShareGuest(s, guest, pfn, gfn, nr, toPerms(req.prot, 'prot')));
     }),
     hostUnshareGuest: unary((req, call) => {
       requireCaller(call, HOST, 'HostUnshareGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
-      return empty(hostUnshareGuest(s, guest, frameField(req.gfn, 'gfn'), frameField(req.nrPages, 'nr_pages')));
+      return empty(hostUnshareGuest(s, guest, u64Operand(req.gfn, 'gfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostDonateGuest: unary((req, call) => {
       requireCaller(call, HOST, 'HostDonateGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
-      return empty(hostDonateGuest(s, guest, frameField(req.pfn, 'pfn'), frameField(req.gfn, 'gfn')));
+      return empty(hostDonateGuest(s, guest, u64Operand(req.pfn, 'pfn'), u64Operand(req.gfn, 'gfn')));
     }),
     guestShareHost: unary((req, call) => {
       const guest = vmid(callerVmid(call));
-      return empty(guestShareHost(s, guest, frameField(req.gfn, 'gfn')));
+      return empty(guestShareHost(s, guest, u64Operand(req.gfn, 'gfn')));
     }),
     hostReclaimPageGuest: unary((req, call) => {
       requireCaller(call, HOST, 'HostReclaimPageGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
-      return empty(hostReclaimPageGuest(s, guest, frameField(req.gfn, 'gfn')));
+      return empty(hostReclaimPageGuest(s, guest, u64Operand(req.gfn, 'gfn')));
     }),
 
     // ---- Grants ----
@@ -245,62 +246,63 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
     // ---- RMI ----
     granuleDelegate: unary((req, call) => {
       requireCaller(call, HOST, 'GranuleDelegate');
-      return empty(granuleDelegate(s, addressField(req.addr, 'addr')));
+      return empty(granuleDelegate(s, u64Operand(req.addr, 'addr')));
     }),
     granuleUndelegate: unary((req, call) => {
       requireCaller(call, HOST, 'GranuleUndelegate');
-      return empty(granuleUndelegate(s, addressField(req.addr, 'addr')));
+      return empty(granuleUndelegate(s, u64Operand(req.addr, 'addr')));
     }),
     realmCreate: unary((req, call) => {
       requireCaller(call, HOST, 'RealmCreate');
-      const rd = addressField(req.rd, 'rd');
+      const rd = u64Operand(req.rd, 'rd');
       const p = required(req.params, 'params');
-      const hash = p.hashAlgorithm === 0 ? undefined : enumField(p.hashAlgorithm, HASH_ALGORITHMS, 'params.hash_algorithm');
+      // hash_algorithm and vmid are the domain's to validate (§B3: RMI_ERROR_INPUT), not shape.
+      const hash = toHashAlgorithm(p.hashAlgorithm);
       const params = {
         s2sz: p.s2sz,
         rttLevelStart: p.rttLevelStart,
         rttNumStart: p.rttNumStart,
-        rttBase: addressField(p.rttBase, 'params.rtt_base'),
-        ...(p.vmid !== 0 && { vmid: vmidField(p.vmid, 'params.vmid') }),
+        rttBase: u64Operand(p.rttBase, 'params.rtt_base'),
+        ...(p.vmid !== 0 && { vmid: p.vmid }),
         ...(hash !== undefined && { hashAlgorithm: hash }),
       };
       return empty(realmCreate(s, rd, params));
     }),
     realmActivate: unary((req, call) => {
       requireCaller(call, HOST, 'RealmActivate');
-      return empty(realmActivate(s, addressField(req.rd, 'rd')));
+      return empty(realmActivate(s, u64Operand(req.rd, 'rd')));
     }),
     realmDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'RealmDestroy');
-      return empty(realmDestroy(s, addressField(req.rd, 'rd')));
+      return empty(realmDestroy(s, u64Operand(req.rd, 'rd')));
     }),
     recCreate: unary((req, call) => {
       requireCaller(call, HOST, 'RecCreate');
-      return empty(recCreate(s, addressField(req.rd, 'rd'), addressField(req.rec, 'rec')));
+      return empty(recCreate(s, u64Operand(req.rd, 'rd'), u64Operand(req.rec, 'rec')));
     }),
     recDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'RecDestroy');
-      return empty(recDestroy(s, addressField(req.rec, 'rec')));
+      return empty(recDestroy(s, u64Operand(req.rec, 'rec')));
     }),
     rttCreate: unary((req, call) => {
       requireCaller(call, HOST, 'RttCreate');
-      const rd = addressField(req.rd, 'rd');
-      return empty(rttCreate(s, rd, addressField(req.rtt, 'rtt'), addressField(req.ipa, 'ipa'), req.level));
+      const rd = u64Operand(req.rd, 'rd');
+      return empty(rttCreate(s, rd, u64Operand(req.rtt, 'rtt'), u64Operand(req.ipa, 'ipa'), req.level));
     }),
     rttDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'RttDestroy');
-      return encode(rttDestroy(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({
+      return encode(rttDestroy(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({
         rtt: u64(o.rtt, 'rtt'),
         top: u64(o.top, 'top'),
       }));
     }),
     rttFold: unary((req, call) => {
       requireCaller(call, HOST, 'RttFold');
-      return encode(rttFold(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({ rtt: u64(o.rtt, 'rtt') }));
+      return encode(rttFold(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({ rtt: u64(o.rtt, 'rtt') }));
     }),
     rttReadEntry: unary((req, call) => {
       requireCaller(call, HOST, 'RttReadEntry');
-      return encode(rttReadEntry(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({
+      return encode(rttReadEntry(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({
         walkLevel: o.walkLevel,
         state: fromRttState(o.state),
         ripas: fromRipas(o.ripas),
@@ -309,52 +311,52 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
     }),
     dataCreate: unary((req, call) => {
       requireCaller(call, HOST, 'DataCreate');
-      const rd = addressField(req.rd, 'rd');
-      const data = addressField(req.data, 'data');
-      const ipa = addressField(req.ipa, 'ipa');
-      const src = addressField(req.src, 'src');
-      return empty(dataCreate(s, rd, data, ipa, src, u64ToNumber(req.flags, 'flags', SAFE_BITS_MAX)));
+      const rd = u64Operand(req.rd, 'rd');
+      const data = u64Operand(req.data, 'data');
+      const ipa = u64Operand(req.ipa, 'ipa');
+      const src = u64Operand(req.src, 'src');
+      return empty(dataCreate(s, rd, data, ipa, src, u64Register(req.flags, 'flags')));
     }),
     dataCreateUnknown: unary((req, call) => {
       requireCaller(call, HOST, 'DataCreateUnknown');
-      return empty(dataCreateUnknown(s, addressField(req.rd, 'rd'), addressField(req.data, 'data'), addressField(req.ipa, 'ipa')));
+      return empty(dataCreateUnknown(s, u64Operand(req.rd, 'rd'), u64Operand(req.data, 'data'), u64Operand(req.ipa, 'ipa')));
     }),
     dataDestroy: unary((req, call) => {
       requireCaller(call, HOST, 'DataDestroy');
-      return encode(dataDestroy(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa')), (o) => ({
+      return encode(dataDestroy(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa')), (o) => ({
         data: u64(o.data, 'data'),
         top: u64(o.top, 'top'),
       }));
     }),
     rttInitRipas: unary((req, call) => {
       requireCaller(call, HOST, 'RttInitRipas');
-      const rd = addressField(req.rd, 'rd');
-      return encode(rttInitRipas(s, rd, addressField(req.base, 'base'), addressField(req.top, 'top')), (o) => ({ progress: u64(o.top, 'top') }));
+      const rd = u64Operand(req.rd, 'rd');
+      return encode(rttInitRipas(s, rd, u64Operand(req.base, 'base'), u64Operand(req.top, 'top')), (o) => ({ progress: u64(o.top, 'top') }));
     }),
     rttSetRipas: unary((req, call) => {
       requireCaller(call, HOST, 'RttSetRipas');
-      const rd = addressField(req.rd, 'rd');
-      const rec = addressField(req.rec, 'rec');
-      return encode(rttSetRipas(s, rd, rec, addressField(req.base, 'base'), addressField(req.top, 'top')), (o) => ({
+      const rd = u64Operand(req.rd, 'rd');
+      const rec = u64Operand(req.rec, 'rec');
+      return encode(rttSetRipas(s, rd, rec, u64Operand(req.base, 'base'), u64Operand(req.top, 'top')), (o) => ({
         progress: u64(o.top, 'top'),
       }));
     }),
     recRequestRipasChange: unary((req, call) => {
       requireCaller(call, HOST, 'RecRequestRipasChange');
-      const rec = addressField(req.rec, 'rec');
-      const base = addressField(req.base, 'base');
-      const top = addressField(req.top, 'top');
+      const rec = u64Operand(req.rec, 'rec');
+      const base = u64Operand(req.base, 'base');
+      const top = u64Operand(req.top, 'top');
       return empty(recRequestRipasChange(s, rec, base, top, toRipas(req.ripas, 'ripas'), req.changeDestroyed));
     }),
     rttMapUnprotected: unary((req, call) => {
       requireCaller(call, HOST, 'RttMapUnprotected');
-      const rd = addressField(req.rd, 'rd');
-      const ipa = addressField(req.ipa, 'ipa');
-      return empty(rttMapUnprotected(s, rd, ipa, req.level, u64ToNumber(req.desc, 'desc', SAFE_BITS_MAX)));
+      const rd = u64Operand(req.rd, 'rd');
+      const ipa = u64Operand(req.ipa, 'ipa');
+      return empty(rttMapUnprotected(s, rd, ipa, req.level, u64Register(req.desc, 'desc')));
     }),
     rttUnmapUnprotected: unary((req, call) => {
       requireCaller(call, HOST, 'RttUnmapUnprotected');
-      return encode(rttUnmapUnprotected(s, addressField(req.rd, 'rd'), addressField(req.ipa, 'ipa'), req.level), (o) => ({
+      return encode(rttUnmapUnprotected(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({
         top: u64(o.top, 'top'),
       }));
     }),

@@ -92,6 +92,27 @@ async function expectConsistent(): Promise<void> {
   expect(expectOk(await rpc('checkInvariants', {})).violations).toEqual([]);
 }
 
+/** What the API shows of the whole core: every ownership run (granule states included) and the counts. */
+async function coreState(): Promise<unknown> {
+  const runs: unknown[] = [];
+  for (let base: bigint | undefined = 0n; base !== undefined; ) {
+    const m: api.OwnershipMapResponse = expectOk(await rpc('ownershipMap', { base, count: (1n << 28n) - base }));
+    runs.push(...m.runs);
+    base = m.nextBase;
+  }
+  return { runs, tables: expectOk(await rpc('tablePageCounts', {})), counts: expectOk(await rpc('ownershipCounts', {})) };
+}
+
+/** A refused call, as the domain refuses it: its gRPC code and ErrorDetail; nothing changed. */
+async function expectDomainRefusal(call: () => Promise<Outcome<unknown>>, code: grpc.status, detail: Record<string, unknown>): Promise<void> {
+  const before = await coreState();
+  const e = expectError(await call(), code);
+  expect(e.badRequest).toBeUndefined();
+  expect(e.errorDetail).toMatchObject(detail);
+  expect(await coreState()).toEqual(before);
+  await expectConsistent();
+}
+
 describe('day-2 services', () => {
   test('grpc.health.v1 Check reports SERVING', async () => {
     const r = await new Promise<Buffer>((resolve, reject) =>
@@ -162,9 +183,34 @@ describe('pKVM host ↔ hyp (§A5)', () => {
     await expectConsistent();
   });
 
-  test('malformed: frame numbers need at most 40 bits', async () => {
-    expectInvalidField(await rpc('hostShareHyp', { pfn: 1n << 40n }), 'pfn');
-    expectInvalidField(await rpc('hostDonateHyp', { pfn, nrPages: 1n << 63n }), 'nr_pages');
+  test('§A5 host_share_hyp, host_unshare_hyp, hyp_pin_shared_mem: a pfn beyond the PA range → EPERM range_not_memory (no pfn-range check)', async () => {
+    const beyond = 1n << 28n; // the first frame beyond the 40-bit PA range, still a 40-bit frame number
+    const detail = { domain: 'errno', codeName: 'EPERM', code: 1, rule: 'range_not_memory' };
+    await expectDomainRefusal(() => rpc('hostShareHyp', { pfn: beyond }), grpc.status.FAILED_PRECONDITION, detail);
+    await expectDomainRefusal(() => rpc('hostUnshareHyp', { pfn: beyond }), grpc.status.FAILED_PRECONDITION, detail);
+    await expectDomainRefusal(() => rpc('hypPinSharedMem', { pfn: beyond, nrPages: 1n }), grpc.status.FAILED_PRECONDITION, detail);
+  });
+
+  test('§A5 hyp_donate_host checks Y=OWNED before the straddle: [non-memory | HYP page] → EPERM hyp_not_owned', async () => {
+    // RAM starts after a hole: [last hole frame | a HYP page of RAM] straddles a region boundary.
+    const firstRam = BigInt(RAM_BASE_PFN);
+    expectOk(await rpc('hostDonateHyp', { pfn: firstRam, nrPages: 1n }));
+    await expectDomainRefusal(() => rpc('hypDonateHost', { pfn: firstRam - 1n, nrPages: 2n }), grpc.status.FAILED_PRECONDITION, {
+      domain: 'errno',
+      codeName: 'EPERM',
+      rule: 'hyp_not_owned',
+    });
+    expectOk(await rpc('hypDonateHost', { pfn: firstRam, nrPages: 1n }));
+    await expectConsistent();
+  });
+
+  test('§A3/§A5 hypercall registers take any uint64: pfn and nr_pages beyond 40 bits get the hypercall errno, nothing changed', async () => {
+    const eperm = { domain: 'errno', codeName: 'EPERM', rule: 'range_not_memory' };
+    const einval = { domain: 'errno', codeName: 'EINVAL', rule: 'pfn_range_invalid' };
+    await expectDomainRefusal(() => rpc('hostShareHyp', { pfn: 1n << 40n }), grpc.status.FAILED_PRECONDITION, eperm);
+    await expectDomainRefusal(() => rpc('hostShareHyp', { pfn: (1n << 64n) - 1n }), grpc.status.FAILED_PRECONDITION, eperm);
+    await expectDomainRefusal(() => rpc('hostDonateHyp', { pfn, nrPages: 1n << 63n }), grpc.status.INVALID_ARGUMENT, einval);
+    await expectDomainRefusal(() => rpc('hypDonateHost', { pfn: (1n << 64n) - 1n, nrPages: 1n }), grpc.status.INVALID_ARGUMENT, einval);
   });
 });
 
@@ -200,8 +246,18 @@ describe('address spaces and guests (seed 003)', () => {
     expect(e.errorDetail?.codeName).toBe('EEXIST');
   });
 
-  test('malformed: prot bits outside X/W/R, ranges too wide', async () => {
-    expectInvalidField(await rpc('hostShareGuest', { vmid: GUEST, pfn: 1n, gfn: 1n, nrPages: 1n, prot: 8 }), 'prot');
+  test('§A5 host_share_guest prot outside RWX reaches the domain → EINVAL prot_invalid with its ErrorDetail, nothing changed', async () => {
+    for (const prot of [8, 0x10, Right.RIGHT_R | 8, 0xffffffff]) {
+      await expectDomainRefusal(() => rpc('hostShareGuest', { vmid: GUEST, pfn: BigInt(RAM_BASE_PFN + 64), gfn: 0x200n, nrPages: 1n, prot }), grpc.status.INVALID_ARGUMENT, {
+        domain: 'errno',
+        codeName: 'EINVAL',
+        code: 22,
+        rule: 'prot_invalid',
+      });
+    }
+  });
+
+  test('malformed: ranges too wide, VMIDs beyond 16 bits', async () => {
     expectInvalidField(await rpc('topUpTablePool', { vmid: GUEST, frames: [{ base: 1n, count: 1n << 45n }] }), 'frames[0].count');
     expectInvalidField(await rpc('createAddressSpace', { vmid: 0x10000, ipaBits: 40 }), 'vmid');
   });
@@ -274,14 +330,19 @@ describe('grants', () => {
     await expectConsistent();
   });
 
-  test('malformed: grant type UNSPECIFIED or unknown, rights with unknown bits', async () => {
+  test('grant rights with unknown bits reach the domain → EINVAL acl_rights_invalid / rights_invalid, nothing changed', async () => {
+    const ranges = [{ base: BigInt(RAM_BASE_PFN + 0x100), count: 1n }];
+    await expectDomainRefusal(
+      () => rpc('createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges, acl: [{ vmid: GUEST, rights: 0x10 }] }),
+      grpc.status.INVALID_ARGUMENT,
+      { domain: 'errno', codeName: 'EINVAL', rule: 'acl_rights_invalid' },
+    );
+  });
+
+  test('malformed: grant type UNSPECIFIED or unknown', async () => {
     const acl = [{ vmid: GUEST, rights: Right.RIGHT_R }];
     expectInvalidField(await rpc('createGrant', { ranges: [{ base: ownerGfn, count: 1n }], acl }), 'type');
     expectInvalidField(await rpc('createGrant', { type: 42 as GrantType, ranges: [{ base: ownerGfn, count: 1n }], acl }), 'type');
-    expectInvalidField(
-      await rpc('createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: [{ base: ownerGfn, count: 1n }], acl: [{ vmid: GUEST, rights: 0x10 }] }),
-      'acl[0].rights',
-    );
   });
 });
 
@@ -335,10 +396,60 @@ describe('Arm CCA RMI (§B)', () => {
     expectError(await rpc('granuleDelegate', { addr: rd }, '0x80'), grpc.status.PERMISSION_DENIED);
   });
 
-  test('malformed: addresses need at most 52 bits, params are required', async () => {
-    expectInvalidField(await rpc('granuleDelegate', { addr: 1n << 52n }), 'addr');
+  // Open values (issue 7 #16): whatever the RMM validates reaches the domain, which answers with the
+  // exact status, index and x0; the service checks only presence and width.
+  describe('values the RMM validates reach the domain', () => {
+    const [rd2, root2, rec2, rtt4] = [6, 7, 8, 10].map(granule) as [bigint, bigint, bigint, bigint];
+    const params = { s2sz: 39, rttLevelStart: 1, rttNumStart: 1, rttBase: root2 };
+    const input = (rule: string) => ({ domain: 'rmi', codeName: 'RMI_ERROR_INPUT', code: 1, rmiIndex: 0, rmiX0: 1n, rule });
+
+    test('§B3 REALM_CREATE with an unknown hash algorithm → RMI_ERROR_INPUT params_hash_algorithm, nothing changed', async () => {
+      for (const g of [rd2, root2, rec2, rtt4]) expectOk(await rpc('granuleDelegate', { addr: g }));
+      for (const hashAlgorithm of [3, 0x7fffffff])
+        await expectDomainRefusal(() => rpc('realmCreate', { rd: rd2, params: { ...params, hashAlgorithm } }), grpc.status.INVALID_ARGUMENT, input('params_hash_algorithm'));
+    });
+
+    test('§B3 REALM_CREATE with an out-of-range VMID → RMI_ERROR_INPUT params_vmid, nothing changed', async () => {
+      for (const vmid of [0x10000, 0xffffffff])
+        await expectDomainRefusal(() => rpc('realmCreate', { rd: rd2, params: { ...params, vmid } }), grpc.status.INVALID_ARGUMENT, input('params_vmid'));
+    });
+
+    test('§B4 RTT levels and §B6 flags, desc and RIPAS out of range → RMI_ERROR_INPUT from the domain, nothing changed', async () => {
+      expectOk(await rpc('realmCreate', { rd: rd2, params }));
+      expectOk(await rpc('recCreate', { rd: rd2, rec: rec2 }));
+      const unprotected = 1n << 38n; // above the PAR of a 39-bit realm
+      const refusals: [string, () => Promise<Outcome<unknown>>][] = [
+        ['level_bound', () => rpc('rttCreate', { rd: rd2, rtt: rtt4, ipa: 0n, level: 7 })],
+        ['level_bound', () => rpc('rttReadEntry', { rd: rd2, ipa: 0n, level: -5 })],
+        ['level_bound', () => rpc('rttMapUnprotected', { rd: rd2, ipa: unprotected, level: 4, desc: 0n })],
+        ['flags_valid', () => rpc('dataCreate', { rd: rd2, data, ipa: 0n, src: granule(9), flags: 2n })],
+        ['flags_valid', () => rpc('dataCreate', { rd: rd2, data, ipa: 0n, src: granule(9), flags: 1n << 60n })],
+        ['desc_valid', () => rpc('rttMapUnprotected', { rd: rd2, ipa: unprotected, level: 1, desc: (1n << 63n) | (1n << 30n) })],
+        ['rsi_ripas', () => rpc('recRequestRipasChange', { rec: rec2, base: 0n, top: 4096n, ripas: 7 as Ripas })],
+      ];
+      for (const [rule, call] of refusals) await expectDomainRefusal(call, grpc.status.INVALID_ARGUMENT, input(rule));
+      expectOk(await rpc('recDestroy', { rec: rec2 }));
+      expectOk(await rpc('realmDestroy', { rd: rd2 }));
+      for (const g of [rd2, root2, rec2, rtt4]) expectOk(await rpc('granuleUndelegate', { addr: g }));
+      await expectConsistent();
+    });
+  });
+
+  test('§B2 RMI addresses take any uint64: beyond 52 bits the granule checks answer in order (gran_align, then gran_bound), nothing changed', async () => {
+    const input = (rule: string) => ({ domain: 'rmi', codeName: 'RMI_ERROR_INPUT', rmiIndex: 0, rmiX0: 1n, rule });
+    for (const [addr, rule] of [
+      [1n << 52n, 'gran_bound'],
+      [1n << 60n, 'gran_bound'],
+      [1n << 63n, 'gran_bound'],
+      [(1n << 60n) + 4096n, 'gran_bound'],
+      [(1n << 60n) + 8n, 'gran_align'],
+      [(1n << 64n) - 1n, 'gran_align'],
+    ] as const)
+      await expectDomainRefusal(() => rpc('granuleDelegate', { addr }), grpc.status.INVALID_ARGUMENT, input(rule));
+  });
+
+  test('malformed: params are required, RIPAS UNSPECIFIED is absent', async () => {
     expectInvalidField(await rpc('realmCreate', { rd }), 'params');
-    expectInvalidField(await rpc('realmCreate', { rd, params: { s2sz: 39, rttBase: 1n << 60n } }), 'params.rtt_base');
     expectInvalidField(await rpc('recRequestRipasChange', { rec, base: 0n, top: 4096n }), 'ripas');
   });
 });

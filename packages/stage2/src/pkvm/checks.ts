@@ -34,12 +34,20 @@ export const pfnRangeValid =
       : undefined;
   };
 
-/** check_range_allowed_memory (§A3): -EINVAL across a memory/MMIO boundary, -EPERM if not RAM. */
+/**
+ * check_range_allowed_memory (§A3): -EINVAL when the range's last page is not in the memory range
+ * (memblock, or the gap between two) of its first, -EPERM if that range is not RAM. A range that
+ * runs from the last RAM frame past the end of the PA range straddles too (the kernel's gap after
+ * the last memblock is unbounded); one wholly beyond memory is -EPERM.
+ */
 export const rangeIsMemory =
   (s: Stage2, pfn: number, nr: number): Check =>
   () => {
     const c = s.memory.classifyRange(pfn, nr);
-    if (c === 'straddles') return errnoError('EINVAL', 'range_straddles_regions', `range at ${hex(pfn)} straddles a memory region boundary`);
+    const crossesPaEnd =
+      c === 'outside' && Number.isInteger(pfn) && Number.isInteger(nr) && pfn >= 0 && nr > 0 && s.memory.regions.some((r) => r.base < pfn + nr && pfn < r.base + r.count);
+    if (c === 'straddles' || crossesPaEnd)
+      return errnoError('EINVAL', 'range_straddles_regions', `range at ${hex(pfn)} straddles a memory region boundary`);
     if (c !== 'ok' || s.memory.regionOf(pfn)?.kind !== 'RAM')
       return errnoError('EPERM', 'range_not_memory', `range at ${hex(pfn)} is not RAM`);
     return undefined;

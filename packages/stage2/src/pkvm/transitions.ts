@@ -70,7 +70,12 @@ const leafFrame = (guest: AddressSpace, gfn: number): number => descOutputFrame(
 
 const metaStep = (pfn: number, nr: number, update: MetaStep['update']): MetaStep => ({ base: pfn, count: nr, update });
 
-/** Checks shared by every host-initiated call on host memory: range valid, then RAM. */
+/**
+ * pfn_range_is_valid, then the check_range_allowed_memory that opens every
+ * __host_check_page_state_range (§A3): only the calls whose §A5 row says "pfn range valid" (donate
+ * to and from hyp, FF-A, share_guest) have the first. The others (share/unshare_hyp, pin,
+ * donate_guest) use `rangeIsMemory` alone, so a pfn beyond the PA range is -EPERM there.
+ */
 const hostRange = (s: Stage2, pfn: number, nr: number): Check[] => [pfnRangeValid(s, pfn, nr), rangeIsMemory(s, pfn, nr)];
 
 // --- host ↔ hyp -------------------------------------------------------------------------------
@@ -81,19 +86,22 @@ const toOwned = withState('OWNED');
 const hypToSharedBorrowed = metaUpdate({ hyp: 'SHARED_BORROWED' });
 const hypToNopage = metaUpdate({ hyp: 'NOPAGE' });
 
-/** __pkvm_host_share_hyp: H OWNED → SHARED_OWNED, Y NOPAGE → SHARED_BORROWED (§A5). */
+/**
+ * __pkvm_host_share_hyp: H OWNED → SHARED_OWNED, Y NOPAGE → SHARED_BORROWED (§A5). No pfn-range
+ * check: only the host state check's allowed-memory test, so a pfn beyond the PA range is -EPERM.
+ */
 export const hostShareHyp = (s: Stage2, pfn: number): Outcome =>
-  apply(s, [...hostRange(s, pfn, 1), spaceStateIs(s.host, pfn, 1, 'host_not_owned', 'OWNED'), hypStateIs(s, pfn, 1, 'NOPAGE', 'hyp_not_nopage')], () => ({
+  apply(s, [rangeIsMemory(s, pfn, 1), spaceStateIs(s.host, pfn, 1, 'host_not_owned', 'OWNED'), hypStateIs(s, pfn, 1, 'NOPAGE', 'hyp_not_nopage')], () => ({
     tables: [hostStep(s, pfn, 1, toSharedOwned)],
     meta: [metaStep(pfn, 1, hypToSharedBorrowed)],
   }));
 
-/** __pkvm_host_unshare_hyp: the reverse; -EBUSY while HYP holds a pin (§A5, §A6). */
+/** __pkvm_host_unshare_hyp: the reverse; -EBUSY while HYP holds a pin (§A5, §A6). No pfn-range check. */
 export const hostUnshareHyp = (s: Stage2, pfn: number): Outcome =>
   apply(
     s,
     [
-      ...hostRange(s, pfn, 1),
+      rangeIsMemory(s, pfn, 1),
       spaceStateIs(s.host, pfn, 1, 'host_not_shared_owned', 'SHARED_OWNED'),
       hypStateIs(s, pfn, 1, 'SHARED_BORROWED', 'hyp_not_shared_borrowed'),
       metaIs(s, pfn, 1, 'EBUSY', 'hyp_pinned', 'pinned by HYP', (m) => m.pins === 0),
@@ -119,13 +127,19 @@ export const hostDonateHypSteps = (s: Stage2, pfn: number, nr: number): PlanStep
   meta: [metaStep(pfn, nr, (m) => withMeta(m, { owner: VMID_HYP, hyp: 'OWNED', hypUse: 'NONE' }))],
 });
 
-/** __pkvm_hyp_donate_host: Y OWNED → NOPAGE, H NOPAGE → OWNED with the RWX idmap restored (§A5). */
+/**
+ * __pkvm_hyp_donate_host: Y OWNED → NOPAGE, H NOPAGE → OWNED with the RWX idmap restored (§A5).
+ * Order: pfn range valid (-EINVAL), then HYP's ownership (-EPERM), and only then the host check,
+ * which opens with the allowed-memory test: a range over [non-memory | HYP page] is -EPERM (the
+ * non-memory page is not HYP's), never the straddle's -EINVAL.
+ */
 export const hypDonateHost = (s: Stage2, pfn: number, nr: number): Outcome =>
   apply(
     s,
     [
-      ...hostRange(s, pfn, nr),
+      pfnRangeValid(s, pfn, nr),
       hypStateIs(s, pfn, nr, 'OWNED', 'hyp_not_owned'),
+      rangeIsMemory(s, pfn, nr),
       spaceStateIs(s.host, pfn, nr, 'host_not_nopage', 'NOPAGE'),
       // hypmesh: a granule backing a stage-2 table, a table-page pool or an RMM object is in use.
       metaIs(s, pfn, nr, 'EBUSY', 'hyp_page_in_use', 'backs a stage-2 table or pool', (m) => m.hypUse === 'NONE' && m.rmi === 'NS'),
@@ -138,12 +152,12 @@ export const hypDonateHostSteps = (s: Stage2, pfn: number, nr: number): PlanStep
   meta: [metaStep(pfn, nr, (m) => withMeta(m, { owner: VMID_HOST, hyp: 'NOPAGE', hypUse: 'NONE' }))],
 });
 
-/** hyp_pin_shared_mem: refcount+1 on host-shared pages (§A5, u16 refcount §A6). */
+/** hyp_pin_shared_mem: refcount+1 on host-shared pages (§A5, u16 refcount §A6). No pfn-range check. */
 export const hypPinSharedMem = (s: Stage2, pfn: number, nr: number): Outcome =>
   apply(
     s,
     [
-      ...hostRange(s, pfn, nr),
+      rangeIsMemory(s, pfn, nr),
       spaceStateIs(s.host, pfn, nr, 'host_not_shared_owned', 'SHARED_OWNED'),
       hypStateIs(s, pfn, nr, 'SHARED_BORROWED', 'hyp_not_shared_borrowed'),
       metaIs(s, pfn, nr, 'EBUSY', 'pin_count_max', `pinned ${PIN_COUNT_MAX} times`, (m) => m.pins < PIN_COUNT_MAX),
@@ -151,7 +165,10 @@ export const hypPinSharedMem = (s: Stage2, pfn: number, nr: number): Outcome =>
     () => ({ meta: [metaStep(pfn, nr, (m) => withMeta(m, { pins: m.pins + 1 }))] }),
   );
 
-/** hyp_unpin_shared_mem: refcount-1. The kernel WARNs on underflow; hypmesh refuses it. */
+/**
+ * hyp_unpin_shared_mem: refcount-1. §A5 lists no precondition (the kernel WARNs on underflow); every
+ * refusal here is hypmesh's, the range checks included (an unpin outside memory pins nothing).
+ */
 export const hypUnpinSharedMem = (s: Stage2, pfn: number, nr: number): Outcome =>
   apply(
     s,
@@ -204,8 +221,9 @@ export function hostShareGuest(s: Stage2, vmid: Vmid, pfn: number, gfn: number, 
       () => (Number.isInteger(prot) && permsWithin(prot, PERM_RWX) ? undefined : errnoError('EINVAL', 'prot_invalid', `prot ${prot} is not within RWX`)),
       pfnRangeValid(s, pfn, nr),
       guestShareSize(pfn, gfn, nr),
-      gfnRangeValid(guest, gfn, nr),
       rangeIsMemory(s, pfn, nr),
+      // The guest walk's range (hypmesh's ERANGE) belongs to the guest check, after the host's.
+      gfnRangeValid(guest, gfn, nr),
       spaceStateIs(guest, gfn, nr, 'guest_not_nopage', 'NOPAGE'),
       () => {
         // Each host page OWNED, or SHARED_OWNED with a non-zero guest share count (§A5).
@@ -276,16 +294,19 @@ export function hostUnshareGuest(s: Stage2, vmid: Vmid, gfn: number, nr: number)
   );
 }
 
-/** __pkvm_host_donate_guest: H OWNED → NOPAGE, G NOPAGE → OWNED mapped RWX (§A5). */
+/**
+ * __pkvm_host_donate_guest: H OWNED → NOPAGE, G NOPAGE → OWNED mapped RWX (§A5). No pfn-range
+ * check: the host check (allowed memory, then OWNED) comes first, then the guest's (lock order).
+ */
 export function hostDonateGuest(s: Stage2, vmid: Vmid, pfn: number, gfn: number): Outcome {
   const guest = guestSpace(s, vmid);
   if (!('table' in guest)) return err(guest);
   return apply(
     s,
     [
-      ...hostRange(s, pfn, 1),
-      gfnRangeValid(guest, gfn, 1),
+      rangeIsMemory(s, pfn, 1),
       spaceStateIs(s.host, pfn, 1, 'host_not_owned', 'OWNED'),
+      gfnRangeValid(guest, gfn, 1),
       spaceStateIs(guest, gfn, 1, 'guest_not_nopage', 'NOPAGE'),
     ],
     () => ({

@@ -41,6 +41,9 @@ describe('§B3 RMI_REALM_CREATE', () => {
     { rule: 'params_hash_algorithm', break: (c) => (c.params = { ...c.params, hashAlgorithm: 'MD5' as 'SHA_256' }) },
     { rule: 'params_vmid', break: (c) => (c.params = { ...c.params, vmid: 9 }) }, // in use
     { rule: 'params_vmid', break: (c) => (c.params = { ...c.params, vmid: 0x10000 }) },
+    // Issue 7 #16: an encoding the API does not know reaches the domain as its number.
+    { rule: 'params_hash_algorithm', break: (c) => (c.params = { ...c.params, hashAlgorithm: 3 }) },
+    { rule: 'params_vmid', break: (c) => (c.params = { ...c.params, vmid: 0xffffffff }) }, // uint32 max
     { rule: 'alias', break: (c) => (c.rd = c.params.rttBase + GRANULE_SIZE) },
     { rule: 'rd_align', break: (c) => (c.rd += 8) },
     { rule: 'rd_bound', break: (c) => (c.rd = MMIO_BASE) },

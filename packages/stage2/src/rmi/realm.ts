@@ -53,8 +53,11 @@ export interface RealmParams {
    * one from 1 (a convenience for callers that do not track realm VMIDs).
    */
   readonly vmid?: number;
-  /** Measurement algorithm; default SHA-256. */
-  readonly hashAlgorithm?: HashAlgorithm;
+  /**
+   * Measurement algorithm; default SHA-256. A number is an encoding this model does not know,
+   * refused as params_hash_algorithm (§B3), as the RMM refuses an unknown RMI_HASH_* value.
+   */
+  readonly hashAlgorithm?: HashAlgorithm | number;
 }
 
 /** s2_inconsistent_sl (R10): whether (ipa_bits, sl) cannot be translated with 4 KiB granules. */

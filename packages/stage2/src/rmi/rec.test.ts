@@ -68,6 +68,7 @@ describe('recRequestRipasChange (RSI_IPA_STATE_SET simulation hook)', () => {
     { rule: 'rsi_range', rec: (r: number) => r, base: 100, top: 4096, ripas: 'RAM' },
     { rule: 'rsi_par', rec: (r: number) => r, base: 0, top: 512 * GiB + 4096, ripas: 'RAM' },
     { rule: 'rsi_ripas', rec: (r: number) => r, base: 0, top: 4096, ripas: 'DESTROYED' },
+    { rule: 'rsi_ripas', rec: (r: number) => r, base: 0, top: 4096, ripas: 7 }, // an encoding this model does not know
   ] as const)('$rule → INPUT, nothing changed', ({ rule, rec, base, top, ripas }) => {
     const { s, realm, rec: r } = fixture();
     expect(recCreate(s, realm.rd, r).ok).toBe(true);

@@ -80,14 +80,15 @@ export function recDestroy(s: Stage2, rec: number): Result<NoOutputs, RmiError> 
  * Simulation hook, not an RMI command: the realm running on `rec` asks for RIPAS `ripas` over
  * [base, top) (RSI_IPA_STATE_SET), and the REC exit hands the request to the host. Replaces any
  * earlier request of that REC. Refused (RMI_ERROR_INPUT, rules named `rsi_*`) when `rec` is not a
- * REC, the range is empty, unaligned or leaves the PAR, or the RIPAS is not EMPTY or RAM.
+ * REC, the range is empty, unaligned or leaves the PAR, or the RIPAS is not EMPTY or RAM (a number
+ * is a RIPAS encoding the caller's build knows and this model does not: rsi_ripas).
  */
 export function recRequestRipasChange(
   s: Stage2,
   rec: number,
   base: number,
   top: number,
-  ripas: Ripas,
+  ripas: Ripas | number,
   changeDestroyed: boolean,
 ): Result<NoOutputs, RmiError> {
   const g = findGranule(s, rec, 'REC', 'rec');
