@@ -93,7 +93,9 @@ import {
   toFrameRanges,
   toGrantType,
   toPerms,
+  memoryMapOut,
   toPfnRanges,
+  toProtection,
   toRipas,
 } from './codec.js';
 
@@ -108,7 +110,8 @@ const empty = <T>(r: Result<T, DomainError>): Result<Record<string, never>, Doma
 
 const u64 = numberToU64;
 
-export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
+/** `reset` is the service's (server.ts): it replaces the core these handlers act on. */
+export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceServer['reset']): CoreServiceServer {
   const unary = unaryWith(log);
   return {
     // ---- Address spaces ----
@@ -116,7 +119,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
       requireCaller(call, HOST, 'CreateAddressSpace');
       const space = vmid(vmidField(req.vmid, 'vmid'));
       const donated = toPfnRanges(req.donated, 'donated');
-      return encode(createAddressSpace(s, space, req.ipaBits, donated), (v) => ({
+      return encode(createAddressSpace(s, space, req.ipaBits, donated, toProtection(req.protection, 'protection')), (v) => ({
         rootTables: v.rootTables,
         poolPages: u64(v.poolPages, 'poolPages'),
       }));
@@ -438,6 +441,14 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
     checkInvariants: unary((_req, call) => {
       callerVmid(call);
       return { ok: true, value: { violations: checkInvariants(s) } };
+    }),
+
+    // ---- Admin ----
+    reset,
+    getMemoryMap: unary((_req, call) => {
+      callerVmid(call);
+      const c = s.hostCarveout;
+      return { ok: true, value: { memoryMap: memoryMapOut(s.config.memory), hypCarveout: { base: BigInt(c.base), count: BigInt(c.count) } } };
     }),
   };
 }
