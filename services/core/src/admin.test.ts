@@ -40,12 +40,13 @@ afterAll(async () => {
 });
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: DecodedStatus };
-type Unary<Req, Res> = (req: Req, md: grpc.Metadata, cb: (e: grpc.ServiceError | null, r: Res) => void) => unknown;
+// The generated client's last overload (request, metadata, options, callback), so that Req and Res infer.
+type Unary<Req, Res> = (req: Req, md: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r: Res) => void) => unknown;
 
 function call<Req, Res>(fn: Unary<Req, Res>, req: Req, caller = '3'): Promise<Outcome<Res>> {
   const md = new grpc.Metadata();
   md.set(CALLER_VMID_KEY, caller);
-  return new Promise((resolve) => fn.call(client, req, md, (e, r) => resolve(e ? { ok: false, error: decodeStatusDetails(e) } : { ok: true, value: r })));
+  return new Promise((resolve) => fn.call(client, req, md, {}, (e, r) => resolve(e ? { ok: false, error: decodeStatusDetails(e) } : { ok: true, value: r })));
 }
 const ok = <T>(o: Outcome<T>): T => {
   if (!o.ok) throw new Error(`expected OK, got ${grpc.status[o.error.code]}: ${o.error.message}`);
