@@ -15,7 +15,9 @@ export interface MemoryOptions {
 }
 
 /** The map the options give, undefined when they give none, or every problem found. */
-export function memoryFromOptions(o: MemoryOptions): { ok: true; value: MemoryConfig | undefined } | { ok: false; error: string[] } {
+export function memoryFromOptions(given: MemoryOptions): { ok: true; value: MemoryConfig | undefined } | { ok: false; error: string[] } {
+  // An empty variable (HYPMESH_MEMORY= in a compose file) means "not given", not an empty map.
+  const o = { memory: given.memory === '' ? undefined : given.memory, memoryConfig: given.memoryConfig === '' ? undefined : given.memoryConfig };
   if (o.memory !== undefined && o.memoryConfig !== undefined) return { ok: false, error: ['give --memory or --memory-config, not both'] };
   if (o.memory !== undefined) {
     const r = parseMemorySpec(o.memory);
