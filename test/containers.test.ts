@@ -138,7 +138,7 @@ describe.skipIf(!enabled)('containers: the compose stack (set HYPMESH_CONTAINER_
     const { vmid: guest } = await unary<VmAllocateRequest, VmAllocateResponse>(rm.vmAllocate.bind(rm), VmAllocateRequest.fromPartial({ vmid: 0 }));
     // What the VM manager does first: give the guest a core address space (64 host pages of tables).
     const tables = BigInt((2 * GiB) / PAGE + 0x30000);
-    await unary(core.createAddressSpace.bind(core), { vmid: guest, ipaBits: 40, donated: [{ base: tables, count: 64n }] });
+    await unary(core.createAddressSpace.bind(core), { vmid: guest, ipaBits: 40, donated: [{ base: tables, count: 64n }], protection: 0 });
 
     const base = ram(0x400000);
     const { handle } = await unary<MemShareRequest, MemShareResponse>(

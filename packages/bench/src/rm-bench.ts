@@ -68,7 +68,7 @@ export async function rmFigures(): Promise<RmFigures> {
       const a = await promised<VmAllocateRequest, VmAllocateResponse>(rm, rm.vmAllocate)(VmAllocateRequest.fromPartial({ vmid: 0 }), meta(HLOS));
       const vmid = a.vmid;
       await promised(coreClient, coreClient.createAddressSpace)(
-        { vmid, ipaBits: 40, donated: [{ base: BigInt(ramPfn + 0x1000 + i * 64), count: 64n }] },
+        { vmid, ipaBits: 40, donated: [{ base: BigInt(ramPfn + 0x1000 + i * 64), count: 64n }], protection: 0 },
         meta(HLOS),
       );
       guests.push(vmid);

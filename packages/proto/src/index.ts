@@ -18,6 +18,7 @@ export * from './gen/hypmesh/core/v1/pkvm.js';
 export * from './gen/hypmesh/core/v1/grant.js';
 export * from './gen/hypmesh/core/v1/rmi.js';
 export * from './gen/hypmesh/core/v1/query.js';
+export * from './gen/hypmesh/core/v1/admin.js';
 export * from './gen/hypmesh/core/v1/core_service.js';
 export { protobufPackage, protobufFileName } from './gen/hypmesh/core/v1/core_service.js';
 export type { DeepPartial, Exact, MessageFns } from './gen/google/protobuf/any.js';

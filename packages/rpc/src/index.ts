@@ -41,3 +41,4 @@ export {
 } from './shape.js';
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';
 export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeOptions, type Served } from './server.js';
+export { delegating } from './resettable.js';

@@ -18,6 +18,14 @@ import type { Pfn, Vmid } from './types.js';
 
 export type AddressSpaceKind = 'HOST' | 'GUEST';
 
+/**
+ * A guest's pKVM kind (stage2-models.md §A5): a *protected* VM gets memory only by
+ * __pkvm_host_donate_guest, a *non-protected* one only by __pkvm_host_share_guest (the v6.14
+ * non-protected-guest series). ANY accepts both: the model's behaviour before VMs had a kind, kept
+ * as the default (proto VM_PROTECTION_UNSPECIFIED) so existing clients see no change.
+ */
+export type VmProtection = 'ANY' | 'PROTECTED' | 'NON_PROTECTED';
+
 export class TablePool implements TablePageSource {
   private readonly frames: Pfn[] = [];
 
@@ -67,6 +75,7 @@ export class AddressSpace {
     ipaBits: number,
     readonly rootFrames: readonly Pfn[],
     memory: PhysicalMemory,
+    readonly protection: VmProtection = 'ANY',
   ) {
     this.table = new TranslationTable(ipaBits, rootFrames);
     this.pool = new TablePool(memory);

@@ -11,7 +11,7 @@
  *                        page of its tables and pool goes back to the host
  */
 
-import { AddressSpace } from './address-space.js';
+import { AddressSpace, type VmProtection } from './address-space.js';
 import { errnoError, type ErrnoError } from './pkvm/errno.js';
 import { firstFailure, type Check } from './pkvm/checks.js';
 import { hostDonateHypChecks, hostDonateHypSteps, hypDonateHostSteps } from './pkvm/transitions.js';
@@ -59,9 +59,16 @@ export interface CreatedAddressSpace {
 
 /**
  * Creates an empty stage-2 for `vmid` with an IPA width of `ipaBits`. The first frames of
- * `donated` (in order) become the root tables; the rest seed the table-page pool.
+ * `donated` (in order) become the root tables; the rest seed the table-page pool. `protection` is
+ * the VM's pKVM kind (address-space.ts VmProtection; ANY when not given).
  */
-export function createAddressSpace(s: Stage2, vmid: Vmid, ipaBits: number, donated: readonly FrameRange[]): Result<CreatedAddressSpace, ErrnoError> {
+export function createAddressSpace(
+  s: Stage2,
+  vmid: Vmid,
+  ipaBits: number,
+  donated: readonly FrameRange[],
+  protection: VmProtection = 'ANY',
+): Result<CreatedAddressSpace, ErrnoError> {
   const failed = firstFailure([
     () => checkVmid(s, vmid),
     () => (isValidIpaBits(ipaBits) ? undefined : errnoError('EINVAL', 'ipa_bits_invalid', `IPA width ${ipaBits} outside 32..48`)),
@@ -80,7 +87,7 @@ export function createAddressSpace(s: Stage2, vmid: Vmid, ipaBits: number, donat
     merge(donationSteps(s, donated), {
       finally: [
         () => {
-          const space = new AddressSpace(vmid, 'GUEST', ipaBits, roots, s.memory);
+          const space = new AddressSpace(vmid, 'GUEST', ipaBits, roots, s.memory, protection);
           space.pool.add(frames.slice(roots.length));
           s.spaces.set(vmid, space);
         },

@@ -72,3 +72,28 @@ export class HostPageAllocator {
     return addr < hi && lo < addr + size;
   }
 }
+
+/** The core's memory map as the VMM needs it (CoreService.GetMemoryMap): RAM regions and HYP's carve-out, in frames. */
+export interface RamMapView {
+  readonly ram: readonly FrameRun[];
+  /** HYP's boot carve-out (the host stage-2), at the top of the highest RAM region; never donatable. */
+  readonly hypCarveout: FrameRun;
+}
+
+/** Default size of a derived donation region: 64 MiB. */
+export const DONATION_REGION_PAGES_DEFAULT = (64 * 2 ** 20) / PAGE_BYTES;
+
+/**
+ * The donation region taken from the core's map: the top `pages` frames of the highest RAM region,
+ * below HYP's carve-out where the carve-out sits at that region's top (it does: stage2.ts boots it
+ * there), and no more than the region holds. Undefined when the region has no frame left.
+ */
+export function donationRegionFrom(map: RamMapView, pages: number = DONATION_REGION_PAGES_DEFAULT): FrameRun | undefined {
+  const top = [...map.ram].sort((a, b) => a.base - b.base).at(-1);
+  if (top === undefined) return undefined;
+  const end = top.base + top.count;
+  const c = map.hypCarveout;
+  const limit = c.count > 0 && c.base >= top.base && c.base < end ? c.base : end;
+  const count = Math.min(pages, limit - top.base);
+  return count > 0 ? { base: limit - count, count } : undefined;
+}

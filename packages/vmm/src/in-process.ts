@@ -68,6 +68,8 @@ const frames = (runs: readonly FrameRun[]) => runs.map((r) => ({ base: pfn(r.bas
 export function inProcessCorePort(s: Stage2): CorePort {
   return {
     ...stage2RmiPort(s),
+    memoryMap: () =>
+      Promise.resolve({ ok: true, value: { ram: s.memory.regions.filter((r) => r.kind === 'RAM').map((r) => ({ base: r.base, count: r.count })), hypCarveout: { ...s.hostCarveout } } }),
     createAddressSpace: (v, ipaBits, donated) => core(createAddressSpace(s, vmid(v), ipaBits, frames(donated))).then((r) => (r.ok ? { ok: true, value: { rootTables: r.value.rootTables, poolPages: r.value.poolPages } } : r)),
     topUpTablePool: (v, runs) => core(topUpTablePool(s, vmid(v), frames(runs))),
     drainTablePool: (v, max) => core(drainTablePool(s, vmid(v), max)),

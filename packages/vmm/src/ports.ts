@@ -11,7 +11,7 @@
 import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
 import type { CallName, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
 import type { NoOutputs, Outputs, RealmParams, RmiError, RmiPort, Result } from '@hypmesh/stage2';
-import type { FrameRun } from './host-pages.js';
+import type { FrameRun, RamMapView } from './host-pages.js';
 
 type RmCall<N extends CallName> = (request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>>;
 
@@ -100,6 +100,8 @@ export type DemandPagedGrantType = 'LEND' | 'SHARE';
  * R=4), which are also the core's.
  */
 export interface CorePort extends RmiPort {
+  /** GetMemoryMap: the core's RAM regions and HYP's carve-out, so the VMM can place its donation region. */
+  memoryMap(): Promise<CoreResult<RamMapView>>;
   createAddressSpace(vmid: number, ipaBits: number, donated: readonly FrameRun[]): Promise<CoreResult<{ readonly rootTables: number; readonly poolPages: number }>>;
   topUpTablePool(vmid: number, frames: readonly FrameRun[]): Promise<CoreResult<{ readonly poolPages: number }>>;
   drainTablePool(vmid: number, maxPages: number): Promise<CoreResult<{ readonly returnedPages: number; readonly poolPages: number }>>;

@@ -50,7 +50,12 @@ export type VmType = 'GUNYAH' | 'REALM';
 export type VmState = 'CREATED' | 'RUNNING' | 'START_FAILED' | 'STOPPED' | 'DESTROYING' | 'DESTROYED';
 
 export interface VmmConfig {
-  /** Host frames the VMM may donate and delegate (default: the last 64 MiB of the default 16 GiB RAM). */
+  /**
+   * Host frames the VMM may donate and delegate. The service derives it from the core's memory map
+   * unless configured (host-pages.ts donationRegionFrom: below HYP's carve-out at the top of the
+   * highest RAM region); this default (the last 64 MiB of the default map's RAM) serves in-process
+   * use on the default map only.
+   */
   readonly donationRegion: FrameRun;
   /** Table-pool pages donated at create, besides the root tables. */
   readonly initialPoolPages: number;
@@ -249,6 +254,25 @@ export class VmManager {
     this.endSession(id);
     const done = await Promise.all(handles.map((h) => this.destroy(h)));
     return vmmOk(done.flatMap((r) => (r.ok ? [r.value] : [])));
+  }
+
+  /**
+   * Reset (VmmService.Reset): forgets every session, lease and VM handle *without* a teardown call
+   * to the RM or the core, and stops listening to the RM; the service then builds a fresh manager.
+   * Whatever those VMs held stays in the RM and the core until they are reset too (vmm, then rm,
+   * then core: `hypmesh reset`). Teardowns already running finish on their own.
+   */
+  /** How many VM handles and sessions (streams and leases) this manager holds. */
+  counts(): { readonly vms: number; readonly sessions: number } {
+    return { vms: this.vms.size, sessions: this.sessions.size };
+  }
+
+  abandon(): void {
+    this.sessions.clear();
+    this.vms.clear();
+    this.byVmid.clear();
+    this.endLeases();
+    this.unsubscribe();
   }
 
   /** Ends every live lease (the VMM is shutting down): their VMs are torn down in the background. */

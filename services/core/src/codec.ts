@@ -18,6 +18,8 @@ import {
   GranuleState,
   HypUse as ProtoHypUse,
   MemoryKind as ProtoMemoryKind,
+  VmProtection as ProtoVmProtection,
+  type MemoryMap,
   PageState as ProtoPageState,
   RealmHashAlgorithm,
   Ripas as ProtoRipas,
@@ -27,6 +29,10 @@ import { enumField, frameField, invalidArgument, openEnumField } from '@hypmesh/
 import {
   RMI_RIPAS,
   RMI_RTT_STATE,
+  memoryConfigProblems,
+  type MemoryConfig,
+  type MemoryRegion,
+  type VmProtection,
   pfn,
   type HashAlgorithm,
   type Pfn,
@@ -162,3 +168,37 @@ export const HASH_ALGORITHMS = new Map<number, HashAlgorithm>([
  */
 export const toHashAlgorithm = (h: RealmHashAlgorithm): HashAlgorithm | number | undefined =>
   h === RealmHashAlgorithm.REALM_HASH_ALGORITHM_UNSPECIFIED ? undefined : (HASH_ALGORITHMS.get(h) ?? h);
+
+// ---- Memory map and VM kind (admin.proto, address_space.proto) ----
+
+/** VmProtection → the domain's kind; UNSPECIFIED is ANY (address_space.proto documents the default). */
+const PROTECTIONS: ReadonlyMap<number, VmProtection> = new Map([
+  [ProtoVmProtection.VM_PROTECTION_UNSPECIFIED, 'ANY'],
+  [ProtoVmProtection.VM_PROTECTION_PROTECTED, 'PROTECTED'],
+  [ProtoVmProtection.VM_PROTECTION_NON_PROTECTED, 'NON_PROTECTED'],
+]);
+export const toProtection = (v: ProtoVmProtection, field: string): VmProtection => enumField(v, PROTECTIONS, field);
+
+/** The core's map as the proto reports it: regions sorted by base. */
+export function memoryMapOut(c: MemoryConfig): MemoryMap {
+  const regions = [
+    ...c.ram.map((r) => ({ kind: ProtoMemoryKind.MEMORY_KIND_RAM, base: BigInt(r.base), sizeBytes: BigInt(r.sizeBytes) })),
+    ...c.mmio.map((r) => ({ kind: ProtoMemoryKind.MEMORY_KIND_MMIO, base: BigInt(r.base), sizeBytes: BigInt(r.sizeBytes) })),
+  ].sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+  return { paBits: c.paBits, regions };
+}
+
+/** A proto map as a MemoryConfig, validated as the --memory flag is; every problem in one INVALID_ARGUMENT. */
+export function memoryMapIn(m: MemoryMap, field: string): MemoryConfig {
+  const problems: string[] = [];
+  const config = { paBits: m.paBits, ram: [] as MemoryRegion[], mmio: [] as MemoryRegion[] };
+  m.regions.forEach((r, i) => {
+    const list = r.kind === ProtoMemoryKind.MEMORY_KIND_RAM ? config.ram : r.kind === ProtoMemoryKind.MEMORY_KIND_MMIO ? config.mmio : undefined;
+    if (list === undefined) problems.push(`regions[${i}].kind must be RAM or MMIO`);
+    else if (r.base > BigInt(Number.MAX_SAFE_INTEGER) || r.sizeBytes > BigInt(Number.MAX_SAFE_INTEGER)) problems.push(`regions[${i}] beyond 2^53 bytes`);
+    else list.push({ base: Number(r.base), sizeBytes: Number(r.sizeBytes) });
+  });
+  problems.push(...(problems.length === 0 ? memoryConfigProblems(config) : []));
+  if (problems.length > 0) throw invalidArgument(field, problems.join('; '));
+  return config;
+}

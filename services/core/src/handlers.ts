@@ -94,8 +94,10 @@ import {
   toGrantMemoryType,
   toGrantType,
   toPerms,
+  memoryMapOut,
   toPfnRanges,
   toHashAlgorithm,
+  toProtection,
   toRipas,
 } from './codec.js';
 
@@ -113,7 +115,8 @@ const u64 = numberToU64;
 const physRunsOut = (runs: readonly { base: number; count: number }[]) =>
   runs.map((r) => ({ base: u64(r.base, 'phys_runs.base'), count: u64(r.count, 'phys_runs.count') }));
 
-export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
+/** `reset` is the service's (server.ts): it replaces the core these handlers act on. */
+export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceServer['reset']): CoreServiceServer {
   const unary = unaryWith(log);
   return {
     // ---- Address spaces ----
@@ -121,7 +124,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
       requireCaller(call, HOST, 'CreateAddressSpace');
       const space = vmid(vmidField(req.vmid, 'vmid'));
       const donated = toPfnRanges(req.donated, 'donated');
-      return encode(createAddressSpace(s, space, req.ipaBits, donated), (v) => ({
+      return encode(createAddressSpace(s, space, req.ipaBits, donated, toProtection(req.protection, 'protection')), (v) => ({
         rootTables: v.rootTables,
         poolPages: u64(v.poolPages, 'poolPages'),
       }));
@@ -451,6 +454,14 @@ export function createCoreHandlers(s: Stage2, log: BugLog): CoreServiceServer {
     checkInvariants: unary((_req, call) => {
       callerVmid(call);
       return { ok: true, value: { violations: checkInvariants(s) } };
+    }),
+
+    // ---- Admin ----
+    reset,
+    getMemoryMap: unary((_req, call) => {
+      callerVmid(call);
+      const c = s.hostCarveout;
+      return { ok: true, value: { memoryMap: memoryMapOut(s.config.memory), hypCarveout: { base: BigInt(c.base), count: BigInt(c.count) } } };
     }),
   };
 }

@@ -7,7 +7,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
-import { startCoreServer } from './server.js';
+import { memoryFromOptions, startCoreServer } from './server.js';
 
 const GiB = 2 ** 30;
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -24,6 +24,8 @@ const mmioDefault = DEFAULT_MEMORY_CONFIG.mmio[0]!;
 const opts = new Command('hypmesh-core')
   .description('The hypmesh core: stage-2 tables, page ownership, pKVM, grants and CCA RMI over gRPC.')
   .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--memory <map>', 'memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40] (overrides the --ram/--mmio flags)').env('HYPMESH_MEMORY'))
+  .addOption(new Option('--memory-config <file.json>', 'memory map as JSON: {"paBits":40,"regions":[{"kind":"ram","base":"0x80000000","size":"16G"}]}').env('HYPMESH_MEMORY_CONFIG'))
   .addOption(new Option('--ram-gib <n>', 'RAM size in GiB').env('HYPMESH_RAM_GIB').argParser(number(1, 1024)).default(ramDefault.sizeBytes / GiB))
   .addOption(new Option('--ram-base-gib <n>', 'RAM base address in GiB').env('HYPMESH_RAM_BASE_GIB').argParser(number(0, 1024)).default(ramDefault.base / GiB))
   .addOption(new Option('--mmio-gib <n>', 'MMIO size in GiB, at address 0 (0: none)').env('HYPMESH_MMIO_GIB').argParser(number(0, 1024)).default(mmioDefault.sizeBytes / GiB))
@@ -31,10 +33,15 @@ const opts = new Command('hypmesh-core')
   .addOption(new Option('--check-invariants', 'test/chaos mode: check every invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string }>();
+  .opts<{ address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
-const memory = {
+const given = memoryFromOptions(opts);
+if (!given.ok) {
+  log.fatal({ problems: given.error }, `invalid memory map: ${given.error.join('; ')}`);
+  process.exit(2);
+}
+const memory = given.value ?? {
   paBits: opts.paBits,
   ram: [{ base: opts.ramBaseGib * GiB, sizeBytes: opts.ramGib * GiB }],
   mmio: opts.mmioGib > 0 ? [{ base: 0, sizeBytes: opts.mmioGib * GiB }] : [],

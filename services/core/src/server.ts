@@ -9,8 +9,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
-import { serveGrpc, SERVER_OPTIONS, type BugLog } from '@hypmesh/rpc';
-import { checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
+import { delegating, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
+import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
+import { memoryMapIn, memoryMapOut } from './codec.js';
 import { createCoreHandlers } from './handlers.js';
 
 /** Server channel options: @hypmesh/rpc's, shared by every service (idle and aged connections closed). */
@@ -30,7 +31,8 @@ export interface CoreServerOptions {
 }
 
 /** RPCs that change nothing: no invariant check after them. */
-const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry']);
+const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'reset']);
+
 
 /** Wraps every mutating handler so that a success is followed by a full invariant check. */
 function checkedAfterMutations(handlers: CoreServiceServer, stage2: Stage2, log: BugLog): CoreServiceServer {
@@ -54,7 +56,7 @@ export interface CoreServer {
   readonly server: grpc.Server;
   /** The port actually bound. */
   readonly port: number;
-  /** The core state the service acts on (tests may inspect it). */
+  /** The core state the service acts on now (tests may inspect it); Reset replaces it. */
   readonly stage2: Stage2;
   readonly health: HealthImplementation;
   /** Health → NOT_SERVING, then a graceful shutdown, forced after `graceMs`. */
@@ -63,20 +65,44 @@ export interface CoreServer {
 
 const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
-export async function startCoreServer(options: CoreServerOptions): Promise<CoreServer> {
-  const built = createStage2(options.stage2Config ?? DEFAULT_STAGE2_CONFIG);
-  if (!built.ok) throw new Error(`invalid core configuration: ${built.error.join('; ')}`);
-  const stage2 = built.value;
+function built(config: Stage2Config): Stage2 {
+  const b = createStage2(config);
+  if (!b.ok) throw new Error(`invalid core configuration: ${b.error.join('; ')}`);
+  return b.value;
+}
 
+export async function startCoreServer(options: CoreServerOptions): Promise<CoreServer> {
   const log = options.log ?? consoleLog;
-  const handlers = createCoreHandlers(stage2, log);
+  const unary = unaryWith(log);
+  const handlersOf = (stage2: Stage2): CoreServiceServer => {
+    const h = createCoreHandlers(stage2, log, reset);
+    return options.checkInvariants === true ? checkedAfterMutations(h, stage2, log) : h;
+  };
+  let current = { stage2: built(options.stage2Config ?? DEFAULT_STAGE2_CONFIG) };
+
+  // Reset (core_service.proto): a new core on the given map or the current one, as a reboot would
+  // build it; the map is validated first, so a refused Reset changes nothing.
+  const reset: CoreServiceServer['reset'] = unary((req, call) => {
+    requireCaller(call, [VMID_HOST], 'Reset');
+    const memory = req.memoryMap === undefined ? current.stage2.config.memory : memoryMapIn(req.memoryMap, 'memory_map');
+    current = { stage2: built({ ...current.stage2.config, memory }) };
+    handlers = handlersOf(current.stage2);
+    return { ok: true, value: { memoryMap: memoryMapOut(memory) } };
+  });
+  let handlers = handlersOf(current.stage2);
+  const service = delegating(Object.keys(handlers) as (keyof CoreServiceServer & string)[], () => handlers);
   const served = await serveGrpc({
     address: options.address,
     serviceName: CORE_SERVICE_NAME,
     protoRoot: PROTO_ROOT,
     protoFiles: CORE_PROTO_FILES,
-    register: (server) =>
-      server.addService(CoreServiceService, options.checkInvariants === true ? checkedAfterMutations(handlers, stage2, log) : handlers),
+    register: (server) => server.addService(CoreServiceService, service),
   });
-  return { ...served, stage2 };
+  return {
+    ...served,
+    get stage2() {
+      return current.stage2;
+    },
+  };
 }
+export { memoryFromOptions, type MemoryOptions } from './memory-options.js';

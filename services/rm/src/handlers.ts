@@ -19,7 +19,8 @@ type AnyTyped = TypedCodec<CallName, CallRpc>;
 
 const PARCEL_STATES = { INIT: ParcelState.PARCEL_STATE_INIT, SHARING: ParcelState.PARCEL_STATE_SHARING, SHARED: ParcelState.PARCEL_STATE_SHARED } as const;
 
-export function createRmHandlers(face: ByteFace, log: BugLog): RmServiceServer {
+/** `reset` is the service's (server.ts): it replaces the RM these handlers act on. */
+export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceServer['reset']): RmServiceServer {
   const unary = unaryWith(log);
   const rm: ResourceManager = face.rm;
 
@@ -37,6 +38,7 @@ export function createRmHandlers(face: ByteFace, log: BugLog): RmServiceServer {
 
   return {
     ...(typed as Pick<RmServiceServer, CallRpc>),
+    reset,
     subscribe: (call: ServerWritableStream<SubscribeRequest, SubscribeResponse>) => {
       let caller: number;
       try {

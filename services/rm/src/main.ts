@@ -8,7 +8,7 @@
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
-import { createStage2, DEFAULT_STAGE2_CONFIG } from '@hypmesh/stage2';
+import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
 import { grpcCore } from './core-client.js';
 import { startRmServer } from './server.js';
 
@@ -18,9 +18,10 @@ const opts = new Command('hypmesh-rm')
   .description('The hypmesh resource manager: Gunyah RM VMIDs, VM life cycle, memory parcels and notifications over gRPC (typed and byte-exact msgq faces).')
   .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port|embedded>', "the core's address, or `embedded` for an in-process core with default memory").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--memory <map>', 'with --core embedded: its memory map (ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40])').env('HYPMESH_MEMORY'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; core: string; logLevel: string }>();
+  .opts<{ address: string; core: string; memory?: string; logLevel: string }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 
@@ -29,7 +30,9 @@ function core(): { port: CoreGrantPort; close(): void } {
     const port = grpcCore(opts.core);
     return { port, close: () => port.close() };
   }
-  const built = createStage2(DEFAULT_STAGE2_CONFIG);
+  const memory = opts.memory === undefined ? undefined : parseMemorySpec(opts.memory);
+  if (memory !== undefined && !memory.ok) throw new Error(`invalid --memory: ${memory.error.join('; ')}`);
+  const built = createStage2(memory === undefined ? DEFAULT_STAGE2_CONFIG : { memory: memory.value });
   if (!built.ok) throw new Error(`invalid core configuration: ${built.error.join('; ')}`);
   return { port: inProcessCore(built.value), close: () => {} };
 }

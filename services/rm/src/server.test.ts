@@ -129,7 +129,7 @@ const expectInvalidField = (o: Outcome<unknown>, field: string): void => {
 function coreSpace(vmid: number): Promise<void> {
   const base = BigInt((2 * GiB) / PAGE + 0x30000 + donor++ * 64);
   return new Promise((resolve, reject) =>
-    coreClient.createAddressSpace({ vmid, ipaBits: 40, donated: [{ base, count: 64n }] }, md(HOST), (e) => (e ? reject(e) : resolve())),
+    coreClient.createAddressSpace({ vmid, ipaBits: 40, donated: [{ base, count: 64n }], protection: 0 }, md(HOST), (e) => (e ? reject(e) : resolve())),
   );
 }
 

@@ -9,8 +9,8 @@
 
 import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
-import { RM_PROTO_FILES, RM_SERVICE_NAME, RmServiceService } from '@hypmesh/proto/rm';
-import { serveGrpc, SERVER_OPTIONS, type BugLog } from '@hypmesh/rpc';
+import { RM_PROTO_FILES, RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
+import { delegating, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ByteFaceStats, type ByteFace } from './byte-face.js';
@@ -34,7 +34,7 @@ export interface RmServer {
   readonly server: grpc.Server;
   /** The port actually bound. */
   readonly port: number;
-  /** The RM state both faces act on (tests may inspect it). */
+  /** The RM state both faces act on now (tests may inspect it); Reset replaces it. */
   readonly rm: ResourceManager;
   readonly stats: ByteFaceStats;
   readonly health: HealthImplementation;
@@ -44,22 +44,51 @@ export interface RmServer {
 
 const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
+/** HLOS, the only caller that may Reset the RM (rm_service.proto). */
+const VMID_HLOS = 3;
+
 export async function startRmServer(options: RmServerOptions): Promise<RmServer> {
   const log = options.log ?? consoleLog;
-  const rm = options.rmConfig ? new ResourceManager(options.core, options.rmConfig) : new ResourceManager(options.core);
-  const face: ByteFace = { rm, notifier: new Notifier(rm), stats: new ByteFaceStats(), log, open: new Set() };
+  const unary = unaryWith(log);
+  const boot = (): ByteFace => {
+    const rm = options.rmConfig ? new ResourceManager(options.core, options.rmConfig) : new ResourceManager(options.core);
+    return { rm, notifier: new Notifier(rm), stats: new ByteFaceStats(), log, open: new Set() };
+  };
+  let face = boot();
+
+  // Reset (rm_service.proto): a fresh RM as at boot; the old one's streams end, nothing reaches the core.
+  const reset: RmServiceServer['reset'] = unary((_req, call) => {
+    requireCaller(call, [VMID_HLOS], 'Reset');
+    const old = face;
+    const fresh = boot();
+    const value = { vmsDropped: Math.max(0, old.rm.vms.size - fresh.rm.vms.size), parcelsDropped: old.rm.parcels.size };
+    face = fresh;
+    handlers = createRmHandlers(face, log, reset);
+    for (const s of [...old.open]) s.end();
+    return { ok: true, value };
+  });
+  let handlers = createRmHandlers(face, log, reset);
+  const service = delegating(Object.keys(handlers) as (keyof RmServiceServer & string)[], () => handlers);
 
   const served = await serveGrpc({
     address: options.address,
     serviceName: RM_SERVICE_NAME,
     protoRoot: PROTO_ROOT,
     protoFiles: RM_PROTO_FILES,
-    register: (server) => server.addService(RmServiceService, createRmHandlers(face, log)),
+    register: (server) => server.addService(RmServiceService, service),
     drain: () => {
       for (const s of [...face.open]) s.end();
     },
   });
-  return { ...served, rm, stats: face.stats };
+  return {
+    ...served,
+    get rm() {
+      return face.rm;
+    },
+    get stats() {
+      return face.stats;
+    },
+  };
 }
 
 export { grpcCore, type GrpcCorePort } from './core-client.js';

@@ -9,7 +9,7 @@
 
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { startCoreServer } from '@hypmesh/core-service';
+import { memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
 import { grpcCore, startRmServer } from '@hypmesh/rm-service';
 import { grpcCorePort, grpcRm, startVmmServer } from '@hypmesh/vmm-service';
 
@@ -20,10 +20,12 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--core-address <host:port>', 'core listen address').env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
   .addOption(new Option('--rm-address <host:port>', 'resource manager listen address').env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--vmm-address <host:port>', 'VM manager listen address').env('HYPMESH_VMM_ADDR').default('127.0.0.1:50053'))
+  .addOption(new Option('--memory <map>', "the core's memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40]").env('HYPMESH_MEMORY'))
+  .addOption(new Option('--memory-config <file.json>', "the core's memory map as a JSON file").env('HYPMESH_MEMORY_CONFIG'))
   .addOption(new Option('--check-invariants', 'check every core invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; logLevel: string }>();
+  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; logLevel: string }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
@@ -31,7 +33,10 @@ const target = (address: string, port: number): string => `${address.replace(/:\
 const log = pino({ name: 'hypmesh', level: opts.logLevel });
 
 try {
-  const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants });
+  const memory = memoryFromOptions(opts);
+  if (!memory.ok) throw new Error(`invalid memory map: ${memory.error.join('; ')}`);
+  const stage2Config = memory.value === undefined ? undefined : { memory: memory.value };
+  const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, ...(stage2Config && { stage2Config }) });
   const coreTarget = target(opts.coreAddress, core.port);
   const coreClient = grpcCore(coreTarget);
   const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log });

@@ -16,7 +16,7 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantType, type ErrorDetail, type FrameRange } from '@hypmesh/proto';
+import { CoreServiceClient, GrantType, MemoryKind, VmProtection, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
@@ -93,8 +93,13 @@ export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS):
   const none = (): Record<string, never> => ({});
 
   return {
+    memoryMap: () =>
+      space(client.getMemoryMap, {}, (r: GetMemoryMapResponse) => ({
+        ram: (r.memoryMap?.regions ?? []).filter((x) => x.kind === MemoryKind.MEMORY_KIND_RAM).map((x) => ({ base: num(x.base / 4096n), count: num(x.sizeBytes / 4096n) })),
+        hypCarveout: { base: num(r.hypCarveout?.base ?? 0n), count: num(r.hypCarveout?.count ?? 0n) },
+      })),
     createAddressSpace: (vmid, ipaBits, donated) =>
-      space(client.createAddressSpace, { vmid, ipaBits, donated: frames(donated) }, (r: { rootTables: number; poolPages: bigint }) => ({ rootTables: r.rootTables, poolPages: num(r.poolPages) })),
+      space(client.createAddressSpace, { vmid, ipaBits, donated: frames(donated), protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, (r: { rootTables: number; poolPages: bigint }) => ({ rootTables: r.rootTables, poolPages: num(r.poolPages) })),
     topUpTablePool: (vmid, runs) => space(client.topUpTablePool, { vmid, frames: frames(runs) }, (r: { poolPages: bigint }) => ({ poolPages: num(r.poolPages) })),
     drainTablePool: (vmid, maxPages) =>
       space(client.drainTablePool, { vmid, maxPages: BigInt(maxPages) }, (r: { returnedPages: bigint; poolPages: bigint }) => ({ returnedPages: num(r.returnedPages), poolPages: num(r.poolPages) })),

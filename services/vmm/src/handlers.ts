@@ -28,10 +28,12 @@ const vmReply = (r: VmmResult<VmView>): Result<{ vm: ReturnType<typeof vmOut> },
 const vmsReply = (r: VmmResult<readonly VmView[]>): Result<{ vms: ReturnType<typeof vmOut>[] }, VmmError> => (r.ok ? { ok: true, value: { vms: r.value.map(vmOut) } } : r);
 const leaseReply = (r: VmmResult<LeaseView>): Result<{ lease: ReturnType<typeof leaseOut> }, VmmError> => (r.ok ? { ok: true, value: { lease: leaseOut(r.value) } } : r);
 
-export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog): VmmServiceServer {
+/** `reset` is the service's (server.ts): it replaces the VM manager these handlers act on. */
+export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog, reset: VmmServiceServer['reset']): VmmServiceServer {
   const unary = unaryWith(log);
 
   return {
+    reset,
     openSession: (call: ServerWritableStream<OpenSessionRequest, OpenSessionResponse>) => {
       const id = vmm.openSession();
       const mine = new Set<number>();

@@ -5,28 +5,41 @@
  * and on SIGTERM/SIGINT ends every session (tearing its VMs down) before it exits.
  */
 
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseBytes } from '@hypmesh/stage2';
+import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
 import { grpcCorePort, grpcRm, startVmmServer } from './server.js';
 
 const SHUTDOWN_GRACE_MS = 5_000;
+
+/** `<base>:<size>` in bytes (0x-hex or decimal, K/M/G suffixes), 4 KiB aligned → frames. */
+function frameRun(text: string): FrameRun {
+  const [b, z] = text.split(':');
+  const base = b === undefined ? undefined : parseBytes(b);
+  const size = z === undefined ? undefined : parseBytes(z);
+  if (base === undefined || size === undefined || size === 0 || base % 4096 !== 0 || size % 4096 !== 0)
+    throw new InvalidArgumentError('expected <base>:<size>, both 4 KiB aligned, size > 0 (e.g. 0x47c000000:64M)');
+  return { base: base / 4096, count: size / 4096 };
+}
 
 const opts = new Command('hypmesh-vmm')
   .description('The hypmesh host VM manager: session-bound VM handles, the Linux start and teardown sequences against the RM, realm VMs over the core RMI, over gRPC.')
   .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_VMM_ADDR').default('127.0.0.1:50053'))
   .addOption(new Option('--rm <host:port>', "the RM's address (the VMM must be HLOS's only RM subscriber)").env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port>', "the core's address").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--donation-region <base:size>', "host RAM the VMM donates from (default: the top 64 MiB below HYP's carve-out in the core's highest RAM region)").env('HYPMESH_DONATION_REGION').argParser(frameRun))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; rm: string; core: string; logLevel: string }>();
+  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; logLevel: string }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 
 try {
   const rm = grpcRm(opts.rm);
   const core = grpcCorePort(opts.core);
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log });
-  log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core }, 'hypmesh vmm serving');
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
+  log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion }, 'hypmesh vmm serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

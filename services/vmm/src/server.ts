@@ -16,9 +16,9 @@ import { randomBytes } from 'node:crypto';
 import type { HealthImplementation } from 'grpc-health-check';
 import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
-import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService } from '@hypmesh/proto/vmm';
-import { serveGrpc, type BugLog } from '@hypmesh/rpc';
-import { DEFAULT_VMM_CONFIG, VmManager, type CorePort, type RmPort, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
+import { delegating, serveGrpc, unaryWith, type BugLog } from '@hypmesh/rpc';
+import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, type CorePort, type FrameRun, type RmPort, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
 import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
@@ -38,7 +38,7 @@ export interface VmmServer {
   readonly server: grpc.Server;
   /** The port actually bound. */
   readonly port: number;
-  /** The VM manager the service acts on (tests may inspect it). */
+  /** The VM manager the service acts on now (tests may inspect it); Reset replaces it. */
   readonly vmm: VmManager;
   readonly health: HealthImplementation;
   /** Health → NOT_SERVING, every session ended and its VMs torn down, then a graceful shutdown forced after `graceMs`. */
@@ -47,18 +47,61 @@ export interface VmmServer {
 
 const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
+/** Attempts, 250 ms apart, to read the core's memory map at start (the core may still be starting). */
+const MEMORY_MAP_ATTEMPTS_MAX = 40;
+
+/**
+ * The donation region (VmmConfig.donationRegion): the configured one, else derived from the core's
+ * map (host-pages.ts donationRegionFrom). Throws when the core never answers: the VMM cannot place
+ * a single table page without it.
+ */
+async function donationRegion(core: CorePort, configured: FrameRun | undefined): Promise<FrameRun> {
+  if (configured !== undefined) return configured;
+  let why = '';
+  for (let i = 0; i < MEMORY_MAP_ATTEMPTS_MAX; i++) {
+    const m = await core.memoryMap();
+    if (m.ok) {
+      const region = donationRegionFrom(m.value);
+      if (region === undefined) throw new Error('the core reports no RAM left for a donation region');
+      return region;
+    }
+    why = `${m.error.errno} ${m.error.rule}: ${m.error.message}`;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the core's memory map could not be read: ${why}`);
+}
+
 export async function startVmmServer(options: VmmServerOptions): Promise<VmmServer> {
   const log = options.log ?? consoleLog;
-  // A random id prefix per boot: a session id kept from an earlier VMM process names nothing here.
-  const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
-  const vmm = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig }, options.clock ?? systemClock);
+  const unary = unaryWith(log);
   const open: OpenStreams = new Set();
+  const build = async (): Promise<VmManager> => {
+    // A random id prefix per boot: a session id kept from an earlier VMM process (or from before a
+    // Reset) names nothing here.
+    const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
+    const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
+    return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
+  };
+  let vmm = await build();
+
+  // Reset (vmm_service.proto): drop everything without teardown calls, then a fresh manager.
+  const reset: VmmServiceServer['reset'] = unary(async () => {
+    const dropped = vmm.counts();
+    const next = await build();
+    vmm.abandon();
+    vmm = next;
+    handlers = createVmmHandlers(vmm, open, log, reset);
+    for (const s of [...open]) s.end();
+    return { ok: true, value: { vmsDropped: dropped.vms, sessionsDropped: dropped.sessions } };
+  });
+  let handlers = createVmmHandlers(vmm, open, log, reset);
+  const service = delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers);
   const served = await serveGrpc({
     address: options.address,
     serviceName: VMM_SERVICE_NAME,
     protoRoot: PROTO_ROOT,
     protoFiles: VMM_PROTO_FILES,
-    register: (server) => server.addService(VmmServiceService, createVmmHandlers(vmm, open, log)),
+    register: (server) => server.addService(VmmServiceService, service),
     drain: async () => {
       for (const s of [...open]) s.end();
       vmm.endLeases();
@@ -66,7 +109,12 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
       vmm.close();
     },
   });
-  return { ...served, vmm };
+  return {
+    ...served,
+    get vmm() {
+      return vmm;
+    },
+  };
 }
 
 export { grpcRm, type GrpcRmPort } from './rm-client.js';

@@ -14,7 +14,7 @@
  * the host and the core's invariants hold.
  */
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, PageState, type AddressSpaceRun, type OwnershipRun } from '@hypmesh/proto';
+import { CoreServiceClient, MemoryKind, PageState, type AddressSpaceRun, type GetMemoryMapResponse, type OwnershipRun } from '@hypmesh/proto';
 import { MemAcceptRequest, MemLendRequest, MemType, RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
 import { formatBytes, ownershipTable, vmidName } from './format.js';
@@ -43,8 +43,14 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
     new Promise((resolve) => (fn as Unary).call(client, req as never, md(vmid), (e, r) => (e ? fail(e) : resolve(r as Res))));
   const step = (text: string): void => print(`\n== ${text}`);
 
+  // Host memory the demo binds and lends: 1 GiB (or half) into the lowest RAM region of the core's
+  // map (3 GiB on the default map), so the demo runs on any --memory map with 64 MiB of RAM there.
+  const map = (await call<GetMemoryMapResponse>(core, core.getMemoryMap, {})).memoryMap!;
+  const low = map.regions.find((r) => r.kind === MemoryKind.MEMORY_KIND_RAM)!;
+  const hostRam = low.base + (low.sizeBytes >= 2n * GiB ? GiB : low.sizeBytes / 2n - ((low.sizeBytes / 2n) % (2n * MiB)));
+  const frames = (1n << BigInt(map.paBits)) / 4096n;
   const hostMap = async (): Promise<OwnershipRun[]> =>
-    (await call<{ runs: OwnershipRun[] }>(core, core.ownershipMap, { base: 0n, count: 1n << 28n, runsMax: 0 })).runs;
+    (await call<{ runs: OwnershipRun[] }>(core, core.ownershipMap, { base: 0n, count: frames, runsMax: 0 })).runs;
   const summary = (runs: OwnershipRun[]): string => {
     const byOwner = new Map<number, bigint>();
     for (const r of runs) byOwner.set(r.ownerVmid, (byOwner.get(r.ownerVmid) ?? 0n) + r.count * 4096n);
@@ -78,8 +84,8 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   print(`  VM handle ${gunyah.handle}, VMID 0x${gunyah.vmid.toString(16)}, ${gunyah.hostPages} host pages donated to HYP for its stage-2 (seed 003)`);
   const at = (extra: object) => ({ sessionId, handle: gunyah.handle, ...extra });
   const rwx = { allowRead: true, allowWrite: true, allowExec: true };
-  await call(vmm, vmm.mapMem, at({ binding: { guestAddr: 0x8000_0000n, hostAddr: 3n * GiB, size: 4n * MiB, mode: BindMode.BIND_MODE_LEND, ...rwx }, unmap: false }));
-  await call(vmm, vmm.mapMem, at({ binding: { guestAddr: 0x9000_0000n, hostAddr: 3n * GiB + 8n * MiB, size: 64n * 1024n, mode: BindMode.BIND_MODE_SHARE, allowRead: true, allowWrite: true, allowExec: false }, unmap: false }));
+  await call(vmm, vmm.mapMem, at({ binding: { guestAddr: 0x8000_0000n, hostAddr: hostRam, size: 4n * MiB, mode: BindMode.BIND_MODE_LEND, ...rwx }, unmap: false }));
+  await call(vmm, vmm.mapMem, at({ binding: { guestAddr: 0x9000_0000n, hostAddr: hostRam + 8n * MiB, size: 64n * 1024n, mode: BindMode.BIND_MODE_SHARE, allowRead: true, allowWrite: true, allowExec: false }, unmap: false }));
   await call(vmm, vmm.setDtbConfig, at({ guestAddr: 0x8010_0000n, size: 0x2000n }));
   await call(vmm, vmm.setBootContext, at({ regSet: RegSet.REG_SET_PC, index: 0, value: 0x8000_0000n }));
   print('  4 MiB lent at IPA 0x80000000, 64 KiB shared at 0x90000000, DTB at 0x80100000, PC = 0x80000000');
@@ -89,7 +95,7 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   await printGuestMap(gunyah.vmid);
 
   step('seeds 000/002: the host lends a parcel; the guest accepts and releases it; the host reclaims it');
-  const lend = MemLendRequest.fromPartial({ memType: MemType.MEM_TYPE_NORMAL, label: 7, acl: [{ vmid: gunyah.vmid, rights: 6 }], sgl: [{ base: 3n * GiB + 16n * MiB, size: 2n * MiB }] });
+  const lend = MemLendRequest.fromPartial({ memType: MemType.MEM_TYPE_NORMAL, label: 7, acl: [{ vmid: gunyah.vmid, rights: 6 }], sgl: [{ base: hostRam + 16n * MiB, size: 2n * MiB }] });
   const { handle } = await call<{ handle: number }>(rm, rm.memLend, lend);
   print(`  MEM_LEND 2 MiB → parcel ${handle}`);
   const accepted = await call<{ sgl: { base: bigint; size: bigint }[] }>(
@@ -113,7 +119,7 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   step('seed 004: a REALM VM through RMI, torn down by the RTT walk');
   const realm = vmOf(await call(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_REALM, ipaBits: 40 }));
   const rat = (extra: object) => ({ sessionId, handle: realm.handle, ...extra });
-  await call(vmm, vmm.mapMem, rat({ binding: { guestAddr: 0x8000_0000n, hostAddr: 3n * GiB + 32n * MiB, size: 64n * 1024n, mode: BindMode.BIND_MODE_LEND, ...rwx }, unmap: false }));
+  await call(vmm, vmm.mapMem, rat({ binding: { guestAddr: 0x8000_0000n, hostAddr: hostRam + 32n * MiB, size: 64n * 1024n, mode: BindMode.BIND_MODE_LEND, ...rwx }, unmap: false }));
   const active = vmOf(await call(vmm, vmm.startVm, rat({})));
   const during = await hostMap();
   const realmRuns = during.filter((r) => r.granuleState !== 0 && r.granuleState !== 1);

@@ -93,23 +93,32 @@ export class PhysicalMemory {
   }
 }
 
-/** Validates a memory configuration; returns a list of problems (empty when usable). */
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/**
+ * Validates a memory configuration; returns a list of problems (empty when usable), each naming
+ * the region by kind and base: zero size, base or size not 4 KiB aligned, beyond the PA width,
+ * overlapping another region, no RAM at all, a PA width outside 32..48 (§B4: the host's IPA
+ * width is the PA width, and the host stage-2 needs 32..48).
+ */
 export function memoryConfigProblems(c: MemoryConfig): string[] {
   const problems: string[] = [];
-  if (!Number.isInteger(c.paBits) || c.paBits < 32 || c.paBits > 48) problems.push(`paBits ${c.paBits} outside 32..48`);
+  if (!Number.isInteger(c.paBits) || c.paBits < 32 || c.paBits > 48) problems.push(`PA width ${c.paBits} outside 32..48 bits`);
   const all = [...c.ram.map((r) => ({ ...r, kind: 'RAM' })), ...c.mmio.map((r) => ({ ...r, kind: 'MMIO' }))];
   if (c.ram.length === 0) problems.push('no RAM region');
   for (const r of all) {
-    if (!Number.isSafeInteger(r.base) || r.base % GRANULE_SIZE !== 0) problems.push(`${r.kind} base ${r.base} not 4 KiB aligned`);
-    if (!Number.isSafeInteger(r.sizeBytes) || r.sizeBytes <= 0 || r.sizeBytes % GRANULE_SIZE !== 0)
-      problems.push(`${r.kind} size ${r.sizeBytes} not a positive multiple of 4 KiB`);
-    if (r.base + r.sizeBytes > 2 ** c.paBits) problems.push(`${r.kind} region at ${r.base} beyond the ${c.paBits}-bit PA space`);
+    const name = `${r.kind} region at ${Number.isSafeInteger(r.base) ? hex(r.base) : String(r.base)}`;
+    if (!Number.isSafeInteger(r.base) || r.base < 0 || r.base % GRANULE_SIZE !== 0) problems.push(`${name}: base not 4 KiB aligned`);
+    if (r.sizeBytes === 0) problems.push(`${name}: zero size`);
+    else if (!Number.isSafeInteger(r.sizeBytes) || r.sizeBytes < 0 || r.sizeBytes % GRANULE_SIZE !== 0) problems.push(`${name}: size ${r.sizeBytes} not a multiple of 4 KiB`);
+    else if (Number.isInteger(c.paBits) && r.base + r.sizeBytes > 2 ** c.paBits)
+      problems.push(`${name}: ends at ${hex(r.base + r.sizeBytes)}, beyond the ${c.paBits}-bit PA space (${hex(2 ** c.paBits)})`);
   }
   const sorted = [...all].sort((a, b) => a.base - b.base);
   for (let i = 1; i < sorted.length; i++) {
     const p = sorted[i - 1]!;
     const q = sorted[i]!;
-    if (p.base + p.sizeBytes > q.base) problems.push(`${p.kind} region at ${p.base} overlaps ${q.kind} region at ${q.base}`);
+    if (p.base + p.sizeBytes > q.base) problems.push(`${p.kind} region at ${hex(p.base)} overlaps ${q.kind} region at ${hex(q.base)}`);
   }
   return problems;
 }

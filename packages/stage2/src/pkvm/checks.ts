@@ -93,3 +93,20 @@ export const gfnRangeValid =
     Number.isInteger(gfn) && Number.isInteger(n) && gfn >= 0 && n > 0 && gfn + n <= space.table.frameLimit
       ? undefined
       : errnoError('ERANGE', 'ipa_out_of_range', `IPA range ${gfn}+${n} frames is outside ${vmidName(space.vmid)}'s ${space.ipaBits}-bit IPA space`);
+
+/**
+ * The VM's pKVM kind allows the call (address-space.ts VmProtection): host_share_guest only to a
+ * non-protected VM, host_donate_guest only to a protected one. pKVM makes this check in the
+ * hypercall handler (hyp-main.c, on the loaded vCPU's VM) before any page check, so it comes first.
+ * stage2-models.md §A5 gives no errno for the wrong kind; its one kind rule (relax_perms on a
+ * protected VM) is -EPERM, and so is this: rules `vm_protected` and `vm_not_protected`.
+ */
+export const vmProtectionAllows =
+  (space: AddressSpace, call: 'host_share_guest' | 'host_donate_guest'): Check =>
+  () => {
+    if (call === 'host_share_guest' && space.protection === 'PROTECTED')
+      return errnoError('EPERM', 'vm_protected', `vmid ${space.vmid} is a protected VM: memory reaches it by host_donate_guest only`);
+    if (call === 'host_donate_guest' && space.protection === 'NON_PROTECTED')
+      return errnoError('EPERM', 'vm_not_protected', `vmid ${space.vmid} is a non-protected VM: memory reaches it by host_share_guest only`);
+    return undefined;
+  };

@@ -35,6 +35,7 @@ import {
   firstFailure,
   gfnRangeValid,
   guestSpace,
+  vmProtectionAllows,
   hypStateIs,
   metaIs,
   pfnRangeValid,
@@ -218,6 +219,7 @@ export function hostShareGuest(s: Stage2, vmid: Vmid, pfn: number, gfn: number, 
   return apply(
     s,
     [
+      vmProtectionAllows(guest, 'host_share_guest'),
       () => (Number.isInteger(prot) && permsWithin(prot, PERM_RWX) ? undefined : errnoError('EINVAL', 'prot_invalid', `prot ${prot} is not within RWX`)),
       pfnRangeValid(s, pfn, nr),
       guestShareSize(pfn, gfn, nr),
@@ -304,6 +306,7 @@ export function hostDonateGuest(s: Stage2, vmid: Vmid, pfn: number, gfn: number)
   return apply(
     s,
     [
+      vmProtectionAllows(guest, 'host_donate_guest'),
       rangeIsMemory(s, pfn, 1),
       spaceStateIs(s.host, pfn, 1, 'host_not_owned', 'OWNED'),
       gfnRangeValid(guest, gfn, 1),
