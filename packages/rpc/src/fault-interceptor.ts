@@ -1,0 +1,167 @@
+/**
+ * The fault engine at a service's front door: a grpc-js server interceptor (gRFC L112, grpc-js ≥
+ * 1.10) that asks a FaultEngine about every unary call arriving at one CLIENT_TO_<svc> boundary and
+ * applies the decision with apply.ts's meaning (DESIGN.md §7, issue 8 §1):
+ *
+ *   delay        hold the call's metadata (so the handler starts late), then proceed
+ *   pause        stop serving: this call and every call arriving within durationMs wait it out
+ *   fail_before  answer the status without running the handler; a domain error is encoded by
+ *                domainStatus (status.ts), so the caller sees exactly what the service would send,
+ *                with rule "fault_injected"
+ *   fail_after   run the handler (the effect happens), then replace whatever it answered with
+ *                UNAVAILABLE or DEADLINE_EXCEEDED: the lost reply
+ *   crash        the crash port (process exit in a service) before the handler, or after it and
+ *                before the reply; if the port returns (tests), the caller sees UNAVAILABLE
+ *   duplicate    not possible here: an interceptor cannot run the handler twice. The interceptor
+ *                refuses to hide it: the call proceeds once and `onUnsupported` is told. Deliver
+ *                duplicates with a handler wrapper or a client interceptor (left for the wiring).
+ * Streaming calls pass through untouched: the byte face's per-message faults belong to the msgq
+ * adapter, where messages are visible.
+ *
+ * The point: method = the path's last segment, caller VMID from x-hypmesh-caller-vmid when it
+ * parses (a malformed one is the handler's INVALID_ARGUMENT to give, not ours).
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import type { FaultEngine, FaultEvent, Failure } from '@hypmesh/fault';
+import { faultMessage, type Boundary } from '@hypmesh/fault';
+import { domainStatus, type AnyDomainError } from './status.js';
+import { CALLER_VMID_KEY } from './caller.js';
+
+export interface FaultInterceptorPorts {
+  /** Milliseconds since the epoch (pause bookkeeping); default Date.now. */
+  readonly nowMs?: () => number;
+  /** Exit the process (default: `process.exit(137)`, as kill -9 reports). */
+  readonly crash?: (event: FaultEvent) => void;
+  /** Told when a decision cannot be applied at this hook (duplicate). */
+  readonly onUnsupported?: (event: FaultEvent) => void;
+}
+
+/** The rule name a fault-injected domain error carries in its detail. */
+export const FAULT_RULE = 'fault_injected';
+
+/** The status a refused call answers: a plain gRPC status, or the domain error as the service encodes it. */
+export function failureStatus(failure: Failure, event: FaultEvent): grpc.StatusObject {
+  if (failure.kind === 'grpc') {
+    return { code: grpc.status[failure.code], details: failure.message ?? faultMessage(event, failure.code), metadata: new grpc.Metadata() };
+  }
+  const message = faultMessage(event, 'refused');
+  const f = failure.error;
+  const domain: AnyDomainError =
+    f.family === 'errno'
+      ? { family: 'errno', errno: f.errno, rule: FAULT_RULE, message }
+      : f.family === 'rm'
+        ? { family: 'rm', rmError: f.rmError, rule: FAULT_RULE, message }
+        : f.family === 'rmi'
+          ? { family: 'rmi', status: f.status, index: f.index, rule: FAULT_RULE, message, outputs: {} }
+          : { family: 'vmm', errno: f.errno, rule: FAULT_RULE, message };
+  const e = domainStatus(domain);
+  return { code: e.code, details: e.details, metadata: e.metadata };
+}
+
+const lostStatus = (code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED', message: string): grpc.StatusObject => ({
+  code: grpc.status[code],
+  details: message,
+  metadata: new grpc.Metadata(),
+});
+
+function callerOf(metadata: grpc.Metadata): number | undefined {
+  const v = metadata.get(CALLER_VMID_KEY);
+  if (v.length !== 1 || typeof v[0] !== 'string') return undefined;
+  const n = Number(v[0].trim());
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** A server interceptor applying `engine`'s decisions at `boundary` (one of CLIENT_TO_CORE/RM/VMM). */
+export function faultInterceptor(engine: FaultEngine, boundary: Boundary, ports: FaultInterceptorPorts = {}): grpc.ServerInterceptor {
+  const nowMs = ports.nowMs ?? Date.now;
+  const crash = ports.crash ?? (() => process.exit(137));
+  let pausedUntilMs = 0;
+
+  return (method, call) => {
+    if (method.requestStream || method.responseStream) return new grpc.ServerInterceptingCall(call);
+    const name = method.path.slice(method.path.lastIndexOf('/') + 1);
+    let event: FaultEvent | undefined;
+    /** The call was answered here: swallow what the client still sends. */
+    let answered = false;
+    /** The reply to substitute for whatever the handler answers (fail_after, crash after commit). */
+    let replaceReply: grpc.StatusObject | undefined;
+
+    const answer = (s: grpc.StatusObject): void => {
+      answered = true;
+      call.sendStatus(s);
+    };
+
+    const listener = new grpc.ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        const heldMs = Math.max(0, pausedUntilMs - nowMs());
+        const decision = engine.armedAt(boundary) ? engine.decide({ boundary, method: name, ...optionalCaller(callerOf(metadata)) }) : undefined;
+        let delayMs = heldMs;
+        if (decision?.fault === true) {
+          event = decision.event;
+          const a = event.action;
+          switch (a.kind) {
+            case 'delay':
+              delayMs = Math.max(delayMs, a.delayMs);
+              break;
+            case 'pause':
+              pausedUntilMs = Math.max(pausedUntilMs, nowMs() + a.durationMs);
+              delayMs = Math.max(delayMs, a.durationMs);
+              break;
+            case 'fail_before':
+              answer(failureStatus(a.failure, event));
+              return;
+            case 'fail_after':
+              replaceReply = lostStatus(a.code, a.message ?? faultMessage(event, 'reply lost'));
+              break;
+            case 'crash':
+              if (a.point === 'BEFORE_COMMIT') {
+                crash(event);
+                answer(lostStatus('UNAVAILABLE', faultMessage(event, 'crashed before commit')));
+                return;
+              }
+              replaceReply = lostStatus('UNAVAILABLE', faultMessage(event, 'crashed after commit'));
+              break;
+            case 'duplicate':
+            case 'drop':
+            case 'corrupt':
+            case 'reorder':
+              ports.onUnsupported?.(event);
+              break;
+          }
+        }
+        if (delayMs > 0) setTimeout(() => next(metadata), delayMs);
+        else next(metadata);
+      })
+      .withOnReceiveMessage((message, next) => {
+        if (!answered) next(message);
+      })
+      .withOnReceiveHalfClose((next) => {
+        if (!answered) next();
+      })
+      .build();
+
+    /** The handler finished (a reply or an error status): the effect happened; lose the reply. */
+    const loseReply = (): boolean => {
+      if (replaceReply === undefined || event === undefined) return false;
+      if (event.action.kind === 'crash') crash(event);
+      answer(replaceReply);
+      return true;
+    };
+
+    const responder = new grpc.ResponderBuilder()
+      .withStart((next) => next(listener))
+      .withSendMessage((message, next) => {
+        // Not forwarding also keeps grpc-js from sending the handler's status after this message.
+        if (!loseReply()) next(message);
+      })
+      .withSendStatus((status, next) => {
+        if (answered) return;
+        if (!loseReply()) next(status);
+      })
+      .build();
+    return new grpc.ServerInterceptingCall(call, responder);
+  };
+}
+
+const optionalCaller = (vmid: number | undefined): { callerVmid?: number } => (vmid === undefined ? {} : { callerVmid: vmid });
