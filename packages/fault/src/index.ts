@@ -29,3 +29,4 @@ export {
 } from './engine.js';
 export { applyAt, faultMessage, type ApplyPorts, type OutcomeAdapter } from './apply.js';
 export { FragmentReorder, corruptFragment } from './fragment.js';
+export { eventToJson, planToJson, ruleToJson } from './to-json.js';

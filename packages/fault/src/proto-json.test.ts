@@ -6,8 +6,10 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { FaultPlan as FaultPlanProto } from '@hypmesh/proto/fault';
+import { FaultEvent as FaultEventProto, FaultPlan as FaultPlanProto } from '@hypmesh/proto/fault';
+import { FaultEngine, type FaultEvent } from './engine.js';
 import { loadPlanJson, planFromJson } from './load.js';
+import { eventToJson, planToJson } from './to-json.js';
 
 const EXAMPLES = new URL('../../../examples/faults/', import.meta.url);
 
@@ -37,5 +39,33 @@ describe('proto3 JSON round trip through the generated FaultPlan', () => {
     const viaProto = planFromJson(FaultPlanProto.toJSON(FaultPlanProto.fromJSON(json)));
     expect(direct.ok).toBe(true);
     expect(viaProto).toEqual(direct);
+  });
+});
+
+describe('planToJson and eventToJson write what the proto reads', () => {
+  test('plan → JSON → generated FaultPlan → JSON → plan is the identity', () => {
+    const plan = loadPlanJson(JSON.stringify(everything));
+    if (!plan.ok) throw new Error('everything must load');
+    const written = planToJson(plan.value);
+    expect(planFromJson(written)).toEqual(plan);
+    expect(planFromJson(FaultPlanProto.toJSON(FaultPlanProto.fromJSON(written)))).toEqual(plan);
+  });
+
+  test('every applied action survives FaultEvent.fromJSON', () => {
+    const plan = loadPlanJson(JSON.stringify(everything));
+    if (!plan.ok) throw new Error('everything must load');
+    const events: FaultEvent[] = [];
+    for (const rule of plan.value.rules) {
+      // One rule at a time with an empty match, so every action fires once.
+      const engine = new FaultEngine({ nowMs: () => 1_700_000_000_000 });
+      engine.arm({ rules: [{ ...rule, match: {} }] }, 5);
+      engine.subscribe((e) => events.push(e));
+      engine.decide({ boundary: rule.boundary, method: 'MemAppend', rmMessage: 'MEM_APPEND', callerVmid: 3 });
+    }
+    expect(new Set(events.map((e) => e.action.kind)).size).toBe(9);
+    for (const e of events) {
+      const json = eventToJson(e);
+      expect(FaultEventProto.toJSON(FaultEventProto.fromJSON(json))).toEqual(json);
+    }
   });
 });
