@@ -1,13 +1,23 @@
 /**
- * The fault interceptor over a real grpc-js server on 127.0.0.1:0. The service under test is
- * FaultService.List (any unary RPC would do); its handler counts how often it ran, which is the
- * "effect" a fault must or must not let happen.
+ * The fault interceptor and FaultService over a real grpc-js server on 127.0.0.1:0. The RPC under
+ * fault is CoreService.OwnershipCounts (any unary RPC would do; the others are UNIMPLEMENTED here);
+ * its handler counts how often it ran, which is the "effect" a fault must or must not let happen.
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { FaultEngine, type FaultAction, type FaultEvent, type FaultMatch } from '@hypmesh/fault';
-import { FaultServiceClient, FaultServiceService, type FaultServiceServer, type ListResponse } from '@hypmesh/proto/fault';
+import { CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
+import {
+  FaultPlan,
+  FaultServiceClient,
+  FaultServiceService,
+  type ArmResponse,
+  type DisarmResponse,
+  type EventsResponse,
+  type ListResponse,
+} from '@hypmesh/proto/fault';
+import { faultServiceHandlers } from './fault-service.js';
 import { CALLER_VMID_KEY } from './caller.js';
 import { FAULT_RULE, faultInterceptor } from './fault-interceptor.js';
 import { decodeStatusDetails } from './status-details.js';
@@ -18,33 +28,34 @@ const crashes: FaultEvent[] = [];
 const unsupported: FaultEvent[] = [];
 const engine = new FaultEngine({ nowMs: Date.now });
 
-const impl: FaultServiceServer = {
-  arm: (_c, cb) => cb(null, { rulesArmed: 0 }),
-  disarm: (_c, cb) => cb(null, { rulesDisarmed: 0 }),
-  list: (_call, cb) => {
+const core = {
+  ownershipCounts: (_call: unknown, cb: grpc.sendUnaryData<OwnershipCountsResponse>) => {
     applied++;
     if (handlerFails) cb({ code: grpc.status.FAILED_PRECONDITION, details: 'handler says no' });
-    else cb(null, { rules: [], seed: applied });
+    else cb(null, OwnershipCountsResponse.fromPartial({}));
   },
-  events: (call) => call.end(),
 };
 
 let server: grpc.Server;
-let client: InstanceType<typeof FaultServiceClient>;
+let client: InstanceType<typeof CoreServiceClient>;
+let faults: InstanceType<typeof FaultServiceClient>;
 
 beforeAll(async () => {
   server = new grpc.Server({
     interceptors: [faultInterceptor(engine, 'CLIENT_TO_CORE', { crash: (e) => void crashes.push(e), onUnsupported: (e) => void unsupported.push(e) })],
   });
-  server.addService(FaultServiceService, impl);
+  server.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation);
+  server.addService(FaultServiceService, faultServiceHandlers(engine));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
-  client = new FaultServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  client = new CoreServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  faults = new FaultServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
 });
 
 afterAll(() => {
   client?.close();
+  faults?.close();
   server?.forceShutdown();
 });
 
@@ -57,18 +68,18 @@ beforeEach(() => {
 });
 
 const arm = (action: FaultAction, match: FaultMatch = {}): void => {
-  const r = engine.arm({ rules: [{ id: 'r1', boundary: 'CLIENT_TO_CORE', match: { method: 'List', ...match }, action }] }, 7);
+  const r = engine.arm({ rules: [{ id: 'r1', boundary: 'CLIENT_TO_CORE', match: { method: 'OwnershipCounts', ...match }, action }] }, 7);
   if (!r.ok) throw new Error(JSON.stringify(r.error));
 };
 
-type Outcome = { ok: true; value: ListResponse; elapsedMs: number } | { ok: false; error: grpc.ServiceError; elapsedMs: number };
+type Outcome = { ok: true; value: OwnershipCountsResponse; elapsedMs: number } | { ok: false; error: grpc.ServiceError; elapsedMs: number };
 
 const list = (vmid = 3): Promise<Outcome> =>
   new Promise((resolve) => {
     const md = new grpc.Metadata();
     md.set(CALLER_VMID_KEY, String(vmid));
     const t0 = Date.now();
-    client.list({}, md, { deadline: Date.now() + 5_000 }, (error, value) =>
+    client.ownershipCounts({}, md, { deadline: Date.now() + 5_000 }, (error, value) =>
       resolve(error ? { ok: false, error, elapsedMs: Date.now() - t0 } : { ok: true, value, elapsedMs: Date.now() - t0 }),
     );
   });
@@ -169,6 +180,59 @@ describe('fault interceptor at CLIENT_TO_CORE', () => {
     arm({ kind: 'fail_after', code: 'UNAVAILABLE' });
     await list(5);
     off();
-    expect(events).toEqual([expect.objectContaining({ ruleId: 'r1', boundary: 'CLIENT_TO_CORE', method: 'List', callerVmid: 5, opIndex: 1, seed: 7 })]);
+    expect(events).toEqual([expect.objectContaining({ ruleId: 'r1', boundary: 'CLIENT_TO_CORE', method: 'OwnershipCounts', callerVmid: 5, opIndex: 1, seed: 7 })]);
+  });
+});
+
+const unary = <Res>(fn: (cb: (e: grpc.ServiceError | null, r: Res) => void) => unknown): Promise<{ error: grpc.ServiceError | null; value: Res }> =>
+  new Promise((resolve) => fn((error, value) => resolve({ error, value })));
+
+describe('FaultService over gRPC drives the same engine', () => {
+  test('Arm a JSON plan, watch Events, List counters, Disarm', async () => {
+    const plan = FaultPlan.fromJSON({
+      rules: [{ id: 'second-fails', boundary: 'BOUNDARY_CLIENT_TO_CORE', match: { method: 'OwnershipCounts', nth: 2 }, failBefore: { domainError: { errno: 'ENOMEM' } } }],
+    });
+    const armed = await unary<ArmResponse>((cb) => faults.arm({ plan, seed: 11 }, cb));
+    expect([armed.error, armed.value.rulesArmed]).toEqual([null, 1]);
+
+    const received: EventsResponse[] = [];
+    const stream = faults.events({});
+    stream.on('data', (r: EventsResponse) => received.push(r));
+    stream.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+
+    const codes = [code(await list()), code(await list()), code(await list())];
+    // ENOMEM is RESOURCE_EXHAUSTED (status.ts), as the core answers it.
+    expect(codes).toEqual([grpc.status.OK, grpc.status.RESOURCE_EXHAUSTED, grpc.status.OK]);
+    expect(applied).toBe(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(received).toHaveLength(1);
+    expect(received[0]!.event).toMatchObject({ ruleId: 'second-fails', boundary: 1, method: 'OwnershipCounts', opIndex: 2n, seed: 11 });
+    expect(received[0]!.event?.action?.failBefore?.domainError?.errno).toBe('ENOMEM');
+
+    const listed = await unary<ListResponse>((cb) => faults.list({}, cb));
+    expect(listed.value.rules.map((r) => [r.rule?.id, r.matched, r.fired])).toEqual([['second-fails', 3n, 1n]]);
+    stream.cancel();
+
+    const unknown = await unary<DisarmResponse>((cb) => faults.disarm({ ruleIds: ['nope'], all: false }, cb));
+    expect(unknown.error?.code).toBe(grpc.status.NOT_FOUND);
+    const disarmed = await unary<DisarmResponse>((cb) => faults.disarm({ ruleIds: ['second-fails'], all: false }, cb));
+    expect(disarmed.value.rulesDisarmed).toBe(1);
+  });
+
+  test('Arm refuses a bad plan with a BadRequest naming each path; the armed plan stays', async () => {
+    arm({ kind: 'duplicate' });
+    const plan = FaultPlan.fromJSON({ rules: [{ id: 'x', boundary: 'BOUNDARY_CLIENT_TO_RM', match: { probability: 1.5 }, corrupt: { byteCount: 1 } }] });
+    const r = await unary<ArmResponse>((cb) => faults.arm({ plan, seed: 1 }, cb));
+    expect(r.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    const bad = decodeStatusDetails(r.error!).badRequest;
+    expect(bad?.fieldViolations.map((v) => v.field)).toEqual(['plan.rules[0].match.probability', 'plan.rules[0].corrupt']);
+    expect(engine.list().rules.map((x) => x.rule.id)).toEqual(['r1']);
+  });
+
+  test('FaultService itself is never faulted', async () => {
+    const r = engine.arm({ rules: [{ id: 'all', boundary: 'CLIENT_TO_CORE', match: {}, action: { kind: 'fail_before', failure: { kind: 'grpc', code: 'UNAVAILABLE' } } }] }, 1);
+    expect(r.ok).toBe(true);
+    expect((await unary<ListResponse>((cb) => faults.list({}, cb))).error).toBeNull();
   });
 });

@@ -15,6 +15,7 @@
  *   duplicate    not possible here: an interceptor cannot run the handler twice. The interceptor
  *                refuses to hide it: the call proceeds once and `onUnsupported` is told. Deliver
  *                duplicates with a handler wrapper or a client interceptor (left for the wiring).
+ * FaultService, health and reflection are never faulted (EXEMPT_PATHS).
  * Streaming calls pass through untouched: the byte face's per-message faults belong to the msgq
  * adapter, where messages are visible.
  *
@@ -36,6 +37,12 @@ export interface FaultInterceptorPorts {
   /** Told when a decision cannot be applied at this hook (duplicate). */
   readonly onUnsupported?: (event: FaultEvent) => void;
 }
+
+/**
+ * Never faulted: the fault control plane itself (a plan must not be able to lock its operator out),
+ * health and reflection (probes and tools), all under their package prefixes.
+ */
+export const EXEMPT_PATHS = /^\/(?:hypmesh\.fault\.v1\.|grpc\.)/;
 
 /** The rule name a fault-injected domain error carries in its detail. */
 export const FAULT_RULE = 'fault_injected';
@@ -79,7 +86,7 @@ export function faultInterceptor(engine: FaultEngine, boundary: Boundary, ports:
   let pausedUntilMs = 0;
 
   return (method, call) => {
-    if (method.requestStream || method.responseStream) return new grpc.ServerInterceptingCall(call);
+    if (method.requestStream || method.responseStream || EXEMPT_PATHS.test(method.path)) return new grpc.ServerInterceptingCall(call);
     const name = method.path.slice(method.path.lastIndexOf('/') + 1);
     let event: FaultEvent | undefined;
     /** The call was answered here: swallow what the client still sends. */
