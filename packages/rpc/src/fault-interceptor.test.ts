@@ -19,7 +19,7 @@ import {
 } from '@hypmesh/proto/fault';
 import { faultServiceHandlers } from './fault-service.js';
 import { CALLER_VMID_KEY } from './caller.js';
-import { FAULT_RULE, faultInterceptor } from './fault-interceptor.js';
+import { DUPLICATE_MARK_KEY, FAULT_RULE, faultInterceptor, withFaultDuplicates } from './fault-interceptor.js';
 import { decodeStatusDetails } from './status-details.js';
 
 let applied = 0;
@@ -44,7 +44,7 @@ beforeAll(async () => {
   server = new grpc.Server({
     interceptors: [faultInterceptor(engine, 'CLIENT_TO_CORE', { crash: (e) => void crashes.push(e), onUnsupported: (e) => void unsupported.push(e) })],
   });
-  server.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation);
+  server.addService(CoreServiceService, withFaultDuplicates(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation));
   server.addService(FaultServiceService, faultServiceHandlers(engine));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
@@ -168,10 +168,19 @@ describe('fault interceptor at CLIENT_TO_CORE', () => {
     expect(b.elapsedMs).toBeGreaterThanOrEqual(120);
   });
 
-  test('duplicate cannot be applied by an interceptor: the call runs once and the adapter is told', async () => {
-    arm({ kind: 'duplicate' });
+  test('duplicate: the interceptor marks the call, withFaultDuplicates runs it twice, the caller sees the first answer', async () => {
+    arm({ kind: 'duplicate' }, { nth: 1 });
     expect(code(await list())).toBe(grpc.status.OK);
-    expect([applied, unsupported.length]).toEqual([1, 1]);
+    expect([applied, unsupported.length]).toEqual([2, 0]);
+    expect(code(await list())).toBe(grpc.status.OK);
+    expect(applied).toBe(3);
+  });
+
+  test('a client cannot forge the duplicate mark', async () => {
+    const md = new grpc.Metadata();
+    md.set(DUPLICATE_MARK_KEY, 'forged');
+    await new Promise((resolve) => client.ownershipCounts({}, md, resolve));
+    expect(applied).toBe(1);
   });
 
   test('every injected fault reaches the engine’s subscribers', async () => {

@@ -12,9 +12,11 @@
  *                UNAVAILABLE or DEADLINE_EXCEEDED: the lost reply
  *   crash        the crash port (process exit in a service) before the handler, or after it and
  *                before the reply; if the port returns (tests), the caller sees UNAVAILABLE
- *   duplicate    not possible here: an interceptor cannot run the handler twice. The interceptor
- *                refuses to hide it: the call proceeds once and `onUnsupported` is told. Deliver
- *                duplicates with a handler wrapper or a client interceptor (left for the wiring).
+ *   duplicate    an interceptor cannot run the handler twice, so it marks the call (metadata
+ *                DUPLICATE_MARK_KEY = the rule id) and `withFaultDuplicates` around the service's
+ *                handlers runs a marked call twice. A client cannot forge the mark: the
+ *                interceptor removes any it sent. Without the wrapper set `duplicates:
+ *                'unsupported'`: the call runs once and `onUnsupported` is told.
  * FaultService, health and reflection are never faulted (EXEMPT_PATHS).
  * Streaming calls pass through untouched: the byte face's per-message faults belong to the msgq
  * adapter, where messages are visible.
@@ -34,9 +36,14 @@ export interface FaultInterceptorPorts {
   readonly nowMs?: () => number;
   /** Exit the process (default: `process.exit(137)`, as kill -9 reports). */
   readonly crash?: (event: FaultEvent) => void;
-  /** Told when a decision cannot be applied at this hook (duplicate). */
+  /** Told when a decision cannot be applied at this hook (duplicate without the wrapper). */
   readonly onUnsupported?: (event: FaultEvent) => void;
+  /** 'wrapper' (default): the handlers are wrapped by withFaultDuplicates; 'unsupported': they are not. */
+  readonly duplicates?: 'wrapper' | 'unsupported';
 }
+
+/** Metadata key by which the interceptor asks withFaultDuplicates to deliver a call twice. */
+export const DUPLICATE_MARK_KEY = 'x-hypmesh-fault-duplicate';
 
 /**
  * Never faulted: the fault control plane itself (a plan must not be able to lock its operator out),
@@ -101,6 +108,7 @@ export function faultInterceptor(engine: FaultEngine, boundary: Boundary, ports:
 
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
+        metadata.remove(DUPLICATE_MARK_KEY);
         const heldMs = Math.max(0, pausedUntilMs - nowMs());
         const decision = engine.armedAt(boundary) ? engine.decide({ boundary, method: name, ...optionalCaller(callerOf(metadata)) }) : undefined;
         let delayMs = heldMs;
@@ -130,6 +138,9 @@ export function faultInterceptor(engine: FaultEngine, boundary: Boundary, ports:
               replaceReply = lostStatus('UNAVAILABLE', faultMessage(event, 'crashed after commit'));
               break;
             case 'duplicate':
+              if ((ports.duplicates ?? 'wrapper') === 'wrapper') metadata.set(DUPLICATE_MARK_KEY, event.ruleId);
+              else ports.onUnsupported?.(event);
+              break;
             case 'drop':
             case 'corrupt':
             case 'reorder':
@@ -172,3 +183,23 @@ export function faultInterceptor(engine: FaultEngine, boundary: Boundary, ports:
 }
 
 const optionalCaller = (vmid: number | undefined): { callerVmid?: number } => (vmid === undefined ? {} : { callerVmid: vmid });
+
+/**
+ * The service's handlers, with every unary handler delivering a call the interceptor marked for
+ * duplication twice, back to back (the second after the first answered, as a retransmitted request
+ * arrives after the original); the caller sees the first answer. Streaming handlers are unchanged.
+ */
+export function withFaultDuplicates<S extends grpc.UntypedServiceImplementation>(definition: grpc.ServiceDefinition, implementation: S): S {
+  const wrapped: Record<string, unknown> = { ...implementation };
+  for (const [name, method] of Object.entries(definition)) {
+    const handler = implementation[name] as grpc.handleUnaryCall<unknown, unknown> | undefined;
+    if (handler === undefined || method.requestStream || method.responseStream) continue;
+    wrapped[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      if (call.metadata.get(DUPLICATE_MARK_KEY).length === 0) return handler(call, callback);
+      handler(call, (error, value, trailer, flags) => {
+        handler(call, () => callback(error, value, trailer, flags));
+      });
+    };
+  }
+  return wrapped as S;
+}
