@@ -49,3 +49,4 @@ export {
 } from './fault-interceptor.js';
 export { faultServiceHandlers } from './fault-service.js';
 export { armFromFile, faultLogLine, parseFaultSeed, FAULTS_ENV, FAULT_SEED_ENV } from './fault-config.js';
+export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';
