@@ -7,7 +7,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { FaultEngine, type FaultAction, type FaultEvent, type FaultMatch } from '@hypmesh/fault';
-import { CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
+import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse, PROTO_ROOT } from '@hypmesh/proto';
+import { serveGrpc } from './server.js';
 import {
   FaultPlan,
   FaultServiceClient,
@@ -243,5 +244,37 @@ describe('FaultService over gRPC drives the same engine', () => {
     const r = engine.arm({ rules: [{ id: 'all', boundary: 'CLIENT_TO_CORE', match: {}, action: { kind: 'fail_before', failure: { kind: 'grpc', code: 'UNAVAILABLE' } } }] }, 1);
     expect(r.ok).toBe(true);
     expect((await unary<ListResponse>((cb) => faults.list({}, cb))).error).toBeNull();
+  });
+});
+
+describe('serveGrpc takes the interceptor', () => {
+  test('a fault armed on the engine reaches a service served by serveGrpc; health is never faulted', async () => {
+    const local = new FaultEngine({ nowMs: Date.now });
+    local.arm({ rules: [{ id: 'all', boundary: 'CLIENT_TO_CORE', match: {}, action: { kind: 'fail_before', failure: { kind: 'grpc', code: 'UNAVAILABLE' } } }] }, 1);
+    const served = await serveGrpc({
+      address: '127.0.0.1:0',
+      serviceName: CORE_SERVICE_NAME,
+      protoRoot: PROTO_ROOT,
+      protoFiles: CORE_PROTO_FILES,
+      register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
+      interceptors: [faultInterceptor(local, 'CLIENT_TO_CORE')],
+    });
+    const c = new CoreServiceClient(`127.0.0.1:${served.port}`, grpc.credentials.createInsecure());
+    const error = await new Promise<grpc.ServiceError | null>((resolve) => c.ownershipCounts({}, (e) => resolve(e)));
+    expect([error?.code, applied]).toEqual([grpc.status.UNAVAILABLE, 0]);
+    const health = new grpc.Client(`127.0.0.1:${served.port}`, grpc.credentials.createInsecure());
+    const healthCode = await new Promise<grpc.status>((resolve) =>
+      health.makeUnaryRequest(
+        '/grpc.health.v1.Health/Check',
+        (x: Buffer) => x,
+        (x: Buffer) => x,
+        Buffer.alloc(0),
+        (e) => resolve(e ? e.code : grpc.status.OK),
+      ),
+    );
+    expect(healthCode).toBe(grpc.status.OK);
+    c.close();
+    health.close();
+    await served.shutdown(100);
   });
 });
