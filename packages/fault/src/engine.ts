@@ -18,6 +18,9 @@
  * Every rule draws from its own stream whether or not an earlier rule fired, so its draws depend on
  * its own matches only (removing a rule when shrinking leaves the others' faults where they were).
  *
+ * Adapters call `decide` for every call at their boundary, armed or not, so op indices number the
+ * same calls in the simulation and over gRPC.
+ *
  * Deterministic: the same plan, seed and sequence of points give the same decisions and events.
  * Time only labels events (the injected clock), it never changes a decision.
  */
@@ -167,7 +170,10 @@ export class FaultEngine {
     return () => void this.listeners.delete(listener);
   }
 
-  /** Whether any rule is armed at this boundary (adapters may skip building a point when not). */
+  /**
+   * Whether any rule is armed at this boundary. Adapters still call `decide` for every call (so op
+   * indices count every call in every mode); this is for cheap diagnostics, not for skipping.
+   */
   armedAt(boundary: Boundary): boolean {
     return this.byBoundary[BOUNDARIES.indexOf(boundary)]!.length > 0;
   }

@@ -46,7 +46,7 @@ export function faultClientInterceptor(engine: FaultEngine, boundary: Boundary, 
   const crash = ports.crash ?? (() => process.exit(137));
   return (options, nextCall) => {
     const def = options.method_definition;
-    if (def.requestStream || def.responseStream || !engine.armedAt(boundary)) return new grpc.InterceptingCall(nextCall(options));
+    if (def.requestStream || def.responseStream) return new grpc.InterceptingCall(nextCall(options));
     const method = def.path.slice(def.path.lastIndexOf('/') + 1);
     /** Set when the call is answered here and nothing may be sent. */
     let unsent = false;

@@ -110,9 +110,10 @@ export function faultInterceptor(engine: FaultEngine, boundary: Boundary, ports:
       .withOnReceiveMetadata((metadata, next) => {
         metadata.remove(DUPLICATE_MARK_KEY);
         const heldMs = Math.max(0, pausedUntilMs - nowMs());
-        const decision = engine.armedAt(boundary) ? engine.decide({ boundary, method: name, ...optionalCaller(callerOf(metadata)) }) : undefined;
+        // Decide even when nothing is armed here: every call gets its op index, as in the simulation.
+        const decision = engine.decide({ boundary, method: name, ...optionalCaller(callerOf(metadata)) });
         let delayMs = heldMs;
-        if (decision?.fault === true) {
+        if (decision.fault) {
           event = decision.event;
           const a = event.action;
           switch (a.kind) {
