@@ -42,3 +42,15 @@ export {
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';
 export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeOptions, type Served } from './server.js';
 export { delegating } from './resettable.js';
+export {
+  faultInterceptor,
+  failureStatus,
+  withFaultDuplicates,
+  DUPLICATE_MARK_KEY,
+  EXEMPT_PATHS,
+  FAULT_RULE,
+  type FaultInterceptorPorts,
+} from './fault-interceptor.js';
+export { faultServiceHandlers } from './fault-service.js';
+export { armFromFile, faultLogLine, parseFaultSeed, FAULTS_ENV, FAULT_SEED_ENV } from './fault-config.js';
+export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';

@@ -38,6 +38,8 @@ export interface ServeOptions {
   readonly register: (server: grpc.Server) => void;
   /** At shutdown, after health goes NOT_SERVING: end open streams, finish background work. */
   readonly drain?: () => void | Promise<void>;
+  /** Server interceptors, outermost first (the fault interceptor, fault-interceptor.ts). */
+  readonly interceptors?: readonly grpc.ServerInterceptor[];
 }
 
 export interface Served {
@@ -50,7 +52,7 @@ export interface Served {
 }
 
 export async function serveGrpc(options: ServeOptions): Promise<Served> {
-  const server = new grpc.Server(SERVER_OPTIONS);
+  const server = new grpc.Server(options.interceptors === undefined ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors: [...options.interceptors] });
   options.register(server);
   const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
   health.addToServer(server);
