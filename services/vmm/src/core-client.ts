@@ -16,7 +16,7 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantType, MemoryKind, VmProtection, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
+import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, VmProtection, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
@@ -128,7 +128,7 @@ export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS):
     rttInitRipas: (rd, base, top) => rmi(client.rttInitRipas, { rd: BigInt(rd), base: BigInt(base), top: BigInt(top) }, (r: { progress: bigint }) => ({ top: num(r.progress) })),
     rttUnmapUnprotected: (rd, ipa, level) => rmi(client.rttUnmapUnprotected, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { top: bigint }) => ({ top: num(r.top) })),
     createGrant: (a) =>
-      space(client.createGrant, { type: GRANT_TYPES[a.type], ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) }, (r: { grantId: bigint }) => ({
+      space(client.createGrant, { type: GRANT_TYPES[a.type], memoryType: GrantMemoryType.GRANT_MEMORY_TYPE_NORMAL, ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) }, (r: { grantId: bigint }) => ({
         grantId: num(r.grantId),
       })),
     mapGrant: (a) => space(client.mapGrant, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined, a.borrower),
