@@ -115,14 +115,20 @@ function infoAtMostOnce(h: History, ops: readonly Operation[]): Verdict {
   return verdict('info_at_most_once', details);
 }
 
+/** Differing runs listed per side before the rest is counted (a 600-page share is 1,200 runs). */
+const OWNERSHIP_RUNS_SHOWN = 6;
+
 function ownershipEqualsBoot(h: History): Verdict {
   const boot = last(observations(h, 'boot'));
   const final = last(observations(h, 'final'));
   if (boot === undefined || final === undefined) return skipped('ownership_equals_boot', 'needs a `boot` and a `final` observation');
   const b = new Set(boot.ownership);
   const f = new Set(final.ownership);
-  const details = [...boot.ownership.filter((r) => !f.has(r)).map((r) => `boot had ${r}`), ...final.ownership.filter((r) => !b.has(r)).map((r) => `after teardown: ${r}`)];
-  return verdict('ownership_equals_boot', details);
+  const gone = boot.ownership.filter((r) => !f.has(r));
+  const added = final.ownership.filter((r) => !b.has(r));
+  const lines = (what: string, runs: readonly string[]): string[] =>
+    runs.length <= OWNERSHIP_RUNS_SHOWN ? runs.map((r) => `${what} ${r}`) : [...runs.slice(0, OWNERSHIP_RUNS_SHOWN).map((r) => `${what} ${r}`), `${what} … and ${runs.length - OWNERSHIP_RUNS_SHOWN} more run(s)`];
+  return verdict('ownership_equals_boot', [...lines('boot had', gone), ...lines('after teardown:', added)]);
 }
 
 function invariantsHold(h: History): Verdict {
@@ -142,7 +148,7 @@ export function orphanedParcels(o: Observation): string[] {
     const forgotten = known !== undefined && !known.includes(p.handle);
     if (!forgotten && p.coreGrant) continue;
     const held = `RM still holds it (${p.state})`;
-    const memory = p.coreGrant ? 'its memory is still lent (the core grant is there)' : 'its core grant is gone';
+    const memory = p.coreGrant ? 'its memory is still lent or shared (the core grant is there)' : 'its core grant is gone';
     const owner = forgotten ? `, and VM ${p.owner} no longer knows the handle` : '';
     details.push(`${o.phase}: parcel ${hex(p.handle)} (label ${p.label}) of VM ${p.owner}: ${held}, ${memory}${owner}`);
   }
