@@ -54,8 +54,13 @@ export interface GhRmCallResult {
   readonly resp: ReplyBuffer | null;
 }
 
+/** What rsc-mgr-rpc.ts calls: `struct gh_rm *rm` reduced to gh_rm_call. */
+export interface GhRmPort {
+  call(messageId: number, req: Uint8Array): Promise<GhRmCallResult>;
+}
+
 /** The driver's view of the RM: one `gh_rm_call`, and the bytes stale heap memory holds. */
-export class GhRm {
+export class GhRm implements GhRmPort {
   constructor(
     private readonly msgq: MsgqClient,
     private readonly staleByte: number = POISON_FREE,

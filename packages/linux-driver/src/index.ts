@@ -10,7 +10,7 @@
  *   scenarios.ts         linux-append-orphan, linux-unchecked-reply-size
  */
 export * from './rsc-mgr-rpc.js';
-export { ERRNO, GhRm, POISON_FREE, ReplyBuffer, type GhRmCallResult } from './gh-rm-call.js';
+export { ERRNO, GhRm, POISON_FREE, ReplyBuffer, type GhRmCallResult, type GhRmPort } from './gh-rm-call.js';
 export { MsgqClient, type CallOutcome, type MsgqTransport, type RawReply } from './msgq-client.js';
 export { inProcessTransport } from './msgq-in-process.js';
 export { grpcTransport } from './msgq-grpc.js';

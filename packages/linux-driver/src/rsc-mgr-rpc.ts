@@ -13,7 +13,7 @@
  *     GH_MEM_HANDLE_INVAL whether or not the reclaim worked (scenario linux-append-orphan).
  * Wire layouts are the seed's packed structs, written byte by byte, little-endian.
  */
-import { ERRNO, type GhRm } from './gh-rm-call.js';
+import { ERRNO, type GhRmPort } from './gh-rm-call.js';
 
 /* Message IDs: Memory Management */
 export const GH_RM_RPC_MEM_LEND = 0x51000012;
@@ -84,7 +84,7 @@ function writeMemEntries(view: DataView, at: number, entries: readonly gh_rm_mem
   });
 }
 
-async function _gh_rm_mem_append(rm: GhRm, mem_handle: number, end_append: boolean, mem_entries: readonly gh_rm_mem_entry[]): Promise<number> {
+async function _gh_rm_mem_append(rm: GhRmPort, mem_handle: number, end_append: boolean, mem_entries: readonly gh_rm_mem_entry[]): Promise<number> {
   const n_mem_entries = mem_entries.length;
   let msg_size = 0;
   msg_size += APPEND_REQ_HEADER_SIZE;
@@ -102,7 +102,7 @@ async function _gh_rm_mem_append(rm: GhRm, mem_handle: number, end_append: boole
   return (await rm.call(GH_RM_RPC_MEM_APPEND, msg)).ret;
 }
 
-async function gh_rm_mem_append(rm: GhRm, mem_handle: number, mem_entries: readonly gh_rm_mem_entry[]): Promise<number> {
+async function gh_rm_mem_append(rm: GhRmPort, mem_handle: number, mem_entries: readonly gh_rm_mem_entry[]): Promise<number> {
   let end_append: boolean;
   let ret = 0;
   let n: number;
@@ -128,7 +128,7 @@ async function gh_rm_mem_append(rm: GhRm, mem_handle: number, mem_entries: reado
   return ret;
 }
 
-async function gh_rm_mem_lend_common(rm: GhRm, message_id: number, p: gh_rm_mem_parcel, trace: DriverTrace): Promise<number> {
+async function gh_rm_mem_lend_common(rm: GhRmPort, message_id: number, p: gh_rm_mem_parcel, trace: DriverTrace): Promise<number> {
   const n_mem_entries = p.mem_entries?.length ?? 0;
   const n_acl_entries = p.acl_entries?.length ?? 0;
   let initial_mem_entries = n_mem_entries;
@@ -199,15 +199,15 @@ async function gh_rm_mem_lend_common(rm: GhRm, message_id: number, p: gh_rm_mem_
 }
 
 /** gh_rm_mem_lend() - Lend memory to other virtual machines. */
-export const gh_rm_mem_lend = (rm: GhRm, parcel: gh_rm_mem_parcel, trace: DriverTrace = newTrace()): Promise<number> =>
+export const gh_rm_mem_lend = (rm: GhRmPort, parcel: gh_rm_mem_parcel, trace: DriverTrace = newTrace()): Promise<number> =>
   gh_rm_mem_lend_common(rm, GH_RM_RPC_MEM_LEND, parcel, trace);
 
 /** gh_rm_mem_share() - Share memory with other virtual machines. */
-export const gh_rm_mem_share = (rm: GhRm, parcel: gh_rm_mem_parcel, trace: DriverTrace = newTrace()): Promise<number> =>
+export const gh_rm_mem_share = (rm: GhRmPort, parcel: gh_rm_mem_parcel, trace: DriverTrace = newTrace()): Promise<number> =>
   gh_rm_mem_lend_common(rm, GH_RM_RPC_MEM_SHARE, parcel, trace);
 
 /** gh_rm_mem_reclaim() - Reclaim a memory parcel (struct gh_rm_mem_release_req: __le32 mem_handle, u8 flags, u8, __le16). */
-export async function gh_rm_mem_reclaim(rm: GhRm, parcel: gh_rm_mem_parcel): Promise<number> {
+export async function gh_rm_mem_reclaim(rm: GhRmPort, parcel: gh_rm_mem_parcel): Promise<number> {
   const req = new Uint8Array(8);
   new DataView(req.buffer).setUint32(0, parcel.mem_handle, true);
   return (await rm.call(GH_RM_RPC_MEM_RECLAIM, req)).ret;
