@@ -30,7 +30,7 @@ import { Prng, loadPlanJson } from '@hypmesh/fault';
 import { checkHistory, formatReport, historyToJsonLines, type CheckReport, type HistoryEntry, type Observation } from '@hypmesh/history';
 import { CoreServiceClient, MemoryKind, PageState, type MemoryMap, type OwnershipRun } from '@hypmesh/proto';
 import { FaultPlan as FaultPlanProto, FaultServiceClient } from '@hypmesh/proto/fault';
-import { MemType, ParcelState, RmServiceClient, type ParcelSummary } from '@hypmesh/proto/rm';
+import { MemLendRequest, MemShareRequest, MemType, ParcelState, RmServiceClient, type ParcelSummary } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { meta } from './call.js';
 
@@ -138,7 +138,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     h.push(await observe('boot', true));
 
     // 1. setup, no faults yet
-    const sessionId = (await must<{ sessionId: string }>('OpenLease', unary(vmm, vmm.openLease, { ttlMs: 600_000 }))).sessionId;
+    const sessionId = (await must<{ lease?: { sessionId: string } }>('OpenLease', unary(vmm, vmm.openLease, { ttlMs: 600_000 }))).lease!.sessionId;
     const peer = (await must<{ vm?: Vm }>('CreateVm (peer)', unary(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }))).vm!;
     log(`chaos: seed ${o.seed}, ${o.ops} ops; peer VM VMID ${hex(peer.vmid)}`);
 
@@ -175,7 +175,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         const base = parcelArea + BigInt(slot) * SLOT_PAGES * PAGE;
         const acl = lend ? [{ vmid: peer.vmid, rights: 6 }] : [{ vmid: HOST, rights: 7 }, { vmid: peer.vmid, rights: 6 }];
         h.push({ type: 'invoke', process: 0, f, kind: 'create_parcel', label, value: { base: hex(base), pages: Number(pages) } });
-        const r = await unary<{ handle: number }>(rm, lend ? rm.memLend : rm.memShare, { memType: MemType.MEM_TYPE_NORMAL, sanitize: false, append: false, label, acl, sgl: [{ base, size: pages * PAGE }] });
+        const req = { memType: MemType.MEM_TYPE_NORMAL, label, acl, sgl: [{ base, size: pages * PAGE }] };
+        const r = await unary<{ handle: number }>(rm, lend ? rm.memLend : rm.memShare, lend ? MemLendRequest.fromPartial(req) : MemShareRequest.fromPartial(req));
         record(f, r, (v) => ({ handle: v.handle }));
         if (r.kind === 'fail') freeSlots.push(slot);
         else live.set(label, { handle: r.kind === 'ok' ? r.value.handle : undefined, slot });
@@ -226,7 +227,7 @@ async function vmCycle(vmm: VmmServiceClient, sessionId: string, hostAddr: bigin
   const at = (extra: object) => ({ sessionId, handle, ...extra });
   const steps: [unknown, object][] = [
     [vmm.mapMem, at({ binding: { guestAddr: 0x8000_0000n, hostAddr, size: 1n * MiB, mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true }, unmap: false })],
-    [vmm.setDtbConfig, at({ guestAddr: 0x8010_0000n, size: 0x2000n })],
+    [vmm.setDtbConfig, at({ guestAddr: 0x8008_0000n, size: 0x2000n })],
     [vmm.setBootContext, at({ regSet: RegSet.REG_SET_PC, index: 0, value: 0x8000_0000n })],
     [vmm.startVm, at({})],
     [vmm.stopVm, at({})],
