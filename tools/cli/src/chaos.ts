@@ -135,6 +135,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       };
     };
 
+    // Before anything changes: can every service inject faults at all?
+    if (o.faultsJson !== undefined)
+      for (const [i, f] of faults.entries()) {
+        const e = await new Promise<grpc.ServiceError | null>((resolve) => f.list({}, meta(HOST), (err) => resolve(err)));
+        if (e?.code === grpc.status.UNIMPLEMENTED)
+          throw new FaultServiceMissing(
+            `hypmesh chaos: the ${names[i]} service at ${[o.core, o.rm, o.vmm][i]} does not serve hypmesh.fault.v1.FaultService (UNIMPLEMENTED), so it cannot inject faults; run without --faults, or start a build whose services take --faults`,
+          );
+      }
+
     h.push(await observe('boot', true));
 
     // 1. setup, no faults yet
