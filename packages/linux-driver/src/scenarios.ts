@@ -153,7 +153,7 @@ export async function linuxAppendOrphan(seed = 1): Promise<ScenarioResult> {
   const read = trace.handleReads[0];
   const parcel = (h[h.length - 1] as Observation).parcels.find((x) => x.label === label);
   const findings = [
-    `gh_rm_mem_share returned ${errnoText(ret)} (the first MEM_APPEND was refused: ${sys.events.map((e) => e.ruleId).join(', ')})`,
+    `gh_rm_mem_share returned ${errnoText(ret)} (faults injected: ${sys.events.map((e) => `${e.ruleId} on ${e.rmMessage ?? e.boundary}`).join(', ')})`,
     `the error path's MEM_RECLAIM returned ${trace.ignoredReclaims.map(errnoText).join(', ')}, which gh_rm_mem_lend_common ignores`,
     `the driver set mem_handle to GH_MEM_HANDLE_INVAL (it had read ${read === undefined ? 'nothing' : hex(read.value)})`,
     parcel === undefined
