@@ -7,7 +7,8 @@
  *                  request's msg id and seq; a gRPC status gets no reply (the byte face has none)
  *     fail_after   delivered and applied; the reply is lost
  *     duplicate    delivered twice; the first reply is sent
- *     drop, crash BEFORE_COMMIT   not delivered, no reply;  crash AFTER_COMMIT   applied, no reply
+ *     crash BEFORE_COMMIT   not delivered, no reply;  crash AFTER_COMMIT   applied, no reply
+ *     (drop is not armed here: the validator keeps it to one-way boundaries)
  *     delay, pause delivered after the delay
  *   BOUNDARY_RM_TO_CLIENT_FRAGMENT  per reply fragment
  *     truncate, corrupt, drop, reorder, delay (crash and pause: the fragment is lost)
