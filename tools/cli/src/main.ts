@@ -276,6 +276,10 @@ program
       const ops = r.history.filter((e) => e.type === 'ok' || e.type === 'fail' || e.type === 'info');
       process.stdout.write(`chaos: ${ops.length} completions (${['ok', 'fail', 'info'].map((t) => `${ops.filter((e) => e.type === t).length} ${t}`).join(', ')})${o.history === undefined ? '' : `, history in ${o.history}`}\n`);
       process.stdout.write(formatReport(r.report));
+      if (!r.report.valid) {
+        const again = ['--seed', o.seed, '--ops', o.ops, ...(o.faults === undefined ? [] : ['--faults', o.faults, '--fault-seed', o.faultSeed ?? o.seed])].join(' ');
+        process.stdout.write(`same run again (without faults the workload is deterministic): hypmesh chaos ${again}\n`);
+      }
       process.exit(r.report.valid ? 0 : 1);
     } catch (e) {
       process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
