@@ -37,14 +37,27 @@ export const serving =
   (l: LogLine): boolean =>
     l['msg'] === msg && typeof l['port'] === 'number';
 
+/** Extra environment per service (e.g. the VMM's test-only HYPMESH_TEST_PLANT_BUG). */
+export interface ServiceEnv {
+  readonly core?: Readonly<Record<string, string>>;
+  readonly rm?: Readonly<Record<string, string>>;
+  readonly vmm?: Readonly<Record<string, string>>;
+}
+
 /** Every process one test file started, stopped together in reverse start order. */
 export class Processes {
   readonly all: Proc[] = [];
 
-  /** Spawns `node <script> ...args` from the repository root with no HYPMESH_* variables of the caller; resolves with the first JSON stdout line `ready` accepts. */
-  async spawnNode(name: string, script: string, args: readonly string[], ready: (line: LogLine) => boolean): Promise<{ proc: Proc; line: LogLine }> {
+  /** Spawns `node <script> ...args` from the repository root with no HYPMESH_* variables of the caller (only `extraEnv`); resolves with the first JSON stdout line `ready` accepts. */
+  async spawnNode(
+    name: string,
+    script: string,
+    args: readonly string[],
+    ready: (line: LogLine) => boolean,
+    extraEnv: Readonly<Record<string, string>> = {},
+  ): Promise<{ proc: Proc; line: LogLine }> {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HYPMESH_')));
-    const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...env, HYPMESH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...env, HYPMESH_LOG_LEVEL: 'info', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     const proc: Proc = { name, child, logs: [] };
     this.all.push(proc);
     let stderr = '';
@@ -72,15 +85,16 @@ export class Processes {
 
   /**
    * The core (`coreArgs` added), the RM reaching it and the VMM reaching both, each its own process
-   * on an ephemeral port, started in that order (each needs the previous one's address).
+   * on an ephemeral port, started in that order (each needs the previous one's address), each with
+   * its `env` added.
    */
-  async startServices(coreArgs: readonly string[] = []): Promise<Addresses> {
+  async startServices(coreArgs: readonly string[] = [], env: ServiceEnv = {}): Promise<Addresses> {
     const at = (line: LogLine): string => `127.0.0.1:${line['port'] as number}`;
-    const c = await this.spawnNode('core', 'services/core/dist/main.js', ['--address', '127.0.0.1:0', ...coreArgs], serving('hypmesh core serving'));
+    const c = await this.spawnNode('core', 'services/core/dist/main.js', ['--address', '127.0.0.1:0', ...coreArgs], serving('hypmesh core serving'), env.core);
     const core = at(c.line);
-    const r = await this.spawnNode('rm', 'services/rm/dist/main.js', ['--address', '127.0.0.1:0', '--core', core], serving('hypmesh rm serving'));
+    const r = await this.spawnNode('rm', 'services/rm/dist/main.js', ['--address', '127.0.0.1:0', '--core', core], serving('hypmesh rm serving'), env.rm);
     const rm = at(r.line);
-    const v = await this.spawnNode('vmm', 'services/vmm/dist/main.js', ['--address', '127.0.0.1:0', '--rm', rm, '--core', core], serving('hypmesh vmm serving'));
+    const v = await this.spawnNode('vmm', 'services/vmm/dist/main.js', ['--address', '127.0.0.1:0', '--rm', rm, '--core', core], serving('hypmesh vmm serving'), env.vmm);
     return { core, rm, vmm: at(v.line) };
   }
 

@@ -13,7 +13,7 @@
  *   drop         do not call; lost(DEADLINE_EXCEEDED)             (the request vanished)
  *   crash        BEFORE_COMMIT: crash, do not call; AFTER_COMMIT: call, then crash; either way
  *                lost(UNAVAILABLE) if the crash port returns (in a service it never does)
- *   corrupt, reorder: fragment actions (fragment.ts); the validator never arms them at a call
+ *   corrupt, reorder, truncate: fragment actions (fragment.ts); the validator never arms them at a call
  *                boundary, so meeting one here is a bug.
  */
 
@@ -70,6 +70,7 @@ export async function applyAt<T>(decision: Decision, call: () => Promise<T>, out
       return outcome.lost('UNAVAILABLE', faultMessage(event, `crashed ${a.point === 'AFTER_COMMIT' ? 'after' : 'before'} commit`), event);
     case 'corrupt':
     case 'reorder':
+    case 'truncate':
       throw new Error(`applyAt: ${a.kind} is a fragment action (rule ${event.ruleId}); the validator should have refused it at ${event.boundary}`);
   }
 }

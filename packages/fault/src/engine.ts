@@ -51,7 +51,8 @@ export type AppliedAction =
   | { readonly kind: 'corrupt'; readonly draws: readonly number[] }
   | { readonly kind: 'reorder' }
   | { readonly kind: 'crash'; readonly point: CrashPoint }
-  | { readonly kind: 'pause'; readonly durationMs: number };
+  | { readonly kind: 'pause'; readonly durationMs: number }
+  | { readonly kind: 'truncate'; readonly keepBytes: number };
 
 /** One injected fault (hypmesh.fault.v1.FaultEvent). */
 export interface FaultEvent {
@@ -247,6 +248,8 @@ function resolve(rule: FaultRule, prng: Prng): AppliedAction {
       return { kind: 'crash', point: a.point };
     case 'pause':
       return { kind: 'pause', durationMs: a.durationMs };
+    case 'truncate':
+      return { kind: 'truncate', keepBytes: a.keepBytes };
     case 'duplicate':
     case 'drop':
     case 'reorder':

@@ -1,6 +1,7 @@
 /**
- * Applying a decision to msgq fragments (BOUNDARY_VMM_TO_RM_FRAGMENT): corrupt flips bytes, reorder
- * holds a fragment back until the next one has gone. Pure: bytes in, bytes out.
+ * Applying a decision to msgq fragments (BOUNDARY_VMM_TO_RM_FRAGMENT, BOUNDARY_RM_TO_CLIENT_FRAGMENT):
+ * corrupt flips bytes, truncate cuts the fragment short, reorder holds a fragment back until the
+ * next one has gone. Pure: bytes in, bytes out.
  *
  * Corruption uses the draws the engine resolved, so the event alone says which bytes changed:
  * offset = draw mod length (header bytes included: a damaged header exercises the §1.3 drop rules),
@@ -18,6 +19,14 @@ export function corruptFragment(fragment: Uint8Array, draws: readonly number[]):
     out[offset] = out[offset]! ^ mask;
   }
   return out;
+}
+
+/**
+ * The first `keepBytes` bytes of a fragment (truncate, BOUNDARY_RM_TO_CLIENT_FRAGMENT): a reply cut
+ * short, header included. A fragment already that short is returned as a copy, unchanged.
+ */
+export function truncateFragment(fragment: Uint8Array, keepBytes: number): Uint8Array {
+  return fragment.slice(0, Math.min(fragment.length, Math.max(0, keepBytes)));
 }
 
 /**

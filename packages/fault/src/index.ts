@@ -8,7 +8,7 @@
  *   prng.ts      splitmix32 and one stream per rule
  *   engine.ts    FaultEngine: arm, disarm, list, subscribe, decide
  *   apply.ts     applyAt: a decision applied to an async call
- *   fragment.ts  corrupt and reorder for msgq fragments
+ *   fragment.ts  corrupt, truncate and reorder for msgq fragments
  */
 export * from './result.js';
 export * from './plan.js';
@@ -28,5 +28,5 @@ export {
   type FaultPoint,
 } from './engine.js';
 export { applyAt, faultMessage, type ApplyPorts, type OutcomeAdapter } from './apply.js';
-export { FragmentReorder, corruptFragment } from './fragment.js';
+export { FragmentReorder, corruptFragment, truncateFragment } from './fragment.js';
 export { eventToJson, planToJson, ruleToJson } from './to-json.js';

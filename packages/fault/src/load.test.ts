@@ -70,7 +70,7 @@ describe('loadPlanJson refuses, naming the path', () => {
     { name: 'two actions', json: rules({ ...ok, drop: {} }), issue: 'rules[0]: has 2 actions (duplicate, drop)' },
     { name: 'boundary missing', json: rules({ id: 'a', duplicate: {} }), issue: 'rules[0].boundary: required' },
     { name: 'boundary unknown', json: rules({ ...ok, boundary: 'BOUNDARY_GPU' }), issue: 'rules[0].boundary: unknown value "BOUNDARY_GPU"' },
-    { name: 'boundary number unknown', json: rules({ ...ok, boundary: 9 }), issue: 'rules[0].boundary: unknown value 9' },
+    { name: 'boundary number unknown', json: rules({ ...ok, boundary: 10 }), issue: 'rules[0].boundary: unknown value 10' },
     { name: 'nth a string of letters', json: rules({ ...ok, match: { nth: 'first' } }), issue: 'rules[0].match.nth: must be an integer' },
     { name: 'nth 0 given explicitly', json: rules({ ...ok, match: { nth: 0 } }), issue: 'rules[0].match.nth: must be an integer ≥ 1' },
     { name: 'corrupt at CLIENT_TO_RM', json: rules({ id: 'a', boundary: 'CLIENT_TO_RM', corrupt: { byteCount: 1 } }), issue: 'rules[0].corrupt: not allowed at CLIENT_TO_RM' },

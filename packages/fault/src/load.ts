@@ -204,6 +204,11 @@ class Reader {
         if (o === undefined) return undefined;
         return { kind, durationMs: this.integer(o['durationMs'], `${at}.durationMs`) ?? 0 };
       }
+      case 'truncate': {
+        const o = this.object(v, at, ['keepBytes']);
+        if (o === undefined) return undefined;
+        return { kind, keepBytes: this.integer(o['keepBytes'], `${at}.keepBytes`) ?? 0 };
+      }
       case 'duplicate':
       case 'drop':
       case 'reorder':

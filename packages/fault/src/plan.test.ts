@@ -7,12 +7,14 @@ describe('plan tables', () => {
     expect([...VMM_ERRNO_NAMES].sort()).toEqual(Object.keys(VMM_ERRNO).sort());
   });
 
-  test('every boundary has its actions; corrupt and reorder only on fragments', () => {
+  test('every boundary has its actions; corrupt and reorder only on fragments, truncate only on RM reply fragments', () => {
     expect(Object.keys(ACTIONS_AT_BOUNDARY).sort()).toEqual([...BOUNDARIES].sort());
     for (const b of BOUNDARIES) {
       const actions: readonly string[] = ACTIONS_AT_BOUNDARY[b];
-      expect(actions.includes('corrupt')).toBe(b === 'VMM_TO_RM_FRAGMENT');
-      expect(actions.includes('reorder')).toBe(b === 'VMM_TO_RM_FRAGMENT');
+      const fragment = b === 'VMM_TO_RM_FRAGMENT' || b === 'RM_TO_CLIENT_FRAGMENT';
+      expect(actions.includes('corrupt')).toBe(fragment);
+      expect(actions.includes('reorder')).toBe(fragment);
+      expect(actions.includes('truncate')).toBe(b === 'RM_TO_CLIENT_FRAGMENT');
       expect(actions.includes('delay')).toBe(true);
     }
   });

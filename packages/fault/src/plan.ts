@@ -22,11 +22,12 @@ export const BOUNDARIES = [
   'VMM_TO_RM',
   'VMM_TO_RM_FRAGMENT',
   'RM_NOTIFICATION',
+  'RM_TO_CLIENT_FRAGMENT',
 ] as const;
 export type Boundary = (typeof BOUNDARIES)[number];
 
-/** Action kinds in proto oneof order (field numbers 10–18). */
-export const ACTION_KINDS = ['delay', 'fail_before', 'fail_after', 'duplicate', 'drop', 'corrupt', 'reorder', 'crash', 'pause'] as const;
+/** Action kinds in proto oneof order (field numbers 10–19). */
+export const ACTION_KINDS = ['delay', 'fail_before', 'fail_after', 'duplicate', 'drop', 'corrupt', 'reorder', 'crash', 'pause', 'truncate'] as const;
 export type ActionKind = (typeof ACTION_KINDS)[number];
 
 type CallBoundary = 'CLIENT_TO_CORE' | 'CLIENT_TO_RM' | 'CLIENT_TO_VMM' | 'RM_TO_CORE' | 'VMM_TO_CORE' | 'VMM_TO_RM';
@@ -45,6 +46,9 @@ export const ACTIONS_AT_BOUNDARY = {
   VMM_TO_RM_FRAGMENT: ['delay', 'duplicate', 'drop', 'corrupt', 'reorder', 'crash', 'pause'],
   // The RM queues notifications one way (gunyah-rm.md §2.2): late or lost.
   RM_NOTIFICATION: ['delay', 'drop', 'crash', 'pause'],
+  // The RM's reply fragments on the byte face: late, lost, damaged, overtaken, or cut short (a reply
+  // shorter than the caller expects: what a driver that does not check the reply size misreads).
+  RM_TO_CLIENT_FRAGMENT: ['delay', 'drop', 'corrupt', 'reorder', 'truncate', 'crash', 'pause'],
 } as const satisfies Record<Boundary, readonly ActionKind[]> & Record<CallBoundary, readonly ActionKind[]>;
 
 /** gRPC status codes by name (grpc/grpc doc/statuscodes.md), so this package needs no grpc-js. */
@@ -120,7 +124,8 @@ export type FaultAction =
   | { readonly kind: 'corrupt'; readonly byteCount: number }
   | { readonly kind: 'reorder' }
   | { readonly kind: 'crash'; readonly point: CrashPoint }
-  | { readonly kind: 'pause'; readonly durationMs: number };
+  | { readonly kind: 'pause'; readonly durationMs: number }
+  | { readonly kind: 'truncate'; readonly keepBytes: number };
 
 /** FaultMatch: every property present must hold; absent ones match anything. */
 export interface FaultMatch {
@@ -156,6 +161,8 @@ export const DELAY_MS_MAX = 600_000;
 export const PAUSE_MS_MAX = 600_000;
 /** A msgq fragment is at most 240 bytes (gunyah-rm.md §1.3). */
 export const CORRUPT_BYTES_MAX = 240;
+/** A truncated fragment keeps fewer bytes than the 240 a fragment may have (§1.3). */
+export const TRUNCATE_KEEP_BYTES_MAX = 239;
 /** RMI status index is x0 bits [15:8] (stage2-models.md §B1). */
 export const RMI_INDEX_MAX = 255;
 export const U32_MAX = 0xffff_ffff;

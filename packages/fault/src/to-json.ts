@@ -39,6 +39,8 @@ function actionBody(a: FaultAction | AppliedAction): JsonObject {
       return { point: `CRASH_POINT_${a.point}` };
     case 'pause':
       return { durationMs: a.durationMs };
+    case 'truncate':
+      return { keepBytes: a.keepBytes };
     case 'duplicate':
     case 'drop':
     case 'reorder':

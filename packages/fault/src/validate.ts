@@ -24,6 +24,7 @@ import {
   GRPC_CODES,
   LOST_REPLY_CODES,
   PAUSE_MS_MAX,
+  TRUNCATE_KEEP_BYTES_MAX,
   RMI_INDEX_MAX,
   RULES_MAX,
   RULE_ID_PATTERN,
@@ -58,6 +59,7 @@ export const ACTION_JSON_KEYS = {
   reorder: 'reorder',
   crash: 'crash',
   pause: 'pause',
+  truncate: 'truncate',
 } as const satisfies Record<ActionKind, string>;
 
 const isInt = (v: unknown, min: number, max: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
@@ -156,6 +158,9 @@ function checkAction(a: FaultAction, add: (path: string, message: string) => voi
       return;
     case 'pause':
       if (!isInt(a.durationMs, 1, PAUSE_MS_MAX)) add('durationMs', `must be an integer within [1, ${PAUSE_MS_MAX}] ms`);
+      return;
+    case 'truncate':
+      if (!isInt(a.keepBytes, 0, TRUNCATE_KEEP_BYTES_MAX)) add('keepBytes', `must be an integer within [0, ${TRUNCATE_KEEP_BYTES_MAX}] (a fragment is ≤ 240 bytes, gunyah-rm.md §1.3)`);
       return;
     case 'duplicate':
     case 'drop':

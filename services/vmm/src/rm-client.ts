@@ -42,6 +42,7 @@ import {
   type RmMessage,
 } from '@hypmesh/rm-wire';
 import { MSGQ_FAILED_RULE_PREFIX, noticeOf, rmPortOver, type RmNotice, type RmPort } from '@hypmesh/vmm';
+import { withPlantedBug } from './planted-bug.js';
 
 /** Deadline of one RM call, from send to reply. */
 export const RM_CALL_TIMEOUT_MS = 10_000;
@@ -169,7 +170,7 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS): GrpcRmP
     listeners.add(l);
     return () => listeners.delete(l);
   });
-  return {
+  return withPlantedBug({
     ...port,
     connected: () => stream !== undefined,
     close: () => {
@@ -181,5 +182,5 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS): GrpcRmP
       s?.cancel();
       client.close();
     },
-  };
+  });
 }

@@ -13,6 +13,11 @@
  *   hypmesh vm create|list|start|stop|destroy|watch|dtb, mem bind|unbind, session show|close
  *                                                VMs in a VMM lease session kept in a file (vm.ts)
  *   hypmesh demo                                 one scenario through every seed, checked at the end
+ *   hypmesh chaos --seed N --ops K [--faults plan.json] [--fault-seed S] [--history FILE]
+ *                                                a seeded workload under faults, recorded and checked (chaos.ts)
+ *   hypmesh check HISTORY                        the checker's verdict per check on a recorded history
+ *   hypmesh scenario linux-append-orphan|linux-unchecked-reply-size
+ *                                                what hypmesh finds in the seed-002 Linux driver (in process)
  *
  * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
  * 127.0.0.1:50051 / :50052 / :50053). A
@@ -20,6 +25,8 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { checkHistory, formatReport, parseHistory } from '@hypmesh/history';
+import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from '@hypmesh/linux-driver';
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
@@ -59,6 +66,7 @@ import { demo } from './demo.js';
 import { formatBytes, ownershipTable, rights, table, vmidName } from './format.js';
 import { VmmServiceClient, type ResetRequest as VmmResetRequest, type ResetResponse as VmmResetResponse } from '@hypmesh/proto/vmm';
 import { registerVmCommands } from './vm.js';
+import { FaultServiceMissing, runChaos, writeHistory } from './chaos.js';
 
 const HOST = 3;
 const PAGE = 4096n;
@@ -244,5 +252,71 @@ program
     for (const c of [core, rm, vmm]) c.close();
   });
 
+program
+  .command('chaos')
+  .description('a seeded workload against the running services (faults armed through FaultService with --faults), recorded as a history and checked; exit 1 on a violation')
+  .addOption(new Option('--seed <n>', 'workload seed').argParser(integer).makeOptionMandatory())
+  .addOption(new Option('--ops <k>', 'operations').argParser(integer).default(50))
+  .addOption(new Option('--faults <plan.json>', 'fault plan (proto3 JSON of hypmesh.fault.v1.FaultPlan)'))
+  .addOption(new Option('--fault-seed <s>', 'seed of the plan (default: --seed)').argParser(integer))
+  .addOption(new Option('--history <file>', 'write the history here as JSON lines'))
+  .action(async (o: { seed: number; ops: number; faults?: string; faultSeed?: number; history?: string }) => {
+    try {
+      const r = await runChaos({
+        core: coreAddr(),
+        rm: rmAddr(),
+        vmm: vmmAddr(),
+        seed: o.seed,
+        ops: o.ops,
+        ...(o.faults === undefined ? {} : { faultsJson: readFileSync(o.faults, 'utf8') }),
+        ...(o.faultSeed === undefined ? {} : { faultSeed: o.faultSeed }),
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
+      if (o.history !== undefined) writeHistory(o.history, r.history);
+      const ops = r.history.filter((e) => e.type === 'ok' || e.type === 'fail' || e.type === 'info');
+      process.stdout.write(`chaos: ${ops.length} completions (${['ok', 'fail', 'info'].map((t) => `${ops.filter((e) => e.type === t).length} ${t}`).join(', ')})${o.history === undefined ? '' : `, history in ${o.history}`}\n`);
+      process.stdout.write(formatReport(r.report));
+      if (!r.report.valid) {
+        const again = ['--seed', o.seed, '--ops', o.ops, ...(o.faults === undefined ? [] : ['--faults', o.faults, '--fault-seed', o.faultSeed ?? o.seed])].join(' ');
+        process.stdout.write(`same run again (without faults the workload is deterministic): hypmesh chaos ${again}\n`);
+      }
+      process.exit(r.report.valid ? 0 : 1);
+    } catch (e) {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(e instanceof FaultServiceMissing ? 2 : 3);
+    }
+  });
+
+program
+  .command('check <history>')
+  .description('verdict per check on a recorded history (JSON lines); exit 1 on any violation')
+  .action((path: string) => {
+    const parsed = parseHistory(readFileSync(path, 'utf8'));
+    if (!parsed.ok) {
+      process.stderr.write(`hypmesh check: ${path}:\n  ${parsed.error.join('\n  ')}\n`);
+      process.exit(2);
+    }
+    const report = checkHistory(parsed.value);
+    process.stdout.write(formatReport(report));
+    process.exit(report.valid ? 0 : 1);
+  });
+
+program
+  .command('scenario <name>')
+  .description(`run a scenario in this process and print what hypmesh finds: ${SCENARIO_NAMES.join(', ')}; exit 1 when the checker reports the finding`)
+  .addOption(new Option('--seed <n>', 'fault seed').argParser(integer).default(1))
+  .addOption(new Option('--history <file>', 'write the history here as JSON lines'))
+  .action(async (name: string, o: { seed: number; history?: string }) => {
+    if (!(SCENARIO_NAMES as readonly string[]).includes(name)) {
+      process.stderr.write(`hypmesh scenario: unknown scenario "${name}" (known: ${SCENARIO_NAMES.join(', ')})\n`);
+      process.exit(2);
+    }
+    const r = await SCENARIOS[name as ScenarioName](o.seed);
+    process.stdout.write(`scenario ${name} (seed 002's gh_rm_mem_share; faults: ${r.events.map((e) => `${e.ruleId}@${e.rmMessage ?? e.boundary}`).join(', ') || 'none'})\n`);
+    for (const f of r.findings) process.stdout.write(`  ${f}\n`);
+    if (o.history !== undefined) writeHistory(o.history, r.history);
+    process.stdout.write(formatReport(r.report));
+    process.exit(r.report.valid ? 0 : 1);
+  });
 
 await program.parseAsync();
