@@ -144,6 +144,9 @@ describe('§4.2 VM_ALLOCATE: the RM creates a guest stage-2 from HYP’s boot re
     const again = createAddressSpace(s, A, 40, [], 'ANY', VMID_RM);
     expect(again).toEqual({ ok: true, value: { rootTables: 2, poolPages: HYP_SPACE_POOL_PAGES, adopted: true } });
     expect(reserved()).toBe(left);
+    // A narrower request fits in the kept 40-bit space; a wider one does not.
+    expect(createAddressSpace(s, A, 36, [], 'ANY', VMID_RM)).toMatchObject({ ok: true, value: { adopted: true } });
+    expect(attempt(() => createAddressSpace(s, A, 44, [], 'ANY', VMID_RM))).toBe('EEXIST vmid_in_use');
     expect(hostDonateGuest(s, A, ramFrame(s, 0x1000), 0x10).ok).toBe(true);
     expect(attempt(() => createAddressSpace(s, A, 40, [], 'ANY', VMID_RM))).toBe('EEXIST vmid_in_use');
     const B = vmid(0x81);

@@ -4,7 +4,7 @@
  *   root tables and pool are host pages donated to HYP in the call;
  * - the RM (0xFF), as Gunyah's RM at VM_ALLOCATE (gunyah-rm.md §4.2): HYP builds the space from its
  *   boot reservation (roots plus a starter pool). An RM create for a VMID whose RM-created space is
- *   still there but unused (no mapping, no grant names it) adopts it: the RM restarted and lost
+ *   still there, unused (no mapping, no grant names it), of the same kind and at least as wide, adopts it: the RM restarted and lost
  *   track, and a second create must not leak reservation pages.
  * Every page goes back to where it came from (the reservation or the host): a frame's origin is
  * its address, since the reservation is one range of the carve-out.
@@ -147,7 +147,7 @@ function createReserved(
 ): Result<CreatedAddressSpace, ErrnoError> {
   const existing = s.spaces.get(vmid);
   const adoptable =
-    existing !== undefined && existing.creator === creator && existing.ipaBits === ipaBits && existing.protection === protection && spaceInUse(s, existing) === undefined;
+    existing !== undefined && existing.creator === creator && existing.ipaBits >= ipaBits && existing.protection === protection && spaceInUse(s, existing) === undefined;
   const need = rootTableCount(ipaBits) + who.starterPoolPages;
   const failed = firstFailure([
     () => (adoptable ? undefined : checkVmid(s, vmid)),
