@@ -41,7 +41,7 @@ function request<N extends CallName>(name: N, seq: number, req: RequestOf<N>): U
 /** Counts core mutations that succeeded, to prove a rejected input reached nothing. */
 function counting(core: CoreGrantPort): CoreGrantPort & { mutations: number } {
   const c = { mutations: 0 } as CoreGrantPort & { mutations: number };
-  for (const k of ['createGrant', 'appendGrant', 'mapGrant', 'unmapGrant', 'destroyGrant'] as const) {
+  for (const k of ['createGrant', 'appendGrant', 'mapGrant', 'unmapGrant', 'destroyGrant', 'createVmSpace', 'destroyVmSpace'] as const) {
     (c as unknown as Record<string, unknown>)[k] = async (a: never) => {
       const r = await (core[k] as (x: never) => Promise<{ ok: boolean }>)(a);
       if (r.ok) c.mutations++;
