@@ -3,7 +3,7 @@
  * Linux (L24) start sequence of §4.4 with VM_START's boot-parcel acceptance, and the teardown.
  */
 import { ACCEPT_FLAGS, ADDRESS_RANGE_ID, AUTH_MECH, EXIT_TYPE, SHARE_FLAGS, VM_STATUS } from '@hypmesh/rm-wire';
-import { HYP_SPACE_POOL_PAGES, Stage2, VMID_HOST, checkInvariants, ownershipCounts, tablePageCounts, translate, vmid } from '@hypmesh/stage2';
+import { HYP_SPACE_POOL_PAGES, Stage2, VMID_HOST, checkInvariants, createAddressSpace, ownershipCounts, tablePageCounts, translate, vmid } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
 import { RM_TEST_MEMORY, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained, outcome } from './test-support.js';
@@ -88,6 +88,15 @@ describe('§4.2 VM_ALLOCATE / VM_DEALLOCATE', () => {
     // Deallocating the first VM gives its pages back to the reservation, and the next allocate works.
     expect(outcome(await rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: VMID_DYNAMIC_FIRST }))).toBe('OK');
     expect(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 })).toEqual({ ok: true, value: { vmid: VMID_DYNAMIC_FIRST } });
+  });
+
+  test('§4.2 VM_ALLOCATE(0) skips a dynamic VMID whose stage-2 the core still has in use (an RM reset, or the host made it)', async () => {
+    const s = new Stage2({ memory: RM_TEST_MEMORY });
+    expect(createAddressSpace(s, vmid(VMID_DYNAMIC_FIRST), 40, [{ base: Number(hlosAddr(0x800000) / 4096n), count: 2 }] as never).ok).toBe(true);
+    const rm = new ResourceManager(inProcessCore(s));
+    expect(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 })).toEqual({ ok: true, value: { vmid: VMID_DYNAMIC_FIRST + 1 } });
+    expect(rm.vmids.isAllocated(VMID_DYNAMIC_FIRST)).toBe(false);
+    expect(checkInvariants(s)).toEqual([]);
   });
 
   test('§4.2 VM_DEALLOCATE destroys the VM\'s stage-2: reserved pages back to HYP, donated ones to HLOS', async () => {

@@ -91,10 +91,18 @@ export const vmIpaBits = (config: RmConfig): number => Math.max(32, (config.ipaW
  */
 async function vmAllocate(rm: ResourceManager, caller: number, req: { vmid: number }): Promise<RmOutcome<{ vmid: number | null }>> {
   if (caller !== VMID_HLOS) return rmFail('DENIED', 'caller_not_hlos', 'only HLOS allocates VMs');
-  const vmid = req.vmid === 0 ? rm.vmids.nextDynamic() : rm.vmids.explicitAllowed(req.vmid) ? req.vmid : undefined;
-  if (vmid === undefined) return rmFail('NORESOURCE', 'no_free_vmid', req.vmid === 0 ? 'all dynamic VMIDs are in use' : `VMID ${req.vmid} is not a free platform VMID`);
-  const space = await rm.core.createVmSpace({ vmid, ipaBits: vmIpaBits(rm.config) });
-  if (!space.ok) return fromCore(space.error, 'NORESOURCE', `VM_ALLOCATE of VM ${vmid}: its stage-2`);
+  const candidates = req.vmid === 0 ? rm.vmids.freeDynamic() : rm.vmids.explicitAllowed(req.vmid) ? [req.vmid] : [];
+  if (candidates.length === 0) return rmFail('NORESOURCE', 'no_free_vmid', req.vmid === 0 ? 'all dynamic VMIDs are in use' : `VMID ${req.vmid} is not a free platform VMID`);
+  let vmid = candidates[0]!;
+  for (const [i, candidate] of candidates.entries()) {
+    vmid = candidate;
+    const space = await rm.core.createVmSpace({ vmid, ipaBits: vmIpaBits(rm.config) });
+    if (space.ok) break;
+    // A dynamic VMID the core still has a stage-2 for in use (made before the RM was reset, or by
+    // the host) is not free after all: try the next one rather than fail every VM_ALLOCATE(0).
+    const next = req.vmid === 0 && space.error.rule === 'vmid_in_use' && i + 1 < candidates.length;
+    if (!next) return fromCore(space.error, 'NORESOURCE', `VM_ALLOCATE of VM ${vmid}: its stage-2`);
+  }
   rm.vmids.take(vmid);
   const vm: Vm = {
     vmid,
