@@ -33,6 +33,7 @@ import {
   RmServiceClient,
   TransType,
   VmAllocateRequest,
+  VmDeallocateRequest,
   type MemShareResponse,
   type VmAllocateResponse,
 } from '@hypmesh/proto/rm';
@@ -136,9 +137,9 @@ describe.skipIf(!enabled)('containers: the compose stack (set HYPMESH_CONTAINER_
 
   test('a parcel shared through the RM container is mapped in the core container', async () => {
     const { vmid: guest } = await unary<VmAllocateRequest, VmAllocateResponse>(rm.vmAllocate.bind(rm), VmAllocateRequest.fromPartial({ vmid: 0 }));
-    // What the VM manager does first: give the guest a core address space (64 host pages of tables).
+    // VM_ALLOCATE made the guest's stage-2 in the core (§4.2); the VM manager tops its pool up (64 host pages).
     const tables = BigInt((2 * GiB) / PAGE + 0x30000);
-    await unary(core.createAddressSpace.bind(core), { vmid: guest, ipaBits: 40, donated: [{ base: tables, count: 64n }], protection: 0 });
+    await unary(core.topUpTablePool.bind(core), { vmid: guest, frames: [{ base: tables, count: 64n }] });
 
     const base = ram(0x400000);
     const { handle } = await unary<MemShareRequest, MemShareResponse>(
@@ -155,7 +156,8 @@ describe.skipIf(!enabled)('containers: the compose stack (set HYPMESH_CONTAINER_
     await unary(rm.memRelease.bind(rm), MemReleaseRequest.fromPartial({ handle }), guest);
     expect(await translate(guest, ipa)).toBeUndefined();
     await unary(rm.memReclaim.bind(rm), MemReclaimRequest.fromPartial({ handle }));
-    await unary(core.destroyAddressSpace.bind(core), { vmid: guest });
+    // VM_DEALLOCATE destroys the stage-2 in the core as well.
+    await unary(rm.vmDeallocate.bind(rm), VmDeallocateRequest.fromPartial({ vmid: guest }));
   });
 
   test('a GUNYAH VM through the VMM container: start → RUNNING, destroy; the core has every frame back and no violation', async () => {

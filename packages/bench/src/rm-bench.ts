@@ -61,16 +61,13 @@ export async function rmFigures(): Promise<RmFigures> {
   const coreClient = new CoreServiceClient(coreAddr, grpc.credentials.createInsecure());
   const echo = await startEchoServer(MemShareResponse.encode({ handle: 1 }).finish().length);
   try {
-    // One guest per cycle slot, each with a core stage-2 (table pages donated by the host).
+    // One guest per cycle slot: VM_ALLOCATE makes its core stage-2 (§4.2); the host tops the pool up.
     const guests: number[] = [];
     const ramPfn = (2 * GiB) / 4096;
     for (let i = 0; i < CYCLES_IN_FLIGHT; i++) {
       const a = await promised<VmAllocateRequest, VmAllocateResponse>(rm, rm.vmAllocate)(VmAllocateRequest.fromPartial({ vmid: 0 }), meta(HLOS));
       const vmid = a.vmid;
-      await promised(coreClient, coreClient.createAddressSpace)(
-        { vmid, ipaBits: 40, donated: [{ base: BigInt(ramPfn + 0x1000 + i * 64), count: 64n }], protection: 0 },
-        meta(HLOS),
-      );
+      await promised(coreClient, coreClient.topUpTablePool)({ vmid, frames: [{ base: BigInt(ramPfn + 0x1000 + i * 64), count: 64n }] }, meta(HLOS));
       guests.push(vmid);
     }
     const share = promised<MemShareRequest, MemShareResponse>(rm, rm.memShare);

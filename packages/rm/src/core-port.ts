@@ -13,6 +13,11 @@
  * contiguous): they are the parcel's regions (gunyah-rm.md §3.2 "split into physically-contiguous
  * regions", §3.7) and where HLOS, identity-mapped, maps what it accepts (§4.1). A create names the
  * memory type, so the core refuses RAM for an IO parcel and MMIO for a NORMAL one (§3.2).
+ *
+ * The VM's stage-2 itself is the RM's to make, as the real RM has the hypervisor create a VM's
+ * address space at VM_ALLOCATE (gunyah-rm.md §4.2): `createVmSpace` and `destroyVmSpace` act as the
+ * RM (VMID 0xFF), and the core builds the space from HYP's boot reservation, so a client that only
+ * talks to the RM can name the new VM in an ACL at once. The host may top its pool up later.
  */
 
 export type GrantKind = 'SHARE' | 'LEND' | 'DONATE';
@@ -51,4 +56,8 @@ export interface CoreGrantPort {
   }): Promise<CoreResult<void>>;
   unmapGrant(a: { readonly grantId: number; readonly borrower: number }): Promise<CoreResult<void>>;
   destroyGrant(a: { readonly grantId: number; readonly owner: number }): Promise<CoreResult<void>>;
+  /** The VM's empty stage-2, made by the RM from HYP's reservation (an unused one it made before is kept). */
+  createVmSpace(a: { readonly vmid: number; readonly ipaBits: number }): Promise<CoreResult<void>>;
+  /** Tears the VM's stage-2 down; the core refuses while it maps memory or a grant names it. */
+  destroyVmSpace(a: { readonly vmid: number }): Promise<CoreResult<void>>;
 }

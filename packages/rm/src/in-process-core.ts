@@ -2,7 +2,20 @@
  * A CoreGrantPort over an in-process stage-2 core: the embedded mode and the domain tests. The
  * service's gRPC client implements the same port over the network.
  */
-import { appendGrant, createGrant, destroyGrant, mapGrant, unmapGrant, vmid, type ErrnoError, type Result, type Stage2 } from '@hypmesh/stage2';
+import {
+  VMID_RM,
+  appendGrant,
+  createAddressSpace,
+  createGrant,
+  destroyAddressSpace,
+  destroyGrant,
+  mapGrant,
+  unmapGrant,
+  vmid,
+  type ErrnoError,
+  type Result,
+  type Stage2,
+} from '@hypmesh/stage2';
 import type { CoreGrantPort, CoreResult } from './core-port.js';
 
 const port = <T>(r: Result<T, ErrnoError>): Promise<CoreResult<T>> =>
@@ -15,4 +28,6 @@ export const inProcessCore = (s: Stage2): CoreGrantPort => ({
   mapGrant: (a) => port(mapGrant(s, { grantId: a.grantId, borrower: vmid(a.borrower), perms: a.perms, ranges: a.ranges })),
   unmapGrant: (a) => port(unmapGrant(s, a.grantId, vmid(a.borrower))),
   destroyGrant: (a) => port(destroyGrant(s, a.grantId, vmid(a.owner))),
+  createVmSpace: (a) => port(createAddressSpace(s, vmid(a.vmid), a.ipaBits, [], 'ANY', VMID_RM)).then((r) => (r.ok ? { ok: true, value: undefined } : r)),
+  destroyVmSpace: (a) => port(destroyAddressSpace(s, vmid(a.vmid), VMID_RM)).then((r) => (r.ok ? { ok: true, value: undefined } : r)),
 });

@@ -3,6 +3,7 @@
  * stage-2 effects go through a CoreGrantPort.
  */
 export * from './core-port.js';
+export * from './core-refusal.js';
 export * from './in-process-core.js';
 export * from './notify-queue.js';
 export * from './rm-outcome.js';
@@ -10,7 +11,7 @@ export * from './vm-status.js';
 export * from './vmid.js';
 export { ResourceManager, type RmNotification, type CallHandler, type CallTable } from './resource-manager.js';
 export { MEM_ENTRIES_PER_MSG_MAX, PARCEL_ADDR_LIMIT, type Parcel, type ParcelState, type TransType } from './parcel.js';
-export type { Vm } from './vm.js';
+export { vmIpaBits, type Vm } from './vm.js';
 export { snapshotRm } from './snapshot.js';
 export { MsgqEndpoint, type MsgqRefusal, type MsgqStats } from './msgq-endpoint.js';
 export { rmInvariants } from './invariants.js';

@@ -3,10 +3,10 @@
  * each refusal checked to change nothing in the RM or the core, then the life cycles.
  */
 import { ACCEPT_FLAGS, MEM_ATTR, MEM_TYPE, NOTIFY_FLAGS, SHARE_FLAGS, linuxSglChunks, memNotifyRequest } from '@hypmesh/rm-wire';
-import { translate, vmid, VMID_HOST } from '@hypmesh/stage2';
+import { Stage2, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
-import { R, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained, outcome } from './test-support.js';
+import { RM_TEST_MEMORY, R, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained, outcome } from './test-support.js';
 import { DEFAULT_RM_CONFIG, VMID_HLOS, VMID_RM } from './vmid.js';
 import { ResourceManager } from './resource-manager.js';
 import { inProcessCore } from './in-process-core.js';
@@ -171,7 +171,9 @@ describe('§3.4 MEM_ACCEPT', () => {
   });
 
   test('no room left in the IPA window is NORESOURCE', async () => {
-    const rm = new ResourceManager(inProcessCore(f.s), { ...DEFAULT_RM_CONFIG, ipaWindow: { base: 0x1_0000_0000n, size: 0x2000n } });
+    // A second RM needs its own core: VM_ALLOCATE makes the VM's stage-2 there (§4.2), and the
+    // fixture's core already has one for this VMID, named by a parcel.
+    const rm = new ResourceManager(inProcessCore(new Stage2({ memory: RM_TEST_MEMORY })), { ...DEFAULT_RM_CONFIG, ipaWindow: { base: 0x1_0000_0000n, size: 0x2000n } });
     const a = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
     expect(a.ok).toBe(true);
     const p = await rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x500000, 0x3000)]));

@@ -44,9 +44,10 @@ import {
   type ParcelCreateRequest,
   type SglEntry,
 } from '@hypmesh/rm-wire';
-import type { CoreRefusal, FrameRun, GrantKind } from './core-port.js';
+import type { FrameRun, GrantKind } from './core-port.js';
 import { IpaAllocator, type IpaHolder } from './ipa-allocator.js';
 import { rmFail, rmOk, type RmErrorCode, type RmOutcome } from './rm-outcome.js';
+import { fromCore } from './core-refusal.js';
 import type { CallTable, ResourceManager } from './resource-manager.js';
 import { VMID_HLOS, VMID_RM } from './vmid.js';
 
@@ -97,32 +98,6 @@ const bytesOf = (r: FrameRun): SglEntry => ({ base: BigInt(r.base) * PAGE, size:
 const sglValid = (e: SglEntry): boolean =>
   e.size > 0n && e.base % PAGE === 0n && e.size % PAGE === 0n && e.base < PARCEL_ADDR_LIMIT && e.base + e.size <= PARCEL_ADDR_LIMIT;
 const totalSize = (sgl: readonly SglEntry[]): bigint => sgl.reduce((n, e) => n + e.size, 0n);
-
-/**
- * Core refusals as RM errors, by rule, then by errno (one table). Creating or extending a parcel
- * over memory the owner does not hold exclusively is MEM_INVALID (§3.2: not in the owner's extent).
- */
-const CORE_RULE_TO_RM: Readonly<Record<string, RmErrorCode>> = {
-  owner_not_exclusive: 'MEM_INVALID',
-  // A NORMAL parcel over device memory or an IO parcel over RAM: not the owner's extent of that kind (§3.2).
-  grant_memory_type: 'MEM_INVALID',
-  ranges_overlap: 'MEM_INVALID',
-  ipa_out_of_range: 'MEM_INVALID',
-  acl_vmid_unknown: 'VMID_INVALID',
-  no_such_vm: 'VMID_INVALID',
-  borrower_ipa_in_use: 'MAP_FAILED',
-  host_not_identity: 'MAP_FAILED',
-  grant_mapped: 'MEM_INUSE',
-  table_pool_empty: 'NOMEM',
-  grants_exhausted: 'NOMEM',
-  ranges_too_many: 'NORESOURCE',
-};
-const CORE_ERRNO_TO_RM: Readonly<Record<string, RmErrorCode>> = { ENOMEM: 'NOMEM', EBUSY: 'MEM_INUSE', E2BIG: 'NORESOURCE' };
-
-function fromCore<T>(r: CoreRefusal, fallback: RmErrorCode, what: string): RmOutcome<T> {
-  const code = CORE_RULE_TO_RM[r.rule] ?? CORE_ERRNO_TO_RM[r.errno] ?? fallback;
-  return rmFail(code, `core_${r.rule}`, `${what}: the core refused (${r.errno} ${r.rule}: ${r.message})`);
-}
 
 // ---- creation ---------------------------------------------------------------------------------
 

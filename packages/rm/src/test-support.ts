@@ -1,10 +1,10 @@
 /**
  * Fixtures for RM tests (not part of the package build): an RM over an in-process core with HLOS's
- * RAM, VMs allocated through the RM and given core address spaces as the VM manager would, request
+ * RAM, VMs allocated through the RM (which makes their stage-2) with pools topped up as the VM manager does, request
  * builders, and `attempt`, which proves that a refused call changed nothing.
  */
 import { ACL_RIGHTS, MEM_TYPE, TRANS_TYPE, type AclEntry, type MemAcceptRequest, type ParcelCreateRequest, type SglEntry } from '@hypmesh/rm-wire';
-import { Stage2, checkInvariants, createAddressSpace, vmid, type MemoryConfig } from '@hypmesh/stage2';
+import { Stage2, checkInvariants, topUpTablePool, vmid, type MemoryConfig } from '@hypmesh/stage2';
 import { expect } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
 import { inProcessCore } from './in-process-core.js';
@@ -24,7 +24,7 @@ export const R = ACL_RIGHTS.R;
 export interface RmFixture {
   readonly s: Stage2;
   readonly rm: ResourceManager;
-  /** Allocates a VM through the RM and gives it a core address space (table pages from HLOS). */
+  /** Allocates a VM through the RM (the core makes its stage-2) and tops its table pool up from HLOS. */
   vm(): Promise<number>;
   /** RM and core state together, for "a refusal changed nothing". */
   snapshot(): unknown;
@@ -48,10 +48,11 @@ export function rmFixture(): RmFixture {
       const r = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
       if (!r.ok || r.value.vmid === null) throw new Error('fixture: VM_ALLOCATE failed');
       const id = r.value.vmid;
-      // Table pages for the VM's stage-2: 64 host pages near the top of the test RAM.
+      // VM_ALLOCATE made the stage-2 (§4.2); the host tops its pool up as the VMM does: 64 host
+      // pages near the top of the test RAM.
       const base = 2 * GiB / 4096 + 0x30000 + donor++ * 64;
-      const created = createAddressSpace(s, vmid(id), 40, [{ base, count: 64 } as never]);
-      if (!created.ok) throw new Error(`fixture: ${created.error.message}`);
+      const topped = topUpTablePool(s, vmid(id), [{ base, count: 64 } as never]);
+      if (!topped.ok) throw new Error(`fixture: ${topped.error.message}`);
       return id;
     },
     snapshot: () => snapshotRm(rm, s),

@@ -3,10 +3,11 @@
  * Linux (L24) start sequence of §4.4 with VM_START's boot-parcel acceptance, and the teardown.
  */
 import { ACCEPT_FLAGS, ADDRESS_RANGE_ID, AUTH_MECH, EXIT_TYPE, SHARE_FLAGS, VM_STATUS } from '@hypmesh/rm-wire';
-import { checkInvariants, translate, vmid } from '@hypmesh/stage2';
+import { HYP_SPACE_POOL_PAGES, Stage2, VMID_HOST, checkInvariants, createAddressSpace, ownershipCounts, tablePageCounts, translate, vmid } from '@hypmesh/stage2';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { RmOutcome } from './rm-outcome.js';
-import { RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained, outcome } from './test-support.js';
+import { RM_TEST_MEMORY, RW, RWX, acceptReq, createReq, hlosAddr, rmFixture, sgl, type RmFixture, drained, outcome } from './test-support.js';
+import { snapshotRm } from './snapshot.js';
 import { DEFAULT_RM_CONFIG, VMID_DYNAMIC_FIRST, VMID_HLOS, VMID_RM } from './vmid.js';
 import { ResourceManager } from './resource-manager.js';
 import { inProcessCore } from './in-process-core.js';
@@ -57,6 +58,65 @@ describe('§4.2 VM_ALLOCATE / VM_DEALLOCATE', () => {
     ['the caller owns it', () => call(VMID_RM, 'VM_DEALLOCATE', { vmid: A }), 'DENIED not_owner'],
   ] as const)('VM_DEALLOCATE: %s', async (_rule, c, expected) => {
     expect(outcome(await c())).toBe(expected);
+  });
+
+  test('§4.2 VM_ALLOCATE creates the VM\'s stage-2 in the core: an RM-only client can name the guest in an ACL', async () => {
+    // A bare RM over a bare core: nobody calls the core for the VM, as a Linux-driver harness would not.
+    const s = new Stage2({ memory: RM_TEST_MEMORY });
+    const rm = new ResourceManager(inProcessCore(s));
+    const before = s.hypReservation.size;
+    const alloc = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
+    const vm = alloc.ok && alloc.value.vmid !== null ? alloc.value.vmid : -1;
+    expect(tablePageCounts(s).find((c) => c.vmid === vm)).toEqual({ vmid: vm, rootPages: 2, tablePages: 0, poolPages: HYP_SPACE_POOL_PAGES });
+    expect(s.hypReservation.size).toBe(before - 2 - HYP_SPACE_POOL_PAGES);
+    const lend = await rm.call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: vm, rights: RW }], [sgl(0x40000, 0x2000)]));
+    expect(outcome(lend)).toBe('OK');
+    // The starter pool covers the first mapping, so the guest can accept without a host top-up.
+    const accepted = await rm.call(vm, 'MEM_ACCEPT', acceptReq(lend.ok ? lend.value.handle : -1, 'LEND'));
+    expect(outcome(accepted)).toBe('OK');
+    expect(checkInvariants(s)).toEqual([]);
+  });
+
+  test('§4.2 VM_ALLOCATE with HYP\'s reservation empty is NORESOURCE core_hyp_reservation_empty and changes nothing', async () => {
+    const s = new Stage2({ memory: RM_TEST_MEMORY, hypReservationPages: 2 + HYP_SPACE_POOL_PAGES });
+    const rm = new ResourceManager(inProcessCore(s));
+    expect(outcome(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 }))).toBe('OK');
+    const before = snapshotRm(rm, s);
+    expect(outcome(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 }))).toBe('NORESOURCE core_hyp_reservation_empty');
+    expect(snapshotRm(rm, s)).toEqual(before);
+    expect(rm.vmids.isAllocated(VMID_DYNAMIC_FIRST + 1)).toBe(false);
+    // Deallocating the first VM gives its pages back to the reservation, and the next allocate works.
+    expect(outcome(await rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: VMID_DYNAMIC_FIRST }))).toBe('OK');
+    expect(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 })).toEqual({ ok: true, value: { vmid: VMID_DYNAMIC_FIRST } });
+  });
+
+  test('§4.2 VM_ALLOCATE(0) skips a dynamic VMID whose stage-2 the core still has in use (an RM reset, or the host made it)', async () => {
+    const s = new Stage2({ memory: RM_TEST_MEMORY });
+    expect(createAddressSpace(s, vmid(VMID_DYNAMIC_FIRST), 40, [{ base: Number(hlosAddr(0x800000) / 4096n), count: 2 }] as never).ok).toBe(true);
+    const rm = new ResourceManager(inProcessCore(s));
+    expect(await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 })).toEqual({ ok: true, value: { vmid: VMID_DYNAMIC_FIRST + 1 } });
+    expect(rm.vmids.isAllocated(VMID_DYNAMIC_FIRST)).toBe(false);
+    expect(checkInvariants(s)).toEqual([]);
+  });
+
+  test('§4.2 VM_DEALLOCATE destroys the VM\'s stage-2: reserved pages back to HYP, donated ones to HLOS', async () => {
+    const reserved = f.s.hypReservation.size;
+    const hlosFrames = ownershipCounts(f.s).byOwner.get(VMID_HOST)!;
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
+    expect(f.s.spaces.has(vmid(A))).toBe(false);
+    expect(f.s.hypReservation.size).toBe(reserved + 2 + HYP_SPACE_POOL_PAGES);
+    expect(ownershipCounts(f.s).byOwner.get(VMID_HOST)).toBe(hlosFrames + 64); // the fixture's top-up
+  });
+
+  test('§4.2 VM_DEALLOCATE while the VM maps memory or a parcel names it is BUSY and changes nothing', async () => {
+    const lend = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x40000, 0x1000)]));
+    const handle = lend.ok ? (lend.value as { handle: number }).handle : -1;
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('BUSY core_space_in_grant');
+    expect(outcome(await call(A, 'MEM_ACCEPT', acceptReq(handle, 'LEND')))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('BUSY core_space_has_mappings');
+    expect(outcome(await call(A, 'MEM_RELEASE', { handle, flags: 0 }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle, flags: 0 }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
   });
 
   test('VM_DEALLOCATE only in LOAD or RESET', async () => {
@@ -138,6 +198,9 @@ describe('§4.4 the Linux start sequence, VM_START boot parcels, stop and teardo
     expect(notes.filter((n) => n.name === 'MEM_RELEASED').map((n) => n.payload)).toHaveLength(2);
     expect(notes.at(-1)).toEqual({ name: 'VM_STATUS', payload: { vmid: A, vmStatus: VM_STATUS.RESET, osStatus: 4, appStatus: 7 } });
     expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle: dtb, flags: 0 }))).toBe('OK');
+    // The private parcel still names the VM: its stage-2 cannot go yet (VM_DEALLOCATE destroys it).
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('BUSY core_space_in_grant');
+    expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle: priv.ok ? (priv.value as { handle: number }).handle : -1, flags: 0 }))).toBe('OK');
     expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
     expect(f.rm.vmids.isAllocated(A)).toBe(false);
   });

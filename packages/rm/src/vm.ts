@@ -35,7 +35,8 @@ import { autoAccept, releaseFor, type Parcel } from './parcel.js';
 import type { CallTable, ResourceManager } from './resource-manager.js';
 import { rmFail, rmOk, type RmErrorCode, type RmOutcome } from './rm-outcome.js';
 import { canEnter, type VmStatus } from './vm-status.js';
-import { VMID_HLOS, VMID_RM } from './vmid.js';
+import { VMID_HLOS, VMID_RM, type RmConfig } from './vmid.js';
+import { fromCore } from './core-refusal.js';
 import type { IpaHolder } from './ipa-allocator.js';
 
 export interface Vm {
@@ -76,10 +77,32 @@ function statusChanged(rm: ResourceManager, vm: Vm): void {
   }
 }
 
-function vmAllocate(rm: ResourceManager, caller: number, req: { vmid: number }): RmOutcome<{ vmid: number | null }> {
+/**
+ * The IPA width of a VM's stage-2: enough for the window the RM allocates parcel IPAs in (RmConfig
+ * ipaWindow; 2^40 by default, 40 bits), at least the architectural minimum of 32 (§B4).
+ */
+export const vmIpaBits = (config: RmConfig): number => Math.max(32, (config.ipaWindow.base + config.ipaWindow.size - 1n).toString(2).length);
+
+/**
+ * VM_ALLOCATE (§4.2): takes a VMID and has the core create the VM's empty stage-2, as the real RM
+ * creates the VM's address space with the hypervisor; HYP builds it from its boot reservation, so
+ * the VM can be named in an ACL at once by a client that only talks to the RM. A core refusal
+ * (HYP's reservation empty: NORESOURCE core_hyp_reservation_empty) frees the VMID again.
+ */
+async function vmAllocate(rm: ResourceManager, caller: number, req: { vmid: number }): Promise<RmOutcome<{ vmid: number | null }>> {
   if (caller !== VMID_HLOS) return rmFail('DENIED', 'caller_not_hlos', 'only HLOS allocates VMs');
-  const vmid = req.vmid === 0 ? rm.vmids.nextDynamic() : rm.vmids.explicitAllowed(req.vmid) ? req.vmid : undefined;
-  if (vmid === undefined) return rmFail('NORESOURCE', 'no_free_vmid', req.vmid === 0 ? 'all dynamic VMIDs are in use' : `VMID ${req.vmid} is not a free platform VMID`);
+  const candidates = req.vmid === 0 ? rm.vmids.freeDynamic() : rm.vmids.explicitAllowed(req.vmid) ? [req.vmid] : [];
+  if (candidates.length === 0) return rmFail('NORESOURCE', 'no_free_vmid', req.vmid === 0 ? 'all dynamic VMIDs are in use' : `VMID ${req.vmid} is not a free platform VMID`);
+  let vmid = candidates[0]!;
+  for (const [i, candidate] of candidates.entries()) {
+    vmid = candidate;
+    const space = await rm.core.createVmSpace({ vmid, ipaBits: vmIpaBits(rm.config) });
+    if (space.ok) break;
+    // A dynamic VMID the core still has a stage-2 for in use (made before the RM was reset, or by
+    // the host) is not free after all: try the next one rather than fail every VM_ALLOCATE(0).
+    const next = req.vmid === 0 && space.error.rule === 'vmid_in_use' && i + 1 < candidates.length;
+    if (!next) return fromCore(space.error, 'NORESOURCE', `VM_ALLOCATE of VM ${vmid}: its stage-2`);
+  }
   rm.vmids.take(vmid);
   const vm: Vm = {
     vmid,
@@ -112,10 +135,17 @@ function ownedVm(rm: ResourceManager, caller: number, vmid: number, notOwner: Rm
 }
 const isVm = (v: Vm | RmOutcome<never>): v is Vm => 'vmid' in v;
 
-function vmDeallocate(rm: ResourceManager, caller: number, req: { vmid: number }): RmOutcome<Empty> {
+/**
+ * VM_DEALLOCATE (§4.2): the core tears the VM's stage-2 down first; while the VM still maps memory
+ * or a parcel names it, that is BUSY (core_space_has_mappings / core_space_in_grant) and nothing
+ * changes. A space the core no longer has (the core was reset) is no reason to keep the VMID.
+ */
+async function vmDeallocate(rm: ResourceManager, caller: number, req: { vmid: number }): Promise<RmOutcome<Empty>> {
   const vm = ownedVm(rm, caller, req.vmid);
   if (!isVm(vm)) return vm;
   if (vm.status !== 'LOAD' && vm.status !== 'RESET') return rmFail('VM_STATE', 'state_not_load_or_reset', `VM ${vm.vmid} is ${vm.status}`);
+  const space = await rm.core.destroyVmSpace({ vmid: vm.vmid });
+  if (!space.ok && space.error.rule !== 'no_such_vm') return fromCore(space.error, 'BUSY', `VM_DEALLOCATE of VM ${vm.vmid}: its stage-2`);
   rm.vms.delete(vm.vmid);
   rm.vmids.release(vm.vmid);
   rm.ipas.delete(vm.vmid);

@@ -41,8 +41,14 @@ export class VmidAllocator {
 
   /** The lowest free dynamic VMID, or undefined when all 63 are in use. */
   nextDynamic(): number | undefined {
-    for (let v = VMID_DYNAMIC_FIRST; v <= VMID_DYNAMIC_LAST; v++) if (!this.used.has(v)) return v;
-    return undefined;
+    return this.freeDynamic()[0];
+  }
+
+  /** Every free dynamic VMID, lowest first. */
+  freeDynamic(): number[] {
+    const free: number[] = [];
+    for (let v = VMID_DYNAMIC_FIRST; v <= VMID_DYNAMIC_LAST; v++) if (!this.used.has(v)) free.push(v);
+    return free;
   }
 
   /** Whether an explicit request for `vmid` can be granted (a free platform secondary VMID). */

@@ -4,7 +4,8 @@
  *
  * HOST is identity-mapped (IPA = PA) and its pool is the boot carve-out, sized so that its table can
  * map all memory at page granularity (as pKVM sizes host_s2 at boot); it never runs dry. Every other
- * space (RM, guests) gets its root tables and pool pages from host donations and fails a change
+ * space (RM, guests) gets its root tables and pool pages from host donations or, when the RM
+ * created it, from HYP's boot reservation (hyp-reservation.ts), and fails a change
  * with -ENOMEM, changing nothing, when its pool cannot cover the table pages the change needs.
  * HYP's own stage-1 is not modelled: HYP's view lives in the granule records (granule.ts).
  * Realm spaces are RTTs driven by RMI commands (rmi/), not this structure.
@@ -14,7 +15,7 @@ import { withMeta } from './memory/granule.js';
 import type { PhysicalMemory } from './memory/physical-memory.js';
 import { assert } from './result.js';
 import { TranslationTable, type TablePageSource } from './s2tt/translation-table.js';
-import type { Pfn, Vmid } from './types.js';
+import { VMID_HOST, type Pfn, type Vmid } from './types.js';
 
 export type AddressSpaceKind = 'HOST' | 'GUEST';
 
@@ -76,6 +77,8 @@ export class AddressSpace {
     readonly rootFrames: readonly Pfn[],
     memory: PhysicalMemory,
     readonly protection: VmProtection = 'ANY',
+    /** Who created the space (hyp-reservation.ts SPACE_CREATORS): only it may destroy it. */
+    readonly creator: Vmid = VMID_HOST,
   ) {
     this.table = new TranslationTable(ipaBits, rootFrames);
     this.pool = new TablePool(memory);

@@ -39,3 +39,11 @@ export { checkInvariants } from './invariants.js';
 export * from './s2tt/geometry.js';
 export { snapshot } from './snapshot.js';
 export type { VmProtection } from './address-space.js';
+export {
+  HYP_RESERVATION_PAGES,
+  HYP_SPACE_IPA_BITS,
+  HYP_SPACE_POOL_PAGES,
+  SPACE_CREATORS,
+  type SpaceCreator,
+  type TablePageSource,
+} from './hyp-reservation.js';

@@ -14,6 +14,7 @@
  *  6. the host maps identity only; RMM-side granules belong to HYP.
  */
 
+import { inReservation } from './hyp-reservation.js';
 import type { AddressSpace } from './address-space.js';
 import type { GranuleMeta } from './memory/granule.js';
 import { descHasOutput, descIsValid, descOutputFrame, descPerms, descState } from './s2tt/descriptor.js';
@@ -172,6 +173,11 @@ function checkTablePages(s: Stage2, report: Report): void {
     for (const f of sp.rootFrames) expect(f, who);
     for (const t of tables) expect(t.frame, who);
     for (const f of sp.pool.snapshot()) expect(f, who);
+  }
+  // HYP's reservation (hyp-reservation.ts) is a pool too: HYP-owned, marked, and only its own range.
+  for (const f of s.hypReservation.snapshot()) {
+    expect(f, 'HYP reservation');
+    if (!inReservation(s.hypReservationRange, f)) report(`HYP reservation: page ${hex(f)} is outside its range`);
   }
   let marked = 0;
   s.memory.meta.runs(0, s.memory.frameCount, (_st, frames, m) => {

@@ -254,3 +254,6 @@ export interface TablePageCount {
 
 export const tablePageCounts = (s: Stage2): TablePageCount[] =>
   [...s.spaces.values()].map((sp) => ({ vmid: sp.vmid, rootPages: sp.rootFrames.length, tablePages: sp.table.tablePages, poolPages: sp.pool.size }));
+
+/** Unused pages in HYP's boot reservation for the spaces it creates (hyp-reservation.ts). */
+export const hypReservationPages = (s: Stage2): number => s.hypReservation.size;

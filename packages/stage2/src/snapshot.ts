@@ -18,6 +18,8 @@ export function snapshot(s: Stage2): unknown {
       });
       return { vmid: sp.vmid, entries, pool: [...sp.pool.snapshot()].sort((a, b) => a - b), tablePages: sp.table.tablePages };
     }),
+    hypReservation: [...s.hypReservation.snapshot()].sort((a, b) => a - b),
+    spaceCreators: [...s.spaces.values()].map((sp) => [sp.vmid, sp.creator]),
     grants: [...s.grants.values()].map((g) => ({ ...g, borrowers: [...g.borrowers.entries()] })),
     nextGrantId: s.nextGrantId,
     rmm: digest(s.rmm),

@@ -1,17 +1,23 @@
 /**
- * Address-space life cycle, as pKVM's __pkvm_init_vm / __pkvm_teardown_vm and the memcache top-ups
- * of seed 003: every page of a VM's stage-2 (its root tables and the pool its other table pages
- * come from) is a host page donated to HYP, and goes back to the host when the pool is drained or
- * the space is destroyed.
+ * Address-space life cycle. Two creators (hyp-reservation.ts SPACE_CREATORS):
+ * - HOST, as pKVM's __pkvm_init_vm / __pkvm_teardown_vm and the memcache top-ups of seed 003: the
+ *   root tables and pool are host pages donated to HYP in the call;
+ * - the RM (0xFF), as Gunyah's RM at VM_ALLOCATE (gunyah-rm.md §4.2): HYP builds the space from its
+ *   boot reservation (roots plus a starter pool). An RM create for a VMID whose RM-created space is
+ *   still there, unused (no mapping, no grant names it), of the same kind and at least as wide, adopts it: the RM restarted and lost
+ *   track, and a second create must not leak reservation pages.
+ * Every page goes back to where it came from (the reservation or the host): a frame's origin is
+ * its address, since the reservation is one range of the carve-out.
  *
- *   createAddressSpace   host donates the root tables (and optionally pool pages); the space is empty
- *   topUpTablePool       host donates pages into the pool (host_donate_hyp)
- *   drainTablePool       unused pool pages go back (hyp_donate_host)
- *   destroyAddressSpace  only once nothing is mapped or lent in it and no grant names it; every
- *                        page of its tables and pool goes back to the host
+ *   createAddressSpace   an empty space, from donated pages (HOST) or the reservation (RM)
+ *   topUpTablePool       host donates pages into the pool (host_donate_hyp), whoever created it
+ *   drainTablePool       unused pool pages go back (hyp_donate_host, or into the reservation)
+ *   destroyAddressSpace  by its creator only, once nothing is mapped or lent in it and no grant
+ *                        names it; every page of its tables and pool goes back
  */
 
 import { AddressSpace, type VmProtection } from './address-space.js';
+import { SPACE_CREATORS, inReservation, type SpaceCreator } from './hyp-reservation.js';
 import { errnoError, type ErrnoError } from './pkvm/errno.js';
 import { firstFailure, type Check } from './pkvm/checks.js';
 import { hostDonateHypChecks, hostDonateHypSteps, hypDonateHostSteps } from './pkvm/transitions.js';
@@ -20,7 +26,7 @@ import { err, ok, type Result } from './result.js';
 import { descHasOutput } from './s2tt/descriptor.js';
 import { isValidIpaBits, rootTableCount } from './s2tt/geometry.js';
 import type { Stage2 } from './stage2.js';
-import { VMID_HOST, VMID_HYP, VMID_MAX, type FrameRange, type Pfn, type Vmid } from './types.js';
+import { VMID_HOST, VMID_HYP, VMID_MAX, vmidName, type FrameRange, type Pfn, type Vmid } from './types.js';
 
 /** Validates a list of host frame ranges to donate: each as host_donate_hyp, and no overlaps. */
 function donationChecks(s: Stage2, ranges: readonly FrameRange[]): Check[] {
@@ -55,12 +61,38 @@ function checkVmid(s: Stage2, vmid: number): ErrnoError | undefined {
 export interface CreatedAddressSpace {
   readonly rootTables: number;
   readonly poolPages: number;
+  /** An RM create found its own unused space for the VMID and kept it (module comment). */
+  readonly adopted: boolean;
+}
+
+function creatorOf(caller: Vmid): SpaceCreator | ErrnoError {
+  return SPACE_CREATORS.get(caller) ?? errnoError('EPERM', 'not_space_creator', `${vmidName(caller)} may not create address spaces`);
+}
+
+/** The first place a space blocks teardown: a mapping or lent page, or a grant naming it. */
+function spaceInUse(s: Stage2, space: AddressSpace): ErrnoError | undefined {
+  let mapped: number | undefined;
+  space.table.leafRuns(0, space.table.frameLimit, (v) => {
+    if (!descHasOutput(v.desc)) return true;
+    mapped = v.start;
+    return false;
+  });
+  if (mapped !== undefined)
+    return errnoError('EBUSY', 'space_has_mappings', `vmid ${space.vmid} still maps or lends IPA 0x${(mapped * 4096).toString(16)}: reclaim it first`);
+  for (const g of s.grants.values()) {
+    // An ACL naming the vmid counts too: a later VM reusing the id must not inherit the right to map.
+    if (g.owner === space.vmid || g.acl.some((e) => e.vmid === space.vmid))
+      return errnoError('EBUSY', 'space_in_grant', `vmid ${space.vmid} owns grant ${g.id} or is in its ACL`);
+  }
+  return undefined;
 }
 
 /**
- * Creates an empty stage-2 for `vmid` with an IPA width of `ipaBits`. The first frames of
- * `donated` (in order) become the root tables; the rest seed the table-page pool. `protection` is
- * the VM's pKVM kind (address-space.ts VmProtection; ANY when not given).
+ * Creates an empty stage-2 for `vmid` with an IPA width of `ipaBits`, on behalf of `creator`
+ * (HOST when not given). From HOST, the first frames of `donated` (in order) become the root
+ * tables and the rest seed the table-page pool. From the RM, `donated` must be empty: the roots
+ * and a starter pool come from HYP's reservation (ENOMEM `hyp_reservation_empty` when it cannot
+ * cover them). `protection` is the VM's pKVM kind (address-space.ts VmProtection; ANY when not given).
  */
 export function createAddressSpace(
   s: Stage2,
@@ -68,7 +100,11 @@ export function createAddressSpace(
   ipaBits: number,
   donated: readonly FrameRange[],
   protection: VmProtection = 'ANY',
+  creator: Vmid = VMID_HOST,
 ): Result<CreatedAddressSpace, ErrnoError> {
+  const who = creatorOf(creator);
+  if (!('source' in who)) return err(who);
+  if (who.source === 'HYP_RESERVATION') return createReserved(s, vmid, ipaBits, donated, protection, creator, who);
   const failed = firstFailure([
     () => checkVmid(s, vmid),
     () => (isValidIpaBits(ipaBits) ? undefined : errnoError('EINVAL', 'ipa_bits_invalid', `IPA width ${ipaBits} outside 32..48`)),
@@ -87,7 +123,7 @@ export function createAddressSpace(
     merge(donationSteps(s, donated), {
       finally: [
         () => {
-          const space = new AddressSpace(vmid, 'GUEST', ipaBits, roots, s.memory, protection);
+          const space = new AddressSpace(vmid, 'GUEST', ipaBits, roots, s.memory, protection, creator);
           space.pool.add(frames.slice(roots.length));
           s.spaces.set(vmid, space);
         },
@@ -96,7 +132,40 @@ export function createAddressSpace(
   );
   if (!p.ok) return p;
   commit(s, p.value);
-  return ok({ rootTables: roots.length, poolPages: frames.length - roots.length });
+  return ok({ rootTables: roots.length, poolPages: frames.length - roots.length, adopted: false });
+}
+
+/** The RM's create: from HYP's reservation, or adopting its own unused space (module comment). */
+function createReserved(
+  s: Stage2,
+  vmid: Vmid,
+  ipaBits: number,
+  donated: readonly FrameRange[],
+  protection: VmProtection,
+  creator: Vmid,
+  who: SpaceCreator,
+): Result<CreatedAddressSpace, ErrnoError> {
+  const existing = s.spaces.get(vmid);
+  const adoptable =
+    existing !== undefined && existing.creator === creator && existing.ipaBits >= ipaBits && existing.protection === protection && spaceInUse(s, existing) === undefined;
+  const need = rootTableCount(ipaBits) + who.starterPoolPages;
+  const failed = firstFailure([
+    () => (adoptable ? undefined : checkVmid(s, vmid)),
+    () => (isValidIpaBits(ipaBits) ? undefined : errnoError('EINVAL', 'ipa_bits_invalid', `IPA width ${ipaBits} outside 32..48`)),
+    () => (donated.length === 0 ? undefined : errnoError('EINVAL', 'donation_not_expected', "the RM's spaces take their pages from HYP's reservation, not donations")),
+    () =>
+      adoptable || s.hypReservation.size >= need
+        ? undefined
+        : errnoError('ENOMEM', 'hyp_reservation_empty', `a ${ipaBits}-bit space needs ${need} reserved page(s), HYP's reservation has ${s.hypReservation.size}`),
+  ]);
+  if (failed !== undefined) return err(failed);
+  if (adoptable) return ok({ rootTables: existing.rootFrames.length, poolPages: existing.pool.size, adopted: true });
+  const frames = s.hypReservation.remove(need);
+  const roots = frames.slice(0, rootTableCount(ipaBits));
+  const space = new AddressSpace(vmid, 'GUEST', ipaBits, roots, s.memory, protection, creator);
+  space.pool.add(frames.slice(roots.length));
+  s.spaces.set(vmid, space);
+  return ok({ rootTables: roots.length, poolPages: space.pool.size, adopted: false });
 }
 
 function existingSpace(s: Stage2, vmid: Vmid): AddressSpace | ErrnoError {
@@ -126,32 +195,31 @@ export function drainTablePool(s: Stage2, vmid: Vmid, maxPages: number): Result<
   if (space.kind === 'HOST') return err(errnoError('EPERM', 'host_pool_reserved', "the host stage-2 pool is HYP's boot reservation"));
   if (!Number.isInteger(maxPages) || maxPages < 0) return err(errnoError('EINVAL', 'max_pages_invalid', `max_pages ${maxPages}`));
   const frames = space.pool.remove(maxPages);
-  returnToHost(s, frames);
+  giveBack(s, frames);
   return ok({ returnedPages: frames.length, poolPages: space.pool.size });
 }
 
-/** Tears down an empty address space: its table pages, roots and pool go back to the host. */
-export function destroyAddressSpace(s: Stage2, vmid: Vmid): Result<{ returnedPages: number }, ErrnoError> {
+/**
+ * Tears down an empty address space, by its creator only (HOST when not given): its table pages,
+ * roots and pool go back to where they came from, the host or HYP's reservation.
+ */
+export function destroyAddressSpace(s: Stage2, vmid: Vmid, caller: Vmid = VMID_HOST): Result<{ returnedPages: number }, ErrnoError> {
   const space = existingSpace(s, vmid);
   if (!(space instanceof AddressSpace)) return err(space);
   if (space.kind === 'HOST') return err(errnoError('EPERM', 'host_space_permanent', 'the host address space cannot be destroyed'));
-  let mapped: number | undefined;
-  space.table.leafRuns(0, space.table.frameLimit, (v) => {
-    if (!descHasOutput(v.desc)) return true;
-    mapped = v.start;
-    return false;
-  });
-  if (mapped !== undefined)
-    return err(errnoError('EBUSY', 'space_has_mappings', `vmid ${vmid} still maps or lends IPA 0x${(mapped * 4096).toString(16)}: reclaim it first`));
-  for (const g of s.grants.values()) {
-    // An ACL naming the vmid counts too: a later VM reusing the id must not inherit the right to map.
-    if (g.owner === vmid || g.acl.some((e) => e.vmid === vmid))
-      return err(errnoError('EBUSY', 'space_in_grant', `vmid ${vmid} owns grant ${g.id} or is in its ACL`));
-  }
+  if (space.creator !== caller) return err(errnoError('EPERM', 'not_creator', `vmid ${vmid}'s space was created by ${vmidName(space.creator)}, not ${vmidName(caller)}`));
+  const busy = spaceInUse(s, space);
+  if (busy !== undefined) return err(busy);
   const frames = [...space.rootFrames, ...space.table.tables().map((t) => t.frame), ...space.pool.remove(space.pool.size)];
   s.spaces.delete(vmid);
-  returnToHost(s, frames);
+  giveBack(s, frames);
   return ok({ returnedPages: frames.length });
+}
+
+/** Frames no table or pool uses any more, each back to its origin: HYP's reservation or the host. */
+function giveBack(s: Stage2, frames: readonly Pfn[]): void {
+  s.hypReservation.add(frames.filter((f) => inReservation(s.hypReservationRange, f)));
+  returnToHost(s, frames.filter((f) => !inReservation(s.hypReservationRange, f)));
 }
 
 /** hyp_donate_host of HYP pages that no table or pool uses any more; cannot fail. */

@@ -8,7 +8,8 @@
  * identity-mapped RWX for RAM and RW for MMIO, with blocks wherever alignment allows.
  */
 
-import { AddressSpace } from './address-space.js';
+import { AddressSpace, TablePool } from './address-space.js';
+import { HYP_RESERVATION_PAGES, type HypReservationRange } from './hyp-reservation.js';
 import type { Grant } from './grant/grant.js';
 import { withMeta } from './memory/granule.js';
 import { DEFAULT_MEMORY_CONFIG, PhysicalMemory, memoryConfigProblems, type MemoryConfig } from './memory/physical-memory.js';
@@ -20,6 +21,8 @@ import { PERM_RW, PERM_RWX, VMID_HOST, VMID_HYP, type Pfn, type Vmid } from './t
 
 export interface Stage2Config {
   readonly memory: MemoryConfig;
+  /** Pages of HYP's boot reservation for HYP-created spaces (hyp-reservation.ts); default HYP_RESERVATION_PAGES. */
+  readonly hypReservationPages?: number;
 }
 
 export const DEFAULT_STAGE2_CONFIG: Stage2Config = { memory: DEFAULT_MEMORY_CONFIG };
@@ -30,19 +33,30 @@ export class Stage2 {
   readonly grants = new Map<number, Grant>();
   nextGrantId = 1;
   readonly rmm: RmmState;
-  /** The boot carve-out [base, base+count) that holds the host stage-2. */
+  /**
+   * The boot carve-out [base, base+count): HYP's reservation for the spaces it creates (at the
+   * bottom) and the host stage-2's tables. Host donations must come from below it.
+   */
   readonly hostCarveout: { readonly base: Pfn; readonly count: number };
+  /** HYP's reservation's frames (a prefix of the carve-out) and its unused pages (hyp-reservation.ts). */
+  readonly hypReservationRange: HypReservationRange;
+  readonly hypReservation: TablePool;
 
   constructor(readonly config: Stage2Config) {
     this.memory = new PhysicalMemory(config.memory);
     this.rmm = new RmmState();
     const paBits = config.memory.paBits;
+    const reserved = config.hypReservationPages ?? HYP_RESERVATION_PAGES;
     const count = hostTablePagesMax(this.memory, paBits);
     const ram = this.memory.regions.filter((r) => r.kind === 'RAM');
     const last = ram[ram.length - 1]!;
-    const base = (last.base + last.count - count) as Pfn;
-    this.hostCarveout = { base, count };
-    this.memory.meta.update(base, count, (m) => withMeta(m!, { owner: VMID_HYP, hyp: 'OWNED' }));
+    const carveBase = (last.base + last.count - count - reserved) as Pfn;
+    const base = (carveBase + reserved) as Pfn;
+    this.hostCarveout = { base: carveBase, count: count + reserved };
+    this.memory.meta.update(carveBase, count + reserved, (m) => withMeta(m!, { owner: VMID_HYP, hyp: 'OWNED' }));
+    this.hypReservationRange = { base: carveBase, count: reserved };
+    this.hypReservation = new TablePool(this.memory);
+    this.hypReservation.add(Array.from({ length: reserved }, (_, i) => (carveBase + i) as Pfn));
 
     const frames = Array.from({ length: count }, (_, i) => (base + i) as Pfn);
     const roots = frames.slice(0, rootTableCount(paBits));
@@ -53,7 +67,7 @@ export class Stage2 {
       const attrs = { perms: r.kind === 'RAM' ? PERM_RWX : PERM_RW, state: 'OWNED', device: r.kind === 'MMIO' } as const;
       host.table.rewrite(r.base, r.count, (_d, start, level) => leafDesc(start, level, attrs), host.pool);
     }
-    host.table.rewrite(base, count, () => DESC_INVALID, host.pool);
+    host.table.rewrite(carveBase, count + reserved, () => DESC_INVALID, host.pool);
   }
 
   get host(): AddressSpace {

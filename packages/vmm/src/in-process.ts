@@ -6,10 +6,8 @@
  */
 import { VMID_HLOS, VM_STATUS, type ResourceManager, type VmStatus } from '@hypmesh/rm';
 import {
-  createAddressSpace,
   createGrant,
   dataCreate,
-  destroyAddressSpace,
   destroyGrant,
   drainTablePool,
   mapGrant,
@@ -70,10 +68,8 @@ export function inProcessCorePort(s: Stage2): CorePort {
     ...stage2RmiPort(s),
     memoryMap: () =>
       Promise.resolve({ ok: true, value: { ram: s.memory.regions.filter((r) => r.kind === 'RAM').map((r) => ({ base: r.base, count: r.count })), hypCarveout: { ...s.hostCarveout } } }),
-    createAddressSpace: (v, ipaBits, donated) => core(createAddressSpace(s, vmid(v), ipaBits, frames(donated))).then((r) => (r.ok ? { ok: true, value: { rootTables: r.value.rootTables, poolPages: r.value.poolPages } } : r)),
     topUpTablePool: (v, runs) => core(topUpTablePool(s, vmid(v), frames(runs))),
     drainTablePool: (v, max) => core(drainTablePool(s, vmid(v), max)),
-    destroyAddressSpace: (v) => core(destroyAddressSpace(s, vmid(v))),
     realmCreate: (rd, params) => Promise.resolve(realmCreate(s, rd, params)),
     realmActivate: (rd) => Promise.resolve(realmActivate(s, rd)),
     dataCreate: (rd, data, ipa, src, flags) => Promise.resolve(dataCreate(s, rd, data, ipa, src, flags)),

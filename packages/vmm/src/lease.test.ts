@@ -140,7 +140,7 @@ describe('CloseLease', () => {
       [a.handle, 'DESTROYED', []],
       [b.handle, 'DESTROYED', []],
     ]);
-    expect(done[0]!.teardown.map((t) => t.step)).toEqual(expect.arrayContaining(['vm_stop', 'vm_reset', 'vm_deallocate', 'destroy_address_space']));
+    expect(done[0]!.teardown.map((t) => t.step)).toEqual(expect.arrayContaining(['vm_stop', 'vm_reset', 'vm_deallocate']));
     expect(refusal(f.vmm.listVms(lease))).toBe('EBADF lease_closed');
     expect(refusal(await f.vmm.closeLease(lease))).toBe('EBADF lease_closed');
     f.expectAllBack();

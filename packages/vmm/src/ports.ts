@@ -102,10 +102,9 @@ export type DemandPagedGrantType = 'LEND' | 'SHARE';
 export interface CorePort extends RmiPort {
   /** GetMemoryMap: the core's RAM regions and HYP's carve-out, so the VMM can place its donation region. */
   memoryMap(): Promise<CoreResult<RamMapView>>;
-  createAddressSpace(vmid: number, ipaBits: number, donated: readonly FrameRun[]): Promise<CoreResult<{ readonly rootTables: number; readonly poolPages: number }>>;
+  // No create or destroy of a GUNYAH VM's stage-2: VM_ALLOCATE / VM_DEALLOCATE do that (gunyah-rm.md §4.2).
   topUpTablePool(vmid: number, frames: readonly FrameRun[]): Promise<CoreResult<{ readonly poolPages: number }>>;
   drainTablePool(vmid: number, maxPages: number): Promise<CoreResult<{ readonly returnedPages: number; readonly poolPages: number }>>;
-  destroyAddressSpace(vmid: number): Promise<CoreResult<{ readonly returnedPages: number }>>;
   realmCreate(rd: number, params: RealmParams): RmiResult<NoOutputs>;
   realmActivate(rd: number): RmiResult<NoOutputs>;
   dataCreate(rd: number, data: number, ipa: number, src: number, flags: number): RmiResult<Outputs>;

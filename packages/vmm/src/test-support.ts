@@ -81,6 +81,8 @@ export function vmmFixture(config: Partial<VmmConfig> = {}, clock: VmmClock = ti
       expect(checkInvariants(s)).toEqual([]);
       expect(vmm.pages.inUse()).toBe(0);
       expect(s.spaces.size).toBe(1);
+      // Every VM_ALLOCATE's stage-2 went back to HYP's reservation with its VM_DEALLOCATE.
+      expect(s.hypReservation.size).toBe(s.hypReservationRange.count);
       expect(s.rmm.realms.size + s.rmm.rtts.size).toBe(0);
       expect(ownershipCounts(s).byOwner).toEqual(boot);
       // A lent granule stays the host's: only its state shows that it came back.

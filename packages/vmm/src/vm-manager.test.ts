@@ -5,7 +5,7 @@
  */
 import { VMID_HLOS } from '@hypmesh/rm';
 import { MEM_TYPE } from '@hypmesh/rm-wire';
-import { readEntry, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
+import { HYP_SPACE_POOL_PAGES, drainTablePool, readEntry, tablePageCounts, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { describe, expect, test } from 'vitest';
 import { RIGHTS } from './bindings.js';
 import { bind, GiB, HOST_GUEST_RAM, MiB, vmmFixture, type VmmFixture } from './test-support.js';
@@ -104,8 +104,7 @@ describe('§4.4 _gunyah_vm_put: teardown order, every page back', () => {
       'reclaim_demand_paged binding@0x80000000',
       'vm_reset',
       'mem_reclaim dtb',
-      'vm_deallocate',
-      'destroy_address_space',
+      'vm_deallocate', // which destroys the stage-2 too (§4.2)
     ]);
     f.expectAllBack();
   });
@@ -125,10 +124,16 @@ describe('§4.4 _gunyah_vm_put: teardown order, every page back', () => {
   });
 });
 
+/** Empties the starter pool VM_ALLOCATE's stage-2 comes with (back to HYP's reservation), so the pool starts empty. */
+function drainStarterPool(f: VmmFixture, id: number): void {
+  expect(drainTablePool(f.s, vmid(id), HYP_SPACE_POOL_PAGES)).toMatchObject({ ok: true, value: { poolPages: 0 } });
+}
+
 describe('seed 003: host donations for the stage-2, ENOMEM top-up and retry', () => {
   test('no pool reserved: MapGrant of a binding answers ENOMEM, the VMM tops the pool up and maps again', async () => {
     const f = vmmFixture({ initialPoolPages: 0, topUpPages: 1, reservePoolAtStart: false, attemptsMax: 6 });
     const vm = await configured(f);
+    drainStarterPool(f, vm.vmid);
     const r = must(await f.vmm.start(vm.handle));
     expect(r.rmStatus).toBe('RUNNING');
     expect(f.calls.filter((c) => c.startsWith('MapGrant')).length).toBeGreaterThan(2); // two bindings, at least one mapped again
@@ -141,6 +146,7 @@ describe('seed 003: host donations for the stage-2, ENOMEM top-up and retry', ()
   test('no pool reserved: VM_START answers NOMEM, the VMM reclaims the demand-paged grants, tops up, resets and starts again', async () => {
     const f = vmmFixture({ initialPoolPages: 0, topUpPages: 2, reservePoolAtStart: false, attemptsMax: 6 });
     const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    drainStarterPool(f, vm.vmid);
     must(f.vmm.mapMem(vm.handle, bind(0x8000_0000, 0, 2 * 4096))); // the DTB's binding: all of it is the DTB parcel
     must(f.vmm.mapMem(vm.handle, bind(0x4000_0000, MiB, 4096))); // another GiB: its own L2 and L3 tables
     must(f.vmm.setDtbConfig(vm.handle, 0x8000_0010n, 0x1000n));
@@ -156,11 +162,27 @@ describe('seed 003: host donations for the stage-2, ENOMEM top-up and retry', ()
     f.expectAllBack();
   });
 
-  test('create: too few pages for the roots (ENOMEM) → more pages, again', async () => {
-    const f = vmmFixture({ initialPoolPages: -2, topUpPages: 1 });
-    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 41)); // 4 concatenated roots; the first try donates 2 pages
-    expect(vm.hostPages).toBe(4);
+  test('§4.2 create: VM_ALLOCATE makes the RM create the stage-2; the VMM only tops its pool up', async () => {
+    const f = vmmFixture({ initialPoolPages: 6 });
+    const reserved = f.s.hypReservation.size;
+    f.calls.length = 0;
+    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 36)); // a narrower VM fits in the 40-bit stage-2
+    expect(f.calls).toEqual(['VM_ALLOCATE']); // no CreateAddressSpace: the RM made the stage-2
+    expect(tablePageCounts(f.s).find((c) => c.vmid === vm.vmid)).toEqual({ vmid: vm.vmid, rootPages: 2, tablePages: 0, poolPages: HYP_SPACE_POOL_PAGES + 6 });
+    expect(f.s.hypReservation.size).toBe(reserved - 2 - HYP_SPACE_POOL_PAGES);
+    expect(vm.hostPages).toBe(6); // only the top-up is the host's
     must(await f.vmm.destroy(vm.handle));
+    expect(f.s.spaces.has(vmid(vm.vmid))).toBe(false);
+    expect(f.s.hypReservation.size).toBe(reserved);
+    f.expectAllBack();
+  });
+
+  test('§4.2 create: an IPA width beyond the platform\'s 40 bits is EINVAL ipa_bits_beyond_platform, nothing allocated', async () => {
+    const f = vmmFixture();
+    f.calls.length = 0;
+    const r = await f.vmm.create(f.session, 'GUNYAH', 41);
+    expect(r.ok ? 'ok' : `${r.error.errno} ${r.error.rule}`).toBe('EINVAL ipa_bits_beyond_platform');
+    expect(f.calls).toEqual([]);
     f.expectAllBack();
   });
 });

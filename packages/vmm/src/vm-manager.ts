@@ -15,9 +15,10 @@
  * (destroy / session end) DESTROYING → DESTROYED. The RM's own VM status (§4.3) is tracked from
  * VM_STATUS notifications next to it.
  *
- * Host pages (seed 003): every stage-2 table page and every realm granule comes from the
- * HostPageAllocator's region, is donated or delegated, and is taken back on teardown; a page that
- * cannot be taken back is listed in the VM's `leaked`, never dropped silently.
+ * Host pages (seed 003): a GUNYAH VM's stage-2 is made by VM_ALLOCATE (the RM has HYP build it from
+ * its boot reservation, gunyah-rm.md §4.2); the VMM tops its table pool up, and every realm granule
+ * is delegated, from the HostPageAllocator's region; all of it is taken back on teardown; a page
+ * that cannot be taken back is listed in the VM's `leaked`, never dropped silently.
  *
  * Guest memory of a GUNYAH VM, as L24 places it (§4.4). The DTB range goes through the RM: a
  * 1-ACL MEM_LEND parcel, CONFIG_IMAGE and SET_ADDRESS_LAYOUT(IMAGE), so VM_START maps it at its
@@ -38,7 +39,7 @@
  */
 import { ADDRESS_RANGE_ID, AUTH_MECH, MEM_TYPE, STOP_FLAGS, STOP_REASON, RM_ERRORS } from '@hypmesh/rm-wire';
 import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
-import { realmCreateRttLevels, realmRootRttCount, realmTearDown, rootTableCount, startLevel, type RealmHost } from '@hypmesh/stage2';
+import { HYP_SPACE_IPA_BITS, realmCreateRttLevels, realmRootRttCount, realmTearDown, startLevel, type RealmHost } from '@hypmesh/stage2';
 import { applyUnmap, checkBind, checkBootContext, checkDtb, REG_SETS, RIGHTS, type Binding, type RegSet } from './bindings.js';
 import type { VmmClock } from './clock.js';
 import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
@@ -57,7 +58,7 @@ export interface VmmConfig {
    * use on the default map only.
    */
   readonly donationRegion: FrameRun;
-  /** Table-pool pages donated at create, besides the root tables. */
+  /** Table-pool pages donated at create (the roots come with VM_ALLOCATE, from HYP's reservation). */
   readonly initialPoolPages: number;
   /** Pages added per top-up when the core answers ENOMEM or the RM NOMEM. */
   readonly topUpPages: number;
@@ -408,8 +409,8 @@ export class VmManager {
   // ---- create -----------------------------------------------------------------------------------
 
   /**
-   * GUNYAH_CREATE_VM with a typed argument (seed 001). GUNYAH: VM_ALLOCATE(0), then the VM's core
-   * address space with host pages donated for its roots and table pool (ENOMEM: more pages, again).
+   * GUNYAH_CREATE_VM with a typed argument (seed 001). GUNYAH: VM_ALLOCATE(0), which has the core
+   * make the VM's stage-2; then host pages donated to its table pool (createGunyah).
    * REALM: delegate the RD and the root RTTs, REALM_CREATE.
    */
   async create(session: string, type: VmType, ipaBits: number): Promise<VmmResult<VmView>> {
@@ -455,31 +456,23 @@ export class VmManager {
     };
   }
 
+  /**
+   * GUNYAH create (gunyah-rm.md §4.2): VM_ALLOCATE(0) makes the VM and, in the core, its stage-2 of
+   * the platform's IPA width (HYP builds it from its boot reservation for the RM), so the VMM no
+   * longer creates the space; it only tops the pool up with host pages (seed 003's donation flow).
+   * A width above the platform's cannot be given: EINVAL ipa_bits_beyond_platform, nothing allocated.
+   */
   private async createGunyah(session: string, ipaBits: number): Promise<VmmResult<Vm>> {
+    if (ipaBits > HYP_SPACE_IPA_BITS)
+      return vmmFail('EINVAL', 'ipa_bits_beyond_platform', `ipa_bits ${ipaBits}: the RM gives GUNYAH VMs a ${HYP_SPACE_IPA_BITS}-bit stage-2`);
     const alloc = await this.rm.vmAllocate({ vmid: 0 });
     if (!alloc.ok) return fromRm(alloc, 'vm_allocate', 'VM_ALLOCATE');
     const vmid = alloc.value.vmid ?? 0;
     const vm = this.newVm(session, 'GUNYAH', vmid, ipaBits);
-    let pages = rootTableCount(ipaBits) + this.config.initialPoolPages;
-    let last: VmmError | undefined;
-    for (let attempt = 1; attempt <= this.config.attemptsMax; attempt++) {
-      const run = this.pages.allocRun(pages);
-      if (run === undefined) {
-        last = { family: 'vmm', errno: 'ENOMEM', rule: 'donation_region_full', message: `no run of ${pages} free pages in the donation region` };
-        break;
-      }
-      const r = await this.core.createAddressSpace(vmid, ipaBits, [run]);
-      if (r.ok) {
-        vm.poolRuns.push(run);
-        return vmmOk(vm);
-      }
-      this.pages.freeRun(run);
-      last = { family: 'vmm', errno: r.error.errno === 'ENOMEM' ? 'ENOMEM' : 'EINVAL', rule: 'address_space_create', message: `CreateAddressSpace: ${r.error.errno} ${r.error.rule}: ${r.error.message}`, cause: r.error.errno };
-      if (r.error.errno !== 'ENOMEM') break;
-      pages += this.config.topUpPages; // ENOMEM: donate more and retry
-    }
+    const topped = await this.topUp(vm, this.config.initialPoolPages);
+    if (topped.ok) return vmmOk(vm);
     await this.rm.vmDeallocate({ vmid });
-    return { ok: false, error: last! };
+    return topped;
   }
 
   private async createRealm(session: string, ipaBits: number): Promise<VmmResult<Vm>> {
@@ -736,7 +729,8 @@ export class VmManager {
 
   /** Table pages that mapping ranges of these sizes can take at most (a straddle per level). */
   private tablePagesFor(vm: Vm, sizes: readonly bigint[]): number {
-    const sl = startLevel(vm.ipaBits);
+    // A GUNYAH VM's stage-2 has the platform's width whatever the VMM asked (createGunyah).
+    const sl = startLevel(vm.type === 'GUNYAH' ? HYP_SPACE_IPA_BITS : vm.ipaBits);
     let n = 0;
     for (const size of sizes) for (let l = sl + 1; l <= 3; l++) n += Number(size / BigInt(2 ** (12 + 9 * (4 - l)))) + 2;
     return n;
@@ -892,7 +886,7 @@ export class VmManager {
    * _gunyah_vm_put (§4.4): forced stop if RUNNING, wait until not RUNNING; reclaim the DTB parcel
    * (parcels nobody accepted go now, accepted ones after the reset has released them); reclaim all
    * demand-paged memory; VM_RESET if EXITED/READY/INIT_FAILED and wait for RESET; DEALLOC_VMID.
-   * Then the core's table pages back to the host (seed 003).
+   * VM_DEALLOCATE also destroys the VM's stage-2 in the core, which gives the donated pool pages back (seed 003).
    */
   private async tearDownGunyah(vm: Vm): Promise<void> {
     const vmid = vm.vmid;
@@ -907,20 +901,18 @@ export class VmManager {
       });
     }
     await this.reclaimAll(vm, true);
+    // VM_DEALLOCATE destroys the VM's stage-2 in the core (§4.2): the pages the VMM donated to its
+    // pool come back to the host with it, so they are free again only once it succeeded.
     const dealloc = await this.attempt(vm, 'vm_deallocate', async () => {
       const r = await this.rm.vmDeallocate({ vmid });
       return r.ok ? vmmOk(undefined) : fromRm(r, 'vm_deallocate', 'VM_DEALLOCATE');
     });
-    if (!dealloc) vm.leaked.push(`VMID ${vmid} (RM status ${vm.rmStatus})`);
-    const destroyed = await this.attempt(vm, 'destroy_address_space', async () => {
-      const r = await this.core.destroyAddressSpace(vmid);
-      return r.ok ? vmmOk(undefined) : vmmFail('EBUSY', 'destroy_address_space', `${r.error.errno} ${r.error.rule}: ${r.error.message}`, r.error.errno);
-    });
-    if (destroyed) {
+    if (dealloc) {
       for (const run of vm.poolRuns) this.pages.freeRun(run);
       vm.poolRuns = [];
     } else {
-      vm.leaked.push(`${runsPages(vm.poolRuns)} stage-2 table/pool pages of VM ${vmid} (DestroyAddressSpace failed)`);
+      vm.leaked.push(`VMID ${vmid} (RM status ${vm.rmStatus})`);
+      vm.leaked.push(`${runsPages(vm.poolRuns)} stage-2 pool pages of VM ${vmid} (its stage-2 goes with VM_DEALLOCATE)`);
     }
   }
 

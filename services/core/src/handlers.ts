@@ -6,9 +6,11 @@
  * and none refuses a value the modelled call validates itself (pKVM prot, RMI hash algorithm, VMID,
  * RIPAS, flags, levels): those reach the domain, which answers with the exact errno or RMI status.
  *
- * Caller rules (core_service.proto header): pKVM host calls, address-space management and RMI come
- * from HOST (3); the hyp-side pKVM calls also accept HYP (0); a guest call acts on the caller's own
- * space; grant calls pass the caller to the domain as owner or borrower; queries accept anyone.
+ * Caller rules (core_service.proto header, the CALLERS table below): pKVM host calls, pool top-ups
+ * and RMI come from HOST (3); the hyp-side pKVM calls also accept HYP (0); address spaces are
+ * created and destroyed by HOST or the RM (0xFF), the domain taking the caller as the creator; a
+ * guest call acts on the caller's own space; grant calls pass the caller to the domain as owner or
+ * borrower; queries accept anyone.
  */
 
 import type { CoreServiceServer } from '@hypmesh/proto';
@@ -29,7 +31,9 @@ import {
 import {
   VMID_HOST,
   VMID_HYP,
+  VMID_RM,
   appendGrant,
+  hypReservationPages,
   checkInvariants,
   createAddressSpace,
   createGrant,
@@ -103,6 +107,55 @@ import {
 
 const HOST: readonly number[] = [VMID_HOST];
 const HOST_OR_HYP: readonly number[] = [VMID_HOST, VMID_HYP];
+// The RM creates and destroys a guest's stage-2 at VM_ALLOCATE / VM_DEALLOCATE (gunyah-rm.md §4.2),
+// from HYP's boot reservation; the domain's SPACE_CREATORS says which pages each creator uses.
+const HOST_OR_RM: readonly number[] = [VMID_HOST, VMID_RM];
+
+/**
+ * Which callers each caller-restricted RPC accepts (one table, so the rules read in one place and
+ * match core_service.proto). RPCs not listed accept any caller: grants and guest calls act as the
+ * caller, queries are read-only.
+ */
+export const CALLERS = {
+  CreateAddressSpace: HOST_OR_RM,
+  TopUpTablePool: HOST,
+  DrainTablePool: HOST,
+  DestroyAddressSpace: HOST_OR_RM,
+  HostShareHyp: HOST,
+  HostUnshareHyp: HOST,
+  HostDonateHyp: HOST,
+  HypDonateHost: HOST_OR_HYP,
+  HypPinSharedMem: HOST_OR_HYP,
+  HypUnpinSharedMem: HOST_OR_HYP,
+  HostShareFfa: HOST,
+  HostUnshareFfa: HOST,
+  HostShareGuest: HOST,
+  HostUnshareGuest: HOST,
+  HostDonateGuest: HOST,
+  HostReclaimPageGuest: HOST,
+  GranuleDelegate: HOST,
+  GranuleUndelegate: HOST,
+  RealmCreate: HOST,
+  RealmActivate: HOST,
+  RealmDestroy: HOST,
+  RecCreate: HOST,
+  RecDestroy: HOST,
+  RttCreate: HOST,
+  RttDestroy: HOST,
+  RttFold: HOST,
+  RttReadEntry: HOST,
+  DataCreate: HOST,
+  DataCreateUnknown: HOST,
+  DataDestroy: HOST,
+  RttInitRipas: HOST,
+  RttSetRipas: HOST,
+  RecRequestRipasChange: HOST,
+  RttMapUnprotected: HOST,
+  RttUnmapUnprotected: HOST,
+} as const satisfies Record<string, readonly number[]>;
+type Restricted = keyof typeof CALLERS;
+/** The caller, if CALLERS allows it for `rpc` (PERMISSION_DENIED otherwise). */
+const allowed = (call: Parameters<typeof requireCaller>[0], rpc: Restricted): number => requireCaller(call, CALLERS[rpc], rpc);
 
 /** A successful domain result encoded; a failure passed on for unary() to map. */
 const encode = <T, U>(r: Result<T, DomainError>, f: (value: T) => U): Result<U, DomainError> =>
@@ -121,21 +174,21 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
   return {
     // ---- Address spaces ----
     createAddressSpace: unary((req, call) => {
-      requireCaller(call, HOST, 'CreateAddressSpace');
+      const creator = vmid(allowed(call, 'CreateAddressSpace'));
       const space = vmid(vmidField(req.vmid, 'vmid'));
       const donated = toPfnRanges(req.donated, 'donated');
-      return encode(createAddressSpace(s, space, req.ipaBits, donated, toProtection(req.protection, 'protection')), (v) => ({
+      return encode(createAddressSpace(s, space, req.ipaBits, donated, toProtection(req.protection, 'protection'), creator), (v) => ({
         rootTables: v.rootTables,
         poolPages: u64(v.poolPages, 'poolPages'),
       }));
     }),
     topUpTablePool: unary((req, call) => {
-      requireCaller(call, HOST, 'TopUpTablePool');
+      allowed(call, 'TopUpTablePool');
       const space = vmid(vmidField(req.vmid, 'vmid'));
       return encode(topUpTablePool(s, space, toPfnRanges(req.frames, 'frames')), (v) => ({ poolPages: u64(v.poolPages, 'poolPages') }));
     }),
     drainTablePool: unary((req, call) => {
-      requireCaller(call, HOST, 'DrainTablePool');
+      allowed(call, 'DrainTablePool');
       const space = vmid(vmidField(req.vmid, 'vmid'));
       return encode(drainTablePool(s, space, frameField(req.maxPages, 'max_pages')), (v) => ({
         returnedPages: u64(v.returnedPages, 'returnedPages'),
@@ -143,45 +196,45 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
       }));
     }),
     destroyAddressSpace: unary((req, call) => {
-      requireCaller(call, HOST, 'DestroyAddressSpace');
-      return encode(destroyAddressSpace(s, vmid(vmidField(req.vmid, 'vmid'))), (v) => ({ returnedPages: u64(v.returnedPages, 'returnedPages') }));
+      const caller = vmid(allowed(call, 'DestroyAddressSpace'));
+      return encode(destroyAddressSpace(s, vmid(vmidField(req.vmid, 'vmid')), caller), (v) => ({ returnedPages: u64(v.returnedPages, 'returnedPages') }));
     }),
 
     // ---- pKVM hypercalls ----
     hostShareHyp: unary((req, call) => {
-      requireCaller(call, HOST, 'HostShareHyp');
+      allowed(call, 'HostShareHyp');
       return empty(hostShareHyp(s, u64Operand(req.pfn, 'pfn')));
     }),
     hostUnshareHyp: unary((req, call) => {
-      requireCaller(call, HOST, 'HostUnshareHyp');
+      allowed(call, 'HostUnshareHyp');
       return empty(hostUnshareHyp(s, u64Operand(req.pfn, 'pfn')));
     }),
     hostDonateHyp: unary((req, call) => {
-      requireCaller(call, HOST, 'HostDonateHyp');
+      allowed(call, 'HostDonateHyp');
       return empty(hostDonateHyp(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hypDonateHost: unary((req, call) => {
-      requireCaller(call, HOST_OR_HYP, 'HypDonateHost');
+      allowed(call, 'HypDonateHost');
       return empty(hypDonateHost(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hypPinSharedMem: unary((req, call) => {
-      requireCaller(call, HOST_OR_HYP, 'HypPinSharedMem');
+      allowed(call, 'HypPinSharedMem');
       return empty(hypPinSharedMem(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hypUnpinSharedMem: unary((req, call) => {
-      requireCaller(call, HOST_OR_HYP, 'HypUnpinSharedMem');
+      allowed(call, 'HypUnpinSharedMem');
       return empty(hypUnpinSharedMem(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostShareFfa: unary((req, call) => {
-      requireCaller(call, HOST, 'HostShareFfa');
+      allowed(call, 'HostShareFfa');
       return empty(hostShareFfa(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostUnshareFfa: unary((req, call) => {
-      requireCaller(call, HOST, 'HostUnshareFfa');
+      allowed(call, 'HostUnshareFfa');
       return empty(hostUnshareFfa(s, u64Operand(req.pfn, 'pfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostShareGuest: unary((req, call) => {
-      requireCaller(call, HOST, 'HostShareGuest');
+      allowed(call, 'HostShareGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
       const pfn = u64Operand(req.pfn, 'pfn');
       const gfn = u64Operand(req.gfn, 'gfn');
@@ -189,12 +242,12 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
       return empty(hostShareGuest(s, guest, pfn, gfn, nr, toPerms(req.prot, 'prot')));
     }),
     hostUnshareGuest: unary((req, call) => {
-      requireCaller(call, HOST, 'HostUnshareGuest');
+      allowed(call, 'HostUnshareGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
       return empty(hostUnshareGuest(s, guest, u64Operand(req.gfn, 'gfn'), u64Operand(req.nrPages, 'nr_pages')));
     }),
     hostDonateGuest: unary((req, call) => {
-      requireCaller(call, HOST, 'HostDonateGuest');
+      allowed(call, 'HostDonateGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
       return empty(hostDonateGuest(s, guest, u64Operand(req.pfn, 'pfn'), u64Operand(req.gfn, 'gfn')));
     }),
@@ -203,7 +256,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
       return empty(guestShareHost(s, guest, u64Operand(req.gfn, 'gfn')));
     }),
     hostReclaimPageGuest: unary((req, call) => {
-      requireCaller(call, HOST, 'HostReclaimPageGuest');
+      allowed(call, 'HostReclaimPageGuest');
       const guest = vmid(vmidField(req.vmid, 'vmid'));
       return empty(hostReclaimPageGuest(s, guest, u64Operand(req.gfn, 'gfn')));
     }),
@@ -248,15 +301,15 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
 
     // ---- RMI ----
     granuleDelegate: unary((req, call) => {
-      requireCaller(call, HOST, 'GranuleDelegate');
+      allowed(call, 'GranuleDelegate');
       return empty(granuleDelegate(s, u64Operand(req.addr, 'addr')));
     }),
     granuleUndelegate: unary((req, call) => {
-      requireCaller(call, HOST, 'GranuleUndelegate');
+      allowed(call, 'GranuleUndelegate');
       return empty(granuleUndelegate(s, u64Operand(req.addr, 'addr')));
     }),
     realmCreate: unary((req, call) => {
-      requireCaller(call, HOST, 'RealmCreate');
+      allowed(call, 'RealmCreate');
       const rd = u64Operand(req.rd, 'rd');
       const p = required(req.params, 'params');
       // hash_algorithm and vmid are the domain's to validate (§B3: RMI_ERROR_INPUT), not shape.
@@ -272,39 +325,39 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
       return empty(realmCreate(s, rd, params));
     }),
     realmActivate: unary((req, call) => {
-      requireCaller(call, HOST, 'RealmActivate');
+      allowed(call, 'RealmActivate');
       return empty(realmActivate(s, u64Operand(req.rd, 'rd')));
     }),
     realmDestroy: unary((req, call) => {
-      requireCaller(call, HOST, 'RealmDestroy');
+      allowed(call, 'RealmDestroy');
       return empty(realmDestroy(s, u64Operand(req.rd, 'rd')));
     }),
     recCreate: unary((req, call) => {
-      requireCaller(call, HOST, 'RecCreate');
+      allowed(call, 'RecCreate');
       return empty(recCreate(s, u64Operand(req.rd, 'rd'), u64Operand(req.rec, 'rec')));
     }),
     recDestroy: unary((req, call) => {
-      requireCaller(call, HOST, 'RecDestroy');
+      allowed(call, 'RecDestroy');
       return empty(recDestroy(s, u64Operand(req.rec, 'rec')));
     }),
     rttCreate: unary((req, call) => {
-      requireCaller(call, HOST, 'RttCreate');
+      allowed(call, 'RttCreate');
       const rd = u64Operand(req.rd, 'rd');
       return empty(rttCreate(s, rd, u64Operand(req.rtt, 'rtt'), u64Operand(req.ipa, 'ipa'), req.level));
     }),
     rttDestroy: unary((req, call) => {
-      requireCaller(call, HOST, 'RttDestroy');
+      allowed(call, 'RttDestroy');
       return encode(rttDestroy(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({
         rtt: u64(o.rtt, 'rtt'),
         top: u64(o.top, 'top'),
       }));
     }),
     rttFold: unary((req, call) => {
-      requireCaller(call, HOST, 'RttFold');
+      allowed(call, 'RttFold');
       return encode(rttFold(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({ rtt: u64(o.rtt, 'rtt') }));
     }),
     rttReadEntry: unary((req, call) => {
-      requireCaller(call, HOST, 'RttReadEntry');
+      allowed(call, 'RttReadEntry');
       return encode(rttReadEntry(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({
         walkLevel: o.walkLevel,
         state: fromRttState(o.state),
@@ -313,7 +366,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
       }));
     }),
     dataCreate: unary((req, call) => {
-      requireCaller(call, HOST, 'DataCreate');
+      allowed(call, 'DataCreate');
       const rd = u64Operand(req.rd, 'rd');
       const data = u64Operand(req.data, 'data');
       const ipa = u64Operand(req.ipa, 'ipa');
@@ -321,23 +374,23 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
       return empty(dataCreate(s, rd, data, ipa, src, u64Register(req.flags, 'flags')));
     }),
     dataCreateUnknown: unary((req, call) => {
-      requireCaller(call, HOST, 'DataCreateUnknown');
+      allowed(call, 'DataCreateUnknown');
       return empty(dataCreateUnknown(s, u64Operand(req.rd, 'rd'), u64Operand(req.data, 'data'), u64Operand(req.ipa, 'ipa')));
     }),
     dataDestroy: unary((req, call) => {
-      requireCaller(call, HOST, 'DataDestroy');
+      allowed(call, 'DataDestroy');
       return encode(dataDestroy(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa')), (o) => ({
         data: u64(o.data, 'data'),
         top: u64(o.top, 'top'),
       }));
     }),
     rttInitRipas: unary((req, call) => {
-      requireCaller(call, HOST, 'RttInitRipas');
+      allowed(call, 'RttInitRipas');
       const rd = u64Operand(req.rd, 'rd');
       return encode(rttInitRipas(s, rd, u64Operand(req.base, 'base'), u64Operand(req.top, 'top')), (o) => ({ progress: u64(o.top, 'top') }));
     }),
     rttSetRipas: unary((req, call) => {
-      requireCaller(call, HOST, 'RttSetRipas');
+      allowed(call, 'RttSetRipas');
       const rd = u64Operand(req.rd, 'rd');
       const rec = u64Operand(req.rec, 'rec');
       return encode(rttSetRipas(s, rd, rec, u64Operand(req.base, 'base'), u64Operand(req.top, 'top')), (o) => ({
@@ -345,20 +398,20 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
       }));
     }),
     recRequestRipasChange: unary((req, call) => {
-      requireCaller(call, HOST, 'RecRequestRipasChange');
+      allowed(call, 'RecRequestRipasChange');
       const rec = u64Operand(req.rec, 'rec');
       const base = u64Operand(req.base, 'base');
       const top = u64Operand(req.top, 'top');
       return empty(recRequestRipasChange(s, rec, base, top, toRipas(req.ripas, 'ripas'), req.changeDestroyed));
     }),
     rttMapUnprotected: unary((req, call) => {
-      requireCaller(call, HOST, 'RttMapUnprotected');
+      allowed(call, 'RttMapUnprotected');
       const rd = u64Operand(req.rd, 'rd');
       const ipa = u64Operand(req.ipa, 'ipa');
       return empty(rttMapUnprotected(s, rd, ipa, req.level, u64Register(req.desc, 'desc')));
     }),
     rttUnmapUnprotected: unary((req, call) => {
-      requireCaller(call, HOST, 'RttUnmapUnprotected');
+      allowed(call, 'RttUnmapUnprotected');
       return encode(rttUnmapUnprotected(s, u64Operand(req.rd, 'rd'), u64Operand(req.ipa, 'ipa'), req.level), (o) => ({
         top: u64(o.top, 'top'),
       }));
@@ -449,7 +502,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
           rootPages: u64(t.rootPages, 'rootPages'),
           poolPages: u64(t.poolPages, 'poolPages'),
         }));
-      return { ok: true, value: { spaces } };
+      return { ok: true, value: { spaces, hypReservationPages: u64(hypReservationPages(s), 'hypReservationPages') } };
     }),
     checkInvariants: unary((_req, call) => {
       callerVmid(call);

@@ -263,6 +263,35 @@ describe('address spaces and guests (seed 003)', () => {
   });
 });
 
+describe('§4.2 who creates a guest stage-2 (CALLERS, SPACE_CREATORS)', () => {
+  const RM = '0xff';
+  const G = 0x90;
+
+  test('§4.2 caller rule: the RM creates and destroys a guest space from HYP\'s reservation; HOST may not destroy it; pages go back to the reservation', async () => {
+    const before = expectOk(await rpc('tablePageCounts', {})).hypReservationPages;
+    expect(before).toBe(630n);
+    const created = expectOk(await rpc('createAddressSpace', { vmid: G, ipaBits: 40 }, RM));
+    expect(created).toEqual({ rootTables: 2, poolPages: 8n });
+    const counts = expectOk(await rpc('tablePageCounts', {}));
+    expect(counts.hypReservationPages).toBe(before - 10n);
+    expect(counts.spaces.find((sp) => sp.vmid === G)).toMatchObject({ rootPages: 2n, poolPages: 8n });
+    await expectDomainRefusal(() => rpc('destroyAddressSpace', { vmid: G }, HOST), grpc.status.FAILED_PRECONDITION, { codeName: 'EPERM', rule: 'not_creator' });
+    expect(expectOk(await rpc('destroyAddressSpace', { vmid: G }, RM)).returnedPages).toBe(10n);
+    expect(expectOk(await rpc('tablePageCounts', {})).hypReservationPages).toBe(before);
+    await expectConsistent();
+  });
+
+  test('§4.2 caller rule: the RM may not donate; a guest may not create; pool top-ups stay HOST\'s', async () => {
+    await expectDomainRefusal(
+      () => rpc('createAddressSpace', { vmid: G, ipaBits: 40, donated: [{ base: BigInt(RAM_BASE_PFN + 4096), count: 2n }] }, RM),
+      grpc.status.INVALID_ARGUMENT,
+      { codeName: 'EINVAL', rule: 'donation_not_expected' },
+    );
+    expectError(await rpc('createAddressSpace', { vmid: G, ipaBits: 40 }, '0x81'), grpc.status.PERMISSION_DENIED);
+    expectError(await rpc('topUpTablePool', { vmid: G, frames: [{ base: BigInt(RAM_BASE_PFN + 4096), count: 1n }] }, RM), grpc.status.PERMISSION_DENIED);
+  });
+});
+
 describe('grants', () => {
   const ownerGfn = BigInt(RAM_BASE_PFN + 4096);
 

@@ -11,9 +11,9 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantMemoryType, GrantType, type FrameRange } from '@hypmesh/proto';
+import { CoreServiceClient, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
-import type { CoreGrantPort, CoreRefusal, CoreResult, FrameRun, GrantKind, GrantMemoryKind } from '@hypmesh/rm';
+import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call. */
 export const CORE_CALL_TIMEOUT_MS = 10_000;
@@ -99,6 +99,9 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS): Grp
       call(client.mapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined),
     unmapGrant: (a) => call(client.unmapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId) }, () => undefined),
     destroyGrant: (a) => call(client.destroyGrant as Method<unknown, unknown>, a.owner, { grantId: BigInt(a.grantId) }, () => undefined),
+    // As the RM itself (0xFF): the core builds the space from HYP's reservation (core_service.proto).
+    createVmSpace: (a) => call(client.createAddressSpace as Method<unknown, unknown>, VMID_RM, { vmid: a.vmid, ipaBits: a.ipaBits, donated: [], protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, () => undefined),
+    destroyVmSpace: (a) => call(client.destroyAddressSpace as Method<unknown, unknown>, VMID_RM, { vmid: a.vmid }, () => undefined),
     close: () => client.close(),
   };
 }

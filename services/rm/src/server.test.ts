@@ -8,7 +8,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { startCoreServer, type CoreServer } from '@hypmesh/core-service';
-import { CoreServiceClient, PROTO_ROOT } from '@hypmesh/proto';
+import { CoreServiceClient, PROTO_ROOT, type TablePageCountsResponse } from '@hypmesh/proto';
 import * as rmApi from '@hypmesh/proto/rm';
 import {
   MemNotifyKind,
@@ -43,7 +43,7 @@ import {
   type CallName,
   type SglEntry,
 } from '@hypmesh/rm-wire';
-import { createAddressSpace, createStage2, pfn, vmid as vmidOf, type MemoryConfig, type Stage2 } from '@hypmesh/stage2';
+import { createStage2, pfn, topUpTablePool, vmid as vmidOf, type MemoryConfig, type Stage2 } from '@hypmesh/stage2';
 import * as protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DROPS_TRAILER_KEY, REFUSALS_TRAILER_KEY } from './byte-face.js';
@@ -125,12 +125,14 @@ const expectInvalidField = (o: Outcome<unknown>, field: string): void => {
   expect(expectError(o, grpc.status.INVALID_ARGUMENT).badRequest?.fieldViolations.map((v) => v.field)).toContain(field);
 };
 
-/** Gives a VM a core address space, as the VM manager would: 64 host pages for its tables. */
+/** Tops up the table pool of the stage-2 VM_ALLOCATE made, as the VM manager does: 64 host pages. */
 function coreSpace(vmid: number): Promise<void> {
   const base = BigInt((2 * GiB) / PAGE + 0x30000 + donor++ * 64);
-  return new Promise((resolve, reject) =>
-    coreClient.createAddressSpace({ vmid, ipaBits: 40, donated: [{ base, count: 64n }], protection: 0 }, md(HOST), (e) => (e ? reject(e) : resolve())),
-  );
+  return new Promise((resolve, reject) => coreClient.topUpTablePool({ vmid, frames: [{ base, count: 64n }] }, md(HOST), (e) => (e ? reject(e) : resolve())));
+}
+
+function tableCounts(): Promise<TablePageCountsResponse> {
+  return new Promise((resolve, reject) => coreClient.tablePageCounts({}, md(HOST), (e, r) => (e || r === undefined ? reject(e) : resolve(r))));
 }
 
 function translate(vmid: number, ipa: bigint): Promise<bigint | undefined> {
@@ -218,9 +220,28 @@ describe('typed face, with the core over gRPC', () => {
     expectOk(await call('memReclaim', { handle }));
     expectOk(await call('vmDeallocate', { vmid }));
     expect(rmSrv.rm.vmids.isAllocated(vmid)).toBe(false);
-    // The VM manager's last step: the core space goes too (nothing is mapped or lent any more).
-    await new Promise<void>((resolve, reject) => coreClient.destroyAddressSpace({ vmid }, md(HOST), (e) => (e ? reject(e) : resolve())));
+    // VM_DEALLOCATE destroyed the VM's stage-2 in the core (§4.2): no space is left to destroy.
+    expect(await tableCounts().then((c) => c.spaces.some((sp) => sp.vmid === vmid))).toBe(false);
     host.cancel();
+  });
+
+  test('§4.2 VM_ALLOCATE creates the VM\'s stage-2 in the core: an RM-only client can name the guest in an ACL (over gRPC)', async () => {
+    const before = (await tableCounts()).hypReservationPages;
+    const { vmid } = expectOk(await call('vmAllocate', { vmid: 0 }));
+    // Nobody called the core for this VM: the RM had HYP make its stage-2 from the reservation.
+    const after = await tableCounts();
+    expect(after.spaces.find((sp) => sp.vmid === vmid)).toMatchObject({ rootPages: 2n, poolPages: 8n });
+    expect(after.hypReservationPages).toBe(before - 10n);
+    const { handle } = expectOk(await call('memLend', { memType: MemType.MEM_TYPE_NORMAL, acl: [{ vmid, rights: RWX }], sgl: [{ base: ram(0x900000), size: 0x1000n }] }));
+    expectOk(await call('memAccept', { handle, memType: MemType.MEM_TYPE_NORMAL, transType: TransType.TRANS_TYPE_LEND, done: true }, vmid));
+    // Dealloc while the VM maps the parcel: BUSY, nothing changes.
+    const busy = expectError(await call('vmDeallocate', { vmid }), grpc.status.FAILED_PRECONDITION);
+    expect(busy.message).toMatch(/core_space_has_mappings/);
+    expect(rmSrv.rm.vmids.isAllocated(vmid)).toBe(true);
+    expectOk(await call('memRelease', { handle }, vmid));
+    expectOk(await call('memReclaim', { handle }));
+    expectOk(await call('vmDeallocate', { vmid }));
+    expect((await tableCounts()).hypReservationPages).toBe(before);
   });
 
   test('§3 parcel: share → notify SHARED (Subscribe) → accept (mapped in the core) → release → reclaim', async () => {
@@ -295,12 +316,25 @@ describe('typed face, with the core over gRPC', () => {
     const o = await rpc(c, 'memLend', { memType: MemType.MEM_TYPE_NORMAL, acl: [{ vmid: HOST + 1, rights: RWX }], sgl: [{ base: ram(0x900000), size: 0x1000n }] });
     // The ACL names VMID 4, which this RM does not know: refused before the core is asked.
     expect(o.ok).toBe(false);
-    const { vmid } = expectOk(await rpc(c, 'vmAllocate', { vmid: 0 }));
-    const lend = await rpc(c, 'memLend', { memType: MemType.MEM_TYPE_NORMAL, acl: [{ vmid, rights: RWX }], sgl: [{ base: ram(0x900000), size: 0x1000n }] });
+    // VM_ALLOCATE asks the core for the VM's stage-2 (§4.2): with the core down it is an RM error
+    // naming the transport failure, and no VMID is taken.
+    const alloc = await rpc(c, 'vmAllocate', { vmid: 0 });
+    if (alloc.ok) throw new Error('expected VM_ALLOCATE to fail with the core down');
+    expect(alloc.error.errorDetail?.domain).toBe('rm');
+    expect(alloc.error.errorDetail?.rule).toContain('grpc_unavailable');
+    expect([grpc.status.UNKNOWN, grpc.status.INTERNAL]).not.toContain(alloc.error.code);
+    expect(rm.rm.vmids.isAllocated(0x80)).toBe(false);
+    // A core that made the VM's stage-2 and then went down: the parcel call is the RM error.
+    const half = await startRmServer({ address: '127.0.0.1:0', core: { ...dead, createVmSpace: () => Promise.resolve({ ok: true, value: undefined }) }, log: { error: () => {} } });
+    const hc = new RmServiceClient(`127.0.0.1:${half.port}`, grpc.credentials.createInsecure());
+    const { vmid } = expectOk(await rpc(hc, 'vmAllocate', { vmid: 0 }));
+    const lend = await rpc(hc, 'memLend', { memType: MemType.MEM_TYPE_NORMAL, acl: [{ vmid, rights: RWX }], sgl: [{ base: ram(0x900000), size: 0x1000n }] });
     if (lend.ok) throw new Error('expected the lend to fail with the core down');
     expect(lend.error.errorDetail?.domain).toBe('rm');
     expect(lend.error.errorDetail?.rule).toContain('grpc_unavailable');
     expect([grpc.status.UNKNOWN, grpc.status.INTERNAL]).not.toContain(lend.error.code);
+    hc.close();
+    await half.shutdown(500);
     c.close();
     dead.close();
     await rm.shutdown(500);
@@ -326,11 +360,11 @@ describe('byte face (Exchange), with an in-process core', () => {
   });
 
   let spaces = 0;
-  /** A VM allocated through the RM, with an in-process core address space (as the VM manager gives it). */
+  /** A VM allocated through the RM (which made its stage-2), its pool topped up as the VM manager does. */
   async function guestVm(): Promise<number> {
     const { vmid } = expectOk(await rpc(bc, 'vmAllocate', { vmid: 0 }));
-    const created = createAddressSpace(stage2, vmidOf(vmid), 40, [{ base: pfn((2 * GiB) / PAGE + 0x3f000 - spaces++ * 64), count: 64 }]);
-    if (!created.ok) throw new Error(created.error.message);
+    const topped = topUpTablePool(stage2, vmidOf(vmid), [{ base: pfn((2 * GiB) / PAGE + 0x3f000 - spaces++ * 64), count: 64 }]);
+    if (!topped.ok) throw new Error(topped.error.message);
     return vmid;
   }
 

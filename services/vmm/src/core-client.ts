@@ -16,7 +16,7 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, VmProtection, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
+import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
@@ -98,12 +98,9 @@ export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS):
         ram: (r.memoryMap?.regions ?? []).filter((x) => x.kind === MemoryKind.MEMORY_KIND_RAM).map((x) => ({ base: num(x.base / 4096n), count: num(x.sizeBytes / 4096n) })),
         hypCarveout: { base: num(r.hypCarveout?.base ?? 0n), count: num(r.hypCarveout?.count ?? 0n) },
       })),
-    createAddressSpace: (vmid, ipaBits, donated) =>
-      space(client.createAddressSpace, { vmid, ipaBits, donated: frames(donated), protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, (r: { rootTables: number; poolPages: bigint }) => ({ rootTables: r.rootTables, poolPages: num(r.poolPages) })),
     topUpTablePool: (vmid, runs) => space(client.topUpTablePool, { vmid, frames: frames(runs) }, (r: { poolPages: bigint }) => ({ poolPages: num(r.poolPages) })),
     drainTablePool: (vmid, maxPages) =>
       space(client.drainTablePool, { vmid, maxPages: BigInt(maxPages) }, (r: { returnedPages: bigint; poolPages: bigint }) => ({ returnedPages: num(r.returnedPages), poolPages: num(r.poolPages) })),
-    destroyAddressSpace: (vmid) => space(client.destroyAddressSpace, { vmid }, (r: { returnedPages: bigint }) => ({ returnedPages: num(r.returnedPages) })),
 
     granuleDelegate: (addr) => rmi(client.granuleDelegate, { addr: BigInt(addr) }, none),
     granuleUndelegate: (addr) => rmi(client.granuleUndelegate, { addr: BigInt(addr) }, none),

@@ -81,7 +81,7 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   print(`  session ${sessionId}`);
   const vmOf = (r: { vm?: Vm }): Vm => r.vm!;
   const gunyah = vmOf(await call(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }));
-  print(`  VM handle ${gunyah.handle}, VMID 0x${gunyah.vmid.toString(16)}, ${gunyah.hostPages} host pages donated to HYP for its stage-2 (seed 003)`);
+  print(`  VM handle ${gunyah.handle}, VMID 0x${gunyah.vmid.toString(16)}, ${gunyah.hostPages} host pages donated to HYP for its stage-2 pool (seed 003; VM_ALLOCATE made the stage-2)`);
   const at = (extra: object) => ({ sessionId, handle: gunyah.handle, ...extra });
   const rwx = { allowRead: true, allowWrite: true, allowExec: true };
   await call(vmm, vmm.mapMem, at({ binding: { guestAddr: 0x8000_0000n, hostAddr: hostRam, size: 4n * MiB, mode: BindMode.BIND_MODE_LEND, ...rwx }, unmap: false }));
