@@ -221,7 +221,7 @@ describe('process-level faults: crash exits the process', () => {
     const at = `127.0.0.1:${line['port'] as number}`;
     const f = client(FaultServiceClient, at);
     const c = client(CoreServiceClient, at);
-    ok(await unary(f, f.arm, { plan: FaultPlan.fromJSON({ rules: [{ id: 'die', boundary: 'BOUNDARY_CLIENT_TO_CORE', match: { method: 'HostShareHyp' }, crash: { point } }] }), seed: 1 }));
+    ok(await unary(f, f.arm, { plan: FaultPlan.fromJSON({ rules: [{ id: 'die', boundary: 'BOUNDARY_CLIENT_TO_CORE', match: { method: 'HostShareHyp' }, crash: { point: `CRASH_POINT_${point}` } }] }), seed: 1 }));
     const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
     expect(failed(await unary(c, c.hostShareHyp, { pfn: PFN }, HOST, 5_000)).code).toBe(grpc.status.UNAVAILABLE);
     expect(await exited).toBe(137);
