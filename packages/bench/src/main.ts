@@ -67,11 +67,11 @@ async function rmGrpcFigures(): Promise<Figure[]> {
 /** The fault engine's cost when nothing fires (issue 8): core RPC throughput armed ÷ without, same run. */
 async function faultFigures(): Promise<Figure[]> {
   const r = await faultInterceptorOverhead();
-  const ratio = r.armedPerS / r.barePerS;
+  const ratio = r.ratio;
   return [
     { name: 'core_translate_rpc_per_s_fault_armed', value: Math.round(r.armedPerS), unit: `calls/s (never-matching plan armed, ${RPC_CONCURRENCY} in flight; ${r.fired} fired)` },
     { name: 'core_translate_rpc_per_s_no_faults', value: Math.round(r.barePerS), unit: `calls/s (no engine, ${RPC_CONCURRENCY} in flight)` },
-    { name: 'fault_interceptor_overhead', value: round(ratio, 3), unit: 'armed ÷ without', target: '>= 0.95', meets: ratio >= 0.95 && r.fired === 0 },
+    { name: 'fault_interceptor_overhead', value: round(ratio, 3), unit: 'armed ÷ without (median of 9 paired rounds)', target: '>= 0.95', meets: ratio >= 0.95 && r.fired === 0 },
   ];
 }
 
