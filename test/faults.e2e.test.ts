@@ -9,6 +9,7 @@
  *   VMM_TO_RM          fail_before with an RM error (the VMM's answer names it), fail_after (the RM
  *                      dispatched it, the VMM failed), drop (nothing reached the RM; --rm-timeout-ms)
  *   VMM_TO_RM_FRAGMENT drop, corrupt, reorder
+ *   CLIENT_TO_RM       fail_before with an RM error, on the typed face and on the byte face
  *   RM_NOTIFICATION    drop, delay
  *
  * and FaultService's Events (rule, boundary, op index, seed), the JSON log line of each fault, the
@@ -310,6 +311,24 @@ describe('VMM_TO_RM and its fragments, armed on the VMM', () => {
     expect(await waitFor(() => events.got.find((x) => x['ruleId'] === 'swap'))).toMatchObject({ action: { reorder: {} } });
     events.stop();
     expect([a.outcome.ok, b.outcome.ok]).toEqual([true, true]);
+  });
+});
+
+describe('CLIENT_TO_RM, armed on the RM: one rule covers the typed RPC and the msgq message', () => {
+  const rules = [{ id: 'denied', boundary: 'BOUNDARY_CLIENT_TO_RM', match: { rmMessage: 'VM_ALLOCATE', nth: 1 }, failBefore: { domainError: { rmError: 'DENIED' } } }];
+
+  test('typed face: the RM error as the RM encodes it (status and ErrorDetail), nothing allocated', async () => {
+    await arm('rm', rules);
+    const e = failed(await unary(rm, rm.vmAllocate, { vmid: 0 }));
+    expect(e.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(decodeStatusDetails(e).errorDetail).toMatchObject({ domain: 'rm', codeName: 'DENIED', rule: 'fault_injected' });
+  });
+
+  test('byte face (the VMM\'s msgq): the reply carries the RM error code; the VMM names it', async () => {
+    await arm('rm', rules);
+    const vm = await createVm();
+    vm.close();
+    expect(failed(vm.outcome).details).toContain('DENIED');
   });
 });
 
