@@ -3,11 +3,8 @@
  * to the RM as a separate process, as HLOS. Without faults, a 1100-entry share (create + two
  * MEM_APPENDs) and its reclaim go through. With the byte face's per-message CLIENT_TO_RM faults
  * (armed through the RM's FaultService), linux-append-orphan happens over gRPC too; with
- * RM_TO_CLIENT_FRAGMENT, so does the short reply. Those two are skipped while the RM's sources do
- * not apply those boundaries on the byte face (the fault wiring lands on another branch).
+ * RM_TO_CLIENT_FRAGMENT, so does the short reply.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
   GH_MEM_HANDLE_INVAL,
@@ -24,19 +21,8 @@ import { FaultPlan, FaultServiceClient } from '@hypmesh/proto/fault';
 import { RmServiceClient, type ParcelSummary } from '@hypmesh/proto/rm';
 import { VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Processes, ROOT, type Addresses } from './support/processes.js';
+import { Processes, type Addresses } from './support/processes.js';
 
-const rmSources = (): string => {
-  const dir = join(ROOT, 'services/rm/src');
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-    .map((f) => readFileSync(join(dir, f), 'utf8'))
-    .join('\n');
-};
-const RM = rmSources();
-const FAULT_SERVICE = /FaultService|faultService/.test(RM);
-const PER_MESSAGE_FAULTS = FAULT_SERVICE && RM.includes('CLIENT_TO_RM');
-const REPLY_FRAGMENT_FAULTS = FAULT_SERVICE && RM.includes('RM_TO_CLIENT_FRAGMENT');
 
 const HLOS = 3;
 const processes = new Processes();
@@ -96,7 +82,7 @@ describe('seed-002 driver over RmService.Exchange', () => {
     expect(processes.bugs()).toEqual([]);
   });
 
-  it.skipIf(!PER_MESSAGE_FAULTS)('linux-append-orphan over gRPC: the RM keeps the parcel the driver forgot', async () => {
+  it('linux-append-orphan over gRPC: the RM keeps the parcel the driver forgot', async () => {
     await arm(SCENARIO_PLANS['linux-append-orphan']);
     const rm = driver();
     const p = parcel(600, 0x4f, 16 * 2 ** 20);
@@ -108,7 +94,7 @@ describe('seed-002 driver over RmService.Exchange', () => {
     rm.close();
   });
 
-  it.skipIf(!REPLY_FRAGMENT_FAULTS)('linux-unchecked-reply-size over gRPC: the driver keeps a handle the RM never issued', async () => {
+  it('linux-unchecked-reply-size over gRPC: the driver keeps a handle the RM never issued', async () => {
     await arm(SCENARIO_PLANS['linux-unchecked-reply-size']);
     const rm = driver();
     const p = parcel(1, 0x52, 32 * 2 ** 20);

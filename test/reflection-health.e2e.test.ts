@@ -3,8 +3,8 @@
  * SERVING", against the three services as separate processes (test/support/processes.ts), through
  * the standard protos only, as grpcurl or grpc_health_probe would (test/support/introspection.ts):
  *
- * - grpc.reflection.v1 list_services on each server names its hypmesh service (and should name
- *   grpc.health.v1.Health: a known gap, below);
+ * - grpc.reflection.v1 list_services on each server names its hypmesh service and
+ *   hypmesh.fault.v1.FaultService (issue 8 §2: every service serves it), and grpc.health.v1.Health;
  * - file_containing_symbol for the hypmesh service (and its dependencies by file name) gives
  *   descriptors that a strict client accepts and that link into one registry, where the service and
  *   every RPC's input and output messages resolve (core and RM: known bugs, below);
@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { healthCheck, Reflection } from './support/introspection.js';
 import { Processes, type Addresses } from './support/processes.js';
 
+const FAULT_SERVICE = 'hypmesh.fault.v1.FaultService';
 const processes = new Processes();
 let addresses: Addresses;
 
@@ -36,12 +37,12 @@ afterAll(async () => {
 }, 30_000);
 
 describe('reflection and health on each of the three processes', () => {
-  test.each(SERVERS)('$server: list_services names $service, and no other hypmesh service', async ({ server, service }) => {
+  test.each(SERVERS)('$server: list_services names $service and FaultService, and no other hypmesh service', async ({ server, service }) => {
     const reflection = new Reflection(addresses[server]);
     try {
       const names = await reflection.listServices();
       expect(names).toContain(service);
-      expect(names.filter((n) => n.startsWith('hypmesh.'))).toEqual([service]);
+      expect(names.filter((n) => n.startsWith('hypmesh.')).sort()).toEqual([service, FAULT_SERVICE].sort());
     } finally {
       reflection.close();
     }
@@ -51,6 +52,16 @@ describe('reflection and health on each of the three processes', () => {
     const reflection = new Reflection(addresses[server]);
     try {
       expect(await reflection.listServices()).toContain('grpc.health.v1.Health');
+    } finally {
+      reflection.close();
+    }
+  });
+
+  test.each(SERVERS)('$server: file_containing_symbol FaultService resolves (Arm, Disarm, List, Events)', async ({ server }) => {
+    const reflection = new Reflection(addresses[server]);
+    try {
+      const registry = await reflection.resolve(FAULT_SERVICE);
+      expect(registry.getService(FAULT_SERVICE)!.methods.map((m) => m.name).sort()).toEqual(['Arm', 'Disarm', 'Events', 'List']);
     } finally {
       reflection.close();
     }

@@ -1,11 +1,13 @@
 /**
  * `npm run bench` prints a table of named figures against their targets; `npm run bench -- --json`
- * prints one JSON object of the same figures. Benchmarks are not tests: nothing here fails a build.
+ * prints one JSON object of the same figures; `--only core,grpc,rm,fault` runs only those groups
+ * (comma-separated). Benchmarks are not tests: nothing here fails a build.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
+import { faultInterceptorOverhead } from './fault-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
 
 interface Figure {
@@ -62,9 +64,44 @@ async function rmGrpcFigures(): Promise<Figure[]> {
   ];
 }
 
+/** The fault engine's cost when nothing fires (issue 8): core RPC throughput armed ÷ without, same run. */
+async function faultFigures(): Promise<Figure[]> {
+  const r = await faultInterceptorOverhead();
+  const ratio = r.ratio;
+  return [
+    { name: 'core_translate_rpc_per_s_fault_armed', value: Math.round(r.armedPerS), unit: `calls/s (never-matching plan armed, ${RPC_CONCURRENCY} in flight; ${r.fired} fired)` },
+    { name: 'core_translate_rpc_per_s_no_faults', value: Math.round(r.barePerS), unit: `calls/s (no engine, ${RPC_CONCURRENCY} in flight)` },
+    { name: 'fault_interceptor_overhead', value: round(ratio, 3), unit: 'armed ÷ without (median of 9 paired rounds)', target: '>= 0.95', meets: ratio >= 0.95 && r.fired === 0 },
+  ];
+}
+
+/** Figure groups in run order; `--only` picks some by name. */
+const GROUPS = {
+  core: async () => coreFigures(),
+  grpc: grpcFigures,
+  rm: rmGrpcFigures,
+  fault: faultFigures,
+} as const satisfies Record<string, () => Promise<Figure[]>>;
+type Group = keyof typeof GROUPS;
+
+/** `--only a,b` or `--only=a,b`; every group when absent. */
+function selectedGroups(argv: readonly string[]): Group[] {
+  const at = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (at < 0) return Object.keys(GROUPS) as Group[];
+  const list = argv[at]!.startsWith('--only=') ? argv[at]!.slice('--only='.length) : (argv[at + 1] ?? '');
+  const names = list.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const unknown = names.filter((n) => !(n in GROUPS));
+  if (names.length === 0 || unknown.length > 0) {
+    console.error(`--only: expected a comma-separated list of ${Object.keys(GROUPS).join(', ')}${unknown.length > 0 ? `; unknown: ${unknown.join(', ')}` : ''}`);
+    process.exit(2);
+  }
+  return names as Group[];
+}
+
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const figures = [...coreFigures(), ...(await grpcFigures()), ...(await rmGrpcFigures())];
+  const figures: Figure[] = [];
+  for (const g of selectedGroups(process.argv.slice(2))) figures.push(...(await GROUPS[g]()));
   if (json) {
     process.stdout.write(JSON.stringify(Object.fromEntries(figures.map((f) => [f.name, f.value]))) + '\n');
     return;

@@ -9,6 +9,7 @@
  *   engine.ts    FaultEngine: arm, disarm, list, subscribe, decide
  *   apply.ts     applyAt: a decision applied to an async call
  *   fragment.ts  corrupt, truncate and reorder for msgq fragments
+ *   fragment-step.ts  one fragment through a decision (what to send, hold, crash)
  */
 export * from './result.js';
 export * from './plan.js';
@@ -29,4 +30,5 @@ export {
 } from './engine.js';
 export { applyAt, faultMessage, type ApplyPorts, type OutcomeAdapter } from './apply.js';
 export { FragmentReorder, corruptFragment, truncateFragment } from './fragment.js';
+export { fragmentStep, type FragmentStep } from './fragment-step.js';
 export { eventToJson, planToJson, ruleToJson } from './to-json.js';

@@ -107,6 +107,10 @@ function checkRule(rule: FaultRule, at: string, seen: Set<string>, issues: PlanI
     add(key, `not allowed at ${rule.boundary} (allowed: ${ACTIONS_AT_BOUNDARY[rule.boundary].map((k) => ACTION_JSON_KEYS[k]).join(', ')})`);
   }
   checkAction(rule.action, (path, message) => add(path === '' ? key : `${key}.${path}`, message));
+  // A msgq reply carries only an RM error code (gunyah-rm.md §1.4): no other family can be answered there.
+  if (rule.boundary === 'VMM_TO_RM' && rule.action.kind === 'fail_before' && rule.action.failure.kind === 'domain' && rule.action.failure.error.family !== 'rm') {
+    add(`${key}.domainError`, 'at VMM_TO_RM only an RM error (rmError) can be answered: a msgq reply carries only an RM error code (gunyah-rm.md §1.4)');
+  }
 }
 
 function checkMatch(m: FaultMatch, add: (path: string, message: string) => void): void {

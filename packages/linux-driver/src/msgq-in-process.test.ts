@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { FaultEngine, type FaultAction, type FaultMatch } from '@hypmesh/fault';
 import { MsgqEndpoint, ResourceManager, VMID_HLOS, inProcessCore } from '@hypmesh/rm';
-import { Stage2, createAddressSpace, vmid } from '@hypmesh/stage2';
+import { Stage2 } from '@hypmesh/stage2';
 import { ERRNO, GhRm } from './gh-rm-call.js';
 import { MsgqClient } from './msgq-client.js';
 import { inProcessTransport } from './msgq-in-process.js';
@@ -17,7 +17,6 @@ async function setup(boundary: 'CLIENT_TO_RM' | 'RM_TO_CLIENT_FRAGMENT', match: 
   const rm = new ResourceManager(inProcessCore(s));
   const g = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
   const guest = g.ok ? g.value.vmid! : -1;
-  createAddressSpace(s, vmid(guest), 40, [{ base: 0x80000 + 0x30000, count: 64 } as never]);
   const engine = new FaultEngine({ nowMs: () => 0 });
   const armed = engine.arm({ rules: [{ id: 'r', boundary, match, action }] }, 1);
   expect(armed.ok).toBe(true);

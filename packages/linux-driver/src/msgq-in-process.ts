@@ -11,11 +11,11 @@
  *     (drop is not armed here: the validator keeps it to one-way boundaries)
  *     delay, pause delivered after the delay
  *   BOUNDARY_RM_TO_CLIENT_FRAGMENT  per reply fragment
- *     truncate, corrupt, drop, reorder, delay (crash and pause: the fragment is lost)
+ *     truncate, corrupt, drop, reorder, delay, pause: fragmentStep, as the RM service steps them
  *
  * Requests are delivered in order (one promise chain), as one queue pair is.
  */
-import { FragmentReorder, corruptFragment, truncateFragment, type FaultEngine } from '@hypmesh/fault';
+import { FragmentReorder, fragmentStep, type FaultEngine } from '@hypmesh/fault';
 import type { MsgqEndpoint } from '@hypmesh/rm';
 import { Reassembler, decodeHeader, encodeReply, fragmentMessage, messageName } from '@hypmesh/rm-wire';
 import type { MsgqTransport } from './msgq-client.js';
@@ -39,28 +39,15 @@ export function inProcessTransport(endpoint: MsgqEndpoint, engine?: FaultEngine)
       const h = decodeHeader(f);
       const rmMessage = h.ok ? messageName(h.value.msgId) : undefined;
       const d = engine?.decide({ boundary: 'RM_TO_CLIENT_FRAGMENT', ...(rmMessage === undefined ? {} : { rmMessage }), callerVmid: endpoint.caller });
-      if (d === undefined || !d.fault) {
-        reorder.push(f, false).forEach(deliver);
+      if (d === undefined) {
+        deliver(f);
         continue;
       }
-      const a = d.event.action;
-      switch (a.kind) {
-        case 'truncate':
-          reorder.push(truncateFragment(f, a.keepBytes), false).forEach(deliver);
-          break;
-        case 'corrupt':
-          reorder.push(corruptFragment(f, a.draws), false).forEach(deliver);
-          break;
-        case 'reorder':
-          reorder.push(f, true).forEach(deliver);
-          break;
-        case 'delay':
-          await sleep(a.delayMs);
-          reorder.push(f, false).forEach(deliver);
-          break;
-        default:
-          break; // drop, crash, pause: the fragment is lost
-      }
+      // Stepped as the RM service steps its reply fragments; there is no process to end here, so a
+      // crash is only its fragment lost (BEFORE_COMMIT) or sent (AFTER_COMMIT).
+      const step = fragmentStep(d, f, reorder);
+      if (step.holdMs > 0) await sleep(step.holdMs);
+      step.send.forEach(deliver);
     }
     reorder.flush().forEach(deliver);
   }

@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { FaultEngine } from '@hypmesh/fault';
 import { MsgqEndpoint, ResourceManager, VMID_HLOS, inProcessCore, rmInvariants } from '@hypmesh/rm';
-import { Stage2, checkInvariants, createAddressSpace, vmid } from '@hypmesh/stage2';
+import { Stage2, checkInvariants } from '@hypmesh/stage2';
 import { GhRm } from './gh-rm-call.js';
 import { MsgqClient } from './msgq-client.js';
 import { inProcessTransport } from './msgq-in-process.js';
@@ -48,7 +48,6 @@ describe('control: no faults', () => {
     const rm = new ResourceManager(inProcessCore(s));
     const g = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
     const guest = g.ok ? g.value.vmid! : -1;
-    expect(createAddressSpace(s, vmid(guest), 40, [{ base: 0x80000 + 0x30000, count: 64 } as never]).ok).toBe(true);
     const engine = new FaultEngine({ nowMs: () => 0 }); // armed with nothing: every op still numbered
     const ghRm = new GhRm(new MsgqClient(inProcessTransport(new MsgqEndpoint(rm, VMID_HLOS), engine)));
     const p = {

@@ -18,7 +18,7 @@
 import { FaultEngine, loadPlanJson, type FaultEvent } from '@hypmesh/fault';
 import { checkHistory, type CheckReport, type HistoryEntry, type Observation } from '@hypmesh/history';
 import { MsgqEndpoint, ResourceManager, VMID_HLOS, inProcessCore, rmInvariants } from '@hypmesh/rm';
-import { Stage2, checkInvariants, createAddressSpace, ownershipMap, vmid, type MemoryConfig } from '@hypmesh/stage2';
+import { Stage2, checkInvariants, ownershipMap, type MemoryConfig } from '@hypmesh/stage2';
 import { GhRm } from './gh-rm-call.js';
 import { MsgqClient } from './msgq-client.js';
 import { inProcessTransport } from './msgq-in-process.js';
@@ -96,9 +96,7 @@ async function boot(plan: unknown, seed: number) {
   const alloc = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
   if (!alloc.ok || alloc.value.vmid === null) throw new Error('scenario: VM_ALLOCATE failed');
   const guest = alloc.value.vmid;
-  // The guest's stage-2 table pages: 64 host pages 768 MiB into RAM (as the VM manager donates them).
-  const tables = createAddressSpace(s, vmid(guest), 40, [{ base: RAM_BASE / PAGE + 0x30000, count: 64 } as never]);
-  if (!tables.ok) throw new Error(`scenario: ${tables.error.message}`);
+  // VM_ALLOCATE made the guest's stage-2 (from HYP's reservation), so the guest can be named in ACLs.
   const engine = new FaultEngine({ nowMs: () => 0 });
   const events: FaultEvent[] = [];
   engine.subscribe((e) => events.push(e));

@@ -13,5 +13,5 @@ export { ResourceManager, type RmNotification, type CallHandler, type CallTable 
 export { MEM_ENTRIES_PER_MSG_MAX, PARCEL_ADDR_LIMIT, type Parcel, type ParcelState, type TransType } from './parcel.js';
 export { vmIpaBits, type Vm } from './vm.js';
 export { snapshotRm } from './snapshot.js';
-export { MsgqEndpoint, type MsgqRefusal, type MsgqStats } from './msgq-endpoint.js';
+export { MsgqEndpoint, type MsgqRefusal, type MsgqStats, type RequestHook } from './msgq-endpoint.js';
 export { rmInvariants } from './invariants.js';

@@ -41,6 +41,13 @@ export interface MsgqStats {
   readonly drops: ReadonlyMap<DropRule | 'not_a_request', number>;
 }
 
+/**
+ * Runs one decoded-enough request's dispatch: the service's fault hook (CLIENT_TO_RM per msgq
+ * message). It may call `dispatch` once, twice (a duplicate) or not at all, and answer its own
+ * reply payload, or `undefined` for no reply (a lost or dropped message: the client times out).
+ */
+export type RequestHook = (request: { readonly name: string; readonly msgId: number; readonly caller: number }, dispatch: () => Promise<Uint8Array>) => Promise<Uint8Array | undefined>;
+
 export class MsgqEndpoint {
   private readonly reassembler = new Reassembler();
   private requests = 0;
@@ -56,6 +63,8 @@ export class MsgqEndpoint {
     private readonly onDrop: (rule: DropRule | 'not_a_request') => void = () => {},
     /** Told of every request answered with an RM error, with the rule that fired. */
     private readonly onRefusal: (r: MsgqRefusal) => void = () => {},
+    /** Around every request's dispatch (default: dispatch it); see RequestHook. */
+    private readonly onRequest?: RequestHook,
   ) {}
 
   /** Feeds one fragment; resolves with the reply fragments of every request it completed. */
@@ -72,7 +81,9 @@ export class MsgqEndpoint {
         continue;
       }
       this.requests++;
-      const payload = await this.dispatch(ev.message);
+      const m = ev.message;
+      const payload = this.onRequest === undefined ? await this.dispatch(m) : await this.onRequest({ name: codecsForId(m.msgId)?.name ?? `0x${m.msgId.toString(16)}`, msgId: m.msgId, caller: this.caller }, () => this.dispatch(m));
+      if (payload === undefined) continue;
       const frags = fragmentMessage({ type: 'REPLY', msgId: ev.message.msgId, seq: ev.message.seq, payload });
       if (!frags.ok) throw new Error(`bug: reply to 0x${ev.message.msgId.toString(16)} does not fit: ${frags.error.reason}`);
       this.replies++;

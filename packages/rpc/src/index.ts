@@ -40,7 +40,7 @@ export {
   nonEmpty,
 } from './shape.js';
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';
-export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeOptions, type Served } from './server.js';
+export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeFaults, type ServeOptions, type Served } from './server.js';
 export { delegating } from './resettable.js';
 export {
   faultInterceptor,
@@ -52,5 +52,5 @@ export {
   type FaultInterceptorPorts,
 } from './fault-interceptor.js';
 export { faultServiceHandlers } from './fault-service.js';
-export { armFromFile, faultLogLine, parseFaultSeed, FAULTS_ENV, FAULT_SEED_ENV } from './fault-config.js';
+export { armFromFile, faultLogLine, frontDoorFaults, parseFaultSeed, processFaultEngine, FAULTS_ENV, FAULT_SEED_ENV, type FaultOptions, type ProcessFaultPorts, type ProcessFaults } from './fault-config.js';
 export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';

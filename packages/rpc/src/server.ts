@@ -6,11 +6,21 @@
  * Shutdown order: health → NOT_SERVING (probes stop routing to us), the service's own `drain`
  * (end the streams it holds open, finish background work), then a graceful server shutdown that
  * is forced after `graceMs`. The grace bounds the whole sequence, drain included.
+ *
+ * Faults (DESIGN.md §7, issue 8 §2): with `faults`, the server also serves hypmesh.fault.v1.
+ * FaultService over the process's engine (reflection lists it) and runs every call through the
+ * engine's CLIENT_TO_<svc> interceptor, outermost, so an injected delay or failure happens before
+ * anything else sees the call. The service's handlers are wrapped by withFaultDuplicates, which is
+ * how the interceptor's `duplicate` delivers a call twice.
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
+import type { Boundary, FaultEngine } from '@hypmesh/fault';
+import { FAULT_PROTO_FILES, FaultServiceService } from '@hypmesh/proto/fault';
+import { faultInterceptor, withFaultDuplicates, type FaultInterceptorPorts } from './fault-interceptor.js';
+import { faultServiceHandlers } from './fault-service.js';
 import { reflectionPackageDefinition } from './reflection.js';
 
 /**
@@ -40,6 +50,14 @@ export interface ServeOptions {
   readonly drain?: () => void | Promise<void>;
   /** Server interceptors, outermost first (the fault interceptor, fault-interceptor.ts). */
   readonly interceptors?: readonly grpc.ServerInterceptor[];
+  /** The process's fault engine and this server's front-door boundary (CLIENT_TO_CORE/RM/VMM). */
+  readonly faults?: ServeFaults;
+}
+
+export interface ServeFaults {
+  readonly engine: FaultEngine;
+  readonly boundary: Boundary;
+  readonly ports?: FaultInterceptorPorts;
 }
 
 export interface Served {
@@ -52,11 +70,20 @@ export interface Served {
 }
 
 export async function serveGrpc(options: ServeOptions): Promise<Served> {
-  const server = new grpc.Server(options.interceptors === undefined ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors: [...options.interceptors] });
-  options.register(server);
+  const faults = options.faults;
+  const interceptors = [...(faults === undefined ? [] : [faultInterceptor(faults.engine, faults.boundary, faults.ports)]), ...(options.interceptors ?? [])];
+  const server = new grpc.Server(interceptors.length === 0 ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors });
+  if (faults === undefined) options.register(server);
+  else {
+    // The service registers through this view, so its handlers deliver a call marked `duplicate` twice.
+    const registrar = Object.create(server) as grpc.Server;
+    registrar.addService = (definition, implementation) => server.addService(definition, withFaultDuplicates(definition, implementation));
+    options.register(registrar);
+    server.addService(FaultServiceService, faultServiceHandlers(faults.engine));
+  }
   const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(reflectionPackageDefinition(options.protoRoot, options.protoFiles)).addToServer(server);
+  new ReflectionService(reflectionPackageDefinition(options.protoRoot, faults === undefined ? options.protoFiles : [...options.protoFiles, ...FAULT_PROTO_FILES])).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
  * hypmesh core service: reads config (flags, then env, then defaults), builds the core, serves
- * CoreService + health + reflection, and shuts down gracefully on SIGTERM/SIGINT.
+ * CoreService + FaultService + health + reflection (faults from --faults/--fault-seed), and shuts down gracefully on SIGTERM/SIGINT.
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
+import { processFaultEngine } from '@hypmesh/rpc';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
 import { memoryFromOptions, startCoreServer } from './server.js';
 
@@ -31,11 +32,20 @@ const opts = new Command('hypmesh-core')
   .addOption(new Option('--mmio-gib <n>', 'MMIO size in GiB, at address 0 (0: none)').env('HYPMESH_MMIO_GIB').argParser(number(0, 1024)).default(mmioDefault.sizeBytes / GiB))
   .addOption(new Option('--pa-bits <n>', 'physical address width (also the host IPA width)').env('HYPMESH_PA_BITS').argParser(number(32, 48)).default(DEFAULT_MEMORY_CONFIG.paBits))
   .addOption(new Option('--check-invariants', 'test/chaos mode: check every invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))
+  .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
+  .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string }>();
+  .opts<{ address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
+/** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
+const faults = processFaultEngine(opts);
+if (!faults.ok) {
+  log.fatal({ problems: faults.error.split('\n') }, `invalid fault configuration:\n${faults.error}`);
+  process.exit(2);
+}
+const engine = faults.value.engine;
 const given = memoryFromOptions(opts);
 if (!given.ok) {
   log.fatal({ problems: given.error }, `invalid memory map: ${given.error.join('; ')}`);
@@ -48,8 +58,8 @@ const memory = given.value ?? {
 };
 
 try {
-  const core = await startCoreServer({ address: opts.address, stage2Config: { memory }, log, checkInvariants: opts.checkInvariants });
-  log.info({ address: opts.address, port: core.port, memory }, 'hypmesh core serving');
+  const core = await startCoreServer({ address: opts.address, stage2Config: { memory }, log, checkInvariants: opts.checkInvariants, faults: engine });
+  log.info({ address: opts.address, port: core.port, memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh core serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

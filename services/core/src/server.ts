@@ -9,7 +9,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
-import { delegating, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
+import type { FaultEngine } from '@hypmesh/fault';
+import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import { memoryMapIn, memoryMapOut } from './codec.js';
 import { createCoreHandlers } from './handlers.js';
@@ -28,6 +29,12 @@ export interface CoreServerOptions {
    * succeeded and log each violation as a bug. Off by default (it walks the whole core).
    */
   readonly checkInvariants?: boolean;
+  /**
+   * The process's fault engine (@hypmesh/rpc processFaultEngine), applied at CLIENT_TO_CORE and
+   * controlled over FaultService. Default: an unarmed engine of its own, so FaultService is always
+   * there to arm; 'off' serves no FaultService and intercepts nothing (the benchmark's baseline).
+   */
+  readonly faults?: FaultEngine | 'off';
 }
 
 /** RPCs that change nothing: no invariant check after them. */
@@ -97,6 +104,7 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
     protoRoot: PROTO_ROOT,
     protoFiles: CORE_PROTO_FILES,
     register: (server) => server.addService(CoreServiceService, service),
+    ...frontDoorFaults(options.faults, 'CLIENT_TO_CORE'),
   });
   return {
     ...served,

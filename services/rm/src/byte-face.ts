@@ -13,12 +13,24 @@
  *
  * Nothing a client writes ends the stream with an error: bad bytes are drops or RM error replies.
  * Only a missing or bad caller VMID fails it (INVALID_ARGUMENT), before any byte is read.
+ *
+ * Faults (DESIGN.md §7): the server interceptor passes streams through, so CLIENT_TO_RM faults on
+ * this face are decided here, per reassembled request (the point names the RM message, so one rule
+ * on "MEM_APPEND" covers the typed MemAppend RPC and the byte message alike), applied with
+ * @hypmesh/fault's applyAt. A msgq reply carries only an RM error code (§1.4), so `fail_before`
+ * with an RM error is that reply; any other failure, and every lost reply (fail_after, crash that
+ * returns), is no reply at all: the client's wait for that seq times out, as on a real queue.
+ * RM_TO_CLIENT_FRAGMENT faults are decided per reply fragment (named by the msg_id in its header)
+ * and stepped with fragmentStep, as the VMM's msgq client steps its own fragments; a fragment held
+ * for reorder goes out after the next one of the same reply batch, at the latest at its end.
  */
 
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { ExchangeRequest, ExchangeResponse, GetStatsResponse } from '@hypmesh/proto/rm';
 import { callerVmid, fromThrown, type BugLog } from '@hypmesh/rpc';
-import { MsgqEndpoint, type MsgqRefusal, type ResourceManager } from '@hypmesh/rm';
+import { MsgqEndpoint, type MsgqRefusal, type RequestHook, type ResourceManager } from '@hypmesh/rm';
+import { FragmentReorder, applyAt, fragmentStep, type FaultEngine, type FaultEvent } from '@hypmesh/fault';
+import { decodeHeader, encodeReply, messageName } from '@hypmesh/rm-wire';
 import type { Notifier } from './notifier.js';
 
 /** Trailer naming a finished Exchange stream's drops: `rule=count,rule=count` (empty when none). */
@@ -83,6 +95,50 @@ export interface ByteFace {
   readonly log: BugLog;
   /** Streams still open, so shutdown can end them. */
   readonly open: Set<{ end(): void }>;
+  /** The process's fault engine, at CLIENT_TO_RM per msgq request. */
+  readonly faults?: ByteFaceFaults;
+}
+
+export interface ByteFaceFaults {
+  readonly engine: FaultEngine;
+  /** Exit the process (default `process.exit(137)`, as kill -9 reports). */
+  readonly crash?: (event: FaultEvent) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The reply side of one Exchange stream under RM_TO_CLIENT_FRAGMENT faults (module header). */
+function replyFragmentFaults(faults: ByteFaceFaults, caller: number, write: (fragments: readonly Uint8Array[]) => void): (fragments: readonly Uint8Array[]) => Promise<void> {
+  const crash = faults.crash ?? (() => process.exit(137));
+  const reorder = new FragmentReorder<Uint8Array>();
+  return async (fragments) => {
+    for (const fragment of fragments) {
+      const header = decodeHeader(fragment);
+      const rmMessage = header.ok ? messageName(header.value.msgId) : undefined;
+      const decision = faults.engine.decide({ boundary: 'RM_TO_CLIENT_FRAGMENT', ...(rmMessage === undefined ? {} : { rmMessage }), callerVmid: caller });
+      const step = fragmentStep(decision, fragment, reorder);
+      if (step.holdMs > 0) await sleep(step.holdMs);
+      write(step.send);
+      if (step.crash !== undefined) crash(step.crash);
+    }
+    write(reorder.flush());
+  };
+}
+
+/** The fault hook of one Exchange stream (module header). */
+export function byteFaceFaultHook(faults: ByteFaceFaults): RequestHook {
+  const crash = faults.crash ?? (() => process.exit(137));
+  return ({ name, caller }, dispatch) =>
+    applyAt<Uint8Array | undefined>(
+      faults.engine.decide({ boundary: 'CLIENT_TO_RM', rmMessage: name, callerVmid: caller }),
+      dispatch,
+      {
+        refused: (failure) => (failure.kind === 'domain' && failure.error.family === 'rm' ? encodeReply(failure.error.rmError) : undefined),
+        lost: () => undefined,
+      },
+      // Requests on one stream are handled in order, so a pause here stops this queue pair's service.
+      { sleep, crash },
+    );
 }
 
 type Exchange = ServerDuplexStream<ExchangeRequest, ExchangeResponse>;
@@ -109,6 +165,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
         face.stats.refusal(caller, r);
         bump(streamRefusals, `${r.rmError}:${r.rule}`);
       },
+      face.faults === undefined ? undefined : byteFaceFaultHook(face.faults),
     );
     let closed = false;
     let replies: Promise<void> = Promise.resolve();
@@ -120,6 +177,8 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
         face.stats.fragmentsSent++;
       }
     };
+
+    const sendReplies = face.faults === undefined ? async (fragments: readonly Uint8Array[]) => write(fragments) : replyFragmentFaults(face.faults, caller, write);
 
     const stopNotify = face.notifier.attach(caller, (n) => {
       try {
@@ -157,7 +216,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
         .then(() => endpoint.receive(bytes))
         .then((fragments) => {
           face.stats.requestsDispatched += endpoint.stats().requests - before;
-          write(fragments);
+          return sendReplies(fragments);
         })
         .catch((e: unknown) => face.log.error({ err: e }, 'bug: byte-face reply failed'));
     });

@@ -8,11 +8,16 @@
  * the deadline passed, a status without a detail) is also a refusal, never a throw, with errno EIO
  * and rule `grpc_<status>` (e.g. grpc_unavailable), so the RM answers its client with an RM error
  * and changes nothing.
+ *
+ * With a fault engine, every call passes its RM_TO_CORE client interceptor (@hypmesh/rpc
+ * faultClientInterceptor): an injected refusal or lost reply is read by refusalOf exactly like the
+ * core's own (an errno domain error is the core's refusal; UNAVAILABLE, DEADLINE_EXCEEDED are EIO).
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
-import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
+import type { FaultEngine } from '@hypmesh/fault';
+import { CALLER_VMID_KEY, decodeStatusDetails, faultClientInterceptor } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call. */
@@ -59,8 +64,8 @@ export interface GrpcCorePort extends CoreGrantPort {
 }
 
 /** A CoreGrantPort talking to the core at `address` (host:port). */
-export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure());
+export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? {} : { interceptors: [faultClientInterceptor(faults, 'RM_TO_CORE')] });
 
   function call<Req, Res, T>(method: Method<Req, Res>, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
     return new Promise((resolve) => {

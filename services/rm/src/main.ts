@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 /**
  * hypmesh RM service: reads config (flags, then env, then defaults), connects to the core (or runs
- * one in-process with `--core embedded`), serves RmService + health + reflection, and shuts down
+ * one in-process with `--core embedded`), serves RmService + FaultService + health + reflection
+ * (faults from --faults/--fault-seed, at CLIENT_TO_RM, RM_TO_CORE and RM_NOTIFICATION), and shuts down
  * gracefully on SIGTERM/SIGINT.
  */
 
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
+import { processFaultEngine } from '@hypmesh/rpc';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
-import { grpcCore } from './core-client.js';
+import { CORE_CALL_TIMEOUT_MS, grpcCore } from './core-client.js';
 import { startRmServer } from './server.js';
 
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -19,15 +21,24 @@ const opts = new Command('hypmesh-rm')
   .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port|embedded>', "the core's address, or `embedded` for an in-process core with default memory").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
   .addOption(new Option('--memory <map>', 'with --core embedded: its memory map (ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40])').env('HYPMESH_MEMORY'))
+  .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
+  .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; core: string; memory?: string; logLevel: string }>();
+  .opts<{ address: string; core: string; memory?: string; logLevel: string; faults?: string; faultSeed?: string }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
+/** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
+const faults = processFaultEngine(opts);
+if (!faults.ok) {
+  log.fatal({ problems: faults.error.split('\n') }, `invalid fault configuration:\n${faults.error}`);
+  process.exit(2);
+}
+const engine = faults.value.engine;
 
 function core(): { port: CoreGrantPort; close(): void } {
   if (opts.core !== 'embedded') {
-    const port = grpcCore(opts.core);
+    const port = grpcCore(opts.core, CORE_CALL_TIMEOUT_MS, engine);
     return { port, close: () => port.close() };
   }
   const memory = opts.memory === undefined ? undefined : parseMemorySpec(opts.memory);
@@ -39,8 +50,8 @@ function core(): { port: CoreGrantPort; close(): void } {
 
 try {
   const c = core();
-  const rm = await startRmServer({ address: opts.address, core: c.port, log });
-  log.info({ address: opts.address, port: rm.port, core: opts.core }, 'hypmesh rm serving');
+  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine });
+  log.info({ address: opts.address, port: rm.port, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

@@ -5,24 +5,98 @@
  *
  * One RX queue per VM (§1.1): two streams attached for the same VM share it, and each notification
  * goes to the first that drains it.
+ *
+ * Faults (DESIGN.md §7, boundary RM_NOTIFICATION): with an engine, every notification taken off the
+ * queue is a point (RM message name, the notified VMID) and its decision applies here, where the
+ * RM hands it to the stream:
+ *   drop    it is never delivered (taken off the queue, so the VM's queue does not count it dropped)
+ *   delay   it is delivered delayMs later; later ones are not held (a late notification is overtaken)
+ *   pause   delivery to this stream stops for durationMs; this one and every later one wait, in order
+ *   crash   the process exits before delivering it (BEFORE_COMMIT) or right after (AFTER_COMMIT)
  */
 
 import { codecMessageId } from '@hypmesh/rm-wire';
 import type { ResourceManager, RmNotification } from '@hypmesh/rm';
+import type { FaultEngine, FaultEvent } from '@hypmesh/fault';
 
 export type Deliver = (n: RmNotification, messageId: number, seq: number, dropped: number) => void;
 
+export interface NotifierFaults {
+  readonly engine: FaultEngine;
+  /** Exit the process (default `process.exit(137)`, as kill -9 reports). */
+  readonly crash?: (event: FaultEvent) => void;
+  /** Milliseconds, for pause bookkeeping (default Date.now). */
+  readonly nowMs?: () => number;
+}
+
 export class Notifier {
-  constructor(readonly rm: ResourceManager) {}
+  constructor(
+    readonly rm: ResourceManager,
+    private readonly faults?: NotifierFaults,
+  ) {}
 
   /** Delivers `vmid`'s pending notifications now and each new one as it is queued, until the returned stop(). */
   attach(vmid: number, deliver: Deliver): () => void {
     let stopped = false;
-    const drain = (): void => {
-      const q = this.rm.queue(vmid);
-      for (let n = q.shift(); n !== undefined && !stopped; n = stopped ? undefined : q.shift()) {
-        deliver(n, codecMessageId(n.name), n.seq, q.dropped);
+    const timers = new Set<NodeJS.Timeout>();
+    const later = (ms: number, f: () => void): void => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        f();
+      }, ms);
+      timers.add(t);
+    };
+    const q = (): ReturnType<ResourceManager['queue']> => this.rm.queue(vmid);
+    const send = (n: RmNotification): void => {
+      if (!stopped) deliver(n, codecMessageId(n.name), n.seq, q().dropped);
+    };
+
+    // Pause: notifications held in order until `pausedUntilMs`, released by one timer.
+    let pausedUntilMs = 0;
+    const held: RmNotification[] = [];
+    const release = (): void => {
+      if (nowMs() < pausedUntilMs) return later(pausedUntilMs - nowMs(), release);
+      for (let n = held.shift(); n !== undefined; n = held.shift()) send(n);
+    };
+    const faults = this.faults;
+    const nowMs = faults?.nowMs ?? Date.now;
+    const crash = faults?.crash ?? (() => process.exit(137));
+
+    const offer = (n: RmNotification): void => {
+      if (faults === undefined) return send(n);
+      const d = faults.engine.decide({ boundary: 'RM_NOTIFICATION', rmMessage: n.name, callerVmid: vmid });
+      const event = d.fault ? d.event : undefined;
+      const a = event?.action;
+      if (a?.kind === 'pause') {
+        const until = nowMs() + a.durationMs;
+        if (until > pausedUntilMs) {
+          pausedUntilMs = until;
+          later(a.durationMs, release);
+        }
       }
+      if (held.length > 0 || nowMs() < pausedUntilMs) {
+        if (a?.kind !== 'drop') held.push(n);
+        return;
+      }
+      if (a === undefined) return send(n);
+      switch (a.kind) {
+        case 'drop':
+          return;
+        case 'delay':
+          return later(a.delayMs, () => send(n));
+        case 'crash':
+          if (a.point === 'AFTER_COMMIT') send(n);
+          crash(event!);
+          return;
+        default:
+          // The validator arms nothing else at RM_NOTIFICATION (plan.ts ACTIONS_AT_BOUNDARY).
+          return send(n);
+      }
+    };
+
+    const drain = (): void => {
+      const queue = q();
+      for (let n = queue.shift(); n !== undefined && !stopped; n = stopped ? undefined : queue.shift()) offer(n);
     };
     const off = this.rm.onNotify((v) => {
       if (v === vmid && !stopped) drain();
@@ -30,6 +104,8 @@ export class Notifier {
     drain();
     return () => {
       stopped = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
       off();
     };
   }

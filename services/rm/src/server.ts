@@ -10,7 +10,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { RM_PROTO_FILES, RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
-import { delegating, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
+import { FaultEngine } from '@hypmesh/fault';
+import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ByteFaceStats, type ByteFace } from './byte-face.js';
@@ -28,6 +29,12 @@ export interface RmServerOptions {
   readonly rmConfig?: RmConfig;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
+  /**
+   * The process's fault engine: CLIENT_TO_RM (typed RPCs by interceptor, byte-face messages by the
+   * Exchange hook) and RM_NOTIFICATION; FaultService arms it. Default: an unarmed engine of its own;
+   * 'off': no FaultService, nothing intercepted.
+   */
+  readonly faults?: FaultEngine | 'off';
 }
 
 export interface RmServer {
@@ -50,9 +57,11 @@ const VMID_HLOS = 3;
 export async function startRmServer(options: RmServerOptions): Promise<RmServer> {
   const log = options.log ?? consoleLog;
   const unary = unaryWith(log);
+  const engine = options.faults === 'off' ? undefined : (options.faults ?? new FaultEngine({ nowMs: Date.now }));
   const boot = (): ByteFace => {
     const rm = options.rmConfig ? new ResourceManager(options.core, options.rmConfig) : new ResourceManager(options.core);
-    return { rm, notifier: new Notifier(rm), stats: new ByteFaceStats(), log, open: new Set() };
+    const faults = engine === undefined ? undefined : { engine };
+    return { rm, notifier: new Notifier(rm, faults), stats: new ByteFaceStats(), log, open: new Set(), ...(faults && { faults }) };
   };
   let face = boot();
 
@@ -76,6 +85,7 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     protoRoot: PROTO_ROOT,
     protoFiles: RM_PROTO_FILES,
     register: (server) => server.addService(RmServiceService, service),
+    ...frontDoorFaults(engine ?? 'off', 'CLIENT_TO_RM'),
     drain: () => {
       for (const s of [...face.open]) s.end();
     },
@@ -91,4 +101,4 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   };
 }
 
-export { grpcCore, type GrpcCorePort } from './core-client.js';
+export { CORE_CALL_TIMEOUT_MS, grpcCore, type GrpcCorePort } from './core-client.js';

@@ -5,13 +5,19 @@
  * loopback exactly as they would across containers (the VMM as HLOS over the RM's Exchange stream,
  * HLOS's only RM subscriber). Prints where each listens; SIGTERM/SIGINT stops them in reverse order
  * (the VMM first, tearing down every session's VMs).
+ *
+ * Faults: one engine for the process (engine.ts: one per process), armed from --faults/--fault-seed,
+ * at every boundary the three services have (CLIENT_TO_*, RM_TO_CORE, VMM_TO_CORE, VMM_TO_RM and its
+ * fragments, RM_NOTIFICATION); each server's FaultService arms that same engine. A `crash` ends
+ * the whole process, all three services together.
  */
 
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
+import { processFaultEngine } from '@hypmesh/rpc';
 import { memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
-import { grpcCore, startRmServer } from '@hypmesh/rm-service';
-import { grpcCorePort, grpcRm, startVmmServer } from '@hypmesh/vmm-service';
+import { CORE_CALL_TIMEOUT_MS, grpcCore, startRmServer } from '@hypmesh/rm-service';
+import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer } from '@hypmesh/vmm-service';
 
 const SHUTDOWN_GRACE_MS = 5_000;
 
@@ -23,29 +29,38 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--memory <map>', "the core's memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40]").env('HYPMESH_MEMORY'))
   .addOption(new Option('--memory-config <file.json>', "the core's memory map as a JSON file").env('HYPMESH_MEMORY_CONFIG'))
   .addOption(new Option('--check-invariants', 'check every core invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))
+  .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
+  .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0)").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; logLevel: string }>();
+  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
 
 const log = pino({ name: 'hypmesh', level: opts.logLevel });
 
+const faults = processFaultEngine(opts);
+if (!faults.ok) {
+  log.fatal({ problems: faults.error.split('\n') }, `invalid fault configuration:\n${faults.error}`);
+  process.exit(2);
+}
+const engine = faults.value.engine;
+
 try {
   const memory = memoryFromOptions(opts);
   if (!memory.ok) throw new Error(`invalid memory map: ${memory.error.join('; ')}`);
   const stage2Config = memory.value === undefined ? undefined : { memory: memory.value };
-  const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, ...(stage2Config && { stage2Config }) });
+  const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }) });
   const coreTarget = target(opts.coreAddress, core.port);
-  const coreClient = grpcCore(coreTarget);
-  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log });
+  const coreClient = grpcCore(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
+  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine });
   const rmTarget = target(opts.rmAddress, rm.port);
-  const vmmRm = grpcRm(rmTarget);
-  const vmmCore = grpcCorePort(coreTarget);
-  const vmm = await startVmmServer({ address: opts.vmmAddress, rm: vmmRm, core: vmmCore, log });
+  const vmmRm = grpcRm(rmTarget, RM_CALL_TIMEOUT_MS, engine);
+  const vmmCore = grpcCorePort(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
+  const vmm = await startVmmServer({ address: opts.vmmAddress, rm: vmmRm, core: vmmCore, log, faults: engine });
   const vmmTarget = target(opts.vmmAddress, vmm.port);
-  log.info({ core: coreTarget, rm: rmTarget, vmm: vmmTarget }, 'hypmesh serving');
+  log.info({ core: coreTarget, rm: rmTarget, vmm: vmmTarget, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh serving');
   process.stdout.write(`hypmesh core   listening on ${coreTarget} (hypmesh.core.v1.CoreService)\n`);
   process.stdout.write(`hypmesh rm     listening on ${rmTarget} (hypmesh.rm.v1.RmService)\n`);
   process.stdout.write(`hypmesh vmm    listening on ${vmmTarget} (hypmesh.vmm.v1.VmmService)\n`);

@@ -13,11 +13,15 @@
  * - a failure that is not the core's verdict (the core is down, the deadline passed, no detail):
  *   errno EIO, or RMI_ERROR_INPUT for an RMI call, with rule `grpc_<status>` (grpc_unavailable).
  *   The host walks give up on it (ENXIO) and the VM manager retries or reports it; nothing throws.
+ *
+ * With a fault engine, every call passes its VMM_TO_CORE client interceptor (@hypmesh/rpc
+ * faultClientInterceptor): an injected domain error is read exactly like the core's own.
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
-import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
+import type { FaultEngine } from '@hypmesh/fault';
+import { CALLER_VMID_KEY, decodeStatusDetails, faultClientInterceptor } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
 import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
@@ -67,8 +71,8 @@ export interface GrpcCorePort extends CorePort {
 }
 
 /** A CorePort talking to the core at `address` (host:port) as HOST. */
-export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure());
+export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? {} : { interceptors: [faultClientInterceptor(faults, 'VMM_TO_CORE')] });
 
   function call<Req, Res, T, E>(method: Method<Req, Res>, req: Req, value: (res: Res) => T, fail: (f: Failure) => E, as = HOST_VMID): Promise<Result<T, E>> {
     return new Promise((resolve) => {

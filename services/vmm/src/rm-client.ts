@@ -21,10 +21,28 @@
  * back-off; notifications queued at the RM meanwhile are delivered when it reattaches. The RM's
  * reply carries only its error code, so a refusal's rule is `rm_reply` (the RM's own rule stays in
  * its logs), as Linux sees only the code.
+ *
+ * Faults (DESIGN.md §7), with a fault engine: every call is a point at VMM_TO_RM (the RM message
+ * name and the typed RPC's name, caller HLOS) and every fragment a point at VMM_TO_RM_FRAGMENT.
+ * A msgq is one FIFO queue, so holding a message or fragment holds every one behind it.
+ *   delay, pause  the queue holds delayMs / durationMs before the message's first fragment
+ *   fail_before   nothing is sent; an RM error is answered exactly as a real RM reply with that code
+ *                 is read (rule rm_reply); a gRPC status as the stream failing would be (BUSY, rule
+ *                 msgq_unavailable, msgq_timeout for DEADLINE_EXCEEDED, else msgq_<code>)
+ *   fail_after    sent and answered by the RM (the effect happened); the reply is discarded and the
+ *                 call fails as if the stream broke (UNAVAILABLE) or it timed out (DEADLINE_EXCEEDED)
+ *   duplicate     the fragments are sent twice with the same seq; the caller gets the first reply
+ *                 once the second has arrived (the RM applied both)
+ *   drop          nothing is sent; the call times out after the client's deadline (--rm-timeout-ms)
+ *   crash         the process exits before sending, or after the reply arrives and before the caller
+ *                 sees it (the crash port; if it returns, tests, the call fails as unavailable)
+ * Fragments go through @hypmesh/fault's fragmentStep (delay, pause, duplicate, drop, corrupt,
+ * reorder, crash); a reordered fragment is held until the next one goes or the queue is idle.
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { ExchangeRequest, RmServiceClient, type ExchangeResponse } from '@hypmesh/proto/rm';
+import { FragmentReorder, NO_FAULT, faultMessage, fragmentStep, rmMessageMethod, type FaultEngine, type FaultEvent, type FragmentStep } from '@hypmesh/fault';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { VMID_HLOS, type RmError, type RmOutcome } from '@hypmesh/rm';
 import {
@@ -39,7 +57,9 @@ import {
   type Codec,
   type ReplyOf,
   type RequestOf,
+  type RmErrorName,
   type RmMessage,
+  rmErrorCode,
 } from '@hypmesh/rm-wire';
 import { MSGQ_FAILED_RULE_PREFIX, noticeOf, rmPortOver, type RmNotice, type RmPort } from '@hypmesh/vmm';
 import { withPlantedBug } from './planted-bug.js';
@@ -57,12 +77,34 @@ interface Pending {
   readonly msgId: number;
   readonly resolve: (r: RmOutcome<unknown>) => void;
   readonly timer: NodeJS.Timeout;
+  /** Replies still to come for this seq (2 for a duplicated request). */
+  repliesLeft: number;
+  /** The first reply, what the caller gets. */
+  first?: RmOutcome<unknown>;
+  /** What the caller gets instead, once every reply is in (a lost reply; a crash). */
+  readonly replace?: () => RmOutcome<unknown>;
 }
+
+/** An RM error reply, read as the VM manager reads every one (rule rm_reply: the wire carries only the code). */
+const rmReplied = (name: string, code: Exclude<RmErrorName, 'OK'>, errorCode: number): RmOutcome<never> => ({
+  ok: false,
+  error: { family: 'rm', rmError: code, rule: 'rm_reply', message: `${name}: RM replied ${code} (0x${errorCode.toString(16)})` } satisfies RmError,
+});
 
 const msgqFailed = (why: string, message: string): RmOutcome<never> => ({
   ok: false,
   error: { family: 'rm', rmError: 'BUSY', rule: `${MSGQ_FAILED_RULE_PREFIX}${why}`, message },
 });
+
+/** How a gRPC status refusing a message looks to the VM manager (module header). */
+const statusRule = (code: string): string => (code === 'UNAVAILABLE' ? 'unavailable' : code === 'DEADLINE_EXCEEDED' ? 'timeout' : code.toLowerCase());
+
+export interface RmClientFaultPorts {
+  /** Exit the process (default `process.exit(137)`, as kill -9 reports). */
+  readonly crash?: (event: FaultEvent) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface GrpcRmPort extends RmPort {
   /** Whether the Exchange stream is open now. */
@@ -72,7 +114,8 @@ export interface GrpcRmPort extends RmPort {
 }
 
 /** An RmPort talking to the RM at `address` (host:port) as HLOS. */
-export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS): GrpcRmPort {
+export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?: FaultEngine, faultPorts: RmClientFaultPorts = {}): GrpcRmPort {
+  const crash = faultPorts.crash ?? (() => process.exit(137));
   const client = new RmServiceClient(address, grpc.credentials.createInsecure());
   const listeners = new Set<(n: RmNotice) => void>();
   const pending = new Map<number, Pending>();
@@ -90,17 +133,67 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS): GrpcRmP
     p.resolve(r);
   }
 
+  /** A reply for `seq` arrived: settle once the last expected one is in (duplicates), with the first. */
+  function replied(seq: number, r: RmOutcome<unknown>): void {
+    const p = pending.get(seq);
+    if (p === undefined) return;
+    p.first ??= r;
+    if (--p.repliesLeft > 0) return;
+    settle(seq, p.replace === undefined ? p.first : p.replace());
+  }
+
+  // The TX queue. Writes go out at once unless a fault holds the queue; then everything after the
+  // hold waits behind it, in order (a msgq is FIFO).
+  const reorder = new FragmentReorder<Uint8Array>();
+  let holding = 0;
+  let queue: Promise<void> = Promise.resolve();
+  /** Bumped per fragment pushed, so an idle flush knows nothing came after it. */
+  let pushed = 0;
+  const writeNow = (fragments: readonly Uint8Array[]): void => {
+    for (const f of fragments) stream?.write(ExchangeRequest.fromPartial({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength) }));
+  };
+  function writeStep(step: FragmentStep): void {
+    if (holding === 0 && step.holdMs === 0) {
+      writeNow(step.send);
+      if (step.crash !== undefined) crash(step.crash);
+      return;
+    }
+    holding++;
+    queue = queue
+      .then(async () => {
+        if (step.holdMs > 0) await sleep(step.holdMs);
+        writeNow(step.send);
+        if (step.crash !== undefined) crash(step.crash);
+      })
+      .finally(() => void holding--);
+  }
+  /** A message's fragments onto the queue, each through the engine at VMM_TO_RM_FRAGMENT. */
+  function sendFragments(name: CallName, fragments: readonly Uint8Array[]): void {
+    for (const f of fragments) {
+      pushed++;
+      const decision = faults === undefined ? NO_FAULT : faults.decide({ boundary: 'VMM_TO_RM_FRAGMENT', rmMessage: name, callerVmid: VMID_HLOS });
+      writeStep(fragmentStep(decision, f, reorder));
+    }
+    // A fragment held for reordering goes when the queue is idle (nothing pushed since) at the latest.
+    const mark = pushed;
+    setImmediate(() => {
+      if (pushed === mark) {
+        const held = reorder.flush();
+        if (held.length > 0) writeStep({ send: held, holdMs: 0 });
+      }
+    });
+  }
+
   function received(m: RmMessage): void {
     if (m.type === 'REPLY') {
       const p = pending.get(m.seq);
       if (p === undefined || p.msgId !== m.msgId) return; // late reply of a call that timed out
       const reply = decodeCallReply(p.name, m.payload);
-      if (!reply.ok) return settle(m.seq, msgqFailed('reply_invalid', `${p.name} reply: ${reply.error.reason}`));
-      if (reply.value.rmError === 'OK') return settle(m.seq, { ok: true, value: reply.value.value });
+      if (!reply.ok) return replied(m.seq, msgqFailed('reply_invalid', `${p.name} reply: ${reply.error.reason}`));
+      if (reply.value.rmError === 'OK') return replied(m.seq, { ok: true, value: reply.value.value });
       const code = reply.value.rmError;
-      if (code === undefined) return settle(m.seq, msgqFailed('reply_invalid', `${p.name} reply: unknown RM error 0x${reply.value.errorCode.toString(16)}`));
-      const error: RmError = { family: 'rm', rmError: code, rule: 'rm_reply', message: `${p.name}: RM replied ${code} (0x${reply.value.errorCode.toString(16)})` };
-      return settle(m.seq, { ok: false, error });
+      if (code === undefined) return replied(m.seq, msgqFailed('reply_invalid', `${p.name} reply: unknown RM error 0x${reply.value.errorCode.toString(16)}`));
+      return replied(m.seq, rmReplied(p.name, code, reply.value.errorCode));
     }
     if (m.type === 'NOTIFICATION') {
       const c = codecsForId(m.msgId);
@@ -151,6 +244,20 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS): GrpcRmP
 
   const call = <N extends CallName>(name: N, request: RequestOf<N>): Promise<RmOutcome<ReplyOf<N>>> =>
     new Promise((resolve) => {
+      // Decide first, even when the call is then refused for want of a stream: every call gets its op index.
+      const decision = faults === undefined ? NO_FAULT : faults.decide({ boundary: 'VMM_TO_RM', method: rmMessageMethod(name), rmMessage: name, callerVmid: VMID_HLOS });
+      const event = decision.fault ? decision.event : undefined;
+      const a = event?.action;
+      if (event !== undefined && a?.kind === 'fail_before') {
+        const f = a.failure;
+        if (f.kind === 'domain' && f.error.family === 'rm') return resolve(rmReplied(name, f.error.rmError, rmErrorCode(f.error.rmError)) as RmOutcome<never>);
+        const code = f.kind === 'grpc' ? f.code : 'UNAVAILABLE';
+        return resolve(msgqFailed(statusRule(code), f.kind === 'grpc' && f.message !== undefined ? f.message : faultMessage(event, `${name} refused`)));
+      }
+      if (event !== undefined && a?.kind === 'crash' && a.point === 'BEFORE_COMMIT') {
+        crash(event);
+        return resolve(msgqFailed('unavailable', faultMessage(event, `crashed before sending ${name}`)));
+      }
       if (closed) return resolve(msgqFailed('closed', `${name}: the RM client is closed`));
       if (stream === undefined) return resolve(msgqFailed('unavailable', `${name}: no stream to the RM at ${address} (reconnecting)`));
       const seq = freeSeq();
@@ -159,10 +266,27 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS): GrpcRmP
       const payload = (RM_CODECS[name].request as Codec<RequestOf<N>>).encode(request);
       const fragments = fragmentMessage({ type: 'REQUEST', msgId, seq, payload }, LINUX_RM_SEND_PAYLOAD_MAX);
       if (!fragments.ok) return resolve({ ok: false, error: { family: 'rm', rmError: 'MSG_INVALID', rule: fragments.error.rule, message: `${name}: ${fragments.error.reason}` } });
-      const timer = setTimeout(() => settle(seq, msgqFailed('timeout', `${name}: no reply within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => {
+        const p = pending.get(seq);
+        settle(seq, p?.first ?? msgqFailed('timeout', `${name}: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
       timer.unref();
-      pending.set(seq, { name, msgId, resolve: resolve as (r: RmOutcome<unknown>) => void, timer });
-      for (const f of fragments.value) stream.write(ExchangeRequest.fromPartial({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength) }));
+      const replace =
+        event === undefined
+          ? undefined
+          : a?.kind === 'fail_after'
+            ? () => msgqFailed(statusRule(a.code), a.message ?? faultMessage(event, `${name} reply lost`))
+            : a?.kind === 'crash'
+              ? () => {
+                  crash(event);
+                  return msgqFailed('unavailable', faultMessage(event, `crashed after ${name} was applied`));
+                }
+              : undefined;
+      pending.set(seq, { name, msgId, resolve: resolve as (r: RmOutcome<unknown>) => void, timer, repliesLeft: a?.kind === 'duplicate' ? 2 : 1, ...(replace && { replace }) });
+      if (a?.kind === 'drop') return; // never sent: the timer answers
+      if (a?.kind === 'delay' || a?.kind === 'pause') writeStep({ send: [], holdMs: a.kind === 'delay' ? a.delayMs : a.durationMs });
+      sendFragments(name, fragments.value);
+      if (a?.kind === 'duplicate') sendFragments(name, fragments.value);
     });
 
   open();

@@ -17,7 +17,8 @@ import type { HealthImplementation } from 'grpc-health-check';
 import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
-import { delegating, serveGrpc, unaryWith, type BugLog } from '@hypmesh/rpc';
+import type { FaultEngine } from '@hypmesh/fault';
+import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog } from '@hypmesh/rpc';
 import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, type CorePort, type FrameRun, type RmPort, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
 import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
@@ -32,6 +33,11 @@ export interface VmmServerOptions {
   readonly clock?: VmmClock;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
+  /**
+   * The process's fault engine at CLIENT_TO_VMM (FaultService arms it; the outbound boundaries are
+   * the ports', grpcRm and grpcCorePort). Default: an unarmed engine of its own; 'off': none.
+   */
+  readonly faults?: FaultEngine | 'off';
 }
 
 export interface VmmServer {
@@ -102,6 +108,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     protoRoot: PROTO_ROOT,
     protoFiles: VMM_PROTO_FILES,
     register: (server) => server.addService(VmmServiceService, service),
+    ...frontDoorFaults(options.faults, 'CLIENT_TO_VMM'),
     drain: async () => {
       for (const s of [...open]) s.end();
       vmm.endLeases();
@@ -117,5 +124,5 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
   };
 }
 
-export { grpcRm, type GrpcRmPort } from './rm-client.js';
-export { grpcCorePort, type GrpcCorePort } from './core-client.js';
+export { RM_CALL_TIMEOUT_MS, grpcRm, type GrpcRmPort } from './rm-client.js';
+export { CORE_CALL_TIMEOUT_MS, grpcCorePort, type GrpcCorePort } from './core-client.js';

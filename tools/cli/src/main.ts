@@ -2,7 +2,7 @@
 /**
  * `hypmesh`: the command line for a running hypmesh (started by `npm start` or `hypmesh up`).
  *
- *   hypmesh up [--memory MAP | --memory-config FILE]
+ *   hypmesh up [--memory MAP | --memory-config FILE] [--faults plan.json] [--fault-seed N]
  *                                                run every service in this process's child
  *   hypmesh map [--vmid N] [--from ADDR] [--size BYTES]
  *                                                a VM's stage-2, or the host's ownership map, as runs
@@ -108,9 +108,13 @@ program
   .description('run the core, the resource manager and the VM manager until interrupted')
   .addOption(memoryOption())
   .addOption(memoryConfigOption())
-  .action((o: { memory?: string; memoryConfig?: string }) => {
+  .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup, at every boundary (README "Fault injection")'))
+  .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed (u32): the same plan and seed inject the same faults"))
+  .action((o: { memory?: string; memoryConfig?: string; faults?: string; faultSeed?: string }) => {
     const main = createRequire(import.meta.url).resolve('@hypmesh/suite/package.json').replace(/package\.json$/, 'dist/main.js');
-    const args = [...(o.memory !== undefined ? ['--memory', o.memory] : []), ...(o.memoryConfig !== undefined ? ['--memory-config', o.memoryConfig] : [])];
+    // Passed through as flags; the suite validates them (a bad plan refuses to start, naming every problem).
+    const pass = (flag: string, v: string | undefined): string[] => (v === undefined ? [] : [flag, v]);
+    const args = [...pass('--memory', o.memory), ...pass('--memory-config', o.memoryConfig), ...pass('--faults', o.faults), ...pass('--fault-seed', o.faultSeed)];
     const child = spawn(process.execPath, [main, ...args], { stdio: 'inherit' });
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
     child.on('exit', (code) => process.exit(code ?? 0));
