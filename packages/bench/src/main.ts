@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
+import { realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -40,6 +41,20 @@ function coreFigures(): Figure[] {
   ];
 }
 
+/**
+ * The simulation's shape: many small life-cycle operations, each followed by checkInvariants. The
+ * target is the simulation's (20k steps/s); a step's cost must follow the mapped and live state.
+ */
+async function lifecycleFigures(): Promise<Figure[]> {
+  const spaces = await stage2LifecycleStepsPerS();
+  const realm = await realmLifecycle();
+  return [
+    { name: 'stage2_lifecycle_steps_per_s', value: Math.round(spaces), unit: 'steps/s (space create→map/share/grant→destroy, invariants each step)', target: '>= 20000', meets: spaces >= 20_000 },
+    { name: 'realm_lifecycle_steps_per_s', value: Math.round(realm.stepsPerS), unit: 'steps/s (delegate→create→RTTs→data→activate→teardown, invariants each step)', target: '>= 20000', meets: realm.stepsPerS >= 20_000 },
+    { name: 'realm_teardown_rmi_calls', value: realm.teardownRmiCalls, unit: 'RMI calls per teardown (40-bit IPA, one DATA granule)' },
+  ];
+}
+
 /** gRPC figures: the core's RPC against a bare echo of the same size, same run (DESIGN.md §6). */
 async function grpcFigures(): Promise<Figure[]> {
   const r = await coreRpcVersusEcho();
@@ -64,7 +79,7 @@ async function rmGrpcFigures(): Promise<Figure[]> {
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const figures = [...coreFigures(), ...(await grpcFigures()), ...(await rmGrpcFigures())];
+  const figures = [...coreFigures(), ...(await lifecycleFigures()), ...(await grpcFigures()), ...(await rmGrpcFigures())];
   if (json) {
     process.stdout.write(JSON.stringify(Object.fromEntries(figures.map((f) => [f.name, f.value]))) + '\n');
     return;
