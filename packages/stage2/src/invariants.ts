@@ -58,23 +58,28 @@ function checkOwners(s: Stage2, report: Report): void {
   if (owned !== regions) report(`owners hold ${owned} granules, memory has ${regions}`);
 }
 
+/**
+ * Every mapped or lent run of the space (mappedRuns merges a split block's pages and skips invalid
+ * entries, so this costs the space's tables, not its IPA size), cut where the granule records or
+ * the grant marks change, each piece checked as one mapping.
+ */
 function checkSpace(s: Stage2, sp: AddressSpace, report: Report, guestShareMaps: Map<number, number>): void {
   const name = vmidName(sp.vmid);
-  sp.table.leafRuns(0, sp.table.frameLimit, (v) => {
-    if (!descHasOutput(v.desc)) return;
-    const pa = descOutputFrame(v.desc);
-    if (sp.kind === 'HOST' && pa !== v.start) report(`${name}: IPA ${hex(v.start)} maps PA ${hex(pa)}, not identity`);
-    const st = viewState(v.desc);
+  sp.table.mappedRuns((start, frames, desc) => {
+    const pa = descOutputFrame(desc);
+    if (sp.kind === 'HOST' && pa !== start) report(`${name}: IPA ${hex(start)} maps PA ${hex(pa)}, not identity`);
+    const st = viewState(desc);
+    const perms = descPerms(desc);
     let offset = 0;
-    s.memory.meta.runs(pa, v.frames, (mStart, mFrames, m) => {
-      const ipa = v.start + offset;
+    s.memory.meta.runs(pa, frames, (mStart, mFrames, m) => {
+      const ipa = start + offset;
       offset += mFrames;
       if (m === null) {
         report(`${name}: IPA ${hex(ipa)} maps ${hex(mStart)}, which is not memory`);
         return;
       }
       s.memory.grantOf.runs(mStart, mFrames, (gStart, gFrames, grantId) => {
-        checkMapping(s, sp, report, { ipa: ipa + (gStart - mStart), pa: gStart, frames: gFrames, m, grantId, st, perms: descPerms(v.desc) }, guestShareMaps);
+        checkMapping(s, sp, report, { ipa: ipa + (gStart - mStart), pa: gStart, frames: gFrames, m, grantId, st, perms }, guestShareMaps);
       });
     });
   });
@@ -92,30 +97,31 @@ interface Mapping {
 
 function checkMapping(s: Stage2, sp: AddressSpace, report: Report, x: Mapping, guestShareMaps: Map<number, number>): void {
   const name = vmidName(sp.vmid);
-  const at = `${name}: IPA ${hex(x.ipa)}+${x.frames} (PA ${hex(x.pa)}, ${x.st})`;
+  // Built only when something is reported: this runs for every mapped run of every space.
+  const at = (): string => `${name}: IPA ${hex(x.ipa)}+${x.frames} (PA ${hex(x.pa)}, ${x.st})`;
   const grant = x.grantId === 0 ? undefined : s.grants.get(x.grantId);
-  if (x.grantId !== 0 && grant === undefined) report(`${at}: marked with dead grant ${x.grantId}`);
+  if (x.grantId !== 0 && grant === undefined) report(`${at()}: marked with dead grant ${x.grantId}`);
   switch (x.st) {
     case 'OWNED':
-      if (x.m.owner !== sp.vmid) report(`${at}: mapped OWNED but owned by ${vmidName(x.m.owner)}`);
-      if (x.grantId !== 0) report(`${at}: mapped OWNED while in grant ${x.grantId}`);
+      if (x.m.owner !== sp.vmid) report(`${at()}: mapped OWNED but owned by ${vmidName(x.m.owner)}`);
+      if (x.grantId !== 0) report(`${at()}: mapped OWNED while in grant ${x.grantId}`);
       break;
     case 'SHARED_OWNED':
-      if (x.m.owner !== sp.vmid) report(`${at}: mapped SHARED_OWNED but owned by ${vmidName(x.m.owner)}`);
+      if (x.m.owner !== sp.vmid) report(`${at()}: mapped SHARED_OWNED but owned by ${vmidName(x.m.owner)}`);
       break;
     case 'LENT':
-      if (x.m.owner !== sp.vmid) report(`${at}: LENT annotation but owned by ${vmidName(x.m.owner)}`);
-      if (grant === undefined || grant.type === 'SHARE' || grant.owner !== sp.vmid) report(`${at}: LENT without a live LEND/DONATE grant of ${name}`);
+      if (x.m.owner !== sp.vmid) report(`${at()}: LENT annotation but owned by ${vmidName(x.m.owner)}`);
+      if (grant === undefined || grant.type === 'SHARE' || grant.owner !== sp.vmid) report(`${at()}: LENT without a live LEND/DONATE grant of ${name}`);
       break;
     case 'SHARED_BORROWED': {
-      if (x.m.owner === sp.vmid) report(`${at}: borrows its own granule`);
+      if (x.m.owner === sp.vmid) report(`${at()}: borrows its own granule`);
       const viaGrant = grant?.borrowers.get(sp.vmid);
       if (viaGrant !== undefined) {
-        if (!permsWithin(x.perms, grant!.acl.find((e) => e.vmid === sp.vmid)?.perms ?? 0)) report(`${at}: rights beyond its ACL entry`);
+        if (!permsWithin(x.perms, grant!.acl.find((e) => e.vmid === sp.vmid)?.perms ?? 0)) report(`${at()}: rights beyond its ACL entry`);
       } else if (sp.kind === 'GUEST' && x.m.owner === VMID_HOST && x.m.guestShares > 0) {
         for (let i = 0; i < x.frames; i++) guestShareMaps.set(x.pa + i, (guestShareMaps.get(x.pa + i) ?? 0) + 1);
       } else if (!(sp.kind === 'HOST' && s.spaces.get(x.m.owner)?.kind === 'GUEST')) {
-        report(`${at}: SHARED_BORROWED without a grant or share that allows it`);
+        report(`${at()}: SHARED_BORROWED without a grant or share that allows it`);
       }
       break;
     }
@@ -155,29 +161,69 @@ function checkGrants(s: Stage2, report: Report): void {
   }
 }
 
+/**
+ * Invariant 4 for table pages. Each space's roots, tables and pool are ranges of frames (the pool
+ * keeps its frames as runs: the host's boot pool is one run, however much memory it maps), checked
+ * against the granule records run by run. Pages counted twice show as overlapping ranges; only then
+ * does the check fall back to counting frame by frame, to name each duplicate.
+ */
 function checkTablePages(s: Stage2, report: Report): void {
-  const seen = new Set<number>();
-  const expect = (frame: number, who: string): void => {
-    if (seen.has(frame)) report(`${who}: table page ${hex(frame)} counted twice`);
-    seen.add(frame);
-    const m = s.memory.meta.get(frame);
-    if (m === null || m.owner !== VMID_HYP || m.hyp !== 'OWNED' || m.hypUse !== 'STAGE2')
-      report(`${who}: table page ${hex(frame)} is ${m === null ? 'not memory' : `${vmidName(m.owner)}/${m.hyp}/${m.hypUse}`}, expected HYP/OWNED/STAGE2`);
-  };
+  const ranges: TablePageRange[] = [];
   for (const sp of s.spaces.values()) {
     const who = vmidName(sp.vmid);
     const tables = sp.table.tables();
     if (tables.length !== sp.table.tablePages) report(`${who}: ${tables.length} table pages in use, counter says ${sp.table.tablePages}`);
     for (const p of sp.table.problems()) report(`${who}: ${p}`);
-    for (const f of sp.rootFrames) expect(f, who);
-    for (const t of tables) expect(t.frame, who);
-    for (const f of sp.pool.snapshot()) expect(f, who);
+    for (const f of sp.rootFrames) ranges.push({ start: f, count: 1, who });
+    for (const t of tables) ranges.push({ start: t.frame, count: 1, who });
+    for (const [start, count] of sp.pool.frameRuns()) ranges.push({ start, count, who });
+  }
+  const seen = countOnce(ranges, report);
+  for (const r of ranges) {
+    s.memory.meta.runs(r.start, r.count, (start, frames, m) => {
+      if (m !== null && m.owner === VMID_HYP && m.hyp === 'OWNED' && m.hypUse === 'STAGE2') return;
+      // One line per page, as many as the report keeps.
+      for (let f = start; f < start + Math.min(frames, VIOLATIONS_MAX); f++)
+        report(`${r.who}: table page ${hex(f)} is ${m === null ? 'not memory' : `${vmidName(m.owner)}/${m.hyp}/${m.hypUse}`}, expected HYP/OWNED/STAGE2`);
+    });
   }
   let marked = 0;
   s.memory.meta.runs(0, s.memory.frameCount, (_st, frames, m) => {
     if (m !== null && m.hypUse !== 'NONE') marked += frames;
   });
-  if (marked !== seen.size) report(`${marked} granules are marked as table pages, ${seen.size} are in tables or pools`);
+  if (marked !== seen) report(`${marked} granules are marked as table pages, ${seen} are in tables or pools`);
+}
+
+interface TablePageRange {
+  readonly start: number;
+  readonly count: number;
+  /** The space whose roots, tables or pool hold the range. */
+  readonly who: string;
+}
+
+/**
+ * How many distinct frames the ranges hold, reporting each frame met a second time (in `ranges`
+ * order, naming the space that met it again). Sorting finds whether any ranges overlap; only then
+ * are frames counted one by one.
+ */
+function countOnce(ranges: readonly TablePageRange[], report: Report): number {
+  const sorted = [...ranges].sort((a, b) => a.start - b.start);
+  let total = 0;
+  let overlap = false;
+  for (let i = 0; i < sorted.length; i++) {
+    const r = sorted[i]!;
+    total += r.count;
+    if (i > 0 && sorted[i - 1]!.start + sorted[i - 1]!.count > r.start) overlap = true;
+  }
+  if (!overlap) return total;
+  const seen = new Set<number>();
+  for (const r of ranges) {
+    for (let f = r.start; f < r.start + r.count; f++) {
+      if (seen.has(f)) report(`${r.who}: table page ${hex(f)} counted twice`);
+      seen.add(f);
+    }
+  }
+  return seen.size;
 }
 
 function checkCounters(s: Stage2, report: Report, guestShareMaps: Map<number, number>): void {

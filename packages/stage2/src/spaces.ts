@@ -17,7 +17,6 @@ import { firstFailure, type Check } from './pkvm/checks.js';
 import { hostDonateHypChecks, hostDonateHypSteps, hypDonateHostSteps } from './pkvm/transitions.js';
 import { commit, plan, type PlanSteps } from './plan.js';
 import { err, ok, type Result } from './result.js';
-import { descHasOutput } from './s2tt/descriptor.js';
 import { isValidIpaBits, rootTableCount } from './s2tt/geometry.js';
 import type { Stage2 } from './stage2.js';
 import { VMID_HOST, VMID_HYP, VMID_MAX, type FrameRange, type Pfn, type Vmid } from './types.js';
@@ -135,12 +134,8 @@ export function destroyAddressSpace(s: Stage2, vmid: Vmid): Result<{ returnedPag
   const space = existingSpace(s, vmid);
   if (!(space instanceof AddressSpace)) return err(space);
   if (space.kind === 'HOST') return err(errnoError('EPERM', 'host_space_permanent', 'the host address space cannot be destroyed'));
-  let mapped: number | undefined;
-  space.table.leafRuns(0, space.table.frameLimit, (v) => {
-    if (!descHasOutput(v.desc)) return true;
-    mapped = v.start;
-    return false;
-  });
+  // Skips invalid entries and empty tables: the cost is the tables the space holds, not its IPA size.
+  const mapped = space.table.firstMapped();
   if (mapped !== undefined)
     return err(errnoError('EBUSY', 'space_has_mappings', `vmid ${vmid} still maps or lends IPA 0x${(mapped * 4096).toString(16)}: reclaim it first`));
   for (const g of s.grants.values()) {

@@ -151,6 +151,70 @@ export class TranslationTable {
   }
 
   /**
+   * Visits the entries that have an output (valid leaves and LENT annotations) over the whole IPA
+   * space, in order, as maximal runs: consecutive entries with the same attributes and consecutive
+   * output frames are merged (a split block's 512 pages are one run). Invalid entries are skipped
+   * without a callback, so the cost is the entries of the tables that exist (the populated
+   * state), never the size of the IPA space. `desc` is the run's first entry, at its level.
+   */
+  mappedRuns(visit: (start: number, frames: number, desc: Descriptor) => void): void {
+    const run = { start: 0, frames: 0, desc: DESC_INVALID as Descriptor, next: DESC_INVALID as Descriptor, visit };
+    this.mappedBelow(this.root, 0, run);
+    if (run.frames > 0) visit(run.start, run.frames, run.desc);
+  }
+
+  private mappedBelow(t: TablePage, tableBase: number, run: MappedRun): void {
+    const span = framesPerEntry(t.level);
+    const e = t.entries;
+    const n = e.length;
+    const children = t.children;
+    for (let i = 0; i < n; i++) {
+      const d = e[i] as number;
+      if (d === DESC_INVALID) continue;
+      const eBase = tableBase + i * span;
+      if (descIsTable(d, t.level)) {
+        this.mappedBelow(children![i] as TablePage, eBase, run);
+        continue;
+      }
+      if (!descHasOutput(d)) continue;
+      // The same attributes and the next output frame continue the run (compared at page level).
+      const atPage = descAtLevel(d, LEVEL_PAGE);
+      if (run.frames > 0 && eBase === run.start + run.frames && atPage === run.next) {
+        run.frames += span;
+        run.next = withOutputFrame(run.next, descOutputFrame(run.next) + span);
+        continue;
+      }
+      if (run.frames > 0) run.visit(run.start, run.frames, run.desc);
+      run.start = eBase;
+      run.frames = span;
+      run.desc = d;
+      run.next = withOutputFrame(atPage, descOutputFrame(atPage) + span);
+    }
+  }
+
+  /** The first frame whose entry has an output (mapped or LENT), or undefined; skips invalid entries. */
+  firstMapped(): number | undefined {
+    let found: number | undefined;
+    const walk = (t: TablePage, tableBase: number): boolean => {
+      const span = framesPerEntry(t.level);
+      const e = t.entries;
+      for (let i = 0; i < e.length; i++) {
+        const d = e[i] as number;
+        if (d === DESC_INVALID) continue;
+        if (descIsTable(d, t.level)) {
+          if (walk(t.children![i] as TablePage, tableBase + i * span)) return true;
+        } else if (descHasOutput(d)) {
+          found = tableBase + i * span;
+          return true;
+        }
+      }
+      return false;
+    };
+    walk(this.root, 0);
+    return found;
+  }
+
+  /**
    * Dry run of `rewrite`: how many new table pages it would take. `virtual` carries the tables an
    * earlier range of the same operation would already have created, so a multi-range count is exact.
    * Without it (a single range) no table can be counted twice: one walk meets each entry once.
@@ -289,6 +353,15 @@ export class TranslationTable {
     // Keep a few objects for the next splits; the rest go to the garbage collector (RSS bar, §6).
     if (this.spare[t.level]!.length < SPARE_TABLES_MAX) this.spare[t.level]!.push(t);
   }
+}
+
+/** The run `mappedRuns` is merging; `next` is the page-level descriptor that would continue it. */
+interface MappedRun {
+  start: number;
+  frames: number;
+  desc: Descriptor;
+  next: Descriptor;
+  readonly visit: (start: number, frames: number, desc: Descriptor) => void;
 }
 
 /** Released table objects kept per level for reuse. */
