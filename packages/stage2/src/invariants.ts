@@ -16,6 +16,7 @@
 
 import type { AddressSpace } from './address-space.js';
 import type { GranuleMeta } from './memory/granule.js';
+import type { GranuleRun } from './memory/physical-memory.js';
 import { descHasOutput, descIsValid, descOutputFrame, descPerms, descState } from './s2tt/descriptor.js';
 import { rmiInvariants } from './rmi/invariants.js';
 import type { Stage2 } from './stage2.js';
@@ -30,22 +31,22 @@ export function checkInvariants(s: Stage2): string[] {
   const report = (msg: string): void => {
     if (out.length < VIOLATIONS_MAX) out.push(msg);
   };
-  checkOwners(s, report);
+  const records = s.memory.recordRuns();
+  checkOwners(s, records, report);
   const guestShareMaps = new Map<number, number>();
   for (const sp of s.spaces.values()) checkSpace(s, sp, report, guestShareMaps);
   checkGrants(s, report);
-  checkTablePages(s, report);
-  checkCounters(s, report, guestShareMaps);
-  for (const v of rmiInvariants(s)) report(v);
+  checkTablePages(s, records, report);
+  checkCounters(s, records, report, guestShareMaps);
+  for (const v of rmiInvariants(s, records)) report(v);
   return out;
 }
 
 type Report = (msg: string) => void;
 
-function checkOwners(s: Stage2, report: Report): void {
+function checkOwners(s: Stage2, records: readonly GranuleRun[], report: Report): void {
   let owned = 0;
-  s.memory.meta.runs(0, s.memory.frameCount, (start, frames, m) => {
-    if (m === null) return;
+  for (const { start, frames, m } of records) {
     owned += frames;
     const known = m.owner === VMID_HYP || s.spaces.has(m.owner);
     if (!known) report(`${hex(start)}+${frames}: owner ${m.owner} has no address space`);
@@ -53,7 +54,7 @@ function checkOwners(s: Stage2, report: Report): void {
     if (m.hyp === 'OWNED' && m.owner !== VMID_HYP) report(`${hex(start)}+${frames}: HYP sees OWNED but ${vmidName(m.owner)} owns it`);
     if (m.owner === VMID_HYP && m.rmi === 'NS' && m.hyp !== 'OWNED') report(`${hex(start)}+${frames}: HYP owns it but sees ${m.hyp}`);
     if (m.hypUse !== 'NONE' && m.owner !== VMID_HYP) report(`${hex(start)}+${frames}: ${m.hypUse} page not owned by HYP`);
-  });
+  }
   const regions = s.memory.regions.reduce((n, r) => n + r.count, 0);
   if (owned !== regions) report(`owners hold ${owned} granules, memory has ${regions}`);
 }
@@ -167,7 +168,7 @@ function checkGrants(s: Stage2, report: Report): void {
  * against the granule records run by run. Pages counted twice show as overlapping ranges; only then
  * does the check fall back to counting frame by frame, to name each duplicate.
  */
-function checkTablePages(s: Stage2, report: Report): void {
+function checkTablePages(s: Stage2, records: readonly GranuleRun[], report: Report): void {
   const ranges: TablePageRange[] = [];
   for (const sp of s.spaces.values()) {
     const who = vmidName(sp.vmid);
@@ -188,9 +189,7 @@ function checkTablePages(s: Stage2, report: Report): void {
     });
   }
   let marked = 0;
-  s.memory.meta.runs(0, s.memory.frameCount, (_st, frames, m) => {
-    if (m !== null && m.hypUse !== 'NONE') marked += frames;
-  });
+  for (const { frames, m } of records) if (m.hypUse !== 'NONE') marked += frames;
   if (marked !== seen) report(`${marked} granules are marked as table pages, ${seen} are in tables or pools`);
 }
 
@@ -226,9 +225,8 @@ function countOnce(ranges: readonly TablePageRange[], report: Report): number {
   return seen.size;
 }
 
-function checkCounters(s: Stage2, report: Report, guestShareMaps: Map<number, number>): void {
-  s.memory.meta.runs(0, s.memory.frameCount, (start, frames, m) => {
-    if (m === null) return;
+function checkCounters(s: Stage2, records: readonly GranuleRun[], report: Report, guestShareMaps: Map<number, number>): void {
+  for (const { start, frames, m } of records) {
     const hostView = (): string[] => {
       const states = new Set<string>();
       s.host.table.leafRuns(start, frames, (v) => void states.add(viewState(v.desc)));
@@ -247,7 +245,7 @@ function checkCounters(s: Stage2, report: Report, guestShareMaps: Map<number, nu
         }
       }
     }
-  });
+  }
   for (const [frame, n] of guestShareMaps) {
     const m = s.memory.meta.get(frame);
     if ((m?.guestShares ?? 0) !== n) report(`${hex(frame)}: guests map it ${n} time(s), share count ${m?.guestShares ?? 0}`);

@@ -158,7 +158,7 @@ export class TranslationTable {
    * state), never the size of the IPA space. `desc` is the run's first entry, at its level.
    */
   mappedRuns(visit: (start: number, frames: number, desc: Descriptor) => void): void {
-    const run = { start: 0, frames: 0, desc: DESC_INVALID as Descriptor, next: DESC_INVALID as Descriptor, visit };
+    const run: MappedRun = { start: 0, frames: 0, desc: DESC_INVALID, next: DESC_INVALID, last: DESC_INVALID, lastLevel: -1, visit };
     this.mappedBelow(this.root, 0, run);
     if (run.frames > 0) visit(run.start, run.frames, run.desc);
   }
@@ -176,7 +176,16 @@ export class TranslationTable {
         this.mappedBelow(children![i] as TablePage, eBase, run);
         continue;
       }
+      // Fast path: the previous entry of this table plus one span of output continues the run.
+      if (run.frames > 0 && d === run.last + span * OA_UNIT && eBase === run.start + run.frames && run.lastLevel === t.level) {
+        run.frames += span;
+        run.last = d;
+        run.next += span * OA_UNIT;
+        continue;
+      }
       if (!descHasOutput(d)) continue;
+      run.last = d;
+      run.lastLevel = t.level;
       // The same attributes and the next output frame continue the run (compared at page level).
       const atPage = descAtLevel(d, LEVEL_PAGE);
       if (run.frames > 0 && eBase === run.start + run.frames && atPage === run.next) {
@@ -361,6 +370,9 @@ interface MappedRun {
   frames: number;
   desc: Descriptor;
   next: Descriptor;
+  /** The last entry merged and its level, for the fast path (same table, next output). */
+  last: Descriptor;
+  lastLevel: number;
   readonly visit: (start: number, frames: number, desc: Descriptor) => void;
 }
 
