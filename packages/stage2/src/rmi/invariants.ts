@@ -121,6 +121,7 @@ function checkRealm(s: Stage2, realm: Realm, report: Report, dataRanges: [number
     if (rtt.level !== expectLevel || rtt.baseIpa !== expectBase) report(`${name()} sits at level ${expectLevel}, IPA ${hex(expectBase)}`);
     const size = mapSizeBytes(rtt.level);
     const entries = rtt.entries;
+    const at = (i: number, e: number): string => `${name()} entry ${i} (${rtteName(e)})`;
     let refs = 0;
     for (let i = 0; i < RTTES_PER_RTT; i++) {
       const e = entries[i] as number;
@@ -128,18 +129,17 @@ function checkRealm(s: Stage2, realm: Realm, report: Report, dataRanges: [number
       if (ipa >= ipaSize) continue;
       const kind = rtteKind(e);
       if (rtteIsRefcounted(e)) refs++;
-      const at = (): string => `${name()} entry ${i} (${rtteName(e)})`;
       const ns = kind === 'UNASSIGNED_NS' || kind === 'ASSIGNED_NS';
-      if (ipa < par && ns) report(`${at()} is NS inside the PAR`);
-      if (ipa >= par && (kind === 'UNASSIGNED' || kind === 'ASSIGNED')) report(`${at()} is protected outside the PAR`);
+      if (ipa < par && ns) report(`${at(i, e)} is NS inside the PAR`);
+      if (ipa >= par && (kind === 'UNASSIGNED' || kind === 'ASSIGNED')) report(`${at(i, e)} is protected outside the PAR`);
       if ((kind === 'ASSIGNED' || kind === 'ASSIGNED_NS') && (rtt.level < RTT_MIN_BLOCK_LEVEL || rttePa(e) % size !== 0))
-        report(`${at()} maps ${hex(rttePa(e))}, not a level ${rtt.level} block`);
+        report(`${at(i, e)} maps ${hex(rttePa(e))}, not a level ${rtt.level} block`);
       if (kind === 'ASSIGNED') dataRanges.push([rttePa(e) / GRANULE_SIZE, size / GRANULE_SIZE]);
       if (kind === 'TABLE') {
         const childFrame = rttePa(e) / GRANULE_SIZE;
         parentCount.set(childFrame, (parentCount.get(childFrame) ?? 0) + 1);
         const child = s.rmm.rtts.get(childFrame);
-        if (rtt.level >= RTT_PAGE_LEVEL || child === undefined) report(`${at()} points to ${hex(rttePa(e))}, not an RTT`);
+        if (rtt.level >= RTT_PAGE_LEVEL || child === undefined) report(`${at(i, e)} points to ${hex(rttePa(e))}, not an RTT`);
         else visit(child, rtt.level + 1, ipa);
       }
     }

@@ -311,11 +311,14 @@ export class TranslationTable {
   problems(): string[] {
     const out: string[] = [];
     for (const t of this.tables()) {
-      const at = `level-${t.level} table at 0x${(t.frame * 4096).toString(16)}`;
+      const at = (): string => `level-${t.level} table at 0x${(t.frame * 4096).toString(16)}`;
+      const e = t.entries;
+      const first = t.splitFirst;
+      const step = t.splitStep;
       let mismatches = 0;
-      for (let i = 0; i < ENTRIES_PER_TABLE; i++) if (t.entries[i] !== t.splitFirst + i * t.splitStep) mismatches++;
-      if (mismatches !== t.splitMismatches) out.push(`${at}: ${mismatches} entries differ from its split pattern, its counter says ${t.splitMismatches}`);
-      if (foldedEntry(t, 0, false) !== undefined) out.push(`${at}: entries are uniform but the table was not folded`);
+      for (let i = 0; i < ENTRIES_PER_TABLE; i++) if (e[i] !== first + i * step) mismatches++;
+      if (mismatches !== t.splitMismatches) out.push(`${at()}: ${mismatches} entries differ from its split pattern, its counter says ${t.splitMismatches}`);
+      if (foldedEntry(t, 0, false) !== undefined) out.push(`${at()}: entries are uniform but the table was not folded`);
     }
     return out;
   }
