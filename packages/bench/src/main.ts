@@ -49,8 +49,10 @@ async function lifecycleFigures(): Promise<Figure[]> {
   const spaces = await stage2LifecycleStepsPerS();
   const realm = await realmLifecycle();
   return [
-    { name: 'stage2_lifecycle_steps_per_s', value: Math.round(spaces), unit: 'steps/s (space create→map/share/grant→destroy, invariants each step)', target: '>= 20000', meets: spaces >= 20_000 },
-    { name: 'realm_lifecycle_steps_per_s', value: Math.round(realm.stepsPerS), unit: 'steps/s (delegate→create→RTTs→data→activate→teardown, invariants each step)', target: '>= 20000', meets: realm.stepsPerS >= 20_000 },
+    { name: 'stage2_lifecycle_steps_per_s', value: Math.round(spaces.wall), unit: 'steps/s (space create→map/share/grant→destroy, invariants each step)', target: '>= 20000', meets: spaces.wall >= 20_000 },
+    { name: 'stage2_lifecycle_steps_per_cpu_s', value: Math.round(spaces.cpu), unit: 'steps per CPU second (same run)' },
+    { name: 'realm_lifecycle_steps_per_s', value: Math.round(realm.stepsPerS.wall), unit: 'steps/s (delegate→create→RTTs→data→activate→teardown, invariants each step)', target: '>= 20000', meets: realm.stepsPerS.wall >= 20_000 },
+    { name: 'realm_lifecycle_steps_per_cpu_s', value: Math.round(realm.stepsPerS.cpu), unit: 'steps per CPU second (same run)' },
     { name: 'realm_teardown_rmi_calls', value: realm.teardownRmiCalls, unit: 'RMI calls per teardown (40-bit IPA, one DATA granule)' },
   ];
 }

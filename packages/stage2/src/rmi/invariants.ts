@@ -23,7 +23,7 @@ import type { Stage2 } from '../stage2.js';
 import { GRANULE_SIZE, VMID_HYP, vmidName } from '../types.js';
 import { findView } from '../views.js';
 import type { Realm, Rtt } from './rmm-state.js';
-import { RTTES_PER_RTT, RTT_MIN_BLOCK_LEVEL, RTT_PAGE_LEVEL, rtteIsRefcounted, rtteKind, rtteName, rttePa } from './rtt-entry.js';
+import { RTTES_PER_RTT, RTT_MIN_BLOCK_LEVEL, RTT_PAGE_LEVEL, rtteIsRefcounted, rtteIsUnassignedFor, rtteKind, rtteName, rttePa } from './rtt-entry.js';
 
 const VIOLATIONS_MAX = 100;
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -127,6 +127,8 @@ function checkRealm(s: Stage2, realm: Realm, report: Report, dataRanges: [number
       const e = entries[i] as number;
       const ipa = rtt.baseIpa + i * size;
       if (ipa >= ipaSize) continue;
+      // The common entry, unassigned on its own side of the PAR boundary, has nothing to check.
+      if (rtteIsUnassignedFor(e, ipa < par)) continue;
       const kind = rtteKind(e);
       if (rtteIsRefcounted(e)) refs++;
       const ns = kind === 'UNASSIGNED_NS' || kind === 'ASSIGNED_NS';

@@ -164,40 +164,43 @@ export class TranslationTable {
   }
 
   private mappedBelow(t: TablePage, tableBase: number, run: MappedRun): void {
-    const span = framesPerEntry(t.level);
+    const level = t.level;
+    const span = framesPerEntry(level);
+    const step = span * OA_UNIT;
     const e = t.entries;
     const n = e.length;
     const children = t.children;
     for (let i = 0; i < n; i++) {
       const d = e[i] as number;
       if (d === DESC_INVALID) continue;
-      const eBase = tableBase + i * span;
-      if (descIsTable(d, t.level)) {
-        this.mappedBelow(children![i] as TablePage, eBase, run);
-        continue;
-      }
-      // Fast path: the previous entry of this table plus one span of output continues the run.
-      if (run.frames > 0 && d === run.last + span * OA_UNIT && eBase === run.start + run.frames && run.lastLevel === t.level) {
+      // Fast path: the run's last entry plus one span of output, at the same level, right after it
+      // (the same low bits as a leaf, so not a table).
+      if (d === run.last + step && run.lastLevel === level && run.frames > 0 && tableBase + i * span === run.start + run.frames) {
         run.frames += span;
         run.last = d;
-        run.next += span * OA_UNIT;
+        run.next += step;
+        continue;
+      }
+      const eBase = tableBase + i * span;
+      if (descIsTable(d, level)) {
+        this.mappedBelow(children![i] as TablePage, eBase, run);
         continue;
       }
       if (!descHasOutput(d)) continue;
       run.last = d;
-      run.lastLevel = t.level;
+      run.lastLevel = level;
       // The same attributes and the next output frame continue the run (compared at page level).
       const atPage = descAtLevel(d, LEVEL_PAGE);
       if (run.frames > 0 && eBase === run.start + run.frames && atPage === run.next) {
         run.frames += span;
-        run.next = withOutputFrame(run.next, descOutputFrame(run.next) + span);
+        run.next += step;
         continue;
       }
       if (run.frames > 0) run.visit(run.start, run.frames, run.desc);
       run.start = eBase;
       run.frames = span;
       run.desc = d;
-      run.next = withOutputFrame(atPage, descOutputFrame(atPage) + span);
+      run.next = atPage + step;
     }
   }
 
