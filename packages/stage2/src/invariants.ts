@@ -34,7 +34,7 @@ export function checkInvariants(s: Stage2): string[] {
   const records = s.memory.recordRuns();
   checkOwners(s, records, report);
   const guestShareMaps = new Map<number, number>();
-  for (const sp of s.spaces.values()) checkSpace(s, sp, report, guestShareMaps);
+  for (const sp of s.spaces.values()) checkSpace(s, sp, records, report, guestShareMaps);
   checkGrants(s, report);
   checkTablePages(s, records, report);
   checkCounters(s, records, report, guestShareMaps);
@@ -64,7 +64,7 @@ function checkOwners(s: Stage2, records: readonly GranuleRun[], report: Report):
  * entries, so this costs the space's tables, not its IPA size), cut where the granule records or
  * the grant marks change, each piece checked as one mapping.
  */
-function checkSpace(s: Stage2, sp: AddressSpace, report: Report, guestShareMaps: Map<number, number>): void {
+function checkSpace(s: Stage2, sp: AddressSpace, records: readonly GranuleRun[], report: Report, guestShareMaps: Map<number, number>): void {
   const name = vmidName(sp.vmid);
   sp.table.mappedRuns((start, frames, desc) => {
     const pa = descOutputFrame(desc);
@@ -72,7 +72,7 @@ function checkSpace(s: Stage2, sp: AddressSpace, report: Report, guestShareMaps:
     const st = viewState(desc);
     const perms = descPerms(desc);
     let offset = 0;
-    s.memory.meta.runs(pa, frames, (mStart, mFrames, m) => {
+    recordsOver(records, pa, frames, (mStart, mFrames, m) => {
       const ipa = start + offset;
       offset += mFrames;
       if (m === null) {
@@ -84,6 +84,37 @@ function checkSpace(s: Stage2, sp: AddressSpace, report: Report, guestShareMaps:
       });
     });
   });
+}
+
+/**
+ * Visits [pa, pa+frames) as `records` (PhysicalMemory.recordRuns: sorted, disjoint, maximal runs)
+ * cover it, clipped, with null for holes: what meta.runs over the range would visit, without a
+ * second walk of the record map.
+ */
+function recordsOver(records: readonly GranuleRun[], pa: number, frames: number, visit: (start: number, frames: number, m: GranuleMeta | null) => void): void {
+  let lo = 0;
+  let hi = records.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const r = records[mid]!;
+    if (r.start + r.frames <= pa) lo = mid + 1;
+    else hi = mid;
+  }
+  const end = pa + frames;
+  let at = pa;
+  for (let i = lo; i < records.length && at < end; i++) {
+    const r = records[i]!;
+    if (r.start > at) {
+      const gapEnd = Math.min(r.start, end);
+      visit(at, gapEnd - at, null);
+      at = gapEnd;
+      if (at >= end) break;
+    }
+    const runEnd = Math.min(r.start + r.frames, end);
+    visit(at, runEnd - at, r.m);
+    at = runEnd;
+  }
+  if (at < end) visit(at, end - at, null);
 }
 
 interface Mapping {
