@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
-import { realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
+import { checkInvariantsUs, realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -48,12 +48,15 @@ function coreFigures(): Figure[] {
 async function lifecycleFigures(): Promise<Figure[]> {
   const spaces = await stage2LifecycleStepsPerS();
   const realm = await realmLifecycle();
+  const check = await checkInvariantsUs();
   return [
     { name: 'stage2_lifecycle_steps_per_s', value: Math.round(spaces.wall), unit: 'steps/s (space create→map/share/grant→destroy, invariants each step)', target: '>= 20000', meets: spaces.wall >= 20_000 },
     { name: 'stage2_lifecycle_steps_per_cpu_s', value: Math.round(spaces.cpu), unit: 'steps per CPU second (same run)' },
     { name: 'realm_lifecycle_steps_per_s', value: Math.round(realm.stepsPerS.wall), unit: 'steps/s (delegate→create→RTTs→data→activate→teardown, invariants each step)', target: '>= 20000', meets: realm.stepsPerS.wall >= 20_000 },
     { name: 'realm_lifecycle_steps_per_cpu_s', value: Math.round(realm.stepsPerS.cpu), unit: 'steps per CPU second (same run)' },
     { name: 'realm_teardown_rmi_calls', value: realm.teardownRmiCalls, unit: 'RMI calls per teardown (40-bit IPA, one DATA granule)' },
+    { name: 'check_invariants_us_idle', value: round(check.idle, 1), unit: 'µs (booted core, 16 GiB, best of 15 slices)' },
+    { name: 'check_invariants_us_busy', value: round(check.busy, 1), unit: 'µs (plus a guest and a realm with RTTs)' },
   ];
 }
 

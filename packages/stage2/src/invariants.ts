@@ -17,7 +17,7 @@
 import type { AddressSpace } from './address-space.js';
 import type { GranuleMeta } from './memory/granule.js';
 import type { GranuleRun } from './memory/physical-memory.js';
-import { descHasOutput, descIsValid, descOutputFrame, descPerms, descState } from './s2tt/descriptor.js';
+import { descIsValid, descOutputFrame, descPerms, descState } from './s2tt/descriptor.js';
 import { rmiInvariants } from './rmi/invariants.js';
 import type { Stage2 } from './stage2.js';
 import { VMID_HOST, VMID_HYP, permsWithin, vmidName } from './types.js';
@@ -205,7 +205,7 @@ function checkTablePages(s: Stage2, records: readonly GranuleRun[], report: Repo
     const who = vmidName(sp.vmid);
     const tables = sp.table.tables();
     if (tables.length !== sp.table.tablePages) report(`${who}: ${tables.length} table pages in use, counter says ${sp.table.tablePages}`);
-    for (const p of sp.table.problems()) report(`${who}: ${p}`);
+    for (const p of sp.table.problems(tables)) report(`${who}: ${p}`);
     for (const f of sp.rootFrames) ranges.push({ start: f, count: 1, who });
     for (const t of tables) ranges.push({ start: t.frame, count: 1, who });
     for (const [start, count] of sp.pool.frameRuns()) ranges.push({ start, count, who });

@@ -296,12 +296,15 @@ export class TranslationTable {
   tables(): TablePage[] {
     const out: TablePage[] = [];
     const walk = (t: TablePage): void => {
-      t.children?.forEach((c) => {
+      const children = t.children;
+      if (children === null) return;
+      for (let i = 0; i < children.length; i++) {
+        const c = children[i];
         if (c !== undefined) {
           out.push(c);
           walk(c);
         }
-      });
+      }
     };
     walk(this.root);
     return out;
@@ -311,9 +314,9 @@ export class TranslationTable {
    * Recomputes what the walks keep incrementally, for the invariant checker: each table's count
    * of entries off its split pattern, and that no table was left uniform (fold is eager, §A2).
    */
-  problems(): string[] {
+  problems(tables: readonly TablePage[] = this.tables()): string[] {
     const out: string[] = [];
-    for (const t of this.tables()) {
+    for (const t of tables) {
       const at = (): string => `level-${t.level} table at 0x${(t.frame * 4096).toString(16)}`;
       const e = t.entries;
       const first = t.splitFirst;
