@@ -2,7 +2,10 @@
  * The core's invariants (DESIGN.md §2), checked independently of the code that maintains them:
  * it recomputes from tables, records, pools and grants, and returns every violation it finds
  * (empty when all hold). CheckInvariants reports it; tests and property runs call it after every
- * mutation.
+ * mutation, so its cost follows the populated state, never the size of memory or of an IPA space:
+ * one pass over the granule record runs (shared by every check), the entries of the tables that
+ * exist (invalid entries skipped, a split block's pages merged into one run), table pools as runs,
+ * grants and RTTs. Nothing it reads is bookkeeping kept for it: counters are recomputed and compared.
  *
  *  1. one owner per granule, and the owners together hold all memory (no granule lost);
  *  2. a granule is mapped in an address space only if that space owns it (OWNED, SHARED_OWNED) or

@@ -14,7 +14,9 @@
  * - `realmFoldRttLevel`: realm_fold_rtt_level.
  * - `realmUnmapPrivateRange`: realm_destroy_private_granule per address (DATA_DESTROY; RTT with
  *   top > addr: unassigned, skip; top == addr: an ASSIGNED block, so split it with RTT_CREATE one
- *   level down and retry; then undelegate the data granule), then fold.
+ *   level down and retry; then undelegate the data granule), then fold. The fold skips the blocks
+ *   DATA_DESTROY's `top` showed hold no RTT (NoTableRange), where KVM calls RTT_FOLD per block and
+ *   each call fails without a change: same state and results, calls in proportion to the RTTs.
  * - `realmUnmapSharedRange`: realm_unmap_shared_range (UNMAP_UNPROTECTED per block; RTT with
  *   top == addr: a table, not a block, so recurse deeper).
  * - `realmTearDown`: kvm_destroy_realm's whole sequence: destroy RECs, unmap private and shared
@@ -26,7 +28,8 @@
  *
  * Deviations, for a model that must not crash: realm_destroy_private_granule splits a block at
  * the level below the one DATA_DESTROY reports (KVM always creates at level 3 and WARNs unless the
- * block is at level 2); the VMID is the RMM's (REALM_DESTROY frees it).
+ * block is at level 2); the VMID is the RMM's (REALM_DESTROY frees it); the private-range fold
+ * skips blocks known to hold no RTT (above).
  */
 
 import { err, ok, type Result } from '../result.js';
