@@ -9,6 +9,7 @@ import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsh
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { faultInterceptorOverhead } from './fault-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
+import { checkInvariantsUs, realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -39,6 +40,25 @@ function coreFigures(): Figure[] {
     { name: 'lend_scattered_65536_pages_ms', value: round(scattered, 1), unit: 'ms', target: '<= 500', meets: scattered <= 500 },
     { name: 'rss_mb_64g_host_60_guests', value: round(rss.rssMb, 1), unit: 'MB', target: '<= 200', meets: rss.rssMb <= 200 && rss.violations === 0 },
     ...scaling.map((x) => ({ name: `lend_cycle_ms_${x.ranges}_ranges`, value: round(x.ms, 3), unit: 'ms' })),
+  ];
+}
+
+/**
+ * The simulation's shape: many small life-cycle operations, each followed by checkInvariants. The
+ * target is the simulation's (20k steps/s); a step's cost must follow the mapped and live state.
+ */
+async function lifecycleFigures(): Promise<Figure[]> {
+  const spaces = await stage2LifecycleStepsPerS();
+  const realm = await realmLifecycle();
+  const check = await checkInvariantsUs();
+  return [
+    { name: 'stage2_lifecycle_steps_per_s', value: Math.round(spaces.wall), unit: 'steps/s (space create→map/share/grant→destroy, invariants each step)', target: '>= 20000', meets: spaces.wall >= 20_000 },
+    { name: 'stage2_lifecycle_steps_per_cpu_s', value: Math.round(spaces.cpu), unit: 'steps per CPU second (same run)' },
+    { name: 'realm_lifecycle_steps_per_s', value: Math.round(realm.stepsPerS.wall), unit: 'steps/s (delegate→create→RTTs→data→activate→teardown, invariants each step)', target: '>= 20000', meets: realm.stepsPerS.wall >= 20_000 },
+    { name: 'realm_lifecycle_steps_per_cpu_s', value: Math.round(realm.stepsPerS.cpu), unit: 'steps per CPU second (same run)' },
+    { name: 'realm_teardown_rmi_calls', value: realm.teardownRmiCalls, unit: 'RMI calls per teardown (40-bit IPA, one DATA granule)' },
+    { name: 'check_invariants_us_idle', value: round(check.idle, 1), unit: 'µs (booted core, 16 GiB, best of 15 slices)' },
+    { name: 'check_invariants_us_busy', value: round(check.busy, 1), unit: 'µs (plus a guest and a realm with RTTs)' },
   ];
 }
 
@@ -78,6 +98,7 @@ async function faultFigures(): Promise<Figure[]> {
 /** Figure groups in run order; `--only` picks some by name. */
 const GROUPS = {
   core: async () => coreFigures(),
+  stage2: lifecycleFigures,
   grpc: grpcFigures,
   rm: rmGrpcFigures,
   fault: faultFigures,

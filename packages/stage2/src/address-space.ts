@@ -11,7 +11,7 @@
  * Realm spaces are RTTs driven by RMI commands (rmi/), not this structure.
  */
 
-import { withMeta } from './memory/granule.js';
+import { withMeta, type GranuleMeta } from './memory/granule.js';
 import type { PhysicalMemory } from './memory/physical-memory.js';
 import { assert } from './result.js';
 import { TranslationTable, type TablePageSource } from './s2tt/translation-table.js';
@@ -27,42 +27,83 @@ export type AddressSpaceKind = 'HOST' | 'GUEST';
  */
 export type VmProtection = 'ANY' | 'PROTECTED' | 'NON_PROTECTED';
 
+/**
+ * The pool is a stack of frames (take pops the last one given), kept as runs of consecutive frames:
+ * the host's boot pool is one run however much memory it can map, so the invariant checker and a
+ * snapshot cost what the pool's shape costs, not its size.
+ */
 export class TablePool implements TablePageSource {
-  private readonly frames: Pfn[] = [];
+  /** [start, count] runs, bottom of the stack first; each run is pushed in ascending frame order. */
+  private readonly runs: [start: number, count: number][] = [];
+  private frameCount = 0;
 
   constructor(private readonly memory: PhysicalMemory) {}
 
   get size(): number {
-    return this.frames.length;
+    return this.frameCount;
   }
 
   /** Adds HYP-owned granules to the pool. */
   add(frames: Iterable<Pfn>): void {
+    const mark = (m: GranuleMeta | null): GranuleMeta => withMeta(m!, { hypUse: 'STAGE2' });
+    let runStart = -1;
+    let runCount = 0;
     for (const f of frames) {
-      this.memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'STAGE2' }));
-      this.frames.push(f);
+      if (runCount > 0 && f === runStart + runCount) runCount++;
+      else {
+        if (runCount > 0) this.memory.meta.update(runStart, runCount, mark);
+        runStart = f;
+        runCount = 1;
+      }
+      this.push(f);
     }
+    if (runCount > 0) this.memory.meta.update(runStart, runCount, mark);
   }
 
   /** Removes up to `max` pages for return to the host; their records are the caller's to change. */
   remove(max: number): Pfn[] {
-    const out = this.frames.splice(Math.max(0, this.frames.length - max), max);
-    for (const f of out) this.memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'NONE' }));
+    const n = Math.min(Math.max(0, max), this.frameCount);
+    const out: Pfn[] = new Array<Pfn>(n);
+    for (let i = n - 1; i >= 0; i--) out[i] = this.pop();
+    const unmark = (m: GranuleMeta | null): GranuleMeta => withMeta(m!, { hypUse: 'NONE' });
+    for (const f of out) this.memory.meta.update(f, 1, unmark);
     return out;
   }
 
   take(): Pfn {
-    const f = this.frames.pop();
-    assert(f !== undefined, 'the check phase reserved enough table pages');
-    return f;
+    assert(this.frameCount > 0, 'the check phase reserved enough table pages');
+    return this.pop();
   }
 
   give(frame: Pfn): void {
-    this.frames.push(frame);
+    this.push(frame);
   }
 
+  /** The frames, bottom of the stack first. */
   snapshot(): readonly Pfn[] {
-    return [...this.frames];
+    const out: Pfn[] = [];
+    for (const [start, count] of this.runs) for (let i = 0; i < count; i++) out.push((start + i) as Pfn);
+    return out;
+  }
+
+  /** The frames as runs of consecutive frames, in snapshot order (for the invariant checker). */
+  frameRuns(): readonly (readonly [start: number, count: number])[] {
+    return this.runs;
+  }
+
+  private push(frame: number): void {
+    const last = this.runs[this.runs.length - 1];
+    if (last !== undefined && frame === last[0] + last[1]) last[1]++;
+    else this.runs.push([frame, 1]);
+    this.frameCount++;
+  }
+
+  private pop(): Pfn {
+    const last = this.runs[this.runs.length - 1]!;
+    const f = (last[0] + last[1] - 1) as Pfn;
+    if (--last[1] === 0) this.runs.pop();
+    this.frameCount--;
+    return f;
   }
 }
 

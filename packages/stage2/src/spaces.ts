@@ -23,7 +23,6 @@ import { firstFailure, type Check } from './pkvm/checks.js';
 import { hostDonateHypChecks, hostDonateHypSteps, hypDonateHostSteps } from './pkvm/transitions.js';
 import { commit, plan, type PlanSteps } from './plan.js';
 import { err, ok, type Result } from './result.js';
-import { descHasOutput } from './s2tt/descriptor.js';
 import { isValidIpaBits, rootTableCount } from './s2tt/geometry.js';
 import type { Stage2 } from './stage2.js';
 import { VMID_HOST, VMID_HYP, VMID_MAX, vmidName, type FrameRange, type Pfn, type Vmid } from './types.js';
@@ -71,12 +70,8 @@ function creatorOf(caller: Vmid): SpaceCreator | ErrnoError {
 
 /** The first place a space blocks teardown: a mapping or lent page, or a grant naming it. */
 function spaceInUse(s: Stage2, space: AddressSpace): ErrnoError | undefined {
-  let mapped: number | undefined;
-  space.table.leafRuns(0, space.table.frameLimit, (v) => {
-    if (!descHasOutput(v.desc)) return true;
-    mapped = v.start;
-    return false;
-  });
+  // Skips invalid entries and empty tables: the cost is the tables the space holds, not its IPA size.
+  const mapped = space.table.firstMapped();
   if (mapped !== undefined)
     return errnoError('EBUSY', 'space_has_mappings', `vmid ${space.vmid} still maps or lends IPA 0x${(mapped * 4096).toString(16)}: reclaim it first`);
   for (const g of s.grants.values()) {

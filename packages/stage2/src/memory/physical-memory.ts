@@ -36,6 +36,13 @@ export interface MemoryRegionFrames extends FrameRange<Pfn> {
   readonly kind: MemoryKind;
 }
 
+/** Granules [start, start+frames) that share the record `m`. */
+export interface GranuleRun {
+  readonly start: number;
+  readonly frames: number;
+  readonly m: GranuleMeta;
+}
+
 export class PhysicalMemory {
   /** Per-granule records; null where there is no memory. */
   readonly meta: RadixMap<GranuleMeta | null>;
@@ -61,6 +68,18 @@ export class PhysicalMemory {
       const initial = granuleMeta({ kind: r.kind, owner: VMID_HOST, hyp: 'NOPAGE', pins: 0, guestShares: 0, rmi: 'NS', hypUse: 'NONE' });
       this.meta.update(r.base, r.count, () => initial);
     }
+  }
+
+  /**
+   * Every run of granules with one record, in frame order, holes left out: one pass over the record
+   * map, whose cost is the runs it holds, not the frames. The invariant checkers share it.
+   */
+  recordRuns(): GranuleRun[] {
+    const out: GranuleRun[] = [];
+    this.meta.runs(0, this.frameCount, (start, frames, m) => {
+      if (m !== null) out.push({ start, frames, m });
+    });
+    return out;
   }
 
   /** The region holding `frame`, if any. */

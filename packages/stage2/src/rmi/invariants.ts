@@ -17,22 +17,24 @@
  */
 
 import type { RmiGranuleState } from '../memory/granule.js';
+import type { GranuleRun } from '../memory/physical-memory.js';
 import { mapSizeBytes } from '../s2tt/geometry.js';
 import type { Stage2 } from '../stage2.js';
 import { GRANULE_SIZE, VMID_HYP, vmidName } from '../types.js';
 import { findView } from '../views.js';
 import type { Realm, Rtt } from './rmm-state.js';
-import { RTTES_PER_RTT, RTT_MIN_BLOCK_LEVEL, RTT_PAGE_LEVEL, rtteIsRefcounted, rtteKind, rtteName, rttePa } from './rtt-entry.js';
+import { RTTES_PER_RTT, RTT_MIN_BLOCK_LEVEL, RTT_PAGE_LEVEL, rtteIsRefcounted, rtteIsUnassignedFor, rtteKind, rtteName, rttePa } from './rtt-entry.js';
 
 const VIOLATIONS_MAX = 100;
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
-export function rmiInvariants(s: Stage2): string[] {
+/** `records` is the granule record runs (PhysicalMemory.recordRuns), when the caller has them already. */
+export function rmiInvariants(s: Stage2, records: readonly GranuleRun[] = s.memory.recordRuns()): string[] {
   const out: string[] = [];
   const report = (msg: string): void => {
     if (out.length < VIOLATIONS_MAX) out.push(`rmi: ${msg}`);
   };
-  const byState = granulesByState(s, report);
+  const byState = granulesByState(s, records, report);
   checkObjects(s, byState, report);
   const dataRanges: [number, number][] = [];
   const parentCount = new Map<number, number>();
@@ -50,22 +52,22 @@ type Report = (msg: string) => void;
 type Runs = [start: number, frames: number][];
 
 /** Invariant 1, and the runs of frames in each RMM state. */
-function granulesByState(s: Stage2, report: Report): Map<RmiGranuleState, Runs> {
+function granulesByState(s: Stage2, records: readonly GranuleRun[], report: Report): Map<RmiGranuleState, Runs> {
   const byState = new Map<RmiGranuleState, Runs>();
-  s.memory.meta.runs(0, s.memory.frameCount, (start, frames, m) => {
-    if (m === null || m.rmi === 'NS') return;
+  for (const { start, frames, m } of records) {
+    if (m.rmi === 'NS') continue;
     let runs = byState.get(m.rmi);
     if (runs === undefined) byState.set(m.rmi, (runs = []));
     runs.push([start, frames]);
-    const where = `${hex(start * GRANULE_SIZE)}+${frames} (${m.rmi})`;
-    if (m.kind !== 'RAM') report(`${where} is ${m.kind}, not DRAM`);
-    if (m.owner !== VMID_HYP) report(`${where} owned by ${vmidName(m.owner)}, not HYP`);
-    if (m.pins !== 0 || m.guestShares !== 0) report(`${where} pinned or shared with a guest`);
-    if (m.hypUse !== 'NONE') report(`${where} used by HYP as ${m.hypUse}`);
-    if (s.memory.grantOf.findRun(start, frames, (g) => g === 0) !== undefined) report(`${where} is part of a grant`);
+    const where = (): string => `${hex(start * GRANULE_SIZE)}+${frames} (${m.rmi})`;
+    if (m.kind !== 'RAM') report(`${where()} is ${m.kind}, not DRAM`);
+    if (m.owner !== VMID_HYP) report(`${where()} owned by ${vmidName(m.owner)}, not HYP`);
+    if (m.pins !== 0 || m.guestShares !== 0) report(`${where()} pinned or shared with a guest`);
+    if (m.hypUse !== 'NONE') report(`${where()} used by HYP as ${m.hypUse}`);
+    if (s.memory.grantOf.findRun(start, frames, (g) => g === 0) !== undefined) report(`${where()} is part of a grant`);
     const mapped = findView(s.host, start, frames, (st) => st === 'NOPAGE');
-    if (mapped !== undefined) report(`${where}: the host maps ${hex(mapped.start * GRANULE_SIZE)} (${mapped.frames} frames)`);
-  });
+    if (mapped !== undefined) report(`${where()}: the host maps ${hex(mapped.start * GRANULE_SIZE)} (${mapped.frames} frames)`);
+  }
   return byState;
 }
 
@@ -113,33 +115,37 @@ function checkRealm(s: Stage2, realm: Realm, report: Report, dataRanges: [number
   const par = 2 ** (realm.ipaBits - 1);
   const ipaSize = 2 ** realm.ipaBits;
   const visit = (rtt: Rtt, expectLevel: number, expectBase: number): void => {
-    const name = `RTT ${hex(rtt.frame * GRANULE_SIZE)} (level ${rtt.level}, IPA ${hex(rtt.baseIpa)})`;
-    if (rtt.rd !== realm.rd) report(`${name} belongs to another realm`);
-    if (rtt.level !== expectLevel || rtt.baseIpa !== expectBase) report(`${name} sits at level ${expectLevel}, IPA ${hex(expectBase)}`);
+    // Names are built only when something is reported: this runs for every entry of every RTT.
+    const name = (): string => `RTT ${hex(rtt.frame * GRANULE_SIZE)} (level ${rtt.level}, IPA ${hex(rtt.baseIpa)})`;
+    if (rtt.rd !== realm.rd) report(`${name()} belongs to another realm`);
+    if (rtt.level !== expectLevel || rtt.baseIpa !== expectBase) report(`${name()} sits at level ${expectLevel}, IPA ${hex(expectBase)}`);
     const size = mapSizeBytes(rtt.level);
+    const entries = rtt.entries;
+    const at = (i: number, e: number): string => `${name()} entry ${i} (${rtteName(e)})`;
     let refs = 0;
     for (let i = 0; i < RTTES_PER_RTT; i++) {
-      const e = rtt.entries[i] as number;
+      const e = entries[i] as number;
       const ipa = rtt.baseIpa + i * size;
       if (ipa >= ipaSize) continue;
+      // The common entry, unassigned on its own side of the PAR boundary, has nothing to check.
+      if (rtteIsUnassignedFor(e, ipa < par)) continue;
       const kind = rtteKind(e);
       if (rtteIsRefcounted(e)) refs++;
-      const at = `${name} entry ${i} (${rtteName(e)})`;
       const ns = kind === 'UNASSIGNED_NS' || kind === 'ASSIGNED_NS';
-      if (ipa < par && ns) report(`${at} is NS inside the PAR`);
-      if (ipa >= par && (kind === 'UNASSIGNED' || kind === 'ASSIGNED')) report(`${at} is protected outside the PAR`);
+      if (ipa < par && ns) report(`${at(i, e)} is NS inside the PAR`);
+      if (ipa >= par && (kind === 'UNASSIGNED' || kind === 'ASSIGNED')) report(`${at(i, e)} is protected outside the PAR`);
       if ((kind === 'ASSIGNED' || kind === 'ASSIGNED_NS') && (rtt.level < RTT_MIN_BLOCK_LEVEL || rttePa(e) % size !== 0))
-        report(`${at} maps ${hex(rttePa(e))}, not a level ${rtt.level} block`);
+        report(`${at(i, e)} maps ${hex(rttePa(e))}, not a level ${rtt.level} block`);
       if (kind === 'ASSIGNED') dataRanges.push([rttePa(e) / GRANULE_SIZE, size / GRANULE_SIZE]);
       if (kind === 'TABLE') {
         const childFrame = rttePa(e) / GRANULE_SIZE;
         parentCount.set(childFrame, (parentCount.get(childFrame) ?? 0) + 1);
         const child = s.rmm.rtts.get(childFrame);
-        if (rtt.level >= RTT_PAGE_LEVEL || child === undefined) report(`${at} points to ${hex(rttePa(e))}, not an RTT`);
+        if (rtt.level >= RTT_PAGE_LEVEL || child === undefined) report(`${at(i, e)} points to ${hex(rttePa(e))}, not an RTT`);
         else visit(child, rtt.level + 1, ipa);
       }
     }
-    if (refs !== rtt.refcount) report(`${name} refcount ${rtt.refcount} but ${refs} TABLE/ASSIGNED entries`);
+    if (refs !== rtt.refcount) report(`${name()} refcount ${rtt.refcount} but ${refs} TABLE/ASSIGNED entries`);
   };
   const rootSpan = mapSizeBytes(realm.startLevel) * RTTES_PER_RTT;
   realm.roots.forEach((root, i) => visit(root, realm.startLevel, i * rootSpan));

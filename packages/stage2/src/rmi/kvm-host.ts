@@ -14,7 +14,9 @@
  * - `realmFoldRttLevel`: realm_fold_rtt_level.
  * - `realmUnmapPrivateRange`: realm_destroy_private_granule per address (DATA_DESTROY; RTT with
  *   top > addr: unassigned, skip; top == addr: an ASSIGNED block, so split it with RTT_CREATE one
- *   level down and retry; then undelegate the data granule), then fold.
+ *   level down and retry; then undelegate the data granule), then fold. The fold skips the blocks
+ *   DATA_DESTROY's `top` showed hold no RTT (NoTableRange), where KVM calls RTT_FOLD per block and
+ *   each call fails without a change: same state and results, calls in proportion to the RTTs.
  * - `realmUnmapSharedRange`: realm_unmap_shared_range (UNMAP_UNPROTECTED per block; RTT with
  *   top == addr: a table, not a block, so recurse deeper).
  * - `realmTearDown`: kvm_destroy_realm's whole sequence: destroy RECs, unmap private and shared
@@ -26,7 +28,8 @@
  *
  * Deviations, for a model that must not crash: realm_destroy_private_granule splits a block at
  * the level below the one DATA_DESTROY reports (KVM always creates at level 3 and WARNs unless the
- * block is at level 2); the VMID is the RMM's (REALM_DESTROY frees it).
+ * block is at level 2); the VMID is the RMM's (REALM_DESTROY frees it); the private-range fold
+ * skips blocks known to hold no RTT (above).
  */
 
 import { err, ok, type Result } from '../result.js';
@@ -257,7 +260,15 @@ export async function realmDestroyRtts(
  * not be folded. RTT at level 3 or with index < level: not foldable here. Otherwise fold deeper and
  * retry at this level if everything below folded.
  */
-export async function realmFoldRttLevel(rmi: RmiPort, rd: number, host: RealmHost, level: number, start: number, end: number): Promise<Result<number, RealmHostError>> {
+export async function realmFoldRttLevel(
+  rmi: RmiPort,
+  rd: number,
+  host: RealmHost,
+  level: number,
+  start: number,
+  end: number,
+  noTables: readonly NoTableRange[] = [],
+): Promise<Result<number, RealmHostError>> {
   if (level > RTT_PAGE_LEVEL) return hostError('EINVAL', 'level_bound', `no RTT level ${level}`);
   const mapSize = mapSizeBytes(level - 1);
   let notFolded = 0;
@@ -265,6 +276,12 @@ export async function realmFoldRttLevel(rmi: RmiPort, rd: number, host: RealmHos
   for (let addr = start; addr < end; addr = next) {
     const alignAddr = alignUp(addr, mapSize);
     next = alignUp(addr + 1, mapSize);
+    // No RTT at level-1 holds this block: RTT_FOLD would fail with RMI_ERROR_RTT at an index below
+    // `level` and change nothing, which is what the call would have told us.
+    if (holdsNoTables(noTables, alignAddr, mapSize, level - 1)) {
+      notFolded++;
+      continue;
+    }
     const r = await rmi.rttFold(rd, alignAddr, level);
     if (r.ok) {
       await freeDelegated(rmi, host, r.value.rtt);
@@ -278,7 +295,7 @@ export async function realmFoldRttLevel(rmi: RmiPort, rd: number, host: RealmHos
       notFolded++;
       continue;
     }
-    const deeper = await realmFoldRttLevel(rmi, rd, host, level + 1, addr, next);
+    const deeper = await realmFoldRttLevel(rmi, rd, host, level + 1, addr, next, noTables);
     if (!deeper.ok) return deeper;
     if (deeper.value === 0) next = addr; // try again at this level
   }
@@ -286,10 +303,43 @@ export async function realmFoldRttLevel(rmi: RmiPort, rd: number, host: RealmHos
 }
 
 /**
+ * A range of IPAs whose entries at `level` are known to hold no TABLE (a DATA_DESTROY found them not
+ * live, §B5 `top`): no RTT below `level` covers it, so folds there cannot succeed. Tables only go
+ * away during a teardown, so the knowledge stays true until the teardown ends.
+ */
+export interface NoTableRange {
+  readonly start: number;
+  readonly end: number;
+  readonly level: number;
+}
+
+/** Whether the block [addr, addr+size) lies in a range with no TABLE entry at `level` or above. */
+function holdsNoTables(ranges: readonly NoTableRange[], addr: number, size: number, level: number): boolean {
+  for (const r of ranges) if (r.level <= level && r.start <= addr && addr + size <= r.end) return true;
+  return false;
+}
+
+/**
  * realm_destroy_private_granule: destroys the DATA granule mapped at `ipa`, if any, and undelegates
  * and frees it. Returns where to continue.
  */
 export async function realmDestroyPrivateGranule(rmi: RmiPort, rd: number, host: RealmHost, ipa: number, counts: TeardownCounts = newCounts()): Promise<Result<number, RealmHostError>> {
+  return await destroyPrivateGranule(rmi, rd, host, ipa, counts, []);
+}
+
+/**
+ * realmDestroyPrivateGranule, noting in `noTables` the range DATA_DESTROY reported not live: when
+ * the walk stopped at level w < 3 with top > ipa, the level-w entries from the one holding `ipa` up
+ * to top are unassigned, so no RTT lies below them.
+ */
+async function destroyPrivateGranule(
+  rmi: RmiPort,
+  rd: number,
+  host: RealmHost,
+  ipa: number,
+  counts: TeardownCounts,
+  noTables: NoTableRange[],
+): Promise<Result<number, RealmHostError>> {
   for (;;) {
     const r = await rmi.dataDestroy(rd, ipa);
     if (r.ok) {
@@ -302,7 +352,12 @@ export async function realmDestroyPrivateGranule(rmi: RmiPort, rd: number, host:
       return hostError('ENXIO', 'data_destroy', rmiText(r.error), r.error);
     }
     const top = r.error.outputs['top'] ?? 0;
-    if (top > ipa) return ok(top); // UNASSIGNED
+    if (top > ipa) {
+      // UNASSIGNED
+      const w = r.error.index;
+      if (w < RTT_PAGE_LEVEL) noTables.push({ start: alignDown(ipa, mapSizeBytes(w)), end: top, level: w });
+      return ok(top);
+    }
     // ASSIGNED: ipa is mapped as a block, so split it one level down and retry.
     const rtt = await allocDelegated(rmi, host);
     if (rtt === undefined) return hostError('ENOMEM', 'rtt_alloc', `no page to split the block at ${hexAddr(ipa)}`);
@@ -315,7 +370,12 @@ export async function realmDestroyPrivateGranule(rmi: RmiPort, rd: number, host:
   }
 }
 
-/** Destroys every DATA granule in [start, end) (protected IPAs), then folds what became uniform. */
+/**
+ * Destroys every DATA granule in [start, end) (protected IPAs), then folds what became uniform. The
+ * fold skips the blocks DATA_DESTROY showed to hold no RTT (NoTableRange): KVM issues an RTT_FOLD
+ * for each map(level-1) block of the range (512 per root for a 40-bit IPA) and each of those fails
+ * the same way; the state and the result are the same, with calls in proportion to the RTTs.
+ */
 export async function realmUnmapPrivateRange(
   rmi: RmiPort,
   rd: number,
@@ -325,13 +385,14 @@ export async function realmUnmapPrivateRange(
   end: number,
   counts: TeardownCounts = newCounts(),
 ): Promise<Result<TeardownCounts, RealmHostError>> {
+  const noTables: NoTableRange[] = [];
   let next: number;
   for (let addr = start; addr < end; addr = next) {
-    const r = await realmDestroyPrivateGranule(rmi, rd, host, addr, counts);
+    const r = await destroyPrivateGranule(rmi, rd, host, addr, counts, noTables);
     if (!r.ok) return r;
     next = r.value;
   }
-  const folded = await realmFoldRttLevel(rmi, rd, host, startLevel + 1, start, end);
+  const folded = await realmFoldRttLevel(rmi, rd, host, startLevel + 1, start, end, noTables);
   if (!folded.ok) return folded;
   return ok(counts);
 }

@@ -70,7 +70,12 @@ export const S2TTE_NS_ATTR_MASK = S2TTE_MEMATTR_MASK | S2TTE_AP_MASK | S2TTE_SH_
 /** A typical host descriptor's attributes: normal write-back, RW, inner shareable. */
 export const HOST_NS_ATTRS_DEFAULT = S2TTE_MEMATTR_FWB_NORMAL_WB | S2TTE_AP_RW | S2TTE_SH_IS;
 
-const low = (e: Rtte): number => e % LOW;
+/**
+ * e % LOW for an entry (a non-negative integer below 2^53), without a float modulo: V8 compiles `%`
+ * on doubles to a libm fmod call, and every command and the checker read entries' low bits.
+ * Division by a power of two and the product are exact.
+ */
+const low = (e: Rtte): number => e - Math.floor(e / LOW) * LOW;
 
 export const RTTE_UNASSIGNED_EMPTY: Rtte = 0;
 export const RTTE_UNASSIGNED_NS: Rtte = 2;
@@ -86,6 +91,12 @@ export const rtteRipas = (e: Rtte): Ripas => (rtteHasRipas(e) ? (RIPAS_BY_CODE[(
 /** The PA an entry holds (ASSIGNED, ASSIGNED_NS, TABLE), else 0. */
 export const rttePa = (e: Rtte): number => e - low(e);
 export const rtteNsAttrs = (e: Rtte): number => (low(e) >> NS_ATTR_SHIFT) & S2TTE_NS_ATTR_MASK;
+
+/**
+ * Whether `e` is an unassigned entry without decoding it: UNASSIGNED of any RIPAS when `inPar`,
+ * else UNASSIGNED_NS. Such entries hold no PA, so their low bits are the whole value.
+ */
+export const rtteIsUnassignedFor = (e: Rtte, inPar: boolean): boolean => e < LOW && (e & KIND_MASK) === (inPar ? 0 : 2);
 
 /** s2tte_has_ripas: UNASSIGNED and ASSIGNED entries (not NS, not TABLE). */
 export const rtteHasRipas = (e: Rtte): boolean => {

@@ -151,6 +151,82 @@ export class TranslationTable {
   }
 
   /**
+   * Visits the entries that have an output (valid leaves and LENT annotations) over the whole IPA
+   * space, in order, as maximal runs: consecutive entries with the same attributes and consecutive
+   * output frames are merged (a split block's 512 pages are one run). Invalid entries are skipped
+   * without a callback, so the cost is the entries of the tables that exist (the populated
+   * state), never the size of the IPA space. `desc` is the run's first entry, at its level.
+   */
+  mappedRuns(visit: (start: number, frames: number, desc: Descriptor) => void): void {
+    const run: MappedRun = { start: 0, frames: 0, desc: DESC_INVALID, next: DESC_INVALID, last: DESC_INVALID, lastLevel: -1, visit };
+    this.mappedBelow(this.root, 0, run);
+    if (run.frames > 0) visit(run.start, run.frames, run.desc);
+  }
+
+  private mappedBelow(t: TablePage, tableBase: number, run: MappedRun): void {
+    const level = t.level;
+    const span = framesPerEntry(level);
+    const step = span * OA_UNIT;
+    const e = t.entries;
+    const n = e.length;
+    const children = t.children;
+    for (let i = 0; i < n; i++) {
+      const d = e[i] as number;
+      if (d === DESC_INVALID) continue;
+      // Fast path: the run's last entry plus one span of output, at the same level, right after it
+      // (the same low bits as a leaf, so not a table).
+      if (d === run.last + step && run.lastLevel === level && run.frames > 0 && tableBase + i * span === run.start + run.frames) {
+        run.frames += span;
+        run.last = d;
+        run.next += step;
+        continue;
+      }
+      const eBase = tableBase + i * span;
+      if (descIsTable(d, level)) {
+        this.mappedBelow(children![i] as TablePage, eBase, run);
+        continue;
+      }
+      if (!descHasOutput(d)) continue;
+      run.last = d;
+      run.lastLevel = level;
+      // The same attributes and the next output frame continue the run (compared at page level).
+      const atPage = descAtLevel(d, LEVEL_PAGE);
+      if (run.frames > 0 && eBase === run.start + run.frames && atPage === run.next) {
+        run.frames += span;
+        run.next += step;
+        continue;
+      }
+      if (run.frames > 0) run.visit(run.start, run.frames, run.desc);
+      run.start = eBase;
+      run.frames = span;
+      run.desc = d;
+      run.next = atPage + step;
+    }
+  }
+
+  /** The first frame whose entry has an output (mapped or LENT), or undefined; skips invalid entries. */
+  firstMapped(): number | undefined {
+    let found: number | undefined;
+    const walk = (t: TablePage, tableBase: number): boolean => {
+      const span = framesPerEntry(t.level);
+      const e = t.entries;
+      for (let i = 0; i < e.length; i++) {
+        const d = e[i] as number;
+        if (d === DESC_INVALID) continue;
+        if (descIsTable(d, t.level)) {
+          if (walk(t.children![i] as TablePage, tableBase + i * span)) return true;
+        } else if (descHasOutput(d)) {
+          found = tableBase + i * span;
+          return true;
+        }
+      }
+      return false;
+    };
+    walk(this.root, 0);
+    return found;
+  }
+
+  /**
    * Dry run of `rewrite`: how many new table pages it would take. `virtual` carries the tables an
    * earlier range of the same operation would already have created, so a multi-range count is exact.
    * Without it (a single range) no table can be counted twice: one walk meets each entry once.
@@ -220,12 +296,15 @@ export class TranslationTable {
   tables(): TablePage[] {
     const out: TablePage[] = [];
     const walk = (t: TablePage): void => {
-      t.children?.forEach((c) => {
+      const children = t.children;
+      if (children === null) return;
+      for (let i = 0; i < children.length; i++) {
+        const c = children[i];
         if (c !== undefined) {
           out.push(c);
           walk(c);
         }
-      });
+      }
     };
     walk(this.root);
     return out;
@@ -235,14 +314,17 @@ export class TranslationTable {
    * Recomputes what the walks keep incrementally, for the invariant checker: each table's count
    * of entries off its split pattern, and that no table was left uniform (fold is eager, §A2).
    */
-  problems(): string[] {
+  problems(tables: readonly TablePage[] = this.tables()): string[] {
     const out: string[] = [];
-    for (const t of this.tables()) {
-      const at = `level-${t.level} table at 0x${(t.frame * 4096).toString(16)}`;
+    for (const t of tables) {
+      const at = (): string => `level-${t.level} table at 0x${(t.frame * 4096).toString(16)}`;
+      const e = t.entries;
+      const first = t.splitFirst;
+      const step = t.splitStep;
       let mismatches = 0;
-      for (let i = 0; i < ENTRIES_PER_TABLE; i++) if (t.entries[i] !== t.splitFirst + i * t.splitStep) mismatches++;
-      if (mismatches !== t.splitMismatches) out.push(`${at}: ${mismatches} entries differ from its split pattern, its counter says ${t.splitMismatches}`);
-      if (foldedEntry(t, 0, false) !== undefined) out.push(`${at}: entries are uniform but the table was not folded`);
+      for (let i = 0; i < ENTRIES_PER_TABLE; i++) if (e[i] !== first + i * step) mismatches++;
+      if (mismatches !== t.splitMismatches) out.push(`${at()}: ${mismatches} entries differ from its split pattern, its counter says ${t.splitMismatches}`);
+      if (foldedEntry(t, 0, false) !== undefined) out.push(`${at()}: entries are uniform but the table was not folded`);
     }
     return out;
   }
@@ -289,6 +371,18 @@ export class TranslationTable {
     // Keep a few objects for the next splits; the rest go to the garbage collector (RSS bar, §6).
     if (this.spare[t.level]!.length < SPARE_TABLES_MAX) this.spare[t.level]!.push(t);
   }
+}
+
+/** The run `mappedRuns` is merging; `next` is the page-level descriptor that would continue it. */
+interface MappedRun {
+  start: number;
+  frames: number;
+  desc: Descriptor;
+  next: Descriptor;
+  /** The last entry merged and its level, for the fast path (same table, next output). */
+  last: Descriptor;
+  lastLevel: number;
+  readonly visit: (start: number, frames: number, desc: Descriptor) => void;
 }
 
 /** Released table objects kept per level for reuse. */
