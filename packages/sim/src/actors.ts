@@ -56,6 +56,8 @@ export class ClientState {
   readonly leaked: string[] = [];
   /** VM handles whose destroy result is awaited (so each teardown is recorded once). */
   readonly watched = new Set<number>();
+  /** VMIDs whose VM is being torn down: HLOS lends them nothing more and takes back what it lent. */
+  readonly dying = new Set<number>();
   /** Binding slot of each VM handle, freed when its teardown reports nothing leaked. */
   readonly slotOf = new Map<number, number>();
 
@@ -82,7 +84,7 @@ export interface ActorRow {
 
 const pick = <T>(xs: readonly T[], r: Prng): T | undefined => (xs.length === 0 ? undefined : xs[r.nextIntInclusive(0, xs.length - 1)]);
 const RWX = ACL_RIGHTS.R | ACL_RIGHTS.W | ACL_RIGHTS.X;
-const LEASE_TTL_MS = 400;
+const LEASE_TTL_MS = 1_000; // the VMM's minimum (lease.ts LEASE_TTL_MS_MIN): 1,000 steps unnamed and it expires
 const IPA_BITS = 40;
 /** GUNYAH guest memory at 2 GiB, REALM's in the protected (lower) half. */
 const GUEST_BASE: Record<VmType, bigint> = { GUNYAH: 0x8000_0000n, REALM: 0x1000_0000n };
@@ -95,8 +97,8 @@ function liveVms(c: ClientState): { s: SimSession; vm: SimVm }[] {
 }
 
 /** The RM VMIDs of live GUNYAH VMs (borrowers HLOS may name), in VMID order. */
-function guestVmids(w: World): number[] {
-  return [...w.rm.vms.keys()].sort((a, b) => a - b);
+function guestVmids(w: World, c: ClientState): number[] {
+  return [...w.rm.vms.keys()].filter((v) => !c.dying.has(v)).sort((a, b) => a - b);
 }
 
 const slotSgl = (slot: number, fromPage: number, pages: number): SglEntry => ({ base: BigInt(HLOS_AREA_BASE + (slot * HLOS_SLOT_PAGES + fromPage) * PAGE_BYTES), size: BigInt(pages * PAGE_BYTES) });
@@ -137,13 +139,15 @@ async function vmOp(w: World, c: ClientState, r: Prng, op: 'StartVm' | 'StopVm' 
 }
 
 async function hlosCreate(w: World, c: ClientState, r: Prng, trans: Trans, append: boolean): Promise<string> {
-  const borrower = pick(guestVmids(w), r);
+  const borrower = pick(guestVmids(w, c), r);
   if (borrower === undefined) return 'skip no guest';
   const slot = c.takeSlot(c.hlosSlotUse, r);
   if (slot === undefined) return 'skip no hlos slot';
   const name = trans === 'SHARE' ? 'MEM_SHARE' : trans === 'LEND' ? 'MEM_LEND' : 'MEM_DONATE';
   const sgl = append ? [slotSgl(slot, 0, 2)] : [slotSgl(slot, 0, HLOS_SLOT_PAGES)];
-  const res = await w.rmCall(VMID_HLOS, name, { memType: MEM_TYPE.NORMAL, flags: append ? SHARE_FLAGS.APPEND : 0, label: 0, acl: [{ vmid: borrower, rights: RWX }], sgl, attrs: [] });
+  // A share keeps the owner's access, so HLOS is in its ACL (§3.2); a lend or donate gives it up.
+  const acl = trans === 'SHARE' ? [{ vmid: VMID_HLOS, rights: RWX }, { vmid: borrower, rights: RWX }] : [{ vmid: borrower, rights: RWX }];
+  const res = await w.rmCall(VMID_HLOS, name, { memType: MEM_TYPE.NORMAL, flags: append ? SHARE_FLAGS.APPEND : 0, label: 0, acl, sgl, attrs: [] });
   if (!res.ok) {
     c.hlosSlotUse[slot] = 0;
     return rmErr(res);
@@ -179,8 +183,33 @@ export async function hlosReclaim(w: World, c: ClientState, p: SimParcel): Promi
   return res.ok ? `ok parcel ${p.handle} reclaimed` : rmErr(res);
 }
 
+/** Rounds and spacing of HLOS's reclaim of the parcels it lent to a VM being torn down. */
+const RECLAIM_FOR_ROUNDS = 8;
+const RECLAIM_FOR_GAP_MS = 5;
+
+/**
+ * HLOS learns that a VM is going away and takes back every parcel it gave that VM (as a driver
+ * does on the borrower's exit): a parcel still naming the VM keeps the core from destroying the
+ * VM's address space (space_in_grant). Accepted parcels are refused until the VM's reset has
+ * released them, so HLOS tries again a few times on the clock.
+ */
+export async function hlosReclaimFor(w: World, c: ClientState, vmid: number): Promise<string> {
+  let reclaimed = 0;
+  // Until the teardown is over (a create already in flight may still land a parcel), or enough rounds.
+  for (let round = 0; round < RECLAIM_FOR_ROUNDS && c.dying.has(vmid); round++) {
+    const mine = c.parcels.filter((p) => p.borrower === vmid);
+    for (const p of mine) if ((await hlosReclaim(w, c, p)).startsWith('ok')) reclaimed++;
+    await new Promise<void>((resolve) => void w.clock.after(RECLAIM_FOR_GAP_MS, resolve));
+  }
+  const left = c.parcels.filter((p) => p.borrower === vmid).length;
+  return `ok reclaimed ${reclaimed} for vmid ${vmid}, ${left} left`;
+}
+
+/** Only a running guest executes, so only a running guest calls the RM. */
+const running = (w: World, vmid: number): boolean => w.rm.vms.get(vmid)?.status === 'RUNNING';
+
 async function guestAccept(w: World, c: ClientState, r: Prng): Promise<string> {
-  const vmid = pick([...w.inbox.keys()].filter((v) => (w.inbox.get(v)?.length ?? 0) > 0), r);
+  const vmid = pick([...w.inbox.keys()].filter((v) => (w.inbox.get(v)?.length ?? 0) > 0 && running(w, v)), r);
   if (vmid === undefined) return 'skip empty inboxes';
   const box = w.inbox.get(vmid)!;
   const handle = box.splice(r.nextIntInclusive(0, box.length - 1), 1)[0]!;
@@ -195,7 +224,7 @@ async function guestAccept(w: World, c: ClientState, r: Prng): Promise<string> {
 }
 
 async function guestRelease(w: World, c: ClientState, r: Prng, notify: boolean): Promise<string> {
-  const vmid = pick([...c.accepted.keys()].filter((v) => c.accepted.get(v)!.size > 0), r);
+  const vmid = pick([...c.accepted.keys()].filter((v) => c.accepted.get(v)!.size > 0 && running(w, v)), r);
   if (vmid === undefined) return 'skip nothing accepted';
   const set = c.accepted.get(vmid)!;
   const handle = pick([...set], r)!;

@@ -2,10 +2,11 @@
  * The simulation's checkers, each returning a list of violations (empty = consistent):
  *
  *   stepChecks   after every step, cheap: they scale with live state (parcels, VMs, grants,
- *                address spaces), never with the size of memory. The RM's invariants (which already
- *                check that every parcel is one live core grant of its owner and kind, mapped by
- *                exactly its acceptors), then the cross-service rules of issue 8 item 3.
- *   coreChecks   every `checkEvery` steps: the core's whole-memory invariants and the granule
+ *                address spaces), never with the size of memory: the cross-service rules of
+ *                issue 8 item 3 (every parcel one core grant in the state the RM believes, every
+ *                VMM VM an RM VM and a core address space, no space or grant of a dead VM).
+ *   coreChecks   every `checkEvery` steps: the core's whole-memory invariants, the RM's own
+ *                invariants (physical runs, IPA allocators: string-heavy) and the granule
  *                ownership scan (no granule owned by a VM that no longer exists).
  *   finalChecks  after every session has closed: every granule back with the host, or reported in a
  *                teardown's `leaked` (an unreported leak is a failure).
@@ -35,6 +36,14 @@ const LEAK_PATTERNS: readonly [RegExp, 'vmids' | 'grants' | 'parcels'][] = [
   [/parcel (\d+)/g, 'parcels'],
 ];
 
+let cache: { readonly length: number; readonly of: readonly string[]; readonly value: Reported } | undefined;
+
+/** `reported` of a list that only grows: parsed again only when it has grown (stepChecks runs per step). */
+function reportedCached(leaked: readonly string[]): Reported {
+  if (cache === undefined || cache.of !== leaked || cache.length !== leaked.length) cache = { length: leaked.length, of: leaked, value: reported(leaked) };
+  return cache.value;
+}
+
 export function reported(leaked: readonly string[]): Reported {
   const out = { vmids: new Set<number>(), grants: new Set<number>(), parcels: new Set<number>() };
   for (const line of leaked) for (const [re, into] of LEAK_PATTERNS) for (const m of line.matchAll(re)) out[into].add(Number(m[1]));
@@ -43,9 +52,32 @@ export function reported(leaked: readonly string[]): Reported {
 
 const SYSTEM_VMIDS = new Set<number>([VMID_HOST, VMID_HYP]);
 
+/**
+ * Every RM parcel is exactly one core grant in the state the RM believes: the grant exists, no
+ * other parcel has it, same owner and kind, mapped by exactly the parcel's acceptors. The cheap
+ * half of rmInvariants (which also compares physical runs and IPA allocators; coreChecks runs it).
+ */
+function parcelGrants(w: World, out: string[]): void {
+  const seen = new Set<number>();
+  for (const p of w.rm.parcels.values()) {
+    if (seen.has(p.grantId)) out.push(`cross: parcel ${p.handle} shares core grant ${p.grantId}`);
+    seen.add(p.grantId);
+    const g = w.s.grants.get(p.grantId);
+    if (g === undefined) {
+      out.push(`cross: parcel ${p.handle}'s core grant ${p.grantId} is gone`);
+      continue;
+    }
+    if (g.owner !== p.owner || g.type !== p.transType) out.push(`cross: parcel ${p.handle} is ${p.transType} of ${p.owner}, core grant ${g.type} of ${g.owner}`);
+    let same = g.borrowers.size === p.accepted.size;
+    if (same) for (const b of g.borrowers.keys()) if (!p.accepted.has(b)) same = false;
+    if (!same) out.push(`cross: parcel ${p.handle} accepted by [${[...p.accepted.keys()]}], core grant ${g.id} mapped by [${[...g.borrowers.keys()]}]`);
+  }
+}
+
 export function stepChecks(w: World, c: ClientState): string[] {
-  const out = rmInvariants(w.rm, w.s).map((v) => `rm: ${v}`);
-  const rep = c.leaked.length === 0 ? undefined : reported(c.leaked);
+  const out: string[] = [];
+  parcelGrants(w, out);
+  const rep = c.leaked.length === 0 ? undefined : reportedCached(c.leaked);
   const vmmVmids = new Set<number>();
   let liveRealms = 0;
   for (const vm of w.vmm.list()) {
@@ -86,6 +118,7 @@ function deadOwners(w: World, counts: OwnershipCounts, rep: Reported | undefined
 
 export function coreChecks(w: World, c: ClientState): string[] {
   const out = checkInvariants(w.s).map((v) => `core: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  for (const v of rmInvariants(w.rm, w.s)) out.push(`rm: ${v}`);
   return out.concat(deadOwners(w, ownershipCounts(w.s), c.leaked.length === 0 ? undefined : reported(c.leaked)));
 }
 

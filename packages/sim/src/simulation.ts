@@ -16,7 +16,7 @@
  */
 import { Prng, fnv1a32, type FaultEvent, type FaultPlan } from '@hypmesh/fault';
 import { ownershipCounts } from '@hypmesh/stage2';
-import { ACTORS, ACTOR_INDEX, ClientState, hlosReclaim } from './actors.js';
+import { ACTORS, ACTOR_INDEX, ClientState, hlosReclaim, hlosReclaimFor } from './actors.js';
 import { coreChecks, finalChecks, stepChecks } from './checks.js';
 import { withRandomFaults } from './random-faults.js';
 import { buildWorld, type World } from './world.js';
@@ -133,7 +133,6 @@ export async function runReplay(replay: ReplayFile, keepLog = false): Promise<Si
   });
   const c = new ClientState();
   const boot = ownershipCounts(w.s);
-  watchTeardowns(w, c, log);
   let inflight = 0;
   const bugs: string[] = [];
   const start = (what: string, p: Promise<string>): void => {
@@ -143,6 +142,7 @@ export async function runReplay(replay: ReplayFile, keepLog = false): Promise<Si
       (e: unknown) => bugs.push(`${what} threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
     ).finally(() => inflight--);
   };
+  watchTeardowns(w, c, log, start);
 
   let failure: SimFailure | undefined;
   const steps = replay.schedule.length;
@@ -202,11 +202,14 @@ async function drain(w: World, done: () => boolean): Promise<void> {
  * expired): its `leaked` list is what the final check accepts as reported. The VMM emits DESTROYING
  * before it records the teardown's promise, so the destroy call that joins it waits a microtask.
  */
-function watchTeardowns(w: World, c: ClientState, log: EventLog): void {
+function watchTeardowns(w: World, c: ClientState, log: EventLog, start: (what: string, p: Promise<string>) => void): void {
   w.vmm.watch((e) => {
     if (e.kind !== 'STATE' || e.state !== 'DESTROYING' || c.watched.has(e.handle)) return;
     const handle = e.handle;
     c.watched.add(handle);
+    const vmid = w.vmm.view(handle)?.vmid ?? 0;
+    if (vmid !== 0) c.dying.add(vmid);
+    if (vmid !== 0) start(`hlos reclaim for vm ${handle}`, hlosReclaimFor(w, c, vmid));
     queueMicrotask(() => {
       void w.vmm.destroy(handle).then((r) => {
         if (!r.ok) return;
@@ -220,11 +223,12 @@ function watchTeardowns(w: World, c: ClientState, log: EventLog): void {
           if (i >= 0) s.vms.splice(i, 1);
         }
         if (v.type === 'GUNYAH') {
+          c.dying.delete(v.vmid);
           // The VMID may be handed out again: what its guest knew is gone with it.
           c.accepted.delete(v.vmid);
           w.inbox.delete(v.vmid);
         }
-        log.add(`teardown vm ${handle} ${v.type} vmid ${v.vmid} steps ${v.teardown.filter((t) => !t.ok).length} failed, leaked ${v.leaked.length}`);
+        log.add(`teardown vm ${handle} ${v.type} vmid ${v.vmid} failed [${v.teardown.filter((t) => !t.ok).map((t) => `${t.step}: ${t.error}`).join('; ')}] leaked ${v.leaked.length}`);
       });
     });
   });

@@ -46,6 +46,8 @@ export const BINDING_PAGES = 8;
 export const BINDING_SLOTS = (16 * MiB) / (BINDING_PAGES * PAGE_BYTES);
 /** How long the VMM waits for an RM notification (simulated ms): short, so a lost one costs few steps. */
 export const SIM_WAIT_MS = 50;
+/** Teardown retries wait 10, 20, 40 ms: time for HLOS to reclaim what it lent the VM (actors.ts). */
+export const SIM_RETRY_BACKOFF_MS = 10;
 
 /** The core's methods that answer an errno (CoreResult); every other CorePort method is an RMI command. */
 const CORE_RESULT_METHODS = new Set(['memoryMap', 'createAddressSpace', 'topUpTablePool', 'drainTablePool', 'destroyAddressSpace', 'createGrant', 'mapGrant', 'unmapGrant', 'destroyGrant', 'createVmSpace', 'destroyVmSpace']);
@@ -129,7 +131,7 @@ export function buildWorld(plan: FaultPlan, faultSeed: number, onFault: (e: Faul
   const map = { ram: s.memory.regions.filter((r) => r.kind === 'RAM').map((r) => ({ base: r.base, count: r.count })), hypCarveout: { ...s.hostCarveout } };
   const donationRegion = donationRegionFrom(map);
   if (donationRegion === undefined) throw new Error('sim: no donation region in SIM_MEMORY');
-  const vmm = new VmManager(rmPort, corePort, { ...DEFAULT_VMM_CONFIG, donationRegion, waitMs: SIM_WAIT_MS }, clock);
+  const vmm = new VmManager(rmPort, corePort, { ...DEFAULT_VMM_CONFIG, donationRegion, waitMs: SIM_WAIT_MS, retryBackoffMs: SIM_RETRY_BACKOFF_MS }, clock);
 
   return {
     s,

@@ -104,8 +104,8 @@ describe('§4.4 _gunyah_vm_put: teardown order, every page back', () => {
       'reclaim_demand_paged binding@0x80000000',
       'vm_reset',
       'mem_reclaim dtb',
-      'vm_deallocate',
       'destroy_address_space',
+      'vm_deallocate',
     ]);
     f.expectAllBack();
   });

@@ -65,6 +65,12 @@ export interface VmmConfig {
   readonly reservePoolAtStart: boolean;
   /** Attempts of one failing step (create, start, each teardown step) before it is reported. */
   readonly attemptsMax: number;
+  /**
+   * Wait before the nth retry of a teardown step: retryBackoffMs × 2^(n−1) on the VMM clock. 0 (the
+   * default) retries at once; the simulation sets it so that a step refused for a while (a grant
+   * that another client still holds) can succeed once that client has let go.
+   */
+  readonly retryBackoffMs: number;
   /** How long to wait for an RM notification (EXITED, RESET). */
   readonly waitMs: number;
   /**
@@ -81,6 +87,7 @@ export const DEFAULT_VMM_CONFIG: VmmConfig = {
   topUpPages: 16,
   reservePoolAtStart: true,
   attemptsMax: 4,
+  retryBackoffMs: 0,
   waitMs: 5_000,
   sessionIdPrefix: '',
 };
@@ -854,6 +861,10 @@ export class VmManager {
         return true;
       }
       last = r.error;
+      if (n < this.config.attemptsMax && this.config.retryBackoffMs > 0) {
+        const ms = this.config.retryBackoffMs * 2 ** (n - 1);
+        await new Promise<void>((resolve) => void this.clock.after(ms, resolve));
+      }
     }
     vm.teardown.push({ step, attempts: this.config.attemptsMax, ok: false, error: `${last!.errno} ${last!.rule}: ${last!.message}` });
     return false;
@@ -891,8 +902,9 @@ export class VmManager {
   /**
    * _gunyah_vm_put (§4.4): forced stop if RUNNING, wait until not RUNNING; reclaim the DTB parcel
    * (parcels nobody accepted go now, accepted ones after the reset has released them); reclaim all
-   * demand-paged memory; VM_RESET if EXITED/READY/INIT_FAILED and wait for RESET; DEALLOC_VMID.
-   * Then the core's table pages back to the host (seed 003).
+   * demand-paged memory; VM_RESET if EXITED/READY/INIT_FAILED and wait for RESET; the core's table
+   * pages back to the host (seed 003); DEALLOC_VMID last, so the VMID is never free while the core
+   * still has its address space.
    */
   private async tearDownGunyah(vm: Vm): Promise<void> {
     const vmid = vm.vmid;
@@ -907,21 +919,26 @@ export class VmManager {
       });
     }
     await this.reclaimAll(vm, true);
+    // DestroyAddressSpace before VM_DEALLOCATE: while the core keeps the VMID's space (a grant still
+    // names it: space_in_grant), the VMID must stay allocated, or the RM hands it out again and every
+    // later create of that VMID fails EEXIST vmid_in_use (found by the simulation: README
+    // "Deterministic simulation", bug 2). A space that will not go keeps its VMID, both reported.
+    const destroyed = await this.attempt(vm, 'destroy_address_space', async () => {
+      const r = await this.core.destroyAddressSpace(vmid);
+      return r.ok ? vmmOk(undefined) : vmmFail('EBUSY', 'destroy_address_space', `${r.error.errno} ${r.error.rule}: ${r.error.message}`, r.error.errno);
+    });
+    if (!destroyed) {
+      vm.leaked.push(`${runsPages(vm.poolRuns)} stage-2 table/pool pages of VM ${vmid} (DestroyAddressSpace failed)`);
+      vm.leaked.push(`VMID ${vmid} kept allocated: its core address space could not be destroyed`);
+      return;
+    }
+    for (const run of vm.poolRuns) this.pages.freeRun(run);
+    vm.poolRuns = [];
     const dealloc = await this.attempt(vm, 'vm_deallocate', async () => {
       const r = await this.rm.vmDeallocate({ vmid });
       return r.ok ? vmmOk(undefined) : fromRm(r, 'vm_deallocate', 'VM_DEALLOCATE');
     });
     if (!dealloc) vm.leaked.push(`VMID ${vmid} (RM status ${vm.rmStatus})`);
-    const destroyed = await this.attempt(vm, 'destroy_address_space', async () => {
-      const r = await this.core.destroyAddressSpace(vmid);
-      return r.ok ? vmmOk(undefined) : vmmFail('EBUSY', 'destroy_address_space', `${r.error.errno} ${r.error.rule}: ${r.error.message}`, r.error.errno);
-    });
-    if (destroyed) {
-      for (const run of vm.poolRuns) this.pages.freeRun(run);
-      vm.poolRuns = [];
-    } else {
-      vm.leaked.push(`${runsPages(vm.poolRuns)} stage-2 table/pool pages of VM ${vmid} (DestroyAddressSpace failed)`);
-    }
   }
 
   private async tearDownRealm(vm: Vm): Promise<void> {
