@@ -289,3 +289,24 @@ describe('§4.4 L24 demand paging bypasses the RM: each binding is a core grant 
     f.expectAllBack();
   });
 });
+
+describe('teardown order: the VMID outlives its core address space (simulation bug 2)', () => {
+  // Found by `hypmesh sim`: HLOS lent a parcel to a VM; the VM's teardown deallocated the VMID, then
+  // DestroyAddressSpace was refused (space_in_grant); the RM handed the VMID out again and every
+  // later create failed EEXIST vmid_in_use. Now the space goes first and a space that will not go
+  // keeps its VMID, reported in `leaked`.
+  test('destroy_address_space_refused_keeps_vmid: the next create gets another VMID and succeeds', async () => {
+    const f = vmmFixture();
+    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    const lent = await f.rm.call(VMID_HLOS, 'MEM_LEND', { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl: [{ vmid: vm.vmid, rights: 7 }], sgl: [{ base: HOST_GUEST_RAM + BigInt(64 * MiB), size: 4096n }], attrs: [] });
+    if (!lent.ok) throw new Error(lent.error.rule);
+    const done = must(await f.vmm.destroy(vm.handle));
+    expect(done.teardown.map((t) => [t.step, t.ok])).toEqual([['destroy_address_space', false]]);
+    expect(done.leaked).toEqual([expect.stringContaining(`of VM ${vm.vmid} (DestroyAddressSpace failed)`), `VMID ${vm.vmid} kept allocated: its core address space could not be destroyed`]);
+    expect(f.rm.vms.has(vm.vmid)).toBe(true);
+    const next = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    expect(next.vmid).not.toBe(vm.vmid);
+    must(await f.vmm.destroy(next.handle));
+    expect((await f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: lent.value.handle, flags: 0 })).ok).toBe(true);
+  });
+});
