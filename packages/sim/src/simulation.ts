@@ -168,7 +168,7 @@ export async function runReplay(replay: ReplayFile, keepLog = false): Promise<Si
       for (let n = 0; n < FINAL_RECLAIM_ATTEMPTS && c.parcels.includes(p); n++) start(`final reclaim ${p.handle}`, hlosReclaim(w, c, p)), await drain(w, () => inflight === 0);
       if (c.parcels.includes(p)) c.leaked.push(`parcel ${p.handle} (HLOS ${p.trans}): MEM_RECLAIM kept failing`);
     }
-    await drain(w, () => inflight === 0 && w.clock.pending() === 0);
+    await drain(w, () => inflight === 0);
     const v = bugs.length > 0 ? bugs : finalChecks(w, c, boot);
     if (v.length > 0) failure = { step: steps, violations: v };
   }

@@ -4,7 +4,7 @@
  * RM waits, retries and injected delays all run on it). Nothing here reads the wall clock or
  * Math.random; every choice comes from the seed (simulation.ts) or the plan's seed (the engine).
  *
- * Memory (SIM_MEMORY, 512 MiB of RAM: small, so whole-space walks stay cheap):
+ * Memory (SIM_MEMORY, 128 MiB of RAM: small, so whole-space walks stay cheap):
  *   [RAM base, +16 MiB)       HLOS's parcel slots (actors.ts), 4 pages each
  *   [+16 MiB, +32 MiB)        VM binding slots, BINDING_PAGES each (GUNYAH and REALM guest memory)
  *   64 MiB below HYP's carve-out  the VMM's donation region (host-pages.ts donationRegionFrom)
@@ -37,7 +37,7 @@ import { coreOutcome, faultCall, rmOutcome, rmiOutcome, vmmOutcome, wrapPort, ty
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 export const PAGE_BYTES = 4096;
-export const SIM_MEMORY: MemoryConfig = { paBits: 40, ram: [{ base: 2 * GiB, sizeBytes: 512 * MiB }], mmio: [{ base: 0, sizeBytes: 16 * MiB }] };
+export const SIM_MEMORY: MemoryConfig = { paBits: 40, ram: [{ base: 2 * GiB, sizeBytes: 128 * MiB }], mmio: [{ base: 0, sizeBytes: 16 * MiB }] };
 export const HLOS_AREA_BASE = 2 * GiB;
 export const HLOS_SLOT_PAGES = 4;
 export const HLOS_SLOTS = (16 * MiB) / (HLOS_SLOT_PAGES * PAGE_BYTES);

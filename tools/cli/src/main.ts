@@ -13,6 +13,7 @@
  *   hypmesh vm create|list|start|stop|destroy|watch|dtb, mem bind|unbind, session show|close
  *                                                VMs in a VMM lease session kept in a file (vm.ts)
  *   hypmesh demo                                 one scenario through every seed, checked at the end
+ *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts)
  *
  * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
  * 127.0.0.1:50051 / :50052 / :50053). A
@@ -59,6 +60,7 @@ import { demo } from './demo.js';
 import { formatBytes, ownershipTable, rights, table, vmidName } from './format.js';
 import { VmmServiceClient, type ResetRequest as VmmResetRequest, type ResetResponse as VmmResetResponse } from '@hypmesh/proto/vmm';
 import { registerVmCommands } from './vm.js';
+import { registerSimCommand } from './sim.js';
 
 const HOST = 3;
 const PAGE = 4096n;
@@ -244,5 +246,7 @@ program
     for (const c of [core, rm, vmm]) c.close();
   });
 
+
+registerSimCommand(program);
 
 await program.parseAsync();
