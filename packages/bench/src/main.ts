@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
+import { SIM_BENCH_CHECK_EVERY, SIM_BENCH_FAULT_RATE, simStepsPerS } from './sim-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -62,9 +63,23 @@ async function rmGrpcFigures(): Promise<Figure[]> {
   ];
 }
 
+/** The deterministic simulation (issue 8 item 3). */
+async function simFigures(): Promise<Figure[]> {
+  const r = await simStepsPerS();
+  return [
+    {
+      name: 'sim_steps_per_s',
+      value: Math.round(r.stepsPerS),
+      unit: `steps/s (fault rate ${SIM_BENCH_FAULT_RATE}, core checks every ${SIM_BENCH_CHECK_EVERY}${r.ok ? '' : ', RUN FAILED'})`,
+      target: '>= 20000',
+      meets: r.ok && r.stepsPerS >= 20_000,
+    },
+  ];
+}
+
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const figures = [...coreFigures(), ...(await grpcFigures()), ...(await rmGrpcFigures())];
+  const figures = [...coreFigures(), ...(await grpcFigures()), ...(await rmGrpcFigures()), ...(await simFigures())];
   if (json) {
     process.stdout.write(JSON.stringify(Object.fromEntries(figures.map((f) => [f.name, f.value]))) + '\n');
     return;
