@@ -9,8 +9,6 @@
  *     CreateAddressSpace): the caller never learns the handle, so nobody can give it back. That is
  *     a client's orphan, which issue 8 item 5 demonstrates on purpose, not a server bug to hunt.
  *   - RM_TO_CORE and VMM_TO_CORE lost replies: hypercalls, whose replies cannot be lost.
- *   - RM_TO_CORE UnmapGrant refusals: known RM bug (1), README "Deterministic simulation": a refused
- *     unmap inside VM_RESET leaves the parcel accepted while the VM is deallocated.
  */
 import type { Boundary, FaultAction, FaultPlan, FaultRule } from '@hypmesh/fault';
 
@@ -32,6 +30,8 @@ export const RANDOM_FAULTS: readonly RandomFaultRow[] = [
   { boundary: 'RM_TO_CORE', method: 'CreateGrant', action: errno('ENOMEM') },
   { boundary: 'RM_TO_CORE', method: 'AppendGrant', action: errno('ENOMEM') },
   { boundary: 'RM_TO_CORE', method: 'MapGrant', action: errno('ENOMEM') },
+  // Inside VM_RESET too: the RM retries, and a VM it cannot empty stays RESETTING (bug 1's fix).
+  { boundary: 'RM_TO_CORE', method: 'UnmapGrant', action: errno('EBUSY') },
   { boundary: 'RM_TO_CORE', method: 'DestroyGrant', action: errno('EBUSY') },
   // The VMM's hypercalls: table pages, grants, teardown steps (retried, or reported as leaked).
   { boundary: 'VMM_TO_CORE', method: 'CreateAddressSpace', action: errno('ENOMEM') },
