@@ -14,7 +14,7 @@
  * included as rules) and the schedule. `shrink` drops schedule steps and plan rules while the run
  * still fails, and returns the smallest replay found.
  */
-import { Prng, fnv1a32, type FaultEvent, type FaultPlan } from '@hypmesh/fault';
+import { Prng, type FaultEvent, type FaultPlan } from '@hypmesh/fault';
 import { ownershipCounts } from '@hypmesh/stage2';
 import { ACTORS, ACTOR_INDEX, ClientState, hlosReclaim, hlosReclaimFor } from './actors.js';
 import { coreChecks, finalChecks, stepChecks } from './checks.js';
@@ -111,7 +111,7 @@ class EventLog {
   }
 }
 
-/** FNV-1a continued over `text` (fnv1a32 of the concatenation, computed incrementally). */
+/** FNV-1a (the engine's rule-id hash, prng.ts fnv1a32) continued over `text`: the whole log's hash, line by line. */
 function fnv1a32Step(h: number, text: string): number {
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -119,7 +119,6 @@ function fnv1a32Step(h: number, text: string): number {
   }
   return h >>> 0;
 }
-void fnv1a32; // the same hash as the engine's rule streams (prng.ts), continued line by line
 
 const faultLine = (e: FaultEvent): string => `fault ${e.ruleId} at ${e.boundary} ${e.rmMessage ?? e.method ?? ''} op ${e.globalOpIndex} t=${e.timeMs} ${e.action.kind}`;
 
