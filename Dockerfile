@@ -7,6 +7,7 @@
 #   vmm    node services/vmm/dist/main.js    listens on 0.0.0.0:50053 (HYPMESH_VMM_ADDR), reaches the
 #                                            RM at HYPMESH_RM_ADDR (default rm:50052) as HLOS and the
 #                                            core at HYPMESH_CORE_ADDR (default core:50051) as HOST
+#   sim    node tools/cli/dist/main.js sim   the deterministic simulation (no port; deploy/k8s)
 #
 #   docker build --target core -t hypmesh/core .      (or: docker compose build)
 #
@@ -80,3 +81,11 @@ EXPOSE 50053
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/node", "/app/scripts/health-probe.mjs", "--addr=127.0.0.1:50053", "--service=hypmesh.vmm.v1.VmmService"]
 CMD ["/usr/local/bin/node", "services/vmm/dist/main.js"]
+
+# --- sim: `hypmesh sim` runs and campaigns (README "Deterministic simulation"; the Indexed Job
+# deploy/k8s/sim-campaign.yaml). Pure computation: no port, no other service. Arguments after the
+# image are `hypmesh sim` flags: docker run --rm hypmesh/sim --seeds 0..99 --steps 10000.
+FROM runtime AS sim
+COPY --from=build /app/services ./services
+COPY --from=build /app/tools/cli ./tools/cli
+ENTRYPOINT ["/usr/local/bin/node", "tools/cli/dist/main.js", "sim"]

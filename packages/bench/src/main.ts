@@ -10,6 +10,7 @@ import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { faultInterceptorOverhead } from './fault-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
 import { checkInvariantsUs, realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
+import { SIM_BENCH_CHECK_EVERY, SIM_BENCH_FAULT_RATE, simStepsPerS } from './sim-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -84,6 +85,20 @@ async function rmGrpcFigures(): Promise<Figure[]> {
   ];
 }
 
+/** The deterministic simulation (issue 8 item 3). */
+async function simFigures(): Promise<Figure[]> {
+  const r = await simStepsPerS();
+  return [
+    {
+      name: 'sim_steps_per_s',
+      value: Math.round(r.stepsPerS),
+      unit: `steps/s (fault rate ${SIM_BENCH_FAULT_RATE}, core checks every ${SIM_BENCH_CHECK_EVERY}${r.ok ? '' : ', RUN FAILED'})`,
+      target: '>= 20000',
+      meets: r.ok && r.stepsPerS >= 20_000,
+    },
+  ];
+}
+
 /** The fault engine's cost when nothing fires (issue 8): core RPC throughput armed ÷ without, same run. */
 async function faultFigures(): Promise<Figure[]> {
   const r = await faultInterceptorOverhead();
@@ -102,6 +117,7 @@ const GROUPS = {
   grpc: grpcFigures,
   rm: rmGrpcFigures,
   fault: faultFigures,
+  sim: simFigures,
 } as const satisfies Record<string, () => Promise<Figure[]>>;
 type Group = keyof typeof GROUPS;
 

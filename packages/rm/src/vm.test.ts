@@ -11,6 +11,8 @@ import { snapshotRm } from './snapshot.js';
 import { DEFAULT_RM_CONFIG, VMID_DYNAMIC_FIRST, VMID_HLOS, VMID_RM } from './vmid.js';
 import { ResourceManager } from './resource-manager.js';
 import { inProcessCore } from './in-process-core.js';
+import { rmInvariants } from './invariants.js';
+import { RESET_RELEASE_ATTEMPTS_MAX } from './vm.js';
 
 let f: RmFixture;
 let A = 0;
@@ -306,5 +308,44 @@ describe('§1.3 notification queue per client', () => {
     const q = f.rm.queue(VMID_HLOS);
     expect(q.length).toBe(256);
     expect(q.dropped).toBeGreaterThanOrEqual(300 - 256);
+  });
+});
+
+describe('§4.2 VM_RESET when the core refuses to unmap (simulation bug 1)', () => {
+  // Found by `hypmesh sim`: the core refused UnmapGrant inside VM_RESET, the reset completed with the
+  // parcel still accepted, VM_DEALLOCATE then freed the VM's IPA bookkeeping and rmInvariants fired.
+  async function runningThenExited(): Promise<number> {
+    const dtb = await toReady(A);
+    expect(outcome(await call(VMID_HLOS, 'VM_START', { vmid: A }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_STOP', { vmid: A, flags: 1, stopReason: 3 }))).toBe('OK');
+    return dtb;
+  }
+  /** The RM's core port refuses the next `n` UnmapGrant calls. */
+  function refuseUnmaps(n: number): void {
+    const core = f.rm.core as { unmapGrant: ResourceManager['core']['unmapGrant'] };
+    const inner = core.unmapGrant;
+    let left = n;
+    core.unmapGrant = (a) => (left-- > 0 ? Promise.resolve({ ok: false, error: { errno: 'EBUSY', rule: 'injected', message: 'refused by the test' } }) : inner(a));
+  }
+
+  test('reset_unmap_refused_stays_resetting: the VM never reaches RESET, VM_DEALLOCATE is refused, the RM stays consistent', async () => {
+    await runningThenExited();
+    refuseUnmaps(1_000);
+    expect(outcome(await call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
+    await f.rm.idle();
+    expect(status(A)).toBe('RESETTING');
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('VM_STATE state_not_load_or_reset');
+    expect(rmInvariants(f.rm, f.s)).toEqual([]);
+  });
+
+  test('reset_unmap_refused_transiently_completes: a refusal fewer than RESET_RELEASE_ATTEMPTS_MAX times is retried', async () => {
+    const dtb = await runningThenExited();
+    refuseUnmaps(RESET_RELEASE_ATTEMPTS_MAX - 1);
+    expect(outcome(await call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
+    await f.rm.idle();
+    expect(status(A)).toBe('RESET');
+    expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle: dtb, flags: 0 }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
+    expect(rmInvariants(f.rm, f.s)).toEqual([]);
   });
 });

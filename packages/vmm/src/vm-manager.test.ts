@@ -3,13 +3,15 @@
  * _gunyah_vm_put's order, ENOMEM top-up and retry (seed 003), the realm life cycle (seed 004), and
  * session-bound handles (seed 001). Every scenario ends with all memory back with the host.
  */
-import { VMID_HLOS } from '@hypmesh/rm';
+import { ResourceManager, VMID_HLOS, inProcessCore } from '@hypmesh/rm';
 import { MEM_TYPE } from '@hypmesh/rm-wire';
-import { HYP_SPACE_POOL_PAGES, drainTablePool, readEntry, tablePageCounts, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
+import { DEFAULT_STAGE2_CONFIG, HYP_SPACE_POOL_PAGES, Stage2, drainTablePool, readEntry, tablePageCounts, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { describe, expect, test } from 'vitest';
 import { RIGHTS } from './bindings.js';
-import { bind, GiB, HOST_GUEST_RAM, MiB, vmmFixture, type VmmFixture } from './test-support.js';
-import type { VmView } from './vm-manager.js';
+import { inProcessCorePort, inProcessRm } from './in-process.js';
+import type { RmPort } from './ports.js';
+import { bind, GiB, HOST_GUEST_RAM, MiB, timerClock, vmmFixture, type VmmFixture } from './test-support.js';
+import { DEFAULT_VMM_CONFIG, VmManager, type VmView } from './vm-manager.js';
 
 const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno: string; rule: string; message: string } }): T => {
   if (!r.ok) throw new Error(`${r.error.errno} ${r.error.rule}: ${r.error.message}`);
@@ -309,5 +311,55 @@ describe('§4.4 L24 demand paging bypasses the RM: each binding is a core grant 
     expect(done.leaked).toEqual([]);
     expect(done.teardown.map((t) => t.step).filter((t) => t.startsWith('reclaim_demand_paged'))).toEqual([]);
     f.expectAllBack();
+  });
+});
+
+describe('teardown: the VMID outlives its core address space (simulation bug 2)', () => {
+  // Found by `hypmesh sim`: HLOS lent a parcel to a VM; the VM's teardown deallocated the VMID while
+  // the core kept the space (space_in_grant); the RM handed the VMID out again and every later
+  // create failed EEXIST vmid_in_use. VM_DEALLOCATE now destroys the stage-2 itself and is BUSY
+  // while a parcel names the VM (§4.2), so a space that will not go keeps its VMID, reported in `leaked`.
+  test('vm_deallocate_refused_keeps_vmid: the next create gets another VMID and succeeds', async () => {
+    const f = vmmFixture();
+    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    const lent = await f.rm.call(VMID_HLOS, 'MEM_LEND', { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl: [{ vmid: vm.vmid, rights: 7 }], sgl: [{ base: HOST_GUEST_RAM + BigInt(64 * MiB), size: 4096n }], attrs: [] });
+    if (!lent.ok) throw new Error(lent.error.rule);
+    const done = must(await f.vmm.destroy(vm.handle));
+    expect(done.teardown.map((t) => [t.step, t.ok])).toEqual([['vm_deallocate', false]]);
+    expect(done.leaked).toEqual([expect.stringContaining(`VMID ${vm.vmid} (RM status`), expect.stringContaining(`stage-2 pool pages of VM ${vm.vmid}`)]);
+    expect(f.rm.vms.has(vm.vmid)).toBe(true);
+    const next = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    expect(next.vmid).not.toBe(vm.vmid);
+    must(await f.vmm.destroy(next.handle));
+    expect((await f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: lent.value.handle, flags: 0 })).ok).toBe(true);
+  });
+});
+
+describe('a teardown waits for an in-flight start (simulation bug 3)', () => {
+  // Found by `hypmesh sim`: a destroy arriving while the start sequence waited on the RM tore the
+  // VM down, then the start went on: it lent the DTB after the teardown had reclaimed (an orphan
+  // parcel nobody reported) or left START_FAILED over DESTROYING while the core space was gone.
+  test('destroy_during_start_waits_for_it: the start is refused, the teardown leaks nothing', async () => {
+    const s = new Stage2(DEFAULT_STAGE2_CONFIG);
+    const rm = new ResourceManager(inProcessCore(s));
+    const port = inProcessRm(rm);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const gated: RmPort = { ...port, vmGetHypResources: async (req) => (await gate, port.vmGetHypResources(req)) };
+    const vmm = new VmManager(gated, inProcessCorePort(s), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000 }, timerClock);
+    const session = vmm.openSession();
+    const vm = must(await vmm.create(session, 'GUNYAH', 40));
+    must(vmm.mapMem(vm.handle, bind(0x8000_0000, 0, 4 * MiB)));
+    must(vmm.setDtbConfig(vm.handle, 0x8000_0000n, 0x1000n));
+    const starting = vmm.start(vm.handle);
+    await new Promise((resolve) => setImmediate(resolve));
+    const destroying = vmm.destroy(vm.handle);
+    open();
+    const started = await starting;
+    const done = must(await destroying);
+    expect(started.ok ? 'OK' : `${started.error.errno} ${started.error.rule}`).toBe('ENODEV vm_destroying');
+    expect(done.state).toBe('DESTROYED');
+    expect(done.leaked).toEqual([]);
+    expect([s.grants.size, rm.parcels.size, rm.vms.size, s.spaces.size]).toEqual([0, 0, 0, 1]);
   });
 });

@@ -66,6 +66,12 @@ export interface VmmConfig {
   readonly reservePoolAtStart: boolean;
   /** Attempts of one failing step (create, start, each teardown step) before it is reported. */
   readonly attemptsMax: number;
+  /**
+   * Wait before the nth retry of a teardown step: retryBackoffMs × 2^(n−1) on the VMM clock. 0 (the
+   * default) retries at once; the simulation sets it so that a step refused for a while (a grant
+   * that another client still holds) can succeed once that client has let go.
+   */
+  readonly retryBackoffMs: number;
   /** How long to wait for an RM notification (EXITED, RESET). */
   readonly waitMs: number;
   /**
@@ -82,6 +88,7 @@ export const DEFAULT_VMM_CONFIG: VmmConfig = {
   topUpPages: 16,
   reservePoolAtStart: true,
   attemptsMax: 4,
+  retryBackoffMs: 0,
   waitMs: 5_000,
   sessionIdPrefix: '',
 };
@@ -144,6 +151,8 @@ interface Vm {
   realmPages: number;
   realm: RealmRec | undefined;
   startTried: boolean;
+  /** The start sequence while it runs: a teardown waits for it (simulation bug 3, `start`). */
+  starting: Promise<unknown> | undefined;
   readonly teardown: TeardownReport[];
   readonly leaked: string[];
   destroyed: Promise<VmView> | undefined;
@@ -450,6 +459,7 @@ export class VmManager {
       realmPages: 0,
       realm: undefined,
       startTried: false,
+      starting: undefined,
       teardown: [],
       leaked: [],
       destroyed: undefined,
@@ -568,8 +578,18 @@ export class VmManager {
     if (!got.ok) return got;
     const vm = got.value;
     if (vm.startTried) return vm.state === 'RUNNING' ? vmmOk(this.viewOf(vm)) : vmmFail('ENODEV', 'not_running', `VM ${handle} is ${vm.state}`);
+    if (vm.state === 'DESTROYING') return vmmFail('ENODEV', 'vm_destroying', `VM ${handle} is being torn down`);
     vm.startTried = true;
-    const r = vm.type === 'GUNYAH' ? await this.startGunyah(vm) : await this.startRealm(vm);
+    // A teardown that begins while the sequence runs waits for it (tearDown awaits `starting`), as
+    // gh_vm_put waits for the last reference, an ioctl in progress included: otherwise the start
+    // lends the DTB or maps grants after the teardown reclaimed them, and its final state
+    // overwrites DESTROYING (found by the simulation: README "Deterministic simulation", bug 3).
+    const run = vm.type === 'GUNYAH' ? this.startGunyah(vm) : this.startRealm(vm);
+    vm.starting = run;
+    const r = await run;
+    vm.starting = undefined;
+    const now = vm.state as VmState; // changed by a teardown while the sequence ran
+    if (now === 'DESTROYING' || now === 'DESTROYED') return r.ok ? vmmFail('ENODEV', 'vm_destroying', `VM ${handle} was torn down while it started`) : r;
     if (!r.ok) {
       this.setState(vm, 'START_FAILED');
       return r;
@@ -816,6 +836,8 @@ export class VmManager {
       const r = await this.forceStop(vm);
       if (!r.ok) return r;
     }
+    // A teardown that began while VM_STOP waited owns the state now.
+    if ((vm.state as VmState) !== 'RUNNING') return vmmFail('ENODEV', 'vm_destroying', `VM ${handle} is ${vm.state}`);
     this.setState(vm, 'STOPPED');
     return vmmOk(this.viewOf(vm));
   }
@@ -848,6 +870,10 @@ export class VmManager {
         return true;
       }
       last = r.error;
+      if (n < this.config.attemptsMax && this.config.retryBackoffMs > 0) {
+        const ms = this.config.retryBackoffMs * 2 ** (n - 1);
+        await new Promise<void>((resolve) => void this.clock.after(ms, resolve));
+      }
     }
     vm.teardown.push({ step, attempts: this.config.attemptsMax, ok: false, error: `${last!.errno} ${last!.rule}: ${last!.message}` });
     return false;
@@ -873,6 +899,7 @@ export class VmManager {
   /** _gunyah_vm_put's order (§4.4), then the core's pages back to the host (seed 003). */
   private async tearDown(vm: Vm): Promise<VmView> {
     this.setState(vm, 'DESTROYING');
+    if (vm.starting !== undefined) await vm.starting.catch(() => undefined);
     if (vm.type === 'GUNYAH') await this.tearDownGunyah(vm);
     else await this.tearDownRealm(vm);
     this.vms.delete(vm.handle);

@@ -18,6 +18,7 @@
  *   hypmesh check HISTORY                        the checker's verdict per check on a recorded history
  *   hypmesh scenario linux-append-orphan|linux-unchecked-reply-size
  *                                                what hypmesh finds in the seed-002 Linux driver (in process)
+ *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts)
  *
  * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
  * 127.0.0.1:50051 / :50052 / :50053). A
@@ -67,6 +68,7 @@ import { formatBytes, ownershipTable, rights, table, vmidName } from './format.j
 import { VmmServiceClient, type ResetRequest as VmmResetRequest, type ResetResponse as VmmResetResponse } from '@hypmesh/proto/vmm';
 import { registerVmCommands } from './vm.js';
 import { FaultServiceMissing, runChaos, writeHistory } from './chaos.js';
+import { registerSimCommand } from './sim.js';
 
 const HOST = 3;
 const PAGE = 4096n;
@@ -322,5 +324,7 @@ program
     process.stdout.write(formatReport(r.report));
     process.exit(r.report.valid ? 0 : 1);
   });
+
+registerSimCommand(program);
 
 await program.parseAsync();

@@ -1,0 +1,147 @@
+/**
+ * The simulation's checkers, each returning a list of violations (empty = consistent):
+ *
+ *   stepChecks   after every step, cheap: they scale with live state (parcels, VMs, grants,
+ *                address spaces), never with the size of memory: the cross-service rules of
+ *                issue 8 item 3 (every parcel one core grant in the state the RM believes, every
+ *                VMM VM an RM VM and a core address space, no space or grant of a dead VM).
+ *   coreChecks   every `checkEvery` steps: the core's whole-memory invariants, the RM's own
+ *                invariants (physical runs, IPA allocators: string-heavy) and the granule
+ *                ownership scan (no granule owned by a VM that no longer exists).
+ *   finalChecks  after every session has closed: every granule back with the host, or reported in a
+ *                teardown's `leaked` (an unreported leak is a failure).
+ *
+ * "Exists" is judged across services, allowing what a teardown in progress or a reported leak
+ * explains: a core address space whose VMID the RM already freed is fine while the VMM is still
+ * tearing that VM down (VM_DEALLOCATE comes before DestroyAddressSpace, §4.4), or once a teardown
+ * reported it.
+ */
+import { rmInvariants } from '@hypmesh/rm';
+import { checkInvariants, ownershipCounts, VMID_HOST, VMID_HYP, type OwnershipCounts } from '@hypmesh/stage2';
+import type { ClientState } from './actors.js';
+import type { World } from './world.js';
+
+/** What the `leaked` lists name, parsed once per check (the VMM's and HLOS's own wording). */
+interface Reported {
+  readonly vmids: ReadonlySet<number>;
+  readonly grants: ReadonlySet<number>;
+  readonly parcels: ReadonlySet<number>;
+  readonly realmGranules: boolean;
+}
+
+const LEAK_PATTERNS: readonly [RegExp, 'vmids' | 'grants' | 'parcels'][] = [
+  [/VMID (\d+)/g, 'vmids'],
+  [/of VM (\d+)/g, 'vmids'],
+  [/grant (\d+)/g, 'grants'],
+  [/parcel (\d+)/g, 'parcels'],
+];
+
+let cache: { readonly length: number; readonly of: readonly string[]; readonly value: Reported } | undefined;
+
+/** `reported` of a list that only grows: parsed again only when it has grown (stepChecks runs per step). */
+function reportedCached(leaked: readonly string[]): Reported {
+  if (cache === undefined || cache.of !== leaked || cache.length !== leaked.length) cache = { length: leaked.length, of: leaked, value: reported(leaked) };
+  return cache.value;
+}
+
+export function reported(leaked: readonly string[]): Reported {
+  const out = { vmids: new Set<number>(), grants: new Set<number>(), parcels: new Set<number>() };
+  for (const line of leaked) for (const [re, into] of LEAK_PATTERNS) for (const m of line.matchAll(re)) out[into].add(Number(m[1]));
+  return { ...out, realmGranules: leaked.some((l) => l.includes('realm granules')) };
+}
+
+const SYSTEM_VMIDS = new Set<number>([VMID_HOST, VMID_HYP]);
+
+/**
+ * Every RM parcel is exactly one core grant in the state the RM believes: the grant exists, no
+ * other parcel has it, same owner and kind, mapped by exactly the parcel's acceptors. The cheap
+ * half of rmInvariants (which also compares physical runs and IPA allocators; coreChecks runs it).
+ */
+function parcelGrants(w: World, out: string[]): void {
+  const seen = new Set<number>();
+  for (const p of w.rm.parcels.values()) {
+    if (seen.has(p.grantId)) out.push(`cross: parcel ${p.handle} shares core grant ${p.grantId}`);
+    seen.add(p.grantId);
+    const g = w.s.grants.get(p.grantId);
+    if (g === undefined) {
+      out.push(`cross: parcel ${p.handle}'s core grant ${p.grantId} is gone`);
+      continue;
+    }
+    if (g.owner !== p.owner || g.type !== p.transType) out.push(`cross: parcel ${p.handle} is ${p.transType} of ${p.owner}, core grant ${g.type} of ${g.owner}`);
+    let same = g.borrowers.size === p.accepted.size;
+    if (same) for (const b of g.borrowers.keys()) if (!p.accepted.has(b)) same = false;
+    if (!same) out.push(`cross: parcel ${p.handle} accepted by [${[...p.accepted.keys()]}], core grant ${g.id} mapped by [${[...g.borrowers.keys()]}]`);
+  }
+}
+
+export function stepChecks(w: World, c: ClientState): string[] {
+  const out: string[] = [];
+  parcelGrants(w, out);
+  const rep = c.leaked.length === 0 ? undefined : reportedCached(c.leaked);
+  const vmmVmids = new Set<number>();
+  let liveRealms = 0;
+  for (const vm of w.vmm.list()) {
+    if (vm.type === 'REALM') {
+      if (vm.state !== 'DESTROYING' && vm.state !== 'DESTROYED') liveRealms++;
+      continue;
+    }
+    vmmVmids.add(vm.vmid);
+    if (vm.state === 'DESTROYING' || vm.state === 'DESTROYED') continue;
+    // Every VMM VM is an RM VM and a core address space.
+    if (!w.rm.vms.has(vm.vmid)) out.push(`cross: VMM VM ${vm.handle} (VMID ${vm.vmid}, ${vm.state}) is no RM VM`);
+    if (!w.s.spaces.has(vm.vmid as never)) out.push(`cross: VMM VM ${vm.handle} (VMID ${vm.vmid}, ${vm.state}) has no core address space`);
+  }
+  if (w.s.rmm.realms.size < liveRealms) out.push(`cross: the VMM holds ${liveRealms} realm VM(s), the core ${w.s.rmm.realms.size} realm(s)`);
+  // No address space of a VM that no longer exists in the RM, unless its teardown runs or reported it.
+  for (const vmid of w.s.spaces.keys()) {
+    if (SYSTEM_VMIDS.has(vmid) || w.rm.vms.has(vmid) || vmmVmids.has(vmid) || rep?.vmids.has(vmid)) continue;
+    out.push(`cross: core address space of VMID ${vmid}, which neither the RM nor the VMM knows`);
+  }
+  // No grant of, or mapped by, a VM without an address space.
+  for (const g of w.s.grants.values()) {
+    if (!w.s.spaces.has(g.owner)) out.push(`cross: core grant ${g.id} owned by VMID ${g.owner}, which has no address space`);
+    for (const b of g.borrowers.keys()) if (!w.s.spaces.has(b)) out.push(`cross: core grant ${g.id} mapped by VMID ${b}, which has no address space`);
+  }
+  for (const bug of w.rm.bugs) out.push(`rm bug: ${String(bug)}`);
+  return out;
+}
+
+/** Owners of granules that are no VM (address space) any more. */
+function deadOwners(w: World, counts: OwnershipCounts, rep: Reported | undefined): string[] {
+  const out: string[] = [];
+  for (const [owner, n] of counts.byOwner) {
+    if (n === 0 || SYSTEM_VMIDS.has(owner) || w.s.spaces.has(owner) || rep?.vmids.has(owner)) continue;
+    out.push(`core: ${n} granule(s) owned by VMID ${owner}, which no longer exists`);
+  }
+  return out;
+}
+
+export function coreChecks(w: World, c: ClientState): string[] {
+  const out = checkInvariants(w.s).map((v) => `core: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  for (const v of rmInvariants(w.rm, w.s)) out.push(`rm: ${v}`);
+  return out.concat(deadOwners(w, ownershipCounts(w.s), c.leaked.length === 0 ? undefined : reported(c.leaked)));
+}
+
+export function finalChecks(w: World, c: ClientState, boot: OwnershipCounts): string[] {
+  const out = stepChecks(w, c).concat(coreChecks(w, c));
+  const rep = reported(c.leaked);
+  const counts = w.vmm.counts();
+  if (counts.vms > 0) out.push(`final: the VMM still holds ${counts.vms} VM handle(s) after every session closed`);
+  for (const vmid of w.rm.vms.keys()) if (!rep.vmids.has(vmid)) out.push(`final: RM VM ${vmid} survived, unreported`);
+  const parcelGrants = new Set<number>();
+  for (const p of w.rm.parcels.values()) {
+    parcelGrants.add(p.grantId);
+    if (!rep.parcels.has(p.handle)) out.push(`final: parcel ${p.handle} (${p.transType}, owner ${p.owner}) survived, unreported`);
+  }
+  for (const g of w.s.grants.values()) if (!rep.grants.has(g.id) && !parcelGrants.has(g.id)) out.push(`final: core grant ${g.id} (${g.type}, owner ${g.owner}) survived, unreported`);
+  for (const vmid of w.s.spaces.keys()) if (!SYSTEM_VMIDS.has(vmid) && !rep.vmids.has(vmid)) out.push(`final: core address space of VMID ${vmid} survived, unreported`);
+  if (w.s.rmm.realms.size + w.s.rmm.rtts.size > 0 && !rep.realmGranules) out.push(`final: ${w.s.rmm.realms.size} realm(s), ${w.s.rmm.rtts.size} RTT(s) left, unreported`);
+  const now = ownershipCounts(w.s);
+  if (c.leaked.length === 0) {
+    // Nothing reported: every granule is back, in its boot state.
+    for (const [owner, n] of now.byOwner) if ((boot.byOwner.get(owner) ?? 0) !== n) out.push(`final: VMID ${owner} owns ${n} granule(s), ${boot.byOwner.get(owner) ?? 0} at boot (unreported leak)`);
+    const host = (m: OwnershipCounts): string => JSON.stringify([...(m.byState.get(VMID_HOST) ?? new Map())].sort());
+    if (host(now) !== host(boot)) out.push(`final: the host's view is ${host(now)}, ${host(boot)} at boot (unreported leak)`);
+  }
+  return out;
+}
