@@ -12,9 +12,8 @@
  *                teardown's `leaked` (an unreported leak is a failure).
  *
  * "Exists" is judged across services, allowing what a teardown in progress or a reported leak
- * explains: a core address space whose VMID the RM already freed is fine while the VMM is still
- * tearing that VM down (VM_DEALLOCATE comes before DestroyAddressSpace, §4.4), or once a teardown
- * reported it.
+ * explains: a core address space the RM no longer knows is fine while the VMM still holds that VM
+ * (a realm's space, or a teardown in progress), or once a teardown reported it.
  */
 import { rmInvariants } from '@hypmesh/rm';
 import { checkInvariants, ownershipCounts, VMID_HOST, VMID_HYP, type OwnershipCounts } from '@hypmesh/stage2';
