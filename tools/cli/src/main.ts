@@ -197,7 +197,7 @@ parcel
   .addOption(asVm)
   .action(async (o: { as: number }) => {
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
-    const r = await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, {}, o.as);
+    const r = await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as);
     table(
       ['handle', 'owner', 'type', 'memory', 'state', 'size', 'ACL', 'accepted by'],
       r.parcels.map((p) => [
@@ -221,7 +221,7 @@ parcel
   .action(async (handle: string, o: { as: number }) => {
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
     const h = integer(handle);
-    const p = (await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, {}, o.as)).parcels.find((x) => x.handle === h);
+    const p = (await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as)).parcels.find((x) => x.handle === h);
     const memType = p?.memType ?? MemType.MEM_TYPE_NORMAL;
     const req = MemAcceptRequest.fromPartial({ handle: h, memType, transType: p?.transType ?? TransType.TRANS_TYPE_LEND, done: true, mapContiguous: memType === MemType.MEM_TYPE_NORMAL });
     const r = await call<MemAcceptRequest, MemAcceptResponse>(rm, rm.memAccept, req, o.as);
