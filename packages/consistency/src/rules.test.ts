@@ -48,7 +48,8 @@ describe('compareViews', () => {
 
   test('HYP, HOST and the RM own spaces and grants without being VMs; a VM being destroyed may have let go', () => {
     const v = consistent() as Mutable<Views>;
-    v.core.spaces.push(0, 0xff);
+    v.core.spaces.push(0);
+    v.rm.vms.push({ vmid: 3, owner: 0xff, state: 'RUNNING' }, { vmid: 0xff, owner: 0xff, state: 'RUNNING' });
     v.vmm.vms.push({ handle: 2, vmid: 0x81, type: 'GUNYAH', state: 'DESTROYING', donatedRuns: [{ base: 5, count: 1 }] });
     v.vmm.vms.push({ handle: 3, vmid: 0, type: 'REALM', state: 'RUNNING', donatedRuns: [] });
     expect(compareViews(v)).toEqual([]);

@@ -83,8 +83,8 @@ export const RULES = [
   },
   {
     rule: 'rm_vm_without_space',
-    holds: 'every VM the RM has allocated has a core address space (VM_ALLOCATE makes it); one the VMM holds is vmm_vm_without_space',
-    find: ({ v, spaces, vmmVmids }) => v.rm.vms.filter((vm) => !spaces.has(vm.vmid) && !vmmVmids.has(vm.vmid)).map((vm) => `RM VM ${vm.vmid} (${vm.state}) has no core address space`),
+    holds: 'every VM the RM has allocated (not HLOS or the RM) has a core address space (VM_ALLOCATE makes it); one the VMM holds is vmm_vm_without_space',
+    find: ({ v, spaces, vmmVmids }) => v.rm.vms.filter((vm) => !SYSTEM_VMIDS.has(vm.vmid) && !spaces.has(vm.vmid) && !vmmVmids.has(vm.vmid)).map((vm) => `RM VM ${vm.vmid} (${vm.state}) has no core address space`),
   },
   {
     rule: 'parcel_without_grant',
