@@ -102,6 +102,11 @@ export class ResourceManager {
    * introspection aid (the CLI's `parcel list`), not an RM message: the real RM tells borrowers
    * about parcels only by MEM_SHARED.
    */
+  /** Every parcel, ascending handle (admin introspection, ListParcels all_vms). */
+  allParcels(): Parcel[] {
+    return [...this.parcels.values()].sort((a, b) => a.handle - b.handle);
+  }
+
   parcelsVisibleTo(vmid: number): Parcel[] {
     return [...this.parcels.values()].filter((p) => p.owner === vmid || p.acl.some((e) => e.vmid === vmid)).sort((a, b) => a.handle - b.handle);
   }

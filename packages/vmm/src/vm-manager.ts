@@ -114,6 +114,8 @@ export interface VmView {
   readonly dtb: { readonly guestAddr: bigint; readonly sizeBytes: bigint } | undefined;
   /** Host frames donated or delegated for this VM right now. */
   readonly hostPages: number;
+  /** Host frame runs donated to HYP for its stage-2 table pool (roots and pool), HYP-owned while it lives. */
+  readonly donatedRuns: readonly FrameRun[];
   readonly teardown: readonly TeardownReport[];
   /** Memory that could not be taken back (empty unless a teardown step kept failing). */
   readonly leaked: readonly string[];
@@ -410,6 +412,7 @@ export class VmManager {
       bindings: [...vm.bindings],
       dtb: vm.dtb,
       hostPages: runsPages(vm.poolRuns) + vm.realmPages,
+      donatedRuns: vm.poolRuns.map((r) => ({ ...r })),
       teardown: [...vm.teardown],
       leaked: [...vm.leaked],
     };

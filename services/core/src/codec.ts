@@ -78,6 +78,11 @@ const GRANT_TYPES = new Map<number, GrantType>([
 
 export const toGrantType = (t: ProtoGrantType, field: string): GrantType => enumField(t, GRANT_TYPES, field);
 
+const GRANT_TYPES_OUT = { SHARE: ProtoGrantType.GRANT_TYPE_SHARE, LEND: ProtoGrantType.GRANT_TYPE_LEND, DONATE: ProtoGrantType.GRANT_TYPE_DONATE } as const satisfies Record<GrantType, ProtoGrantType>;
+
+/** A domain grant type as the proto enum. */
+export const fromGrantType = (t: GrantType): ProtoGrantType => GRANT_TYPES_OUT[t];
+
 const GRANT_MEMORY_TYPES = new Map<number, GrantMemoryType>([
   [ProtoGrantMemoryType.GRANT_MEMORY_TYPE_NORMAL, 'NORMAL'],
   [ProtoGrantMemoryType.GRANT_MEMORY_TYPE_DEVICE, 'DEVICE'],

@@ -87,6 +87,7 @@ import {
   type Stage2,
 } from '@hypmesh/stage2';
 import {
+  fromGrantType,
   fromGranuleState,
   fromHypUse,
   fromMemoryKind,
@@ -503,6 +504,26 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
           poolPages: u64(t.poolPages, 'poolPages'),
         }));
       return { ok: true, value: { spaces, hypReservationPages: u64(hypReservationPages(s), 'hypReservationPages') } };
+    }),
+    listAddressSpaces: unary((_req, call) => {
+      callerVmid(call);
+      const spaces = [...s.spaces.values()].sort((a, b) => a.vmid - b.vmid).map((a) => ({ vmid: a.vmid, ipaBits: a.ipaBits }));
+      return { ok: true, value: { spaces } };
+    }),
+    listGrants: unary((_req, call) => {
+      callerVmid(call);
+      const asc = (xs: Iterable<number>): number[] => [...xs].sort((a, b) => a - b);
+      const grants = [...s.grants.values()]
+        .sort((a, b) => a.id - b.id)
+        .map((g) => ({
+          grantId: BigInt(g.id),
+          type: fromGrantType(g.type),
+          ownerVmid: g.owner,
+          aclVmids: asc(g.acl.map((e) => e.vmid)),
+          borrowerVmids: asc(g.borrowers.keys()),
+          frames: u64(g.frames, 'frames'),
+        }));
+      return { ok: true, value: { grants } };
     }),
     checkInvariants: unary((_req, call) => {
       callerVmid(call);

@@ -331,6 +331,24 @@ describe('grants', () => {
     expectOk(await rpc('destroyGrant', { grantId: created.grantId }));
   });
 
+  test('ListGrants and ListAddressSpaces (introspection for `hypmesh check --live`): every live grant and space, any caller', async () => {
+    const base = ownerGfn + 256n;
+    const acl = [{ vmid: GUEST, rights: Right.RIGHT_R }];
+    const { grantId } = expectOk(await rpc('createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: [{ base, count: 3n }], acl }));
+    expect(expectOk(await rpc('listGrants', {}, String(GUEST))).grants).toContainEqual({
+      grantId,
+      type: GrantType.GRANT_TYPE_SHARE,
+      ownerVmid: 3,
+      aclVmids: [GUEST],
+      borrowerVmids: [],
+      frames: 3n,
+    });
+    expect(expectOk(await rpc('listAddressSpaces', {}, String(GUEST))).spaces.map((a) => a.vmid)).toEqual(expect.arrayContaining([3, GUEST]));
+    expectOk(await rpc('destroyGrant', { grantId }));
+    expect(expectOk(await rpc('listGrants', {})).grants.map((g) => g.grantId)).not.toContain(grantId);
+    expectInvalidField(await rpc('listGrants', {}, null), CALLER_VMID_KEY);
+  });
+
   test('append (MEM_APPEND): ranges added until the first map, then EBUSY; ENOENT, EPERM, overlap refused', async () => {
     const base = ownerGfn + 64n;
     const acl = [{ vmid: GUEST, rights: Right.RIGHT_R | Right.RIGHT_W }];

@@ -7,9 +7,9 @@
  */
 
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { ParcelState, type RmServiceServer, type SubscribeRequest, type SubscribeResponse } from '@hypmesh/proto/rm';
-import { callerVmid, fromThrown, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
-import type { ResourceManager } from '@hypmesh/rm';
+import { ParcelState, type ParcelSummary, type RmServiceServer, type SubscribeRequest, type SubscribeResponse } from '@hypmesh/proto/rm';
+import { callerVmid, fromThrown, requireCaller, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
+import type { Parcel, ResourceManager } from '@hypmesh/rm';
 import { TRANS_TYPE, type CallName, type RequestOf } from '@hypmesh/rm-wire';
 import { exchangeHandler, type ByteFace } from './byte-face.js';
 import { CALL_RPCS, TYPED_CODECS, enumFromWire, toSubscribeResponse, type CallRpc, type TypedCodec } from './codec.js';
@@ -17,7 +17,26 @@ import { checkedRequest, wireRefusal } from './dispatch.js';
 
 type AnyTyped = TypedCodec<CallName, CallRpc>;
 
+/** HLOS, the only caller of the RM's admin introspection (ListVms, ListParcels all_vms; rm_service.proto). */
+const VMID_HLOS = 3;
+
 const PARCEL_STATES = { INIT: ParcelState.PARCEL_STATE_INIT, SHARING: ParcelState.PARCEL_STATE_SHARING, SHARED: ParcelState.PARCEL_STATE_SHARED } as const;
+
+/** One parcel as ListParcels describes it (msgq.proto ParcelSummary). */
+function parcelOut(p: Parcel): ParcelSummary {
+  return {
+    handle: p.handle,
+    ownerVmid: p.owner,
+    memType: enumFromWire(p.memType),
+    transType: enumFromWire(TRANS_TYPE[p.transType]),
+    state: PARCEL_STATES[p.state],
+    label: p.label,
+    acl: p.acl.map((e) => ({ vmid: e.vmid, rights: e.rights })),
+    regions: p.regions.map((r) => ({ base: r.base, size: r.size })),
+    acceptedBy: [...p.accepted.keys()].sort((a, b) => a - b),
+    grantId: BigInt(p.grantId),
+  };
+}
 
 /** `reset` is the service's (server.ts): it replaces the RM these handlers act on. */
 export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceServer['reset']): RmServiceServer {
@@ -64,22 +83,15 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
       call.on('error', stop);
     },
     exchange: exchangeHandler(face),
-    listParcels: unary((_req, call) => ({
-      ok: true,
-      value: {
-        parcels: rm.parcelsVisibleTo(callerVmid(call)).map((p) => ({
-          handle: p.handle,
-          ownerVmid: p.owner,
-          memType: enumFromWire(p.memType),
-          transType: enumFromWire(TRANS_TYPE[p.transType]),
-          state: PARCEL_STATES[p.state],
-          label: p.label,
-          acl: p.acl.map((e) => ({ vmid: e.vmid, rights: e.rights })),
-          regions: p.regions.map((r) => ({ base: r.base, size: r.size })),
-          acceptedBy: [...p.accepted.keys()].sort((a, b) => a - b),
-        })),
-      },
-    })),
+    listParcels: unary((req, call) => {
+      const parcels = req.allVms ? (requireCaller(call, [VMID_HLOS], 'ListParcels all_vms'), rm.allParcels()) : rm.parcelsVisibleTo(callerVmid(call));
+      return { ok: true, value: { parcels: parcels.map(parcelOut) } };
+    }),
+    listVms: unary((_req, call) => {
+      requireCaller(call, [VMID_HLOS], 'ListVms');
+      const vms = [...rm.vms.values()].sort((a, b) => a.vmid - b.vmid).map((vm) => ({ vmid: vm.vmid, ownerVmid: vm.owner, status: vm.status }));
+      return { ok: true, value: { vms } };
+    }),
     getStats: unary((_req, call) => {
       const caller = callerVmid(call);
       const q = rm.queue(caller);

@@ -309,6 +309,19 @@ describe('typed face, with the core over gRPC', () => {
     expectInvalidField(await call('vmGetVmid', {}, null), CALLER_VMID_KEY);
   });
 
+  test('ListVms and ListParcels all_vms (introspection for `hypmesh check --live`): every VM and parcel with its grant, HLOS only', async () => {
+    const guest = expectOk(await call('vmAllocate', { vmid: 0 })).vmid;
+    const { handle } = expectOk(await call('memShare', { memType: MemType.MEM_TYPE_NORMAL, label: 0x77, acl: [{ vmid: guest, rights: RW }, { vmid: HOST, rights: RWX }], sgl: [{ base: ram(0x900000), size: 0x2000n }] }));
+    expect(expectOk(await call('listVms', {})).vms).toContainEqual({ vmid: guest, ownerVmid: HOST, status: 'LOAD' });
+    const all = expectOk(await call('listParcels', { allVms: true })).parcels.find((p) => p.handle === handle);
+    expect(all).toMatchObject({ ownerVmid: HOST, state: ParcelState.PARCEL_STATE_SHARING, acceptedBy: [] });
+    expect(all!.grantId).toBeGreaterThan(0n);
+    expectError(await call('listVms', {}, guest), grpc.status.PERMISSION_DENIED);
+    expectError(await call('listParcels', { allVms: true }, guest), grpc.status.PERMISSION_DENIED);
+    expectOk(await call('memReclaim', { handle }));
+    expectOk(await call('vmDeallocate', { vmid: guest }));
+  });
+
   test('a core that is down is an RM error, not a crash', async () => {
     const dead = grpcCore('127.0.0.1:1', 500);
     const rm = await startRmServer({ address: '127.0.0.1:0', core: dead, log: { error: () => {} } });

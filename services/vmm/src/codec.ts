@@ -3,7 +3,7 @@
  * checks that name the field, and the encoders of a VM and its events. No VM manager state here.
  */
 
-import { BindMode, RegSet, VmState, VmType, type Binding as PbBinding, type Lease as PbLease, type Vm as PbVm, type VmEvent as PbVmEvent } from '@hypmesh/proto/vmm';
+import { BindMode, RegSet, VmState, VmType, type Binding as PbBinding, type Lease as PbLease, type Vm as PbVm, type VmEvent as PbVmEvent, type VmRecord as PbVmRecord } from '@hypmesh/proto/vmm';
 import { enumField, invalidArgument, numberToU64, required, u64ToNumber } from '@hypmesh/rpc';
 import { RIGHTS, type Binding, type LeaseView, type BindMode as DomainBindMode, type RegSet as DomainRegSet, type VmEvent, type VmState as DomainVmState, type VmType as DomainVmType, type VmView } from '@hypmesh/vmm';
 
@@ -93,6 +93,13 @@ export function vmOut(v: VmView): PbVm {
     leaked: [...v.leaked],
   };
 }
+
+/** One VM handle of ListAllVms: the VM, its session and its donated frame runs. */
+export const vmRecordOut = (v: VmView): PbVmRecord => ({
+  vm: vmOut(v),
+  sessionId: v.session,
+  donatedRuns: v.donatedRuns.map((r) => ({ base: numberToU64(r.base, 'donated_runs.base'), count: numberToU64(r.count, 'donated_runs.count') })),
+});
 
 /** A lease; milliseconds are whole and within uint32 (the TTL is at most an hour). */
 export const leaseOut = (l: LeaseView): PbLease => ({ sessionId: l.sessionId, ttlMs: l.ttlMs, expiresInMs: Math.max(0, Math.round(l.expiresInMs)) });

@@ -17,9 +17,12 @@
 
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { OpenSessionRequest, OpenSessionResponse, VmmServiceServer, WatchVmRequest, WatchVmResponse } from '@hypmesh/proto/vmm';
-import { domainStatus, enumField, fromThrown, unaryWith, type BugLog, type Result } from '@hypmesh/rpc';
+import { domainStatus, enumField, fromThrown, requireCaller, unaryWith, type BugLog, type Result } from '@hypmesh/rpc';
 import type { LeaseView, VmEvent, VmManager, VmmError, VmmResult, VmView } from '@hypmesh/vmm';
-import { bindingIn, eventOut, handleField, leaseOut, REG_SETS, sessionField, u64Field, VM_TYPES, vmOut } from './codec.js';
+import { bindingIn, eventOut, handleField, leaseOut, REG_SETS, sessionField, u64Field, VM_TYPES, vmOut, vmRecordOut } from './codec.js';
+
+/** HOST, the only caller of the VMM's admin introspection (ListAllVms, vmm_service.proto). */
+const VMID_HOST = 3;
 
 /** Streams open now, so shutdown can end them (and so their sessions). */
 export type OpenStreams = Set<{ end(): void }>;
@@ -66,6 +69,10 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
     renewLease: unary((req) => leaseReply(vmm.renewLease(sessionField(req.sessionId)))),
     closeLease: unary(async (req) => vmsReply(await vmm.closeLease(sessionField(req.sessionId)))),
     listVms: unary((req) => vmsReply(vmm.listVms(sessionField(req.sessionId)))),
+    listAllVms: unary((_req, call) => {
+      requireCaller(call, [VMID_HOST], 'ListAllVms');
+      return { ok: true, value: { vms: vmm.list().sort((a, b) => a.handle - b.handle).map(vmRecordOut) } };
+    }),
 
     createVm: unary(async (req) => vmReply(await vmm.create(sessionField(req.sessionId), enumField(req.type, VM_TYPES, 'type'), req.ipaBits))),
     mapMem: unary((req) => vmReply(vmm.mapMem(handleField(req.handle), bindingIn(req.binding), req.unmap, sessionField(req.sessionId)))),

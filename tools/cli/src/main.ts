@@ -16,6 +16,7 @@
  *   hypmesh chaos --seed N --ops K [--faults plan.json] [--fault-seed S] [--history FILE]
  *                                                a seeded workload under faults, recorded and checked (chaos.ts)
  *   hypmesh check HISTORY                        the checker's verdict per check on a recorded history
+ *   hypmesh check --live                         do the running VMM, RM and core agree? (check-live.ts)
  *   hypmesh scenario linux-append-orphan|linux-unchecked-reply-size
  *                                                what hypmesh finds in the seed-002 Linux driver (in process)
  *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts)
@@ -69,6 +70,7 @@ import { VmmServiceClient, type ResetRequest as VmmResetRequest, type ResetRespo
 import { registerVmCommands } from './vm.js';
 import { FaultServiceMissing, runChaos, writeHistory } from './chaos.js';
 import { registerSimCommand } from './sim.js';
+import { checkLive, CHECK_DEADLINE_MS_DEFAULT, formatLiveReport, ServiceUnreachable } from './check-live.js';
 
 const HOST = 3;
 const PAGE = 4096n;
@@ -197,7 +199,7 @@ parcel
   .addOption(asVm)
   .action(async (o: { as: number }) => {
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
-    const r = await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, {}, o.as);
+    const r = await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as);
     table(
       ['handle', 'owner', 'type', 'memory', 'state', 'size', 'ACL', 'accepted by'],
       r.parcels.map((p) => [
@@ -221,7 +223,7 @@ parcel
   .action(async (handle: string, o: { as: number }) => {
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
     const h = integer(handle);
-    const p = (await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, {}, o.as)).parcels.find((x) => x.handle === h);
+    const p = (await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as)).parcels.find((x) => x.handle === h);
     const memType = p?.memType ?? MemType.MEM_TYPE_NORMAL;
     const req = MemAcceptRequest.fromPartial({ handle: h, memType, transType: p?.transType ?? TransType.TRANS_TYPE_LEND, done: true, mapContiguous: memType === MemType.MEM_TYPE_NORMAL });
     const r = await call<MemAcceptRequest, MemAcceptResponse>(rm, rm.memAccept, req, o.as);
@@ -294,9 +296,32 @@ program
   });
 
 program
-  .command('check <history>')
-  .description('verdict per check on a recorded history (JSON lines); exit 1 on any violation')
-  .action((path: string) => {
+  .command('check [history]')
+  .description(
+    'verdict per check on a recorded history (JSON lines), or with --live whether the running VMM, RM and core agree (check-live.ts); exit 1 on any violation, 2 when the input or a service is unavailable',
+  )
+  .addOption(new Option('--live', 'compare what the running VMM, RM and core each believe, plus the core\'s CheckInvariants'))
+  .addOption(new Option('--deadline-ms <ms>', 'per-call deadline of --live; a service that misses it is unreachable').argParser(integer).default(CHECK_DEADLINE_MS_DEFAULT))
+  .action(async (path: string | undefined, o: { live?: boolean; deadlineMs: number }) => {
+    if (o.live === true) {
+      if (path !== undefined) {
+        process.stderr.write('hypmesh check: give a history file or --live, not both\n');
+        process.exit(2);
+      }
+      try {
+        const report = await checkLive({ core: coreAddr(), rm: rmAddr(), vmm: vmmAddr() }, o.deadlineMs);
+        process.stdout.write(formatLiveReport(report));
+        process.exit(report.disagreements.length + report.coreViolations.length === 0 ? 0 : 1);
+      } catch (e) {
+        if (!(e instanceof ServiceUnreachable)) throw e;
+        process.stderr.write(`${e.message}\n`);
+        process.exit(2);
+      }
+    }
+    if (path === undefined) {
+      process.stderr.write('hypmesh check: give a history file, or --live\n');
+      process.exit(2);
+    }
     const parsed = parseHistory(readFileSync(path, 'utf8'));
     if (!parsed.ok) {
       process.stderr.write(`hypmesh check: ${path}:\n  ${parsed.error.join('\n  ')}\n`);
