@@ -1,12 +1,14 @@
 /**
  * What the fault engine costs a service that is not being faulted (issue 8 "Done when"): the core's
- * Translate over gRPC with the engine installed (FaultService, the CLIENT_TO_CORE interceptor) and a
+ * Translate over gRPC with the engine installed (FaultService, the CLIENT_TO_CORE front door) and a
  * plan armed whose rule is evaluated on every call but never fires, against the same core with no
  * engine at all ('off'), same process, same run. Target ≥ 0.95.
  *
  * On a shared, loaded machine the throughput of one configuration swings by 2× from round to round,
  * so the figure is the median of paired ratios: short rounds, each pair run back to back, the order
- * swapped every other pair (ab, ba, …) so drift inside a pair favours neither side.
+ * swapped every other pair (ab, ba, …) so drift inside a pair favours neither side. More, shorter
+ * pairs (15 × 400 ms, about the old 9 × 600 ms in time) narrow the median's spread, and a full GC
+ * before every round (bench runs with --expose-gc) keeps one round's garbage out of the next.
  */
 import * as grpc from '@grpc/grpc-js';
 import { startCoreServer } from '@hypmesh/core-service';
@@ -15,8 +17,11 @@ import { CoreServiceClient, type TranslateRequest } from '@hypmesh/proto';
 import { drive } from './grpc-bench.js';
 import { RPC_CONCURRENCY } from './core-rpc-bench.js';
 
-const ROUND_MS = 600;
-const PAIRS = 9;
+const ROUND_MS = 400;
+export const FAULT_BENCH_PAIRS = 15;
+
+/** A full collection between rounds, when node runs with --expose-gc (npm run bench does). */
+const collect = (): void => (globalThis as { gc?: () => void }).gc?.();
 
 /** Matches every Translate by method, then fails on the caller: evaluated each call, fires never. */
 const NEVER = {
@@ -43,9 +48,11 @@ export async function faultInterceptorOverhead(): Promise<{ ratio: number; armed
     const armedRuns: number[] = [];
     const bareRuns: number[] = [];
     const ratios: number[] = [];
-    for (let i = 0; i < PAIRS; i++) {
+    for (let i = 0; i < FAULT_BENCH_PAIRS; i++) {
       const armedFirst = i % 2 === 0;
+      collect();
       const first = (await drive(RPC_CONCURRENCY, ROUND_MS, translate(armedFirst ? a : b))).callsPerS;
+      collect();
       const second = (await drive(RPC_CONCURRENCY, ROUND_MS, translate(armedFirst ? b : a))).callsPerS;
       const [armedPerS, barePerS] = armedFirst ? [first, second] : [second, first];
       armedRuns.push(armedPerS);
