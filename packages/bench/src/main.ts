@@ -107,6 +107,8 @@ async function faultFigures(): Promise<Figure[]> {
     { name: 'core_translate_rpc_per_s_fault_armed', value: Math.round(r.armedPerS), unit: `calls/s (never-matching plan armed, ${RPC_CONCURRENCY} in flight; ${r.fired} fired)` },
     { name: 'core_translate_rpc_per_s_no_faults', value: Math.round(r.barePerS), unit: `calls/s (no engine, ${RPC_CONCURRENCY} in flight)` },
     { name: 'fault_interceptor_overhead', value: round(ratio, 3), unit: `armed ÷ without (median of ${FAULT_BENCH_PAIRS} paired rounds)`, target: '>= 0.95', meets: ratio >= 0.95 && r.fired === 0 },
+    { name: 'fault_interceptor_overhead_cpu', value: round(r.cpuRatio, 3), unit: 'the same, calls per CPU second of the bench process' },
+    { name: 'fault_bench_aa_ratio', value: round(r.aaRatio, 3), unit: 'bare ÷ bare, same method and run: the noise floor (1.0 on a quiet machine)' },
   ];
 }
 
