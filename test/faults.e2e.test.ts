@@ -6,10 +6,15 @@
  *   CLIENT_TO_CORE     delay, pause, fail_before (gRPC status; errno encoded as the core answers),
  *                      fail_after (UNAVAILABLE, yet the share happened), duplicate (the pin applied
  *                      twice), crash before and after commit (the process exits 137)
+ *   CLIENT_TO_VMM      fail_before with a gRPC status (nothing reached the RM; the session stream,
+ *                      not numbered at the front door, is untouched)
  *   VMM_TO_RM          fail_before with an RM error (the VMM's answer names it), fail_after (the RM
  *                      dispatched it, the VMM failed), drop (nothing reached the RM; --rm-timeout-ms)
- *   VMM_TO_RM_FRAGMENT drop, corrupt, reorder
+ *   VMM_TO_RM_FRAGMENT drop, corrupt, reorder (between two messages, and inside one message of two
+ *                      fragments: the RM drops the early continuation and never dispatches it, §1.3)
+ *   VMM_TO_CORE        fail_after on TopUpTablePool (the VMM reports, the system stays consistent)
  *   CLIENT_TO_RM       fail_before with an RM error, on the typed face and on the byte face
+ *   RM_TO_CORE         fail_before with an errno on CreateGrant (the RM answers the mapped RM error)
  *   RM_NOTIFICATION    drop, delay
  *
  * and FaultService's Events (rule, boundary, op index, seed), the JSON log line of each fault, the
@@ -21,10 +26,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, type OwnershipCountsResponse } from '@hypmesh/proto';
+import { CoreServiceClient, type CheckInvariantsResponse, type OwnershipCountsResponse } from '@hypmesh/proto';
 import { FaultEvent, FaultPlan, FaultServiceClient, type EventsResponse } from '@hypmesh/proto/fault';
-import { MemNotifyKind, MemShareRequest, MemType, RmServiceClient, type GetStatsResponse, type SubscribeResponse } from '@hypmesh/proto/rm';
-import { VmType, VmmServiceClient, type OpenSessionResponse } from '@hypmesh/proto/vmm';
+import { MemNotifyKind, MemShareRequest, MemType, RmServiceClient, type GetStatsResponse, type ListParcelsResponse, type SubscribeResponse } from '@hypmesh/proto/rm';
+import { BindMode, VmType, VmmServiceClient, type ListVmsResponse, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
 import { CALLER_VMID_KEY, decodeStatusDetails } from '@hypmesh/rpc';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Processes, ROOT, serving, type LogLine } from './support/processes.js';
@@ -386,6 +391,137 @@ describe('RM_NOTIFICATION, armed on the RM', () => {
       expect(Date.now() - sent).toBeGreaterThanOrEqual(390);
     } finally {
       await n.close();
+    }
+  });
+});
+
+/** Bound host memory for the VMM cases: 3 GiB up, clear of the core cases' frames and the VMM's donation region. */
+const HOST_BINDINGS = BigInt(3 * GiB);
+const RWX = { allowRead: true, allowWrite: true, allowExec: true };
+
+/** A VMM session (its stream held open), and the calls a test makes in it. */
+async function session(): Promise<{ id: string; close(): void }> {
+  const stream = vmm.openSession({});
+  stream.on('error', () => {});
+  const id = await new Promise<string>((resolve, reject) => {
+    stream.once('data', (m: OpenSessionResponse) => resolve(m.sessionId ?? ''));
+    stream.once('error', reject);
+  });
+  return { id, close: () => stream.cancel() };
+}
+
+const invariants = async (): Promise<string[]> => ok(await unary<CheckInvariantsResponse>(core, core.checkInvariants, {})).violations;
+const parcels = async (): Promise<string> => text(ok(await unary<ListParcelsResponse>(rm, rm.listParcels, {})).parcels);
+const dropsOf = (stats: GetStatsResponse, rule: string): number => Number(stats.drops.find((d) => d.rule === rule)?.count ?? 0n);
+
+describe('VMM_TO_RM_FRAGMENT reorder inside one message (gunyah-rm.md §1.3)', () => {
+  /** 16 one-page LEND bindings: VM_SET_DEMAND_PAGING carries 8 + 16 × 16 = 264 bytes, two fragments (232 + 32). */
+  const BINDINGS = 16;
+
+  test('the continuation overtakes its first fragment: the RM drops it (continuation_without_partial), never dispatches VM_SET_DEMAND_PAGING, and discards the stranded partial at the next message; StartVm fails at that step, and DestroyVm reports the VM it cannot deallocate in INIT as leaked', async () => {
+    const s = await session();
+    try {
+      const vm = ok(await unary<{ vm?: Vm }>(vmm, vmm.createVm, { sessionId: s.id, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 })).vm!;
+      const at = (req: object): object => ({ sessionId: s.id, handle: vm.handle, ...req });
+      for (let i = 0; i < BINDINGS; i++) {
+        const binding = { guestAddr: 0x8000_0000n + BigInt(i) * 0x1_0000n, hostAddr: HOST_BINDINGS + BigInt(i) * 0x1_0000n, size: BigInt(PAGE), mode: BindMode.BIND_MODE_LEND, ...RWX };
+        ok(await unary(vmm, vmm.mapMem, at({ binding, unmap: false })));
+      }
+      ok(await unary(vmm, vmm.setDtbConfig, at({ guestAddr: 0x8000_0000n, size: 0x100n })));
+
+      const events = await watch('vmm');
+      await arm('vmm', [{ id: 'swap-inside', boundary: 'BOUNDARY_VMM_TO_RM_FRAGMENT', match: { rmMessage: 'VM_SET_DEMAND_PAGING', nth: 1 }, reorder: {} }]);
+      const before = await rmStats();
+      const started = failed(await unary(vmm, vmm.startVm, at({})));
+      // The VMM waited --rm-timeout-ms for a reply that never came, and names the step.
+      expect(started.details).toContain('start_vm_set_demand_paging');
+      const e = await waitFor(() => events.got.find((x) => x['ruleId'] === 'swap-inside'));
+      events.stop();
+      expect(e).toMatchObject({ boundary: 'BOUNDARY_VMM_TO_RM_FRAGMENT', rmMessage: 'VM_SET_DEMAND_PAGING', action: { reorder: {} } });
+
+      const after = await rmStats();
+      // StartVm sent MEM_LEND (the DTB), VM_CONFIG_IMAGE, then VM_SET_DEMAND_PAGING's two fragments,
+      // continuation first: all four arrived, the continuation was dropped, the first fragment waits as
+      // a partial, and only the two whole messages before it were dispatched.
+      expect(Number(after.fragmentsReceived - before.fragmentsReceived)).toBe(1 + 1 + 2);
+      expect(dropsOf(after, 'continuation_without_partial') - dropsOf(before, 'continuation_without_partial')).toBe(1);
+      expect(Number(after.requestsDispatched - before.requestsDispatched)).toBe(2);
+
+      // The next message (DestroyVm's first) discards the stranded partial and is itself taken.
+      const destroyed = ok(await unary<{ vm?: Vm }>(vmm, vmm.destroyVm, at({}))).vm!;
+      const end = await rmStats();
+      expect(dropsOf(end, 'partial_discarded') - dropsOf(before, 'partial_discarded')).toBe(1);
+      // The VM was left in INIT (VM_CONFIG_IMAGE done, VM_INIT never sent). _gunyah_vm_put resets only
+      // EXITED/READY/INIT_FAILED, and the RM refuses VM_DEALLOCATE in INIT (VM_STATE): the VMM cannot
+      // give the VMID and its pool back, and says so in `leaked` (reported, so not an orphan).
+      expect(destroyed.teardown.map((t) => [t.step, t.ok])).toEqual([
+        ['mem_reclaim dtb', true],
+        ['vm_deallocate', false],
+      ]);
+      expect(destroyed.teardown[1]!.error).toContain('VM_STATE');
+      expect(destroyed.leaked).toEqual([`VMID ${vm.vmid} (RM status INIT)`, expect.stringMatching(new RegExp(`^\\d+ stage-2 pool pages of VM ${vm.vmid} `))]);
+      expect(await invariants()).toEqual([]);
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe('CLIENT_TO_VMM, armed on the VMM', () => {
+  test('fail_before with a gRPC status: CreateVm is refused with it, the RM sees nothing, the session stream is untouched', async () => {
+    const s = await session();
+    try {
+      await arm('vmm', [{ id: 'busy', boundary: 'BOUNDARY_CLIENT_TO_VMM', match: { method: 'CreateVm', nth: 1 }, failBefore: { grpc: { code: 'RESOURCE_EXHAUSTED', message: 'vmm is busy' } } }]);
+      const before = await rmStats();
+      const e = failed(await unary(vmm, vmm.createVm, { sessionId: s.id, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }));
+      expect([e.code, e.details]).toEqual([grpc.status.RESOURCE_EXHAUSTED, 'vmm is busy']);
+      expect((await rmStats()).requestsDispatched).toBe(before.requestsDispatched);
+      expect(ok(await unary<ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id })).vms).toEqual([]);
+      // The session (a stream: never numbered at the front door) still works: the second CreateVm goes through.
+      const vm = ok(await unary<{ vm?: Vm }>(vmm, vmm.createVm, { sessionId: s.id, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 })).vm!;
+      ok(await unary(vmm, vmm.destroyVm, { sessionId: s.id, handle: vm.handle }));
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe('VMM_TO_CORE, armed on the VMM', () => {
+  test('fail_after on TopUpTablePool: the core took the pages but the VMM saw UNAVAILABLE; CreateVm reports ENOMEM pool_top_up, and after its VM_DEALLOCATE the ownership map is boot again and the invariants hold', async () => {
+    const boot = await counts();
+    const s = await session();
+    const events = await watch('vmm');
+    try {
+      await arm('vmm', [{ id: 'lost-topup', boundary: 'BOUNDARY_VMM_TO_CORE', match: { method: 'TopUpTablePool', nth: 1 }, failAfter: { code: 'UNAVAILABLE' } }]);
+      const e = failed(await unary(vmm, vmm.createVm, { sessionId: s.id, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }));
+      expect(e.details).toContain('pool_top_up');
+      expect(await waitFor(() => events.got.find((x) => x['ruleId'] === 'lost-topup'))).toMatchObject({ boundary: 'BOUNDARY_VMM_TO_CORE', method: 'TopUpTablePool', action: { failAfter: { code: 'UNAVAILABLE' } } });
+      expect(ok(await unary<ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id })).vms).toEqual([]);
+      expect(await invariants()).toEqual([]);
+      expect(text(await counts())).toBe(text(boot));
+    } finally {
+      events.stop();
+      s.close();
+    }
+  });
+});
+
+describe('RM_TO_CORE, armed on the RM', () => {
+  test('fail_before with ENOMEM on CreateGrant: MEM_SHARE answers NOMEM (core_fault_injected) as the RM maps a core ENOMEM; no parcel, no grant, nothing changed', async () => {
+    const { vmid } = ok(await unary<{ vmid: number }>(rm, rm.vmAllocate, { vmid: 0 }));
+    try {
+      await arm('rm', [{ id: 'core-nomem', boundary: 'BOUNDARY_RM_TO_CORE', match: { method: 'CreateGrant', nth: 1 }, failBefore: { domainError: { errno: 'ENOMEM' } } }]);
+      const before = { counts: text(await counts()), parcels: await parcels() };
+      const base = BigInt(2 * GiB + 0x3000 * PAGE);
+      const e = failed(
+        await unary(rm, rm.memShare, MemShareRequest.fromPartial({ memType: MemType.MEM_TYPE_NORMAL, label: 1, acl: [{ vmid, rights: 6 }, { vmid: HOST, rights: 7 }], sgl: [{ base, size: BigInt(PAGE) }] })),
+      );
+      expect(e.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(decodeStatusDetails(e).errorDetail).toMatchObject({ domain: 'rm', codeName: 'NOMEM', rule: 'core_fault_injected' });
+      expect({ counts: text(await counts()), parcels: await parcels() }).toEqual(before);
+      expect(await invariants()).toEqual([]);
+    } finally {
+      ok(await unary(rm, rm.vmDeallocate, { vmid }));
     }
   });
 });

@@ -108,6 +108,9 @@ export const rmMessageMethod = (name: string): string =>
     .map((w) => (w.length === 0 ? w : w[0]!.toUpperCase() + w.slice(1)))
     .join('');
 
+/** Boundary → its index in BOUNDARIES (decide's first step, once per call). */
+const BOUNDARY_INDEX: ReadonlyMap<Boundary, number> = new Map(BOUNDARIES.map((b, i) => [b, i]));
+
 export class FaultEngine {
   private seed = 0;
   private rules: RuleState[] = [];
@@ -176,24 +179,31 @@ export class FaultEngine {
    * indices count every call in every mode); this is for cheap diagnostics, not for skipping.
    */
   armedAt(boundary: Boundary): boolean {
-    return this.byBoundary[BOUNDARIES.indexOf(boundary)]!.length > 0;
+    return (this.byBoundary[BOUNDARY_INDEX.get(boundary) ?? -1]?.length ?? 0) > 0;
   }
 
   /** Number this call and decide its fault (module header, steps 1–3). */
   decide(point: FaultPoint): Decision {
-    const b = BOUNDARIES.indexOf(point.boundary);
-    if (b < 0) throw new Error(`FaultEngine.decide: unknown boundary ${String(point.boundary)}`);
+    // The no-fault path allocates nothing: an index lookup, two counters, the candidate loop.
+    const b = BOUNDARY_INDEX.get(point.boundary);
+    if (b === undefined) throw new Error(`FaultEngine.decide: unknown boundary ${String(point.boundary)}`);
     const opIndex = ++this.opIndex[b]!;
     const globalOpIndex = ++this.globalOpIndex;
     const candidates = this.byBoundary[b]!;
     if (candidates.length === 0) return NO_FAULT;
 
-    let winner: { state: RuleState; action: AppliedAction } | undefined;
-    for (const state of candidates) {
+    let winnerState: RuleState | undefined;
+    let winnerAction: AppliedAction | undefined;
+    for (let i = 0; i < candidates.length; i++) {
+      const state = candidates[i]!;
       const action = this.evaluate(state, point, opIndex);
-      if (action !== undefined && winner === undefined) winner = { state, action };
+      if (action !== undefined && winnerState === undefined) {
+        winnerState = state;
+        winnerAction = action;
+      }
     }
-    if (winner === undefined) return NO_FAULT;
+    if (winnerState === undefined || winnerAction === undefined) return NO_FAULT;
+    const winner = { state: winnerState, action: winnerAction };
     winner.state.fired++;
     const event: FaultEvent = {
       ruleId: winner.state.rule.id,

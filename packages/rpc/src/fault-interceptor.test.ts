@@ -1,5 +1,6 @@
 /**
- * The fault interceptor and FaultService over a real grpc-js server on 127.0.0.1:0. The RPC under
+ * The fault interceptor, the front door serveGrpc installs (fault-handlers.ts) and FaultService over
+ * real grpc-js servers on 127.0.0.1:0; every action's case runs against both, which must agree. The RPC under
  * fault is CoreService.OwnershipCounts (any unary RPC would do; the others are UNIMPLEMENTED here);
  * its handler counts how often it ran, which is the "effect" a fault must or must not let happen.
  */
@@ -8,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { FaultEngine, type FaultAction, type FaultEvent, type FaultMatch } from '@hypmesh/fault';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse, PROTO_ROOT } from '@hypmesh/proto';
-import { serveGrpc } from './server.js';
+import { serveGrpc, type Served } from './server.js';
 import {
   FaultPlan,
   FaultServiceClient,
@@ -38,6 +39,10 @@ const core = {
 };
 
 let server: grpc.Server;
+let interceptorClient: InstanceType<typeof CoreServiceClient>;
+let frontDoor: Served;
+let frontDoorClient: InstanceType<typeof CoreServiceClient>;
+/** The server the current case talks to. */
 let client: InstanceType<typeof CoreServiceClient>;
 let faults: InstanceType<typeof FaultServiceClient>;
 
@@ -50,14 +55,26 @@ beforeAll(async () => {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
-  client = new CoreServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  interceptorClient = new CoreServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  client = interceptorClient;
   faults = new FaultServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  frontDoor = await serveGrpc({
+    address: '127.0.0.1:0',
+    serviceName: CORE_SERVICE_NAME,
+    protoRoot: PROTO_ROOT,
+    protoFiles: CORE_PROTO_FILES,
+    register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
+    faults: { engine, boundary: 'CLIENT_TO_CORE', ports: { crash: (e) => void crashes.push(e), onUnsupported: (e) => void unsupported.push(e) } },
+  });
+  frontDoorClient = new CoreServiceClient(`127.0.0.1:${frontDoor.port}`, grpc.credentials.createInsecure());
 });
 
-afterAll(() => {
-  client?.close();
+afterAll(async () => {
+  interceptorClient?.close();
+  frontDoorClient?.close();
   faults?.close();
   server?.forceShutdown();
+  await frontDoor?.shutdown(100);
 });
 
 beforeEach(() => {
@@ -87,7 +104,17 @@ const list = (vmid = 3): Promise<Outcome> =>
 
 const code = (o: Outcome): grpc.status => (o.ok ? grpc.status.OK : o.error.code);
 
-describe('fault interceptor at CLIENT_TO_CORE', () => {
+describe.each([
+  { via: 'the fault interceptor', target: () => interceptorClient },
+  { via: 'serveGrpc’s front door (handler wrapper, no interceptor)', target: () => frontDoorClient },
+])('CLIENT_TO_CORE faults applied by $via', ({ target }) => {
+  beforeAll(() => {
+    client = target();
+  });
+  afterAll(() => {
+    client = interceptorClient;
+  });
+
   test('nothing armed: the call goes through', async () => {
     expect(code(await list())).toBe(grpc.status.OK);
     expect(applied).toBe(1);
@@ -169,7 +196,7 @@ describe('fault interceptor at CLIENT_TO_CORE', () => {
     expect(b.elapsedMs).toBeGreaterThanOrEqual(120);
   });
 
-  test('duplicate: the interceptor marks the call, withFaultDuplicates runs it twice, the caller sees the first answer', async () => {
+  test('duplicate: the handler runs twice, the caller sees the first answer', async () => {
     arm({ kind: 'duplicate' }, { nth: 1 });
     expect(code(await list())).toBe(grpc.status.OK);
     expect([applied, unsupported.length]).toEqual([2, 0]);

@@ -73,7 +73,8 @@ export function failureStatus(failure: Failure, event: FaultEvent): grpc.StatusO
   return { code: e.code, details: e.details, metadata: e.metadata };
 }
 
-const lostStatus = (code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED', message: string): grpc.StatusObject => ({
+/** The reply a lost-reply fault answers in place of the handler's. */
+export const lostStatus = (code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED', message: string): grpc.StatusObject => ({
   code: grpc.status[code],
   details: message,
   metadata: new grpc.Metadata(),

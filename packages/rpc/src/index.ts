@@ -51,6 +51,7 @@ export {
   FAULT_RULE,
   type FaultInterceptorPorts,
 } from './fault-interceptor.js';
+export { faultFrontDoor, type FaultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 export { faultServiceHandlers } from './fault-service.js';
 export { armFromFile, faultLogLine, frontDoorFaults, parseFaultSeed, processFaultEngine, FAULTS_ENV, FAULT_SEED_ENV, type FaultOptions, type ProcessFaultPorts, type ProcessFaults } from './fault-config.js';
 export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';

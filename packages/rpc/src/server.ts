@@ -8,10 +8,11 @@
  * is forced after `graceMs`. The grace bounds the whole sequence, drain included.
  *
  * Faults (DESIGN.md §7, issue 8 §2): with `faults`, the server also serves hypmesh.fault.v1.
- * FaultService over the process's engine (reflection lists it) and runs every call through the
- * engine's CLIENT_TO_<svc> interceptor, outermost, so an injected delay or failure happens before
- * anything else sees the call. The service's handlers are wrapped by withFaultDuplicates, which is
- * how the interceptor's `duplicate` delivers a call twice.
+ * FaultService over the process's engine (reflection lists it), and the service's unary handlers
+ * are wrapped by the engine's CLIENT_TO_<svc> front door (fault-handlers.ts), which decides and
+ * applies every fault before the handler runs, duplicate included. No server interceptor: one costs
+ * every call several objects even when nothing fires (bench: fault_interceptor_overhead). FaultService,
+ * health and reflection are added around the front door and are never faulted.
  */
 
 import * as grpc from '@grpc/grpc-js';
@@ -19,7 +20,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Boundary, FaultEngine } from '@hypmesh/fault';
 import { FAULT_PROTO_FILES, FaultServiceService } from '@hypmesh/proto/fault';
-import { faultInterceptor, withFaultDuplicates, type FaultInterceptorPorts } from './fault-interceptor.js';
+import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
 import { reflectionPackageDefinition } from './reflection.js';
 
@@ -48,7 +49,7 @@ export interface ServeOptions {
   readonly register: (server: grpc.Server) => void;
   /** At shutdown, after health goes NOT_SERVING: end open streams, finish background work. */
   readonly drain?: () => void | Promise<void>;
-  /** Server interceptors, outermost first (the fault interceptor, fault-interceptor.ts). */
+  /** Server interceptors, outermost first (faults do not need one: see `faults`). */
   readonly interceptors?: readonly grpc.ServerInterceptor[];
   /** The process's fault engine and this server's front-door boundary (CLIENT_TO_CORE/RM/VMM). */
   readonly faults?: ServeFaults;
@@ -57,7 +58,7 @@ export interface ServeOptions {
 export interface ServeFaults {
   readonly engine: FaultEngine;
   readonly boundary: Boundary;
-  readonly ports?: FaultInterceptorPorts;
+  readonly ports?: FaultHandlerPorts;
 }
 
 export interface Served {
@@ -71,13 +72,14 @@ export interface Served {
 
 export async function serveGrpc(options: ServeOptions): Promise<Served> {
   const faults = options.faults;
-  const interceptors = [...(faults === undefined ? [] : [faultInterceptor(faults.engine, faults.boundary, faults.ports)]), ...(options.interceptors ?? [])];
-  const server = new grpc.Server(interceptors.length === 0 ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors });
+  const interceptors = options.interceptors ?? [];
+  const server = new grpc.Server(interceptors.length === 0 ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors: [...interceptors] });
   if (faults === undefined) options.register(server);
   else {
-    // The service registers through this view, so its handlers deliver a call marked `duplicate` twice.
+    // The service registers through this view, so every unary handler it adds goes through the front door.
+    const frontDoor = faultFrontDoor(faults.engine, faults.boundary, faults.ports);
     const registrar = Object.create(server) as grpc.Server;
-    registrar.addService = (definition, implementation) => server.addService(definition, withFaultDuplicates(definition, implementation));
+    registrar.addService = (definition, implementation) => server.addService(definition, frontDoor.wrap(definition, implementation));
     options.register(registrar);
     server.addService(FaultServiceService, faultServiceHandlers(faults.engine));
   }

@@ -30,7 +30,7 @@ export interface RmServerOptions {
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
   /**
-   * The process's fault engine: CLIENT_TO_RM (typed RPCs by interceptor, byte-face messages by the
+   * The process's fault engine: CLIENT_TO_RM (typed RPCs by the front door's handler wrapper, byte-face messages by the
    * Exchange hook) and RM_NOTIFICATION; FaultService arms it. Default: an unarmed engine of its own;
    * 'off': no FaultService, nothing intercepted.
    */

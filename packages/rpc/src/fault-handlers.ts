@@ -1,0 +1,132 @@
+/**
+ * The fault engine at a service's front door, decided where the call is handled: every unary
+ * handler of a service is wrapped so that, before it runs, it asks the FaultEngine about the call
+ * at one CLIENT_TO_<svc> boundary and applies the decision with the same meaning as the server
+ * interceptor (fault-interceptor.ts, DESIGN.md §7, issue 8 §1):
+ *
+ *   delay        start the handler late, then answer normally
+ *   pause        stop serving: this call and every call arriving within durationMs wait it out
+ *   fail_before  answer failureStatus() without running the handler (a domain error encoded as the
+ *                service would, rule "fault_injected")
+ *   fail_after   run the handler (the effect happens), then answer UNAVAILABLE or DEADLINE_EXCEEDED
+ *                in place of whatever it answered: the lost reply
+ *   crash        the crash port before the handler, or after it and before the reply; if the port
+ *                returns (tests), the caller sees UNAVAILABLE
+ *   duplicate    run the handler twice, back to back (the second after the first answered, as a
+ *                retransmitted request arrives after the original); the caller sees the first answer
+ *
+ * Why here and not in the interceptor: serveGrpc used both, the interceptor to decide and a handler
+ * wrapper to duplicate. A grpc-js server interceptor costs every call an intercepting call, a
+ * listener, a responder and their closures, even when nothing is armed; the wrapper costs one
+ * closure call and the engine's `decide`, and it can run the handler twice itself, so no
+ * metadata mark is needed (a client has nothing to forge). The bench's fault_interceptor_overhead
+ * measures the difference.
+ *
+ * What is numbered stays what the interceptor numbered: every unary call that reaches a handler,
+ * one op each. Streaming handlers (the msgq Exchange, notification Subscribe, FaultService Events)
+ * pass through unwrapped and unnumbered: the byte face's per-message faults belong to the msgq
+ * adapter, where messages are visible. Paths under EXEMPT_PATHS (FaultService, health, reflection)
+ * are never wrapped. The interceptor decided when the metadata arrived, this decides when the
+ * request has arrived; for one caller's sequential calls the order, hence every op index, is the
+ * same. A call whose request does not decode never reaches a handler and is not numbered here.
+ */
+
+import type * as grpc from '@grpc/grpc-js';
+import type { Boundary, FaultEngine, FaultEvent, FaultPoint } from '@hypmesh/fault';
+import { faultMessage } from '@hypmesh/fault';
+import { CALLER_VMID_KEY } from './caller.js';
+import { EXEMPT_PATHS, failureStatus, lostStatus } from './fault-interceptor.js';
+
+export interface FaultHandlerPorts {
+  /** Milliseconds since the epoch (pause bookkeeping); default Date.now. */
+  readonly nowMs?: () => number;
+  /** Exit the process (default: `process.exit(137)`, as kill -9 reports). */
+  readonly crash?: (event: FaultEvent) => void;
+  /** Told when a decision has no meaning at this hook (drop, corrupt, reorder, truncate on a unary call). */
+  readonly onUnsupported?: (event: FaultEvent) => void;
+}
+
+/** One front door: wraps every service a server registers; the pause is shared by all of them. */
+export interface FaultFrontDoor {
+  wrap<S extends grpc.UntypedServiceImplementation>(definition: grpc.ServiceDefinition, implementation: S): S;
+}
+
+type UnaryHandler = grpc.handleUnaryCall<unknown, unknown>;
+
+/** The caller's VMID from x-hypmesh-caller-vmid when it parses (a malformed one is the handler's to refuse). */
+function callerOf(metadata: grpc.Metadata): number | undefined {
+  const v = metadata.get(CALLER_VMID_KEY);
+  if (v.length !== 1 || typeof v[0] !== 'string') return undefined;
+  const n = Number(v[0]);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+export function faultFrontDoor(engine: FaultEngine, boundary: Boundary, ports: FaultHandlerPorts = {}): FaultFrontDoor {
+  const nowMs = ports.nowMs ?? Date.now;
+  const crash = ports.crash ?? (() => process.exit(137));
+  let pausedUntilMs = 0;
+
+  /** Apply a fault the engine decided for this call (the no-fault path never gets here). */
+  const apply = (event: FaultEvent, handler: UnaryHandler, call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, heldMs: number): void => {
+    const a = event.action;
+    const later = (ms: number, run: () => void): void => void (ms > 0 ? setTimeout(run, ms) : run());
+    switch (a.kind) {
+      case 'delay':
+        return later(Math.max(heldMs, a.delayMs), () => handler(call, callback));
+      case 'pause':
+        pausedUntilMs = Math.max(pausedUntilMs, nowMs() + a.durationMs);
+        return later(Math.max(heldMs, a.durationMs), () => handler(call, callback));
+      case 'fail_before':
+        return callback(failureStatus(a.failure, event));
+      case 'fail_after': {
+        const lost = lostStatus(a.code, a.message ?? faultMessage(event, 'reply lost'));
+        return later(heldMs, () => handler(call, () => callback(lost)));
+      }
+      case 'crash':
+        if (a.point === 'BEFORE_COMMIT') {
+          crash(event);
+          return callback(lostStatus('UNAVAILABLE', faultMessage(event, 'crashed before commit')));
+        }
+        return later(heldMs, () =>
+          handler(call, () => {
+            crash(event);
+            callback(lostStatus('UNAVAILABLE', faultMessage(event, 'crashed after commit')));
+          }),
+        );
+      case 'duplicate':
+        return later(heldMs, () => handler(call, (error, value, trailer, flags) => handler(call, () => callback(error, value, trailer, flags))));
+      case 'drop':
+      case 'corrupt':
+      case 'reorder':
+      case 'truncate':
+        ports.onUnsupported?.(event);
+        return later(heldMs, () => handler(call, callback));
+    }
+  };
+
+  const wrapOne = (method: string, handler: UnaryHandler): UnaryHandler => {
+    // One point object per call; the engine copies what an event needs and keeps nothing.
+    return (call, callback) => {
+      const callerVmid = callerOf(call.metadata);
+      const point: FaultPoint = callerVmid === undefined ? { boundary, method } : { boundary, method, callerVmid };
+      const heldMs = pausedUntilMs === 0 ? 0 : Math.max(0, pausedUntilMs - nowMs());
+      // Decide even when nothing is armed here: every call gets its op index, as in the simulation.
+      const decision = engine.decide(point);
+      if (decision.fault) return apply(decision.event, handler, call, callback, heldMs);
+      if (heldMs > 0) setTimeout(() => handler(call, callback), heldMs);
+      else handler(call, callback);
+    };
+  };
+
+  return {
+    wrap(definition, implementation) {
+      const wrapped: Record<string, unknown> = { ...implementation };
+      for (const [name, method] of Object.entries(definition)) {
+        const handler = implementation[name] as UnaryHandler | undefined;
+        if (handler === undefined || method.requestStream || method.responseStream || EXEMPT_PATHS.test(method.path)) continue;
+        wrapped[name] = wrapOne(method.path.slice(method.path.lastIndexOf('/') + 1), handler);
+      }
+      return wrapped as typeof implementation;
+    },
+  };
+}
