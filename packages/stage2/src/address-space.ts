@@ -11,7 +11,7 @@
  * Realm spaces are RTTs driven by RMI commands (rmi/), not this structure.
  */
 
-import { withMeta, type GranuleMeta } from './memory/granule.js';
+import { lastResultMemo, withMeta, type GranuleMeta } from './memory/granule.js';
 import type { PhysicalMemory } from './memory/physical-memory.js';
 import { assert } from './result.js';
 import { TranslationTable, type TablePageSource } from './s2tt/translation-table.js';
@@ -45,7 +45,7 @@ export class TablePool implements TablePageSource {
 
   /** Adds HYP-owned granules to the pool. */
   add(frames: Iterable<Pfn>): void {
-    const mark = (m: GranuleMeta | null): GranuleMeta => withMeta(m!, { hypUse: 'STAGE2' });
+    const mark = lastResultMemo((m) => withMeta(m, { hypUse: 'STAGE2' })) as (m: GranuleMeta | null) => GranuleMeta;
     let runStart = -1;
     let runCount = 0;
     for (const f of frames) {
@@ -65,8 +65,14 @@ export class TablePool implements TablePageSource {
     const n = Math.min(Math.max(0, max), this.frameCount);
     const out: Pfn[] = new Array<Pfn>(n);
     for (let i = n - 1; i >= 0; i--) out[i] = this.pop();
-    const unmark = (m: GranuleMeta | null): GranuleMeta => withMeta(m!, { hypUse: 'NONE' });
-    for (const f of out) this.memory.meta.update(f, 1, unmark);
+    const unmark = lastResultMemo((m) => withMeta(m, { hypUse: 'NONE' })) as (m: GranuleMeta | null) => GranuleMeta;
+    // One update per run of consecutive frames (a run pushed by `add` pops back as one).
+    for (let i = 0; i < n; ) {
+      let k = i + 1;
+      while (k < n && out[k] === out[k - 1]! + 1) k++;
+      this.memory.meta.update(out[i]!, k - i, unmark);
+      i = k;
+    }
     return out;
   }
 
