@@ -108,6 +108,9 @@ export const rmMessageMethod = (name: string): string =>
     .map((w) => (w.length === 0 ? w : w[0]!.toUpperCase() + w.slice(1)))
     .join('');
 
+/** Boundary → its index in BOUNDARIES (decide runs on every call). */
+const BOUNDARY_INDEX: ReadonlyMap<string, number> = new Map(BOUNDARIES.map((b, i) => [b, i]));
+
 export class FaultEngine {
   private seed = 0;
   private rules: RuleState[] = [];
@@ -181,7 +184,7 @@ export class FaultEngine {
 
   /** Number this call and decide its fault (module header, steps 1–3). */
   decide(point: FaultPoint): Decision {
-    const b = BOUNDARIES.indexOf(point.boundary);
+    const b = BOUNDARY_INDEX.get(point.boundary) ?? -1;
     if (b < 0) throw new Error(`FaultEngine.decide: unknown boundary ${String(point.boundary)}`);
     const opIndex = ++this.opIndex[b]!;
     const globalOpIndex = ++this.globalOpIndex;

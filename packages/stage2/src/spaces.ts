@@ -60,7 +60,9 @@ function framesOf(ranges: readonly FrameRange[]): Pfn[] {
 
 /** Distinct frames as maximal runs of consecutive frames, in frame order. */
 function runsOf(frames: readonly Pfn[]): FrameRange[] {
-  const sorted = Float64Array.from(frames).sort();
+  let ascending = true;
+  for (let i = 1; i < frames.length && ascending; i++) ascending = frames[i]! > frames[i - 1]!;
+  const sorted = ascending ? frames : Array.from(frames).sort((a, b) => a - b);
   const out: { base: Pfn; count: number }[] = [];
   for (const f of sorted) {
     const last = out[out.length - 1];
