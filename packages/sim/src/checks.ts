@@ -55,8 +55,23 @@ const SYSTEM_VMIDS = new Set<number>([VMID_HOST, VMID_HYP]);
 /** Grant ids of the parcels, reused by parcelGrants (it runs after every step); grows as needed. */
 let grantIdScratch = new Float64Array(256);
 
-/** Whether two parcels name one grant: the ids sorted in a reused buffer (a Set per step costs its rehashes). */
+/**
+ * Whether two parcels name one grant. The RM makes one call at a time and creates a parcel's grant
+ * just before the parcel, so in the parcel map's order the grant ids usually ascend, which proves
+ * them distinct in one pass; otherwise the ids are sorted in a reused buffer (a Set per step costs
+ * its rehashes).
+ */
 function sharesGrant(w: World): boolean {
+  let previous = -Infinity;
+  let ascending = true;
+  for (const p of w.rm.parcels.values()) {
+    if (!(p.grantId > previous)) {
+      ascending = false;
+      break;
+    }
+    previous = p.grantId;
+  }
+  if (ascending) return false;
   const n = w.rm.parcels.size;
   if (grantIdScratch.length < n) grantIdScratch = new Float64Array(2 * n);
   let i = 0;
