@@ -2,8 +2,9 @@
  * `sim_steps_per_s`: actor steps per second of the deterministic simulation (@hypmesh/sim) with
  * random faults, cross-service checks after every step and the whole-memory invariants every
  * SIM_BENCH_CHECK_EVERY steps, the final checks included. Target 20,000 steps/s on the 2-core
- * machine (issue 8: a 1,000,000-step campaign in under 2 minutes). The whole-space walks of the
- * stage-2 core (invariants, DestroyAddressSpace, realm teardown) dominate the profile.
+ * machine (issue 8: a 1,000,000-step campaign in under 2 minutes). The profile is flat: the stage-2
+ * core's per-call checks, table-pool top-ups and space create/destroy, then the RM and VMM, the
+ * per-step cross checks, GC (README "Deterministic simulation", Speed).
  */
 import { runSim } from '@hypmesh/sim';
 

@@ -106,39 +106,44 @@ function createFailure(rm: ResourceManager, caller: number, trans: TransType, re
   const io = req.memType === MEM_TYPE.IO;
   const known = (vmid: number): boolean =>
     vmid === VMID_HLOS || vmid === VMID_RM || rm.config.platformVmids.includes(vmid) || rm.vmids.isAllocated(vmid);
-  const checks: [boolean, RmErrorCode, string, string][] = [
-    [req.memType !== MEM_TYPE.NORMAL && req.memType !== MEM_TYPE.IO, 'ARGUMENT_INVALID', 'mem_type_invalid', `mem_type ${req.memType}`],
-    [(req.flags & ~(SHARE_FLAGS.SANITIZE | SHARE_FLAGS.APPEND)) !== 0, 'ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`],
+  // Each condition is evaluated only if every earlier one is false (the counts and sets are not free).
+  const checks: [() => boolean, RmErrorCode, string, string][] = [
+    [() => req.memType !== MEM_TYPE.NORMAL && req.memType !== MEM_TYPE.IO, 'ARGUMENT_INVALID', 'mem_type_invalid', `mem_type ${req.memType}`],
+    [() => (req.flags & ~(SHARE_FLAGS.SANITIZE | SHARE_FLAGS.APPEND)) !== 0, 'ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`],
     // The per-VM parcel limit comes before the ACL checks (open RM `memparcel.c` order; §3.1).
-    [ownedParcels(rm, caller) >= rm.config.parcelsPerVmMax, 'DENIED', 'parcels_per_vm_max', `VM ${caller} already owns ${rm.config.parcelsPerVmMax} parcels`],
-    [req.acl.length === 0, 'ARGUMENT_INVALID', 'acl_empty', 'the ACL is empty'],
-    [req.sgl.length === 0, 'ARGUMENT_INVALID', 'sgl_empty', 'the SGL is empty'],
-    [trans === 'DONATE' && req.acl.length !== 1, 'ARGUMENT_INVALID', 'donate_acl_not_single', 'DONATE needs exactly one ACL entry'],
-    [new Set(req.acl.map((e) => e.vmid)).size !== req.acl.length, 'ARGUMENT_INVALID', 'acl_duplicate_vmid', 'a VMID appears twice in the ACL'],
-    [req.acl.some((e) => !known(e.vmid)), 'ARGUMENT_INVALID', 'acl_vmid_unknown', 'the ACL names a VMID that is not HLOS, RM, a platform VM or an allocated VM'],
-    [req.acl.some((e) => !rightsValid(e.rights)), 'ARGUMENT_INVALID', 'acl_rights_invalid', 'ACL rights must be R, RX, RW or RWX'],
-    [io && req.acl.some((e) => (e.rights & ACL_RIGHTS.X) !== 0), 'ARGUMENT_INVALID', 'io_executable', 'IO memory cannot be executable'],
+    [() => ownedParcels(rm, caller) >= rm.config.parcelsPerVmMax, 'DENIED', 'parcels_per_vm_max', `VM ${caller} already owns ${rm.config.parcelsPerVmMax} parcels`],
+    [() => req.acl.length === 0, 'ARGUMENT_INVALID', 'acl_empty', 'the ACL is empty'],
+    [() => req.sgl.length === 0, 'ARGUMENT_INVALID', 'sgl_empty', 'the SGL is empty'],
+    [() => trans === 'DONATE' && req.acl.length !== 1, 'ARGUMENT_INVALID', 'donate_acl_not_single', 'DONATE needs exactly one ACL entry'],
+    [() => new Set(req.acl.map((e) => e.vmid)).size !== req.acl.length, 'ARGUMENT_INVALID', 'acl_duplicate_vmid', 'a VMID appears twice in the ACL'],
+    [() => req.acl.some((e) => !known(e.vmid)), 'ARGUMENT_INVALID', 'acl_vmid_unknown', 'the ACL names a VMID that is not HLOS, RM, a platform VM or an allocated VM'],
+    [() => req.acl.some((e) => !rightsValid(e.rights)), 'ARGUMENT_INVALID', 'acl_rights_invalid', 'ACL rights must be R, RX, RW or RWX'],
+    [() => io && req.acl.some((e) => (e.rights & ACL_RIGHTS.X) !== 0), 'ARGUMENT_INVALID', 'io_executable', 'IO memory cannot be executable'],
     [
-      trans === 'DONATE' && req.acl.some((e) => e.rights !== (io ? RIGHTS_FULL_IO : RIGHTS_FULL_NORMAL)),
+      () => trans === 'DONATE' && req.acl.some((e) => e.rights !== (io ? RIGHTS_FULL_IO : RIGHTS_FULL_NORMAL)),
       'DENIED',
       'donate_rights_not_full',
       'a DONATE recipient gets full rights',
     ],
-    [trans === 'DONATE' && req.attrs.some((a) => a.attr !== MEM_ATTR.NORMAL), 'ARGUMENT_INVALID', 'donate_attrs', 'DONATE takes default attributes only'],
-    [trans === 'SHARE' && !req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'share_owner_not_in_acl', 'SHARE: the owner must be in the ACL'],
-    [trans !== 'SHARE' && req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'owner_in_acl', 'LEND/DONATE: the owner must not be in the ACL'],
-    [new Set(req.attrs.map((a) => a.vmid)).size !== req.attrs.length, 'ARGUMENT_INVALID', 'attr_duplicate_vmid', 'a VMID appears twice in the attr list'],
-    [req.attrs.some((a) => a.attr > MEM_ATTR.CACHED), 'ARGUMENT_INVALID', 'attr_invalid', 'unknown attribute value'],
-    [req.attrs.some((a) => (a.attr === MEM_ATTR.DEVICE) !== io), 'ARGUMENT_INVALID', 'attr_io_device', 'IO memory ⇔ DEVICE attribute'],
-    [req.attrs.some((a) => !req.acl.some((e) => e.vmid === a.vmid)), 'VMID_INVALID', 'attr_vmid_not_in_acl', 'an attr entry names a VMID outside the ACL'],
-    [io && (req.flags & SHARE_FLAGS.SANITIZE) !== 0, 'ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized'],
-    [req.sgl.some((e) => !sglValid(e)), 'ARGUMENT_INVALID', 'sgl_entry_invalid', 'SGL entries must be 4 KiB aligned, non-empty and below 2^44'],
+    [() => trans === 'DONATE' && req.attrs.some((a) => a.attr !== MEM_ATTR.NORMAL), 'ARGUMENT_INVALID', 'donate_attrs', 'DONATE takes default attributes only'],
+    [() => trans === 'SHARE' && !req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'share_owner_not_in_acl', 'SHARE: the owner must be in the ACL'],
+    [() => trans !== 'SHARE' && req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'owner_in_acl', 'LEND/DONATE: the owner must not be in the ACL'],
+    [() => new Set(req.attrs.map((a) => a.vmid)).size !== req.attrs.length, 'ARGUMENT_INVALID', 'attr_duplicate_vmid', 'a VMID appears twice in the attr list'],
+    [() => req.attrs.some((a) => a.attr > MEM_ATTR.CACHED), 'ARGUMENT_INVALID', 'attr_invalid', 'unknown attribute value'],
+    [() => req.attrs.some((a) => (a.attr === MEM_ATTR.DEVICE) !== io), 'ARGUMENT_INVALID', 'attr_io_device', 'IO memory ⇔ DEVICE attribute'],
+    [() => req.attrs.some((a) => !req.acl.some((e) => e.vmid === a.vmid)), 'VMID_INVALID', 'attr_vmid_not_in_acl', 'an attr entry names a VMID outside the ACL'],
+    [() => io && (req.flags & SHARE_FLAGS.SANITIZE) !== 0, 'ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized'],
+    [() => req.sgl.some((e) => !sglValid(e)), 'ARGUMENT_INVALID', 'sgl_entry_invalid', 'SGL entries must be 4 KiB aligned, non-empty and below 2^44'],
   ];
-  const failed = checks.find(([holds]) => holds);
+  const failed = checks.find(([holds]) => holds());
   return failed === undefined ? undefined : rmFail(failed[1], failed[2], failed[3]);
 }
 
-const ownedParcels = (rm: ResourceManager, vmid: number): number => [...rm.parcels.values()].filter((p) => p.owner === vmid).length;
+function ownedParcels(rm: ResourceManager, vmid: number): number {
+  let n = 0;
+  for (const p of rm.parcels.values()) if (p.owner === vmid) n++;
+  return n;
+}
 
 function allocateHandle(rm: ResourceManager): number {
   while (rm.parcels.has(rm.nextHandle) || rm.nextHandle === MEM_HANDLE_INVALID) rm.nextHandle = (rm.nextHandle + 1) >>> 0;

@@ -92,8 +92,17 @@ const GUEST_BASE: Record<VmType, bigint> = { GUNYAH: 0x8000_0000n, REALM: 0x1000
 const vmmErr = (r: { ok: false; error: { errno: string; rule: string } }): string => `ERR ${r.error.errno} ${r.error.rule}`;
 const rmErr = (r: { ok: false; error: { rmError: string; rule: string } }): string => `ERR ${r.error.rmError} ${r.error.rule}`;
 
-function liveVms(c: ClientState): { s: SimSession; vm: SimVm }[] {
-  return c.sessions.flatMap((s) => s.vms.map((vm) => ({ s, vm })));
+/** One of the sessions' VMs, picked as `pick` over every session's VMs in order would (one draw, no list built). */
+function pickLiveVm(c: ClientState, r: Prng): { s: SimSession; vm: SimVm } | undefined {
+  let n = 0;
+  for (const s of c.sessions) n += s.vms.length;
+  if (n === 0) return undefined;
+  let k = r.nextIntInclusive(0, n - 1);
+  for (const s of c.sessions) {
+    if (k < s.vms.length) return { s, vm: s.vms[k]! };
+    k -= s.vms.length;
+  }
+  return undefined;
 }
 
 /** The RM VMIDs of live GUNYAH VMs (borrowers HLOS may name), in VMID order. */
@@ -126,7 +135,7 @@ async function createVm(w: World, c: ClientState, r: Prng, type: VmType): Promis
 }
 
 async function vmOp(w: World, c: ClientState, r: Prng, op: 'StartVm' | 'StopVm' | 'DestroyVm'): Promise<string> {
-  const t = pick(liveVms(c), r);
+  const t = pickLiveVm(c, r);
   if (t === undefined) return 'skip no vm';
   const { s, vm } = t;
   if (op === 'DestroyVm') {

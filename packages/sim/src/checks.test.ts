@@ -38,6 +38,20 @@ describe('stepChecks', () => {
     expect(stepChecks(w, c)).toContain(`cross: parcel ${p.handle}'s core grant ${p.grantId} is gone`);
   });
 
+  test('parcels_share_grant: two RM parcels naming one core grant', async () => {
+    const { w, c, vm } = await worldWithVm();
+    const lend = (page: number) =>
+      w.rm.call(VMID_HLOS, 'MEM_LEND', { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl: [{ vmid: vm.vmid, rights: 7 }], sgl: [{ base: BigInt(HLOS_AREA_BASE + page * 4096), size: 4096n }], attrs: [] });
+    const a = await lend(0);
+    const b = await lend(1);
+    if (!a.ok || !b.ok) throw new Error('lend');
+    expect(stepChecks(w, c)).toEqual([]);
+    const first = w.rm.parcels.get(a.value.handle)!;
+    const second = w.rm.parcels.get(b.value.handle)!;
+    (second as { grantId: number }).grantId = first.grantId;
+    expect(stepChecks(w, c)).toContain(`cross: parcel ${second.handle} shares core grant ${first.grantId}`);
+  });
+
   test('vmm_vm_without_rm_vm: a VMM VM the RM no longer has', async () => {
     const { w, c, vm } = await worldWithVm();
     w.rm.vms.delete(vm.vmid);

@@ -51,16 +51,48 @@ export function reported(leaked: readonly string[]): Reported {
 
 const SYSTEM_VMIDS = new Set<number>([VMID_HOST, VMID_HYP]);
 
+/** Grant ids of the parcels, reused by parcelGrants (it runs after every step); grows as needed. */
+let grantIdScratch = new Float64Array(256);
+
+/**
+ * Whether two parcels name one grant. The RM makes one call at a time and creates a parcel's grant
+ * just before the parcel, so in the parcel map's order the grant ids usually ascend, which proves
+ * them distinct in one pass; otherwise the ids are sorted in a reused buffer (a Set per step costs
+ * its rehashes).
+ */
+function sharesGrant(w: World): boolean {
+  let previous = -Infinity;
+  let ascending = true;
+  for (const p of w.rm.parcels.values()) {
+    if (!(p.grantId > previous)) {
+      ascending = false;
+      break;
+    }
+    previous = p.grantId;
+  }
+  if (ascending) return false;
+  const n = w.rm.parcels.size;
+  if (grantIdScratch.length < n) grantIdScratch = new Float64Array(2 * n);
+  let i = 0;
+  for (const p of w.rm.parcels.values()) grantIdScratch[i++] = p.grantId;
+  const ids = grantIdScratch.subarray(0, n).sort();
+  for (let k = 1; k < n; k++) if (ids[k] === ids[k - 1]) return true;
+  return false;
+}
+
 /**
  * Every RM parcel is exactly one core grant in the state the RM believes: the grant exists, no
  * other parcel has it, same owner and kind, mapped by exactly the parcel's acceptors. The cheap
  * half of rmInvariants (which also compares physical runs and IPA allocators; coreChecks runs it).
  */
 function parcelGrants(w: World, out: string[]): void {
-  const seen = new Set<number>();
+  // Which parcels share a grant is worked out only when some do: the message names each later one.
+  const seen = sharesGrant(w) ? new Set<number>() : undefined;
   for (const p of w.rm.parcels.values()) {
-    if (seen.has(p.grantId)) out.push(`cross: parcel ${p.handle} shares core grant ${p.grantId}`);
-    seen.add(p.grantId);
+    if (seen !== undefined) {
+      if (seen.has(p.grantId)) out.push(`cross: parcel ${p.handle} shares core grant ${p.grantId}`);
+      seen.add(p.grantId);
+    }
     const g = w.s.grants.get(p.grantId);
     if (g === undefined) {
       out.push(`cross: parcel ${p.handle}'s core grant ${p.grantId} is gone`);
@@ -68,38 +100,48 @@ function parcelGrants(w: World, out: string[]): void {
     }
     if (g.owner !== p.owner || g.type !== p.transType) out.push(`cross: parcel ${p.handle} is ${p.transType} of ${p.owner}, core grant ${g.type} of ${g.owner}`);
     let same = g.borrowers.size === p.accepted.size;
-    if (same) for (const b of g.borrowers.keys()) if (!p.accepted.has(b)) same = false;
+    // Most parcels are accepted by nobody: skip the iterator then.
+    if (same && g.borrowers.size > 0) for (const b of g.borrowers.keys()) if (!p.accepted.has(b)) same = false;
     if (!same) out.push(`cross: parcel ${p.handle} accepted by [${[...p.accepted.keys()]}], core grant ${g.id} mapped by [${[...g.borrowers.keys()]}]`);
   }
+}
+
+/** VMIDs of the VMM's GUNYAH VMs (those being torn down included). */
+function vmmGunyahVmids(w: World): Set<number> {
+  const out = new Set<number>();
+  for (const vm of w.vmm.states()) if (vm.type !== 'REALM') out.add(vm.vmid);
+  return out;
 }
 
 export function stepChecks(w: World, c: ClientState): string[] {
   const out: string[] = [];
   parcelGrants(w, out);
-  const rep = c.leaked.length === 0 ? undefined : reportedCached(c.leaked);
-  const vmmVmids = new Set<number>();
   let liveRealms = 0;
-  for (const vm of w.vmm.list()) {
+  // The VMM's own records, not views (vmm.list() copies every VM's bindings and reports).
+  for (const vm of w.vmm.states()) {
     if (vm.type === 'REALM') {
       if (vm.state !== 'DESTROYING' && vm.state !== 'DESTROYED') liveRealms++;
       continue;
     }
-    vmmVmids.add(vm.vmid);
     if (vm.state === 'DESTROYING' || vm.state === 'DESTROYED') continue;
     // Every VMM VM is an RM VM and a core address space.
     if (!w.rm.vms.has(vm.vmid)) out.push(`cross: VMM VM ${vm.handle} (VMID ${vm.vmid}, ${vm.state}) is no RM VM`);
     if (!w.s.spaces.has(vm.vmid as never)) out.push(`cross: VMM VM ${vm.handle} (VMID ${vm.vmid}, ${vm.state}) has no core address space`);
   }
   if (w.s.rmm.realms.size < liveRealms) out.push(`cross: the VMM holds ${liveRealms} realm VM(s), the core ${w.s.rmm.realms.size} realm(s)`);
-  // No address space of a VM that no longer exists in the RM, unless its teardown runs or reported it.
+  // No address space of a VM that no longer exists in the RM, unless its teardown runs or reported
+  // it. Most spaces are RM VMs: the VMM's VMIDs and the leaked lists are read only for the others.
+  let vmmVmids: Set<number> | undefined;
   for (const vmid of w.s.spaces.keys()) {
-    if (SYSTEM_VMIDS.has(vmid) || w.rm.vms.has(vmid) || vmmVmids.has(vmid) || rep?.vmids.has(vmid)) continue;
+    if (vmid === VMID_HOST || vmid === VMID_HYP || w.rm.vms.has(vmid)) continue;
+    vmmVmids ??= vmmGunyahVmids(w);
+    if (vmmVmids.has(vmid) || (c.leaked.length > 0 && reportedCached(c.leaked).vmids.has(vmid))) continue;
     out.push(`cross: core address space of VMID ${vmid}, which neither the RM nor the VMM knows`);
   }
   // No grant of, or mapped by, a VM without an address space.
   for (const g of w.s.grants.values()) {
     if (!w.s.spaces.has(g.owner)) out.push(`cross: core grant ${g.id} owned by VMID ${g.owner}, which has no address space`);
-    for (const b of g.borrowers.keys()) if (!w.s.spaces.has(b)) out.push(`cross: core grant ${g.id} mapped by VMID ${b}, which has no address space`);
+    if (g.borrowers.size > 0) for (const b of g.borrowers.keys()) if (!w.s.spaces.has(b)) out.push(`cross: core grant ${g.id} mapped by VMID ${b}, which has no address space`);
   }
   for (const bug of w.rm.bugs) out.push(`rm bug: ${String(bug)}`);
   return out;

@@ -61,9 +61,19 @@ export const vmmOutcome: OutcomeAdapter<VmmResult<never>> = {
 /** `createGrant` → `CreateGrant`: the gRPC method a port method is, so one plan fits both modes. */
 export const rpcName = (method: string): string => method[0]!.toUpperCase() + method.slice(1);
 
-/** Runs one call through the engine at `point`. */
+/**
+ * Runs one call through the engine at `point`. A call no rule fires on (almost every call) is the
+ * call itself: applyAt, an async function, would wrap its promise in one more and cost the caller
+ * extra microtask turns; a synchronous throw still becomes a rejection, as it would there.
+ */
 export function faultCall<T>(ctx: FaultContext, point: FaultPoint, call: () => Promise<T>, outcome: OutcomeAdapter<unknown>): Promise<T> {
-  return applyAt(ctx.engine.decide(point), call, outcome as OutcomeAdapter<T>, ctx.apply);
+  const decision = ctx.engine.decide(point);
+  if (decision.fault) return applyAt(decision, call, outcome as OutcomeAdapter<T>, ctx.apply);
+  try {
+    return call();
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /**

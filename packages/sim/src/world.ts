@@ -69,6 +69,14 @@ export interface World {
   vmmCall<T>(method: string, call: () => Promise<VmmResult<T>> | VmmResult<T>): Promise<VmmResult<T>>;
 }
 
+/** rmMessageMethod, remembered per message (clients call it on every RM call). */
+const RM_METHOD_OF = new Map<string, string>();
+function methodOf(name: string): string {
+  let m = RM_METHOD_OF.get(name);
+  if (m === undefined) RM_METHOD_OF.set(name, (m = rmMessageMethod(name)));
+  return m;
+}
+
 export function buildWorld(plan: FaultPlan, faultSeed: number, onFault: (e: FaultEvent) => void): World {
   const s = new Stage2({ memory: SIM_MEMORY });
   const clock = new ManualClock(0);
@@ -141,7 +149,7 @@ export function buildWorld(plan: FaultPlan, faultSeed: number, onFault: (e: Faul
     engine,
     inbox,
     rmCall: (caller, name, request) =>
-      faultCall(ctx, { boundary: 'CLIENT_TO_RM', method: rmMessageMethod(name), rmMessage: name, callerVmid: caller }, () => rm.call(caller, name, request), rmOutcome),
+      faultCall(ctx, { boundary: 'CLIENT_TO_RM', method: methodOf(name), rmMessage: name, callerVmid: caller }, () => rm.call(caller, name, request), rmOutcome),
     vmmCall: (method, call) => faultCall(ctx, { boundary: 'CLIENT_TO_VMM', method }, () => Promise.resolve(call()), vmmOutcome),
   };
 }

@@ -11,7 +11,7 @@
  * Realm spaces are RTTs driven by RMI commands (rmi/), not this structure.
  */
 
-import { withMeta, type GranuleMeta } from './memory/granule.js';
+import { lastResultMemo, metaUpdate, type GranuleMeta } from './memory/granule.js';
 import type { PhysicalMemory } from './memory/physical-memory.js';
 import { assert } from './result.js';
 import { TranslationTable, type TablePageSource } from './s2tt/translation-table.js';
@@ -26,6 +26,10 @@ export type AddressSpaceKind = 'HOST' | 'GUEST';
  * as the default (proto VM_PROTECTION_UNSPECIFIED) so existing clients see no change.
  */
 export type VmProtection = 'ANY' | 'PROTECTED' | 'NON_PROTECTED';
+
+/** A pool's and a root's record changes, memoised per record (every space create, top-up and teardown). */
+const toStage2Use = metaUpdate({ hypUse: 'STAGE2' });
+const toNoUse = metaUpdate({ hypUse: 'NONE' });
 
 /**
  * The pool is a stack of frames (take pops the last one given), kept as runs of consecutive frames:
@@ -45,7 +49,7 @@ export class TablePool implements TablePageSource {
 
   /** Adds HYP-owned granules to the pool. */
   add(frames: Iterable<Pfn>): void {
-    const mark = (m: GranuleMeta | null): GranuleMeta => withMeta(m!, { hypUse: 'STAGE2' });
+    const mark = lastResultMemo(toStage2Use) as (m: GranuleMeta | null) => GranuleMeta;
     let runStart = -1;
     let runCount = 0;
     for (const f of frames) {
@@ -65,8 +69,14 @@ export class TablePool implements TablePageSource {
     const n = Math.min(Math.max(0, max), this.frameCount);
     const out: Pfn[] = new Array<Pfn>(n);
     for (let i = n - 1; i >= 0; i--) out[i] = this.pop();
-    const unmark = (m: GranuleMeta | null): GranuleMeta => withMeta(m!, { hypUse: 'NONE' });
-    for (const f of out) this.memory.meta.update(f, 1, unmark);
+    const unmark = lastResultMemo(toNoUse) as (m: GranuleMeta | null) => GranuleMeta;
+    // One update per run of consecutive frames (a run pushed by `add` pops back as one).
+    for (let i = 0; i < n; ) {
+      let k = i + 1;
+      while (k < n && out[k] === out[k - 1]! + 1) k++;
+      this.memory.meta.update(out[i]!, k - i, unmark);
+      i = k;
+    }
     return out;
   }
 
@@ -123,7 +133,7 @@ export class AddressSpace {
   ) {
     this.table = new TranslationTable(ipaBits, rootFrames);
     this.pool = new TablePool(memory);
-    for (const f of rootFrames) memory.meta.update(f, 1, (m) => withMeta(m!, { hypUse: 'STAGE2' }));
+    for (const f of rootFrames) memory.meta.update(f, 1, toStage2Use as (m: GranuleMeta | null) => GranuleMeta);
   }
 
   get ipaBits(): number {

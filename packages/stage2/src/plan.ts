@@ -9,7 +9,7 @@
  */
 
 import type { AddressSpace } from './address-space.js';
-import type { GranuleMeta } from './memory/granule.js';
+import { lastResultMemo, type GranuleMeta } from './memory/granule.js';
 import { errnoError, type ErrnoError } from './pkvm/errno.js';
 import { err, ok, type Result } from './result.js';
 import type { LeafRewrite } from './s2tt/translation-table.js';
@@ -71,7 +71,10 @@ const poolEmpty = (space: AddressSpace, needed: number): ErrnoError =>
 
 export function commit(s: Stage2, p: Plan): void {
   for (const t of p.tables ?? []) t.space.table.rewrite(t.base, t.count, t.rewrite, t.space.pool);
-  for (const m of p.meta ?? []) s.memory.meta.update(m.base, m.count, (g) => m.update(g as GranuleMeta));
+  for (const m of p.meta ?? []) {
+    const update = lastResultMemo(m.update);
+    s.memory.meta.update(m.base, m.count, (g) => update(g as GranuleMeta));
+  }
   for (const g of p.grantMarks ?? []) s.memory.grantOf.update(g.base, g.count, () => g.grant);
   for (const f of p.finally ?? []) f();
 }

@@ -21,7 +21,7 @@ import { SPACE_CREATORS, inReservation, type SpaceCreator } from './hyp-reservat
 import { errnoError, type ErrnoError } from './pkvm/errno.js';
 import { firstFailure, type Check } from './pkvm/checks.js';
 import { hostDonateHypChecks, hostDonateHypSteps, hypDonateHostSteps } from './pkvm/transitions.js';
-import { commit, plan, type PlanSteps } from './plan.js';
+import { commit, plan, type MetaStep, type PlanSteps, type TableStep } from './plan.js';
 import { err, ok, type Result } from './result.js';
 import { isValidIpaBits, rootTableCount } from './s2tt/geometry.js';
 import type { Stage2 } from './stage2.js';
@@ -39,14 +39,38 @@ function donationChecks(s: Stage2, ranges: readonly FrameRange[]): Check[] {
 
 const donationSteps = (s: Stage2, ranges: readonly FrameRange[]): PlanSteps[] => ranges.map((r) => hostDonateHypSteps(s, r.base, r.count));
 
-const merge = (steps: readonly PlanSteps[], extra: PlanSteps = {}): PlanSteps => ({
-  tables: [...steps.flatMap((p) => p.tables ?? []), ...(extra.tables ?? [])],
-  meta: [...steps.flatMap((p) => p.meta ?? []), ...(extra.meta ?? [])],
-  finally: [...steps.flatMap((p) => p.finally ?? []), ...(extra.finally ?? [])],
-});
+/** The steps of several plans as one, in order, `extra` last (plain loops: every top-up and teardown builds one). */
+function merge(steps: readonly PlanSteps[], extra: PlanSteps = {}): PlanSteps {
+  const tables: TableStep[] = [];
+  const meta: MetaStep[] = [];
+  const fin: (() => void)[] = [];
+  for (const p of [...steps, extra]) {
+    if (p.tables !== undefined) for (const t of p.tables) tables.push(t);
+    if (p.meta !== undefined) for (const m of p.meta) meta.push(m);
+    if (p.finally !== undefined) for (const f of p.finally) fin.push(f);
+  }
+  return { tables, meta, finally: fin };
+}
 
-const framesOf = (ranges: readonly FrameRange[]): Pfn[] =>
-  ranges.flatMap((r) => Array.from({ length: r.count }, (_, i) => (r.base + i) as Pfn));
+function framesOf(ranges: readonly FrameRange[]): Pfn[] {
+  const out: Pfn[] = [];
+  for (const r of ranges) for (let i = 0; i < r.count; i++) out.push((r.base + i) as Pfn);
+  return out;
+}
+
+/** Distinct frames as maximal runs of consecutive frames, in frame order. */
+function runsOf(frames: readonly Pfn[]): FrameRange[] {
+  let ascending = true;
+  for (let i = 1; i < frames.length && ascending; i++) ascending = frames[i]! > frames[i - 1]!;
+  const sorted = ascending ? frames : Array.from(frames).sort((a, b) => a - b);
+  const out: { base: Pfn; count: number }[] = [];
+  for (const f of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && f === last.base + last.count) last.count++;
+    else out.push({ base: f as Pfn, count: 1 });
+  }
+  return out;
+}
 
 export const totalFrames = (ranges: readonly FrameRange[]): number => ranges.reduce((n, r) => n + r.count, 0);
 
@@ -68,6 +92,11 @@ function creatorOf(caller: Vmid): SpaceCreator | ErrnoError {
   return SPACE_CREATORS.get(caller) ?? errnoError('EPERM', 'not_space_creator', `${vmidName(caller)} may not create address spaces`);
 }
 
+function aclNames(acl: readonly { readonly vmid: Vmid }[], vmid: Vmid): boolean {
+  for (const e of acl) if (e.vmid === vmid) return true;
+  return false;
+}
+
 /** The first place a space blocks teardown: a mapping or lent page, or a grant naming it. */
 function spaceInUse(s: Stage2, space: AddressSpace): ErrnoError | undefined {
   // Skips invalid entries and empty tables: the cost is the tables the space holds, not its IPA size.
@@ -76,7 +105,7 @@ function spaceInUse(s: Stage2, space: AddressSpace): ErrnoError | undefined {
     return errnoError('EBUSY', 'space_has_mappings', `vmid ${space.vmid} still maps or lends IPA 0x${(mapped * 4096).toString(16)}: reclaim it first`);
   for (const g of s.grants.values()) {
     // An ACL naming the vmid counts too: a later VM reusing the id must not inherit the right to map.
-    if (g.owner === space.vmid || g.acl.some((e) => e.vmid === space.vmid))
+    if (g.owner === space.vmid || aclNames(g.acl, space.vmid))
       return errnoError('EBUSY', 'space_in_grant', `vmid ${space.vmid} owns grant ${g.id} or is in its ACL`);
   }
   return undefined;
@@ -217,9 +246,13 @@ function giveBack(s: Stage2, frames: readonly Pfn[]): void {
   returnToHost(s, frames.filter((f) => !inReservation(s.hypReservationRange, f)));
 }
 
-/** hyp_donate_host of HYP pages that no table or pool uses any more; cannot fail. */
+/**
+ * hyp_donate_host of HYP pages that no table or pool uses any more; cannot fail. One donation per
+ * run of consecutive frames (a pool top-up comes back as one run), so the cost is the runs, not the
+ * pages: each frame's change is the same whichever run it is in.
+ */
 function returnToHost(s: Stage2, frames: readonly Pfn[]): void {
-  const p = plan(merge(frames.map((f) => hypDonateHostSteps(s, f, 1))));
+  const p = plan(merge(runsOf(frames).map((r) => hypDonateHostSteps(s, r.base, r.count))));
   if (!p.ok) throw new Error('host table changes never need more than the boot reservation');
   commit(s, p.value);
 }

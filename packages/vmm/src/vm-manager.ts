@@ -101,6 +101,14 @@ export interface TeardownReport {
   readonly error?: string;
 }
 
+/** What `states()` gives per VM: no copy, the live fields. */
+export interface VmStateSummary {
+  readonly handle: number;
+  readonly type: VmType;
+  readonly vmid: number;
+  readonly state: VmState;
+}
+
 export interface VmView {
   readonly handle: number;
   readonly type: VmType;
@@ -388,6 +396,15 @@ export class VmManager {
 
   list(): VmView[] {
     return [...this.vms.values()].map((v) => this.viewOf(v));
+  }
+
+  /**
+   * Each VM's identity and state as the manager holds them right now, in handle order, without
+   * building views (`list` copies bindings, teardown reports and leaks per VM), in creation order: for checkers that
+   * run after every step of a simulation. Read it before the next call changes a state.
+   */
+  states(): IterableIterator<VmStateSummary> {
+    return this.vms.values();
   }
 
   /** ListVms: the session's VMs (those being torn down included), by handle. EBADF for an ended lease; EINVAL session_unknown. */

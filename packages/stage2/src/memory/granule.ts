@@ -86,3 +86,20 @@ export function withMeta(m: GranuleMeta, changes: Partial<GranuleMeta>): Granule
   }
   return next;
 }
+
+/**
+ * `update` with a memo of its last input and result. A range update meets the same record in run
+ * after run (a donated run is one record, split over radix slots), so the memo answers most calls
+ * without building withMeta's change key. `update` must be a pure function of the record.
+ */
+export function lastResultMemo(update: (m: GranuleMeta) => GranuleMeta): (m: GranuleMeta) => GranuleMeta {
+  let lastIn: GranuleMeta | undefined;
+  let lastOut: GranuleMeta | undefined;
+  return (m) => {
+    if (m !== lastIn) {
+      lastOut = update(m);
+      lastIn = m;
+    }
+    return lastOut!;
+  };
+}

@@ -125,8 +125,12 @@ export const hostDonateHypChecks = (s: Stage2, pfn: number, nr: number): Check[]
 
 export const hostDonateHypSteps = (s: Stage2, pfn: number, nr: number): PlanSteps => ({
   tables: [hostStep(s, pfn, nr, unmap)],
-  meta: [metaStep(pfn, nr, (m) => withMeta(m, { owner: VMID_HYP, hyp: 'OWNED', hypUse: 'NONE' }))],
+  meta: [metaStep(pfn, nr, toHypOwned)],
 });
+
+/** The record changes of host_donate_hyp and hyp_donate_host, each memoised per record (every top-up and teardown). */
+const toHypOwned = metaUpdate({ owner: VMID_HYP, hyp: 'OWNED', hypUse: 'NONE' });
+const toHostOwned = metaUpdate({ owner: VMID_HOST, hyp: 'NOPAGE', hypUse: 'NONE' });
 
 /**
  * __pkvm_hyp_donate_host: Y OWNED → NOPAGE, H NOPAGE → OWNED with the RWX idmap restored (§A5).
@@ -150,7 +154,7 @@ export const hypDonateHost = (s: Stage2, pfn: number, nr: number): Outcome =>
 
 export const hypDonateHostSteps = (s: Stage2, pfn: number, nr: number): PlanSteps => ({
   tables: [hostStep(s, pfn, nr, hostAccess('OWNED', 'RAM'))],
-  meta: [metaStep(pfn, nr, (m) => withMeta(m, { owner: VMID_HOST, hyp: 'NOPAGE', hypUse: 'NONE' }))],
+  meta: [metaStep(pfn, nr, toHostOwned)],
 });
 
 /** hyp_pin_shared_mem: refcount+1 on host-shared pages (§A5, u16 refcount §A6). No pfn-range check. */

@@ -18,7 +18,7 @@
  * here (TF-RMM panics if it does), so there is no gran_gpt.
  */
 
-import { withMeta, type GranuleMeta } from '../memory/granule.js';
+import { metaUpdate, type GranuleMeta } from '../memory/granule.js';
 import { assert, err, ok, type Result } from '../result.js';
 import type { Stage2 } from '../stage2.js';
 import { GRANULE_SIZE, VMID_HOST, VMID_HYP, type Pfn } from '../types.js';
@@ -117,16 +117,20 @@ function checkGranule(s: Stage2, addr: unknown, conditions: readonly FailureCond
   return ok(sealPlan({ pfn: f.at.pfn }));
 }
 
+/** The record changes of delegate and undelegate, memoised per record. */
+const toDelegated = metaUpdate({ owner: VMID_HYP, rmi: 'DELEGATED' });
+const toUndelegated = metaUpdate({ owner: VMID_HOST, rmi: 'NS' });
+
 /** NS → DELEGATED; owner HOST → HYP; the host's view OWNED → NOPAGE. */
 function commitDelegate(s: Stage2, p: GranulePlan): void {
-  s.memory.meta.update(p.pfn, 1, (m) => withMeta(m!, { owner: VMID_HYP, rmi: 'DELEGATED' }));
+  s.memory.meta.update(p.pfn, 1, toDelegated as (m: GranuleMeta | null) => GranuleMeta);
   // The host pool is sized at boot to map all memory at page granularity, so a split never runs dry.
   s.host.table.rewrite(p.pfn, 1, hostAccess('NOPAGE', 'RAM'), s.host.pool);
 }
 
 /** DELEGATED → NS; owner HYP → HOST; the host's view NOPAGE → OWNED (identity, RWX). */
 function commitUndelegate(s: Stage2, p: GranulePlan): void {
-  s.memory.meta.update(p.pfn, 1, (m) => withMeta(m!, { owner: VMID_HOST, rmi: 'NS' }));
+  s.memory.meta.update(p.pfn, 1, toUndelegated as (m: GranuleMeta | null) => GranuleMeta);
   s.host.table.rewrite(p.pfn, 1, hostAccess('OWNED', 'RAM'), s.host.pool);
 }
 

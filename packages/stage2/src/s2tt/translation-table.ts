@@ -91,8 +91,12 @@ export class TranslationTable {
   readonly root: TablePage;
   /** Non-root table pages in use. */
   tablePages = 0;
-  /** Released TablePage objects by level, reused by splits (saves allocation, not granules). */
-  private readonly spare: TablePage[][] = [[], [], [], []];
+  /**
+   * Released TablePage objects by level, reused by splits (saves allocation, not granules). Shared
+   * by every table (SPARE_TABLES): a guest's tables fold away before its space can be destroyed, so
+   * the next space's splits reuse them instead of allocating.
+   */
+  private readonly spare: TablePage[][] = SPARE_TABLES;
 
   constructor(
     readonly ipaBits: number,
@@ -387,6 +391,11 @@ interface MappedRun {
 
 /** Released table objects kept per level for reuse. */
 const SPARE_TABLES_MAX = 16;
+/**
+ * The spare TablePage objects of every table, by level. A released object belongs to no table (its
+ * parent entry was folded and its child slot cleared), and a split rewrites every field it reads.
+ */
+const SPARE_TABLES: TablePage[][] = [[], [], [], []];
 
 /** Descriptor `d` with its output frame moved `offset` frames on (if it has one). */
 const adjust = (d: Descriptor, offset: number): Descriptor =>
