@@ -19,7 +19,8 @@ describe('wrapPort', () => {
   test('new_port_method_is_wrapped: a method added to CoreGrantPort is faulted under its RPC name', async () => {
     let applied = 0;
     const inner = { createVmSpace: (_: { vmid: number }) => Promise.resolve({ ok: true as const, value: (applied++, undefined) }) };
-    const { ctx: c } = ctx({ rules: [{ id: 'no-space', boundary: 'RM_TO_CORE', match: { method: 'CreateVmSpace' }, action: { kind: 'fail_before', failure: { kind: 'domain', error: { family: 'errno', errno: 'ENOMEM' } } } }] });
+    // createVmSpace is CreateAddressSpace over gRPC (services/rm core-client.ts): one plan fits both modes.
+    const { ctx: c } = ctx({ rules: [{ id: 'no-space', boundary: 'RM_TO_CORE', match: { method: 'CreateAddressSpace' }, action: { kind: 'fail_before', failure: { kind: 'domain', error: { family: 'errno', errno: 'ENOMEM' } } } }] });
     const port = wrapPort(inner, 'RM_TO_CORE', c, () => coreOutcome);
     expect(await port.createVmSpace({ vmid: 0x80 })).toEqual({ ok: false, error: { errno: 'ENOMEM', rule: 'fault_no-space', message: 'injected: no-space' } });
     expect(applied).toBe(0);

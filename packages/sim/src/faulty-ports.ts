@@ -58,8 +58,14 @@ export const vmmOutcome: OutcomeAdapter<VmmResult<never>> = {
   lost: (code, message, e) => vmmFail('EIO', `${ruleOf(e)}_${code.toLowerCase()}`, message),
 };
 
+/** Port methods whose gRPC method is not their own name (services/rm/src/core-client.ts). */
+const PORT_METHOD_RPC: Readonly<Record<string, string>> = {
+  createVmSpace: 'CreateAddressSpace',
+  destroyVmSpace: 'DestroyAddressSpace',
+};
+
 /** `createGrant` → `CreateGrant`: the gRPC method a port method is, so one plan fits both modes. */
-export const rpcName = (method: string): string => method[0]!.toUpperCase() + method.slice(1);
+export const rpcName = (method: string): string => PORT_METHOD_RPC[method] ?? method[0]!.toUpperCase() + method.slice(1);
 
 /**
  * Runs one call through the engine at `point`. A call no rule fires on (almost every call) is the

@@ -33,14 +33,15 @@ export const RANDOM_FAULTS: readonly RandomFaultRow[] = [
   // Inside VM_RESET too: the RM retries, and a VM it cannot empty stays RESETTING (bug 1's fix).
   { boundary: 'RM_TO_CORE', method: 'UnmapGrant', action: errno('EBUSY') },
   { boundary: 'RM_TO_CORE', method: 'DestroyGrant', action: errno('EBUSY') },
+  // VM_ALLOCATE's and VM_DEALLOCATE's stage-2 (§4.2): refused, the RM answers and keeps the VMID as it was.
+  { boundary: 'RM_TO_CORE', method: 'CreateAddressSpace', action: errno('ENOMEM') },
+  { boundary: 'RM_TO_CORE', method: 'DestroyAddressSpace', action: errno('EBUSY') },
   // The VMM's hypercalls: table pages, grants, teardown steps (retried, or reported as leaked).
-  { boundary: 'VMM_TO_CORE', method: 'CreateAddressSpace', action: errno('ENOMEM') },
   { boundary: 'VMM_TO_CORE', method: 'TopUpTablePool', action: errno('ENOMEM') },
   { boundary: 'VMM_TO_CORE', method: 'CreateGrant', action: errno('ENOMEM') },
   { boundary: 'VMM_TO_CORE', method: 'MapGrant', action: errno('ENOMEM') },
   { boundary: 'VMM_TO_CORE', method: 'UnmapGrant', action: errno('EBUSY') },
   { boundary: 'VMM_TO_CORE', method: 'DestroyGrant', action: errno('EBUSY') },
-  { boundary: 'VMM_TO_CORE', method: 'DestroyAddressSpace', action: errno('EBUSY') },
   // The msgq: a call refused or late.
   { boundary: 'VMM_TO_RM', action: unavailable },
   { boundary: 'VMM_TO_RM', action: delay },
