@@ -3,7 +3,7 @@
  * _gunyah_vm_put's order, ENOMEM top-up and retry (seed 003), the realm life cycle (seed 004), and
  * session-bound handles (seed 001). Every scenario ends with all memory back with the host.
  */
-import { ResourceManager, VMID_HLOS, inProcessCore } from '@hypmesh/rm';
+import { ResourceManager, VMID_HLOS, inProcessCore, rmFail } from '@hypmesh/rm';
 import { MEM_TYPE } from '@hypmesh/rm-wire';
 import { DEFAULT_STAGE2_CONFIG, HYP_SPACE_POOL_PAGES, Stage2, drainTablePool, readEntry, tablePageCounts, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { describe, expect, test } from 'vitest';
@@ -332,6 +332,32 @@ describe('teardown: the VMID outlives its core address space (simulation bug 2)'
     expect(next.vmid).not.toBe(vm.vmid);
     must(await f.vmm.destroy(next.handle));
     expect((await f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: lent.value.handle, flags: 0 })).ok).toBe(true);
+  });
+});
+
+describe('a create whose undo is refused is not forgotten (simulation)', () => {
+  // Found by `hypmesh sim` with faults on VM_DEALLOCATE's stage-2: the pool top-up failed, the
+  // undoing VM_DEALLOCATE was refused, and the VM stayed in the RM and the core with no VMM record,
+  // no teardown and nothing reported.
+  test('create_undo_refused_is_torn_down: CreateVm fails ENOMEM pool_top_up; the VM is torn down like any other and nothing leaks', async () => {
+    const s = new Stage2(DEFAULT_STAGE2_CONFIG);
+    const rm = new ResourceManager(inProcessCore(s));
+    const port = inProcessRm(rm);
+    let deallocRefusals = 1;
+    const refusing: RmPort = {
+      ...port,
+      vmDeallocate: async (req) => (deallocRefusals-- > 0 ? rmFail('BUSY', 'core_space_in_grant', 'test: refused once') : port.vmDeallocate(req)),
+    };
+    const core = inProcessCorePort(s);
+    const vmm = new VmManager(refusing, { ...core, topUpTablePool: async () => ({ ok: false, error: { errno: 'ENOMEM', rule: 'test_no_pages', message: 'test' } }) }, DEFAULT_VMM_CONFIG, timerClock);
+    const states: string[] = [];
+    vmm.watch((e) => void (e.kind === 'STATE' && states.push(e.state)));
+    const session = vmm.openSession();
+    const made = await vmm.create(session, 'GUNYAH', 40);
+    expect(made.ok ? 'OK' : `${made.error.errno} ${made.error.rule}`).toBe('ENOMEM pool_top_up');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(states).toContain('DESTROYED');
+    expect([rm.vms.size, s.spaces.size, vmm.counts().vms]).toEqual([0, 1, 0]);
   });
 });
 

@@ -168,6 +168,9 @@ interface Vm {
   destroyed: Promise<VmView> | undefined;
 }
 
+/** A create's outcome: the VM, or the error and, when the undo was refused, the VM left half made. */
+type Made = VmmResult<Vm> | { readonly ok: false; readonly error: VmmError; readonly unfinished: Vm };
+
 /** One binding's memory outside the DTB range: a core grant from HOST, mapped by the guest or not yet. */
 interface DemandPagedGrant {
   readonly grantId: number;
@@ -450,15 +453,25 @@ export class VmManager {
     if (type !== 'GUNYAH' && type !== 'REALM') return vmmFail('EINVAL', 'vm_type_invalid', `VM type ${String(type)}`);
     if (!Number.isInteger(ipaBits) || ipaBits < 32 || ipaBits > 48) return vmmFail('EINVAL', 'ipa_bits_invalid', `ipa_bits ${ipaBits} (32..48)`);
     const made = type === 'GUNYAH' ? await this.createGunyah(session, ipaBits) : await this.createRealm(session, ipaBits);
-    if (!made.ok) return made;
-    const vm = made.value;
+    if (!made.ok) {
+      // Half made and the undo refused: the VM is the session's like any other, and its teardown
+      // (with retries) takes it down or reports what it could not; the caller still sees the error.
+      if ('unfinished' in made) this.track(this.destroy(this.register(made.unfinished, handles).handle));
+      return { ok: false, error: made.error };
+    }
+    const vm = this.register(made.value, handles);
+    // The session ended (stream closed, lease expired or closed) while the VM was being made.
+    if (this.sessions.get(session) !== handles) this.track(this.destroy(vm.handle));
+    return vmmOk(this.viewOf(vm));
+  }
+
+  /** A made VM joins the tables and its session. */
+  private register(vm: Vm, handles: Set<number>): Vm {
     this.vms.set(vm.handle, vm);
     if (vm.type === 'GUNYAH') this.byVmid.set(vm.vmid, vm);
     handles.add(vm.handle);
     this.emit({ kind: 'STATE', handle: vm.handle, state: vm.state });
-    // The session ended (stream closed, lease expired or closed) while the VM was being made.
-    if (this.sessions.get(session) !== handles) this.track(this.destroy(vm.handle));
-    return vmmOk(this.viewOf(vm));
+    return vm;
   }
 
   private newVm(session: string, type: VmType, vmid: number, ipaBits: number): Vm {
@@ -492,7 +505,7 @@ export class VmManager {
    * longer creates the space; it only tops the pool up with host pages (seed 003's donation flow).
    * A width above the platform's cannot be given: EINVAL ipa_bits_beyond_platform, nothing allocated.
    */
-  private async createGunyah(session: string, ipaBits: number): Promise<VmmResult<Vm>> {
+  private async createGunyah(session: string, ipaBits: number): Promise<Made> {
     if (ipaBits > HYP_SPACE_IPA_BITS)
       return vmmFail('EINVAL', 'ipa_bits_beyond_platform', `ipa_bits ${ipaBits}: the RM gives GUNYAH VMs a ${HYP_SPACE_IPA_BITS}-bit stage-2`);
     const alloc = await this.rm.vmAllocate({ vmid: 0 });
@@ -501,11 +514,13 @@ export class VmManager {
     const vm = this.newVm(session, 'GUNYAH', vmid, ipaBits);
     const topped = await this.topUp(vm, this.config.initialPoolPages);
     if (topped.ok) return vmmOk(vm);
-    await this.rm.vmDeallocate({ vmid });
-    return topped;
+    const undone = await this.rm.vmDeallocate({ vmid });
+    if (undone.ok) return topped;
+    // VM_DEALLOCATE refused (its stage-2 would not go): the VM must not be forgotten (create()).
+    return { ok: false, error: topped.error, unfinished: vm };
   }
 
-  private async createRealm(session: string, ipaBits: number): Promise<VmmResult<Vm>> {
+  private async createRealm(session: string, ipaBits: number): Promise<Made> {
     const sl = startLevel(ipaBits);
     const count = realmRootRttCount(ipaBits, sl);
     const rdAddr = this.pages.allocPage();
