@@ -21,7 +21,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { faultMessage, type Boundary, type FaultEngine, type FaultEvent } from '@hypmesh/fault';
 import { CALLER_VMID_KEY } from './caller.js';
-import { failureStatus } from './fault-interceptor.js';
+import { failureStatus } from './fault-status.js';
 
 export interface FaultClientInterceptorPorts {
   /** Exit the process (default: `process.exit(137)`, as kill -9 reports). */

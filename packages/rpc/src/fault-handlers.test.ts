@@ -1,7 +1,6 @@
 /**
  * The front door serveGrpc installs (fault-handlers.ts), without a server: what it wraps and what it
- * numbers. Each action's effect over a real server is in fault-interceptor.test.ts, run against both
- * the interceptor and this front door.
+ * numbers. Each action's effect over a real server is in front-door.test.ts.
  */
 
 import * as grpc from '@grpc/grpc-js';

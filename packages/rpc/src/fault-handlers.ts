@@ -1,8 +1,8 @@
 /**
  * The fault engine at a service's front door, decided where the call is handled: every unary
  * handler of a service is wrapped so that, before it runs, it asks the FaultEngine about the call
- * at one CLIENT_TO_<svc> boundary and applies the decision with the same meaning as the server
- * interceptor (fault-interceptor.ts, DESIGN.md §7, issue 8 §1):
+ * at one CLIENT_TO_<svc> boundary and applies the decision with apply.ts's meaning (DESIGN.md §7,
+ * issue 8 §1):
  *
  *   delay        start the handler late, then answer normally
  *   pause        stop serving: this call and every call arriving within durationMs wait it out
@@ -15,27 +15,23 @@
  *   duplicate    run the handler twice, back to back (the second after the first answered, as a
  *                retransmitted request arrives after the original); the caller sees the first answer
  *
- * Why here and not in the interceptor: serveGrpc used both, the interceptor to decide and a handler
- * wrapper to duplicate. A grpc-js server interceptor costs every call an intercepting call, a
- * listener, a responder and their closures, even when nothing is armed; the wrapper costs one
- * closure call and the engine's `decide`, and it can run the handler twice itself, so no
- * metadata mark is needed (a client has nothing to forge). The bench's fault_interceptor_overhead
- * measures the difference.
+ * Why a handler wrapper and not a grpc-js server interceptor: an interceptor costs every call an
+ * intercepting call, a listener, a responder and their closures, even when nothing is armed, and
+ * cannot run a handler twice; the wrapper costs one closure call and the engine's `decide`
+ * (bench: fault_interceptor_overhead).
  *
- * What is numbered stays what the interceptor numbered: every unary call that reaches a handler,
- * one op each. Streaming handlers (the msgq Exchange, notification Subscribe, FaultService Events)
- * pass through unwrapped and unnumbered: the byte face's per-message faults belong to the msgq
- * adapter, where messages are visible. Paths under EXEMPT_PATHS (FaultService, health, reflection)
- * are never wrapped. The interceptor decided when the metadata arrived, this decides when the
- * request has arrived; for one caller's sequential calls the order, hence every op index, is the
- * same. A call whose request does not decode never reaches a handler and is not numbered here.
+ * Every unary call that reaches a handler is numbered, one op each, decided when its request has
+ * arrived. Streaming handlers (the msgq Exchange, notification Subscribe, FaultService Events) pass
+ * through unwrapped and unnumbered: the byte face's per-message faults belong to the msgq adapter,
+ * where messages are visible. Paths under EXEMPT_PATHS (FaultService, health, reflection) are never
+ * wrapped. A call whose request does not decode never reaches a handler and is not numbered.
  */
 
 import type * as grpc from '@grpc/grpc-js';
 import type { Boundary, FaultEngine, FaultEvent, FaultPoint } from '@hypmesh/fault';
 import { faultMessage } from '@hypmesh/fault';
 import { CALLER_VMID_KEY } from './caller.js';
-import { EXEMPT_PATHS, failureStatus, lostStatus } from './fault-interceptor.js';
+import { EXEMPT_PATHS, failureStatus, lostStatus } from './fault-status.js';
 
 export interface FaultHandlerPorts {
   /** Milliseconds since the epoch (pause bookkeeping); default Date.now. */

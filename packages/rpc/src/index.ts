@@ -42,15 +42,7 @@ export {
 export { reflectionPackageDefinition, mapEntryName } from './reflection.js';
 export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeFaults, type ServeOptions, type Served } from './server.js';
 export { delegating } from './resettable.js';
-export {
-  faultInterceptor,
-  failureStatus,
-  withFaultDuplicates,
-  DUPLICATE_MARK_KEY,
-  EXEMPT_PATHS,
-  FAULT_RULE,
-  type FaultInterceptorPorts,
-} from './fault-interceptor.js';
+export { failureStatus, lostStatus, EXEMPT_PATHS, FAULT_RULE } from './fault-status.js';
 export { faultFrontDoor, type FaultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 export { faultServiceHandlers } from './fault-service.js';
 export { armFromFile, faultLogLine, frontDoorFaults, parseFaultSeed, processFaultEngine, FAULTS_ENV, FAULT_SEED_ENV, type FaultOptions, type ProcessFaultPorts, type ProcessFaults } from './fault-config.js';

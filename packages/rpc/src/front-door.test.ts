@@ -1,6 +1,6 @@
 /**
- * The fault interceptor, the front door serveGrpc installs (fault-handlers.ts) and FaultService over
- * real grpc-js servers on 127.0.0.1:0; every action's case runs against both, which must agree. The RPC under
+ * The fault front door serveGrpc installs (fault-handlers.ts) and the FaultService it serves, over a
+ * real grpc-js server on 127.0.0.1:0. The RPC under
  * fault is CoreService.OwnershipCounts (any unary RPC would do; the others are UNIMPLEMENTED here);
  * its handler counts how often it ran, which is the "effect" a fault must or must not let happen.
  */
@@ -13,15 +13,13 @@ import { serveGrpc, type Served } from './server.js';
 import {
   FaultPlan,
   FaultServiceClient,
-  FaultServiceService,
   type ArmResponse,
   type DisarmResponse,
   type EventsResponse,
   type ListResponse,
 } from '@hypmesh/proto/fault';
-import { faultServiceHandlers } from './fault-service.js';
 import { CALLER_VMID_KEY } from './caller.js';
-import { DUPLICATE_MARK_KEY, FAULT_RULE, faultInterceptor, withFaultDuplicates } from './fault-interceptor.js';
+import { FAULT_RULE } from './fault-status.js';
 import { decodeStatusDetails } from './status-details.js';
 
 let applied = 0;
@@ -38,26 +36,11 @@ const core = {
   },
 };
 
-let server: grpc.Server;
-let interceptorClient: InstanceType<typeof CoreServiceClient>;
 let frontDoor: Served;
-let frontDoorClient: InstanceType<typeof CoreServiceClient>;
-/** The server the current case talks to. */
 let client: InstanceType<typeof CoreServiceClient>;
 let faults: InstanceType<typeof FaultServiceClient>;
 
 beforeAll(async () => {
-  server = new grpc.Server({
-    interceptors: [faultInterceptor(engine, 'CLIENT_TO_CORE', { crash: (e) => void crashes.push(e), onUnsupported: (e) => void unsupported.push(e) })],
-  });
-  server.addService(CoreServiceService, withFaultDuplicates(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation));
-  server.addService(FaultServiceService, faultServiceHandlers(engine));
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
-  interceptorClient = new CoreServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  client = interceptorClient;
-  faults = new FaultServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   frontDoor = await serveGrpc({
     address: '127.0.0.1:0',
     serviceName: CORE_SERVICE_NAME,
@@ -66,14 +49,13 @@ beforeAll(async () => {
     register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
     faults: { engine, boundary: 'CLIENT_TO_CORE', ports: { crash: (e) => void crashes.push(e), onUnsupported: (e) => void unsupported.push(e) } },
   });
-  frontDoorClient = new CoreServiceClient(`127.0.0.1:${frontDoor.port}`, grpc.credentials.createInsecure());
+  client = new CoreServiceClient(`127.0.0.1:${frontDoor.port}`, grpc.credentials.createInsecure());
+  faults = new FaultServiceClient(`127.0.0.1:${frontDoor.port}`, grpc.credentials.createInsecure());
 });
 
 afterAll(async () => {
-  interceptorClient?.close();
-  frontDoorClient?.close();
+  client?.close();
   faults?.close();
-  server?.forceShutdown();
   await frontDoor?.shutdown(100);
 });
 
@@ -104,17 +86,7 @@ const list = (vmid = 3): Promise<Outcome> =>
 
 const code = (o: Outcome): grpc.status => (o.ok ? grpc.status.OK : o.error.code);
 
-describe.each([
-  { via: 'the fault interceptor', target: () => interceptorClient },
-  { via: 'serveGrpc’s front door (handler wrapper, no interceptor)', target: () => frontDoorClient },
-])('CLIENT_TO_CORE faults applied by $via', ({ target }) => {
-  beforeAll(() => {
-    client = target();
-  });
-  afterAll(() => {
-    client = interceptorClient;
-  });
-
+describe('CLIENT_TO_CORE faults applied by serveGrpc’s front door', () => {
   test('nothing armed: the call goes through', async () => {
     expect(code(await list())).toBe(grpc.status.OK);
     expect(applied).toBe(1);
@@ -204,13 +176,6 @@ describe.each([
     expect(applied).toBe(3);
   });
 
-  test('a client cannot forge the duplicate mark', async () => {
-    const md = new grpc.Metadata();
-    md.set(DUPLICATE_MARK_KEY, 'forged');
-    await new Promise((resolve) => client.ownershipCounts({}, md, resolve));
-    expect(applied).toBe(1);
-  });
-
   test('every injected fault reaches the engine’s subscribers', async () => {
     const events: FaultEvent[] = [];
     const off = engine.subscribe((e) => events.push(e));
@@ -274,8 +239,8 @@ describe('FaultService over gRPC drives the same engine', () => {
   });
 });
 
-describe('serveGrpc takes the interceptor', () => {
-  test('a fault armed on the engine reaches a service served by serveGrpc; health is never faulted', async () => {
+describe('health is exempt', () => {
+  test('a fault on every call at the boundary refuses the service, never health', async () => {
     const local = new FaultEngine({ nowMs: Date.now });
     local.arm({ rules: [{ id: 'all', boundary: 'CLIENT_TO_CORE', match: {}, action: { kind: 'fail_before', failure: { kind: 'grpc', code: 'UNAVAILABLE' } } }] }, 1);
     const served = await serveGrpc({
@@ -284,7 +249,7 @@ describe('serveGrpc takes the interceptor', () => {
       protoRoot: PROTO_ROOT,
       protoFiles: CORE_PROTO_FILES,
       register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
-      interceptors: [faultInterceptor(local, 'CLIENT_TO_CORE')],
+      faults: { engine: local, boundary: 'CLIENT_TO_CORE' },
     });
     const c = new CoreServiceClient(`127.0.0.1:${served.port}`, grpc.credentials.createInsecure());
     const error = await new Promise<grpc.ServiceError | null>((resolve) => c.ownershipCounts({}, (e) => resolve(e)));
