@@ -1,7 +1,7 @@
 /**
  * The CI simulation (issue 8 "Done when"): 100,000 steps with random faults at every boundary must
- * pass every checker. Runtime: 15 s on the 2-core machine at load average 3, up to 70 s when it is
- * shared (the stage-2 whole-space walks dominate; README "Deterministic simulation"), hence the timeout.
+ * pass every checker. Runtime: 8–13 s on the 2-core machine with other jobs running (README
+ * "Deterministic simulation"); the timeout leaves room for a much busier machine.
  */
 import { expect, test } from 'vitest';
 import { runSim } from './simulation.js';
