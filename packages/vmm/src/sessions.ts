@@ -1,0 +1,93 @@
+/**
+ * The VM manager's sessions (DESIGN.md §4, seed 001): who holds which VM handles. A session is
+ * held by a stream (OpenSession: it ends when the client's stream does) or by a lease (lease.ts:
+ * it ends on CloseLease, on expiry or at shutdown); both end the same way, by handing their
+ * handles to `onEnd`, which tears the VMs down as gh_vm_release schedules the free.
+ *
+ * Ids are `session-<prefix><n>` and `lease-<prefix><n>` from one counter; the service's prefix is
+ * random per boot (VmmConfig.sessionIdPrefix), so an id kept from an earlier VMM never names a
+ * new client's session.
+ */
+import type { VmmClock } from './clock.js';
+import { LeaseTable, type LeaseEnd, type LeaseView } from './lease.js';
+import { vmmFail, vmmOk, type VmmResult } from './vmm-error.js';
+
+export class SessionRegistry {
+  private readonly sessions = new Map<string, Set<number>>();
+  private readonly leases: LeaseTable;
+  private next = 1;
+
+  constructor(
+    clock: VmmClock,
+    private readonly prefix: string,
+    /** A session ended: its VM handles (the set is no longer the registry's). */
+    private readonly onEnd: (handles: ReadonlySet<number>) => void,
+  ) {
+    this.leases = new LeaseTable(clock, (id) => this.end(id));
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** A session held by the caller's stream. */
+  openStream(): string {
+    const id = `session-${this.prefix}${this.next++}`;
+    this.sessions.set(id, new Set());
+    return id;
+  }
+
+  /** A session that lives `ttlMs` past the last call naming it. EINVAL lease_ttl_invalid. */
+  openLease(ttlMs: number): VmmResult<LeaseView> {
+    const id = `lease-${this.prefix}${this.next}`;
+    const lease = this.leases.open(id, ttlMs);
+    if (!lease.ok) return lease;
+    this.next++;
+    this.sessions.set(id, new Set());
+    return lease;
+  }
+
+  /** The lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; EINVAL session_unknown, not_a_lease. */
+  renew(id: string): VmmResult<LeaseView> {
+    const touched = this.leases.touch(id);
+    if (touched !== undefined) return touched;
+    return this.sessions.has(id) ? vmmFail('EINVAL', 'not_a_lease', `${id} is held by its OpenSession stream, not a lease`) : vmmFail('EINVAL', 'session_unknown', `no open session ${id}`);
+  }
+
+  /** A call names `session`: renews it if it is a lease; EBADF if it is an ended lease. */
+  touch(session: string | undefined): VmmResult<void> {
+    if (session === undefined) return vmmOk(undefined);
+    const t = this.leases.touch(session);
+    return t === undefined || t.ok ? vmmOk(undefined) : t;
+  }
+
+  /** The live session's handle set (the same set while the session lives), or undefined. */
+  handles(session: string): Set<number> | undefined {
+    return this.sessions.get(session);
+  }
+
+  /** The session is over (its stream closed, or its lease ended): its VMs go to `onEnd`. */
+  end(id: string): void {
+    const handles = this.sessions.get(id);
+    if (handles === undefined) return;
+    this.sessions.delete(id);
+    this.onEnd(handles);
+  }
+
+  /** Ends a lease and its session, recording why for later calls that name it (EBADF). */
+  endLease(id: string, why: LeaseEnd): void {
+    this.leases.end(id, why);
+    this.end(id);
+  }
+
+  /** Ends every live lease (the VMM is shutting down): their VMs go to `onEnd`. */
+  endLeases(): void {
+    for (const id of this.leases.liveIds()) this.endLease(id, 'SHUTDOWN');
+  }
+
+  /** Forgets every session without ending any VM (VmManager.abandon); lease timers are cancelled. */
+  forget(): void {
+    this.sessions.clear();
+    this.endLeases();
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The steps both VM life cycles take (gunyah-lifecycle.ts, realm-lifecycle.ts), over the VMM's
+ * ports: table-pool top-ups from the host's donation region (seed 003), teardown steps retried
+ * with back-off and reported, and waits for the RM's VM_STATUS notifications (gunyah-rm.md §4.3).
+ *
+ * A life cycle is one row of the manager's table (vm-manager.ts LIFECYCLES): how a VM of that
+ * type is made, started, stopped and torn down.
+ */
+import type { VmStatus } from '@hypmesh/rm';
+import type { Binding } from './bindings.js';
+import type { VmmClock } from './clock.js';
+import type { HostPageAllocator } from './host-pages.js';
+import type { CorePort, RmPort } from './ports.js';
+import type { Made, Vm, VmmConfig } from './vm-record.js';
+import { vmmFail, vmmOk, type VmmError, type VmmResult } from './vmm-error.js';
+
+export interface VmLifecycle {
+  /**
+   * Whether the RM knows the VM by its VMID and reports its status (VM_STATUS, VM_EXITED): the
+   * manager tracks its RM status from LOAD and a start counts only once the RM says RUNNING.
+   */
+  readonly rmTracked: boolean;
+  /** Makes the VM; `newVm` gives the record its handle once the VMID is known. */
+  create(ops: VmOps, ipaBits: number, newVm: (vmid: number) => Vm): Promise<Made>;
+  /** A binding this type refuses beyond the common checks (bindings.ts checkBind), or undefined. */
+  refuseBinding(vm: Vm, b: Binding): VmmResult<never> | undefined;
+  start(ops: VmOps, vm: Vm): Promise<VmmResult<void>>;
+  /** Stops a RUNNING VM. */
+  stop(ops: VmOps, vm: Vm): Promise<VmmResult<void>>;
+  /** Gives back everything the VM holds; what cannot come back is listed in vm.leaked. */
+  tearDown(ops: VmOps, vm: Vm): Promise<void>;
+}
+
+export class VmOps {
+  private readonly waiters = new Set<() => void>();
+
+  constructor(
+    readonly rm: RmPort,
+    readonly core: CorePort,
+    readonly pages: HostPageAllocator,
+    readonly config: VmmConfig,
+    private readonly clock: VmmClock,
+  ) {}
+
+  /** A VM's RM status changed: every waitRm re-checks its condition. */
+  statusChanged(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Waits until `vm`'s RM status satisfies `done`, at most config.waitMs; whether it did. */
+  waitRm(vm: Vm, done: (s: VmStatus | 'UNKNOWN') => boolean): Promise<boolean> {
+    if (done(vm.rmStatus)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!done(vm.rmStatus)) return;
+        finish(true);
+      };
+      const finish = (v: boolean): void => {
+        this.waiters.delete(check);
+        cancel();
+        resolve(v);
+      };
+      const cancel = this.clock.after(this.config.waitMs, () => finish(done(vm.rmStatus)));
+      this.waiters.add(check);
+    });
+  }
+
+  /** Donates `pages` more host pages to the VM's table pool (__pkvm_host_donate_hyp). */
+  async topUp(vm: Vm, pages: number): Promise<VmmResult<void>> {
+    if (pages <= 0) return vmmOk(undefined);
+    const run = this.pages.allocRun(pages);
+    if (run === undefined) return vmmFail('ENOMEM', 'donation_region_full', `no run of ${pages} free pages`);
+    const r = await this.core.topUpTablePool(vm.vmid, [run]);
+    if (!r.ok) {
+      this.pages.freeRun(run);
+      return vmmFail('ENOMEM', 'pool_top_up', `TopUpTablePool: ${r.error.errno} ${r.error.rule}`, r.error.errno);
+    }
+    vm.poolRuns.push(run);
+    return vmmOk(undefined);
+  }
+
+  /** Runs teardown `step` up to attemptsMax times; records attempts and the last error. */
+  async attempt(vm: Vm, step: string, run: () => Promise<VmmResult<void>>): Promise<boolean> {
+    let last: VmmError | undefined;
+    for (let n = 1; n <= this.config.attemptsMax; n++) {
+      const r = await run();
+      if (r.ok) {
+        vm.teardown.push({ step, attempts: n, ok: true });
+        return true;
+      }
+      last = r.error;
+      if (n < this.config.attemptsMax && this.config.retryBackoffMs > 0) {
+        const ms = this.config.retryBackoffMs * 2 ** (n - 1);
+        await new Promise<void>((resolve) => void this.clock.after(ms, resolve));
+      }
+    }
+    vm.teardown.push({ step, attempts: this.config.attemptsMax, ok: false, error: `${last!.errno} ${last!.rule}: ${last!.message}` });
+    return false;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * What the VM manager's parts share (vm-manager.ts): a VM's record and its public view, the
+ * manager's configuration, and how RM and core refusals become the errno a Linux VMM reports.
+ * The life cycles (gunyah-lifecycle.ts, realm-lifecycle.ts) act on a `Vm`; the manager hands out
+ * `VmView` copies only.
+ */
+import { RM_ERRORS } from '@hypmesh/rm-wire';
+import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
+import type { Binding, RegSet } from './bindings.js';
+import { PAGE_BYTES, type FrameRun } from './host-pages.js';
+import { MSGQ_FAILED_RULE_PREFIX } from './ports.js';
+import { VMM_ERRNO, vmmFail, type VmmErrnoName, type VmmError, type VmmResult } from './vmm-error.js';
+
+export type VmType = 'GUNYAH' | 'REALM';
+export type VmState = 'CREATED' | 'RUNNING' | 'START_FAILED' | 'STOPPED' | 'DESTROYING' | 'DESTROYED';
+
+export interface VmmConfig {
+  /**
+   * Host frames the VMM may donate and delegate. The service derives it from the core's memory map
+   * unless configured (host-pages.ts donationRegionFrom: below HYP's carve-out at the top of the
+   * highest RAM region); this default (the last 64 MiB of the default map's RAM) serves in-process
+   * use on the default map only.
+   */
+  readonly donationRegion: FrameRun;
+  /** Table-pool pages donated at create (the roots come with VM_ALLOCATE, from HYP's reservation). */
+  readonly initialPoolPages: number;
+  /** Pages added per top-up when the core answers ENOMEM or the RM NOMEM. */
+  readonly topUpPages: number;
+  /** Before VM_START, top the pool up to what mapping every boot parcel can take. */
+  readonly reservePoolAtStart: boolean;
+  /** Attempts of one failing step (create, start, each teardown step) before it is reported. */
+  readonly attemptsMax: number;
+  /**
+   * Wait before the nth retry of a teardown step: retryBackoffMs × 2^(n−1) on the VMM clock. 0 (the
+   * default) retries at once; the simulation sets it so that a step refused for a while (a grant
+   * that another client still holds) can succeed once that client has let go.
+   */
+  readonly retryBackoffMs: number;
+  /** How long to wait for an RM notification (EXITED, RESET). */
+  readonly waitMs: number;
+  /**
+   * Prefix of session and lease ids. The service sets a random one per boot, so that an id a client
+   * kept from an earlier VMM process (a CLI session file) can never name a new client's session.
+   */
+  readonly sessionIdPrefix: string;
+}
+
+const GiB = 2 ** 30;
+export const DEFAULT_VMM_CONFIG: VmmConfig = {
+  donationRegion: { base: (2 * GiB + 16 * GiB - 64 * 2 ** 20) / PAGE_BYTES, count: (64 * 2 ** 20) / PAGE_BYTES },
+  initialPoolPages: 16,
+  topUpPages: 16,
+  reservePoolAtStart: true,
+  attemptsMax: 4,
+  retryBackoffMs: 0,
+  waitMs: 5_000,
+  sessionIdPrefix: '',
+};
+
+/** One teardown step as it went: how many attempts, and its last error if it never succeeded. */
+export interface TeardownReport {
+  readonly step: string;
+  readonly attempts: number;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+/** What `states()` gives per VM: no copy, the live fields. */
+export interface VmStateSummary {
+  readonly handle: number;
+  readonly type: VmType;
+  readonly vmid: number;
+  readonly state: VmState;
+}
+
+export interface VmView {
+  readonly handle: number;
+  readonly type: VmType;
+  /** The RM's VMID (GUNYAH) or the RMM's realm VMID is not tracked: 0 for REALM. */
+  readonly vmid: number;
+  readonly ipaBits: number;
+  readonly session: string;
+  readonly state: VmState;
+  readonly rmStatus: VmStatus | 'UNKNOWN';
+  readonly bindings: readonly Binding[];
+  readonly dtb: { readonly guestAddr: bigint; readonly sizeBytes: bigint } | undefined;
+  /** Host frames donated or delegated for this VM right now. */
+  readonly hostPages: number;
+  /** Host frame runs donated to HYP for its stage-2 table pool (roots and pool), HYP-owned while it lives. */
+  readonly donatedRuns: readonly FrameRun[];
+  readonly teardown: readonly TeardownReport[];
+  /** Memory that could not be taken back (empty unless a teardown step kept failing). */
+  readonly leaked: readonly string[];
+}
+
+export type VmEvent =
+  | { readonly kind: 'STATE'; readonly handle: number; readonly state: VmState }
+  | { readonly kind: 'RM_STATUS'; readonly handle: number; readonly rmStatus: VmStatus | 'UNKNOWN' }
+  | { readonly kind: 'EXITED'; readonly handle: number; readonly exitType: number };
+
+
+export interface RealmRec {
+  readonly rd: number;
+  readonly roots: readonly number[];
+  readonly sl: number;
+}
+
+export interface Vm {
+  readonly handle: number;
+  readonly type: VmType;
+  readonly vmid: number;
+  readonly ipaBits: number;
+  readonly session: string;
+  state: VmState;
+  rmStatus: VmStatus | 'UNKNOWN';
+  bindings: Binding[];
+  dtb: { guestAddr: bigint; sizeBytes: bigint } | undefined;
+  readonly boot: Map<string, { set: RegSet; index: number; value: bigint }>;
+  /** RM parcels of this VM (DTB first), with what they hold. */
+  parcels: { handle: number; what: string }[];
+  /** Core grants of the bindings' demand-paged memory (pre-faulted at START), until reclaimed. */
+  demandPaged: DemandPagedGrant[];
+  /** Frames donated to HYP for this VM's stage-2 (roots and pool). */
+  poolRuns: FrameRun[];
+  /** Realm granules (RD, roots, RTTs, DATA) are counted here. */
+  realmPages: number;
+  realm: RealmRec | undefined;
+  startTried: boolean;
+  /** The start sequence while it runs: a teardown waits for it (simulation bug 3, `start`). */
+  starting: Promise<unknown> | undefined;
+  readonly teardown: TeardownReport[];
+  readonly leaked: string[];
+  destroyed: Promise<VmView> | undefined;
+}
+
+/** A create's outcome: the VM, or the error and, when the undo was refused, the VM left half made. */
+export type Made = VmmResult<Vm> | { readonly ok: false; readonly error: VmmError; readonly unfinished: Vm };
+
+/** One binding's memory outside the DTB range: a core grant from HOST, mapped by the guest or not yet. */
+export interface DemandPagedGrant {
+  readonly grantId: number;
+  readonly what: string;
+  mapped: boolean;
+}
+
+export const runsPages = (runs: readonly FrameRun[]): number => runs.reduce((n, r) => n + r.count, 0);
+
+/** The copy of a VM's record that callers get: nothing in it aliases the record. */
+export function viewOf(vm: Vm): VmView {
+  return {
+    handle: vm.handle,
+    type: vm.type,
+    vmid: vm.vmid,
+    ipaBits: vm.ipaBits,
+    session: vm.session,
+    state: vm.state,
+    rmStatus: vm.rmStatus,
+    bindings: [...vm.bindings],
+    dtb: vm.dtb,
+    hostPages: runsPages(vm.poolRuns) + vm.realmPages,
+    donatedRuns: vm.poolRuns.map((r) => ({ ...r })),
+    teardown: [...vm.teardown],
+    leaked: [...vm.leaked],
+  };
+}
+
+/** An RM refusal as Linux reports it (§1.5): the errno, with the RM code as the cause. */
+export function fromRm(r: RmOutcome<unknown> & { ok: false }, rule: string, what: string): VmmResult<never> {
+  // The msgq could not carry the call: gunyah_rm_call returns the transport's errno, not an RM error.
+  if (r.error.rule.startsWith(MSGQ_FAILED_RULE_PREFIX)) return vmmFail('EIO', rule, `${what}: ${r.error.rule}: ${r.error.message}`);
+  const row = RM_ERRORS[r.error.rmError];
+  const errno = (row.linuxErrno ?? 'EBADMSG') as VmmErrnoName;
+  return vmmFail(errno, rule, `${what}: RM ${r.error.rmError} (${r.error.rule}): ${r.error.message}`, r.error.rmError);
+}
+
+/** A core refusal of a hypercall: its errno if the VMM has it (else EINVAL), the core's errno as the cause. */
+export function fromCore(r: CoreResult<unknown> & { ok: false }, rule: string, what: string): VmmResult<never> {
+  const errno = (r.error.errno in VMM_ERRNO ? r.error.errno : 'EINVAL') as VmmErrnoName;
+  return vmmFail(errno, rule, `${what}: ${r.error.errno} ${r.error.rule}: ${r.error.message}`, r.error.errno);
+}
