@@ -6,24 +6,19 @@
  * introspection the check uses is refused to other callers.
  */
 
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient } from '@hypmesh/proto';
 import { MemShareRequest, MemType, RmServiceClient, type ListParcelsResponse, type MemShareResponse } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
-import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Processes, ROOT, type Addresses } from './support/processes.js';
+import { ask, checkLive, code, HOST, openSession } from './support/calls.js';
+import { Processes, type Addresses } from './support/processes.js';
 
-const CLI = join(ROOT, 'tools/cli/dist/main.js');
-const CALL_TIMEOUT_MS = 20_000;
 const MiB = 2 ** 20;
 /** Host RAM bound as the guest's memory (the default core RAM is 2..18 GiB; the VMM keeps the top 64 MiB). */
 const GUEST_RAM = BigInt(3 * 2 ** 30);
 /** Host RAM HLOS shares with the guest, away from the binding. */
 const SHARED_RAM = GUEST_RAM + BigInt(64 * MiB);
-const HOST = 3;
 const RWX = 7;
 
 const processes = new Processes();
@@ -32,29 +27,6 @@ let core: CoreServiceClient;
 let rm: RmServiceClient;
 let vmm: VmmServiceClient;
 let session: grpc.ClientReadableStream<OpenSessionResponse>;
-
-type Unary = (req: object, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => unknown;
-function ask<Res>(client: grpc.Client, method: unknown, req: object, vmid = HOST): Promise<Res> {
-  const md = new grpc.Metadata();
-  md.set(CALLER_VMID_KEY, String(vmid));
-  return new Promise((resolve, reject) => (method as Unary).call(client, req, md, { deadline: Date.now() + CALL_TIMEOUT_MS }, (e, r) => (e ? reject(e) : resolve(r as Res))));
-}
-const code = (p: Promise<unknown>): Promise<string> =>
-  p.then(
-    () => 'OK',
-    (e: grpc.ServiceError) => grpc.status[e.code],
-  );
-
-/** `hypmesh check --live ...extra` as its own process, against `at`. */
-function checkLive(at: Addresses, ...extra: string[]): Promise<{ code: number; out: string; err: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HYPMESH_')));
-  const env = { ...clean, HYPMESH_CORE_ADDR: at.core, HYPMESH_RM_ADDR: at.rm, HYPMESH_VMM_ADDR: at.vmm };
-  return new Promise((resolve) =>
-    execFile(process.execPath, [CLI, 'check', '--live', ...extra], { cwd: ROOT, env, timeout: 30_000 }, (e, out, err) =>
-      resolve({ code: e === null ? 0 : typeof e.code === 'number' ? e.code : -1, out, err }),
-    ),
-  );
-}
 
 beforeAll(async () => {
   addrs = await processes.startServices(['--check-invariants']);
@@ -78,12 +50,9 @@ describe('hypmesh check --live, three processes', () => {
   let parcel: number;
 
   test('a running VM and a shared parcel: the three views agree, exit 0', async () => {
-    session = vmm.openSession({});
-    session.on('error', () => {}); // cancelled at the end
-    const sessionId = await new Promise<string>((resolve, reject) => {
-      session.once('data', (m: OpenSessionResponse) => (m.sessionId ? resolve(m.sessionId) : reject(new Error('first message is not the session id'))));
-      session.once('error', reject);
-    });
+    const opened = await openSession(vmm);
+    session = opened.stream;
+    const sessionId = opened.sessionId;
     vm = (await ask<{ vm: Vm }>(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 })).vm;
     const at = (req: object) => ({ sessionId, handle: vm.handle, ...req });
     const binding = { guestAddr: 0x8000_0000n, hostAddr: GUEST_RAM, size: BigInt(4 * MiB), mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true };

@@ -21,6 +21,7 @@ export {
   type DecodedStatus,
 } from './status-details.js';
 export { unaryWith, type UnaryHandler, type Result } from './unary.js';
+export { callUnary, describeRefusal, type CallOutcome, type ClientUnaryFn } from './client-call.js';
 export { CALLER_VMID_KEY, callerVmid, requireCaller } from './caller.js';
 export {
   ADDRESS_BITS_MAX,

@@ -47,6 +47,23 @@ export class HostPageAllocator {
     return r === undefined ? undefined : r.base * PAGE_BYTES;
   }
 
+  /**
+   * Marks a run in use that was not handed out here: frames a previous VMM process donated or
+   * delegated (restart-sweep.ts). The part of the run inside the region is held and returned;
+   * `freeRun` releases it.
+   */
+  hold(run: FrameRun): FrameRun | undefined {
+    const lo = Math.max(run.base, this.region.base);
+    const hi = Math.min(run.base + run.count, this.region.base + this.region.count);
+    if (lo >= hi) return undefined;
+    for (let f = lo; f < hi; f++) {
+      if (this.used[f - this.region.base] !== 0) throw new Error(`bug: frame 0x${f.toString(16)} held while in use`);
+      this.used[f - this.region.base] = 1;
+    }
+    this.busy += hi - lo;
+    return { base: lo, count: hi - lo };
+  }
+
   freeRun(run: FrameRun): void {
     const off = run.base - this.region.base;
     for (let i = off; i < off + run.count; i++) {

@@ -11,6 +11,7 @@ import {
   destroyGrant,
   drainTablePool,
   mapGrant,
+  ownershipMap,
   pfn,
   realmActivate,
   realmCreate,
@@ -27,6 +28,7 @@ import {
 import type { CoreResult } from '@hypmesh/rm';
 import type { FrameRun } from './host-pages.js';
 import { rmPortOver, type CorePort, type RmNotice, type RmPort } from './ports.js';
+import type { HoldingsPort } from './restart-sweep.js';
 
 const STATUS_NAMES = new Map<number, VmStatus>(Object.entries(VM_STATUS).map(([k, v]) => [v, k as VmStatus]));
 export const vmStatusName = (n: number): VmStatus | 'UNKNOWN' => STATUS_NAMES.get(n) ?? 'UNKNOWN';
@@ -78,5 +80,21 @@ export function inProcessCorePort(s: Stage2): CorePort {
     mapGrant: (a) => core(mapGrant(s, { grantId: a.grantId, borrower: vmid(a.borrower), perms: a.perms, ranges: a.ranges })),
     unmapGrant: (a) => core(unmapGrant(s, a.grantId, vmid(a.borrower))),
     destroyGrant: (a) => core(destroyGrant(s, a.grantId, VMID_HOST)),
+  };
+}
+
+/** What HLOS holds in an in-process RM and core (restart-sweep.ts), as the services' introspection RPCs report it. */
+export function inProcessHoldings(rm: ResourceManager, s: Stage2): HoldingsPort {
+  const ok = <T>(value: T) => Promise.resolve({ ok: true as const, value });
+  return {
+    rmVms: () => ok([...rm.vms.values()].filter((v) => v.owner === VMID_HLOS && v.vmid !== VMID_HLOS).map((v) => ({ vmid: v.vmid, status: v.status }))),
+    rmParcels: () => ok(rm.allParcels().map((p) => ({ handle: p.handle, ownerVmid: p.owner, aclVmids: p.acl.map((e) => e.vmid), grantId: p.grantId }))),
+    hostGrants: () =>
+      ok([...s.grants.values()].filter((g) => g.owner === VMID_HOST).map((g) => ({ grantId: g.id, aclVmids: g.acl.map((e) => e.vmid as number), borrowerVmids: [...g.borrowers.keys()].map(Number) }))),
+    regionRuns: (run) => {
+      const m = ownershipMap(s, run.base, run.count);
+      if (!m.ok) return Promise.resolve({ ok: false as const, error: `${m.error.errno} ${m.error.rule}: ${m.error.message}` });
+      return ok(m.value.runs.map((r) => ({ base: r.base, count: r.count, hostFree: r.owner === VMID_HOST && r.host === 'OWNED' && r.rmi === 'NS' })));
+    },
   };
 }

@@ -10,3 +10,4 @@ export * from './in-process.js';
 export * from './clock.js';
 export * from './lease.js';
 export * from './vm-manager.js';
+export * from './restart-sweep.js';

@@ -60,8 +60,8 @@ export interface VmmFixture {
   readonly vmm: VmManager;
   readonly calls: string[];
   readonly session: string;
-  /** Every frame is owned and in the state it was at boot, no grant, no address space but the host's, no VMM page out, invariants hold. */
-  expectAllBack(): void;
+  /** Every frame is owned and in the state it was at boot, no grant, no address space but the host's, no page of `by` (default: the fixture's VMM) out, invariants hold. */
+  expectAllBack(by?: VmManager): void;
 }
 
 export function vmmFixture(config: Partial<VmmConfig> = {}, clock: VmmClock = timerClock): VmmFixture {
@@ -77,9 +77,9 @@ export function vmmFixture(config: Partial<VmmConfig> = {}, clock: VmmClock = ti
     vmm,
     calls,
     session: vmm.openSession(),
-    expectAllBack() {
+    expectAllBack(by = vmm) {
       expect(checkInvariants(s)).toEqual([]);
-      expect(vmm.pages.inUse()).toBe(0);
+      expect(by.pages.inUse()).toBe(0);
       expect(s.spaces.size).toBe(1);
       // Every VM_ALLOCATE's stage-2 went back to HYP's reservation with its VM_DEALLOCATE.
       expect(s.hypReservation.size).toBe(s.hypReservationRange.count);

@@ -41,12 +41,14 @@
  * binding changes after start (EBUSY).
  */
 import { applyUnmap, checkBind, checkBootContext, checkDtb, type Binding, type RegSet } from './bindings.js';
+import { HYP_SPACE_IPA_BITS } from '@hypmesh/stage2';
 import type { VmmClock } from './clock.js';
 import { GUNYAH_LIFECYCLE } from './gunyah-lifecycle.js';
-import { HostPageAllocator } from './host-pages.js';
+import { HostPageAllocator, type FrameRun } from './host-pages.js';
 import type { LeaseView } from './lease.js';
 import type { CorePort, RmNotice, RmPort } from './ports.js';
 import { REALM_LIFECYCLE } from './realm-lifecycle.js';
+import { ORPHANED_SESSION, orphansOf, type HoldingsPort, type SweepReport } from './restart-sweep.js';
 import { SessionRegistry } from './sessions.js';
 import { VmOps, type VmLifecycle } from './vm-ops.js';
 import { viewOf, type Vm, type VmEvent, type VmmConfig, type VmState, type VmStateSummary, type VmType, type VmView } from './vm-record.js';
@@ -292,6 +294,64 @@ export class VmManager {
       leaked: [],
       destroyed: undefined,
     };
+  }
+
+  // ---- restart ----------------------------------------------------------------------------------
+
+  /**
+   * After a restart (restart-sweep.ts): holds the donation region's frames that are not the host's,
+   * rebuilds a record of every VM HLOS holds in the RM and tears each down in the background, as a
+   * session end does. Resolves once the frames are held and the orphans registered (creates work
+   * from then on); `swept` resolves when every teardown has finished and the frames the host got
+   * back are free again. EIO holdings_unreadable when the RM or the core cannot be asked.
+   */
+  async sweepOrphans(port: HoldingsPort): Promise<VmmResult<{ readonly orphans: readonly number[]; readonly swept: Promise<SweepReport> }>> {
+    const unreadable = (what: string, why: string): VmmResult<never> => vmmFail('EIO', 'holdings_unreadable', `${what}: ${why}`);
+    const region = await port.regionRuns(this.config.donationRegion);
+    if (!region.ok) return unreadable('OwnershipMap of the donation region', region.error);
+    const [vms, parcels, grants] = await Promise.all([port.rmVms(), port.rmParcels(), port.hostGrants()]);
+    if (!vms.ok) return unreadable('RM ListVms', vms.error);
+    if (!parcels.ok) return unreadable('RM ListParcels', parcels.error);
+    if (!grants.ok) return unreadable('core ListGrants', grants.error);
+    const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.hold(r) ?? []);
+    const handles = new Set<number>();
+    const orphans = orphansOf(vms.value, parcels.value, grants.value).map((o) => {
+      const vm = this.newVm(ORPHANED_SESSION, 'GUNYAH', o.vmid, HYP_SPACE_IPA_BITS);
+      vm.rmStatus = o.status;
+      vm.startTried = true;
+      vm.parcels = o.parcels.map((handle) => ({ handle, what: `parcel ${handle} (found at restart)` }));
+      vm.demandPaged = o.grants.map((g) => ({ grantId: g.grantId, what: `grant ${g.grantId} (found at restart)`, mapped: g.mapped }));
+      return this.register(vm, handles);
+    });
+    const swept = (async (): Promise<SweepReport> => {
+      const views = await Promise.all(orphans.map((vm) => this.destroy(vm.handle)));
+      const stillHeld = await this.releaseHeld(port, held);
+      return {
+        tornDown: orphans.map((vm) => vm.vmid),
+        leaked: views.flatMap((v) => (v.ok && v.value.leaked.length > 0 ? [{ vmid: v.value.vmid, what: v.value.leaked }] : [])),
+        framesHeld: held.reduce((n, r) => n + r.count, 0),
+        framesStillHeld: stillHeld,
+      };
+    })();
+    this.track(swept);
+    return vmmOk({ orphans: orphans.map((vm) => vm.vmid), swept });
+  }
+
+  /** Frees the held frames the core reports back with the host; how many are still not. */
+  private async releaseHeld(port: HoldingsPort, held: readonly FrameRun[]): Promise<number> {
+    let still = 0;
+    for (const run of held) {
+      const now = await port.regionRuns(run);
+      for (const r of now.ok ? now.value : [{ ...run, hostFree: false }]) {
+        // Only what was held: a run the core merged with its neighbours is clipped to `run`.
+        const base = Math.max(r.base, run.base);
+        const count = Math.min(r.base + r.count, run.base + run.count) - base;
+        if (count <= 0) continue;
+        if (r.hostFree) this.pages.freeRun({ base, count });
+        else still += count;
+      }
+    }
+    return still;
   }
 
   // ---- configuration before start ---------------------------------------------------------------

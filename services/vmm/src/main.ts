@@ -12,6 +12,7 @@ import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
 import { CORE_CALL_TIMEOUT_MS } from './core-client.js';
+import { grpcHoldings } from './holdings-client.js';
 import { RM_CALL_TIMEOUT_MS } from './rm-client.js';
 import { grpcCorePort, grpcRm, startVmmServer } from './server.js';
 
@@ -58,7 +59,15 @@ const engine = faults.value.engine;
 try {
   const rm = grpcRm(opts.rm, opts.rmTimeoutMs, engine);
   const core = grpcCorePort(opts.core, CORE_CALL_TIMEOUT_MS, engine);
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
+  const holdings = grpcHoldings(opts.core, opts.rm, CORE_CALL_TIMEOUT_MS);
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, holdings, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
+  if (vmm.sweep !== undefined) {
+    if (vmm.sweep.orphans.length > 0) log.warn({ vmids: vmm.sweep.orphans }, 'VMs of an earlier VMM process found: tearing them down');
+    void vmm.sweep.swept.then((report) => {
+      if (report.leaked.length > 0 || report.framesStillHeld > 0) log.error({ report }, 'restart sweep left something behind');
+      else if (report.framesHeld > 0) log.info({ report }, 'restart sweep done: everything an earlier VMM held is back');
+    });
+  }
   log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh vmm serving');
   let stopping = false;
   const stop = (signal: string): void => {
@@ -68,6 +77,7 @@ try {
     void vmm.shutdown(SHUTDOWN_GRACE_MS).then(() => {
       rm.close();
       core.close();
+      holdings.close();
       process.exit(0);
     });
   };

@@ -5,7 +5,7 @@
  * or compose service sets it.
  *
  *   teardown-skip-reclaim  the VM manager's first MEM_RECLAIM (only teardown reclaims parcels,
- *                          _gunyah_vm_put, vm-manager.ts reclaimAll) is never sent; the port answers
+ *                          _gunyah_vm_put, gunyah-lifecycle.ts reclaimAll) is never sent; the port answers
  *                          OK as if the RM had reclaimed it. The VMM forgets the handle, reports no
  *                          leak, and the parcel stays with the RM with its memory still lent: an
  *                          orphaned parcel, which `hypmesh check` must report.

@@ -19,7 +19,7 @@ import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog } from '@hypmesh/rpc';
-import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, type CorePort, type FrameRun, type RmPort, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepReport, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
 import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
@@ -38,6 +38,12 @@ export interface VmmServerOptions {
    * the ports', grpcRm and grpcCorePort). Default: an unarmed engine of its own; 'off': none.
    */
   readonly faults?: FaultEngine | 'off';
+  /**
+   * What HLOS holds in the RM and the core (holdings-client.ts). Given, the VMM takes back what an
+   * earlier process left before it serves (@hypmesh/vmm restart-sweep.ts); the service's main
+   * always gives it, tests that start from a clean RM and core need not.
+   */
+  readonly holdings?: HoldingsPort;
 }
 
 export interface VmmServer {
@@ -47,14 +53,16 @@ export interface VmmServer {
   /** The VM manager the service acts on now (tests may inspect it); Reset replaces it. */
   readonly vmm: VmManager;
   readonly health: HealthImplementation;
+  /** The restart sweep (with `holdings`): the VMIDs it took over, and its report once every teardown ended. */
+  readonly sweep: { readonly orphans: readonly number[]; readonly swept: Promise<SweepReport> } | undefined;
   /** Health → NOT_SERVING, every session ended and its VMs torn down, then a graceful shutdown forced after `graceMs`. */
   shutdown(graceMs?: number): Promise<void>;
 }
 
 const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
-/** Attempts, 250 ms apart, to read the core's memory map at start (the core may still be starting). */
-const MEMORY_MAP_ATTEMPTS_MAX = 40;
+/** Attempts, 250 ms apart, to read the core's memory map and HLOS's holdings at start (the core or the RM may still be starting). */
+const START_READ_ATTEMPTS_MAX = 40;
 
 /**
  * The donation region (VmmConfig.donationRegion): the configured one, else derived from the core's
@@ -64,7 +72,7 @@ const MEMORY_MAP_ATTEMPTS_MAX = 40;
 async function donationRegion(core: CorePort, configured: FrameRun | undefined): Promise<FrameRun> {
   if (configured !== undefined) return configured;
   let why = '';
-  for (let i = 0; i < MEMORY_MAP_ATTEMPTS_MAX; i++) {
+  for (let i = 0; i < START_READ_ATTEMPTS_MAX; i++) {
     const m = await core.memoryMap();
     if (m.ok) {
       const region = donationRegionFrom(m.value);
@@ -75,6 +83,18 @@ async function donationRegion(core: CorePort, configured: FrameRun | undefined):
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`the core's memory map could not be read: ${why}`);
+}
+
+/** The restart sweep, retried while the RM or the core cannot be asked yet; a start failure after that. */
+async function sweepAtStart(vmm: VmManager, holdings: HoldingsPort): Promise<VmmServer['sweep']> {
+  let why = '';
+  for (let i = 0; i < START_READ_ATTEMPTS_MAX; i++) {
+    const r = await vmm.sweepOrphans(holdings);
+    if (r.ok) return r.value;
+    why = r.error.message;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`what HLOS holds could not be read, so an earlier VMM's VMs cannot be taken back: ${why}`);
 }
 
 export async function startVmmServer(options: VmmServerOptions): Promise<VmmServer> {
@@ -89,6 +109,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
   };
   let vmm = await build();
+  const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings);
 
   // Reset (vmm_service.proto): drop everything without teardown calls, then a fresh manager.
   const reset: VmmServiceServer['reset'] = unary(async () => {
@@ -118,6 +139,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
   });
   return {
     ...served,
+    sweep,
     get vmm() {
       return vmm;
     },

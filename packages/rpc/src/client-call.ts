@@ -1,0 +1,39 @@
+/**
+ * One unary call from a hypmesh process to a hypmesh service, as every client here makes it: the
+ * caller's VMID in metadata (caller.ts), a deadline, and a refusal decoded (status-details.ts)
+ * rather than thrown, so a service that calls another can turn it into its own answer.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { CALLER_VMID_KEY } from './caller.js';
+import { decodeStatusDetails, type DecodedStatus } from './status-details.js';
+
+type Callback<Res> = (e: grpc.ServiceError | null, r?: Res) => void;
+/** A generated client's unary method (ts-proto, outputServices=grpc-js). */
+export type ClientUnaryFn<Req, Res> = (req: Req, md: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: Callback<Res>) => unknown;
+
+export type CallOutcome<Res> = { readonly ok: true; readonly value: Res } | { readonly ok: false; readonly error: DecodedStatus };
+
+/** A failure the client itself saw (no status from the service). */
+const bare = (message: string): DecodedStatus => ({ code: grpc.status.INTERNAL, message, others: [] });
+
+export function callUnary<Req, Res>(client: grpc.Client, fn: ClientUnaryFn<Req, Res>, req: Req, callerVmid: number, deadlineMs: number): Promise<CallOutcome<Res>> {
+  const md = new grpc.Metadata();
+  md.set(CALLER_VMID_KEY, String(callerVmid));
+  return new Promise((resolve) => {
+    try {
+      fn.call(client, req, md, { deadline: Date.now() + deadlineMs }, (e, r) => {
+        if (e === null && r !== undefined) resolve({ ok: true, value: r });
+        else if (e === null) resolve({ ok: false, error: bare('the service sent no response') });
+        else resolve({ ok: false, error: decodeStatusDetails({ code: e.code, details: e.details, metadata: e.metadata }) });
+      });
+    } catch (e) {
+      resolve({ ok: false, error: bare(e instanceof Error ? e.message : String(e)) });
+    }
+  });
+}
+
+/** A refusal in one line: `UNAVAILABLE: message (errno ENOENT, rule no_such_vm)`. */
+export function describeRefusal(d: DecodedStatus): string {
+  const detail = d.errorDetail === undefined ? '' : ` (${d.errorDetail.domain} ${d.errorDetail.codeName}, rule ${d.errorDetail.rule})`;
+  return `${grpc.status[d.code] ?? d.code}: ${d.message}${detail}`;
+}

@@ -1,0 +1,111 @@
+import { describe, expect, test } from 'vitest';
+import { donationRegionFrom } from './host-pages.js';
+import { inProcessCorePort, inProcessHoldings, inProcessRm } from './in-process.js';
+import { orphansOf } from './restart-sweep.js';
+import { bind, MiB, timerClock, vmmFixture, type VmmFixture } from './test-support.js';
+import { DEFAULT_VMM_CONFIG, VmManager } from './vm-manager.js';
+
+const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno: string; rule: string; message: string } }): T => {
+  if (!r.ok) throw new Error(`${r.error.errno} ${r.error.rule}: ${r.error.message}`);
+  return r.value;
+};
+
+/**
+ * A fixture whose donation region is the service's (below HYP's carve-out, from the core's memory
+ * map), so that every frame of it is the host's at boot.
+ */
+async function fixture(): Promise<VmmFixture> {
+  const map = must(await inProcessCorePort(vmmFixture().s).memoryMap());
+  return vmmFixture({ waitMs: 1_000, donationRegion: donationRegionFrom(map)! });
+}
+
+/** The fixture's VMM dies without a teardown call (kill -9); a new one starts over the same RM and core. */
+function restarted(f: VmmFixture): VmManager {
+  f.vmm.abandon();
+  return new VmManager(inProcessRm(f.rm), inProcessCorePort(f.s), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000, donationRegion: f.vmm.pages.region }, timerClock);
+}
+
+describe('issue 9 §3 a restarted VMM takes back what its previous process held', () => {
+  test('orphansOf: each HLOS parcel and each host grant backing no parcel goes with the lowest orphan its ACL names; others are left alone', () => {
+    const vms = [
+      { vmid: 0x81, status: 'RUNNING' as const },
+      { vmid: 0x80, status: 'LOAD' as const },
+    ];
+    const parcels = [
+      { handle: 1, ownerVmid: 3, aclVmids: [0x81], grantId: 5 },
+      { handle: 2, ownerVmid: 3, aclVmids: [0x90, 0x81, 0x80], grantId: 6 },
+      { handle: 3, ownerVmid: 3, aclVmids: [0x90], grantId: 10 },
+      { handle: 4, ownerVmid: 0x81, aclVmids: [0x80], grantId: 11 },
+    ];
+    const grants = [
+      { grantId: 5, aclVmids: [0x81], borrowerVmids: [0x81] },
+      { grantId: 7, aclVmids: [0x81], borrowerVmids: [0x81] },
+      { grantId: 8, aclVmids: [0x81], borrowerVmids: [] },
+      { grantId: 9, aclVmids: [0x42], borrowerVmids: [0x42] },
+    ];
+    expect(orphansOf(vms, parcels, grants)).toEqual([
+      { vmid: 0x80, status: 'LOAD', parcels: [2], grants: [] },
+      {
+        vmid: 0x81,
+        status: 'RUNNING',
+        parcels: [1],
+        grants: [
+          { grantId: 7, mapped: true },
+          { grantId: 8, mapped: false },
+        ],
+      },
+    ]);
+  });
+
+  test('kill -9 with a RUNNING VM and a created one: creates work at once, the sweep tears both down and everything is back with the host', async () => {
+    const f = await fixture();
+    const running = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    must(f.vmm.mapMem(running.handle, bind(0x8000_0000, 0, 4 * MiB)));
+    must(f.vmm.mapMem(running.handle, bind(0x9000_0000, 8 * MiB, 64 * 1024, 'SHARE', 6)));
+    must(f.vmm.setDtbConfig(running.handle, 0x8000_0010n, 0x2000n));
+    must(await f.vmm.start(running.handle));
+    const created = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+
+    const vmm = restarted(f);
+    const sweep = must(await vmm.sweepOrphans(inProcessHoldings(f.rm, f.s)));
+    expect(sweep.orphans).toEqual([running.vmid, created.vmid]);
+    expect(vmm.list().map((v) => [v.vmid, v.session])).toEqual([
+      [running.vmid, 'orphaned-at-restart'],
+      [created.vmid, 'orphaned-at-restart'],
+    ]);
+
+    // The held frames are not handed out again: a create donates other pages (the core would
+    // refuse pages it no longer gives the host, EPERM host_not_owned).
+    const session = vmm.openSession();
+    const fresh = must(await vmm.create(session, 'GUNYAH', 40));
+
+    const report = await sweep.swept;
+    expect(report).toEqual({ tornDown: [running.vmid, created.vmid], leaked: [], framesHeld: expect.any(Number) as number, framesStillHeld: 0 });
+    expect(report.framesHeld).toBeGreaterThanOrEqual(2 * DEFAULT_VMM_CONFIG.initialPoolPages);
+    expect([...f.rm.vms.keys()]).toEqual([fresh.vmid]);
+
+    must(await vmm.destroy(fresh.handle));
+    f.expectAllBack(vmm);
+  });
+
+  test('a realm cannot be rebuilt: its granules stay held and the sweep says how many', async () => {
+    const f = await fixture();
+    const realm = must(await f.vmm.create(f.session, 'REALM', 40));
+    const vmm = restarted(f);
+    const sweep = must(await vmm.sweepOrphans(inProcessHoldings(f.rm, f.s)));
+    expect(sweep.orphans).toEqual([]);
+    const report = await sweep.swept;
+    expect(report.framesStillHeld).toBe(realm.hostPages);
+    expect(vmm.pages.inUse()).toBe(realm.hostPages);
+  });
+
+  test('holdings that cannot be read: EIO holdings_unreadable, nothing held or registered', async () => {
+    const f = await fixture();
+    const vmm = restarted(f);
+    const holdings = { ...inProcessHoldings(f.rm, f.s), rmVms: () => Promise.resolve({ ok: false as const, error: 'UNAVAILABLE rm' }) };
+    const r = await vmm.sweepOrphans(holdings);
+    expect(r.ok ? 'ok' : `${r.error.errno} ${r.error.rule}`).toBe('EIO holdings_unreadable');
+    expect(vmm.pages.inUse()).toBe(0);
+    expect(vmm.list()).toEqual([]);
+  });
+});

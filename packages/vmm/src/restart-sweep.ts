@@ -1,0 +1,110 @@
+/**
+ * What a restarted VMM takes back (issue 9 §3). A VMM that dies (kill -9) leaves its VMs in the RM,
+ * their stage-2s, table pools and demand-paged grants in the core, and its donation region full of
+ * pages donated to HYP; the new process knows none of it. Without a record of sessions to re-adopt
+ * (a live session dies with its stream), everything HLOS holds is orphaned: the new VMM learns it
+ * from the RM and the core (their introspection RPCs, `HoldingsPort`) and tears it down with the
+ * same teardown a session end runs (gunyah-lifecycle.ts), as Linux releases a dead process's VM
+ * fds.
+ *
+ * The VMM is HLOS's VM manager (DESIGN.md §4): every VM HLOS allocated in the RM is its, whoever
+ * asked for it. A reconstructed record holds what the RM and core report (the VM's RM status, the
+ * HLOS parcels and HOST grants that name it); its table-pool pages come back with VM_DEALLOCATE,
+ * which destroys the stage-2 (gunyah-rm.md §4.2), so the record lists none.
+ *
+ * The donation region's frames that are not the host's at restart (donated or delegated) are held
+ * (never allocated again) until the sweep has run, then those the core reports back with the host
+ * are freed. Realm VMs cannot be reconstructed (the core has no realm listing): their granules stay
+ * held and the sweep reports them.
+ */
+import { VMID_HLOS, type VmStatus } from '@hypmesh/rm';
+import type { FrameRun } from './host-pages.js';
+
+/** The VMM's name for the session of VMs found at restart (VmView.session). */
+export const ORPHANED_SESSION = 'orphaned-at-restart';
+
+/** An RM VM that HLOS allocated. */
+export interface HeldVm {
+  readonly vmid: number;
+  readonly status: VmStatus | 'UNKNOWN';
+}
+
+/** An RM parcel, with its owner, the VMs its ACL names and the core grant that enforces it. */
+export interface HeldParcel {
+  readonly handle: number;
+  readonly ownerVmid: number;
+  readonly aclVmids: readonly number[];
+  readonly grantId: number;
+}
+
+/** A core grant the host owns (the VMM's demand-paged memory), with its ACL and who maps it now. */
+export interface HeldGrant {
+  readonly grantId: number;
+  readonly aclVmids: readonly number[];
+  readonly borrowerVmids: readonly number[];
+}
+
+/** A run of the donation region and whether the host may donate it again (owned, unshared, undelegated). */
+export interface RegionRun extends FrameRun {
+  readonly hostFree: boolean;
+}
+
+type Listed<T> = Promise<{ readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string }>;
+
+/** The RM's and the core's introspection, as the sweep needs it. */
+export interface HoldingsPort {
+  /** RM ListVms: every VM HLOS allocated (not HLOS itself). */
+  rmVms(): Listed<readonly HeldVm[]>;
+  /** RM ListParcels(all_vms): every parcel (their grants are the RM's to reclaim, not the sweep's). */
+  rmParcels(): Listed<readonly HeldParcel[]>;
+  /** Core ListGrants: the grants HOST owns. */
+  hostGrants(): Listed<readonly HeldGrant[]>;
+  /** Core OwnershipMap over `run`, as runs that are or are not the host's to donate. */
+  regionRuns(run: FrameRun): Listed<readonly RegionRun[]>;
+}
+
+/** One orphaned VM as the sweep rebuilds it. */
+export interface Orphan {
+  readonly vmid: number;
+  readonly status: VmStatus | 'UNKNOWN';
+  /** HLOS parcels naming it (a parcel naming several orphans goes with the lowest VMID). */
+  readonly parcels: readonly number[];
+  /** HOST grants naming it, and whether it maps them. */
+  readonly grants: readonly { readonly grantId: number; readonly mapped: boolean }[];
+}
+
+/**
+ * Each orphan with what names it: the HLOS parcels, and the host grants that back no parcel (a
+ * parcel's grant is the RM's: it unmaps it at VM_RESET and destroys it at MEM_RECLAIM). Parcels and
+ * grants naming no orphan are left alone.
+ */
+export function orphansOf(vms: readonly HeldVm[], parcels: readonly HeldParcel[], grants: readonly HeldGrant[]): Orphan[] {
+  const known = new Set(vms.map((v) => v.vmid));
+  const parcelGrants = new Set(parcels.map((p) => p.grantId));
+  const firstOrphan = (acl: readonly number[]): number | undefined => [...acl].sort((a, b) => a - b).find((v) => known.has(v));
+  const parcelsOf = new Map<number, number[]>();
+  for (const p of parcels) {
+    if (p.ownerVmid !== VMID_HLOS) continue;
+    const vmid = firstOrphan(p.aclVmids);
+    if (vmid !== undefined) parcelsOf.set(vmid, [...(parcelsOf.get(vmid) ?? []), p.handle]);
+  }
+  const grantsOf = new Map<number, { grantId: number; mapped: boolean }[]>();
+  for (const g of grants) {
+    if (parcelGrants.has(g.grantId)) continue;
+    const vmid = firstOrphan(g.aclVmids);
+    if (vmid !== undefined) grantsOf.set(vmid, [...(grantsOf.get(vmid) ?? []), { grantId: g.grantId, mapped: g.borrowerVmids.includes(vmid) }]);
+  }
+  return [...vms]
+    .sort((a, b) => a.vmid - b.vmid)
+    .map((v) => ({ vmid: v.vmid, status: v.status, parcels: parcelsOf.get(v.vmid) ?? [], grants: grantsOf.get(v.vmid) ?? [] }));
+}
+
+/** What a sweep found and did, for the VMM's log and RecoverVms-style reports. */
+export interface SweepReport {
+  /** VMIDs torn down, and what each teardown that left something could not take back (VmView.leaked). */
+  readonly tornDown: readonly number[];
+  readonly leaked: readonly { readonly vmid: number; readonly what: readonly string[] }[];
+  /** Donation-region frames held at restart, and how many of them are still not the host's after the sweep. */
+  readonly framesHeld: number;
+  readonly framesStillHeld: number;
+}
