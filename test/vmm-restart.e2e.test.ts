@@ -1,8 +1,8 @@
 /**
  * Issue 9 §3: kill -9 the VMM with a RUNNING VM (a DTB parcel, demand-paged grants, a donated table
- * pool) and a created one, and start a new VMM process against the same RM and core. Before, every
+ * pool), a created one and a running realm, and start a new VMM process against the same RM and core. Before, every
  * VM was orphaned in the RM and the core, and every later create failed with EPERM host_not_owned
- * (the new VMM's donation region had been donated). Now the new VMM takes both VMs back, a create
+ * (the new VMM's donation region had been donated). Now the new VMM takes all three back, a create
  * works as soon as it serves, and `hypmesh check --live` finds the three services agreeing.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -59,6 +59,14 @@ describe('kill -9 the VMM and start another (separate processes)', () => {
     const running = await gunyahVm(first, true);
     expect(running.state).toBe(VmState.VM_STATE_RUNNING);
     const created = await gunyahVm(first, false);
+    const { stream, sessionId } = await openSession(first);
+    streams.push(stream);
+    const realm = (await ask<{ vm: Vm }>(first, first.createVm, { sessionId, type: VmType.VM_TYPE_REALM, ipaBits: 40 })).vm;
+    const realmBinding = { guestAddr: 0x1000_0000n, hostAddr: GUEST_RAM + BigInt(16 * MiB), size: 0x10000n, mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true };
+    await ask(first, first.mapMem, { sessionId, handle: realm.handle, binding: realmBinding, unmap: false });
+    expect((await ask<{ vm: Vm }>(first, first.startVm, { sessionId, handle: realm.handle })).vm.state).toBe(VmState.VM_STATE_RUNNING);
+    const rds = (await ask<{ realms: { rd: bigint }[] }>(core, core.listRealms, {})).realms.map((r) => Number(r.rd));
+    expect(rds).toHaveLength(1);
     first.close();
 
     const old = processes.all.find((p) => p.name === 'vmm')!;
@@ -73,11 +81,13 @@ describe('kill -9 the VMM and start another (separate processes)', () => {
     const firstCreateMs = performance.now() - t0;
     console.log(`VMM restart after kill -9: serving in ${servingMs.toFixed(0)} ms, first create done ${firstCreateMs.toFixed(0)} ms after the restart`);
 
-    expect(v.proc.logs.find((l) => l['msg'] === 'VMs of an earlier VMM process found: tearing them down')?.['vmids']).toEqual([running.vmid, created.vmid]);
+    const found = v.proc.logs.find((l) => l['msg'] === 'VMs of an earlier VMM process found: tearing them down');
+    expect({ vmids: found?.['vmids'], realms: found?.['realms'] }).toEqual({ vmids: [running.vmid, created.vmid], realms: rds });
     for (let i = 0; i < 100 && !v.proc.logs.some(sweptLine); i++) await new Promise((r) => setTimeout(r, 100));
     const report = v.proc.logs.find(sweptLine)!;
     expect(report['msg']).toBe('restart sweep done: everything an earlier VMM held is back');
-    expect(report['report']).toMatchObject({ tornDown: [running.vmid, created.vmid], leaked: [], framesStillHeld: 0 });
+    expect(report['report']).toMatchObject({ tornDown: [running.vmid, created.vmid], realmsTornDown: rds, leaked: [], framesStillHeld: 0 });
+    expect((await ask<{ realms: unknown[] }>(core, core.listRealms, {})).realms).toEqual([]);
 
     const rmVms = await ask<{ vms: { vmid: number }[] }>(rm, rm.listVms, {});
     expect(rmVms.vms.map((x) => x.vmid)).toEqual([fresh.vmid]);

@@ -26,7 +26,7 @@ import {
   type Stage2,
 } from '@hypmesh/stage2';
 import type { CoreResult } from '@hypmesh/rm';
-import type { FrameRun } from './host-pages.js';
+import { PAGE_BYTES, type FrameRun } from './host-pages.js';
 import { rmPortOver, type CorePort, type RmNotice, type RmPort } from './ports.js';
 import type { HoldingsPort } from './restart-sweep.js';
 
@@ -91,10 +91,20 @@ export function inProcessHoldings(rm: ResourceManager, s: Stage2): HoldingsPort 
     rmParcels: () => ok(rm.allParcels().map((p) => ({ handle: p.handle, ownerVmid: p.owner, aclVmids: p.acl.map((e) => e.vmid), grantId: p.grantId }))),
     hostGrants: () =>
       ok([...s.grants.values()].filter((g) => g.owner === VMID_HOST).map((g) => ({ grantId: g.id, aclVmids: g.acl.map((e) => e.vmid as number), borrowerVmids: [...g.borrowers.keys()].map(Number) }))),
+    realms: () =>
+      ok(
+        [...s.rmm.realms.values()].map((r) => ({
+          rd: r.rd * PAGE_BYTES,
+          ipaBits: r.ipaBits,
+          startLevel: r.startLevel,
+          roots: r.roots.map((t) => t.frame * PAGE_BYTES),
+          recs: [...s.rmm.recs.values()].filter((c) => c.rd === r.rd).map((c) => c.frame * PAGE_BYTES),
+        })),
+      ),
     regionRuns: (run) => {
       const m = ownershipMap(s, run.base, run.count);
       if (!m.ok) return Promise.resolve({ ok: false as const, error: `${m.error.errno} ${m.error.rule}: ${m.error.message}` });
-      return ok(m.value.runs.map((r) => ({ base: r.base, count: r.count, hostFree: r.owner === VMID_HOST && r.host === 'OWNED' && r.rmi === 'NS' })));
+      return ok(m.value.runs.map((r) => ({ base: r.base, count: r.count, hostFree: r.owner === VMID_HOST && r.host === 'OWNED' && r.rmi === 'NS', delegatedUnused: r.rmi === 'DELEGATED' })));
     },
   };
 }

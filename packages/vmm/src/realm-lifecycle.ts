@@ -44,11 +44,10 @@ async function createRealm(ops: VmOps, ipaBits: number, newVm: (vmid: number) =>
     return vmmFail('EINVAL', 'realm_create', `RMI_REALM_CREATE: ${c.error.status} ${c.error.rule}: ${c.error.message}`, c.error.status);
   }
   const vm = newVm(0);
-  vm.realm = { rd: rdAddr, roots, sl };
+  vm.realm = { rd: rdAddr, roots, sl, recs: [], foundAtRestart: false };
   vm.realmPages = 1 + count;
   return vmmOk(vm);
 }
-
 
 function realmHost(ops: VmOps, vm: Vm): RealmHost {
   return {
@@ -58,6 +57,7 @@ function realmHost(ops: VmOps, vm: Vm): RealmHost {
       return a;
     },
     free: (addr) => {
+      if (vm.realm?.foundAtRestart === true) return;
       ops.pages.freePage(addr);
       vm.realmPages--;
     },
@@ -107,7 +107,7 @@ async function startRealm(ops: VmOps, vm: Vm): Promise<VmmResult<void>> {
 async function tearDownRealm(ops: VmOps, vm: Vm): Promise<void> {
   const realm = vm.realm!;
   const host = realmHost(ops, vm);
-  const layout = { rd: realm.rd, roots: realm.roots, ipaBits: vm.ipaBits, startLevel: realm.sl, recs: [] };
+  const layout = { rd: realm.rd, roots: realm.roots, ipaBits: vm.ipaBits, startLevel: realm.sl, recs: realm.recs };
   await ops.attempt(vm, 'realm_tear_down', async () => {
     const r = await realmTearDown(ops.core, layout, host);
     return r.ok ? vmmOk(undefined) : vmmFail(r.error.errno === 'ENOMEM' ? 'ENOMEM' : r.error.errno === 'EBUSY' ? 'EBUSY' : 'ENXIO', r.error.rule, r.error.message, r.error.rmi?.status);

@@ -80,7 +80,7 @@ describe('issue 9 §3 a restarted VMM takes back what its previous process held'
     const fresh = must(await vmm.create(session, 'GUNYAH', 40));
 
     const report = await sweep.swept;
-    expect(report).toEqual({ tornDown: [running.vmid, created.vmid], leaked: [], framesHeld: expect.any(Number) as number, framesStillHeld: 0 });
+    expect(report).toEqual({ tornDown: [running.vmid, created.vmid], realmsTornDown: [], leaked: [], framesHeld: expect.any(Number) as number, framesStillHeld: 0 });
     expect(report.framesHeld).toBeGreaterThanOrEqual(2 * DEFAULT_VMM_CONFIG.initialPoolPages);
     expect([...f.rm.vms.keys()]).toEqual([fresh.vmid]);
 
@@ -88,15 +88,24 @@ describe('issue 9 §3 a restarted VMM takes back what its previous process held'
     f.expectAllBack(vmm);
   });
 
-  test('a realm cannot be rebuilt: its granules stay held and the sweep says how many', async () => {
+  test('a started realm and granules delegated for a realm that was never created: torn down and undelegated, everything back', async () => {
     const f = await fixture();
     const realm = must(await f.vmm.create(f.session, 'REALM', 40));
+    must(f.vmm.mapMem(realm.handle, bind(0x1000_0000, 0, 64 * 1024)));
+    const started = must(await f.vmm.start(realm.handle));
+    // A create that died after GRANULE_DELEGATE: two DELEGATED granules nothing uses.
+    const stray = f.vmm.pages.allocRun(2)!;
+    for (let i = 0; i < 2; i++) expect((await inProcessCorePort(f.s).granuleDelegate((stray.base + i) * 4096)).ok).toBe(true);
+    const rd = f.s.rmm.realms.values().next().value!.rd * 4096;
+
     const vmm = restarted(f);
     const sweep = must(await vmm.sweepOrphans(inProcessHoldings(f.rm, f.s)));
-    expect(sweep.orphans).toEqual([]);
+    expect({ orphans: sweep.orphans, realms: sweep.realms }).toEqual({ orphans: [], realms: [rd] });
     const report = await sweep.swept;
-    expect(report.framesStillHeld).toBe(realm.hostPages);
-    expect(vmm.pages.inUse()).toBe(realm.hostPages);
+    expect(report).toMatchObject({ realmsTornDown: [rd], leaked: [], framesStillHeld: 0 });
+    // The RD, roots, RTTs and DATA granules, and the two stray ones.
+    expect(report.framesHeld).toBe(started.hostPages + 2);
+    f.expectAllBack(vmm);
   });
 
   test('holdings that cannot be read: EIO holdings_unreadable, nothing held or registered', async () => {

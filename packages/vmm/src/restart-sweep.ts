@@ -14,8 +14,8 @@
  *
  * The donation region's frames that are not the host's at restart (donated or delegated) are held
  * (never allocated again) until the sweep has run, then those the core reports back with the host
- * are freed. Realm VMs cannot be reconstructed (the core has no realm listing): their granules stay
- * held and the sweep reports them.
+ * are freed. Realms are torn down from the core's ListRealms (RD, roots, RECs) in the RMM's order,
+ * and DELEGATED granules of the region that no realm uses are undelegated.
  */
 import { VMID_HLOS, type VmStatus } from '@hypmesh/rm';
 import type { FrameRun } from './host-pages.js';
@@ -44,9 +44,23 @@ export interface HeldGrant {
   readonly borrowerVmids: readonly number[];
 }
 
-/** A run of the donation region and whether the host may donate it again (owned, unshared, undelegated). */
+/** A realm the RMM holds (the host made it: only HOST issues RMI commands), as realmTearDown needs it. */
+export interface HeldRealm {
+  readonly rd: number;
+  readonly ipaBits: number;
+  readonly startLevel: number;
+  readonly roots: readonly number[];
+  readonly recs: readonly number[];
+}
+
+/**
+ * A run of the donation region: whether the host may donate it again (owned, unshared,
+ * undelegated), or whether it is a DELEGATED granule no realm uses (a realm create that died
+ * between GRANULE_DELEGATE and REALM_CREATE), which the sweep undelegates.
+ */
 export interface RegionRun extends FrameRun {
   readonly hostFree: boolean;
+  readonly delegatedUnused: boolean;
 }
 
 type Listed<T> = Promise<{ readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string }>;
@@ -59,6 +73,8 @@ export interface HoldingsPort {
   rmParcels(): Listed<readonly HeldParcel[]>;
   /** Core ListGrants: the grants HOST owns. */
   hostGrants(): Listed<readonly HeldGrant[]>;
+  /** Core ListRealms: every realm. */
+  realms(): Listed<readonly HeldRealm[]>;
   /** Core OwnershipMap over `run`, as runs that are or are not the host's to donate. */
   regionRuns(run: FrameRun): Listed<readonly RegionRun[]>;
 }
@@ -99,10 +115,18 @@ export function orphansOf(vms: readonly HeldVm[], parcels: readonly HeldParcel[]
     .map((v) => ({ vmid: v.vmid, status: v.status, parcels: parcelsOf.get(v.vmid) ?? [], grants: grantsOf.get(v.vmid) ?? [] }));
 }
 
+/** What a sweep found at once (GUNYAH VMIDs, realm RDs), and its report when every teardown has ended. */
+export interface SweepOutcome {
+  readonly orphans: readonly number[];
+  readonly realms: readonly number[];
+  readonly swept: Promise<SweepReport>;
+}
+
 /** What a sweep found and did, for the VMM's log and RecoverVms-style reports. */
 export interface SweepReport {
-  /** VMIDs torn down, and what each teardown that left something could not take back (VmView.leaked). */
+  /** VMIDs torn down (GUNYAH), realms torn down (RD addresses), and what each teardown that left something could not take back (VmView.leaked, by VMID; 0 for a realm). */
   readonly tornDown: readonly number[];
+  readonly realmsTornDown: readonly number[];
   readonly leaked: readonly { readonly vmid: number; readonly what: readonly string[] }[];
   /** Donation-region frames held at restart, and how many of them are still not the host's after the sweep. */
   readonly framesHeld: number;

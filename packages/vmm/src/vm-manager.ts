@@ -44,11 +44,11 @@ import { applyUnmap, checkBind, checkBootContext, checkDtb, type Binding, type R
 import { HYP_SPACE_IPA_BITS } from '@hypmesh/stage2';
 import type { VmmClock } from './clock.js';
 import { GUNYAH_LIFECYCLE } from './gunyah-lifecycle.js';
-import { HostPageAllocator, type FrameRun } from './host-pages.js';
+import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
 import type { LeaseView } from './lease.js';
 import type { CorePort, RmNotice, RmPort } from './ports.js';
 import { REALM_LIFECYCLE } from './realm-lifecycle.js';
-import { ORPHANED_SESSION, orphansOf, type HoldingsPort, type SweepReport } from './restart-sweep.js';
+import { ORPHANED_SESSION, orphansOf, type HoldingsPort, type SweepOutcome, type SweepReport } from './restart-sweep.js';
 import { SessionRegistry } from './sessions.js';
 import { VmOps, type VmLifecycle } from './vm-ops.js';
 import { viewOf, type Vm, type VmEvent, type VmmConfig, type VmState, type VmStateSummary, type VmType, type VmView } from './vm-record.js';
@@ -300,41 +300,55 @@ export class VmManager {
 
   /**
    * After a restart (restart-sweep.ts): holds the donation region's frames that are not the host's,
-   * rebuilds a record of every VM HLOS holds in the RM and tears each down in the background, as a
-   * session end does. Resolves once the frames are held and the orphans registered (creates work
+   * rebuilds a record of every VM HLOS holds in the RM and of every realm in the RMM and tears each
+   * down in the background, as a session end does, then undelegates the region's unused DELEGATED
+   * granules. Resolves once the frames are held and the orphans registered (creates work
    * from then on); `swept` resolves when every teardown has finished and the frames the host got
    * back are free again. EIO holdings_unreadable when the RM or the core cannot be asked.
    */
-  async sweepOrphans(port: HoldingsPort): Promise<VmmResult<{ readonly orphans: readonly number[]; readonly swept: Promise<SweepReport> }>> {
+  async sweepOrphans(port: HoldingsPort): Promise<VmmResult<SweepOutcome>> {
     const unreadable = (what: string, why: string): VmmResult<never> => vmmFail('EIO', 'holdings_unreadable', `${what}: ${why}`);
     const region = await port.regionRuns(this.config.donationRegion);
     if (!region.ok) return unreadable('OwnershipMap of the donation region', region.error);
-    const [vms, parcels, grants] = await Promise.all([port.rmVms(), port.rmParcels(), port.hostGrants()]);
+    const [vms, parcels, grants, realms] = await Promise.all([port.rmVms(), port.rmParcels(), port.hostGrants(), port.realms()]);
     if (!vms.ok) return unreadable('RM ListVms', vms.error);
     if (!parcels.ok) return unreadable('RM ListParcels', parcels.error);
     if (!grants.ok) return unreadable('core ListGrants', grants.error);
+    if (!realms.ok) return unreadable('core ListRealms', realms.error);
     const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.hold(r) ?? []);
     const handles = new Set<number>();
-    const orphans = orphansOf(vms.value, parcels.value, grants.value).map((o) => {
-      const vm = this.newVm(ORPHANED_SESSION, 'GUNYAH', o.vmid, HYP_SPACE_IPA_BITS);
-      vm.rmStatus = o.status;
+    const found = (type: VmType, vmid: number, ipaBits: number): Vm => {
+      const vm = this.newVm(ORPHANED_SESSION, type, vmid, ipaBits);
       vm.startTried = true;
+      return vm;
+    };
+    const orphans = orphansOf(vms.value, parcels.value, grants.value).map((o) => {
+      const vm = found('GUNYAH', o.vmid, HYP_SPACE_IPA_BITS);
+      vm.rmStatus = o.status;
       vm.parcels = o.parcels.map((handle) => ({ handle, what: `parcel ${handle} (found at restart)` }));
       vm.demandPaged = o.grants.map((g) => ({ grantId: g.grantId, what: `grant ${g.grantId} (found at restart)`, mapped: g.mapped }));
       return this.register(vm, handles);
     });
+    const realmOrphans = realms.value.map((r) => {
+      const vm = found('REALM', 0, r.ipaBits);
+      vm.realm = { rd: r.rd, roots: r.roots, sl: r.startLevel, recs: r.recs, foundAtRestart: true };
+      return this.register(vm, handles);
+    });
+    const unused = region.value.filter((r) => r.delegatedUnused);
     const swept = (async (): Promise<SweepReport> => {
-      const views = await Promise.all(orphans.map((vm) => this.destroy(vm.handle)));
+      const views = await Promise.all([...orphans, ...realmOrphans].map((vm) => this.destroy(vm.handle)));
+      for (const run of unused) for (let f = run.base; f < run.base + run.count; f++) await this.core.granuleUndelegate(f * PAGE_BYTES);
       const stillHeld = await this.releaseHeld(port, held);
       return {
         tornDown: orphans.map((vm) => vm.vmid),
+        realmsTornDown: realmOrphans.map((vm) => vm.realm!.rd),
         leaked: views.flatMap((v) => (v.ok && v.value.leaked.length > 0 ? [{ vmid: v.value.vmid, what: v.value.leaked }] : [])),
         framesHeld: held.reduce((n, r) => n + r.count, 0),
         framesStillHeld: stillHeld,
       };
     })();
     this.track(swept);
-    return vmmOk({ orphans: orphans.map((vm) => vm.vmid), swept });
+    return vmmOk({ orphans: orphans.map((vm) => vm.vmid), realms: realms.value.map((r) => r.rd), swept });
   }
 
   /** Frees the held frames the core reports back with the host; how many are still not. */

@@ -103,6 +103,13 @@ export interface RealmRec {
   readonly rd: number;
   readonly roots: readonly number[];
   readonly sl: number;
+  /** RECs (the VMM makes none; a realm found at restart may have some). */
+  readonly recs: readonly number[];
+  /**
+   * Found at restart (restart-sweep.ts): its granules were held, not allocated, so the sweep frees
+   * them once the core has them back, and its teardown does not.
+   */
+  readonly foundAtRestart: boolean;
 }
 
 export interface Vm {

@@ -29,6 +29,7 @@ import {
   type Result,
 } from '@hypmesh/rpc';
 import {
+  GRANULE_SIZE,
   VMID_HOST,
   VMID_HYP,
   VMID_RM,
@@ -524,6 +525,22 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
           frames: u64(g.frames, 'frames'),
         }));
       return { ok: true, value: { grants } };
+    }),
+    listRealms: unary((_req, call) => {
+      callerVmid(call);
+      const addr = (f: number): bigint => BigInt(f) * BigInt(GRANULE_SIZE);
+      const realms = [...s.rmm.realms.values()]
+        .sort((a, b) => a.rd - b.rd)
+        .map((r) => ({
+          rd: addr(r.rd),
+          state: r.state,
+          ipaBits: r.ipaBits,
+          rttLevelStart: r.startLevel,
+          rootRtts: r.roots.map((t) => addr(t.frame)),
+          recs: [...s.rmm.recs.values()].filter((c) => c.rd === r.rd).map((c) => c.frame).sort((a, b) => a - b).map(addr),
+          vmid: r.vmid,
+        }));
+      return { ok: true, value: { realms } };
     }),
     checkInvariants: unary((_req, call) => {
       callerVmid(call);

@@ -409,6 +409,8 @@ describe('Arm CCA RMI (§B)', () => {
     // s2sz 39: start level 1, one root RTT (§B4).
     expectOk(await rpc('realmCreate', { rd, params: { s2sz: 39, rttLevelStart: 1, rttNumStart: 1, rttBase: root } }));
     expect(expectOk(await rpc('ownershipMap', { base: rd / 4096n, count: 1n })).runs[0]).toMatchObject({ ownerVmid: 0 });
+    // ListRealms (introspection for a restarted VMM's sweep): any caller.
+    expect(expectOk(await rpc('listRealms', {}, String(GUEST))).realms).toEqual([{ rd, state: 'NEW', ipaBits: 39, rttLevelStart: 1, rootRtts: [root], recs: [], vmid: expect.any(Number) as number }]);
 
     // "Missing RTT": the walk to level 1 finds no table; index = 1, top > ipa (KVM skips).
     const missing = expectError(await rpc('rttDestroy', { rd, ipa: 0n, level: 2 }), grpc.status.FAILED_PRECONDITION);
@@ -435,6 +437,7 @@ describe('Arm CCA RMI (§B)', () => {
     expect(expectOk(await rpc('rttDestroy', { rd, ipa: 0n, level: 3 }))).toMatchObject({ rtt: rtt3 });
     expect(expectOk(await rpc('rttDestroy', { rd, ipa: 0n, level: 2 }))).toMatchObject({ rtt: rtt2 });
     expectOk(await rpc('realmDestroy', { rd }));
+    expect(expectOk(await rpc('listRealms', {})).realms).toEqual([]);
     for (const g of [rd, root, rtt2, rtt3, data, rec]) expectOk(await rpc('granuleUndelegate', { addr: g }));
     await expectConsistent();
   });

@@ -38,7 +38,7 @@ export interface CoreServerOptions {
 }
 
 /** RPCs that change nothing: no invariant check after them. */
-const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'reset']);
+const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'listAddressSpaces', 'listGrants', 'listRealms', 'reset']);
 
 
 /** Wraps every mutating handler so that a success is followed by a full invariant check. */

@@ -1,10 +1,10 @@
 /**
  * The VMM's restart sweep (packages/vmm restart-sweep.ts) over gRPC: what HLOS holds, from the RM's
  * and the core's introspection RPCs. The RM answers ListVms and ListParcels(all_vms) to HLOS only;
- * the core answers ListGrants and OwnershipMap to anyone (the VMM asks as HOST, VMID 3 on both).
+ * the core answers ListGrants, ListRealms and OwnershipMap to anyone (the VMM asks as HOST, VMID 3 on both).
  */
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GranuleState, PageState, type OwnershipMapResponse } from '@hypmesh/proto';
+import { CoreServiceClient, GranuleState, PageState, type ListRealmsResponse, type OwnershipMapResponse } from '@hypmesh/proto';
 import { RmServiceClient } from '@hypmesh/proto/rm';
 import { callUnary, describeRefusal, type ClientUnaryFn } from '@hypmesh/rpc';
 import { VM_STATUS, type VmStatus } from '@hypmesh/rm';
@@ -40,6 +40,10 @@ export function grpcHoldings(coreAddress: string, rmAddress: string, deadlineMs:
       ask(core, core.listGrants, 'core ListGrants', {}, (r: { grants: { grantId: bigint; ownerVmid: number; aclVmids: number[]; borrowerVmids: number[] }[] }) =>
         r.grants.filter((g) => g.ownerVmid === HLOS).map((g) => ({ grantId: Number(g.grantId), aclVmids: g.aclVmids, borrowerVmids: g.borrowerVmids })),
       ),
+    realms: () =>
+      ask(core, core.listRealms, 'core ListRealms', {}, (r: ListRealmsResponse) =>
+        r.realms.map((x) => ({ rd: Number(x.rd), ipaBits: x.ipaBits, startLevel: x.rttLevelStart, roots: x.rootRtts.map(Number), recs: x.recs.map(Number) })),
+      ),
     regionRuns: (run: FrameRun) =>
       // The donation region (64 MiB, 16384 frames) is within one call's 65536 runs.
       ask(core, core.ownershipMap, 'core OwnershipMap', { base: BigInt(run.base), count: BigInt(run.count), runsMax: 0 }, (r: OwnershipMapResponse) =>
@@ -47,6 +51,7 @@ export function grpcHoldings(coreAddress: string, rmAddress: string, deadlineMs:
           base: Number(x.base),
           count: Number(x.count),
           hostFree: x.ownerVmid === HLOS && x.hostState === PageState.PAGE_STATE_OWNED && x.granuleState === GranuleState.GRANULE_STATE_NS,
+          delegatedUnused: x.granuleState === GranuleState.GRANULE_STATE_DELEGATED,
         })),
       ),
     close: () => {

@@ -62,7 +62,7 @@ try {
   const holdings = grpcHoldings(opts.core, opts.rm, CORE_CALL_TIMEOUT_MS);
   const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, holdings, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
   if (vmm.sweep !== undefined) {
-    if (vmm.sweep.orphans.length > 0) log.warn({ vmids: vmm.sweep.orphans }, 'VMs of an earlier VMM process found: tearing them down');
+    if (vmm.sweep.orphans.length + vmm.sweep.realms.length > 0) log.warn({ vmids: vmm.sweep.orphans, realms: vmm.sweep.realms }, 'VMs of an earlier VMM process found: tearing them down');
     void vmm.sweep.swept.then((report) => {
       if (report.leaked.length > 0 || report.framesStillHeld > 0) log.error({ report }, 'restart sweep left something behind');
       else if (report.framesHeld > 0) log.info({ report }, 'restart sweep done: everything an earlier VMM held is back');

@@ -19,7 +19,7 @@ import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog } from '@hypmesh/rpc';
-import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepReport, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
 import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
@@ -53,8 +53,8 @@ export interface VmmServer {
   /** The VM manager the service acts on now (tests may inspect it); Reset replaces it. */
   readonly vmm: VmManager;
   readonly health: HealthImplementation;
-  /** The restart sweep (with `holdings`): the VMIDs it took over, and its report once every teardown ended. */
-  readonly sweep: { readonly orphans: readonly number[]; readonly swept: Promise<SweepReport> } | undefined;
+  /** The restart sweep (with `holdings`): the VMIDs and realms it took over, and its report once every teardown ended. */
+  readonly sweep: SweepOutcome | undefined;
   /** Health → NOT_SERVING, every session ended and its VMs torn down, then a graceful shutdown forced after `graceMs`. */
   shutdown(graceMs?: number): Promise<void>;
 }
