@@ -228,12 +228,24 @@ async function reclaimAll(ops: VmOps, vm: Vm, final: boolean): Promise<void> {
  * (parcels nobody accepted go now, accepted ones after the reset has released them); reclaim all
  * demand-paged memory; VM_RESET if EXITED/READY/INIT_FAILED and wait for RESET; DEALLOC_VMID.
  * VM_DEALLOCATE also destroys the VM's stage-2 in the core, which gives the donated pool pages back (seed 003).
+ *
+ * A start that failed after CONFIG_IMAGE and before VM_INIT answered (a refused step, a lost
+ * reply) leaves the VM in INIT, which neither VM_RESET nor VM_DEALLOCATE accepts (§4.3: INIT is
+ * left only by VM_INIT): Linux's teardown leaks the VMID there. This one sends VM_INIT first, so
+ * the VM is READY (or INIT_FAILED) and can be reset.
  */
 async function tearDownGunyah(ops: VmOps, vm: Vm): Promise<void> {
   const vmid = vm.vmid;
   if (vm.rmStatus === 'RUNNING' || vm.rmStatus === 'PAUSED') await ops.attempt(vm, 'vm_stop', () => forceStop(ops, vm));
   await reclaimAll(ops, vm, false);
   await reclaimDemandPaged(ops, vm, true);
+  if (vm.rmStatus === 'INIT') {
+    await ops.attempt(vm, 'vm_init_before_reset', async () => {
+      const r = await ops.rm.vmInit({ vmid, reserved: 0 });
+      if (!r.ok && vm.rmStatus === 'INIT') return fromRm(r, 'vm_init_before_reset', 'VM_INIT');
+      return (await ops.waitRm(vm, (s) => s !== 'INIT')) ? vmmOk(undefined) : vmmFail('EIO', 'vm_init_wait', 'no VM_STATUS after VM_INIT');
+    });
+  }
   if (vm.rmStatus === 'EXITED' || vm.rmStatus === 'READY' || vm.rmStatus === 'INIT_FAILED') {
     await ops.attempt(vm, 'vm_reset', async () => {
       const r = await ops.rm.vmReset({ vmid });

@@ -361,6 +361,27 @@ describe('a create whose undo is refused is not forgotten (simulation)', () => {
   });
 });
 
+describe('a start that stopped in INIT (issue 9: pause mid-start)', () => {
+  // With the RM paused mid-start, the VMM's call after CONFIG_IMAGE timed out: the VM stayed in
+  // INIT, which VM_RESET and VM_DEALLOCATE refuse, and its VMID was never freed.
+  test('init_stuck_is_torn_down: VM_SET_ADDRESS_LAYOUT refused, the teardown sends VM_INIT, resets and deallocates; nothing leaks', async () => {
+    const f = vmmFixture();
+    const vm = await configured(f);
+    const port = (f.vmm as unknown as { ops: { rm: RmPort } }).ops.rm;
+    const layout = port.vmSetAddressLayout;
+    port.vmSetAddressLayout = async () => rmFail('NORESOURCE', 'test_refused', 'test: refused once');
+    const r = await f.vmm.start(vm.handle);
+    expect(r.ok ? 'ok' : `${r.error.errno} ${r.error.rule}`).toBe('ENODEV start_vm_set_address_layout');
+    port.vmSetAddressLayout = layout;
+    expect(f.rm.vms.get(vm.vmid)?.status).toBe('INIT');
+    f.calls.length = 0;
+    const done = must(await f.vmm.destroy(vm.handle));
+    expect(f.calls).toEqual(['MEM_RECLAIM', 'VM_INIT', 'VM_RESET', 'VM_DEALLOCATE']);
+    expect(done.leaked).toEqual([]);
+    f.expectAllBack();
+  });
+});
+
 describe('a teardown waits for an in-flight start (simulation bug 3)', () => {
   // Found by `hypmesh sim`: a destroy arriving while the start sequence waited on the RM tore the
   // VM down, then the start went on: it lent the DTB after the teardown had reclaimed (an orphan
