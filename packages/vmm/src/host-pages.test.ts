@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { donationRegionFrom } from './host-pages.js';
+import { donationRegionFrom, donationRegionProblem } from './host-pages.js';
 
 const GiB = 2 ** 18; // in frames
 const MiB64 = 16384;
@@ -16,5 +16,16 @@ describe('donation region from the core memory map', () => {
     expect(donationRegionFrom({ ram: [{ base: 0x100, count: 300 }], hypCarveout: { base: 0x100 + 200, count: 100 } })).toEqual({ base: 0x100, count: 200 });
     expect(donationRegionFrom({ ram: [{ base: 0x100, count: 100 }], hypCarveout: { base: 0x100, count: 100 } })).toBeUndefined();
     expect(donationRegionFrom({ ram: [], hypCarveout: { base: 0, count: 0 } })).toBeUndefined();
+  });
+});
+
+describe('a configured donation region is checked against the core map (issue 10)', () => {
+  const map = { ram: [{ base: 0x80000, count: 4 * GiB }], hypCarveout: { base: 0x80000 + 4 * GiB - 100, count: 100 } };
+  test('inside RAM and clear of the carve-out: no problem', () => {
+    expect(donationRegionProblem(map, donationRegionFrom(map)!)).toBeUndefined();
+  });
+  test("overlapping HYP's carve-out, or outside RAM: named", () => {
+    expect(donationRegionProblem(map, { base: 0x80000 + 4 * GiB - 200, count: 150 })).toMatch(/overlaps HYP's carve-out/);
+    expect(donationRegionProblem(map, { base: 0x10, count: 16 })).toMatch(/is not inside one RAM region/);
   });
 });

@@ -114,3 +114,17 @@ export function donationRegionFrom(map: RamMapView, pages: number = DONATION_REG
   const count = Math.min(pages, limit - top.base);
   return count > 0 ? { base: limit - count, count } : undefined;
 }
+
+/**
+ * Why a configured donation region cannot be used with the core's map, or undefined: it must lie
+ * inside one RAM region and clear of HYP's carve-out, or the VMM would donate memory the host does
+ * not own (issue 10).
+ */
+export function donationRegionProblem(map: RamMapView, region: FrameRun): string | undefined {
+  const end = region.base + region.count;
+  const hex = (f: number): string => `0x${(f * PAGE_BYTES).toString(16)}`;
+  if (!map.ram.some((r) => r.base <= region.base && end <= r.base + r.count)) return `${hex(region.base)}..${hex(end)} is not inside one RAM region of the core`;
+  const c = map.hypCarveout;
+  if (region.base < c.base + c.count && c.base < end) return `${hex(region.base)}..${hex(end)} overlaps HYP's carve-out ${hex(c.base)}..${hex(c.base + c.count)}`;
+  return undefined;
+}

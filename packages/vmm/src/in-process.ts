@@ -26,7 +26,7 @@ import {
   type Stage2,
 } from '@hypmesh/stage2';
 import type { CoreResult } from '@hypmesh/rm';
-import { PAGE_BYTES, type FrameRun } from './host-pages.js';
+import { donationRegionFrom, PAGE_BYTES, type FrameRun, type RamMapView } from './host-pages.js';
 import { rmPortOver, type CorePort, type RmNotice, type RmPort } from './ports.js';
 import type { HoldingsPort } from './restart-sweep.js';
 
@@ -64,12 +64,23 @@ const core = <T>(r: Result<T, ErrnoError>): Promise<CoreResult<T>> =>
   Promise.resolve(r.ok ? { ok: true, value: r.value } : { ok: false, error: { errno: r.error.errno, rule: r.error.rule, message: r.error.message } });
 const frames = (runs: readonly FrameRun[]) => runs.map((r) => ({ base: pfn(r.base), count: r.count }));
 
+/** An in-process core's RAM and HYP's carve-out, as GetMemoryMap reports them. */
+export function ramMapOf(s: Stage2): RamMapView {
+  return { ram: s.memory.regions.filter((r) => r.kind === 'RAM').map((r) => ({ base: r.base, count: r.count })), hypCarveout: { ...s.hostCarveout } };
+}
+
+/** The donation region a VMM over an in-process core takes (host-pages.ts donationRegionFrom). */
+export function donationRegionOf(s: Stage2): FrameRun {
+  const region = donationRegionFrom(ramMapOf(s));
+  if (region === undefined) throw new Error('the core has no RAM left for a donation region');
+  return region;
+}
+
 /** A CorePort over an in-process stage-2 core. */
 export function inProcessCorePort(s: Stage2): CorePort {
   return {
     ...stage2RmiPort(s),
-    memoryMap: () =>
-      Promise.resolve({ ok: true, value: { ram: s.memory.regions.filter((r) => r.kind === 'RAM').map((r) => ({ base: r.base, count: r.count })), hypCarveout: { ...s.hostCarveout } } }),
+    memoryMap: () => Promise.resolve({ ok: true, value: ramMapOf(s) }),
     topUpTablePool: (v, runs) => core(topUpTablePool(s, vmid(v), frames(runs))),
     drainTablePool: (v, max) => core(drainTablePool(s, vmid(v), max)),
     realmCreate: (rd, params) => Promise.resolve(realmCreate(s, rd, params)),

@@ -1,5 +1,4 @@
 import { describe, expect, test } from 'vitest';
-import { donationRegionFrom } from './host-pages.js';
 import { inProcessCorePort, inProcessHoldings, inProcessRm } from './in-process.js';
 import { orphansOf } from './restart-sweep.js';
 import { bind, MiB, timerClock, vmmFixture, type VmmFixture } from './test-support.js';
@@ -9,15 +8,6 @@ const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno: string
   if (!r.ok) throw new Error(`${r.error.errno} ${r.error.rule}: ${r.error.message}`);
   return r.value;
 };
-
-/**
- * A fixture whose donation region is the service's (below HYP's carve-out, from the core's memory
- * map), so that every frame of it is the host's at boot.
- */
-async function fixture(): Promise<VmmFixture> {
-  const map = must(await inProcessCorePort(vmmFixture().s).memoryMap());
-  return vmmFixture({ waitMs: 1_000, donationRegion: donationRegionFrom(map)! });
-}
 
 /** The fixture's VMM dies without a teardown call (kill -9); a new one starts over the same RM and core. */
 function restarted(f: VmmFixture): VmManager {
@@ -58,7 +48,7 @@ describe('issue 9 §3 a restarted VMM takes back what its previous process held'
   });
 
   test('kill -9 with a RUNNING VM and a created one: creates work at once, the sweep tears both down and everything is back with the host', async () => {
-    const f = await fixture();
+    const f = vmmFixture();
     const running = must(await f.vmm.create(f.session, 'GUNYAH', 40));
     must(f.vmm.mapMem(running.handle, bind(0x8000_0000, 0, 4 * MiB)));
     must(f.vmm.mapMem(running.handle, bind(0x9000_0000, 8 * MiB, 64 * 1024, 'SHARE', 6)));
@@ -89,7 +79,7 @@ describe('issue 9 §3 a restarted VMM takes back what its previous process held'
   });
 
   test('a started realm and granules delegated for a realm that was never created: torn down and undelegated, everything back', async () => {
-    const f = await fixture();
+    const f = vmmFixture();
     const realm = must(await f.vmm.create(f.session, 'REALM', 40));
     must(f.vmm.mapMem(realm.handle, bind(0x1000_0000, 0, 64 * 1024)));
     const started = must(await f.vmm.start(realm.handle));
@@ -109,7 +99,7 @@ describe('issue 9 §3 a restarted VMM takes back what its previous process held'
   });
 
   test('holdings that cannot be read: EIO holdings_unreadable, nothing held or registered', async () => {
-    const f = await fixture();
+    const f = vmmFixture();
     const vmm = restarted(f);
     const holdings = { ...inProcessHoldings(f.rm, f.s), rmVms: () => Promise.resolve({ ok: false as const, error: 'UNAVAILABLE rm' }) };
     const r = await vmm.sweepOrphans(holdings);

@@ -8,7 +8,7 @@ import { Stage2, DEFAULT_STAGE2_CONFIG, checkInvariants, ownershipCounts } from 
 import { expect } from 'vitest';
 import { RIGHTS, type Binding } from './bindings.js';
 import type { VmmClock } from './clock.js';
-import { inProcessCorePort, inProcessRm } from './in-process.js';
+import { donationRegionOf, inProcessCorePort, inProcessRm } from './in-process.js';
 import { RM_PORT_CALLS, type CorePort, type RmPort } from './ports.js';
 import { DEFAULT_VMM_CONFIG, VmManager, type VmmConfig } from './vm-manager.js';
 
@@ -70,7 +70,7 @@ export function vmmFixture(config: Partial<VmmConfig> = {}, clock: VmmClock = ti
   const boot = bootCounts.byOwner;
   const rm = new ResourceManager(inProcessCore(s));
   const calls: string[] = [];
-  const vmm = new VmManager(recording(inProcessRm(rm), calls), recordingGrants(inProcessCorePort(s), calls), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000, ...config }, clock);
+  const vmm = new VmManager(recording(inProcessRm(rm), calls), recordingGrants(inProcessCorePort(s), calls), { ...DEFAULT_VMM_CONFIG, donationRegion: donationRegionOf(s), waitMs: 1_000, ...config }, clock);
   return {
     s,
     rm,

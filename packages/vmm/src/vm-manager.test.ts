@@ -8,7 +8,7 @@ import { MEM_TYPE } from '@hypmesh/rm-wire';
 import { DEFAULT_STAGE2_CONFIG, HYP_SPACE_POOL_PAGES, Stage2, drainTablePool, readEntry, tablePageCounts, translate, vmid, VMID_HOST } from '@hypmesh/stage2';
 import { describe, expect, test } from 'vitest';
 import { RIGHTS } from './bindings.js';
-import { inProcessCorePort, inProcessRm } from './in-process.js';
+import { donationRegionOf, inProcessCorePort, inProcessRm } from './in-process.js';
 import type { RmPort } from './ports.js';
 import { bind, GiB, HOST_GUEST_RAM, MiB, timerClock, vmmFixture, type VmmFixture } from './test-support.js';
 import { DEFAULT_VMM_CONFIG, VmManager, type VmView } from './vm-manager.js';
@@ -349,7 +349,7 @@ describe('a create whose undo is refused is not forgotten (simulation)', () => {
       vmDeallocate: async (req) => (deallocRefusals-- > 0 ? rmFail('BUSY', 'core_space_in_grant', 'test: refused once') : port.vmDeallocate(req)),
     };
     const core = inProcessCorePort(s);
-    const vmm = new VmManager(refusing, { ...core, topUpTablePool: async () => ({ ok: false, error: { errno: 'ENOMEM', rule: 'test_no_pages', message: 'test' } }) }, DEFAULT_VMM_CONFIG, timerClock);
+    const vmm = new VmManager(refusing, { ...core, topUpTablePool: async () => ({ ok: false, error: { errno: 'ENOMEM', rule: 'test_no_pages', message: 'test' } }) }, { ...DEFAULT_VMM_CONFIG, donationRegion: donationRegionOf(s) }, timerClock);
     const states: string[] = [];
     vmm.watch((e) => void (e.kind === 'STATE' && states.push(e.state)));
     const session = vmm.openSession();
@@ -393,7 +393,7 @@ describe('a teardown waits for an in-flight start (simulation bug 3)', () => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
     const gated: RmPort = { ...port, vmGetHypResources: async (req) => (await gate, port.vmGetHypResources(req)) };
-    const vmm = new VmManager(gated, inProcessCorePort(s), { ...DEFAULT_VMM_CONFIG, waitMs: 1_000 }, timerClock);
+    const vmm = new VmManager(gated, inProcessCorePort(s), { ...DEFAULT_VMM_CONFIG, donationRegion: donationRegionOf(s), waitMs: 1_000 }, timerClock);
     const session = vmm.openSession();
     const vm = must(await vmm.create(session, 'GUNYAH', 40));
     must(vmm.mapMem(vm.handle, bind(0x8000_0000, 0, 4 * MiB)));

@@ -7,7 +7,7 @@
 import { RM_ERRORS } from '@hypmesh/rm-wire';
 import type { CoreResult, RmOutcome, VmStatus } from '@hypmesh/rm';
 import type { Binding, RegSet } from './bindings.js';
-import { PAGE_BYTES, type FrameRun } from './host-pages.js';
+import type { FrameRun } from './host-pages.js';
 import { MSGQ_FAILED_RULE_PREFIX } from './ports.js';
 import { VMM_ERRNO, vmmFail, type VmmErrnoName, type VmmError, type VmmResult } from './vmm-error.js';
 
@@ -16,10 +16,10 @@ export type VmState = 'CREATED' | 'RUNNING' | 'START_FAILED' | 'STOPPED' | 'DEST
 
 export interface VmmConfig {
   /**
-   * Host frames the VMM may donate and delegate. The service derives it from the core's memory map
-   * unless configured (host-pages.ts donationRegionFrom: below HYP's carve-out at the top of the
-   * highest RAM region); this default (the last 64 MiB of the default map's RAM) serves in-process
-   * use on the default map only.
+   * Host frames the VMM may donate and delegate: derived from the core's memory map unless
+   * configured (host-pages.ts donationRegionFrom: below HYP's carve-out at the top of the highest
+   * RAM region). There is no default: a fixed one would overlap HYP's carve-out on some map (issue
+   * 10: the last 64 MiB of the default RAM held 8,723 of HYP's frames).
    */
   readonly donationRegion: FrameRun;
   /** Table-pool pages donated at create (the roots come with VM_ALLOCATE, from HYP's reservation). */
@@ -45,9 +45,8 @@ export interface VmmConfig {
   readonly sessionIdPrefix: string;
 }
 
-const GiB = 2 ** 30;
-export const DEFAULT_VMM_CONFIG: VmmConfig = {
-  donationRegion: { base: (2 * GiB + 16 * GiB - 64 * 2 ** 20) / PAGE_BYTES, count: (64 * 2 ** 20) / PAGE_BYTES },
+/** Everything but the donation region, which comes from the core's memory map. */
+export const DEFAULT_VMM_CONFIG: Omit<VmmConfig, 'donationRegion'> = {
   initialPoolPages: 16,
   topUpPages: 16,
   reservePoolAtStart: true,

@@ -19,7 +19,7 @@ import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog } from '@hypmesh/rpc';
-import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
 import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
@@ -65,16 +65,20 @@ const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 const START_READ_ATTEMPTS_MAX = 40;
 
 /**
- * The donation region (VmmConfig.donationRegion): the configured one, else derived from the core's
- * map (host-pages.ts donationRegionFrom). Throws when the core never answers: the VMM cannot place
- * a single table page without it.
+ * The donation region (VmmConfig.donationRegion): the configured one, checked against the core's
+ * map, else derived from it (host-pages.ts). Throws when the core never answers or the configured
+ * region is not the host's RAM: the VMM cannot place a single table page without it.
  */
 async function donationRegion(core: CorePort, configured: FrameRun | undefined): Promise<FrameRun> {
-  if (configured !== undefined) return configured;
   let why = '';
   for (let i = 0; i < START_READ_ATTEMPTS_MAX; i++) {
     const m = await core.memoryMap();
     if (m.ok) {
+      if (configured !== undefined) {
+        const problem = donationRegionProblem(m.value, configured);
+        if (problem !== undefined) throw new Error(`the configured donation region cannot be used: ${problem}`);
+        return configured;
+      }
       const region = donationRegionFrom(m.value);
       if (region === undefined) throw new Error('the core reports no RAM left for a donation region');
       return region;
