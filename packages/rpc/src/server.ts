@@ -27,12 +27,14 @@ import { reflectionPackageDefinition } from './reflection.js';
 /**
  * Server channel options. Idle and aged connections are closed (clients reconnect transparently):
  * frequent health-probe connections have been seen to grow grpc-js server memory without them
- * (grpc-node #2975, grpc-ecosystem.md §5).
+ * (grpc-node #2975, grpc-ecosystem.md §5). An aged connection gets GOAWAY, so new calls go to a new
+ * connection, but no grace period is set: grpc-js then lets the calls already open run to their
+ * end, and the streams that model queues (Exchange, OpenSession, Subscribe) live as long as their
+ * client (issue 10: a 10 s grace cut an external driver's msgq pair every five minutes).
  */
 export const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_connection_idle_ms': 30_000,
   'grpc.max_connection_age_ms': 300_000,
-  'grpc.max_connection_age_grace_ms': 10_000,
 };
 
 export const SHUTDOWN_GRACE_MS_DEFAULT = 5_000;
