@@ -418,7 +418,7 @@ describe('VMM_TO_RM_FRAGMENT reorder inside one message (gunyah-rm.md §1.3)', (
   /** 16 one-page LEND bindings: VM_SET_DEMAND_PAGING carries 8 + 16 × 16 = 264 bytes, two fragments (232 + 32). */
   const BINDINGS = 16;
 
-  test('the continuation overtakes its first fragment: the RM drops it (continuation_without_partial), never dispatches VM_SET_DEMAND_PAGING, and discards the stranded partial at the next message; StartVm fails at that step, and DestroyVm reports the VM it cannot deallocate in INIT as leaked', async () => {
+  test('the continuation overtakes its first fragment: the RM drops it (continuation_without_partial), never dispatches VM_SET_DEMAND_PAGING, and discards the stranded partial at the next message; StartVm fails at that step, and DestroyVm takes the VM out of INIT (VM_INIT), resets and deallocates it', async () => {
     const s = await session();
     try {
       const vm = ok(await unary<{ vm?: Vm }>(vmm, vmm.createVm, { sessionId: s.id, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 })).vm!;
@@ -451,15 +451,16 @@ describe('VMM_TO_RM_FRAGMENT reorder inside one message (gunyah-rm.md §1.3)', (
       const destroyed = ok(await unary<{ vm?: Vm }>(vmm, vmm.destroyVm, at({}))).vm!;
       const end = await rmStats();
       expect(dropsOf(end, 'partial_discarded') - dropsOf(before, 'partial_discarded')).toBe(1);
-      // The VM was left in INIT (VM_CONFIG_IMAGE done, VM_INIT never sent). _gunyah_vm_put resets only
-      // EXITED/READY/INIT_FAILED, and the RM refuses VM_DEALLOCATE in INIT (VM_STATE): the VMM cannot
-      // give the VMID and its pool back, and says so in `leaked` (reported, so not an orphan).
+      // The VM was left in INIT (VM_CONFIG_IMAGE done, VM_INIT never sent), which VM_RESET and
+      // VM_DEALLOCATE refuse (§4.3). The teardown sends VM_INIT first, then resets and deallocates:
+      // the VMID and its pool come back.
       expect(destroyed.teardown.map((t) => [t.step, t.ok])).toEqual([
         ['mem_reclaim dtb', true],
-        ['vm_deallocate', false],
+        ['vm_init_before_reset', true],
+        ['vm_reset', true],
+        ['vm_deallocate', true],
       ]);
-      expect(destroyed.teardown[1]!.error).toContain('VM_STATE');
-      expect(destroyed.leaked).toEqual([`VMID ${vm.vmid} (RM status INIT)`, expect.stringMatching(new RegExp(`^\\d+ stage-2 pool pages of VM ${vm.vmid} `))]);
+      expect(destroyed.leaked).toEqual([]);
       expect(await invariants()).toEqual([]);
     } finally {
       s.close();

@@ -170,23 +170,28 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     let closed = false;
     let replies: Promise<void> = Promise.resolve();
 
-    const write = (fragments: readonly Uint8Array[]): void => {
-      if (closed) return;
+    /** Writes the fragments; false when the stream's buffer is full (notifications wait in the queue). */
+    const write = (fragments: readonly Uint8Array[]): boolean => {
+      if (closed) return true;
+      let room = true;
       for (const f of fragments) {
-        call.write({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength) });
+        room = call.write({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength) });
         face.stats.fragmentsSent++;
       }
+      return room;
     };
 
-    const sendReplies = face.faults === undefined ? async (fragments: readonly Uint8Array[]) => write(fragments) : replyFragmentFaults(face.faults, caller, write);
+    const sendReplies = face.faults === undefined ? async (fragments: readonly Uint8Array[]): Promise<void> => void write(fragments) : replyFragmentFaults(face.faults, caller, write);
 
-    const stopNotify = face.notifier.attach(caller, (n) => {
+    const notify = face.notifier.attach(caller, (n) => {
       try {
-        write(endpoint.encodeNotification(n));
+        return write(endpoint.encodeNotification(n));
       } catch (e) {
         face.log.error({ err: e, name: n.name }, 'bug: notification payload did not encode');
+        return true;
       }
     });
+    call.on('drain', () => notify.resume());
 
     const handle = { end: () => finish() };
     face.open.add(handle);
@@ -194,7 +199,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     function finish(): void {
       if (closed) return;
       closed = true;
-      stopNotify();
+      notify.stop();
       face.open.delete(handle);
       const trailers = new Metadata();
       trailers.set(DROPS_TRAILER_KEY, [...streamDrops].map(([rule, n]) => `${rule}=${n}`).join(','));
@@ -204,7 +209,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
 
     const stop = (): void => {
       closed = true;
-      stopNotify();
+      notify.stop();
       face.open.delete(handle);
     };
 

@@ -67,18 +67,20 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
         return;
       }
       const handle = { end: () => (stop(), call.end()) };
-      const stopNotify = face.notifier.attach(caller, (n, messageId, seq, dropped) => {
+      const notify = face.notifier.attach(caller, (n, messageId, seq, dropped) => {
         try {
-          call.write(toSubscribeResponse(n, messageId, seq, dropped));
+          return call.write(toSubscribeResponse(n, messageId, seq, dropped));
         } catch (e) {
           log.error({ err: e, name: n.name }, 'bug: notification did not encode');
+          return true;
         }
       });
       const stop = (): void => {
-        stopNotify();
+        notify.stop();
         face.open.delete(handle);
       };
       face.open.add(handle);
+      call.on('drain', () => notify.resume());
       call.on('cancelled', stop);
       call.on('error', stop);
     },

@@ -25,7 +25,7 @@ function setup(action?: FaultAction) {
   const notifier = new Notifier(rm, { engine, crash: (e) => void crashes.push(e) });
   const got: { seq: number; atMs: number }[] = [];
   const t0 = Date.now();
-  const stop = notifier.attach(VM, (_n, _id, seq) => got.push({ seq, atMs: Date.now() - t0 }));
+  const { stop } = notifier.attach(VM, (_n, _id, seq) => (got.push({ seq, atMs: Date.now() - t0 }), true));
   /** Queue one VM_STATUS for VM (the payload is not encoded on this path). */
   const notify = (): void => rm.notify(VM, 'VM_STATUS', { vmid: VM, vmStatus: 'RUNNING' } as never);
   return { got, crashes, notify, stop };
@@ -88,5 +88,26 @@ describe('RM_NOTIFICATION faults at delivery', () => {
     s.stop();
     await sleep(60);
     expect(s.got).toEqual([]);
+  });
+});
+
+describe('backpressure: a stream that takes no more leaves notifications in the bounded queue (issue 10)', () => {
+  test('deliver answers false: the rest wait in the queue, the oldest beyond 256 dropped and counted; resume delivers what is left', () => {
+    const stage2 = createStage2(DEFAULT_STAGE2_CONFIG);
+    if (!stage2.ok) throw new Error(stage2.error.join('; '));
+    const rm = new ResourceManager(inProcessCore(stage2.value));
+    const got: { seq: number; dropped: number }[] = [];
+    let room = 2;
+    const attachment = new Notifier(rm).attach(VM, (_n, _id, seq, dropped) => (got.push({ seq, dropped }), --room > 0));
+    for (let i = 0; i < 1_000; i++) rm.notify(VM, 'VM_STATUS', { vmid: VM, vmStatus: 'RUNNING' } as never);
+    // Two taken (the second filled the stream); of the other 998 the queue keeps the newest 256.
+    expect(got.map((g) => g.seq)).toEqual([0, 1]);
+    expect({ pending: rm.pendingFor(VM), dropped: rm.queue(VM).dropped }).toEqual({ pending: 256, dropped: 998 - 256 });
+    room = Infinity;
+    attachment.resume();
+    expect(got).toHaveLength(2 + 256);
+    expect(got.at(-1)).toEqual({ seq: 999, dropped: 742 });
+    expect(got[2]!.seq).toBe(1_000 - 256);
+    attachment.stop();
   });
 });

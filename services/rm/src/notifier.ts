@@ -6,6 +6,12 @@
  * One RX queue per VM (§1.1): two streams attached for the same VM share it, and each notification
  * goes to the first that drains it.
  *
+ * Backpressure (issue 10): a notification leaves the VM's queue only while its stream takes more.
+ * When the stream's buffer is full (`deliver` answers false: grpc-js `write` did), the rest stay in
+ * the queue, which is bounded (§1.3: 256, the oldest dropped and counted), until the stream drains
+ * and `resume` is called. Before, a client that stopped reading (SIGSTOP) made the RM buffer every
+ * notification in its HTTP/2 stream: 50,000 for HLOS grew it by 100 MiB with 0 pending, 0 dropped.
+ *
  * Faults (DESIGN.md §7, boundary RM_NOTIFICATION): with an engine, every notification taken off the
  * queue is a point (RM message name, the notified VMID) and its decision applies here, where the
  * RM hands it to the stream:
@@ -19,7 +25,14 @@ import { codecMessageId } from '@hypmesh/rm-wire';
 import type { ResourceManager, RmNotification } from '@hypmesh/rm';
 import type { FaultEngine, FaultEvent } from '@hypmesh/fault';
 
-export type Deliver = (n: RmNotification, messageId: number, seq: number, dropped: number) => void;
+/** Hands one notification to the stream; false when the stream's buffer is full (take no more until resume). */
+export type Deliver = (n: RmNotification, messageId: number, seq: number, dropped: number) => boolean;
+
+export interface Attachment {
+  /** The stream drained: deliver what waits in the queue, and each new notification again. */
+  resume(): void;
+  stop(): void;
+}
 
 export interface NotifierFaults {
   readonly engine: FaultEngine;
@@ -35,9 +48,10 @@ export class Notifier {
     private readonly faults?: NotifierFaults,
   ) {}
 
-  /** Delivers `vmid`'s pending notifications now and each new one as it is queued, until the returned stop(). */
-  attach(vmid: number, deliver: Deliver): () => void {
+  /** Delivers `vmid`'s pending notifications now and each new one as it is queued, while the stream takes them, until stop(). */
+  attach(vmid: number, deliver: Deliver): Attachment {
     let stopped = false;
+    let full = false;
     const timers = new Set<NodeJS.Timeout>();
     const later = (ms: number, f: () => void): void => {
       const t = setTimeout(() => {
@@ -48,7 +62,7 @@ export class Notifier {
     };
     const q = (): ReturnType<ResourceManager['queue']> => this.rm.queue(vmid);
     const send = (n: RmNotification): void => {
-      if (!stopped) deliver(n, codecMessageId(n.name), n.seq, q().dropped);
+      if (!stopped && !deliver(n, codecMessageId(n.name), n.seq, q().dropped)) full = true;
     };
 
     // Pause: notifications held in order until `pausedUntilMs`, released by one timer.
@@ -96,17 +110,27 @@ export class Notifier {
 
     const drain = (): void => {
       const queue = q();
-      for (let n = queue.shift(); n !== undefined && !stopped; n = stopped ? undefined : queue.shift()) offer(n);
+      while (!stopped && !full) {
+        const n = queue.shift();
+        if (n === undefined) return;
+        offer(n);
+      }
     };
     const off = this.rm.onNotify((v) => {
-      if (v === vmid && !stopped) drain();
+      if (v === vmid) drain();
     });
     drain();
-    return () => {
-      stopped = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      off();
+    return {
+      resume: () => {
+        full = false;
+        drain();
+      },
+      stop: () => {
+        stopped = true;
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
+        off();
+      },
     };
   }
 }

@@ -32,6 +32,7 @@ import {
   CODEC_NAMES,
   RM_CODECS,
   SHARE_FLAGS,
+  VM_STATUS,
   codecMessageId,
   encodeHeader,
   encodeReply,
@@ -524,6 +525,29 @@ describe('byte face (Exchange), with an in-process core', () => {
     expect(n!.readUInt32LE(4)).toBe(codecMessageId('MEM_SHARED'));
     expect(RM_CODECS.MEM_SHARED.notification.decode(n!.subarray(8))).toMatchObject({ ok: true, value: { handle, ownerVmid: HOST, memInfoTag: 1 } });
     await x.end();
+  });
+
+  test("hlos_queue_bounded: a Subscribe client that stops reading leaves HLOS's notifications in the 256-deep queue, drops counted; reading again delivers them with the drop count", async () => {
+    const stream = bc.subscribe({}, md(HOST));
+    stream.on('error', () => {});
+    const got: SubscribeResponse[] = [];
+    stream.on('data', (n: SubscribeResponse) => got.push(n));
+    await waitFor(() => (embedded.rm.pendingFor(HOST) === 0 ? true : undefined));
+    stream.pause();
+    const rm = embedded.rm;
+    const before = rm.queue(HOST).dropped;
+    for (let i = 0; i < 50_000; i++) rm.notify(HOST, 'VM_STATUS', { vmid: 0x80, vmStatus: VM_STATUS.RUNNING, osStatus: 0, appStatus: 0 });
+    // The stream's buffer and the client's flow-control window hold some; the rest wait, bounded.
+    const stats = expectOk(await rpc(bc, 'getStats', {}));
+    expect(Number(stats.notificationsPending)).toBeGreaterThan(0);
+    expect(Number(stats.notificationsPending)).toBeLessThanOrEqual(256);
+    expect(Number(stats.notificationsDropped) - before).toBeGreaterThan(40_000);
+    stream.resume();
+    await waitFor(() => (rm.pendingFor(HOST) === 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got.length).toBeLessThan(10_000);
+    expect(got.at(-1)!.dropped).toBe(BigInt(rm.queue(HOST).dropped));
+    stream.cancel();
   });
 
   test('Exchange without a caller VMID fails INVALID_ARGUMENT', async () => {
