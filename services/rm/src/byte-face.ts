@@ -211,10 +211,12 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     call.on('data', (req: ExchangeRequest) => {
       face.stats.fragmentsReceived++;
       const bytes = req.fragment instanceof Uint8Array ? req.fragment : new Uint8Array(0);
-      const before = endpoint.stats().requests;
+      // Counted around this fragment's own turn on the chain: a count taken when the fragment
+      // arrived would include every pipelined request still queued before it.
       replies = replies
-        .then(() => endpoint.receive(bytes))
-        .then((fragments) => {
+        .then(async () => {
+          const before = endpoint.stats().requests;
+          const fragments = await endpoint.receive(bytes);
           face.stats.requestsDispatched += endpoint.stats().requests - before;
           return sendReplies(fragments);
         })
