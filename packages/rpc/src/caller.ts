@@ -6,7 +6,7 @@
 
 import type { Metadata } from '@grpc/grpc-js';
 import { VMID_MAX } from './shape.js';
-import { invalidArgument, permissionDenied } from './status.js';
+import { invalidArgument, permissionDenied, quoted } from './status.js';
 
 export const CALLER_VMID_KEY = 'x-hypmesh-caller-vmid';
 
@@ -19,7 +19,7 @@ export function callerVmid(call: { readonly metadata: Metadata }): number {
   if (values.length > 1) throw invalidArgument(CALLER_VMID_KEY, `given ${values.length} times; give it once`);
   const text = values[0];
   if (typeof text !== 'string' || !VMID_TEXT.test(text.trim()))
-    throw invalidArgument(CALLER_VMID_KEY, `${JSON.stringify(String(text))} is not a VMID (decimal or 0x-hex)`);
+    throw invalidArgument(CALLER_VMID_KEY, `${quoted(String(text))} is not a VMID (decimal or 0x-hex)`);
   const vmid = Number(text.trim());
   if (vmid > VMID_MAX) throw invalidArgument(CALLER_VMID_KEY, `${vmid} is above 0x${VMID_MAX.toString(16)}`);
   return vmid;

@@ -10,10 +10,14 @@ export {
   invalidArgument,
   permissionDenied,
   fromThrown,
+  quoted,
+  ECHO_MAX_BYTES,
   type BugLog,
 } from './status.js';
 export {
   STATUS_DETAILS_KEY,
+  STATUS_MESSAGE_MAX_BYTES,
+  boundText,
   DETAIL_TYPES,
   StatusError,
   packAny,

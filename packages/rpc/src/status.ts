@@ -30,7 +30,7 @@ import {
 import { LINUX_ERRNO, RM_ERRORS, type RmErrorName } from '@hypmesh/rm-wire';
 import { VMM_ERRNO, type VmmErrnoName, type VmmError } from '@hypmesh/vmm';
 import { BadRequest, ErrorDetail, ErrorInfo, type OutputRegister } from '@hypmesh/proto';
-import { DETAIL_TYPES, StatusError, packAny } from './status-details.js';
+import { DETAIL_TYPES, STATUS_MESSAGE_MAX_BYTES, StatusError, boundText, packAny } from './status-details.js';
 
 /** errno (pKVM hypercalls, grants, address spaces; stage2-models.md §A5) → gRPC code. */
 export const errnoToGrpc = {
@@ -281,9 +281,16 @@ function vmmStatus(e: VmmError): StatusError {
   ]);
 }
 
+/** How much of a caller's input a status message quotes back (the rest is only counted). */
+export const ECHO_MAX_BYTES = 200;
+
+/** Caller input as a status message quotes it: JSON-quoted, at most ECHO_MAX_BYTES, marked when cut. */
+export const quoted = (input: string): string => boundText(input, ECHO_MAX_BYTES, (s) => JSON.stringify(s));
+
 /** A malformed request: INVALID_ARGUMENT naming the field, with a google.rpc.BadRequest. */
 export function invalidArgument(field: string, why: string): StatusError {
-  const bad: BadRequest = { fieldViolations: [{ field, description: why }] };
+  // The description rides in the trailers beside the message: bounded the same way.
+  const bad: BadRequest = { fieldViolations: [{ field, description: boundText(why, STATUS_MESSAGE_MAX_BYTES) }] };
   return new StatusError(status.INVALID_ARGUMENT, `${field}: ${why}`, [
     packAny(DETAIL_TYPES.badRequest, BadRequest, bad),
   ]);

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { VmType, VmmServiceClient, VmmServiceService } from '@hypmesh/proto/vmm';
-import { decodeStatusDetails } from '@hypmesh/rpc';
+import { STATUS_MESSAGE_MAX_BYTES, decodeStatusDetails } from '@hypmesh/rpc';
 import { ResourceManager, inProcessCore } from '@hypmesh/rm';
 import { DEFAULT_STAGE2_CONFIG, Stage2, checkInvariants, snapshot } from '@hypmesh/stage2';
 import { ManualClock, inProcessCorePort, inProcessRm } from '@hypmesh/vmm';
@@ -78,6 +78,18 @@ describe('VmmService: malformed requests are refused, naming the field, and chan
     expect(await run()).toMatch(expected);
     expect(snapshot(s)).toEqual(before);
     expect(checkInvariants(s)).toEqual([]);
+  });
+});
+
+describe('VmmService: echoed input is bounded (issue 10)', () => {
+  test('a 60 KB session_id is refused at once, its status message bounded and marked truncated', async () => {
+    const e = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.createVm({ sessionId: 's'.repeat(60_000), type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }, new grpc.Metadata(), { deadline: Date.now() + 3_000 }, (err) => resolve(err)),
+    );
+    expect(grpc.status[e?.code ?? 0]).toBe('INVALID_ARGUMENT');
+    expect(decodeStatusDetails(e!).errorDetail?.rule).toBe('session_unknown');
+    expect(Buffer.byteLength(e!.details)).toBeLessThanOrEqual(STATUS_MESSAGE_MAX_BYTES + 64);
+    expect(e!.details).toMatch(/… \(truncated, \d+ bytes\)$/);
   });
 });
 
