@@ -187,26 +187,31 @@ describe('callerVmid', () => {
 
   test.each([
     ['3', 3],
-    ['0x80', 0x80],
-    ['0XFF', 0xff],
+    ['128', 0x80],
     ['0', 0],
     ['65535', 0xffff],
-  ])('%s → %i', (text, vmid) => {
+  ])('%s → %i (the one canonical form: decimal, no leading zeros)', (text, vmid) => {
     expect(callerVmid(withCaller(text))).toBe(vmid);
   });
 
-  test.each([[[]], [['abc']], [['-1']], [['65536']], [['0x10000']], [['3', '3']], [['']], [['1.5']]])(
-    '%j → INVALID_ARGUMENT naming the key',
+  // Issue 10: `00003` and `0X3` were read as HOST. Every other spelling is refused, naming the canonical form.
+  test.each([[['00003']], [['0X3']], [['0x3']], [['0x80']], [['03']], [['+3']], [[' 3']], [['3 ']], [['1e2']], [['abc']], [['-1']], [['65536']], [['3', '3']], [['']], [['1.5']]])(
+    '%j → INVALID_ARGUMENT naming the key and the canonical form',
     (values) => {
       const e = catchStatus(() => callerVmid(withCaller(...values)));
       expect(e.code).toBe(status.INVALID_ARGUMENT);
       expect(decodeStatusDetails(e).badRequest?.fieldViolations[0]?.field).toBe(CALLER_VMID_KEY);
+      if (values.length === 1) expect(e.details).toContain('decimal without leading zeros');
     },
   );
 
+  test('no caller header → INVALID_ARGUMENT naming the canonical form', () => {
+    expect(catchStatus(() => callerVmid(withCaller())).details).toContain('decimal without leading zeros');
+  });
+
   test('requireCaller: a VMID outside the allowed list is PERMISSION_DENIED', () => {
     expect(requireCaller(withCaller('3'), [3], 'HostShareHyp')).toBe(3);
-    expect(catchStatus(() => requireCaller(withCaller('0x80'), [3], 'HostShareHyp')).code).toBe(status.PERMISSION_DENIED);
+    expect(catchStatus(() => requireCaller(withCaller('128'), [3], 'HostShareHyp')).code).toBe(status.PERMISSION_DENIED);
   });
 });
 
