@@ -69,3 +69,28 @@ describe('echoed input is bounded (issue 10 "echoed input")', () => {
     expect(r.ms).toBeLessThan(2_000);
   });
 });
+
+describe('undecodable request bytes are INVALID_ARGUMENT, not INTERNAL (issue 10)', () => {
+  const identity = (b: Buffer): Buffer => b;
+  const raw = (body: Buffer): Promise<grpc.ServiceError | null> =>
+    new Promise((resolve) => {
+      const md = new grpc.Metadata();
+      md.set(CALLER_VMID_KEY, '3');
+      client.makeUnaryRequest(CoreServiceService.ownershipCounts.path, identity, identity, body, md, { deadline: Date.now() + 3_000 }, (e) => resolve(e));
+    });
+
+  test.each([
+    ['a truncated varint', Buffer.from([0x08, 0xff])],
+    ['wire type 7', Buffer.from([0x0f])],
+    ['a length past the end', Buffer.from([0x0a, 0x7f, 0x01])],
+  ])('%s → INVALID_ARGUMENT naming the method, and the call never reaches the handler', async (_what, body) => {
+    const e = await raw(body);
+    expect(grpc.status[e?.code ?? 0]).toBe('INVALID_ARGUMENT');
+    expect(e?.details).toContain(`${CoreServiceService.ownershipCounts.path} do not decode as its request message`);
+    expect(decodeStatusDetails(e!).badRequest?.fieldViolations[0]?.field).toBe('request');
+  });
+
+  test('decodable bytes still reach the handler', async () => {
+    expect(await raw(Buffer.alloc(0))).toBeNull();
+  });
+});

@@ -556,6 +556,20 @@ describe('byte face (Exchange), with an in-process core', () => {
     await x.end();
   });
 
+  test('Exchange: a message that is no ExchangeRequest ends the stream INVALID_ARGUMENT, not INTERNAL (issue 10)', async () => {
+    const identity = (b: Buffer): Buffer => b;
+    const stream = bc.makeBidiStreamRequest(RmServiceService.exchange.path, identity, identity, md(HOST));
+    const status = new Promise<grpc.StatusObject>((resolve) => {
+      stream.on('status', resolve);
+      stream.on('error', () => {});
+      stream.on('data', () => {});
+    });
+    stream.write(Buffer.from([0x0a, 0x7f, 0x01])); // field 1 claims 127 bytes; 1 follows
+    const s = await status;
+    expect(grpc.status[s.code]).toBe('INVALID_ARGUMENT');
+    expect(s.details).toContain('do not decode as its request message');
+  });
+
   test('Exchange without a caller VMID fails INVALID_ARGUMENT', async () => {
     const stream = bc.exchange(md(null));
     const status = await new Promise<grpc.StatusObject>((resolve) => {
