@@ -12,6 +12,8 @@ export {
   fromThrown,
   quoted,
   ECHO_MAX_BYTES,
+  dependencyStatus,
+  dependencyToGrpc,
   type BugLog,
 } from './status.js';
 export {
@@ -51,3 +53,4 @@ export { faultFrontDoor, type FaultFrontDoor, type FaultHandlerPorts } from './f
 export { faultServiceHandlers } from './fault-service.js';
 export { armFromFile, faultLogLine, frontDoorFaults, parseFaultSeed, processFaultEngine, FAULTS_ENV, FAULT_SEED_ENV, type FaultOptions, type ProcessFaultPorts, type ProcessFaults } from './fault-config.js';
 export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';
+export { dependencyNoter, inDependencyScope, unreachedOf, type Dependency, type DependencyFailure, type Unreached } from './dependency.js';

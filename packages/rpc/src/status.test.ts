@@ -8,6 +8,8 @@ import {
   addressField,
   callerVmid,
   decodeStatusDetails,
+  dependencyNoter,
+  dependencyToGrpc,
   domainStatus,
   errnoToGrpc,
   frameField,
@@ -267,6 +269,39 @@ describe('unary()', () => {
     });
     expect(r.error?.code).toBe(status.INVALID_ARGUMENT);
     expect(r.log.error).not.toHaveBeenCalled();
+  });
+
+  // Issue 10: a refusal that follows a dependency the handler's ports could not reach is the
+  // outage's status, named in ErrorInfo; one per row of dependencyToGrpc.
+  test.each([
+    ['UNAVAILABLE', 'core', status.UNAVAILABLE, 'DEPENDENCY_UNAVAILABLE'],
+    ['DEADLINE_EXCEEDED', 'rm', status.DEADLINE_EXCEEDED, 'DEPENDENCY_DEADLINE_EXCEEDED'],
+  ] as const)('%s from %s, then a domain error → %i, reason %s, the domain detail kept', async (unreached, dependency, code, reason) => {
+    const r = await run(async () => {
+      const note = dependencyNoter(dependency);
+      await Promise.resolve();
+      note(unreached, 'connection refused');
+      return { ok: false, error: errnoError('EINVAL', 'granule_delegate', 'core call failed') } as never;
+    });
+    const d = decodeStatusDetails(r.error!);
+    expect([d.code, d.errorInfo?.reason, d.errorInfo?.metadata['dependency']]).toEqual([code, reason, dependency]);
+    expect(d.errorDetail?.codeName).toBe('EINVAL');
+    expect(d.message).toContain('connection refused');
+  });
+
+  test('a dependency failure the handler then got past (ok) changes nothing', async () => {
+    const r = await run(() => (dependencyNoter('core')('UNAVAILABLE', 'x'), { ok: true, value: { n: 2 } }));
+    expect(r.value).toEqual({ n: 2 });
+  });
+
+  test('a domain error with no dependency failure keeps its code (domain refusals are not outages)', async () => {
+    const r = await run(() => ({ ok: false, error: errnoError('EINVAL', 'bad', 'x') }) as never);
+    expect(r.error?.code).toBe(status.INVALID_ARGUMENT);
+    expect(decodeStatusDetails(r.error!).errorInfo?.reason).toBe('EINVAL');
+  });
+
+  test('dependencyToGrpc has one row per way of not reaching a dependency', () => {
+    expect(Object.keys(dependencyToGrpc).sort()).toEqual(['DEADLINE_EXCEEDED', 'UNAVAILABLE']);
   });
 
   test.each([

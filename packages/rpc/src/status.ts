@@ -30,6 +30,7 @@ import {
 import { LINUX_ERRNO, RM_ERRORS, type RmErrorName } from '@hypmesh/rm-wire';
 import { VMM_ERRNO, type VmmErrnoName, type VmmError } from '@hypmesh/vmm';
 import { BadRequest, ErrorDetail, ErrorInfo, type OutputRegister } from '@hypmesh/proto';
+import type { DependencyFailure, Unreached } from './dependency.js';
 import { DETAIL_TYPES, STATUS_MESSAGE_MAX_BYTES, StatusError, boundText, packAny } from './status-details.js';
 
 /** errno (pKVM hypercalls, grants, address spaces; stage2-models.md §A5) → gRPC code. */
@@ -286,6 +287,31 @@ export const ECHO_MAX_BYTES = 200;
 
 /** Caller input as a status message quotes it: JSON-quoted, at most ECHO_MAX_BYTES, marked when cut. */
 export const quoted = (input: string): string => boundText(input, ECHO_MAX_BYTES, (s) => JSON.stringify(s));
+
+/**
+ * A dependency the service could not reach (dependency.ts) → the caller's code: what the service's
+ * own call to it got, so the caller's retry policy (keyed on UNAVAILABLE) applies. Never
+ * INVALID_ARGUMENT or a domain code: the request may be fine, the dependency was not there.
+ */
+export const dependencyToGrpc = {
+  UNAVAILABLE: { code: status.UNAVAILABLE, reason: 'DEPENDENCY_UNAVAILABLE', says: 'is unreachable' },
+  DEADLINE_EXCEEDED: { code: status.DEADLINE_EXCEEDED, reason: 'DEPENDENCY_DEADLINE_EXCEEDED', says: 'did not answer within its deadline' },
+} as const satisfies Record<Unreached, { code: status; reason: string; says: string }>;
+
+/**
+ * The status of a request that failed because `f.dependency` could not be reached: ErrorInfo names
+ * the dependency; the domain's own refusal, if any, stays in the message and the ErrorDetail.
+ */
+export function dependencyStatus(f: DependencyFailure, e?: AnyDomainError): StatusError {
+  const row = dependencyToGrpc[f.unreached];
+  const domain = e === undefined ? undefined : domainStatus(e);
+  const info: ErrorInfo = { reason: row.reason, domain: 'hypmesh', metadata: { dependency: f.dependency, ...(e !== undefined && { rule: e.rule }) } };
+  const detail = domain?.detailMessages.find((d) => d.typeUrl.endsWith(DETAIL_TYPES.errorDetail));
+  return new StatusError(row.code, `${f.dependency} ${row.says} (${f.message})${domain === undefined ? '' : `; so: ${domain.details}`}`, [
+    packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info),
+    ...(detail === undefined ? [] : [detail]),
+  ]);
+}
 
 /** A malformed request: INVALID_ARGUMENT naming the field, with a google.rpc.BadRequest. */
 export function invalidArgument(field: string, why: string): StatusError {

@@ -8,7 +8,8 @@
  */
 
 import type { handleUnaryCall, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { domainStatus, fromThrown, type AnyDomainError, type BugLog } from './status.js';
+import { inDependencyScope } from './dependency.js';
+import { dependencyStatus, domainStatus, fromThrown, type AnyDomainError, type BugLog } from './status.js';
 
 /** Structurally the domain's Result (packages/stage2/src/result.ts). */
 export type Result<T, E> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
@@ -40,9 +41,15 @@ export function unaryWith(log: BugLog) {
       };
       const fail = (e: unknown): void => send(fromThrown(e, log, where));
       try {
-        const r = handler(call.request, call);
-        if (r instanceof Promise) r.then(finish, fail).catch(fail);
-        else finish(r);
+        const { result: r, failure } = inDependencyScope(() => handler(call.request, call));
+        // A refusal after a dependency could not be reached is the outage's (dependency.ts).
+        const settle = (r: Result<Res, AnyDomainError>): void => {
+          const f = r !== null && typeof r === 'object' && r.ok === false ? failure() : undefined;
+          if (f === undefined) finish(r);
+          else send(dependencyStatus(f, r.ok === false ? r.error : undefined));
+        };
+        if (r instanceof Promise) r.then(settle, fail).catch(fail);
+        else settle(r);
       } catch (e) {
         fail(e);
       }

@@ -43,7 +43,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ExchangeRequest, RmServiceClient, type ExchangeResponse } from '@hypmesh/proto/rm';
 import { FragmentReorder, NO_FAULT, faultMessage, fragmentStep, rmMessageMethod, type FaultEngine, type FaultEvent, type FragmentStep } from '@hypmesh/fault';
-import { CALLER_VMID_KEY } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, dependencyNoter, type Unreached } from '@hypmesh/rpc';
 import { VMID_HLOS, type RmError, type RmOutcome } from '@hypmesh/rm';
 import {
   LINUX_RM_SEND_PAYLOAD_MAX,
@@ -98,6 +98,13 @@ const msgqFailed = (why: string, message: string): RmOutcome<never> => ({
 
 /** How a gRPC status refusing a message looks to the VM manager (module header). */
 const statusRule = (code: string): string => (code === 'UNAVAILABLE' ? 'unavailable' : code === 'DEADLINE_EXCEEDED' ? 'timeout' : code.toLowerCase());
+
+/** The msgq failures that mean the RM was not reached, as @hypmesh/rpc's dependency scope notes them. */
+const UNREACHED_RULES: Readonly<Record<string, Unreached>> = {
+  [`${MSGQ_FAILED_RULE_PREFIX}unavailable`]: 'UNAVAILABLE',
+  [`${MSGQ_FAILED_RULE_PREFIX}closed`]: 'UNAVAILABLE',
+  [`${MSGQ_FAILED_RULE_PREFIX}timeout`]: 'DEADLINE_EXCEEDED',
+};
 
 export interface RmClientFaultPorts {
   /** Exit the process (default `process.exit(137)`, as kill -9 reports). */
@@ -243,7 +250,13 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
   }
 
   const call = <N extends CallName>(name: N, request: RequestOf<N>): Promise<RmOutcome<ReplyOf<N>>> =>
-    new Promise((resolve) => {
+    new Promise((settled) => {
+      const unreached = dependencyNoter('rm');
+      const resolve = (r: RmOutcome<ReplyOf<N>>): void => {
+        const u = r.ok ? undefined : UNREACHED_RULES[r.error.rule];
+        if (u !== undefined && !r.ok) unreached(u, `${address}: ${r.error.message}`);
+        settled(r);
+      };
       // Decide first, even when the call is then refused for want of a stream: every call gets its op index.
       const decision = faults === undefined ? NO_FAULT : faults.decide({ boundary: 'VMM_TO_RM', method: rmMessageMethod(name), rmMessage: name, callerVmid: VMID_HLOS });
       const event = decision.fault ? decision.event : undefined;
