@@ -40,6 +40,7 @@ const refused = (client: grpc.Client, method: unknown, req: object): Promise<Dec
 const summary = (d: DecodedStatus): string => `${grpc.status[d.code]} ${d.errorInfo?.reason ?? '-'} ${d.errorInfo?.metadata['dependency'] ?? '-'}`;
 
 const proc = (name: string): Proc => processes.all.find((p) => p.name === name)!;
+const signal = (name: string, sig: NodeJS.Signals): void => void proc(name).child.kill(sig);
 async function kill(name: string): Promise<void> {
   const p = proc(name);
   const exited = new Promise((r) => p.child.once('exit', r));
@@ -67,6 +68,32 @@ afterAll(async () => {
   await processes.stopAll();
   expect(processes.bugs()).toEqual([]);
 }, 30_000);
+
+// First, while every process still runs: stopped (SIGSTOP), then continued.
+describe('a dependency that is stopped: DEADLINE_EXCEEDED naming it, within the service\'s deadline for it', () => {
+  test('core stopped: the RM (VM_ALLOCATE) and the VMM (REALM create) answer DEADLINE_EXCEEDED, dependency core', async () => {
+    signal('core', 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      expect(summary(await vmAllocate())).toBe('DEADLINE_EXCEEDED DEPENDENCY_DEADLINE_EXCEEDED core');
+      expect(Date.now() - t0).toBeLessThan(CORE_TIMEOUT_MS + 2_000);
+      expect(summary(await createVm(VmType.VM_TYPE_REALM))).toBe('DEADLINE_EXCEEDED DEPENDENCY_DEADLINE_EXCEEDED core');
+    } finally {
+      signal('core', 'SIGCONT');
+    }
+  });
+
+  test('RM stopped: the VMM answers CreateVm DEADLINE_EXCEEDED, dependency rm, after --rm-timeout-ms', async () => {
+    signal('rm', 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      expect(summary(await createVm(VmType.VM_TYPE_GUNYAH))).toBe('DEADLINE_EXCEEDED DEPENDENCY_DEADLINE_EXCEEDED rm');
+      expect(Date.now() - t0).toBeLessThan(RM_TIMEOUT_MS + 2_000);
+    } finally {
+      signal('rm', 'SIGCONT');
+    }
+  });
+});
 
 describe('a dependency that is down: UNAVAILABLE naming it', () => {
   test('core killed: the RM (VM_ALLOCATE) and the VMM (REALM create) answer UNAVAILABLE, dependency core; a bad request is still INVALID_ARGUMENT', async () => {

@@ -54,3 +54,4 @@ export { faultServiceHandlers } from './fault-service.js';
 export { armFromFile, faultLogLine, frontDoorFaults, parseFaultSeed, processFaultEngine, FAULTS_ENV, FAULT_SEED_ENV, type FaultOptions, type ProcessFaultPorts, type ProcessFaults } from './fault-config.js';
 export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';
 export { dependencyNoter, inDependencyScope, unreachedOf, type Dependency, type DependencyFailure, type Unreached } from './dependency.js';
+export { DEPENDENCY_TIMEOUT_MS, TIMEOUT_MS_MAX, parseTimeoutMs, timeoutMsParser } from './timeouts.js';

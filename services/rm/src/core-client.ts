@@ -17,11 +17,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
-/** Deadline of one core call. */
-export const CORE_CALL_TIMEOUT_MS = 10_000;
+/** Deadline of one core call (--core-timeout-ms). */
+export const CORE_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.core;
 
 const GRANT_TYPES = {
   SHARE: GrantType.GRANT_TYPE_SHARE,

@@ -21,13 +21,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
 import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
 
-/** Deadline of one core call. */
-export const CORE_CALL_TIMEOUT_MS = 10_000;
+/** Deadline of one core call (--core-timeout-ms). */
+export const CORE_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.core;
 /** The host's VMID: every VMM call to the core is the host's. */
 const HOST_VMID = 3;
 const GRANT_TYPES = { SHARE: GrantType.GRANT_TYPE_SHARE, LEND: GrantType.GRANT_TYPE_LEND } as const satisfies Record<DemandPagedGrantType, GrantType>;

@@ -43,7 +43,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ExchangeRequest, RmServiceClient, type ExchangeResponse } from '@hypmesh/proto/rm';
 import { FragmentReorder, NO_FAULT, faultMessage, fragmentStep, rmMessageMethod, type FaultEngine, type FaultEvent, type FragmentStep } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, dependencyNoter, type Unreached } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, dependencyNoter, type Unreached } from '@hypmesh/rpc';
 import { VMID_HLOS, type RmError, type RmOutcome } from '@hypmesh/rm';
 import {
   LINUX_RM_SEND_PAYLOAD_MAX,
@@ -64,8 +64,8 @@ import {
 import { MSGQ_FAILED_RULE_PREFIX, noticeOf, rmPortOver, type RmNotice, type RmPort } from '@hypmesh/vmm';
 import { withPlantedBug } from './planted-bug.js';
 
-/** Deadline of one RM call, from send to reply. */
-export const RM_CALL_TIMEOUT_MS = 10_000;
+/** Deadline of one RM call, from send to reply (--rm-timeout-ms). */
+export const RM_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.rm;
 /** Back-off before reopening a broken stream: doubles from min to max. */
 export const RM_RECONNECT_MS_MIN = 100;
 export const RM_RECONNECT_MS_MAX = 2_000;
