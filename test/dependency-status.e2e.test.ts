@@ -71,13 +71,18 @@ afterAll(async () => {
 
 // First, while every process still runs: stopped (SIGSTOP), then continued.
 describe('a dependency that is stopped: DEADLINE_EXCEEDED naming it, within the service\'s deadline for it', () => {
-  test('core stopped: the RM (VM_ALLOCATE) and the VMM (REALM create) answer DEADLINE_EXCEEDED, dependency core', async () => {
+  test('core stopped: the RM (VM_ALLOCATE) and the VMM (REALM and GUNYAH create) answer DEADLINE_EXCEEDED, dependency core', async () => {
     signal('core', 'SIGSTOP');
     try {
       const t0 = Date.now();
       expect(summary(await vmAllocate())).toBe('DEADLINE_EXCEEDED DEPENDENCY_DEADLINE_EXCEEDED core');
       expect(Date.now() - t0).toBeLessThan(CORE_TIMEOUT_MS + 2_000);
       expect(summary(await createVm(VmType.VM_TYPE_REALM))).toBe('DEADLINE_EXCEEDED DEPENDENCY_DEADLINE_EXCEEDED core');
+      // GUNYAH: the RM could not reach the core for VM_ALLOCATE; its msgq reply (NORESOURCE) says
+      // so beside the bytes (ExchangeResponse.dependency_unreached), and the VMM names the core.
+      const gunyah = await createVm(VmType.VM_TYPE_GUNYAH);
+      expect(summary(gunyah)).toBe('DEADLINE_EXCEEDED DEPENDENCY_DEADLINE_EXCEEDED core');
+      expect(gunyah.message).toContain('via the RM');
     } finally {
       signal('core', 'SIGCONT');
     }
@@ -96,13 +101,14 @@ describe('a dependency that is stopped: DEADLINE_EXCEEDED naming it, within the 
 });
 
 describe('a dependency that is down: UNAVAILABLE naming it', () => {
-  test('core killed: the RM (VM_ALLOCATE) and the VMM (REALM create) answer UNAVAILABLE, dependency core; a bad request is still INVALID_ARGUMENT', async () => {
+  test('core killed: the RM (VM_ALLOCATE) and the VMM (REALM and GUNYAH create) answer UNAVAILABLE, dependency core; a bad request is still INVALID_ARGUMENT', async () => {
     await kill('core');
     expect(summary(await vmAllocate())).toBe('UNAVAILABLE DEPENDENCY_UNAVAILABLE core');
     const realm = await createVm(VmType.VM_TYPE_REALM);
     expect(summary(realm)).toBe('UNAVAILABLE DEPENDENCY_UNAVAILABLE core');
     // The domain's own refusal stays beside it.
     expect(realm.errorDetail?.codeName).toBe('EINVAL');
+    expect(summary(await createVm(VmType.VM_TYPE_GUNYAH))).toBe('UNAVAILABLE DEPENDENCY_UNAVAILABLE core');
     expect(summary(await createVm(VmType.VM_TYPE_GUNYAH, 12))).toBe('INVALID_ARGUMENT EINVAL -');
   });
 
