@@ -55,3 +55,4 @@ export { armFromFile, faultLogLine, frontDoorFaults, parseFaultSeed, processFaul
 export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';
 export { dependencyNoter, inDependencyScope, unreachedOf, type Dependency, type DependencyFailure, type Unreached } from './dependency.js';
 export { DEPENDENCY_TIMEOUT_MS, TIMEOUT_MS_MAX, parseTimeoutMs, timeoutMsParser } from './timeouts.js';
+export { DEPENDENCY_GRACE_MS_DEFAULT, watchDependencies, type DependencyWatch, type TransitionLog, type WatchedDependency } from './dependency-health.js';

@@ -21,6 +21,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Boundary, FaultEngine } from '@hypmesh/fault';
 import { FAULT_PROTO_FILES, FaultServiceService } from '@hypmesh/proto/fault';
 import { guardDecoding } from './decode-guard.js';
+import { watchDependencies, type DependencyWatch } from './dependency-health.js';
 import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
 import { reflectionPackageDefinition } from './reflection.js';
@@ -54,6 +55,8 @@ export interface ServeOptions {
   readonly interceptors?: readonly grpc.ServerInterceptor[];
   /** The process's fault engine and this server's front-door boundary (CLIENT_TO_CORE/RM/VMM). */
   readonly faults?: ServeFaults;
+  /** Dependencies whose reachability health reflects (dependency-health.ts). */
+  readonly dependencies?: DependencyWatch;
 }
 
 export interface ServeFaults {
@@ -90,10 +93,12 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
+  const watching = options.dependencies === undefined ? undefined : watchDependencies(health, options.serviceName, options.dependencies);
 
   let stopped: Promise<void> | undefined;
   const shutdown = (graceMs = SHUTDOWN_GRACE_MS_DEFAULT): Promise<void> =>
     (stopped ??= new Promise((resolve) => {
+      watching?.stop();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(options.serviceName, 'NOT_SERVING');
       const timer = setTimeout(() => {

@@ -7,7 +7,7 @@
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
+import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
 import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
@@ -36,12 +36,13 @@ const opts = new Command('hypmesh-vmm')
   .addOption(new Option('--core <host:port>', "the core's address").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
   .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one RM call over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
   .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one core call').env('HYPMESH_CORE_TIMEOUT_MS').argParser(ms).default(CORE_CALL_TIMEOUT_MS))
+  .addOption(new Option('--dependency-grace-ms <ms>', 'health is NOT_SERVING once the RM or the core has been unreachable this long').env('HYPMESH_DEPENDENCY_GRACE_MS').argParser(ms).default(DEPENDENCY_GRACE_MS_DEFAULT))
   .addOption(new Option('--donation-region <base:size>', "host RAM the VMM donates from (default: the top 64 MiB below HYP's carve-out in the core's highest RAM region)").env('HYPMESH_DONATION_REGION').argParser(frameRun))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -55,7 +56,8 @@ const engine = faults.value.engine;
 try {
   const rm = grpcRm(opts.rm, opts.rmTimeoutMs, engine);
   const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine);
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
+  const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
   log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh vmm serving');
   let stopping = false;
   const stop = (signal: string): void => {
