@@ -300,14 +300,14 @@ export const dependencyToGrpc = {
 
 /**
  * The status of a request that failed because `f.dependency` could not be reached: ErrorInfo names
- * the dependency; the domain's own refusal, if any, stays in the message and the ErrorDetail.
+ * the dependency; the domain's own refusal stays in the message and the ErrorDetail.
  */
-export function dependencyStatus(f: DependencyFailure, e?: AnyDomainError): StatusError {
+export function dependencyStatus(f: DependencyFailure, e: AnyDomainError): StatusError {
   const row = dependencyToGrpc[f.unreached];
-  const domain = e === undefined ? undefined : domainStatus(e);
-  const info: ErrorInfo = { reason: row.reason, domain: 'hypmesh', metadata: { dependency: f.dependency, ...(e !== undefined && { rule: e.rule }) } };
-  const detail = domain?.detailMessages.find((d) => d.typeUrl.endsWith(DETAIL_TYPES.errorDetail));
-  return new StatusError(row.code, `${f.dependency} ${row.says} (${f.message})${domain === undefined ? '' : `; so: ${domain.details}`}`, [
+  const domain = domainStatus(e);
+  const info: ErrorInfo = { reason: row.reason, domain: 'hypmesh', metadata: { dependency: f.dependency, rule: e.rule } };
+  const detail = domain.detailMessages.find((d) => d.typeUrl.endsWith(DETAIL_TYPES.errorDetail));
+  return new StatusError(row.code, `${f.dependency} ${row.says} (${f.message}); so: ${domain.details}`, [
     packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info),
     ...(detail === undefined ? [] : [detail]),
   ]);

@@ -8,7 +8,7 @@
  */
 
 import type { handleUnaryCall, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { inDependencyScope } from './dependency.js';
+import { inDependencyScope, type DependencyFailure } from './dependency.js';
 import { dependencyStatus, domainStatus, fromThrown, type AnyDomainError, type BugLog } from './status.js';
 
 /** Structurally the domain's Result (packages/stage2/src/result.ts). */
@@ -30,26 +30,22 @@ export function unaryWith(log: BugLog) {
         sent = true;
         callback(error, value);
       };
-      const finish = (r: Result<Res, AnyDomainError>): void => {
+      const finish = (r: Result<Res, AnyDomainError>, unreached: () => DependencyFailure | undefined): void => {
         if (r === null || typeof r !== 'object' || typeof r.ok !== 'boolean') {
           send(fromThrown(new TypeError(`handler returned ${String(r)}, not a Result`), log, where));
         } else if (r.ok) {
           send(null, r.value);
         } else {
-          send(domainStatus(r.error));
+          // A refusal after a dependency could not be reached is the outage's (dependency.ts).
+          const f = unreached();
+          send(f === undefined ? domainStatus(r.error) : dependencyStatus(f, r.error));
         }
       };
       const fail = (e: unknown): void => send(fromThrown(e, log, where));
       try {
         const { result: r, failure } = inDependencyScope(() => handler(call.request, call));
-        // A refusal after a dependency could not be reached is the outage's (dependency.ts).
-        const settle = (r: Result<Res, AnyDomainError>): void => {
-          const f = r !== null && typeof r === 'object' && r.ok === false ? failure() : undefined;
-          if (f === undefined) finish(r);
-          else send(dependencyStatus(f, r.ok === false ? r.error : undefined));
-        };
-        if (r instanceof Promise) r.then(settle, fail).catch(fail);
-        else settle(r);
+        if (r instanceof Promise) r.then((v) => finish(v, failure), fail).catch(fail);
+        else finish(r, failure);
       } catch (e) {
         fail(e);
       }
