@@ -60,6 +60,13 @@ test.each([
   expect(r.ms).toBeLessThan(TIMEOUT_MS + 8_000);
 });
 
+test('demo against services that never answer: DEADLINE_EXCEEDED within --timeout, non-zero exit', async () => {
+  const r = await hypmesh(address, '--timeout', String(TIMEOUT_MS), 'demo');
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toContain('DEADLINE_EXCEEDED');
+  expect(r.ms).toBeLessThan(TIMEOUT_MS + 8_000);
+});
+
 test('a refused connection: UNAVAILABLE naming the service and its address, exit 2', async () => {
   const closed = createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

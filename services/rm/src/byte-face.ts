@@ -186,7 +186,8 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
         const { result, failure } = inDependencyScope(() => (faultHook === undefined ? dispatch() : faultHook(request, dispatch)));
         const payload = await result;
         const f = failure();
-        if (f !== undefined) outages.set(request.seq, { seq: request.seq, dependency: f.dependency, kind: UNREACHED_KINDS[f.unreached], message: f.message });
+        // No payload: no reply goes out (a lost or dropped message), so nothing to annotate.
+        if (f !== undefined && payload !== undefined) outages.set(request.seq, { seq: request.seq, dependency: f.dependency, kind: UNREACHED_KINDS[f.unreached], message: f.message });
         return payload;
       },
     );

@@ -16,6 +16,9 @@ export function setCallTimeout(ms: number): void {
   timeoutMs = ms;
 }
 
+/** The deadline of one call, ms (`--timeout`). */
+export const callTimeoutMs = (): number => timeoutMs;
+
 /** Call options with the CLI's deadline. */
 export const deadline = (): grpc.CallOptions => ({ deadline: Date.now() + timeoutMs });
 

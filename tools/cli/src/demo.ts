@@ -17,7 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, MemoryKind, PageState, type AddressSpaceRun, type GetMemoryMapResponse, type OwnershipRun } from '@hypmesh/proto';
 import { MemAcceptRequest, MemLendRequest, MemType, RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
-import { deadline, meta } from './call.js';
+import { callTimeoutMs, deadline, meta } from './call.js';
 import { formatBytes, ownershipTable, vmidName } from './format.js';
 
 const HOST = 3;
@@ -68,11 +68,14 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   step('seed 001: a session (the /dev/gunyah fd) and a GUNYAH VM');
   const session = vmm.openSession({}, meta(HOST));
   const sessionId = await new Promise<string>((resolve, reject) => {
+    // The stream lives as long as the session; only its first message has the CLI's deadline.
+    const late = `hypmesh.vmm.v1.VmmService did not open a session within ${callTimeoutMs()} ms (--timeout)`;
+    const timer = setTimeout(() => fail(Object.assign(new Error(late), { code: grpc.status.DEADLINE_EXCEEDED, details: late, metadata: new grpc.Metadata() })), callTimeoutMs());
     session.on('data', (m: OpenSessionResponse) => {
-      if (m.sessionId !== undefined) resolve(m.sessionId);
+      if (m.sessionId !== undefined) resolve((clearTimeout(timer), m.sessionId));
       else if (m.event?.state !== undefined) print(`  event: VM ${m.event.handle} → ${VmState[m.event.state]}`);
     });
-    session.on('error', reject);
+    session.on('error', (e) => (clearTimeout(timer), reject(e)));
   });
   print(`  session ${sessionId}`);
   const vmOf = (r: { vm?: Vm }): Vm => r.vm!;
