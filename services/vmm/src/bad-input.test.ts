@@ -117,6 +117,17 @@ describe('VmmService: empty and random request bytes on every unary RPC', () => 
     expect(checkInvariants(s)).toEqual([]);
   });
 
+  test('WatchVm (a server stream) with bytes that are no WatchVmRequest: INVALID_ARGUMENT, not INTERNAL', async () => {
+    const stream = client.makeServerStreamRequest(VmmServiceService.watchVm.path, identity, identity, Buffer.from([0x0a, 0x7f, 0x01]));
+    const status = await new Promise<grpc.StatusObject>((resolve) => {
+      stream.on('status', resolve);
+      stream.on('error', () => {});
+      stream.on('data', () => {});
+    });
+    expect(grpc.status[status.code]).toBe('INVALID_ARGUMENT');
+    expect(status.details).toContain('do not decode as its request message');
+  });
+
   test('still serving afterwards', async () => {
     expect(await call(client.listVms, { sessionId })).toBe('ok');
   });
