@@ -46,7 +46,7 @@ export interface MsgqStats {
  * message). It may call `dispatch` once, twice (a duplicate) or not at all, and answer its own
  * reply payload, or `undefined` for no reply (a lost or dropped message: the client times out).
  */
-export type RequestHook = (request: { readonly name: string; readonly msgId: number; readonly caller: number }, dispatch: () => Promise<Uint8Array>) => Promise<Uint8Array | undefined>;
+export type RequestHook = (request: { readonly name: string; readonly msgId: number; readonly seq: number; readonly caller: number }, dispatch: () => Promise<Uint8Array>) => Promise<Uint8Array | undefined>;
 
 export class MsgqEndpoint {
   private readonly reassembler = new Reassembler();
@@ -82,7 +82,7 @@ export class MsgqEndpoint {
       }
       this.requests++;
       const m = ev.message;
-      const payload = this.onRequest === undefined ? await this.dispatch(m) : await this.onRequest({ name: codecsForId(m.msgId)?.name ?? `0x${m.msgId.toString(16)}`, msgId: m.msgId, caller: this.caller }, () => this.dispatch(m));
+      const payload = this.onRequest === undefined ? await this.dispatch(m) : await this.onRequest({ name: codecsForId(m.msgId)?.name ?? `0x${m.msgId.toString(16)}`, msgId: m.msgId, seq: m.seq, caller: this.caller }, () => this.dispatch(m));
       if (payload === undefined) continue;
       const frags = fragmentMessage({ type: 'REPLY', msgId: ev.message.msgId, seq: ev.message.seq, payload });
       if (!frags.ok) throw new Error(`bug: reply to 0x${ev.message.msgId.toString(16)} does not fit: ${frags.error.reason}`);

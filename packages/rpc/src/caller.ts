@@ -2,26 +2,31 @@
  * Caller identity. Until transport identity (mTLS) exists, the caller's VMID travels in request
  * metadata (DESIGN.md §3), as the hypervisor would read it from the trapping context or the RM from
  * the message queue it arrived on.
+ *
+ * One spelling per VMID: decimal, no sign, no leading zeros (`3`, `128`, `0`), 0..65535. A second
+ * spelling (`0x3`, `00003`, `0X3`) would let one caller appear under two names wherever the header
+ * text is logged, counted or later mapped to an identity; it is refused, naming the canonical form.
  */
 
 import type { Metadata } from '@grpc/grpc-js';
 import { VMID_MAX } from './shape.js';
-import { invalidArgument, permissionDenied } from './status.js';
+import { invalidArgument, permissionDenied, quoted } from './status.js';
 
 export const CALLER_VMID_KEY = 'x-hypmesh-caller-vmid';
 
-const VMID_TEXT = /^(?:0[xX][0-9a-fA-F]{1,4}|[0-9]{1,5})$/;
+/** The canonical form, as refusals name it. */
+export const CALLER_VMID_FORM = `decimal without leading zeros, 0..${VMID_MAX} (e.g. 3 for HOST, 128 for VMID 0x80)`;
 
-/** The caller's VMID from metadata: decimal or 0x-hex. Missing, repeated or malformed: INVALID_ARGUMENT naming the key. */
+const VMID_TEXT = /^(?:0|[1-9][0-9]{0,4})$/;
+
+/** The caller's VMID from metadata, in its canonical form. Missing, repeated or any other spelling: INVALID_ARGUMENT naming the key. */
 export function callerVmid(call: { readonly metadata: Metadata }): number {
   const values = call.metadata.get(CALLER_VMID_KEY);
-  if (values.length === 0) throw invalidArgument(CALLER_VMID_KEY, 'missing: set the caller VMID in request metadata (decimal or 0x-hex)');
+  if (values.length === 0) throw invalidArgument(CALLER_VMID_KEY, `missing: set the caller VMID in request metadata, ${CALLER_VMID_FORM}`);
   if (values.length > 1) throw invalidArgument(CALLER_VMID_KEY, `given ${values.length} times; give it once`);
   const text = values[0];
-  if (typeof text !== 'string' || !VMID_TEXT.test(text.trim()))
-    throw invalidArgument(CALLER_VMID_KEY, `${JSON.stringify(String(text))} is not a VMID (decimal or 0x-hex)`);
-  const vmid = Number(text.trim());
-  if (vmid > VMID_MAX) throw invalidArgument(CALLER_VMID_KEY, `${vmid} is above 0x${VMID_MAX.toString(16)}`);
+  const vmid = typeof text === 'string' && VMID_TEXT.test(text) ? Number(text) : undefined;
+  if (vmid === undefined || vmid > VMID_MAX) throw invalidArgument(CALLER_VMID_KEY, `${quoted(String(text))} is not a VMID: give it ${CALLER_VMID_FORM}`);
   return vmid;
 }
 

@@ -10,10 +10,16 @@ export {
   invalidArgument,
   permissionDenied,
   fromThrown,
+  quoted,
+  ECHO_MAX_BYTES,
+  dependencyStatus,
+  dependencyToGrpc,
   type BugLog,
 } from './status.js';
 export {
   STATUS_DETAILS_KEY,
+  STATUS_MESSAGE_MAX_BYTES,
+  boundText,
   DETAIL_TYPES,
   StatusError,
   packAny,
@@ -48,3 +54,6 @@ export { faultFrontDoor, type FaultFrontDoor, type FaultHandlerPorts } from './f
 export { faultServiceHandlers } from './fault-service.js';
 export { armFromFile, faultLogLine, frontDoorFaults, parseFaultSeed, processFaultEngine, FAULTS_ENV, FAULT_SEED_ENV, type FaultOptions, type ProcessFaultPorts, type ProcessFaults } from './fault-config.js';
 export { faultClientInterceptor, type FaultClientInterceptorPorts } from './fault-client-interceptor.js';
+export { dependencyNoter, inDependencyScope, unreachedOf, type Dependency, type DependencyFailure, type Unreached } from './dependency.js';
+export { DEPENDENCY_TIMEOUT_MS, TIMEOUT_MS_MAX, parseTimeoutMs, timeoutMsParser } from './timeouts.js';
+export { DEPENDENCY_GRACE_MS_DEFAULT, watchDependencies, type DependencyWatch, type TransitionLog, type WatchedDependency } from './dependency-health.js';

@@ -20,6 +20,8 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Boundary, FaultEngine } from '@hypmesh/fault';
 import { FAULT_PROTO_FILES, FaultServiceService } from '@hypmesh/proto/fault';
+import { guardDecoding } from './decode-guard.js';
+import { watchDependencies, type DependencyWatch } from './dependency-health.js';
 import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
 import { reflectionPackageDefinition } from './reflection.js';
@@ -55,6 +57,8 @@ export interface ServeOptions {
   readonly interceptors?: readonly grpc.ServerInterceptor[];
   /** The process's fault engine and this server's front-door boundary (CLIENT_TO_CORE/RM/VMM). */
   readonly faults?: ServeFaults;
+  /** Dependencies whose reachability health reflects (dependency-health.ts). */
+  readonly dependencies?: DependencyWatch;
 }
 
 export interface ServeFaults {
@@ -76,15 +80,14 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   const faults = options.faults;
   const interceptors = options.interceptors ?? [];
   const server = new grpc.Server(interceptors.length === 0 ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors: [...interceptors] });
-  if (faults === undefined) options.register(server);
-  else {
-    // The service registers through this view, so every unary handler it adds goes through the front door.
-    const frontDoor = faultFrontDoor(faults.engine, faults.boundary, faults.ports);
-    const registrar = Object.create(server) as grpc.Server;
-    registrar.addService = (definition, implementation) => server.addService(definition, frontDoor.wrap(definition, implementation));
-    options.register(registrar);
-    server.addService(FaultServiceService, faultServiceHandlers(faults.engine));
-  }
+  // The service registers through this view: every method refuses undecodable bytes first
+  // (decode-guard.ts), then every unary handler goes through the fault front door, if any.
+  const frontDoor = faults === undefined ? undefined : faultFrontDoor(faults.engine, faults.boundary, faults.ports);
+  const registrar = Object.create(server) as grpc.Server;
+  registrar.addService = (definition, implementation) =>
+    server.addService(...guardDecoding(definition, frontDoor === undefined ? implementation : frontDoor.wrap(definition, implementation)));
+  options.register(registrar);
+  if (faults !== undefined) server.addService(...guardDecoding(FaultServiceService, faultServiceHandlers(faults.engine)));
   const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition(options.protoRoot, faults === undefined ? options.protoFiles : [...options.protoFiles, ...FAULT_PROTO_FILES])).addToServer(server);
@@ -92,10 +95,12 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
+  const watching = options.dependencies === undefined ? undefined : watchDependencies(health, options.serviceName, options.dependencies);
 
   let stopped: Promise<void> | undefined;
   const shutdown = (graceMs = SHUTDOWN_GRACE_MS_DEFAULT): Promise<void> =>
     (stopped ??= new Promise((resolve) => {
+      watching?.stop();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(options.serviceName, 'NOT_SERVING');
       const timer = setTimeout(() => {

@@ -21,6 +21,25 @@ export const DETAIL_TYPES = {
 } as const;
 
 /**
+ * Longest status message sent, in UTF-8 bytes. The message travels twice in the trailers
+ * (grpc-message, percent-encoded, and inside grpc-status-details-bin); trailers over grpc-js's
+ * 8 KiB metadata limit are never delivered, and the client hangs to its deadline (issue 10: a
+ * 40 KB caller header echoed back stalled the connection).
+ */
+export const STATUS_MESSAGE_MAX_BYTES = 1024;
+
+/**
+ * `text` (shown by `show`, e.g. quoted) cut to `maxBytes` of UTF-8 at a character boundary, saying
+ * it was cut and how long it was.
+ */
+export function boundText(text: string, maxBytes: number, show: (s: string) => string = (s) => s): string {
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= maxBytes) return show(text);
+  const head = new TextDecoder().decode(Buffer.from(text).subarray(0, maxBytes)).replace(/\uFFFD+$/, '');
+  return `${show(head)}… (truncated, ${bytes} bytes)`;
+}
+
+/**
  * A coded gRPC error, ready for a grpc-js callback: `code`, `details` (the status message) and
  * `metadata` (the trailers, holding the serialized google.rpc.Status). Handlers throw it for a
  * malformed request; unary() sends it unchanged. The original error, if any, is kept as `cause`.
@@ -36,6 +55,8 @@ export class StatusError extends Error implements ServiceError {
     readonly detailMessages: readonly Any[] = [],
     options?: { cause?: unknown },
   ) {
+    // Every status is built here, so this is the one place a message is bounded.
+    message = boundText(message, STATUS_MESSAGE_MAX_BYTES);
     super(message, options);
     this.details = message;
     this.metadata = new Metadata();

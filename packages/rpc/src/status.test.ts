@@ -8,6 +8,8 @@ import {
   addressField,
   callerVmid,
   decodeStatusDetails,
+  dependencyNoter,
+  dependencyToGrpc,
   domainStatus,
   errnoToGrpc,
   frameField,
@@ -187,26 +189,31 @@ describe('callerVmid', () => {
 
   test.each([
     ['3', 3],
-    ['0x80', 0x80],
-    ['0XFF', 0xff],
+    ['128', 0x80],
     ['0', 0],
     ['65535', 0xffff],
-  ])('%s → %i', (text, vmid) => {
+  ])('%s → %i (the one canonical form: decimal, no leading zeros)', (text, vmid) => {
     expect(callerVmid(withCaller(text))).toBe(vmid);
   });
 
-  test.each([[[]], [['abc']], [['-1']], [['65536']], [['0x10000']], [['3', '3']], [['']], [['1.5']]])(
-    '%j → INVALID_ARGUMENT naming the key',
+  // Issue 10: `00003` and `0X3` were read as HOST. Every other spelling is refused, naming the canonical form.
+  test.each([[['00003']], [['0X3']], [['0x3']], [['0x80']], [['03']], [['+3']], [[' 3']], [['3 ']], [['1e2']], [['abc']], [['-1']], [['65536']], [['3', '3']], [['']], [['1.5']]])(
+    '%j → INVALID_ARGUMENT naming the key and the canonical form',
     (values) => {
       const e = catchStatus(() => callerVmid(withCaller(...values)));
       expect(e.code).toBe(status.INVALID_ARGUMENT);
       expect(decodeStatusDetails(e).badRequest?.fieldViolations[0]?.field).toBe(CALLER_VMID_KEY);
+      if (values.length === 1) expect(e.details).toContain('decimal without leading zeros');
     },
   );
 
+  test('no caller header → INVALID_ARGUMENT naming the canonical form', () => {
+    expect(catchStatus(() => callerVmid(withCaller())).details).toContain('decimal without leading zeros');
+  });
+
   test('requireCaller: a VMID outside the allowed list is PERMISSION_DENIED', () => {
     expect(requireCaller(withCaller('3'), [3], 'HostShareHyp')).toBe(3);
-    expect(catchStatus(() => requireCaller(withCaller('0x80'), [3], 'HostShareHyp')).code).toBe(status.PERMISSION_DENIED);
+    expect(catchStatus(() => requireCaller(withCaller('128'), [3], 'HostShareHyp')).code).toBe(status.PERMISSION_DENIED);
   });
 });
 
@@ -262,6 +269,39 @@ describe('unary()', () => {
     });
     expect(r.error?.code).toBe(status.INVALID_ARGUMENT);
     expect(r.log.error).not.toHaveBeenCalled();
+  });
+
+  // Issue 10: a refusal that follows a dependency the handler's ports could not reach is the
+  // outage's status, named in ErrorInfo; one per row of dependencyToGrpc.
+  test.each([
+    ['UNAVAILABLE', 'core', status.UNAVAILABLE, 'DEPENDENCY_UNAVAILABLE'],
+    ['DEADLINE_EXCEEDED', 'rm', status.DEADLINE_EXCEEDED, 'DEPENDENCY_DEADLINE_EXCEEDED'],
+  ] as const)('%s from %s, then a domain error → %i, reason %s, the domain detail kept', async (unreached, dependency, code, reason) => {
+    const r = await run(async () => {
+      const note = dependencyNoter(dependency);
+      await Promise.resolve();
+      note(unreached, 'connection refused');
+      return { ok: false, error: errnoError('EINVAL', 'granule_delegate', 'core call failed') } as never;
+    });
+    const d = decodeStatusDetails(r.error!);
+    expect([d.code, d.errorInfo?.reason, d.errorInfo?.metadata['dependency']]).toEqual([code, reason, dependency]);
+    expect(d.errorDetail?.codeName).toBe('EINVAL');
+    expect(d.message).toContain('connection refused');
+  });
+
+  test('a dependency failure the handler then got past (ok) changes nothing', async () => {
+    const r = await run(() => (dependencyNoter('core')('UNAVAILABLE', 'x'), { ok: true, value: { n: 2 } }));
+    expect(r.value).toEqual({ n: 2 });
+  });
+
+  test('a domain error with no dependency failure keeps its code (domain refusals are not outages)', async () => {
+    const r = await run(() => ({ ok: false, error: errnoError('EINVAL', 'bad', 'x') }) as never);
+    expect(r.error?.code).toBe(status.INVALID_ARGUMENT);
+    expect(decodeStatusDetails(r.error!).errorInfo?.reason).toBe('EINVAL');
+  });
+
+  test('dependencyToGrpc has one row per way of not reaching a dependency', () => {
+    expect(Object.keys(dependencyToGrpc).sort()).toEqual(['DEADLINE_EXCEEDED', 'UNAVAILABLE']);
   });
 
   test.each([

@@ -30,7 +30,8 @@ import {
 import { LINUX_ERRNO, RM_ERRORS, type RmErrorName } from '@hypmesh/rm-wire';
 import { VMM_ERRNO, type VmmErrnoName, type VmmError } from '@hypmesh/vmm';
 import { BadRequest, ErrorDetail, ErrorInfo, type OutputRegister } from '@hypmesh/proto';
-import { DETAIL_TYPES, StatusError, packAny } from './status-details.js';
+import type { DependencyFailure, Unreached } from './dependency.js';
+import { DETAIL_TYPES, STATUS_MESSAGE_MAX_BYTES, StatusError, boundText, packAny } from './status-details.js';
 
 /** errno (pKVM hypercalls, grants, address spaces; stage2-models.md §A5) → gRPC code. */
 export const errnoToGrpc = {
@@ -281,9 +282,41 @@ function vmmStatus(e: VmmError): StatusError {
   ]);
 }
 
+/** How much of a caller's input a status message quotes back (the rest is only counted). */
+export const ECHO_MAX_BYTES = 200;
+
+/** Caller input as a status message quotes it: JSON-quoted, at most ECHO_MAX_BYTES, marked when cut. */
+export const quoted = (input: string): string => boundText(input, ECHO_MAX_BYTES, (s) => JSON.stringify(s));
+
+/**
+ * A dependency the service could not reach (dependency.ts) → the caller's code: what the service's
+ * own call to it got, so the caller's retry policy (keyed on UNAVAILABLE) applies. Never
+ * INVALID_ARGUMENT or a domain code: the request may be fine, the dependency was not there.
+ */
+export const dependencyToGrpc = {
+  UNAVAILABLE: { code: status.UNAVAILABLE, reason: 'DEPENDENCY_UNAVAILABLE', says: 'is unreachable' },
+  DEADLINE_EXCEEDED: { code: status.DEADLINE_EXCEEDED, reason: 'DEPENDENCY_DEADLINE_EXCEEDED', says: 'did not answer within its deadline' },
+} as const satisfies Record<Unreached, { code: status; reason: string; says: string }>;
+
+/**
+ * The status of a request that failed because `f.dependency` could not be reached: ErrorInfo names
+ * the dependency; the domain's own refusal stays in the message and the ErrorDetail.
+ */
+export function dependencyStatus(f: DependencyFailure, e: AnyDomainError): StatusError {
+  const row = dependencyToGrpc[f.unreached];
+  const domain = domainStatus(e);
+  const info: ErrorInfo = { reason: row.reason, domain: 'hypmesh', metadata: { dependency: f.dependency, rule: e.rule } };
+  const detail = domain.detailMessages.find((d) => d.typeUrl.endsWith(DETAIL_TYPES.errorDetail));
+  return new StatusError(row.code, `${f.dependency} ${row.says} (${f.message}); so: ${domain.details}`, [
+    packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info),
+    ...(detail === undefined ? [] : [detail]),
+  ]);
+}
+
 /** A malformed request: INVALID_ARGUMENT naming the field, with a google.rpc.BadRequest. */
 export function invalidArgument(field: string, why: string): StatusError {
-  const bad: BadRequest = { fieldViolations: [{ field, description: why }] };
+  // The description rides in the trailers beside the message: bounded the same way.
+  const bad: BadRequest = { fieldViolations: [{ field, description: boundText(why, STATUS_MESSAGE_MAX_BYTES) }] };
   return new StatusError(status.INVALID_ARGUMENT, `${field}: ${why}`, [
     packAny(DETAIL_TYPES.badRequest, BadRequest, bad),
   ]);

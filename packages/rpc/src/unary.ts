@@ -8,7 +8,8 @@
  */
 
 import type { handleUnaryCall, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { domainStatus, fromThrown, type AnyDomainError, type BugLog } from './status.js';
+import { inDependencyScope, type DependencyFailure } from './dependency.js';
+import { dependencyStatus, domainStatus, fromThrown, type AnyDomainError, type BugLog } from './status.js';
 
 /** Structurally the domain's Result (packages/stage2/src/result.ts). */
 export type Result<T, E> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
@@ -29,20 +30,22 @@ export function unaryWith(log: BugLog) {
         sent = true;
         callback(error, value);
       };
-      const finish = (r: Result<Res, AnyDomainError>): void => {
+      const finish = (r: Result<Res, AnyDomainError>, unreached: () => DependencyFailure | undefined): void => {
         if (r === null || typeof r !== 'object' || typeof r.ok !== 'boolean') {
           send(fromThrown(new TypeError(`handler returned ${String(r)}, not a Result`), log, where));
         } else if (r.ok) {
           send(null, r.value);
         } else {
-          send(domainStatus(r.error));
+          // A refusal after a dependency could not be reached is the outage's (dependency.ts).
+          const f = unreached();
+          send(f === undefined ? domainStatus(r.error) : dependencyStatus(f, r.error));
         }
       };
       const fail = (e: unknown): void => send(fromThrown(e, log, where));
       try {
-        const r = handler(call.request, call);
-        if (r instanceof Promise) r.then(finish, fail).catch(fail);
-        else finish(r);
+        const { result: r, failure } = inDependencyScope(() => handler(call.request, call));
+        if (r instanceof Promise) r.then((v) => finish(v, failure), fail).catch(fail);
+        else finish(r, failure);
       } catch (e) {
         fail(e);
       }

@@ -65,7 +65,7 @@ const region = (kind: MemoryKind, base: bigint, sizeBytes: bigint) => ({ kind, b
 
 describe('GetMemoryMap', () => {
   test('reports the configured regions sorted by base, the PA width and HYP’s carve-out at the top of the highest RAM bank', async () => {
-    const r = ok(await call(client.getMemoryMap, {}, '0x80'));
+    const r = ok(await call(client.getMemoryMap, {}, '128'));
     expect(r.memoryMap).toEqual({
       paBits: 40,
       regions: [region(MemoryKind.MEMORY_KIND_MMIO, MMIO, 256n * MiB), region(MemoryKind.MEMORY_KIND_RAM, RAM_A, GiB), region(MemoryKind.MEMORY_KIND_RAM, RAM_B, GiB)],
@@ -124,7 +124,7 @@ describe('Reset', () => {
   test('a caller other than HOST is PERMISSION_DENIED; nothing changed', async () => {
     ok(await call(client.hostShareHyp, { pfn: guestPfn }));
     const before = await counts();
-    expect(grpc.status[refused(await call(client.reset, {}, '0x80')).code]).toBe('PERMISSION_DENIED');
+    expect(grpc.status[refused(await call(client.reset, {}, '128')).code]).toBe('PERMISSION_DENIED');
     expect(await counts()).toEqual(before);
     ok(await call(client.reset, {}));
   });

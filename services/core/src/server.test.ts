@@ -147,12 +147,12 @@ describe('caller identity', () => {
   });
 
   test('a guest may not make host calls → PERMISSION_DENIED', async () => {
-    expectError(await rpc('hostShareHyp', { pfn: BigInt(RAM_BASE_PFN) }, '0x80'), grpc.status.PERMISSION_DENIED);
+    expectError(await rpc('hostShareHyp', { pfn: BigInt(RAM_BASE_PFN) }, '128'), grpc.status.PERMISSION_DENIED);
   });
 
-  test('hex and decimal name the same caller', async () => {
-    expectOk(await rpc('tablePageCounts', {}, '0x3'));
+  test('one spelling per caller: decimal without leading zeros; `0x3`, `00003`, `0X3` are refused (issue 10)', async () => {
     expectOk(await rpc('tablePageCounts', {}, '3'));
+    for (const other of ['0x3', '00003', '0X3']) expectInvalidField(await rpc('tablePageCounts', {}, other), CALLER_VMID_KEY);
   });
 });
 
@@ -264,7 +264,7 @@ describe('address spaces and guests (seed 003)', () => {
 });
 
 describe('§4.2 who creates a guest stage-2 (CALLERS, SPACE_CREATORS)', () => {
-  const RM = '0xff';
+  const RM = '255';
   const G = 0x90;
 
   test('§4.2 caller rule: the RM creates and destroys a guest space from HYP\'s reservation; HOST may not destroy it; pages go back to the reservation', async () => {
@@ -287,7 +287,7 @@ describe('§4.2 who creates a guest stage-2 (CALLERS, SPACE_CREATORS)', () => {
       grpc.status.INVALID_ARGUMENT,
       { codeName: 'EINVAL', rule: 'donation_not_expected' },
     );
-    expectError(await rpc('createAddressSpace', { vmid: G, ipaBits: 40 }, '0x81'), grpc.status.PERMISSION_DENIED);
+    expectError(await rpc('createAddressSpace', { vmid: G, ipaBits: 40 }, '129'), grpc.status.PERMISSION_DENIED);
     expectError(await rpc('topUpTablePool', { vmid: G, frames: [{ base: BigInt(RAM_BASE_PFN + 4096), count: 1n }] }, RM), grpc.status.PERMISSION_DENIED);
   });
 });
@@ -443,7 +443,7 @@ describe('Arm CCA RMI (§B)', () => {
   });
 
   test('RMI calls come from HOST only', async () => {
-    expectError(await rpc('granuleDelegate', { addr: rd }, '0x80'), grpc.status.PERMISSION_DENIED);
+    expectError(await rpc('granuleDelegate', { addr: rd }, '128'), grpc.status.PERMISSION_DENIED);
   });
 
   // Open values (issue 7 #16): whatever the RMM validates reaches the domain, which answers with the
@@ -537,7 +537,7 @@ describe('no input crashes the service, and nothing is UNKNOWN', () => {
 
   test.each(methods)('%s: empty request, with and without a caller; random bytes', async (name) => {
     const path = CoreServiceService[name].path;
-    for (const caller of [null, HOST, '0x80', '0']) {
+    for (const caller of [null, HOST, '128', '0']) {
       const r = await raw(path, Buffer.alloc(0), caller);
       if (!r.ok) expect([grpc.status.UNKNOWN, grpc.status.INTERNAL]).not.toContain(r.error.code);
     }

@@ -26,8 +26,8 @@
  */
 
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
-import type { ExchangeRequest, ExchangeResponse, GetStatsResponse } from '@hypmesh/proto/rm';
-import { callerVmid, fromThrown, type BugLog } from '@hypmesh/rpc';
+import { UnreachedKind, type DependencyUnreached, type ExchangeRequest, type ExchangeResponse, type GetStatsResponse } from '@hypmesh/proto/rm';
+import { callerVmid, fromThrown, inDependencyScope, type BugLog, type Unreached } from '@hypmesh/rpc';
 import { MsgqEndpoint, type MsgqRefusal, type RequestHook, type ResourceManager } from '@hypmesh/rm';
 import { FragmentReorder, applyAt, fragmentStep, type FaultEngine, type FaultEvent } from '@hypmesh/fault';
 import { decodeHeader, encodeReply, messageName } from '@hypmesh/rm-wire';
@@ -143,6 +143,20 @@ export function byteFaceFaultHook(faults: ByteFaceFaults): RequestHook {
 
 type Exchange = ServerDuplexStream<ExchangeRequest, ExchangeResponse>;
 
+const UNREACHED_KINDS = {
+  UNAVAILABLE: UnreachedKind.UNREACHED_KIND_UNAVAILABLE,
+  DEADLINE_EXCEEDED: UnreachedKind.UNREACHED_KIND_DEADLINE_EXCEEDED,
+} as const satisfies Record<Unreached, UnreachedKind>;
+
+/** The outage of the reply `fragment` opens (its first fragment), taken off the map; else undefined. */
+function outageOf(fragment: Uint8Array, outages: Map<number, DependencyUnreached>): DependencyUnreached | undefined {
+  const h = decodeHeader(fragment);
+  if (!h.ok || h.value.type !== 'REPLY') return undefined;
+  const outage = outages.get(h.value.seq);
+  outages.delete(h.value.seq);
+  return outage;
+}
+
 export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
   return (call) => {
     let caller: number;
@@ -154,6 +168,9 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     }
     const streamDrops = new Map<string, number>();
     const streamRefusals = new Map<string, number>();
+    // Requests whose dispatch could not reach the core, by seq: their reply's first fragment says so.
+    const outages = new Map<number, DependencyUnreached>();
+    const faultHook = face.faults === undefined ? undefined : byteFaceFaultHook(face.faults);
     const endpoint = new MsgqEndpoint(
       face.rm,
       caller,
@@ -165,7 +182,14 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
         face.stats.refusal(caller, r);
         bump(streamRefusals, `${r.rmError}:${r.rule}`);
       },
-      face.faults === undefined ? undefined : byteFaceFaultHook(face.faults),
+      async (request, dispatch) => {
+        const { result, failure } = inDependencyScope(() => (faultHook === undefined ? dispatch() : faultHook(request, dispatch)));
+        const payload = await result;
+        const f = failure();
+        // No payload: no reply goes out (a lost or dropped message), so nothing to annotate.
+        if (f !== undefined && payload !== undefined) outages.set(request.seq, { seq: request.seq, dependency: f.dependency, kind: UNREACHED_KINDS[f.unreached], message: f.message });
+        return payload;
+      },
     );
     let closed = false;
     let replies: Promise<void> = Promise.resolve();
@@ -175,7 +199,8 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       if (closed) return true;
       let room = true;
       for (const f of fragments) {
-        room = call.write({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength) });
+        const outage = outages.size === 0 ? undefined : outageOf(f, outages);
+        room = call.write({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength), ...(outage && { dependencyUnreached: outage }) });
         face.stats.fragmentsSent++;
       }
       return room;
@@ -216,10 +241,12 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     call.on('data', (req: ExchangeRequest) => {
       face.stats.fragmentsReceived++;
       const bytes = req.fragment instanceof Uint8Array ? req.fragment : new Uint8Array(0);
-      const before = endpoint.stats().requests;
+      // Counted around this fragment's own turn on the chain: a count taken when the fragment
+      // arrived would include every pipelined request still queued before it.
       replies = replies
-        .then(() => endpoint.receive(bytes))
-        .then((fragments) => {
+        .then(async () => {
+          const before = endpoint.stats().requests;
+          const fragments = await endpoint.receive(bytes);
           face.stats.requestsDispatched += endpoint.stats().requests - before;
           return sendReplies(fragments);
         })

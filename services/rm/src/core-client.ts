@@ -17,11 +17,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, decodeStatusDetails, faultClientInterceptor } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
-/** Deadline of one core call. */
-export const CORE_CALL_TIMEOUT_MS = 10_000;
+/** Deadline of one core call (--core-timeout-ms). */
+export const CORE_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.core;
 
 const GRANT_TYPES = {
   SHARE: GrantType.GRANT_TYPE_SHARE,
@@ -68,12 +68,17 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faul
   const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? {} : { interceptors: [faultClientInterceptor(faults, 'RM_TO_CORE')] });
 
   function call<Req, Res, T>(method: Method<Req, Res>, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
+    const unreached = dependencyNoter('core');
     return new Promise((resolve) => {
       const md = new grpc.Metadata();
       md.set(CALLER_VMID_KEY, String(caller));
       try {
         method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (e, res) => {
-          if (e || res === undefined) resolve({ ok: false, error: refusalOf(e ?? new Error('no response')) });
+          const refusal = e ? refusalOf(e) : undefined;
+          // Not the core's verdict (no errno detail) and a code that means it was not reached.
+          const u = e && refusal?.errno === 'EIO' && refusal.rule.startsWith('grpc_') ? unreachedOf(e.code) : undefined;
+          if (u !== undefined) unreached(u, `${address}: ${e!.details}`);
+          if (refusal !== undefined || res === undefined) resolve({ ok: false, error: refusal ?? refusalOf(new Error('no response')) });
           else {
             try {
               resolve({ ok: true, value: value(res) });

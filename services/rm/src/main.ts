@@ -6,10 +6,10 @@
  * gracefully on SIGTERM/SIGINT.
  */
 
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
-import { processFaultEngine } from '@hypmesh/rpc';
+import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
 import { CORE_CALL_TIMEOUT_MS, grpcCore } from './core-client.js';
 import { startRmServer } from './server.js';
@@ -20,12 +20,14 @@ const opts = new Command('hypmesh-rm')
   .description('The hypmesh resource manager: Gunyah RM VMIDs, VM life cycle, memory parcels and notifications over gRPC (typed and byte-exact msgq faces).')
   .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port|embedded>', "the core's address, or `embedded` for an in-process core with default memory").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one core call').env('HYPMESH_CORE_TIMEOUT_MS').argParser(timeoutMsParser(InvalidArgumentError)).default(CORE_CALL_TIMEOUT_MS))
+  .addOption(new Option('--dependency-grace-ms <ms>', 'health is NOT_SERVING once the core has been unreachable this long').env('HYPMESH_DEPENDENCY_GRACE_MS').argParser(timeoutMsParser(InvalidArgumentError)).default(DEPENDENCY_GRACE_MS_DEFAULT))
   .addOption(new Option('--memory <map>', 'with --core embedded: its memory map (ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40])').env('HYPMESH_MEMORY'))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; core: string; memory?: string; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -38,7 +40,7 @@ const engine = faults.value.engine;
 
 function core(): { port: CoreGrantPort; close(): void } {
   if (opts.core !== 'embedded') {
-    const port = grpcCore(opts.core, CORE_CALL_TIMEOUT_MS, engine);
+    const port = grpcCore(opts.core, opts.coreTimeoutMs, engine);
     return { port, close: () => port.close() };
   }
   const memory = opts.memory === undefined ? undefined : parseMemorySpec(opts.memory);
@@ -50,7 +52,8 @@ function core(): { port: CoreGrantPort; close(): void } {
 
 try {
   const c = core();
-  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine });
+  const dependencies = opts.core === 'embedded' ? undefined : { dependencies: [{ name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
+  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine, ...(dependencies && { dependencies }) });
   log.info({ address: opts.address, port: rm.port, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
   let stopping = false;
   const stop = (signal: string): void => {

@@ -486,6 +486,36 @@ describe('byte face (Exchange), with an in-process core', () => {
     await x.end();
   });
 
+  test('pipelined requests are counted once each: 200 MEM_LEND sent at once are 200 requests_dispatched (issue 10)', async () => {
+    // A core that answers a little later, as one over gRPC does: the fragments behind the first
+    // request arrive while it waits (this is what made 200 lends count as 19,398).
+    const s2 = createStage2({ memory: MEMORY });
+    if (!s2.ok) throw new Error(s2.error.join('; '));
+    const fast = inProcessCore(s2.value);
+    const slow = Object.fromEntries(
+      Object.entries(fast).map(([k, f]) => [k, async (a: never) => (await new Promise((r) => setTimeout(r, 2)), (f as (a: never) => unknown)(a))]),
+    ) as unknown as typeof fast;
+    const server = await startRmServer({ address: '127.0.0.1:0', core: slow, log: { error: () => {} } });
+    const client = new RmServiceClient(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    try {
+      const { vmid } = expectOk(await rpc(client, 'vmAllocate', { vmid: 0 }));
+      const stream = client.exchange(md(HOST));
+      let replies = 0;
+      const all = new Promise<void>((resolve) => stream.on('data', () => ++replies === 200 && resolve()));
+      stream.on('error', () => {});
+      const lendId = codecMessageId('MEM_LEND');
+      // The same page each time: the first lend takes it (one slow core call), the other 199 are refused.
+      const lend = memLendRequest.encode({ memType: 0, flags: 0, label: 0, acl: [{ vmid, rights: RWX }], sgl: [{ base: ram(0x3000000), size: BigInt(PAGE) }], attrs: [] });
+      for (let i = 0; i < 200; i++) for (const f of request(lendId, 1000 + i, lend)) stream.write({ fragment: Buffer.from(f) });
+      await all;
+      stream.end();
+      expect(expectOk(await rpc(client, 'getStats', {})).requestsDispatched).toBe(200n);
+    } finally {
+      client.close();
+      await server.shutdown(1_000);
+    }
+  });
+
   test('garbage fragments are dropped and counted, never answered, never a crash', async () => {
     const before = expectOk(await rpc(bc, 'getStats', {}));
     const x = exchange(HOST);
@@ -548,6 +578,20 @@ describe('byte face (Exchange), with an in-process core', () => {
     expect(got.length).toBeLessThan(10_000);
     expect(got.at(-1)!.dropped).toBe(BigInt(rm.queue(HOST).dropped));
     stream.cancel();
+  });
+
+  test('Exchange: a message that is no ExchangeRequest ends the stream INVALID_ARGUMENT, not INTERNAL (issue 10)', async () => {
+    const identity = (b: Buffer): Buffer => b;
+    const stream = bc.makeBidiStreamRequest(RmServiceService.exchange.path, identity, identity, md(HOST));
+    const status = new Promise<grpc.StatusObject>((resolve) => {
+      stream.on('status', resolve);
+      stream.on('error', () => {});
+      stream.on('data', () => {});
+    });
+    stream.write(Buffer.from([0x0a, 0x7f, 0x01])); // field 1 claims 127 bytes; 1 follows
+    const s = await status;
+    expect(grpc.status[s.code]).toBe('INVALID_ARGUMENT');
+    expect(s.details).toContain('do not decode as its request message');
   });
 
   test('Exchange without a caller VMID fails INVALID_ARGUMENT', async () => {

@@ -11,7 +11,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { RM_PROTO_FILES, RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
 import { FaultEngine } from '@hypmesh/fault';
-import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
+import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ByteFaceStats, type ByteFace } from './byte-face.js';
@@ -24,6 +24,8 @@ export const RM_SERVER_OPTIONS: grpc.ServerOptions = SERVER_OPTIONS;
 export interface RmServerOptions {
   /** host:port to listen on; port 0 picks a free port. */
   readonly address: string;
+  /** Dependencies whose reachability health reflects (main.ts: the services it reaches over gRPC). */
+  readonly dependencies?: DependencyWatch;
   /** Where the RM's stage-2 effects go. */
   readonly core: CoreGrantPort;
   readonly rmConfig?: RmConfig;
@@ -84,6 +86,7 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     serviceName: RM_SERVICE_NAME,
     protoRoot: PROTO_ROOT,
     protoFiles: RM_PROTO_FILES,
+    ...(options.dependencies && { dependencies: options.dependencies }),
     register: (server) => server.addService(RmServiceService, service),
     ...frontDoorFaults(engine ?? 'off', 'CLIENT_TO_RM'),
     drain: () => {

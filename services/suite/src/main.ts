@@ -12,14 +12,15 @@
  * the whole process, all three services together.
  */
 
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { processFaultEngine } from '@hypmesh/rpc';
+import { processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
 import { memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
 import { CORE_CALL_TIMEOUT_MS, grpcCore, startRmServer } from '@hypmesh/rm-service';
 import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer } from '@hypmesh/vmm-service';
 
 const SHUTDOWN_GRACE_MS = 5_000;
+const ms = timeoutMsParser(InvalidArgumentError);
 
 const opts = new Command('hypmesh')
   .description('Every hypmesh service in one process, over real gRPC on loopback.')
@@ -31,9 +32,11 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--check-invariants', 'check every core invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0)").env('HYPMESH_FAULT_SEED'))
+  .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one call of the RM or the VMM to the core').env('HYPMESH_CORE_TIMEOUT_MS').argParser(ms).default(CORE_CALL_TIMEOUT_MS))
+  .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one VMM call to the RM over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
@@ -53,11 +56,11 @@ try {
   const stage2Config = memory.value === undefined ? undefined : { memory: memory.value };
   const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }) });
   const coreTarget = target(opts.coreAddress, core.port);
-  const coreClient = grpcCore(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
+  const coreClient = grpcCore(coreTarget, opts.coreTimeoutMs, engine);
   const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine });
   const rmTarget = target(opts.rmAddress, rm.port);
-  const vmmRm = grpcRm(rmTarget, RM_CALL_TIMEOUT_MS, engine);
-  const vmmCore = grpcCorePort(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
+  const vmmRm = grpcRm(rmTarget, opts.rmTimeoutMs, engine);
+  const vmmCore = grpcCorePort(coreTarget, opts.coreTimeoutMs, engine);
   const vmm = await startVmmServer({ address: opts.vmmAddress, rm: vmmRm, core: vmmCore, log, faults: engine });
   const vmmTarget = target(opts.vmmAddress, vmm.port);
   log.info({ core: coreTarget, rm: rmTarget, vmm: vmmTarget, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh serving');

@@ -21,13 +21,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, decodeStatusDetails, faultClientInterceptor } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
 import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
 
-/** Deadline of one core call. */
-export const CORE_CALL_TIMEOUT_MS = 10_000;
+/** Deadline of one core call (--core-timeout-ms). */
+export const CORE_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.core;
 /** The host's VMID: every VMM call to the core is the host's. */
 const HOST_VMID = 3;
 const GRANT_TYPES = { SHARE: GrantType.GRANT_TYPE_SHARE, LEND: GrantType.GRANT_TYPE_LEND } as const satisfies Record<DemandPagedGrantType, GrantType>;
@@ -75,12 +75,17 @@ export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, 
   const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? {} : { interceptors: [faultClientInterceptor(faults, 'VMM_TO_CORE')] });
 
   function call<Req, Res, T, E>(method: Method<Req, Res>, req: Req, value: (res: Res) => T, fail: (f: Failure) => E, as = HOST_VMID): Promise<Result<T, E>> {
+    const unreached = dependencyNoter('core');
     return new Promise((resolve) => {
       const md = new grpc.Metadata();
       md.set(CALLER_VMID_KEY, String(as));
       try {
         method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (e, res) => {
-          if (e || res === undefined) return resolve({ ok: false, error: fail(failureOf(e ?? new Error('no response'))) });
+          const f = e ? failureOf(e) : undefined;
+          // Not the core's verdict (no detail) and a code that means it was not reached.
+          const u = e && f !== undefined && 'transport' in f ? unreachedOf(e.code) : undefined;
+          if (u !== undefined) unreached(u, `${address}: ${e!.details}`);
+          if (f !== undefined || res === undefined) return resolve({ ok: false, error: fail(f ?? failureOf(new Error('no response'))) });
           try {
             resolve({ ok: true, value: value(res) });
           } catch (err) {

@@ -7,7 +7,7 @@
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { processFaultEngine } from '@hypmesh/rpc';
+import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
 import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
@@ -28,11 +28,7 @@ function frameRun(text: string): FrameRun {
   return { base: base / 4096, count: size / 4096 };
 }
 
-const ms = (text: string): number => {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 600_000) throw new InvalidArgumentError('expected milliseconds in 1..600000');
-  return n;
-};
+const ms = timeoutMsParser(InvalidArgumentError);
 
 const opts = new Command('hypmesh-vmm')
   .description('The hypmesh host VM manager: session-bound VM handles, the Linux start and teardown sequences against the RM, realm VMs over the core RMI, over gRPC.')
@@ -40,12 +36,14 @@ const opts = new Command('hypmesh-vmm')
   .addOption(new Option('--rm <host:port>', "the RM's address (the VMM must be HLOS's only RM subscriber)").env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port>', "the core's address").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
   .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one RM call over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
+  .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one core call').env('HYPMESH_CORE_TIMEOUT_MS').argParser(ms).default(CORE_CALL_TIMEOUT_MS))
+  .addOption(new Option('--dependency-grace-ms <ms>', 'health is NOT_SERVING once the RM or the core has been unreachable this long').env('HYPMESH_DEPENDENCY_GRACE_MS').argParser(ms).default(DEPENDENCY_GRACE_MS_DEFAULT))
   .addOption(new Option('--donation-region <base:size>', "host RAM the VMM donates from (default: the top 64 MiB below HYP's carve-out in the core's highest RAM region)").env('HYPMESH_DONATION_REGION').argParser(frameRun))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -58,9 +56,10 @@ const engine = faults.value.engine;
 
 try {
   const rm = grpcRm(opts.rm, opts.rmTimeoutMs, engine);
-  const core = grpcCorePort(opts.core, CORE_CALL_TIMEOUT_MS, engine);
-  const holdings = grpcHoldings(opts.core, opts.rm, CORE_CALL_TIMEOUT_MS);
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, holdings, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
+  const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine);
+  const holdings = grpcHoldings(opts.core, opts.rm, opts.coreTimeoutMs);
+  const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
   if (vmm.sweep !== undefined) {
     if (vmm.sweep.orphans.length + vmm.sweep.realms.length > 0) log.warn({ vmids: vmm.sweep.orphans, realms: vmm.sweep.realms }, 'VMs of an earlier VMM process found: tearing them down');
     void vmm.sweep.swept.then((report) => {

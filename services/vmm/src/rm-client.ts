@@ -41,9 +41,9 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { ExchangeRequest, RmServiceClient, type ExchangeResponse } from '@hypmesh/proto/rm';
+import { ExchangeRequest, RmServiceClient, UnreachedKind, type DependencyUnreached, type ExchangeResponse } from '@hypmesh/proto/rm';
 import { FragmentReorder, NO_FAULT, faultMessage, fragmentStep, rmMessageMethod, type FaultEngine, type FaultEvent, type FragmentStep } from '@hypmesh/fault';
-import { CALLER_VMID_KEY } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, dependencyNoter, type Unreached } from '@hypmesh/rpc';
 import { VMID_HLOS, type RmError, type RmOutcome } from '@hypmesh/rm';
 import {
   LINUX_RM_SEND_PAYLOAD_MAX,
@@ -64,8 +64,8 @@ import {
 import { MSGQ_FAILED_RULE_PREFIX, noticeOf, rmPortOver, type RmNotice, type RmPort } from '@hypmesh/vmm';
 import { withPlantedBug } from './planted-bug.js';
 
-/** Deadline of one RM call, from send to reply. */
-export const RM_CALL_TIMEOUT_MS = 10_000;
+/** Deadline of one RM call, from send to reply (--rm-timeout-ms). */
+export const RM_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.rm;
 /** Back-off before reopening a broken stream: doubles from min to max. */
 export const RM_RECONNECT_MS_MIN = 100;
 export const RM_RECONNECT_MS_MAX = 2_000;
@@ -76,6 +76,8 @@ interface Pending {
   readonly name: CallName;
   readonly msgId: number;
   readonly resolve: (r: RmOutcome<unknown>) => void;
+  /** Notes, in the calling request's scope, that a dependency was not reached (the RM's core, from the reply's annotation). */
+  readonly unreached: (u: Unreached, message: string) => void;
   readonly timer: NodeJS.Timeout;
   /** Replies still to come for this seq (2 for a duplicated request). */
   repliesLeft: number;
@@ -98,6 +100,19 @@ const msgqFailed = (why: string, message: string): RmOutcome<never> => ({
 
 /** How a gRPC status refusing a message looks to the VM manager (module header). */
 const statusRule = (code: string): string => (code === 'UNAVAILABLE' ? 'unavailable' : code === 'DEADLINE_EXCEEDED' ? 'timeout' : code.toLowerCase());
+
+/** The msgq failures that mean the RM was not reached, as @hypmesh/rpc's dependency scope notes them. */
+const UNREACHED_RULES: Readonly<Record<string, Unreached>> = {
+  [`${MSGQ_FAILED_RULE_PREFIX}unavailable`]: 'UNAVAILABLE',
+  [`${MSGQ_FAILED_RULE_PREFIX}closed`]: 'UNAVAILABLE',
+  [`${MSGQ_FAILED_RULE_PREFIX}timeout`]: 'DEADLINE_EXCEEDED',
+};
+
+/** The RM's annotation of a reply, as the dependency scope notes it (the RM's one dependency is the core). */
+const UNREACHED_OF_KIND: Readonly<Partial<Record<UnreachedKind, Unreached>>> = {
+  [UnreachedKind.UNREACHED_KIND_UNAVAILABLE]: 'UNAVAILABLE',
+  [UnreachedKind.UNREACHED_KIND_DEADLINE_EXCEEDED]: 'DEADLINE_EXCEEDED',
+};
 
 export interface RmClientFaultPorts {
   /** Exit the process (default `process.exit(137)`, as kill -9 reports). */
@@ -184,10 +199,17 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     });
   }
 
+  /** Replies the RM sent while it could not reach the core, by seq (ExchangeResponse.dependency_unreached). */
+  const outages = new Map<number, DependencyUnreached>();
+
   function received(m: RmMessage): void {
     if (m.type === 'REPLY') {
       const p = pending.get(m.seq);
+      const outage = outages.get(m.seq);
+      outages.delete(m.seq);
       if (p === undefined || p.msgId !== m.msgId) return; // late reply of a call that timed out
+      const kind = outage === undefined ? undefined : UNREACHED_OF_KIND[outage.kind];
+      if (kind !== undefined) p.unreached(kind, `via the RM at ${address}: ${outage!.message}`);
       const reply = decodeCallReply(p.name, m.payload);
       if (!reply.ok) return replied(m.seq, msgqFailed('reply_invalid', `${p.name} reply: ${reply.error.reason}`));
       if (reply.value.rmError === 'OK') return replied(m.seq, { ok: true, value: reply.value.value });
@@ -215,6 +237,7 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     stream = s;
     s.on('data', (res: ExchangeResponse) => {
       backoffMs = RM_RECONNECT_MS_MIN;
+      if (res.dependencyUnreached !== undefined) outages.set(res.dependencyUnreached.seq, res.dependencyUnreached);
       for (const ev of rx.push(new Uint8Array(res.fragment.buffer, res.fragment.byteOffset, res.fragment.byteLength))) {
         if (ev.kind === 'message') received(ev.message);
       }
@@ -243,7 +266,14 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
   }
 
   const call = <N extends CallName>(name: N, request: RequestOf<N>): Promise<RmOutcome<ReplyOf<N>>> =>
-    new Promise((resolve) => {
+    new Promise((settled) => {
+      const rmUnreached = dependencyNoter('rm');
+      const coreUnreached = dependencyNoter('core');
+      const resolve = (r: RmOutcome<ReplyOf<N>>): void => {
+        const u = r.ok ? undefined : UNREACHED_RULES[r.error.rule];
+        if (u !== undefined && !r.ok) rmUnreached(u, `${address}: ${r.error.message}`);
+        settled(r);
+      };
       // Decide first, even when the call is then refused for want of a stream: every call gets its op index.
       const decision = faults === undefined ? NO_FAULT : faults.decide({ boundary: 'VMM_TO_RM', method: rmMessageMethod(name), rmMessage: name, callerVmid: VMID_HLOS });
       const event = decision.fault ? decision.event : undefined;
@@ -282,7 +312,7 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
                   return msgqFailed('unavailable', faultMessage(event, `crashed after ${name} was applied`));
                 }
               : undefined;
-      pending.set(seq, { name, msgId, resolve: resolve as (r: RmOutcome<unknown>) => void, timer, repliesLeft: a?.kind === 'duplicate' ? 2 : 1, ...(replace && { replace }) });
+      pending.set(seq, { name, msgId, resolve: resolve as (r: RmOutcome<unknown>) => void, unreached: coreUnreached, timer, repliesLeft: a?.kind === 'duplicate' ? 2 : 1, ...(replace && { replace }) });
       if (a?.kind === 'drop') return; // never sent: the timer answers
       if (a?.kind === 'delay' || a?.kind === 'pause') writeStep({ send: [], holdMs: a.kind === 'delay' ? a.delayMs : a.durationMs });
       sendFragments(name, fragments.value);

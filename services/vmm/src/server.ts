@@ -18,7 +18,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
-import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog } from '@hypmesh/rpc';
+import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
 import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
 import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
@@ -26,6 +26,8 @@ import { createVmmHandlers, type OpenStreams } from './handlers.js';
 export interface VmmServerOptions {
   /** host:port to listen on; port 0 picks a free port. */
   readonly address: string;
+  /** Dependencies whose reachability health reflects (main.ts: the services it reaches over gRPC). */
+  readonly dependencies?: DependencyWatch;
   readonly rm: RmPort;
   readonly core: CorePort;
   readonly vmmConfig?: Partial<VmmConfig>;
@@ -132,6 +134,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     serviceName: VMM_SERVICE_NAME,
     protoRoot: PROTO_ROOT,
     protoFiles: VMM_PROTO_FILES,
+    ...(options.dependencies && { dependencies: options.dependencies }),
     register: (server) => server.addService(VmmServiceService, service),
     ...frontDoorFaults(options.faults, 'CLIENT_TO_VMM'),
     drain: async () => {

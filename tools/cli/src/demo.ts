@@ -17,13 +17,14 @@ import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, MemoryKind, PageState, type AddressSpaceRun, type GetMemoryMapResponse, type OwnershipRun } from '@hypmesh/proto';
 import { MemAcceptRequest, MemLendRequest, MemType, RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type OpenSessionResponse, type Vm } from '@hypmesh/proto/vmm';
+import { callTimeoutMs, deadline, meta } from './call.js';
 import { formatBytes, ownershipTable, vmidName } from './format.js';
 
 const HOST = 3;
 const GiB = 1n << 30n;
 const MiB = 1n << 20n;
 
-type Unary = (req: never, md: grpc.Metadata, cb: (e: grpc.ServiceError | null, r: never) => void) => unknown;
+type Unary = (req: never, md: grpc.Metadata, options: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: never) => void) => unknown;
 
 export interface DemoClients {
   readonly core: CoreServiceClient;
@@ -34,13 +35,8 @@ export interface DemoClients {
 }
 
 export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: string) => void): Promise<void> {
-  const md = (vmid: number): grpc.Metadata => {
-    const m = new grpc.Metadata();
-    m.set('x-hypmesh-caller-vmid', String(vmid));
-    return m;
-  };
   const call = <Res>(client: grpc.Client, fn: unknown, req: object, vmid = HOST): Promise<Res> =>
-    new Promise((resolve) => (fn as Unary).call(client, req as never, md(vmid), (e, r) => (e ? fail(e) : resolve(r as Res))));
+    new Promise((resolve) => (fn as Unary).call(client, req as never, meta(vmid), deadline(), (e, r) => (e ? fail(e) : resolve(r as Res))));
   const step = (text: string): void => print(`\n== ${text}`);
 
   // Host memory the demo binds and lends: 1 GiB (or half) into the lowest RAM region of the core's
@@ -70,13 +66,16 @@ export async function demo({ core, rm, vmm, fail }: DemoClients, print: (line: s
   print(`  ${summary(before)}`);
 
   step('seed 001: a session (the /dev/gunyah fd) and a GUNYAH VM');
-  const session = vmm.openSession({}, md(HOST));
+  const session = vmm.openSession({}, meta(HOST));
   const sessionId = await new Promise<string>((resolve, reject) => {
+    // The stream lives as long as the session; only its first message has the CLI's deadline.
+    const late = `hypmesh.vmm.v1.VmmService did not open a session within ${callTimeoutMs()} ms (--timeout)`;
+    const timer = setTimeout(() => fail(Object.assign(new Error(late), { code: grpc.status.DEADLINE_EXCEEDED, details: late, metadata: new grpc.Metadata() })), callTimeoutMs());
     session.on('data', (m: OpenSessionResponse) => {
-      if (m.sessionId !== undefined) resolve(m.sessionId);
+      if (m.sessionId !== undefined) resolve((clearTimeout(timer), m.sessionId));
       else if (m.event?.state !== undefined) print(`  event: VM ${m.event.handle} → ${VmState[m.event.state]}`);
     });
-    session.on('error', reject);
+    session.on('error', (e) => (clearTimeout(timer), reject(e)));
   });
   print(`  session ${sessionId}`);
   const vmOf = (r: { vm?: Vm }): Vm => r.vm!;

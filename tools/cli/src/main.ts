@@ -31,7 +31,7 @@ import { checkHistory, formatReport, parseHistory } from '@hypmesh/history';
 import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from '@hypmesh/linux-driver';
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   CoreServiceClient,
   MemoryKind,
@@ -60,10 +60,10 @@ import {
   type ResetRequest as RmResetRequest,
   type ResetResponse as RmResetResponse,
 } from '@hypmesh/proto/rm';
-import { decodeStatusDetails } from '@hypmesh/rpc';
+import { decodeStatusDetails, timeoutMsParser } from '@hypmesh/rpc';
 import { parseMemoryJson, parseMemorySpec, type MemoryConfig, type Result } from '@hypmesh/stage2';
 import { bytes, integer } from './args.js';
-import { call } from './call.js';
+import { call, CLI_TIMEOUT_MS_DEFAULT, setCallTimeout } from './call.js';
 import { demo } from './demo.js';
 import { formatBytes, ownershipTable, rights, table, vmidName } from './format.js';
 import { VmmServiceClient, type ResetRequest as VmmResetRequest, type ResetResponse as VmmResetResponse } from '@hypmesh/proto/vmm';
@@ -102,7 +102,15 @@ const memoryMapOf = (c: MemoryConfig): MemoryMap => ({
 const describeMap = (m: MemoryMap): string =>
   `${m.regions.map((r) => `${MemoryKind[r.kind].replace('MEMORY_KIND_', '').toLowerCase()}@0x${r.base.toString(16)}:${formatBytes(r.sizeBytes)}`).join(', ')}; ${m.paBits}-bit PA`;
 
-const program = new Command('hypmesh').description('The command line for a running hypmesh.');
+const program = new Command('hypmesh')
+  .description('The command line for a running hypmesh.')
+  .addOption(
+    new Option('--timeout <ms>', 'deadline of each call to a service; one that misses it is named and the command exits 2')
+      .env('HYPMESH_TIMEOUT_MS')
+      .argParser(timeoutMsParser(InvalidArgumentError))
+      .default(CLI_TIMEOUT_MS_DEFAULT),
+  )
+  .hook('preAction', () => setCallTimeout(program.opts<{ timeout: number }>().timeout));
 
 const memoryOption = (): Option => new Option('--memory <map>', 'memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40]');
 const memoryConfigOption = (): Option => new Option('--memory-config <file.json>', 'memory map as JSON: {"paBits":40,"regions":[{"kind":"ram","base":"0x80000000","size":"16G"}]}');
