@@ -1,0 +1,1 @@
+export { Journal, type Durable, type JournalOptions, type JournalRecord, type JournalSync, type StoredRecord } from './journal.js';
