@@ -1,0 +1,114 @@
+/**
+ * The core's durable state (`--data-dir`, DESIGN.md §8): a command journal of every CoreService
+ * call that succeeded and changed something, as (RPC name, caller VMID text, request bytes),
+ * committed before its reply (@hypmesh/journal's group commit). The domain is deterministic (no
+ * clock, no randomness in @hypmesh/stage2), so replaying the journal through the same handlers into
+ * a core built from the same configuration rebuilds exactly the acknowledged state, grant ids and
+ * all: a restarted core continues the id sequence and never reuses an id of its previous life.
+ *
+ * A refused call changes nothing, so it is not journaled; its reply, like every read's, still waits
+ * for the records appended before it, whose effect it may have seen. Reset wipes the journal and
+ * stores the new map in the same group. The data dir holds `core.sqlite`; its metadata pins the
+ * configuration the records assume (`configured`, from the flags at first start) and the map in
+ * force (`memory`, which Reset may change).
+ */
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
+import { Journal, type JournalSync } from '@hypmesh/journal';
+import { CALLER_VMID_KEY } from '@hypmesh/rpc';
+import type { Stage2Config } from '@hypmesh/stage2';
+
+export const CORE_JOURNAL_FILE = 'core.sqlite';
+const SERVICE = 'hypmesh-core';
+/** Bumped when the record format changes; an older data dir is refused, not misread. */
+const FORMAT = '1';
+
+type Handler = grpc.handleUnaryCall<unknown, unknown>;
+type Methods = Record<string, { readonly path: string; requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }>;
+const METHODS = CoreServiceService as unknown as Methods;
+
+/** The configuration as one canonical string (key order fixed), so equal configs compare equal. */
+function canonical(c: Stage2Config): string {
+  const regions = (rs: Stage2Config['memory']['ram']) => rs.map((r) => ({ base: r.base, sizeBytes: r.sizeBytes }));
+  return JSON.stringify({ memory: { paBits: c.memory.paBits, ram: regions(c.memory.ram), mmio: regions(c.memory.mmio) }, hypReservationPages: c.hypReservationPages ?? null });
+}
+
+function fromCanonical(text: string): Stage2Config {
+  const c = JSON.parse(text) as { memory: Stage2Config['memory']; hypReservationPages: number | null };
+  return c.hypReservationPages === null ? { memory: c.memory } : { memory: c.memory, hypReservationPages: c.hypReservationPages };
+}
+
+/**
+ * Opens (or creates) `dir`'s journal for a core started with `config`, and gives the configuration
+ * to build the core from (the map in force, which a Reset may have changed). A data dir of another
+ * configuration, service or format is refused with the reason: its records would not replay.
+ */
+export function openCoreJournal(dir: string, config: Stage2Config, sync: JournalSync = 'normal'): { ok: true; value: { journal: Journal; config: Stage2Config } } | { ok: false; error: string } {
+  mkdirSync(dir, { recursive: true });
+  const journal = new Journal(join(dir, CORE_JOURNAL_FILE), { sync });
+  const wanted = canonical(config);
+  const refuse = (why: string) => {
+    journal.close();
+    return { ok: false as const, error: `data dir ${dir}: ${why}` };
+  };
+  const service = journal.meta('service');
+  if (service === undefined) {
+    journal.putMeta({ service: SERVICE, format: FORMAT, configured: wanted, memory: wanted });
+    return { ok: true, value: { journal, config } };
+  }
+  if (service !== SERVICE) return refuse(`holds the state of ${service}, not the core`);
+  if (journal.meta('format') !== FORMAT) return refuse(`journal format ${journal.meta('format')}, this core reads ${FORMAT}`);
+  const configured = journal.meta('configured')!;
+  if (configured !== wanted) return refuse(`its core was configured with ${configured}, this one with ${wanted}: start with the same memory options, or give an empty data dir`);
+  return { ok: true, value: { journal, config: fromCanonical(journal.meta('memory')!) } };
+}
+
+/**
+ * Replays every record through `handlers` (the plain ones, which journal nothing). Each one
+ * succeeded when it was journaled and the domain is deterministic, so a refusal now means the data
+ * dir does not belong to this code: an error naming the record.
+ */
+export function replayJournal(journal: Journal, handlers: CoreServiceServer): { ok: true; value: number } | { ok: false; error: string } {
+  let count = 0;
+  for (const r of journal.records()) {
+    const method = METHODS[r.name];
+    const handler = (handlers as unknown as Record<string, Handler>)[r.name];
+    if (method === undefined || handler === undefined) return { ok: false, error: `record ${r.seq}: unknown RPC ${r.name}` };
+    const metadata = new grpc.Metadata();
+    metadata.set(CALLER_VMID_KEY, r.caller);
+    const call = { request: method.requestDeserialize(Buffer.from(r.body)), metadata, getPath: () => method.path } as unknown as grpc.ServerUnaryCall<unknown, unknown>;
+    let outcome: grpc.ServiceError | null | undefined;
+    handler(call, (e) => (outcome = e as grpc.ServiceError | null));
+    if (outcome !== null) return { ok: false, error: `record ${r.seq} (${r.name} by ${r.caller}) did not replay: ${outcome === undefined ? 'no synchronous reply' : outcome.details}` };
+    count++;
+  }
+  return { ok: true, value: count };
+}
+
+/** What happens between a handler's result and its reply; `reply()` sends the result, `reply(e)` sends `e` instead. */
+type ReplyError = Parameters<grpc.sendUnaryData<unknown>>[0];
+export type ReplyStep = (rpc: string, mutating: boolean, call: grpc.ServerUnaryCall<unknown, unknown>, err: ReplyError, reply: (instead?: ReplyError) => void) => void;
+
+/**
+ * The journal's step before a reply (server.ts applies it to every RPC): a mutation that succeeded
+ * is appended, a Reset wipes the journal, anything else waits for what is pending; the reply goes
+ * once that is committed. A failed commit answers UNAVAILABLE (the caller cannot know whether the
+ * change survives) and calls `failed`: the process should exit and recover, its memory being ahead
+ * of its journal.
+ */
+export function journalStep(journal: Journal, config: () => Stage2Config, failed: (e: Error) => void): ReplyStep {
+  return (rpc, mutating, call, err, reply) => {
+    const committed = (e?: Error): void => {
+      if (e === undefined) return reply();
+      failed(e);
+      reply({ code: grpc.status.UNAVAILABLE, details: `the core could not journal this call (${e.message}); it restarts from its data dir` });
+    };
+    if (err !== null) journal.afterDurable(committed);
+    else if (rpc === 'reset') journal.clear({ memory: canonical(config()) }, committed);
+    else if (mutating) journal.append({ name: rpc, caller: String(call.metadata.get(CALLER_VMID_KEY)[0]), body: METHODS[rpc]!.requestSerialize(call.request) }, committed);
+    else journal.afterDurable(committed);
+  };
+}
