@@ -19,7 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
 import { Journal, type JournalSync } from '@hypmesh/journal';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
-import type { Stage2Config } from '@hypmesh/stage2';
+import { DEFAULT_STAGE2_CONFIG, type Stage2Config } from '@hypmesh/stage2';
 
 export const CORE_JOURNAL_FILE = 'core.sqlite';
 const SERVICE = 'hypmesh-core';
@@ -64,6 +64,27 @@ export function openCoreJournal(dir: string, config: Stage2Config, sync: Journal
   const configured = journal.meta('configured')!;
   if (configured !== wanted) return refuse(`its core was configured with ${configured}, this one with ${wanted}: start with the same memory options, or give an empty data dir`);
   return { ok: true, value: { journal, config: fromCanonical(journal.meta('memory')!) } };
+}
+
+/**
+ * A main's durable options (`--data-dir`; nothing when not given): the opened journal, the
+ * configuration to build from, and an exit on a failed commit (a restart recovers the last
+ * committed state). A refused data dir is the error to exit 2 with.
+ */
+export function durableCoreOptions(
+  dataDir: string | undefined,
+  config: Stage2Config = DEFAULT_STAGE2_CONFIG,
+  sync: JournalSync,
+  log: { fatal(obj: object, msg: string): void },
+): { ok: true; value: { journal?: Journal; stage2Config?: Stage2Config; journalFailed?: (e: Error) => void } } | { ok: false; error: string } {
+  if (dataDir === undefined || dataDir === '') return { ok: true, value: {} };
+  const opened = openCoreJournal(dataDir, config, sync);
+  if (!opened.ok) return opened;
+  const journalFailed = (e: Error): void => {
+    log.fatal({ err: e }, 'journal commit failed: exiting, a restart recovers the last committed state');
+    process.exit(1);
+  };
+  return { ok: true, value: { journal: opened.value.journal, stage2Config: opened.value.config, journalFailed } };
 }
 
 /**

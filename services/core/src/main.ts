@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { processFaultEngine } from '@hypmesh/rpc';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
-import { memoryFromOptions, openCoreJournal, startCoreServer } from './server.js';
+import { durableCoreOptions, memoryFromOptions, startCoreServer } from './server.js';
 
 const GiB = 2 ** 30;
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -60,19 +60,15 @@ const memory = given.value ?? {
 };
 
 /** Durable mode: a data dir of another configuration is refused before anything is served. */
-const durable = opts.dataDir === undefined || opts.dataDir === '' ? undefined : openCoreJournal(opts.dataDir, { memory }, opts.dataSync);
-if (durable?.ok === false) {
+const durable = durableCoreOptions(opts.dataDir, { memory }, opts.dataSync, log);
+if (!durable.ok) {
   log.fatal(durable.error);
   process.exit(2);
 }
 
 try {
-  const stage2Config = durable?.value.config ?? { memory };
-  const journalFailed = (e: Error): void => {
-    log.fatal({ err: e }, 'journal commit failed: exiting, a restart recovers the last committed state');
-    process.exit(1);
-  };
-  const core = await startCoreServer({ address: opts.address, stage2Config, log, checkInvariants: opts.checkInvariants, faults: engine, ...(durable && { journal: durable.value.journal, journalFailed }) });
+  const stage2Config = durable.value.stage2Config ?? { memory };
+  const core = await startCoreServer({ address: opts.address, log, checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config });
   if (core.recovered) log.info({ dataDir: opts.dataDir, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'recovered from the journal');
   log.info({ address: opts.address, port: core.port, memory: stage2Config.memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh core serving');
   let stopping = false;

@@ -146,4 +146,4 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   };
 }
 export { memoryFromOptions, type MemoryOptions } from './memory-options.js';
-export { openCoreJournal, CORE_JOURNAL_FILE } from './durable.js';
+export { durableCoreOptions, openCoreJournal, CORE_JOURNAL_FILE } from './durable.js';
