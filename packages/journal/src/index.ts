@@ -1,1 +1,2 @@
 export { Journal, type Durable, type JournalOptions, type JournalRecord, type JournalSync, type StoredRecord } from './journal.js';
+export { decodeState, encodeState } from './state-codec.js';

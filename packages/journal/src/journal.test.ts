@@ -87,3 +87,20 @@ describe('reopen', () => {
     j.close();
   });
 });
+
+describe('state rows', () => {
+  test('a row put several times in one group keeps its last value, and survives a reopen', async () => {
+    const path = freshPath();
+    const j = new Journal(path);
+    const done: number[] = [];
+    for (let i = 0; i < 3; i++) j.putState('rm', `v${i}`, () => done.push(i));
+    expect(j.state('rm')).toBeUndefined();
+    await turn();
+    expect(done).toEqual([0, 1, 2]);
+    expect(j.state('rm')).toBe('v2');
+    j.close();
+    const again = new Journal(path);
+    expect(again.state('rm')).toBe('v2');
+    again.close();
+  });
+});

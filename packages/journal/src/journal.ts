@@ -14,6 +14,10 @@
  * (the file stays consistent: SQLite's WAL checksums cut a torn tail). `full`: every commit also
  * fsyncs the WAL, so acknowledged rows survive power loss too; it costs one fsync per group.
  *
+ * Keyed state rows (`putState`) ride the same groups, for a service that keeps its state rather
+ * than its commands (the RM, whose commands await the core and so cannot be replayed): a row put
+ * several times in one group is written once, with its last value.
+ *
  * A failed commit leaves the service's memory ahead of its journal, so the journal refuses every
  * later append (`failure`), and callers should exit and recover (crash-only).
  */
@@ -42,17 +46,22 @@ export interface JournalOptions {
 export type Durable = (error?: Error) => void;
 
 /** A queued write: a row, or a wipe (Reset) with the metadata that goes with it. */
-type Pending = { readonly kind: 'append'; readonly record: JournalRecord } | { readonly kind: 'clear'; readonly meta: Readonly<Record<string, string>> };
+type Pending =
+  | { readonly kind: 'append'; readonly record: JournalRecord }
+  | { readonly kind: 'clear'; readonly meta: Readonly<Record<string, string>> }
+  | { readonly kind: 'state'; readonly key: string; readonly value: string };
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS record (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, caller TEXT NOT NULL, body BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 export class Journal {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement<[string, string, Uint8Array]>;
   private readonly setMeta: Database.Statement<[string, string]>;
+  private readonly setState: Database.Statement<[string, string]>;
   private readonly writeGroup: (ops: readonly Pending[]) => void;
   private pending: Pending[] = [];
   /** Callbacks of the open group, run in order after its commit. */
@@ -73,10 +82,15 @@ export class Journal {
     this.db.exec(SCHEMA);
     this.insert = this.db.prepare('INSERT INTO record (name, caller, body) VALUES (?, ?, ?)');
     this.setMeta = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    this.setState = this.db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
     this.writeGroup = this.db.transaction((ops: readonly Pending[]) => {
+      const lastPut = new Map<string, Pending>();
+      for (const op of ops) if (op.kind === 'state') lastPut.set(op.key, op);
       for (const op of ops) {
         if (op.kind === 'append') this.insert.run(op.record.name, op.record.caller, op.record.body);
-        else {
+        else if (op.kind === 'state') {
+          if (lastPut.get(op.key) === op) this.setState.run(op.key, op.value);
+        } else {
           this.db.prepare('DELETE FROM record').run();
           for (const [k, v] of Object.entries(op.meta)) this.setMeta.run(k, v);
         }
@@ -97,6 +111,12 @@ export class Journal {
     })();
   }
 
+  /** A state row's value, if stored. */
+  state(key: string): string | undefined {
+    const row = this.db.prepare('SELECT value FROM state WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
   /** Every stored record in append order (replay at start-up). */
   *records(): IterableIterator<StoredRecord> {
     for (const row of this.db.prepare('SELECT seq, name, caller, body FROM record ORDER BY seq').iterate() as IterableIterator<{ seq: number; name: string; caller: string; body: Buffer }>) {
@@ -112,6 +132,11 @@ export class Journal {
   /** Queues `record` into this turn's group; `done` runs after the group commits. */
   append(record: JournalRecord, done: Durable): void {
     this.enqueue({ kind: 'append', record }, done);
+  }
+
+  /** Queues state row `key` = `value` into this turn's group; `done` runs after the group commits. */
+  putState(key: string, value: string, done: Durable): void {
+    this.enqueue({ kind: 'state', key, value }, done);
   }
 
   /** Queues a wipe of every record plus `meta` (a Reset: the state the records built is gone). */
