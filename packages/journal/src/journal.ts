@@ -185,3 +185,14 @@ export class Journal {
     }
   }
 }
+
+/**
+ * What a main does when a commit fails: log it and exit. The process's memory is then ahead of its
+ * data dir; a restart recovers the last committed state, which is all that was acknowledged.
+ */
+export function exitOnCommitFailure(log: { fatal(obj: object, msg: string): void }): (e: Error) => void {
+  return (e) => {
+    log.fatal({ err: e }, 'journal commit failed: exiting, a restart recovers the last committed state');
+    process.exit(1);
+  };
+}

@@ -13,11 +13,9 @@
  * force (`memory`, which Reset may change).
  */
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
-import { Journal, type JournalSync } from '@hypmesh/journal';
+import { exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { DEFAULT_STAGE2_CONFIG, type Stage2Config } from '@hypmesh/stage2';
 
@@ -47,22 +45,10 @@ function fromCanonical(text: string): Stage2Config {
  * configuration, service or format is refused with the reason: its records would not replay.
  */
 export function openCoreJournal(dir: string, config: Stage2Config, sync: JournalSync = 'normal'): { ok: true; value: { journal: Journal; config: Stage2Config } } | { ok: false; error: string } {
-  mkdirSync(dir, { recursive: true });
-  const journal = new Journal(join(dir, CORE_JOURNAL_FILE), { sync });
-  const wanted = canonical(config);
-  const refuse = (why: string) => {
-    journal.close();
-    return { ok: false as const, error: `data dir ${dir}: ${why}` };
-  };
-  const service = journal.meta('service');
-  if (service === undefined) {
-    journal.putMeta({ service: SERVICE, format: FORMAT, configured: wanted, memory: wanted });
-    return { ok: true, value: { journal, config } };
-  }
-  if (service !== SERVICE) return refuse(`holds the state of ${service}, not the core`);
-  if (journal.meta('format') !== FORMAT) return refuse(`journal format ${journal.meta('format')}, this core reads ${FORMAT}`);
-  const configured = journal.meta('configured')!;
-  if (configured !== wanted) return refuse(`its core was configured with ${configured}, this one with ${wanted}: start with the same memory options, or give an empty data dir`);
+  const configured = canonical(config);
+  const opened = openDataDir({ dir, file: CORE_JOURNAL_FILE, service: SERVICE, format: FORMAT, configured, sync, initialMeta: { memory: configured } });
+  if (!opened.ok) return opened;
+  const { journal } = opened.value;
   return { ok: true, value: { journal, config: fromCanonical(journal.meta('memory')!) } };
 }
 
@@ -80,11 +66,7 @@ export function durableCoreOptions(
   if (dataDir === undefined || dataDir === '') return { ok: true, value: {} };
   const opened = openCoreJournal(dataDir, config, sync);
   if (!opened.ok) return opened;
-  const journalFailed = (e: Error): void => {
-    log.fatal({ err: e }, 'journal commit failed: exiting, a restart recovers the last committed state');
-    process.exit(1);
-  };
-  return { ok: true, value: { journal: opened.value.journal, stage2Config: opened.value.config, journalFailed } };
+  return { ok: true, value: { journal: opened.value.journal, stage2Config: opened.value.config, journalFailed: exitOnCommitFailure(log) } };
 }
 
 /**

@@ -16,7 +16,7 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { processFaultEngine } from '@hypmesh/rpc';
 import { durableCoreOptions, memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
-import { CORE_CALL_TIMEOUT_MS, grpcCore, startRmServer } from '@hypmesh/rm-service';
+import { CORE_CALL_TIMEOUT_MS, durableRmOptions, grpcCore, startRmServer } from '@hypmesh/rm-service';
 import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer } from '@hypmesh/vmm-service';
 
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -62,7 +62,12 @@ try {
   if (core.recovered) log.info({ dataDir: opts.dataDir, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'core recovered from the journal');
   const coreTarget = target(opts.coreAddress, core.port);
   const coreClient = grpcCore(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
-  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine });
+  const rmDurable = durableRmOptions(opts.dataDir, undefined, opts.dataSync, log);
+  if (!rmDurable.ok) {
+    log.fatal(rmDurable.error);
+    process.exit(2);
+  }
+  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine, ...rmDurable.value });
   const rmTarget = target(opts.rmAddress, rm.port);
   const vmmRm = grpcRm(rmTarget, RM_CALL_TIMEOUT_MS, engine);
   const vmmCore = grpcCorePort(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
