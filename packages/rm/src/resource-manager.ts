@@ -74,14 +74,14 @@ export class ResourceManager {
       if (handler === undefined) return rmFail('UNIMPLEMENTED', 'message_unhandled', `the RM does not handle ${name}`);
       return handler(this, caller, request);
     };
-    const persist = this.persist;
-    if (persist === undefined) {
+    if (this.persist === undefined) {
       const result = this.tail.then(run, run);
       this.tail = result.catch(() => undefined);
       return result;
     }
-    // The state is taken inside the call's turn on the tail, so it is exactly this call's result.
-    const taken = this.tail.then(run, run).then(async (outcome) => ({ outcome, durable: persist(this) }));
+    // The state is taken inside the call's turn on the tail, so it is exactly this call's result;
+    // the port is read then, so an RM whose port was removed (a Reset replaced it) writes nothing.
+    const taken = this.tail.then(run, run).then(async (outcome) => ({ outcome, durable: this.persist?.(this) }));
     this.tail = taken.catch(() => undefined);
     return taken.then(async ({ outcome, durable }) => {
       await durable;
