@@ -74,16 +74,19 @@ describe('reopen', () => {
     again.close();
   });
 
-  test('clear wipes the records in the same group order and sets its metadata; sequence numbers are never reused', async () => {
+  test('clear wipes the records appended before it, sets its metadata and state rows in the same group; sequence numbers are never reused', async () => {
     const path = freshPath();
     const j = new Journal(path);
     j.append(rec('a', 1), () => undefined);
-    j.clear({ memory: 'new' }, () => undefined);
+    j.putState('snapshot', 'old', () => undefined);
+    j.clear({ memory: 'new' }, { snapshot: null, other: 'kept' }, () => undefined);
     j.append(rec('b', 2), () => undefined);
     await turn();
     expect([...j.records()].map((r) => [r.seq, r.name])).toEqual([[2, 'b']]);
     expect(j.count()).toBe(1);
     expect(j.meta('memory')).toBe('new');
+    expect(j.state('snapshot')).toBeUndefined();
+    expect(j.state('other')).toBe('kept');
     j.close();
   });
 });

@@ -48,7 +48,7 @@ export type Durable = (error?: Error) => void;
 /** A queued write: a row, or a wipe (Reset) with the metadata that goes with it. */
 type Pending =
   | { readonly kind: 'append'; readonly record: JournalRecord }
-  | { readonly kind: 'clear'; readonly meta: Readonly<Record<string, string>> }
+  | { readonly kind: 'clear'; readonly meta: Readonly<Record<string, string>>; readonly state: Readonly<Record<string, string | null>> }
   | { readonly kind: 'state'; readonly key: string; readonly value: string };
 
 const SCHEMA = `
@@ -93,6 +93,10 @@ export class Journal {
         } else {
           this.db.prepare('DELETE FROM record').run();
           for (const [k, v] of Object.entries(op.meta)) this.setMeta.run(k, v);
+          for (const [k, v] of Object.entries(op.state)) {
+            if (v === null) this.db.prepare('DELETE FROM state WHERE key = ?').run(k);
+            else this.setState.run(k, v);
+          }
         }
       }
     });
@@ -139,9 +143,13 @@ export class Journal {
     this.enqueue({ kind: 'state', key, value }, done);
   }
 
-  /** Queues a wipe of every record plus `meta` (a Reset: the state the records built is gone). */
-  clear(meta: Readonly<Record<string, string>>, done: Durable): void {
-    this.enqueue({ kind: 'clear', meta }, done);
+  /**
+   * Queues a wipe of every record appended so far, with `meta` set and `state` rows put (null:
+   * deleted) in the same transaction: a Reset (the state the records built is gone), or a
+   * checkpoint (a snapshot row now stands for them).
+   */
+  clear(meta: Readonly<Record<string, string>>, state: Readonly<Record<string, string | null>>, done: Durable): void {
+    this.enqueue({ kind: 'clear', meta, state }, done);
   }
 
   /** Runs `done` once everything appended before now is committed: at once if nothing is pending. */

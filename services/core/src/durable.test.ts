@@ -37,10 +37,10 @@ function dataDir(): string {
 }
 
 const bugs: unknown[] = [];
-async function start(dir: string, config: Stage2Config = CONFIG) {
+async function start(dir: string, config: Stage2Config = CONFIG, snapshotEvery = 0) {
   const opened = openCoreJournal(dir, config);
   if (!opened.ok) throw new Error(opened.error);
-  const core = await startCoreServer({ address: '127.0.0.1:0', stage2Config: opened.value.config, journal: opened.value.journal, log: { error: (obj, msg) => bugs.push({ msg, obj }) } });
+  const core = await startCoreServer({ address: '127.0.0.1:0', stage2Config: opened.value.config, journal: opened.value.journal, snapshotEvery, log: { error: (obj, msg) => bugs.push({ msg, obj }) } });
   const client = new CoreServiceClient(`127.0.0.1:${core.port}`, grpc.credentials.createInsecure());
   running.push({ core, client });
   return { core, client, journal: opened.value.journal };
@@ -89,16 +89,45 @@ describe('durable core', () => {
     expect(bugs).toEqual([]);
   });
 
-  test('Reset wipes the journal: the restarted core is the booted one', async () => {
+  test('with core images every 5 records: recovery is the image plus the tail, and equals a full replay', async () => {
+    const imaged = dataDir();
+    const plain = dataDir();
+    const a = await start(imaged, CONFIG, 5);
+    await workload(a.client);
+    expect(a.journal.count()).toBe(2); // images after records 5 and 10 replaced them
+    const b = await start(plain);
+    await workload(b.client);
+    expect(b.journal.count()).toBe(12);
+    const before = snapshot(a.core.stage2);
+    running.splice(0).forEach((r) => r.client.close());
+    await a.core.shutdown(100);
+    await b.core.shutdown(100);
+
+    const fromImage = await start(imaged, CONFIG, 5);
+    const fromJournal = await start(plain);
+    expect(fromImage.core.recovered).toMatchObject({ fromImage: true, records: 2 });
+    expect(fromJournal.core.recovered).toMatchObject({ fromImage: false, records: 12 });
+    expect(snapshot(fromImage.core.stage2)).toEqual(before);
+    expect(snapshot(fromImage.core.stage2)).toEqual(snapshot(fromJournal.core.stage2));
+    // And they go on alike: the same calls, the same outcomes, the same core.
+    for (const r of [fromImage, fromJournal]) {
+      expect(await call(r.client, r.client.hostUnshareHyp, { pfn: BigInt(RAM_PFN + 17) })).toMatchObject({ ok: true });
+      expect(await call(r.client, r.client.unmapGrant, { grantId: 1n }, String(GUEST))).toMatchObject({ ok: true });
+    }
+    expect(snapshot(fromImage.core.stage2)).toEqual(snapshot(fromJournal.core.stage2));
+    expect(bugs).toEqual([]);
+  });
+
+  test('Reset wipes the journal and the core image: the restarted core is the booted one', async () => {
     const dir = dataDir();
-    const first = await start(dir);
+    const first = await start(dir, CONFIG, 5);
     await workload(first.client);
     expect((await call(first.client, first.client.reset, {}))).toMatchObject({ ok: true });
     expect(first.journal.count()).toBe(0);
     const booted = snapshot(first.core.stage2);
     await stopLast();
     const second = await start(dir);
-    expect(second.core.recovered?.records).toBe(0);
+    expect(second.core.recovered).toMatchObject({ fromImage: false, records: 0 });
     expect(snapshot(second.core.stage2)).toEqual(booted);
   });
 

@@ -11,13 +11,18 @@
  * stores the new map in the same group. The data dir holds `core.sqlite`; its metadata pins the
  * configuration the records assume (`configured`, from the flags at first start) and the map in
  * force (`memory`, which Reset may change).
+ *
+ * Snapshots bound recovery: every SNAPSHOT_EVERY_DEFAULT records the core's image (@hypmesh/stage2
+ * coreImage) replaces the records before it, in one transaction; recovery restores the image and
+ * replays the records after it.
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
 import { exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
-import { CALLER_VMID_KEY } from '@hypmesh/rpc';
-import { DEFAULT_STAGE2_CONFIG, type Stage2Config } from '@hypmesh/stage2';
+import { CALLER_VMID_KEY, type BugLog } from '@hypmesh/rpc';
+import { isDeepStrictEqual } from 'node:util';
+import { coreImage, DEFAULT_STAGE2_CONFIG, restoreCore, snapshot, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 
 export const CORE_JOURNAL_FILE = 'core.sqlite';
 const SERVICE = 'hypmesh-core';
@@ -95,14 +100,47 @@ export function replayJournal(journal: Journal, handlers: CoreServiceServer): { 
 type ReplyError = Parameters<grpc.sendUnaryData<unknown>>[0];
 export type ReplyStep = (rpc: string, mutating: boolean, call: grpc.ServerUnaryCall<unknown, unknown>, err: ReplyError, reply: (instead?: ReplyError) => void) => void;
 
+/** Records between snapshots, by default: recovery replays at most this many after the image. */
+export const SNAPSHOT_EVERY_DEFAULT = 10_000;
+/** The state row holding the latest core image (@hypmesh/stage2 coreImage). */
+const IMAGE_KEY = 'core-image';
+
+/** The core to recover into: the stored image (the state its records were cut at), else `boot()`. */
+export function recoveryBase(journal: Journal, boot: () => Stage2): { stage2: Stage2; fromImage: boolean } {
+  const image = journal.state(IMAGE_KEY);
+  return image === undefined ? { stage2: boot(), fromImage: false } : { stage2: restoreCore(image), fromImage: true };
+}
+
 /**
  * The journal's step before a reply (server.ts applies it to every RPC): a mutation that succeeded
  * is appended, a Reset wipes the journal, anything else waits for what is pending; the reply goes
  * once that is committed. A failed commit answers UNAVAILABLE (the caller cannot know whether the
  * change survives) and calls `failed`: the process should exit and recover, its memory being ahead
  * of its journal.
+ *
+ * Every `snapshotEvery` records (0: never), right after the append that reaches it (so the core in
+ * memory is exactly what the records built), the core's image replaces them in the same group.
+ * The image is restored and compared with the live core's digest first; one that would not restore
+ * to the same core is logged as a bug and not written, and the journal just grows.
  */
-export function journalStep(journal: Journal, config: () => Stage2Config, failed: (e: Error) => void): ReplyStep {
+export function journalStep(
+  journal: Journal,
+  core: () => Stage2,
+  failed: (e: Error) => void,
+  log: BugLog,
+  snapshotEvery: number = SNAPSHOT_EVERY_DEFAULT,
+): ReplyStep {
+  let sinceImage = journal.count();
+  const checkpoint = (): void => {
+    sinceImage = 0;
+    try {
+      const image = coreImage(core());
+      if (!isDeepStrictEqual(snapshot(restoreCore(image)), snapshot(core()))) throw new Error('the image does not restore to the same core');
+      journal.clear({}, { [IMAGE_KEY]: image }, () => undefined);
+    } catch (e) {
+      log.error({ err: e }, 'bug: core image not written; the journal keeps every record');
+    }
+  };
   return (rpc, mutating, call, err, reply) => {
     const committed = (e?: Error): void => {
       if (e === undefined) return reply();
@@ -110,8 +148,12 @@ export function journalStep(journal: Journal, config: () => Stage2Config, failed
       reply({ code: grpc.status.UNAVAILABLE, details: `the core could not journal this call (${e.message}); it restarts from its data dir` });
     };
     if (err !== null) journal.afterDurable(committed);
-    else if (rpc === 'reset') journal.clear({ memory: canonical(config()) }, committed);
-    else if (mutating) journal.append({ name: rpc, caller: String(call.metadata.get(CALLER_VMID_KEY)[0]), body: METHODS[rpc]!.requestSerialize(call.request) }, committed);
-    else journal.afterDurable(committed);
+    else if (rpc === 'reset') {
+      sinceImage = 0;
+      journal.clear({ memory: canonical(core().config) }, { [IMAGE_KEY]: null }, committed);
+    } else if (mutating) {
+      journal.append({ name: rpc, caller: String(call.metadata.get(CALLER_VMID_KEY)[0]), body: METHODS[rpc]!.requestSerialize(call.request) }, committed);
+      if (snapshotEvery > 0 && ++sinceImage >= snapshotEvery) checkpoint();
+    } else journal.afterDurable(committed);
   };
 }

@@ -14,7 +14,7 @@ import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, 
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import type { Journal } from '@hypmesh/journal';
 import { memoryMapIn, memoryMapOut } from './codec.js';
-import { journalStep, replayJournal, type ReplyStep } from './durable.js';
+import { journalStep, recoveryBase, replayJournal, type ReplyStep } from './durable.js';
 import { createCoreHandlers } from './handlers.js';
 
 /** Server channel options: @hypmesh/rpc's, shared by every service (idle and aged connections closed). */
@@ -44,6 +44,8 @@ export interface CoreServerOptions {
   readonly journal?: Journal;
   /** Durable mode: a journal commit failed (the service should exit and recover). Default: log it. */
   readonly journalFailed?: (e: Error) => void;
+  /** Durable mode: records between core images (durable.ts; 0: never). Default SNAPSHOT_EVERY_DEFAULT. */
+  readonly snapshotEvery?: number;
 }
 
 /** RPCs that change nothing: no invariant check after them, nothing journaled. */
@@ -82,8 +84,8 @@ export interface CoreServer {
   /** The core state the service acts on now (tests may inspect it); Reset replaces it. */
   readonly stage2: Stage2;
   readonly health: HealthImplementation;
-  /** Durable mode: the records replayed at start and how long the replay took. */
-  readonly recovered?: { readonly records: number; readonly ms: number };
+  /** Durable mode: whether recovery started from a core image, the records replayed after it, and how long it took. */
+  readonly recovered?: { readonly fromImage: boolean; readonly records: number; readonly ms: number };
   /** Health → NOT_SERVING, then a graceful shutdown, forced after `graceMs`. */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -100,9 +102,12 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   const log = options.log ?? consoleLog;
   const unary = unaryWith(log);
   const journal = options.journal;
-  const step = journal && journalStep(journal, () => current.stage2.config, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')));
+  const step = journal && journalStep(journal, () => current.stage2, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')), log, options.snapshotEvery);
   const handlersOf = (stage2: Stage2): CoreServiceServer => beforeReply(createCoreHandlers(stage2, log, reset), stage2, log, options.checkInvariants === true, step);
-  let current = { stage2: built(options.stage2Config ?? DEFAULT_STAGE2_CONFIG) };
+  const started = performance.now();
+  const boot = (): Stage2 => built(options.stage2Config ?? DEFAULT_STAGE2_CONFIG);
+  const base = options.journal === undefined ? { stage2: boot(), fromImage: false } : recoveryBase(options.journal, boot);
+  let current = { stage2: base.stage2 };
 
   // Reset (core_service.proto): a new core on the given map or the current one, as a reboot would
   // build it; the map is validated first, so a refused Reset changes nothing.
@@ -115,10 +120,9 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   });
   let recovered: CoreServer['recovered'];
   if (journal !== undefined) {
-    const started = performance.now();
     const replayed = replayJournal(journal, createCoreHandlers(current.stage2, log, reset));
     if (!replayed.ok) throw new Error(`cannot recover from ${journal.path}: ${replayed.error}`);
-    recovered = { records: replayed.value, ms: performance.now() - started };
+    recovered = { fromImage: base.fromImage, records: replayed.value, ms: performance.now() - started };
     const violations = checkInvariants(current.stage2);
     if (violations.length > 0) log.error({ violations }, 'bug: invariant violated after the journal replay');
   }
@@ -146,4 +150,4 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   };
 }
 export { memoryFromOptions, type MemoryOptions } from './memory-options.js';
-export { durableCoreOptions, openCoreJournal, CORE_JOURNAL_FILE } from './durable.js';
+export { durableCoreOptions, openCoreJournal, CORE_JOURNAL_FILE, SNAPSHOT_EVERY_DEFAULT } from './durable.js';

@@ -59,7 +59,7 @@ try {
     process.exit(2);
   }
   const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }), ...durable.value });
-  if (core.recovered) log.info({ dataDir: opts.dataDir, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'core recovered from the journal');
+  if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'core recovered from the journal');
   const coreTarget = target(opts.coreAddress, core.port);
   const coreClient = grpcCore(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
   const rmDurable = durableRmOptions(opts.dataDir, undefined, opts.dataSync, log);
