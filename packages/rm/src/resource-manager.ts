@@ -94,10 +94,9 @@ export class ResourceManager {
    * background stages of a call (VM_RESET) that the real RM finishes after it has replied.
    */
   afterCall(task: () => Promise<void>): void {
-    this.tail = this.tail
-      .then(task)
-      .then(() => void this.persist?.(this))
-      .catch((e: unknown) => this.bugs.push(e));
+    // Without a port the chain is exactly as before durable state (the simulation's schedules rely on it).
+    const stage = this.persist === undefined ? task : () => task().then(() => void this.persist?.(this));
+    this.tail = this.tail.then(stage).catch((e: unknown) => this.bugs.push(e));
   }
 
   /** Resolves once every queued call and background stage has finished. */
