@@ -144,6 +144,18 @@ describe('durable core', () => {
     expect(snapshot(second.core.stage2)).toEqual(after);
   });
 
+  test('a failed commit answers UNAVAILABLE and reports the failure (the main exits on it)', async () => {
+    const opened = openCoreJournal(dataDir(), CONFIG);
+    if (!opened.ok) throw new Error(opened.error);
+    const failures: Error[] = [];
+    const core = await startCoreServer({ address: '127.0.0.1:0', stage2Config: opened.value.config, journal: opened.value.journal, journalFailed: (e) => failures.push(e) });
+    const client = new CoreServiceClient(`127.0.0.1:${core.port}`, grpc.credentials.createInsecure());
+    running.push({ core, client });
+    opened.value.journal.close(); // every later commit throws
+    expect(await call(client, client.hostShareHyp, { pfn: BigInt(RAM_PFN + 16) })).toMatchObject({ ok: false, code: grpc.status.UNAVAILABLE });
+    expect(failures).toHaveLength(1);
+  });
+
   test('a data dir of another configuration is refused, naming both', async () => {
     const dir = dataDir();
     await start(dir);
