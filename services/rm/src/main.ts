@@ -51,6 +51,11 @@ function core(): { port: CoreGrantPort; close(): void } {
 }
 
 /** Durable mode: a data dir of another configuration is refused before anything is served. */
+if (opts.dataDir !== undefined && opts.dataDir !== '' && opts.core === 'embedded') {
+  // A restored RM over a freshly booted core would name grants and spaces the core never had.
+  log.fatal('--data-dir needs a separate core (--core host:port): the embedded core is in memory only');
+  process.exit(2);
+}
 const durable = durableRmOptions(opts.dataDir, undefined, opts.dataSync, log);
 if (!durable.ok) {
   log.fatal(durable.error);
