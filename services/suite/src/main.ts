@@ -68,6 +68,7 @@ try {
     process.exit(2);
   }
   const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine, ...rmDurable.value });
+  if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'rm restored from the data dir');
   const rmTarget = target(opts.rmAddress, rm.port);
   const vmmRm = grpcRm(rmTarget, RM_CALL_TIMEOUT_MS, engine);
   const vmmCore = grpcCorePort(coreTarget, CORE_CALL_TIMEOUT_MS, engine);
