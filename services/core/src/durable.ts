@@ -24,7 +24,7 @@ import { CALLER_VMID_KEY, type BugLog } from '@hypmesh/rpc';
 import { isDeepStrictEqual } from 'node:util';
 import { coreImage, DEFAULT_STAGE2_CONFIG, restoreCore, snapshot, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 
-export const CORE_JOURNAL_FILE = 'core.sqlite';
+const CORE_JOURNAL_FILE = 'core.sqlite';
 const SERVICE = 'hypmesh-core';
 /** Bumped when the record format changes; an older data dir is refused, not misread. */
 const FORMAT = '1';

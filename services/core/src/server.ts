@@ -150,4 +150,4 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   };
 }
 export { memoryFromOptions, type MemoryOptions } from './memory-options.js';
-export { durableCoreOptions, openCoreJournal, CORE_JOURNAL_FILE, SNAPSHOT_EVERY_DEFAULT } from './durable.js';
+export { durableCoreOptions, openCoreJournal, SNAPSHOT_EVERY_DEFAULT } from './durable.js';

@@ -13,7 +13,7 @@
 import { decodeState, encodeState, exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
 import { DEFAULT_RM_CONFIG, restoreRm, rmDurableState, type PersistPort, type ResourceManager, type RmConfig, type RmDurableState } from '@hypmesh/rm';
 
-export const RM_STATE_FILE = 'rm.sqlite';
+const RM_STATE_FILE = 'rm.sqlite';
 const STATE_KEY = 'rm';
 
 /**

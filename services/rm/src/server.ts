@@ -125,4 +125,4 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
 }
 
 export { CORE_CALL_TIMEOUT_MS, grpcCore, type GrpcCorePort } from './core-client.js';
-export { durableRmOptions, RM_STATE_FILE } from './durable.js';
+export { durableRmOptions } from './durable.js';
