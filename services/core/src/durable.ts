@@ -12,9 +12,9 @@
  * configuration the records assume (`configured`, from the flags at first start) and the map in
  * force (`memory`, which Reset may change).
  *
- * Snapshots bound recovery: every SNAPSHOT_EVERY_DEFAULT records the core's image (@hypmesh/stage2
- * coreImage) replaces the records before it, in one transaction; recovery restores the image and
- * replays the records after it.
+ * Snapshots bound recovery: every `--snapshot-every` records (SNAPSHOT_EVERY_DEFAULT) the core's
+ * image (@hypmesh/stage2 coreImage) replaces the records before it, in one transaction; recovery
+ * restores the image and replays the records after it.
  */
 
 import * as grpc from '@grpc/grpc-js';
