@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantType, MemoryKind, Right } from '@hypmesh/proto';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { snapshot, type Stage2Config } from '@hypmesh/stage2';
+import { Journal } from '@hypmesh/journal';
 import { afterEach, describe, expect, test } from 'vitest';
 import { openCoreJournal, startCoreServer, type CoreServer } from './server.js';
 
@@ -142,6 +143,22 @@ describe('durable core', () => {
     const second = await start(dir);
     expect(second.core.stage2.config.memory.ram).toEqual([{ base: 4 * GiB, sizeBytes: GiB }]);
     expect(snapshot(second.core.stage2)).toEqual(after);
+  });
+
+  test('a reply comes only once its record is committed: another connection to the file already sees it', async () => {
+    const dir = dataDir();
+    const first = await start(dir);
+    const reader = new Journal(join(dir, 'core.sqlite'));
+    try {
+      const seen: number[] = [];
+      await Promise.all(
+        Array.from({ length: 16 }, (_, i) => call(first.client, first.client.hostShareHyp, { pfn: BigInt(RAM_PFN + 16 + i) }).then((r) => (expect(r).toMatchObject({ ok: true }), seen.push(reader.count())))),
+      );
+      // Each reply found at least as many committed records as replies before it, itself included.
+      expect(seen.every((n, i) => n >= i + 1)).toBe(true);
+    } finally {
+      reader.close();
+    }
   });
 
   test('a failed commit answers UNAVAILABLE and reports the failure (the main exits on it)', async () => {
