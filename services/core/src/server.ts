@@ -49,7 +49,7 @@ export interface CoreServerOptions {
 }
 
 /** RPCs that change nothing: no invariant check after them, nothing journaled. */
-const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'reset']);
+const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'listAddressSpaces', 'listGrants', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'reset']);
 
 /**
  * Wraps every handler with what must happen after its result and before its reply: in test mode a
