@@ -29,6 +29,10 @@ RUN mkdir /manifests && cd /src \
 
 # --- build: every workspace, once. buf and ts-proto come from npm (devDependencies): no protoc.
 FROM ${NODE_IMAGE} AS build
+# better-sqlite3 (@hypmesh/journal, the services' --data-dir) compiles its native addon during
+# `npm ci` when no prebuilt binary can be fetched: python3, make and g++ are needed here only.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=manifests /manifests/ ./
 RUN npm ci --no-audit --no-fund
@@ -39,8 +43,9 @@ RUN npm run build \
       \( -name src -o -name 'tsconfig*.json' -o -name '*.tsbuildinfo' \) -exec rm -rf {} + \
  && find packages services -path '*/dist/*' \( -name '*.test.js' -o -name '*.test.d.ts' -o -name '*.test.js.map' \) -delete
 
-# --- runtime: what every service image shares. Files stay root-owned (the services write nothing);
-# the process runs as the unprivileged `node` user.
+# --- runtime: what every service image shares. Files stay root-owned; the process runs as the
+# unprivileged `node` user and writes only to /data, the data dir compose mounts a volume on
+# (HYPMESH_DATA_DIR; a fresh named volume takes the directory's owner from the image).
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
@@ -49,6 +54,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/proto ./proto
 COPY --from=build /app/packages ./packages
 COPY scripts/health-probe.mjs ./scripts/health-probe.mjs
+RUN mkdir /data && chown node:node /data
 USER node
 
 # --- core: hypmesh.core.v1.CoreService + grpc.health.v1 + reflection.

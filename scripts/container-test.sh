@@ -54,7 +54,7 @@ cleanup() {
     echo "container-test: failed; container logs:" >&2
     "${compose[@]}" logs --no-color 2>/dev/null | tail -40 >&2 || true
   fi
-  "${compose[@]}" down --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+  "${compose[@]}" down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1 || true
   if [[ -n "$dockerd_pid" ]]; then
     kill "$dockerd_pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
@@ -114,5 +114,5 @@ for id in "${ids[@]}"; do
   [[ "$code" == 0\ * ]] || { echo "container-test: not a clean exit on SIGTERM: $code" >&2; exit 1; }
 done
 step "stopped cleanly (exit 0) in $((SECONDS - s0))s"
-"${compose[@]}" down --remove-orphans >/dev/null 2>&1
+"${compose[@]}" down --volumes --remove-orphans >/dev/null 2>&1
 step "done"

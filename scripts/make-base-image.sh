@@ -64,6 +64,12 @@ mkdir -p "$rootfs/usr/local/lib/node_modules"
 for pkg in npm corepack; do
   [[ -d "$node_modules/$pkg" ]] && cp -a "$node_modules/$pkg" "$rootfs/usr/local/lib/node_modules/"
 done
+# Node's headers, where the official image has them: node-gyp builds native addons (better-sqlite3,
+# the services' --data-dir) against the running node's include/node instead of downloading them.
+if [[ -d "$node_prefix/include/node" ]]; then
+  mkdir -p "$rootfs/usr/local/include"
+  cp -a "$node_prefix/include/node" "$rootfs/usr/local/include/"
+fi
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
 [[ -d "$rootfs/usr/local/lib/node_modules/corepack" ]] &&

@@ -1,12 +1,13 @@
 /**
  * `npm run bench` prints a table of named figures against their targets; `npm run bench -- --json`
- * prints one JSON object of the same figures; `--only core,grpc,rm,fault` runs only those groups
+ * prints one JSON object of the same figures; `--only core,grpc,rm,fault,durable` runs only those groups
  * (comma-separated). Benchmarks are not tests: nothing here fails a build.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
+import { DURABLE_BENCH_ROUNDS, durableCoreRpc } from './durable-bench.js';
 import { FAULT_BENCH_PAIRS, faultInterceptorOverhead } from './fault-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
 import { checkInvariantsUs, realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
@@ -112,6 +113,19 @@ async function faultFigures(): Promise<Figure[]> {
   ];
 }
 
+/** Durable state's cost (issue 9 item 1): mutating core RPCs with a data dir ÷ in memory, same run. */
+async function durableFigures(): Promise<Figure[]> {
+  const r = await durableCoreRpc();
+  const pairs = `pairs/s (HostShareHyp + HostUnshareHyp, ${RPC_CONCURRENCY} in flight`;
+  return [
+    { name: 'core_share_unshare_rpc_pairs_per_s_memory', value: Math.round(r.memoryPairsPerS), unit: `${pairs}, in memory)` },
+    { name: 'core_share_unshare_rpc_pairs_per_s_durable', value: Math.round(r.normalPairsPerS), unit: `${pairs}, --data-dir, sync normal; ${round(r.normalRecordsPerGroup, 1)} records per group commit)` },
+    { name: 'durable_core_rpc_vs_memory_ratio', value: round(r.normalRatio, 3), unit: `durable ÷ memory (median of ${DURABLE_BENCH_ROUNDS} interleaved rounds; survives kill -9)`, target: '>= 0.5', meets: r.normalRatio >= 0.5 },
+    { name: 'core_share_unshare_rpc_pairs_per_s_durable_full', value: Math.round(r.fullPairsPerS), unit: `${pairs}, --data-sync full; ${round(r.fullRecordsPerGroup, 1)} records per group commit)` },
+    { name: 'durable_full_core_rpc_vs_memory_ratio', value: round(r.fullRatio, 3), unit: 'the same with an fsync per group commit (survives power loss)' },
+  ];
+}
+
 /** Figure groups in run order; `--only` picks some by name. */
 const GROUPS = {
   core: async () => coreFigures(),
@@ -120,6 +134,7 @@ const GROUPS = {
   rm: rmGrpcFigures,
   fault: faultFigures,
   sim: simFigures,
+  durable: durableFigures,
 } as const satisfies Record<string, () => Promise<Figure[]>>;
 type Group = keyof typeof GROUPS;
 

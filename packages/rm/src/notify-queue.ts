@@ -34,6 +34,11 @@ export class NotifyQueue<N> {
     return this.items.splice(0, this.items.length);
   }
 
+  /** A copy of every pending notification, oldest first; nothing is taken. */
+  peekAll(): N[] {
+    return [...this.items];
+  }
+
   /** Takes the oldest pending notification, if any. */
   shift(): N | undefined {
     return this.items.shift();

@@ -6,6 +6,10 @@
  *
  * Calls run one at a time, in arrival order: the real RM is a single-threaded loop, and a parcel
  * call that awaits the core must not interleave with another call on the same parcel or VM.
+ *
+ * Durable state (`persist`, durable-state.ts): after each call and each background stage, while no
+ * other call runs, the port takes the state; a call's outcome is given back only once the promise
+ * the port returned resolves (the state is committed), yet the next call need not wait for it.
  */
 import type { CallName, NotificationName, NotificationOf, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
 import type { CoreGrantPort } from './core-port.js';
@@ -23,6 +27,8 @@ export type RmNotification = {
 
 export type CallHandler<N extends CallName> = (rm: ResourceManager, caller: number, request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>> | RmOutcome<ReplyOf<N>>;
 export type CallTable = { readonly [N in CallName]?: CallHandler<N> };
+/** Takes the RM's state after a call or stage; resolves once it is durable (a service's data dir). */
+export type PersistPort = (rm: ResourceManager) => Promise<void>;
 
 const CALLS: CallTable = { ...PARCEL_CALLS, ...VM_CALLS };
 
@@ -39,6 +45,8 @@ export class ResourceManager {
   private readonly queues = new Map<number, NotifyQueue<RmNotification>>();
   private readonly listeners = new Set<(vmid: number) => void>();
   private tail: Promise<unknown> = Promise.resolve();
+  /** Durable mode's port; undefined keeps the RM in memory only. */
+  persist: PersistPort | undefined;
 
   constructor(
     readonly core: CoreGrantPort,
@@ -66,9 +74,19 @@ export class ResourceManager {
       if (handler === undefined) return rmFail('UNIMPLEMENTED', 'message_unhandled', `the RM does not handle ${name}`);
       return handler(this, caller, request);
     };
-    const result = this.tail.then(run, run);
-    this.tail = result.catch(() => undefined);
-    return result;
+    if (this.persist === undefined) {
+      const result = this.tail.then(run, run);
+      this.tail = result.catch(() => undefined);
+      return result;
+    }
+    // The state is taken inside the call's turn on the tail, so it is exactly this call's result;
+    // the port is read then, so an RM whose port was removed (a Reset replaced it) writes nothing.
+    const taken = this.tail.then(run, run).then(async (outcome) => ({ outcome, durable: this.persist?.(this) }));
+    this.tail = taken.catch(() => undefined);
+    return taken.then(async ({ outcome, durable }) => {
+      await durable;
+      return outcome;
+    });
   }
 
   /**
@@ -76,7 +94,9 @@ export class ResourceManager {
    * background stages of a call (VM_RESET) that the real RM finishes after it has replied.
    */
   afterCall(task: () => Promise<void>): void {
-    this.tail = this.tail.then(task).catch((e: unknown) => this.bugs.push(e));
+    // Without a port the chain is exactly as before durable state (the simulation's schedules rely on it).
+    const stage = this.persist === undefined ? task : () => task().then(() => void this.persist?.(this));
+    this.tail = this.tail.then(stage).catch((e: unknown) => this.bugs.push(e));
   }
 
   /** Resolves once every queued call and background stage has finished. */
@@ -109,6 +129,11 @@ export class ResourceManager {
 
   parcelsVisibleTo(vmid: number): Parcel[] {
     return [...this.parcels.values()].filter((p) => p.owner === vmid || p.acl.some((e) => e.vmid === vmid)).sort((a, b) => a.handle - b.handle);
+  }
+
+  /** Every client's waiting notifications, oldest first (durable state; nothing is taken). */
+  pendingNotifications(): [vmid: number, notifications: RmNotification[]][] {
+    return [...this.queues.entries()].filter(([, q]) => q.length > 0).map(([vmid, q]) => [vmid, q.peekAll()]);
   }
 
   /** Notifications waiting for `vmid` (no queue is created). */

@@ -38,6 +38,7 @@ export * from './queries.js';
 export { checkInvariants } from './invariants.js';
 export * from './s2tt/geometry.js';
 export { snapshot } from './snapshot.js';
+export { coreImage, restoreCore } from './image.js';
 export type { VmProtection } from './address-space.js';
 export {
   HYP_RESERVATION_PAGES,

@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { processFaultEngine } from '@hypmesh/rpc';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
-import { memoryFromOptions, startCoreServer } from './server.js';
+import { durableCoreOptions, memoryFromOptions, SNAPSHOT_EVERY_DEFAULT, startCoreServer } from './server.js';
 
 const GiB = 2 ** 30;
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -34,9 +34,12 @@ const opts = new Command('hypmesh-core')
   .addOption(new Option('--check-invariants', 'test/chaos mode: check every invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
+  .addOption(new Option('--data-dir <dir>', 'durable state: journal every accepted mutation here and recover from it at start (default: in memory only)').env('HYPMESH_DATA_DIR'))
+  .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss (an fsync per group commit)').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
+  .addOption(new Option('--snapshot-every <records>', 'with --data-dir: write a core image every this many journal records (0: never), so recovery replays at most that many').env('HYPMESH_SNAPSHOT_EVERY').argParser(number(0, 1e9)).default(SNAPSHOT_EVERY_DEFAULT))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -57,9 +60,18 @@ const memory = given.value ?? {
   mmio: opts.mmioGib > 0 ? [{ base: 0, sizeBytes: opts.mmioGib * GiB }] : [],
 };
 
+/** Durable mode: a data dir of another configuration is refused before anything is served. */
+const durable = durableCoreOptions(opts.dataDir, { memory }, opts.dataSync, log);
+if (!durable.ok) {
+  log.fatal(durable.error);
+  process.exit(2);
+}
+
 try {
-  const core = await startCoreServer({ address: opts.address, stage2Config: { memory }, log, checkInvariants: opts.checkInvariants, faults: engine });
-  log.info({ address: opts.address, port: core.port, memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh core serving');
+  const stage2Config = durable.value.stage2Config ?? { memory };
+  const core = await startCoreServer({ address: opts.address, log, checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config, snapshotEvery: opts.snapshotEvery });
+  if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'recovered from the journal');
+  log.info({ address: opts.address, port: core.port, memory: stage2Config.memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh core serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

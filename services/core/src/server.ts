@@ -12,7 +12,9 @@ import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, ty
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
+import type { Journal } from '@hypmesh/journal';
 import { memoryMapIn, memoryMapOut } from './codec.js';
+import { journalStep, recoveryBase, replayJournal, type ReplyStep } from './durable.js';
 import { createCoreHandlers } from './handlers.js';
 
 /** Server channel options: @hypmesh/rpc's, shared by every service (idle and aged connections closed). */
@@ -35,26 +37,42 @@ export interface CoreServerOptions {
    * there to arm; 'off' serves no FaultService and intercepts nothing (the benchmark's baseline).
    */
   readonly faults?: FaultEngine | 'off';
+  /**
+   * Durable mode (`--data-dir`): the journal from openCoreJournal (durable.ts), replayed before
+   * serving; `stage2Config` must then be the configuration openCoreJournal gave.
+   */
+  readonly journal?: Journal;
+  /** Durable mode: a journal commit failed (the service should exit and recover). Default: log it. */
+  readonly journalFailed?: (e: Error) => void;
+  /** Durable mode: records between core images (durable.ts; 0: never). Default SNAPSHOT_EVERY_DEFAULT. */
+  readonly snapshotEvery?: number;
 }
 
-/** RPCs that change nothing: no invariant check after them. */
-const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'listAddressSpaces', 'listGrants', 'listRealms', 'reset']);
+/** RPCs that change nothing: no invariant check after them, nothing journaled. */
+const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'listAddressSpaces', 'listGrants', 'listRealms', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'reset']);
 
-
-/** Wraps every mutating handler so that a success is followed by a full invariant check. */
-function checkedAfterMutations(handlers: CoreServiceServer, stage2: Stage2, log: BugLog): CoreServiceServer {
+/**
+ * Wraps every handler with what must happen after its result and before its reply: in test mode a
+ * full invariant check after each mutation that succeeded; in durable mode the journal's step
+ * (durable.ts), which may hold the reply until a commit.
+ */
+function beforeReply(handlers: CoreServiceServer, stage2: Stage2, log: BugLog, checkInvariantsToo: boolean, journal: ReplyStep | undefined): CoreServiceServer {
+  if (!checkInvariantsToo && journal === undefined) return handlers;
   const wrapped: Record<string, unknown> = {};
   for (const [name, handler] of Object.entries(handlers) as [string, grpc.handleUnaryCall<unknown, unknown>][]) {
-    wrapped[name] = READ_ONLY_RPCS.has(name)
-      ? handler
-      : (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-          handler(call, (err, value) => {
-            if (err === null) {
-              const violations = checkInvariants(stage2);
-              if (violations.length > 0) log.error({ rpc: name, violations }, 'invariant violated after a mutation');
-            }
-            callback(err, value);
-          });
+    const mutating = !READ_ONLY_RPCS.has(name);
+    wrapped[name] =
+      !mutating && journal === undefined
+        ? handler
+        : (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+            handler(call, (err, value) => {
+              if (err === null && mutating && checkInvariantsToo) {
+                const violations = checkInvariants(stage2);
+                if (violations.length > 0) log.error({ rpc: name, violations }, 'invariant violated after a mutation');
+              }
+              if (journal === undefined) return callback(err, value);
+              journal(name, mutating, call, err, (instead) => (instead === undefined ? callback(err, value) : callback(instead)));
+            });
   }
   return wrapped as unknown as CoreServiceServer;
 }
@@ -66,6 +84,8 @@ export interface CoreServer {
   /** The core state the service acts on now (tests may inspect it); Reset replaces it. */
   readonly stage2: Stage2;
   readonly health: HealthImplementation;
+  /** Durable mode: whether recovery started from a core image, the records replayed after it, and how long it took. */
+  readonly recovered?: { readonly fromImage: boolean; readonly records: number; readonly ms: number };
   /** Health → NOT_SERVING, then a graceful shutdown, forced after `graceMs`. */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -81,11 +101,13 @@ function built(config: Stage2Config): Stage2 {
 export async function startCoreServer(options: CoreServerOptions): Promise<CoreServer> {
   const log = options.log ?? consoleLog;
   const unary = unaryWith(log);
-  const handlersOf = (stage2: Stage2): CoreServiceServer => {
-    const h = createCoreHandlers(stage2, log, reset);
-    return options.checkInvariants === true ? checkedAfterMutations(h, stage2, log) : h;
-  };
-  let current = { stage2: built(options.stage2Config ?? DEFAULT_STAGE2_CONFIG) };
+  const journal = options.journal;
+  const step = journal && journalStep(journal, () => current.stage2, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')), log, options.snapshotEvery);
+  const handlersOf = (stage2: Stage2): CoreServiceServer => beforeReply(createCoreHandlers(stage2, log, reset), stage2, log, options.checkInvariants === true, step);
+  const started = performance.now();
+  const boot = (): Stage2 => built(options.stage2Config ?? DEFAULT_STAGE2_CONFIG);
+  const base = options.journal === undefined ? { stage2: boot(), fromImage: false } : recoveryBase(options.journal, boot);
+  let current = { stage2: base.stage2 };
 
   // Reset (core_service.proto): a new core on the given map or the current one, as a reboot would
   // build it; the map is validated first, so a refused Reset changes nothing.
@@ -96,6 +118,14 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
     handlers = handlersOf(current.stage2);
     return { ok: true, value: { memoryMap: memoryMapOut(memory) } };
   });
+  let recovered: CoreServer['recovered'];
+  if (journal !== undefined) {
+    const replayed = replayJournal(journal, createCoreHandlers(current.stage2, log, reset));
+    if (!replayed.ok) throw new Error(`cannot recover from ${journal.path}: ${replayed.error}`);
+    recovered = { fromImage: base.fromImage, records: replayed.value, ms: performance.now() - started };
+    const violations = checkInvariants(current.stage2);
+    if (violations.length > 0) log.error({ violations }, 'bug: invariant violated after the journal replay');
+  }
   let handlers = handlersOf(current.stage2);
   const service = delegating(Object.keys(handlers) as (keyof CoreServiceServer & string)[], () => handlers);
   const served = await serveGrpc({
@@ -106,11 +136,18 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
     register: (server) => server.addService(CoreServiceService, service),
     ...frontDoorFaults(options.faults, 'CLIENT_TO_CORE'),
   });
+  const shutdown = async (graceMs?: number): Promise<void> => {
+    await served.shutdown(graceMs);
+    journal?.close();
+  };
   return {
     ...served,
+    shutdown,
+    ...(recovered && { recovered }),
     get stage2() {
       return current.stage2;
     },
   };
 }
 export { memoryFromOptions, type MemoryOptions } from './memory-options.js';
+export { durableCoreOptions, openCoreJournal, SNAPSHOT_EVERY_DEFAULT } from './durable.js';

@@ -12,7 +12,7 @@ import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
 import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
 import { CORE_CALL_TIMEOUT_MS, grpcCore } from './core-client.js';
-import { startRmServer } from './server.js';
+import { durableRmOptions, startRmServer } from './server.js';
 
 const SHUTDOWN_GRACE_MS = 5_000;
 
@@ -25,9 +25,11 @@ const opts = new Command('hypmesh-rm')
   .addOption(new Option('--memory <map>', 'with --core embedded: its memory map (ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40])').env('HYPMESH_MEMORY'))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
+  .addOption(new Option('--data-dir <dir>', "durable state: keep the RM's state here (rm.sqlite) and restore it at start (default: in memory only)").env('HYPMESH_DATA_DIR'))
+  .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss (an fsync per group commit)').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -50,10 +52,23 @@ function core(): { port: CoreGrantPort; close(): void } {
   return { port: inProcessCore(built.value), close: () => {} };
 }
 
+/** Durable mode: a data dir of another configuration is refused before anything is served. */
+if (opts.dataDir !== undefined && opts.dataDir !== '' && opts.core === 'embedded') {
+  // A restored RM over a freshly booted core would name grants and spaces the core never had.
+  log.fatal('--data-dir needs a separate core (--core host:port): the embedded core is in memory only');
+  process.exit(2);
+}
+const durable = durableRmOptions(opts.dataDir, undefined, opts.dataSync, log);
+if (!durable.ok) {
+  log.fatal(durable.error);
+  process.exit(2);
+}
+
 try {
   const c = core();
   const dependencies = opts.core === 'embedded' ? undefined : { dependencies: [{ name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
-  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine, ...(dependencies && { dependencies }) });
+  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine, ...durable.value, ...(dependencies && { dependencies }) });
+  if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'restored from the data dir');
   log.info({ address: opts.address, port: rm.port, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
   let stopping = false;
   const stop = (signal: string): void => {

@@ -14,7 +14,9 @@ import { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
+import type { Journal } from '@hypmesh/journal';
 import { ByteFaceStats, type ByteFace } from './byte-face.js';
+import { persistTo, restoreFrom } from './durable.js';
 import { createRmHandlers } from './handlers.js';
 import { Notifier } from './notifier.js';
 
@@ -37,6 +39,13 @@ export interface RmServerOptions {
    * 'off': no FaultService, nothing intercepted.
    */
   readonly faults?: FaultEngine | 'off';
+  /**
+   * Durable mode (`--data-dir`, durable.ts): the store the RM's state is restored from at start and
+   * kept in, each call's change committed before its reply.
+   */
+  readonly store?: Journal;
+  /** Durable mode: a commit failed (the service should exit and recover). Default: log it as a bug. */
+  readonly storeFailed?: (e: Error) => void;
 }
 
 export interface RmServer {
@@ -47,6 +56,8 @@ export interface RmServer {
   readonly rm: ResourceManager;
   readonly stats: ByteFaceStats;
   readonly health: HealthImplementation;
+  /** Durable mode: whether the RM's state came from the data dir. */
+  readonly restored: boolean;
   /** Health → NOT_SERVING, open streams ended, then a graceful shutdown forced after `graceMs`. */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -60,22 +71,29 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   const log = options.log ?? consoleLog;
   const unary = unaryWith(log);
   const engine = options.faults === 'off' ? undefined : (options.faults ?? new FaultEngine({ nowMs: Date.now }));
+  const store = options.store;
+  const persist = store && persistTo(store, options.storeFailed ?? ((e) => log.error({ err: e }, 'bug: RM state commit failed')));
   const boot = (): ByteFace => {
     const rm = options.rmConfig ? new ResourceManager(options.core, options.rmConfig) : new ResourceManager(options.core);
+    rm.persist = persist;
     const faults = engine === undefined ? undefined : { engine };
     return { rm, notifier: new Notifier(rm, faults), stats: new ByteFaceStats(), log, open: new Set(), ...(faults && { faults }) };
   };
   let face = boot();
+  const restored = store !== undefined && restoreFrom(store, face.rm);
 
-  // Reset (rm_service.proto): a fresh RM as at boot; the old one's streams end, nothing reaches the core.
-  const reset: RmServiceServer['reset'] = unary((_req, call) => {
+  // Reset (rm_service.proto): a fresh RM as at boot; the old one's streams end, nothing reaches the
+  // core. In durable mode the fresh state is committed before the reply.
+  const reset: RmServiceServer['reset'] = unary(async (_req, call) => {
     requireCaller(call, [VMID_HLOS], 'Reset');
     const old = face;
+    old.rm.persist = undefined; // its calls still running must not overwrite the fresh state
     const fresh = boot();
     const value = { vmsDropped: Math.max(0, old.rm.vms.size - fresh.rm.vms.size), parcelsDropped: old.rm.parcels.size };
     face = fresh;
     handlers = createRmHandlers(face, log, reset);
     for (const s of [...old.open]) s.end();
+    await persist?.(fresh.rm);
     return { ok: true, value };
   });
   let handlers = createRmHandlers(face, log, reset);
@@ -95,6 +113,11 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   });
   return {
     ...served,
+    restored,
+    shutdown: async (graceMs?: number) => {
+      await served.shutdown(graceMs);
+      store?.close();
+    },
     get rm() {
       return face.rm;
     },
@@ -105,3 +128,4 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
 }
 
 export { CORE_CALL_TIMEOUT_MS, grpcCore, type GrpcCorePort } from './core-client.js';
+export { durableRmOptions } from './durable.js';

@@ -15,8 +15,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
-import { memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
-import { CORE_CALL_TIMEOUT_MS, grpcCore, startRmServer } from '@hypmesh/rm-service';
+import { durableCoreOptions, memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
+import { CORE_CALL_TIMEOUT_MS, durableRmOptions, grpcCore, startRmServer } from '@hypmesh/rm-service';
 import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer } from '@hypmesh/vmm-service';
 
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -34,9 +34,11 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0)").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one call of the RM or the VMM to the core').env('HYPMESH_CORE_TIMEOUT_MS').argParser(ms).default(CORE_CALL_TIMEOUT_MS))
   .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one VMM call to the RM over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
+  .addOption(new Option('--data-dir <dir>', 'durable state of the core (core.sqlite) and the RM (rm.sqlite); default: in memory only').env('HYPMESH_DATA_DIR'))
+  .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
@@ -54,10 +56,22 @@ try {
   const memory = memoryFromOptions(opts);
   if (!memory.ok) throw new Error(`invalid memory map: ${memory.error.join('; ')}`);
   const stage2Config = memory.value === undefined ? undefined : { memory: memory.value };
-  const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }) });
+  const durable = durableCoreOptions(opts.dataDir, stage2Config, opts.dataSync, log);
+  if (!durable.ok) {
+    log.fatal(durable.error);
+    process.exit(2);
+  }
+  const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }), ...durable.value });
+  if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'core recovered from the journal');
   const coreTarget = target(opts.coreAddress, core.port);
   const coreClient = grpcCore(coreTarget, opts.coreTimeoutMs, engine);
-  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine });
+  const rmDurable = durableRmOptions(opts.dataDir, undefined, opts.dataSync, log);
+  if (!rmDurable.ok) {
+    log.fatal(rmDurable.error);
+    process.exit(2);
+  }
+  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine, ...rmDurable.value });
+  if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'rm restored from the data dir');
   const rmTarget = target(opts.rmAddress, rm.port);
   const vmmRm = grpcRm(rmTarget, opts.rmTimeoutMs, engine);
   const vmmCore = grpcCorePort(coreTarget, opts.coreTimeoutMs, engine);

@@ -2,7 +2,7 @@
 /**
  * `hypmesh`: the command line for a running hypmesh (started by `npm start` or `hypmesh up`).
  *
- *   hypmesh up [--memory MAP | --memory-config FILE] [--faults plan.json] [--fault-seed N]
+ *   hypmesh up [--memory MAP | --memory-config FILE] [--faults plan.json] [--fault-seed N] [--data-dir DIR]
  *                                                run every service in this process's child
  *   hypmesh map [--vmid N] [--from ADDR] [--size BYTES]
  *                                                a VM's stage-2, or the host's ownership map, as runs
@@ -122,11 +122,12 @@ program
   .addOption(memoryConfigOption())
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup, at every boundary (README "Fault injection")'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed (u32): the same plan and seed inject the same faults"))
-  .action((o: { memory?: string; memoryConfig?: string; faults?: string; faultSeed?: string }) => {
+  .addOption(new Option('--data-dir <dir>', 'durable state of the core and the RM (README "Durable state"); default: in memory'))
+  .action((o: { memory?: string; memoryConfig?: string; faults?: string; faultSeed?: string; dataDir?: string }) => {
     const main = createRequire(import.meta.url).resolve('@hypmesh/suite/package.json').replace(/package\.json$/, 'dist/main.js');
     // Passed through as flags; the suite validates them (a bad plan refuses to start, naming every problem).
     const pass = (flag: string, v: string | undefined): string[] => (v === undefined ? [] : [flag, v]);
-    const args = [...pass('--memory', o.memory), ...pass('--memory-config', o.memoryConfig), ...pass('--faults', o.faults), ...pass('--fault-seed', o.faultSeed)];
+    const args = [...pass('--memory', o.memory), ...pass('--memory-config', o.memoryConfig), ...pass('--faults', o.faults), ...pass('--fault-seed', o.faultSeed), ...pass('--data-dir', o.dataDir)];
     const child = spawn(process.execPath, [main, ...args], { stdio: 'inherit' });
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
     child.on('exit', (code) => process.exit(code ?? 0));

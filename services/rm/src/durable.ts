@@ -1,0 +1,58 @@
+/**
+ * The RM's durable state (`--data-dir`, DESIGN.md §8): `rm.sqlite` holds one state row, the whole
+ * RM (@hypmesh/rm rmDurableState: VMs, parcels, VMIDs, handles, IPA ranges, queued notifications),
+ * rewritten whenever a call or background stage changed it and committed before that call's reply,
+ * with every row of one event-loop turn in one transaction (@hypmesh/journal's group commit). A
+ * call that changed nothing still waits for what is pending. The RM keeps state rather than a
+ * command log because its calls await the core: replaying them would call the core again.
+ *
+ * The row is the whole RM, not a row per object: the RM is small (≤ 63 VMs, 64 parcels each) and
+ * one row cannot be half-written. Notifications taken by a subscriber after the last commit come
+ * back after a restart (delivery is at least once across a crash).
+ */
+import { decodeState, encodeState, exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
+import { DEFAULT_RM_CONFIG, restoreRm, rmDurableState, type PersistPort, type ResourceManager, type RmConfig, type RmDurableState } from '@hypmesh/rm';
+
+const RM_STATE_FILE = 'rm.sqlite';
+const STATE_KEY = 'rm';
+
+/**
+ * The port that keeps `rm`'s state in `journal` (ResourceManager.persist). A failed commit rejects
+ * the call (its reply is an error) and calls `failed`.
+ */
+export function persistTo(journal: Journal, failed: (e: Error) => void): PersistPort {
+  let last: string | undefined;
+  return (rm) =>
+    new Promise((resolve, reject) => {
+      const text = encodeState(rmDurableState(rm));
+      const done = (e?: Error): void => {
+        if (e === undefined) return resolve();
+        failed(e);
+        reject(e);
+      };
+      if (text === last) return journal.afterDurable(done);
+      last = text;
+      journal.putState(STATE_KEY, text, done);
+    });
+}
+
+/** Puts the stored state, if any, into `rm` (fresh, same configuration); false when there was none. */
+export function restoreFrom(journal: Journal, rm: ResourceManager): boolean {
+  const text = journal.state(STATE_KEY);
+  if (text === undefined) return false;
+  restoreRm(rm, decodeState(text) as RmDurableState);
+  return true;
+}
+
+/** A main's durable options (`--data-dir`; nothing when not given), or the reason the data dir is refused. */
+export function durableRmOptions(
+  dataDir: string | undefined,
+  config: RmConfig = DEFAULT_RM_CONFIG,
+  sync: JournalSync,
+  log: { fatal(obj: object, msg: string): void },
+): { ok: true; value: { store?: Journal; storeFailed?: (e: Error) => void } } | { ok: false; error: string } {
+  if (dataDir === undefined || dataDir === '') return { ok: true, value: {} };
+  const opened = openDataDir({ dir: dataDir, file: RM_STATE_FILE, service: 'hypmesh-rm', format: '1', configured: encodeState(config), sync });
+  if (!opened.ok) return opened;
+  return { ok: true, value: { store: opened.value.journal, storeFailed: exitOnCommitFailure(log) } };
+}
