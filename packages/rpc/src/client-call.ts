@@ -7,6 +7,17 @@ import * as grpc from '@grpc/grpc-js';
 import { CALLER_VMID_KEY } from './caller.js';
 import { decodeStatusDetails, type DecodedStatus } from './status-details.js';
 
+/**
+ * Channel options of every service-to-service client: grpc-js backs its reconnects off from 1 s to
+ * 120 s by default, so a dependency back after a minute's outage went unused for up to two
+ * minutes. Here the channel retries as the VMM's RM stream does (100 ms doubling to 2 s), so a
+ * restarted service is reached within about 2 s (issue 9 §3).
+ */
+export const SERVICE_CLIENT_OPTIONS: grpc.ClientOptions = {
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+};
+
 type Callback<Res> = (e: grpc.ServiceError | null, r?: Res) => void;
 /** A generated client's unary method (ts-proto, outputServices=grpc-js). */
 export type ClientUnaryFn<Req, Res> = (req: Req, md: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: Callback<Res>) => unknown;

@@ -27,7 +27,7 @@ export {
   type DecodedStatus,
 } from './status-details.js';
 export { unaryWith, type UnaryHandler, type Result } from './unary.js';
-export { callUnary, describeRefusal, type CallOutcome, type ClientUnaryFn } from './client-call.js';
+export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, type CallOutcome, type ClientUnaryFn } from './client-call.js';
 export { CALLER_VMID_KEY, callerVmid, requireCaller } from './caller.js';
 export {
   ADDRESS_BITS_MAX,

@@ -17,7 +17,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, SERVICE_CLIENT_OPTIONS, unreachedOf } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call (--core-timeout-ms). */
@@ -65,7 +65,7 @@ export interface GrpcCorePort extends CoreGrantPort {
 
 /** A CoreGrantPort talking to the core at `address` (host:port). */
 export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? {} : { interceptors: [faultClientInterceptor(faults, 'RM_TO_CORE')] });
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: [faultClientInterceptor(faults, 'RM_TO_CORE')] });
 
   function call<Req, Res, T>(method: Method<Req, Res>, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
     const unreached = dependencyNoter('core');

@@ -21,7 +21,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, unreachedOf } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, SERVICE_CLIENT_OPTIONS, unreachedOf } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
 import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
@@ -72,7 +72,7 @@ export interface GrpcCorePort extends CorePort {
 
 /** A CorePort talking to the core at `address` (host:port) as HOST. */
 export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? {} : { interceptors: [faultClientInterceptor(faults, 'VMM_TO_CORE')] });
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: [faultClientInterceptor(faults, 'VMM_TO_CORE')] });
 
   function call<Req, Res, T, E>(method: Method<Req, Res>, req: Req, value: (res: Res) => T, fail: (f: Failure) => E, as = HOST_VMID): Promise<Result<T, E>> {
     const unreached = dependencyNoter('core');

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GranuleState, PageState, type ListRealmsResponse, type OwnershipMapResponse } from '@hypmesh/proto';
 import { RmServiceClient } from '@hypmesh/proto/rm';
-import { callUnary, describeRefusal, type ClientUnaryFn } from '@hypmesh/rpc';
+import { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, type ClientUnaryFn } from '@hypmesh/rpc';
 import { VM_STATUS, type VmStatus } from '@hypmesh/rm';
 import type { FrameRun, HoldingsPort } from '@hypmesh/vmm';
 
@@ -21,8 +21,8 @@ export interface GrpcHoldings extends HoldingsPort {
 }
 
 export function grpcHoldings(coreAddress: string, rmAddress: string, deadlineMs: number): GrpcHoldings {
-  const core = new CoreServiceClient(coreAddress, grpc.credentials.createInsecure());
-  const rm = new RmServiceClient(rmAddress, grpc.credentials.createInsecure());
+  const core = new CoreServiceClient(coreAddress, grpc.credentials.createInsecure(), SERVICE_CLIENT_OPTIONS);
+  const rm = new RmServiceClient(rmAddress, grpc.credentials.createInsecure(), SERVICE_CLIENT_OPTIONS);
   const ask = async <Req, Res, T>(client: grpc.Client, fn: unknown, rpc: string, req: Req, value: (r: Res) => T) => {
     const r = await callUnary(client, fn as ClientUnaryFn<Req, Res>, req, HLOS, deadlineMs);
     return r.ok ? { ok: true as const, value: value(r.value) } : { ok: false as const, error: `${rpc}: ${describeRefusal(r.error)}` };

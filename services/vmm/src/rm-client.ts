@@ -43,7 +43,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ExchangeRequest, RmServiceClient, UnreachedKind, type DependencyUnreached, type ExchangeResponse } from '@hypmesh/proto/rm';
 import { FragmentReorder, NO_FAULT, faultMessage, fragmentStep, rmMessageMethod, type FaultEngine, type FaultEvent, type FragmentStep } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, dependencyNoter, type Unreached } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, dependencyNoter, SERVICE_CLIENT_OPTIONS, type Unreached } from '@hypmesh/rpc';
 import { VMID_HLOS, type RmError, type RmOutcome } from '@hypmesh/rm';
 import {
   LINUX_RM_SEND_PAYLOAD_MAX,
@@ -131,7 +131,7 @@ export interface GrpcRmPort extends RmPort {
 /** An RmPort talking to the RM at `address` (host:port) as HLOS. */
 export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?: FaultEngine, faultPorts: RmClientFaultPorts = {}): GrpcRmPort {
   const crash = faultPorts.crash ?? (() => process.exit(137));
-  const client = new RmServiceClient(address, grpc.credentials.createInsecure());
+  const client = new RmServiceClient(address, grpc.credentials.createInsecure(), SERVICE_CLIENT_OPTIONS);
   const listeners = new Set<(n: RmNotice) => void>();
   const pending = new Map<number, Pending>();
   let stream: grpc.ClientDuplexStream<ExchangeRequest, ExchangeResponse> | undefined;
