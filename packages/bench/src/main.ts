@@ -10,7 +10,7 @@ import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { FAULT_BENCH_PAIRS, faultInterceptorOverhead } from './fault-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
 import { checkInvariantsUs, realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
-import { SIM_BENCH_CHECK_EVERY, SIM_BENCH_FAULT_RATE, simStepsPerS } from './sim-bench.js';
+import { SIM_BENCH_CHECK_EVERY, SIM_BENCH_FAULT_RATE, SIM_BENCH_JOBS, simCampaignStepsPerS, simStepsPerS } from './sim-bench.js';
 
 interface Figure {
   readonly name: string;
@@ -85,17 +85,20 @@ async function rmGrpcFigures(): Promise<Figure[]> {
   ];
 }
 
-/** The deterministic simulation (issue 8 item 3). */
+/** The deterministic simulation (issue 8 item 3): a campaign on every CPU (the target), and one thread. */
 async function simFigures(): Promise<Figure[]> {
-  const r = await simStepsPerS();
+  const single = await simStepsPerS();
+  const campaign = await simCampaignStepsPerS();
+  const config = `fault rate ${SIM_BENCH_FAULT_RATE}, core checks every ${SIM_BENCH_CHECK_EVERY}`;
   return [
     {
       name: 'sim_steps_per_s',
-      value: Math.round(r.stepsPerS),
-      unit: `steps/s (fault rate ${SIM_BENCH_FAULT_RATE}, core checks every ${SIM_BENCH_CHECK_EVERY}${r.ok ? '' : ', RUN FAILED'})`,
+      value: Math.round(campaign.stepsPerS),
+      unit: `steps/s (campaign, --jobs ${SIM_BENCH_JOBS} on ${SIM_BENCH_JOBS} CPUs, ${config}${campaign.ok ? '' : ', A SEED FAILED'})`,
       target: '>= 20000',
-      meets: r.ok && r.stepsPerS >= 20_000,
+      meets: campaign.ok && campaign.stepsPerS >= 20_000,
     },
+    { name: 'sim_steps_per_s_single', value: Math.round(single.stepsPerS), unit: `steps/s (one thread, ${config}${single.ok ? '' : ', RUN FAILED'})` },
   ];
 }
 
