@@ -5,16 +5,15 @@
  * engine at all ('off'), same process, same run. Target ≥ 0.95.
  *
  * On a shared, loaded machine the throughput of one configuration swings by 2× from round to round,
- * so the figure is the median of paired ratios: short rounds, each pair run back to back, the order
- * swapped every other pair (ab, ba, …) so drift inside a pair favours neither side. More, shorter
- * pairs (15 × 400 ms, about the old 9 × 600 ms in time) narrow the median's spread, and a full GC
- * before every round (bench runs with --expose-gc) keeps one round's garbage out of the next.
+ * so the figure is the median of many short ABBA blocks: four rounds a, b, b, a back to back, the
+ * block's ratio (a₁ + a₂) ÷ (b₁ + b₂), which cancels a load that drifts linearly across the block.
+ * A full GC before every round (bench runs with --expose-gc) keeps one round's garbage out of the
+ * next.
  *
  * How much is noise: the same measurement of two identical bare cores (A/A) in the same run is
- * reported beside the figure. On this 2-core machine with another agent's tests running (load 4–7)
- * A/A medians ranged 0.88–1.11, wider than the 5% the target allows; the armed ÷ bare figure is only
- * meaningful when the A/A figure is close to 1. Calls per CPU second of this process (client and
- * both servers live in it) are reported too; they were not steadier than wall time under that load.
+ * reported beside the figure; the armed ÷ bare figure is only meaningful when the A/A figure is
+ * close to 1. Calls per CPU second of this process (client and both servers live in it) are
+ * reported too.
  */
 import * as grpc from '@grpc/grpc-js';
 import { startCoreServer } from '@hypmesh/core-service';
@@ -23,8 +22,8 @@ import { CoreServiceClient, type TranslateRequest } from '@hypmesh/proto';
 import { drive } from './grpc-bench.js';
 import { RPC_CONCURRENCY } from './core-rpc-bench.js';
 
-const ROUND_MS = 400;
-export const FAULT_BENCH_PAIRS = 15;
+const ROUND_MS = 150;
+export const FAULT_BENCH_BLOCKS = 24;
 
 /** A full collection between rounds, when node runs with --expose-gc (npm run bench does). */
 const collect = (): void => (globalThis as { gc?: () => void }).gc?.();
@@ -34,7 +33,11 @@ const NEVER = {
   rules: [{ id: 'never', boundary: 'CLIENT_TO_CORE', match: { method: 'Translate', callerVmid: 0xffff_fffe }, action: { kind: 'fail_before', failure: { kind: 'grpc', code: 'UNAVAILABLE' } } }],
 } as const;
 
-const median = (xs: readonly number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+};
 
 /** One round's rates: calls per wall second, and per second of this process's CPU (user + system). */
 interface Rates {
@@ -61,9 +64,9 @@ async function round(concurrency: number, durationMs: number, issue: () => Promi
 }
 
 export interface PairedRatio {
-  /** Median of the per-pair ratios a ÷ b of calls per wall second (the figure). */
+  /** Median of the per-block ratios a ÷ b of calls per wall second (the figure). */
   readonly ratio: number;
-  /** Median of the per-pair ratios a ÷ b of calls per second of this process's CPU (a second view). */
+  /** Median of the per-block ratios a ÷ b of calls per second of this process's CPU (a second view). */
   readonly cpuRatio: number;
   /** Medians of each side's calls per wall second. */
   readonly aPerS: number;
@@ -71,27 +74,29 @@ export interface PairedRatio {
 }
 
 /**
- * a ÷ b as the median of `pairs` paired rounds, order swapped every other pair, a full GC before
- * every round; both sides warmed first (connections, JIT) and the warm-up discarded.
+ * a ÷ b as the median of `blocks` ABBA blocks (module header), a full GC before every round; both
+ * sides warmed first (connections, JIT) and the warm-up discarded.
  */
-export async function pairedRatio(a: () => Promise<void>, b: () => Promise<void>, pairs = FAULT_BENCH_PAIRS, roundMs = ROUND_MS): Promise<PairedRatio> {
-  await drive(RPC_CONCURRENCY, roundMs, a);
-  await drive(RPC_CONCURRENCY, roundMs, b);
+export async function pairedRatio(a: () => Promise<void>, b: () => Promise<void>, blocks = FAULT_BENCH_BLOCKS, roundMs = ROUND_MS): Promise<PairedRatio> {
+  await drive(RPC_CONCURRENCY, 2 * roundMs, a);
+  await drive(RPC_CONCURRENCY, 2 * roundMs, b);
   const aRuns: number[] = [];
   const bRuns: number[] = [];
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
-  for (let i = 0; i < pairs; i++) {
-    const aFirst = i % 2 === 0;
+  const measured = async (issue: () => Promise<void>): Promise<Rates> => {
     collect();
-    const first = await round(RPC_CONCURRENCY, roundMs, aFirst ? a : b);
-    collect();
-    const second = await round(RPC_CONCURRENCY, roundMs, aFirst ? b : a);
-    const [ra, rb] = aFirst ? [first, second] : [second, first];
-    aRuns.push(ra.wallPerS);
-    bRuns.push(rb.wallPerS);
-    ratios.push(ra.wallPerS / rb.wallPerS);
-    cpuRatios.push(ra.cpuPerS / rb.cpuPerS);
+    return round(RPC_CONCURRENCY, roundMs, issue);
+  };
+  for (let i = 0; i < blocks; i++) {
+    const a1 = await measured(a);
+    const b1 = await measured(b);
+    const b2 = await measured(b);
+    const a2 = await measured(a);
+    aRuns.push(a1.wallPerS, a2.wallPerS);
+    bRuns.push(b1.wallPerS, b2.wallPerS);
+    ratios.push((a1.wallPerS + a2.wallPerS) / (b1.wallPerS + b2.wallPerS));
+    cpuRatios.push((a1.cpuPerS + a2.cpuPerS) / (b1.cpuPerS + b2.cpuPerS));
   }
   return { ratio: median(ratios), cpuRatio: median(cpuRatios), aPerS: median(aRuns), bPerS: median(bRuns) };
 }

@@ -104,6 +104,13 @@ describe('match: which occurrences', () => {
     expect(firedAt(e, 4)).toEqual([3, 4]);
   });
 
+  test('calls of methods no rule names still count ops: an afterOp window of a named rule sees them', () => {
+    const e = armed({ rules: [rule('a', { method: 'MemLend', afterOp: 3 })] });
+    for (let i = 0; i < 3; i++) expect(e.decide({ boundary: 'CLIENT_TO_RM', method: 'MemShare' })).toBe(NO_FAULT);
+    expect(e.decide({ boundary: 'CLIENT_TO_RM', method: 'MemLend' }).fault).toBe(true);
+    expect(e.list().rules[0]!.matched).toBe(1);
+  });
+
   test('timesMax: fires at most that many times', () => {
     expect(firedAt(armed({ rules: [rule('a', { timesMax: 2 })] }), 10)).toEqual([1, 2]);
     expect(firedAt(armed({ rules: [rule('a', { every: 2, timesMax: 2 })] }), 10)).toEqual([2, 4]);
@@ -232,6 +239,15 @@ describe('arm, disarm, list', () => {
     expect(e.list().rules).toHaveLength(2);
     expect(e.disarm(['a'])).toEqual({ ok: true, value: 1 });
     expect(ruleId(e.decide({ boundary: 'CLIENT_TO_RM' }))).toBe('b');
+  });
+
+  test('a method seen before arm or disarm is matched against the rules armed now', () => {
+    const e = armed({ rules: [rule('a', { method: 'MemLend' }), rule('b', { method: 'MemShare', nth: 2 })] });
+    expect(e.decide({ boundary: 'CLIENT_TO_RM', method: 'MemShare' })).toBe(NO_FAULT);
+    e.disarm(['b']);
+    expect(firedAt(e, 3)).toEqual([]);
+    e.arm({ rules: [rule('c', { method: 'MemShare' })] }, 1);
+    expect(ruleId(e.decide({ boundary: 'CLIENT_TO_RM', method: 'MemShare' }))).toBe('c');
   });
 
   test('disarm all', () => {

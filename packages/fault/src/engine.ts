@@ -11,7 +11,7 @@
  * Per call (`decide`), in this order:
  *   1. number the op: the boundary's op index and the engine's global op index, both from 1;
  *   2. for each rule at that boundary, in plan order: skip unless method, RM message and caller
- *      match; count the occurrence; check nth / every, the op window and times_max; then draw the
+ *      match (the rules matching a method and RM message are looked up, not scanned: byName); count the occurrence; check nth / every, the op window and times_max; then draw the
  *      probability from the rule's own stream; a rule that passes every check "would fire" and
  *      draws its action's random values (jitter, corrupted offsets);
  *   3. the first rule that would fire fires: its fire count goes up and its event is emitted.
@@ -116,6 +116,13 @@ export class FaultEngine {
   private rules: RuleState[] = [];
   /** Rules per boundary (indices into BOUNDARIES), in plan order; empty = the fast path. */
   private byBoundary: RuleState[][] = BOUNDARIES.map(() => []);
+  /**
+   * Per boundary, method → RM message → the boundary's rules whose method and RM message match
+   * (plan order), filled on a pair's first call and emptied by arm and disarm: a call that no rule
+   * names costs two map lookups and allocates nothing. The pairs are the services' own method and
+   * message names, a fixed set.
+   */
+  private byName: Map<string | undefined, Map<string | undefined, readonly RuleState[]>>[] = BOUNDARIES.map(() => new Map());
   private opIndex: number[] = BOUNDARIES.map(() => 0);
   private globalOpIndex = 0;
   private readonly listeners = new Set<FaultListener>();
@@ -184,12 +191,13 @@ export class FaultEngine {
 
   /** Number this call and decide its fault (module header, steps 1–3). */
   decide(point: FaultPoint): Decision {
-    // The no-fault path allocates nothing: an index lookup, two counters, the candidate loop.
+    // The no-fault path allocates nothing: an index lookup, two counters, two map lookups (named), the candidate loop.
     const b = BOUNDARY_INDEX.get(point.boundary);
     if (b === undefined) throw new Error(`FaultEngine.decide: unknown boundary ${String(point.boundary)}`);
     const opIndex = ++this.opIndex[b]!;
     const globalOpIndex = ++this.globalOpIndex;
-    const candidates = this.byBoundary[b]!;
+    if (this.byBoundary[b]!.length === 0) return NO_FAULT;
+    const candidates = this.named(b, point.method, point.rmMessage);
     if (candidates.length === 0) return NO_FAULT;
 
     let winnerState: RuleState | undefined;
@@ -221,11 +229,19 @@ export class FaultEngine {
     return { fault: true, event };
   }
 
-  /** Step 2 for one rule: the applied action if it would fire, else undefined. */
+  /** The rules of boundary `b` whose method and RM message match these (byName). */
+  private named(b: number, method: string | undefined, rmMessage: string | undefined): readonly RuleState[] {
+    const byMethod = this.byName[b]!;
+    let byMessage = byMethod.get(method);
+    if (byMessage === undefined) byMethod.set(method, (byMessage = new Map()));
+    let rules = byMessage.get(rmMessage);
+    if (rules === undefined) byMessage.set(rmMessage, (rules = this.byBoundary[b]!.filter((state) => namesMatch(state, method, rmMessage))));
+    return rules;
+  }
+
+  /** Step 2 for one rule whose names match (named): the applied action if it would fire, else undefined. */
   private evaluate(state: RuleState, point: FaultPoint, opIndex: number): AppliedAction | undefined {
     const m = state.rule.match;
-    if (m.method !== undefined && m.method !== '' && m.method !== point.method) return undefined;
-    if (state.rmMessage !== undefined && point.rmMessage !== state.rmMessage && point.method !== state.rmMethod) return undefined;
     if (m.callerVmid !== undefined && m.callerVmid !== point.callerVmid) return undefined;
     const occurrence = ++state.matched;
     if (m.nth !== undefined && occurrence !== m.nth) return undefined;
@@ -239,7 +255,15 @@ export class FaultEngine {
 
   private index(): void {
     this.byBoundary = BOUNDARIES.map((b) => this.rules.filter((r) => r.rule.boundary === b));
+    this.byName = BOUNDARIES.map(() => new Map());
   }
+}
+
+/** Whether a rule's method and RM message match a call's (an RM message also matches its typed RPC's name). */
+function namesMatch(state: RuleState, method: string | undefined, rmMessage: string | undefined): boolean {
+  const m = state.rule.match;
+  if (m.method !== undefined && m.method !== '' && m.method !== method) return false;
+  return state.rmMessage === undefined || rmMessage === state.rmMessage || method === state.rmMethod;
 }
 
 /** Draw the action's random values from the rule's stream. */

@@ -101,42 +101,57 @@ const totalSize = (sgl: readonly SglEntry[]): bigint => sgl.reduce((n, e) => n +
 
 // ---- creation ---------------------------------------------------------------------------------
 
-/** The §3.2 checks, in the RM's order, before any core call. */
+/** What the §3.2 checks read: one object per create call. */
+interface CreateCall {
+  readonly rm: ResourceManager;
+  readonly caller: number;
+  readonly trans: TransType;
+  readonly req: ParcelCreateRequest;
+  readonly io: boolean;
+}
+
+const knownVmid = (rm: ResourceManager, vmid: number): boolean =>
+  vmid === VMID_HLOS || vmid === VMID_RM || rm.config.platformVmids.includes(vmid) || rm.vmids.isAllocated(vmid);
+
+/**
+ * The §3.2 checks, in the RM's order: a condition, then the error. A module-level table (a create
+ * call builds no closures); each condition is evaluated only if every earlier one is false (the
+ * counts and sets are not free), and a detail is built only for the check that fails.
+ */
+const CREATE_CHECKS: readonly (readonly [(c: CreateCall) => boolean, RmErrorCode, string, (c: CreateCall) => string])[] = [
+  [({ req }) => req.memType !== MEM_TYPE.NORMAL && req.memType !== MEM_TYPE.IO, 'ARGUMENT_INVALID', 'mem_type_invalid', ({ req }) => `mem_type ${req.memType}`],
+  [({ req }) => (req.flags & ~(SHARE_FLAGS.SANITIZE | SHARE_FLAGS.APPEND)) !== 0, 'ARGUMENT_INVALID', 'flags_invalid', ({ req }) => `flags 0x${req.flags.toString(16)}`],
+  // The per-VM parcel limit comes before the ACL checks (open RM `memparcel.c` order; §3.1).
+  [({ rm, caller }) => ownedParcels(rm, caller) >= rm.config.parcelsPerVmMax, 'DENIED', 'parcels_per_vm_max', ({ rm, caller }) => `VM ${caller} already owns ${rm.config.parcelsPerVmMax} parcels`],
+  [({ req }) => req.acl.length === 0, 'ARGUMENT_INVALID', 'acl_empty', () => 'the ACL is empty'],
+  [({ req }) => req.sgl.length === 0, 'ARGUMENT_INVALID', 'sgl_empty', () => 'the SGL is empty'],
+  [({ req, trans }) => trans === 'DONATE' && req.acl.length !== 1, 'ARGUMENT_INVALID', 'donate_acl_not_single', () => 'DONATE needs exactly one ACL entry'],
+  [({ req }) => new Set(req.acl.map((e) => e.vmid)).size !== req.acl.length, 'ARGUMENT_INVALID', 'acl_duplicate_vmid', () => 'a VMID appears twice in the ACL'],
+  [({ req, rm }) => req.acl.some((e) => !knownVmid(rm, e.vmid)), 'ARGUMENT_INVALID', 'acl_vmid_unknown', () => 'the ACL names a VMID that is not HLOS, RM, a platform VM or an allocated VM'],
+  [({ req }) => req.acl.some((e) => !rightsValid(e.rights)), 'ARGUMENT_INVALID', 'acl_rights_invalid', () => 'ACL rights must be R, RX, RW or RWX'],
+  [({ req, io }) => io && req.acl.some((e) => (e.rights & ACL_RIGHTS.X) !== 0), 'ARGUMENT_INVALID', 'io_executable', () => 'IO memory cannot be executable'],
+  [
+    ({ req, trans, io }) => trans === 'DONATE' && req.acl.some((e) => e.rights !== (io ? RIGHTS_FULL_IO : RIGHTS_FULL_NORMAL)),
+    'DENIED',
+    'donate_rights_not_full',
+    () => 'a DONATE recipient gets full rights',
+  ],
+  [({ req, trans }) => trans === 'DONATE' && req.attrs.some((a) => a.attr !== MEM_ATTR.NORMAL), 'ARGUMENT_INVALID', 'donate_attrs', () => 'DONATE takes default attributes only'],
+  [({ req, trans, caller }) => trans === 'SHARE' && !req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'share_owner_not_in_acl', () => 'SHARE: the owner must be in the ACL'],
+  [({ req, trans, caller }) => trans !== 'SHARE' && req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'owner_in_acl', () => 'LEND/DONATE: the owner must not be in the ACL'],
+  [({ req }) => new Set(req.attrs.map((a) => a.vmid)).size !== req.attrs.length, 'ARGUMENT_INVALID', 'attr_duplicate_vmid', () => 'a VMID appears twice in the attr list'],
+  [({ req }) => req.attrs.some((a) => a.attr > MEM_ATTR.CACHED), 'ARGUMENT_INVALID', 'attr_invalid', () => 'unknown attribute value'],
+  [({ req, io }) => req.attrs.some((a) => (a.attr === MEM_ATTR.DEVICE) !== io), 'ARGUMENT_INVALID', 'attr_io_device', () => 'IO memory ⇔ DEVICE attribute'],
+  [({ req }) => req.attrs.some((a) => !req.acl.some((e) => e.vmid === a.vmid)), 'VMID_INVALID', 'attr_vmid_not_in_acl', () => 'an attr entry names a VMID outside the ACL'],
+  [({ req, io }) => io && (req.flags & SHARE_FLAGS.SANITIZE) !== 0, 'ARGUMENT_INVALID', 'sanitize_io', () => 'IO memory cannot be sanitized'],
+  [({ req }) => req.sgl.some((e) => !sglValid(e)), 'ARGUMENT_INVALID', 'sgl_entry_invalid', () => 'SGL entries must be 4 KiB aligned, non-empty and below 2^44'],
+];
+
+/** The first of CREATE_CHECKS that fails, before any core call. */
 function createFailure(rm: ResourceManager, caller: number, trans: TransType, req: ParcelCreateRequest): RmOutcome<never> | undefined {
-  const io = req.memType === MEM_TYPE.IO;
-  const known = (vmid: number): boolean =>
-    vmid === VMID_HLOS || vmid === VMID_RM || rm.config.platformVmids.includes(vmid) || rm.vmids.isAllocated(vmid);
-  // Each condition is evaluated only if every earlier one is false (the counts and sets are not free).
-  const checks: [() => boolean, RmErrorCode, string, string][] = [
-    [() => req.memType !== MEM_TYPE.NORMAL && req.memType !== MEM_TYPE.IO, 'ARGUMENT_INVALID', 'mem_type_invalid', `mem_type ${req.memType}`],
-    [() => (req.flags & ~(SHARE_FLAGS.SANITIZE | SHARE_FLAGS.APPEND)) !== 0, 'ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`],
-    // The per-VM parcel limit comes before the ACL checks (open RM `memparcel.c` order; §3.1).
-    [() => ownedParcels(rm, caller) >= rm.config.parcelsPerVmMax, 'DENIED', 'parcels_per_vm_max', `VM ${caller} already owns ${rm.config.parcelsPerVmMax} parcels`],
-    [() => req.acl.length === 0, 'ARGUMENT_INVALID', 'acl_empty', 'the ACL is empty'],
-    [() => req.sgl.length === 0, 'ARGUMENT_INVALID', 'sgl_empty', 'the SGL is empty'],
-    [() => trans === 'DONATE' && req.acl.length !== 1, 'ARGUMENT_INVALID', 'donate_acl_not_single', 'DONATE needs exactly one ACL entry'],
-    [() => new Set(req.acl.map((e) => e.vmid)).size !== req.acl.length, 'ARGUMENT_INVALID', 'acl_duplicate_vmid', 'a VMID appears twice in the ACL'],
-    [() => req.acl.some((e) => !known(e.vmid)), 'ARGUMENT_INVALID', 'acl_vmid_unknown', 'the ACL names a VMID that is not HLOS, RM, a platform VM or an allocated VM'],
-    [() => req.acl.some((e) => !rightsValid(e.rights)), 'ARGUMENT_INVALID', 'acl_rights_invalid', 'ACL rights must be R, RX, RW or RWX'],
-    [() => io && req.acl.some((e) => (e.rights & ACL_RIGHTS.X) !== 0), 'ARGUMENT_INVALID', 'io_executable', 'IO memory cannot be executable'],
-    [
-      () => trans === 'DONATE' && req.acl.some((e) => e.rights !== (io ? RIGHTS_FULL_IO : RIGHTS_FULL_NORMAL)),
-      'DENIED',
-      'donate_rights_not_full',
-      'a DONATE recipient gets full rights',
-    ],
-    [() => trans === 'DONATE' && req.attrs.some((a) => a.attr !== MEM_ATTR.NORMAL), 'ARGUMENT_INVALID', 'donate_attrs', 'DONATE takes default attributes only'],
-    [() => trans === 'SHARE' && !req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'share_owner_not_in_acl', 'SHARE: the owner must be in the ACL'],
-    [() => trans !== 'SHARE' && req.acl.some((e) => e.vmid === caller), 'ARGUMENT_INVALID', 'owner_in_acl', 'LEND/DONATE: the owner must not be in the ACL'],
-    [() => new Set(req.attrs.map((a) => a.vmid)).size !== req.attrs.length, 'ARGUMENT_INVALID', 'attr_duplicate_vmid', 'a VMID appears twice in the attr list'],
-    [() => req.attrs.some((a) => a.attr > MEM_ATTR.CACHED), 'ARGUMENT_INVALID', 'attr_invalid', 'unknown attribute value'],
-    [() => req.attrs.some((a) => (a.attr === MEM_ATTR.DEVICE) !== io), 'ARGUMENT_INVALID', 'attr_io_device', 'IO memory ⇔ DEVICE attribute'],
-    [() => req.attrs.some((a) => !req.acl.some((e) => e.vmid === a.vmid)), 'VMID_INVALID', 'attr_vmid_not_in_acl', 'an attr entry names a VMID outside the ACL'],
-    [() => io && (req.flags & SHARE_FLAGS.SANITIZE) !== 0, 'ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized'],
-    [() => req.sgl.some((e) => !sglValid(e)), 'ARGUMENT_INVALID', 'sgl_entry_invalid', 'SGL entries must be 4 KiB aligned, non-empty and below 2^44'],
-  ];
-  const failed = checks.find(([holds]) => holds());
-  return failed === undefined ? undefined : rmFail(failed[1], failed[2], failed[3]);
+  const c: CreateCall = { rm, caller, trans, req, io: req.memType === MEM_TYPE.IO };
+  for (const [holds, code, rule, detail] of CREATE_CHECKS) if (holds(c)) return rmFail(code, rule, detail(c));
+  return undefined;
 }
 
 function ownedParcels(rm: ResourceManager, vmid: number): number {

@@ -101,10 +101,11 @@ export function faultFrontDoor(engine: FaultEngine, boundary: Boundary, ports: F
   };
 
   const wrapOne = (method: string, handler: UnaryHandler): UnaryHandler => {
-    // One point object per call; the engine copies what an event needs and keeps nothing.
+    // One point per method, refilled by each call: decide reads it synchronously and copies what an
+    // event needs, so a call that nothing fires on allocates nothing here.
+    const point: { -readonly [K in keyof FaultPoint]: FaultPoint[K] } = { boundary, method, callerVmid: undefined };
     return (call, callback) => {
-      const callerVmid = callerOf(call.metadata);
-      const point: FaultPoint = callerVmid === undefined ? { boundary, method } : { boundary, method, callerVmid };
+      point.callerVmid = callerOf(call.metadata);
       const heldMs = pausedUntilMs === 0 ? 0 : Math.max(0, pausedUntilMs - nowMs());
       // Decide even when nothing is armed here: every call gets its op index, as in the simulation.
       const decision = engine.decide(point);

@@ -105,9 +105,26 @@ function pickLiveVm(c: ClientState, r: Prng): { s: SimSession; vm: SimVm } | und
   return undefined;
 }
 
-/** The RM VMIDs of live GUNYAH VMs (borrowers HLOS may name), in VMID order. */
-function guestVmids(w: World, c: ClientState): number[] {
-  return [...w.rm.vms.keys()].filter((v) => !c.dying.has(v)).sort((a, b) => a - b);
+/** VMIDs gathered for one pick (pickGuestVmid), reused: no array or comparator per call. */
+let vmidScratch = new Uint32Array(64);
+
+/** One of the RM VMIDs of live GUNYAH VMs (borrowers HLOS may name), picked as `pick` over them in VMID order would. */
+function pickGuestVmid(w: World, c: ClientState, r: Prng): number | undefined {
+  if (vmidScratch.length < w.rm.vms.size) vmidScratch = new Uint32Array(2 * w.rm.vms.size);
+  let n = 0;
+  for (const v of w.rm.vms.keys()) if (!c.dying.has(v)) vmidScratch[n++] = v;
+  // A typed array sorts numerically: the VMID order the list had.
+  return n === 0 ? undefined : vmidScratch.subarray(0, n).sort()[r.nextIntInclusive(0, n - 1)];
+}
+
+/** One of `keys` that satisfies `ok`, picked as `pick` over the filtered list would, without building it. */
+function pickWhere<K>(keys: () => Iterable<K>, ok: (k: K) => boolean, r: Prng): K | undefined {
+  let n = 0;
+  for (const k of keys()) if (ok(k)) n++;
+  if (n === 0) return undefined;
+  let i = r.nextIntInclusive(0, n - 1);
+  for (const k of keys()) if (ok(k) && i-- === 0) return k;
+  return undefined;
 }
 
 const slotSgl = (slot: number, fromPage: number, pages: number): SglEntry => ({ base: BigInt(HLOS_AREA_BASE + (slot * HLOS_SLOT_PAGES + fromPage) * PAGE_BYTES), size: BigInt(pages * PAGE_BYTES) });
@@ -148,7 +165,7 @@ async function vmOp(w: World, c: ClientState, r: Prng, op: 'StartVm' | 'StopVm' 
 }
 
 async function hlosCreate(w: World, c: ClientState, r: Prng, trans: Trans, append: boolean): Promise<string> {
-  const borrower = pick(guestVmids(w, c), r);
+  const borrower = pickGuestVmid(w, c, r);
   if (borrower === undefined) return 'skip no guest';
   const slot = c.takeSlot(c.hlosSlotUse, r);
   if (slot === undefined) return 'skip no hlos slot';
@@ -218,7 +235,7 @@ export async function hlosReclaimFor(w: World, c: ClientState, vmid: number): Pr
 const running = (w: World, vmid: number): boolean => w.rm.vms.get(vmid)?.status === 'RUNNING';
 
 async function guestAccept(w: World, c: ClientState, r: Prng): Promise<string> {
-  const vmid = pick([...w.inbox.keys()].filter((v) => (w.inbox.get(v)?.length ?? 0) > 0 && running(w, v)), r);
+  const vmid = pickWhere(() => w.inbox.keys(), (v) => (w.inbox.get(v)?.length ?? 0) > 0 && running(w, v), r);
   if (vmid === undefined) return 'skip empty inboxes';
   const box = w.inbox.get(vmid)!;
   const handle = box.splice(r.nextIntInclusive(0, box.length - 1), 1)[0]!;
@@ -233,7 +250,7 @@ async function guestAccept(w: World, c: ClientState, r: Prng): Promise<string> {
 }
 
 async function guestRelease(w: World, c: ClientState, r: Prng, notify: boolean): Promise<string> {
-  const vmid = pick([...c.accepted.keys()].filter((v) => c.accepted.get(v)!.size > 0 && running(w, v)), r);
+  const vmid = pickWhere(() => c.accepted.keys(), (v) => c.accepted.get(v)!.size > 0 && running(w, v), r);
   if (vmid === undefined) return 'skip nothing accepted';
   const set = c.accepted.get(vmid)!;
   const handle = pick([...set], r)!;

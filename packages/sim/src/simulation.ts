@@ -104,7 +104,8 @@ class EventLog {
   constructor(private readonly keep: boolean) {}
   add(line: string): void {
     if (this.keep) this.lines.push(line);
-    this.hash = fnv1a32Step(this.hash, line + '\n');
+    // The line, then its newline: no concatenated copy of every line.
+    this.hash = fnv1a32Step(fnv1a32Step(this.hash, line), '\n');
   }
   get hex(): string {
     return (this.hash >>> 0).toString(16).padStart(8, '0');

@@ -19,7 +19,7 @@
 import { AddressSpace, type VmProtection } from './address-space.js';
 import { SPACE_CREATORS, inReservation, type SpaceCreator } from './hyp-reservation.js';
 import { errnoError, type ErrnoError } from './pkvm/errno.js';
-import { firstFailure, type Check } from './pkvm/checks.js';
+import { firstFailure } from './pkvm/checks.js';
 import { hostDonateHypChecks, hostDonateHypSteps, hypDonateHostSteps } from './pkvm/transitions.js';
 import { commit, plan, type MetaStep, type PlanSteps, type TableStep } from './plan.js';
 import { err, ok, type Result } from './result.js';
@@ -27,29 +27,37 @@ import { isValidIpaBits, rootTableCount } from './s2tt/geometry.js';
 import type { Stage2 } from './stage2.js';
 import { VMID_HOST, VMID_HYP, VMID_MAX, vmidName, type FrameRange, type Pfn, type Vmid } from './types.js';
 
-/** Validates a list of host frame ranges to donate: each as host_donate_hyp, and no overlaps. */
-function donationChecks(s: Stage2, ranges: readonly FrameRange[]): Check[] {
-  const sorted = [...ranges].sort((a, b) => a.base - b.base);
-  const overlap: Check = () =>
-    sorted.some((r, i) => i > 0 && sorted[i - 1]!.base + sorted[i - 1]!.count > r.base)
-      ? errnoError('EINVAL', 'ranges_overlap', 'donated frame ranges overlap')
-      : undefined;
-  return [overlap, ...ranges.flatMap((r) => hostDonateHypChecks(s, r.base, r.count))];
+/**
+ * Validates a list of host frame ranges to donate: no overlaps, then each as host_donate_hyp. The
+ * first failure, or undefined; the callers chain their own checks around it with `??`, so a call
+ * builds no list of checks it mostly never reaches.
+ */
+function donationFailure(s: Stage2, ranges: readonly FrameRange[]): ErrnoError | undefined {
+  if (ranges.length > 1) {
+    const sorted = [...ranges].sort((a, b) => a.base - b.base);
+    if (sorted.some((r, i) => i > 0 && sorted[i - 1]!.base + sorted[i - 1]!.count > r.base)) return errnoError('EINVAL', 'ranges_overlap', 'donated frame ranges overlap');
+  }
+  for (const r of ranges) {
+    const failed = firstFailure(hostDonateHypChecks(s, r.base, r.count));
+    if (failed !== undefined) return failed;
+  }
+  return undefined;
 }
 
 const donationSteps = (s: Stage2, ranges: readonly FrameRange[]): PlanSteps[] => ranges.map((r) => hostDonateHypSteps(s, r.base, r.count));
 
 /** The steps of several plans as one, in order, `extra` last (plain loops: every top-up and teardown builds one). */
-function merge(steps: readonly PlanSteps[], extra: PlanSteps = {}): PlanSteps {
-  const tables: TableStep[] = [];
-  const meta: MetaStep[] = [];
-  const fin: (() => void)[] = [];
-  for (const p of [...steps, extra]) {
-    if (p.tables !== undefined) for (const t of p.tables) tables.push(t);
-    if (p.meta !== undefined) for (const m of p.meta) meta.push(m);
-    if (p.finally !== undefined) for (const f of p.finally) fin.push(f);
-  }
-  return { tables, meta, finally: fin };
+function merge(steps: readonly PlanSteps[], extra?: PlanSteps): PlanSteps {
+  const out = { tables: [] as TableStep[], meta: [] as MetaStep[], finally: [] as (() => void)[] };
+  for (const p of steps) mergeInto(out, p);
+  if (extra !== undefined) mergeInto(out, extra);
+  return out;
+}
+
+function mergeInto(out: { tables: TableStep[]; meta: MetaStep[]; finally: (() => void)[] }, p: PlanSteps): void {
+  if (p.tables !== undefined) for (const t of p.tables) out.tables.push(t);
+  if (p.meta !== undefined) for (const m of p.meta) out.meta.push(m);
+  if (p.finally !== undefined) for (const f of p.finally) out.finally.push(f);
 }
 
 function framesOf(ranges: readonly FrameRange[]): Pfn[] {
@@ -80,6 +88,9 @@ function checkVmid(s: Stage2, vmid: number): ErrnoError | undefined {
   if (s.spaces.has(vmid as Vmid)) return errnoError('EEXIST', 'vmid_in_use', `vmid ${vmid} already has an address space`);
   return undefined;
 }
+
+const ipaBitsFailure = (ipaBits: number): ErrnoError | undefined =>
+  isValidIpaBits(ipaBits) ? undefined : errnoError('EINVAL', 'ipa_bits_invalid', `IPA width ${ipaBits} outside 32..48`);
 
 export interface CreatedAddressSpace {
   readonly rootTables: number;
@@ -129,17 +140,13 @@ export function createAddressSpace(
   const who = creatorOf(creator);
   if (!('source' in who)) return err(who);
   if (who.source === 'HYP_RESERVATION') return createReserved(s, vmid, ipaBits, donated, protection, creator, who);
-  const failed = firstFailure([
-    () => checkVmid(s, vmid),
-    () => (isValidIpaBits(ipaBits) ? undefined : errnoError('EINVAL', 'ipa_bits_invalid', `IPA width ${ipaBits} outside 32..48`)),
-    ...donationChecks(s, donated),
-    () => {
-      const roots = rootTableCount(ipaBits);
-      return totalFrames(donated) >= roots
-        ? undefined
-        : errnoError('ENOMEM', 'root_tables_missing', `a ${ipaBits}-bit IPA space needs ${roots} root table page(s), ${totalFrames(donated)} donated`);
-    },
-  ]);
+  const rootsMissing = (): ErrnoError | undefined => {
+    const roots = rootTableCount(ipaBits);
+    return totalFrames(donated) >= roots
+      ? undefined
+      : errnoError('ENOMEM', 'root_tables_missing', `a ${ipaBits}-bit IPA space needs ${roots} root table page(s), ${totalFrames(donated)} donated`);
+  };
+  const failed = checkVmid(s, vmid) ?? ipaBitsFailure(ipaBits) ?? donationFailure(s, donated) ?? rootsMissing();
   if (failed !== undefined) return err(failed);
   const frames = framesOf(donated);
   const roots = frames.slice(0, rootTableCount(ipaBits));
@@ -173,15 +180,13 @@ function createReserved(
   const adoptable =
     existing !== undefined && existing.creator === creator && existing.ipaBits >= ipaBits && existing.protection === protection && spaceInUse(s, existing) === undefined;
   const need = rootTableCount(ipaBits) + who.starterPoolPages;
-  const failed = firstFailure([
-    () => (adoptable ? undefined : checkVmid(s, vmid)),
-    () => (isValidIpaBits(ipaBits) ? undefined : errnoError('EINVAL', 'ipa_bits_invalid', `IPA width ${ipaBits} outside 32..48`)),
-    () => (donated.length === 0 ? undefined : errnoError('EINVAL', 'donation_not_expected', "the RM's spaces take their pages from HYP's reservation, not donations")),
-    () =>
-      adoptable || s.hypReservation.size >= need
-        ? undefined
-        : errnoError('ENOMEM', 'hyp_reservation_empty', `a ${ipaBits}-bit space needs ${need} reserved page(s), HYP's reservation has ${s.hypReservation.size}`),
-  ]);
+  const failed =
+    (adoptable ? undefined : checkVmid(s, vmid)) ??
+    ipaBitsFailure(ipaBits) ??
+    (donated.length === 0 ? undefined : errnoError('EINVAL', 'donation_not_expected', "the RM's spaces take their pages from HYP's reservation, not donations")) ??
+    (adoptable || s.hypReservation.size >= need
+      ? undefined
+      : errnoError('ENOMEM', 'hyp_reservation_empty', `a ${ipaBits}-bit space needs ${need} reserved page(s), HYP's reservation has ${s.hypReservation.size}`));
   if (failed !== undefined) return err(failed);
   if (adoptable) return ok({ rootTables: existing.rootFrames.length, poolPages: existing.pool.size, adopted: true });
   const frames = s.hypReservation.remove(need);
@@ -201,10 +206,7 @@ function existingSpace(s: Stage2, vmid: Vmid): AddressSpace | ErrnoError {
 export function topUpTablePool(s: Stage2, vmid: Vmid, ranges: readonly FrameRange[]): Result<{ poolPages: number }, ErrnoError> {
   const space = existingSpace(s, vmid);
   if (!(space instanceof AddressSpace)) return err(space);
-  const failed = firstFailure([
-    () => (ranges.length > 0 ? undefined : errnoError('EINVAL', 'no_ranges', 'no frame ranges to donate')),
-    ...donationChecks(s, ranges),
-  ]);
+  const failed = (ranges.length > 0 ? undefined : errnoError('EINVAL', 'no_ranges', 'no frame ranges to donate')) ?? donationFailure(s, ranges);
   if (failed !== undefined) return err(failed);
   const p = plan(merge(donationSteps(s, ranges), { finally: [() => space.pool.add(framesOf(ranges))] }));
   if (!p.ok) return p;

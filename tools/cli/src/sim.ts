@@ -5,7 +5,9 @@
  *   hypmesh sim --seed N --steps K [--faults plan.json] [--fault-rate p] [--check-every N]
  *               [--log FILE] [--out replay.json]
  *   hypmesh sim --seeds A..B --steps K ...      a campaign: one run per seed, stops at nothing,
- *                                               exits 1 if any seed failed (each writes its replay)
+ *               [--jobs N]                      exits 1 if any seed failed (each writes its replay);
+ *                                               N worker threads (default one per CPU), output
+ *                                               in seed order whatever N
  *   hypmesh sim --replay FILE [--log FILE]      reproduce a run from its replay file
  *   hypmesh sim --replay FILE --shrink [--out small.json]
  *                                               smallest schedule and plan that still fail
@@ -20,13 +22,20 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadPlanJson, type FaultPlan } from '@hypmesh/fault';
-import { runReplay, runSim, shrink, type ReplayFile, type SimResult } from '@hypmesh/sim';
+import { runReplay, shrink, type ReplayFile, type SimResult } from '@hypmesh/sim';
 import { integer } from './args.js';
+import { defaultJobs, runCampaign } from './sim-campaign.js';
 
 const fraction = (text: string): number => {
   const p = Number(text);
   if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError('expected a probability in [0, 1]');
   return p;
+};
+
+const positive = (text: string): number => {
+  const n = integer(text);
+  if (n === 0) throw new InvalidArgumentError('expected at least 1');
+  return n;
 };
 
 /** "A..B" (both inclusive) → [A, B]. */
@@ -48,6 +57,7 @@ interface SimOpts {
   out?: string;
   replay?: string;
   shrink?: boolean;
+  jobs: number;
 }
 
 function readPlan(file: string | undefined): FaultPlan {
@@ -104,17 +114,20 @@ async function simCommand(o: SimOpts): Promise<void> {
   let failed = 0;
   const seeds = seedsOf(o);
   const t0 = performance.now();
-  for (const seed of seeds) {
-    const t = performance.now();
-    const r = await runSim({ seed, steps: o.steps, plan, faultRate: o.faultRate, checkEvery: o.checkEvery, keepLog: o.log !== undefined });
-    if (o.log !== undefined) writeFileSync(seeds.length === 1 ? o.log : `${o.log}.${seed}`, r.log.map((l) => `${l}\n`).join(''));
-    report(r, performance.now() - t, seeds.length === 1 ? o.out : undefined);
+  const jobs = Math.min(o.jobs, seeds.length);
+  await runCampaign(seeds, { steps: o.steps, plan, faultRate: o.faultRate, checkEvery: o.checkEvery, keepLog: o.log !== undefined }, jobs, async ({ result: r, ms }) => {
+    if (o.log !== undefined) writeFileSync(seeds.length === 1 ? o.log : `${o.log}.${r.seed}`, r.log.map((l) => `${l}\n`).join(''));
+    report(r, ms, seeds.length === 1 ? o.out : undefined);
     if (!r.ok) {
       failed++;
       if (o.shrink) await shrinkAndPrint(r.replay, o.out);
     }
+  });
+  if (seeds.length > 1) {
+    const s = (performance.now() - t0) / 1000;
+    const steps = seeds.length * o.steps;
+    say(`campaign: ${seeds.length} seed(s) ${seeds[0]}..${seeds.at(-1)}, ${failed} failed, ${steps} steps in ${s.toFixed(1)} s, ${Math.round(steps / s)} steps/s, ${jobs} job(s)`);
   }
-  if (seeds.length > 1) say(`campaign: ${seeds.length} seed(s) ${seeds[0]}..${seeds.at(-1)}, ${failed} failed, ${seeds.length * o.steps} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   process.exitCode = failed > 0 ? 1 : 0;
 }
 
@@ -149,5 +162,6 @@ export function registerSimCommand(program: Command): void {
     .option('--out <replay.json>', 'where to write the replay file of a failure (or the shrunk one)')
     .option('--replay <file>', 'run a replay file')
     .option('--shrink', 'shrink a failing run to a minimal schedule and plan')
+    .addOption(new Option('--jobs <n>', 'a campaign\'s worker threads (seeds run in parallel; output stays in seed order)').argParser(positive).default(defaultJobs(), 'one per CPU'))
     .action((o: SimOpts) => simCommand(o));
 }

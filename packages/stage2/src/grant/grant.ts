@@ -22,7 +22,7 @@
 
 import type { AddressSpace } from '../address-space.js';
 import { withMeta } from '../memory/granule.js';
-import { firstFailure, gfnRangeValid, spaceStateIs, type Check } from '../pkvm/checks.js';
+import { gfnRangeValid, spaceStateIs } from '../pkvm/checks.js';
 import { errnoError, type ErrnoError } from '../pkvm/errno.js';
 import { commit, plan, type PlanSteps, type TableStep } from '../plan.js';
 import { err, ok, type Result } from '../result.js';
@@ -30,7 +30,7 @@ import { descOutputFrame, lentDesc, unlentDesc } from '../s2tt/descriptor.js';
 import type { LeafRewrite } from '../s2tt/translation-table.js';
 import type { Stage2 } from '../stage2.js';
 import { PERM_RWX, permsString, permsWithin, vmidName, type FrameRange, type Perms, type Vmid } from '../types.js';
-import { mapTo, unmap, withState } from '../views.js';
+import { mapTo, unmap, withState, type ViewState } from '../views.js';
 
 export type GrantType = 'SHARE' | 'LEND' | 'DONATE';
 export const GRANT_TYPES: readonly GrantType[] = ['SHARE', 'LEND', 'DONATE'];
@@ -88,53 +88,55 @@ export interface CreateGrantArgs {
 
 const noGrant = (id: number): ErrnoError => errnoError('ENOENT', 'no_such_grant', `no live grant ${id}`);
 
-function rangesChecks(space: AddressSpace, ranges: readonly FrameRange<number>[], what: string): Check[] {
+/*
+ * The checks below return the first failure directly, in the order the old check lists had: a
+ * call's checks are a `??` chain (each runs only if every earlier one passed), so no call builds
+ * a list of closures it mostly never reaches.
+ */
+
+/** The ranges, in order: non-empty, at most GRANT_RANGES_MAX, each inside the IPA space, no overlaps. */
+function rangesFailure(space: AddressSpace, ranges: readonly FrameRange<number>[], what: string): ErrnoError | undefined {
+  if (ranges.length === 0) return errnoError('EINVAL', 'ranges_empty', `no ${what} ranges`);
+  if (ranges.length > GRANT_RANGES_MAX) return errnoError('E2BIG', 'ranges_too_many', `${ranges.length} ranges, at most ${GRANT_RANGES_MAX}`);
+  for (const r of ranges) {
+    const bad = gfnRangeValid(space, r.base, r.count)();
+    if (bad !== undefined) return bad;
+  }
+  if (ranges.length === 1) return undefined;
   const sorted = [...ranges].sort((a, b) => a.base - b.base);
-  return [
-    () => (ranges.length > 0 ? undefined : errnoError('EINVAL', 'ranges_empty', `no ${what} ranges`)),
-    () =>
-      ranges.length <= GRANT_RANGES_MAX ? undefined : errnoError('E2BIG', 'ranges_too_many', `${ranges.length} ranges, at most ${GRANT_RANGES_MAX}`),
-    ...ranges.map((r) => gfnRangeValid(space, r.base, r.count)),
-    () =>
-      sorted.some((r, i) => i > 0 && sorted[i - 1]!.base + sorted[i - 1]!.count > r.base)
-        ? errnoError('EINVAL', 'ranges_overlap', `${what} ranges overlap`)
-        : undefined,
-  ];
+  return sorted.some((r, i) => i > 0 && sorted[i - 1]!.base + sorted[i - 1]!.count > r.base) ? errnoError('EINVAL', 'ranges_overlap', `${what} ranges overlap`) : undefined;
 }
 
-function aclChecks(s: Stage2, owner: Vmid, type: GrantType, acl: readonly AclEntry[]): Check[] {
-  return [
-    () => (acl.length > 0 ? undefined : errnoError('EINVAL', 'acl_empty', 'the ACL names no borrower')),
-    () => (acl.length <= GRANT_ACL_MAX ? undefined : errnoError('E2BIG', 'acl_too_long', `${acl.length} ACL entries, at most ${GRANT_ACL_MAX}`)),
-    ...acl.map(
-      (e): Check =>
-        () =>
-          s.spaces.has(e.vmid) ? undefined : errnoError('EINVAL', 'acl_vmid_unknown', `ACL names vmid ${e.vmid}, which has no address space`),
-    ),
-    ...acl.map(
-      (e): Check =>
-        () =>
-          Number.isInteger(e.perms) && e.perms !== 0 && permsWithin(e.perms, PERM_RWX)
-            ? undefined
-            : errnoError('EINVAL', 'acl_rights_invalid', `rights ${e.perms} for vmid ${e.vmid} are not a non-empty subset of RWX`),
-    ),
-    () =>
-      new Set(acl.map((e) => e.vmid)).size === acl.length ? undefined : errnoError('EINVAL', 'acl_duplicate', 'a vmid appears twice in the ACL'),
-    () => (acl.some((e) => e.vmid === owner) ? errnoError('EINVAL', 'acl_names_owner', 'the owner cannot borrow its own grant') : undefined),
-    () =>
-      type !== 'DONATE' || acl.length === 1 ? undefined : errnoError('EINVAL', 'donate_not_single', 'a DONATE grant names exactly one borrower'),
-  ];
+function aclFailure(s: Stage2, owner: Vmid, type: GrantType, acl: readonly AclEntry[]): ErrnoError | undefined {
+  if (acl.length === 0) return errnoError('EINVAL', 'acl_empty', 'the ACL names no borrower');
+  if (acl.length > GRANT_ACL_MAX) return errnoError('E2BIG', 'acl_too_long', `${acl.length} ACL entries, at most ${GRANT_ACL_MAX}`);
+  for (const e of acl) if (!s.spaces.has(e.vmid)) return errnoError('EINVAL', 'acl_vmid_unknown', `ACL names vmid ${e.vmid}, which has no address space`);
+  for (const e of acl)
+    if (!(Number.isInteger(e.perms) && e.perms !== 0 && permsWithin(e.perms, PERM_RWX)))
+      return errnoError('EINVAL', 'acl_rights_invalid', `rights ${e.perms} for vmid ${e.vmid} are not a non-empty subset of RWX`);
+  if (acl.length > 1 && new Set(acl.map((e) => e.vmid)).size !== acl.length) return errnoError('EINVAL', 'acl_duplicate', 'a vmid appears twice in the ACL');
+  for (const e of acl) if (e.vmid === owner) return errnoError('EINVAL', 'acl_names_owner', 'the owner cannot borrow its own grant');
+  return type !== 'DONATE' || acl.length === 1 ? undefined : errnoError('EINVAL', 'donate_not_single', 'a DONATE grant names exactly one borrower');
+}
+
+/** Every range of `space` is in page state `state`, else -EPERM naming `rule` (spaceStateIs, range by range). */
+function statesFailure(space: AddressSpace, ranges: readonly FrameRange<number>[], rule: string, state: ViewState): ErrnoError | undefined {
+  for (const r of ranges) {
+    const bad = spaceStateIs(space, r.base, r.count, rule, state)();
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
 }
 
 /** The owner's ranges as PA runs, merging IPA runs whose frames are contiguous. */
 function constituentsOf(space: AddressSpace, ranges: readonly FrameRange<number>[]): Constituent[] {
-  const out: Constituent[] = [];
+  // Built here and extended in place (a page-mapped range is one leaf run per page): readonly once returned.
+  const out: { gfn: number; pfn: number; count: number }[] = [];
   for (const r of ranges) {
     space.table.leafRuns(r.base, r.count, (v) => {
       const pfn = descOutputFrame(v.desc);
       const last = out[out.length - 1];
-      if (last !== undefined && last.gfn + last.count === v.start && last.pfn + last.count === pfn)
-        out[out.length - 1] = { ...last, count: last.count + v.frames };
+      if (last !== undefined && last.gfn + last.count === v.start && last.pfn + last.count === pfn) last.count += v.frames;
       else out.push({ gfn: v.start, pfn, count: v.frames });
     });
   }
@@ -153,17 +155,11 @@ export function physicalRuns(constituents: readonly Constituent[]): FrameRange<n
 }
 
 /** The constituents' memory must be of `type` (RAM for NORMAL, MMIO for DEVICE), first and last frame of each run. */
-function memoryTypeCheck(s: Stage2, owner: AddressSpace, ranges: readonly FrameRange<number>[], type: GrantMemoryType | undefined): Check {
-  return () => {
-    if (type === undefined) return undefined;
-    const want = type === 'DEVICE' ? 'MMIO' : 'RAM';
-    const wrong = constituentsOf(owner, ranges).find(
-      (c) => s.memory.regionOf(c.pfn)?.kind !== want || s.memory.regionOf(c.pfn + c.count - 1)?.kind !== want,
-    );
-    return wrong === undefined
-      ? undefined
-      : errnoError('EINVAL', 'grant_memory_type', `PA frames 0x${wrong.pfn.toString(16)}+${wrong.count} are not ${want} (a ${type} grant)`);
-  };
+function memoryTypeFailure(s: Stage2, owner: AddressSpace, ranges: readonly FrameRange<number>[], type: GrantMemoryType | undefined): ErrnoError | undefined {
+  if (type === undefined) return undefined;
+  const want = type === 'DEVICE' ? 'MMIO' : 'RAM';
+  const wrong = constituentsOf(owner, ranges).find((c) => s.memory.regionOf(c.pfn)?.kind !== want || s.memory.regionOf(c.pfn + c.count - 1)?.kind !== want);
+  return wrong === undefined ? undefined : errnoError('EINVAL', 'grant_memory_type', `PA frames 0x${wrong.pfn.toString(16)}+${wrong.count} are not ${want} (a ${type} grant)`);
 }
 
 export interface CreatedGrant {
@@ -176,15 +172,14 @@ export interface CreatedGrant {
 export function createGrant(s: Stage2, a: CreateGrantArgs): Result<CreatedGrant, ErrnoError> {
   const owner = s.spaces.get(a.owner);
   if (owner === undefined) return err(errnoError('EINVAL', 'no_such_vm', `no address space with vmid ${a.owner}`));
-  const failed = firstFailure([
-    () => (GRANT_TYPES.includes(a.type) ? undefined : errnoError('EINVAL', 'grant_type_invalid', `grant type ${String(a.type)}`)),
-    ...aclChecks(s, a.owner, a.type, a.acl),
-    ...rangesChecks(owner, a.ranges, 'owner'),
-    ...a.ranges.map((r) => spaceStateIs(owner, r.base, r.count, 'owner_not_exclusive', 'OWNED')),
-    () => (a.memoryType === undefined || GRANT_MEMORY_TYPES.includes(a.memoryType) ? undefined : errnoError('EINVAL', 'grant_memory_type', `memory type ${String(a.memoryType)}`)),
-    memoryTypeCheck(s, owner, a.ranges, a.memoryType),
-    () => (s.grants.size < GRANTS_MAX ? undefined : errnoError('ENOMEM', 'grants_exhausted', `${GRANTS_MAX} grants are live`)),
-  ]);
+  const failed =
+    (GRANT_TYPES.includes(a.type) ? undefined : errnoError('EINVAL', 'grant_type_invalid', `grant type ${String(a.type)}`)) ??
+    aclFailure(s, a.owner, a.type, a.acl) ??
+    rangesFailure(owner, a.ranges, 'owner') ??
+    statesFailure(owner, a.ranges, 'owner_not_exclusive', 'OWNED') ??
+    (a.memoryType === undefined || GRANT_MEMORY_TYPES.includes(a.memoryType) ? undefined : errnoError('EINVAL', 'grant_memory_type', `memory type ${String(a.memoryType)}`)) ??
+    memoryTypeFailure(s, owner, a.ranges, a.memoryType) ??
+    (s.grants.size < GRANTS_MAX ? undefined : errnoError('ENOMEM', 'grants_exhausted', `${GRANTS_MAX} grants are live`));
   if (failed !== undefined) return err(failed);
 
   const constituents = constituentsOf(owner, a.ranges);
@@ -224,17 +219,14 @@ export function appendGrant(
   const grant = s.grants.get(grantId);
   if (grant === undefined) return err(noGrant(grantId));
   const owner = s.spaces.get(grant.owner)!;
-  const failed = firstFailure([
-    () => (caller === grant.owner ? undefined : errnoError('EPERM', 'not_owner', `${vmidName(caller)} does not own grant ${grantId}`)),
-    () => (grant.borrowers.size === 0 ? undefined : errnoError('EBUSY', 'grant_mapped', `grant ${grantId} is already mapped`)),
-    ...rangesChecks(owner, ranges, 'owner'),
-    () => {
-      const total = grant.constituents.length + ranges.length;
-      return total <= GRANT_RANGES_MAX ? undefined : errnoError('E2BIG', 'ranges_too_many', `${total} ranges, at most ${GRANT_RANGES_MAX}`);
-    },
-    ...ranges.map((r) => spaceStateIs(owner, r.base, r.count, 'owner_not_exclusive', 'OWNED')),
-    memoryTypeCheck(s, owner, ranges, grant.memoryType),
-  ]);
+  const total = grant.constituents.length + ranges.length;
+  const failed =
+    (caller === grant.owner ? undefined : errnoError('EPERM', 'not_owner', `${vmidName(caller)} does not own grant ${grantId}`)) ??
+    (grant.borrowers.size === 0 ? undefined : errnoError('EBUSY', 'grant_mapped', `grant ${grantId} is already mapped`)) ??
+    rangesFailure(owner, ranges, 'owner') ??
+    (total <= GRANT_RANGES_MAX ? undefined : errnoError('E2BIG', 'ranges_too_many', `${total} ranges, at most ${GRANT_RANGES_MAX}`)) ??
+    statesFailure(owner, ranges, 'owner_not_exclusive', 'OWNED') ??
+    memoryTypeFailure(s, owner, ranges, grant.memoryType);
   if (failed !== undefined) return err(failed);
   const added = constituentsOf(owner, ranges);
   const frames = grant.frames + added.reduce((n, c) => n + c.count, 0);
@@ -249,8 +241,13 @@ export function appendGrant(
   );
 }
 
-/** What creating (or appending to) a grant does to the owner's own mapping. */
-const ownerRewrite = (type: GrantType): LeafRewrite => (type === 'SHARE' ? withState('SHARED_OWNED') : (d: number) => lentDesc(d));
+// What creating (or appending to) a grant does to the owner's own mapping, and what destroying it
+// undoes: built once, not per call.
+const TO_SHARED_OWNED = withState('SHARED_OWNED');
+const TO_OWNED = withState('OWNED');
+const toLent: LeafRewrite = (d) => lentDesc(d);
+const toUnlent: LeafRewrite = (d, _start, level) => unlentDesc(d, level);
+const ownerRewrite = (type: GrantType): LeafRewrite => (type === 'SHARE' ? TO_SHARED_OWNED : toLent);
 
 /** Pairs borrower IPA ranges with the grant's PA runs, in order. */
 function placementsOf(grant: Grant, ranges: readonly FrameRange<number>[]): Constituent[] {
@@ -288,29 +285,23 @@ export function mapGrant(s: Stage2, a: MapGrantArgs): Result<void, ErrnoError> {
   if (grant === undefined) return err(noGrant(a.grantId));
   const entry = grant.acl.find((e) => e.vmid === a.borrower);
   const borrower = s.spaces.get(a.borrower);
-  const failed = firstFailure([
-    () => (entry !== undefined && borrower !== undefined ? undefined : errnoError('EPERM', 'not_in_acl', `${vmidName(a.borrower)} is not in grant ${grant.id}'s ACL`)),
-    () =>
-      Number.isInteger(a.perms) && a.perms !== 0 && permsWithin(a.perms, PERM_RWX)
-        ? undefined
-        : errnoError('EINVAL', 'rights_invalid', `rights ${a.perms} are not a non-empty subset of RWX`),
-    () =>
-      permsWithin(a.perms, entry!.perms)
-        ? undefined
-        : errnoError('EPERM', 'rights_exceed_acl', `${permsString(a.perms)} exceeds the ACL entry's ${permsString(entry!.perms)}`),
-    () => (grant.borrowers.has(a.borrower) ? errnoError('EEXIST', 'already_mapped', `${vmidName(a.borrower)} already maps grant ${grant.id}`) : undefined),
-    ...rangesChecks(borrower!, a.ranges, 'borrower'),
-    () => {
-      const total = a.ranges.reduce((n, r) => n + r.count, 0);
-      return total === grant.frames ? undefined : errnoError('EINVAL', 'size_mismatch', `ranges cover ${total} frames, the grant ${grant.frames}`);
-    },
-    () =>
-      // The host is identity-mapped: it can only borrow at IPA = PA.
-      borrower!.kind !== 'HOST' || placementsOf(grant, a.ranges).every((p) => p.gfn === p.pfn)
-        ? undefined
-        : errnoError('EINVAL', 'host_not_identity', 'the host maps borrowed memory at IPA = PA only'),
-    ...a.ranges.map((r) => spaceStateIs(borrower!, r.base, r.count, 'borrower_ipa_in_use', 'NOPAGE')),
-  ]);
+  const total = (): number => a.ranges.reduce((n, r) => n + r.count, 0);
+  const failed =
+    (entry !== undefined && borrower !== undefined ? undefined : errnoError('EPERM', 'not_in_acl', `${vmidName(a.borrower)} is not in grant ${grant.id}'s ACL`)) ??
+    (Number.isInteger(a.perms) && a.perms !== 0 && permsWithin(a.perms, PERM_RWX)
+      ? undefined
+      : errnoError('EINVAL', 'rights_invalid', `rights ${a.perms} are not a non-empty subset of RWX`)) ??
+    (permsWithin(a.perms, entry!.perms)
+      ? undefined
+      : errnoError('EPERM', 'rights_exceed_acl', `${permsString(a.perms)} exceeds the ACL entry's ${permsString(entry!.perms)}`)) ??
+    (grant.borrowers.has(a.borrower) ? errnoError('EEXIST', 'already_mapped', `${vmidName(a.borrower)} already maps grant ${grant.id}`) : undefined) ??
+    rangesFailure(borrower!, a.ranges, 'borrower') ??
+    (total() === grant.frames ? undefined : errnoError('EINVAL', 'size_mismatch', `ranges cover ${total()} frames, the grant ${grant.frames}`)) ??
+    // The host is identity-mapped: it can only borrow at IPA = PA.
+    (borrower!.kind !== 'HOST' || placementsOf(grant, a.ranges).every((p) => p.gfn === p.pfn)
+      ? undefined
+      : errnoError('EINVAL', 'host_not_identity', 'the host maps borrowed memory at IPA = PA only')) ??
+    statesFailure(borrower!, a.ranges, 'borrower_ipa_in_use', 'NOPAGE');
   if (failed !== undefined) return err(failed);
 
   const placements = placementsOf(grant, a.ranges);
@@ -370,7 +361,7 @@ export function destroyGrant(s: Stage2, grantId: number, caller: Vmid): Result<v
       errnoError('EBUSY', 'grant_mapped', `grant ${grantId} is still mapped by ${[...grant.borrowers.keys()].map(vmidName).join(', ')}`),
     );
   const owner = s.spaces.get(grant.owner)!;
-  const restore = grant.type === 'SHARE' ? withState('OWNED') : (d: number, _start: number, level: number) => unlentDesc(d, level);
+  const restore = grant.type === 'SHARE' ? TO_OWNED : toUnlent;
   return planAndCommit(
     s,
     {
