@@ -16,11 +16,11 @@ const CALL_TIMEOUT_MS = 20_000;
 
 type Unary = (req: object, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => unknown;
 
-/** One unary call as `vmid` (default HOST); rejects with the grpc-js ServiceError. */
-export function ask<Res>(client: grpc.Client, method: unknown, req: object, vmid = HOST): Promise<Res> {
+/** One unary call as `vmid` (default HOST) within `deadlineMs`; rejects with the grpc-js ServiceError. */
+export function ask<Res>(client: grpc.Client, method: unknown, req: object, vmid = HOST, deadlineMs = CALL_TIMEOUT_MS): Promise<Res> {
   const md = new grpc.Metadata();
   md.set(CALLER_VMID_KEY, String(vmid));
-  return new Promise((resolve, reject) => (method as Unary).call(client, req, md, { deadline: Date.now() + CALL_TIMEOUT_MS }, (e, r) => (e ? reject(e) : resolve(r as Res))));
+  return new Promise((resolve, reject) => (method as Unary).call(client, req, md, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r as Res))));
 }
 
 /** The call's gRPC code name: 'OK' or e.g. 'PERMISSION_DENIED'. */

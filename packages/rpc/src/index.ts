@@ -37,6 +37,7 @@ export {
   u64ToNumber,
   addressField,
   frameField,
+  grantIdField,
   numberToU64,
   vmidField,
   required,

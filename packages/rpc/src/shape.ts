@@ -38,6 +38,12 @@ export const addressField = (value: bigint, field: string): number => u64ToNumbe
 /** A frame number or a frame count (below 2^40). */
 export const frameField = (value: bigint, field: string): number => u64ToNumber(value, field, FRAME_BITS_MAX);
 
+/**
+ * A grant id (below 2^52): its high bits are the core's boot generation (@hypmesh/stage2
+ * GRANT_IDS_PER_GENERATION), so it is wider than a frame number; no core issues one at 2^52 or above.
+ */
+export const grantIdField = (value: bigint, field: string): number => u64ToNumber(value, field, ADDRESS_BITS_MAX);
+
 /** A number of the domain as a uint64 for a response. A negative or fractional value is a bug (thrown, INTERNAL). */
 export function numberToU64(n: number, what: string): bigint {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what}: ${n} is not a uint64 the domain should produce`);

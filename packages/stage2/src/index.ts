@@ -7,7 +7,7 @@ export * from './result.js';
 export * from './errors.js';
 export * from './pkvm/errno.js';
 export * from './rmi/index.js';
-export { Stage2, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2Config } from './stage2.js';
+export { Stage2, createStage2, DEFAULT_STAGE2_CONFIG, BOOT_GENERATION_MAX, GRANT_IDS_PER_GENERATION, grantGeneration, type Stage2Config } from './stage2.js';
 export { DEFAULT_MEMORY_CONFIG, memoryConfigProblems, type MemoryConfig, type MemoryRegion } from './memory/physical-memory.js';
 export { formatMemorySpec, parseBytes, parseMemoryJson, parseMemorySpec } from './memory/memory-map.js';
 export type { GranuleMeta, PageState, MemoryKind, RmiGranuleState, HypUse } from './memory/granule.js';

@@ -23,7 +23,21 @@ export interface Stage2Config {
   readonly memory: MemoryConfig;
   /** Pages of HYP's boot reservation for HYP-created spaces (hyp-reservation.ts); default HYP_RESERVATION_PAGES. */
   readonly hypReservationPages?: number;
+  /**
+   * This boot's generation, 0..BOOT_GENERATION_MAX (default 0): grant ids are generation × 2^32 + n,
+   * so an id kept from an earlier boot never names a grant of this one (issue 9 §4 fencing). The
+   * service draws it at random per boot (or keeps it in its data dir); the domain stays
+   * deterministic.
+   */
+  readonly bootGeneration?: number;
 }
+
+/** Grant ids of one boot generation: the low 32 bits count, the bits above name the generation. */
+export const GRANT_IDS_PER_GENERATION = 2 ** 32;
+/** Generations fit in 20 bits, so every grant id stays a safe integer (< 2^52). */
+export const BOOT_GENERATION_MAX = 2 ** 20 - 1;
+/** The boot generation a grant id belongs to. */
+export const grantGeneration = (id: number): number => Math.floor(id / GRANT_IDS_PER_GENERATION);
 
 export const DEFAULT_STAGE2_CONFIG: Stage2Config = { memory: DEFAULT_MEMORY_CONFIG };
 
@@ -31,7 +45,7 @@ export class Stage2 {
   readonly memory: PhysicalMemory;
   readonly spaces = new Map<Vmid, AddressSpace>();
   readonly grants = new Map<number, Grant>();
-  nextGrantId = 1;
+  nextGrantId: number;
   readonly rmm: RmmState;
   /**
    * The boot carve-out [base, base+count): HYP's reservation for the spaces it creates (at the
@@ -43,6 +57,7 @@ export class Stage2 {
   readonly hypReservation: TablePool;
 
   constructor(readonly config: Stage2Config) {
+    this.nextGrantId = (config.bootGeneration ?? 0) * GRANT_IDS_PER_GENERATION + 1;
     this.memory = new PhysicalMemory(config.memory);
     this.rmm = new RmmState();
     const paBits = config.memory.paBits;
@@ -77,7 +92,8 @@ export class Stage2 {
 
 /** Builds the core, or lists what is wrong with the configuration. */
 export function createStage2(config: Stage2Config = DEFAULT_STAGE2_CONFIG): Result<Stage2, string[]> {
-  const problems = memoryConfigProblems(config.memory);
+  const g = config.bootGeneration;
+  const problems = [...memoryConfigProblems(config.memory), ...(g === undefined || (Number.isInteger(g) && g >= 0 && g <= BOOT_GENERATION_MAX) ? [] : [`boot generation ${g} is not an integer in 0..${BOOT_GENERATION_MAX}`])];
   if (problems.length > 0) return err(problems);
   const s = new Stage2(config);
   return ok(s);

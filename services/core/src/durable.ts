@@ -9,8 +9,10 @@
  * A refused call changes nothing, so it is not journaled; its reply, like every read's, still waits
  * for the records appended before it, whose effect it may have seen. Reset wipes the journal and
  * stores the new map in the same group. The data dir holds `core.sqlite`; its metadata pins the
- * configuration the records assume (`configured`, from the flags at first start) and the map in
- * force (`memory`, which Reset may change).
+ * configuration the records assume (`configured`, from the flags at first start), the map in
+ * force (`memory`, which Reset may change) and the boot generation grant ids carry (`generation`,
+ * drawn at the first start and at each Reset: ids continue across restarts, and none of an earlier
+ * Reset's ids names a grant again).
  *
  * Snapshots bound recovery: every `--snapshot-every` records (SNAPSHOT_EVERY_DEFAULT) the core's
  * image (@hypmesh/stage2 coreImage) replaces the records before it, in one transaction; recovery
@@ -22,7 +24,8 @@ import { CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
 import { exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
 import { CALLER_VMID_KEY, type BugLog } from '@hypmesh/rpc';
 import { isDeepStrictEqual } from 'node:util';
-import { coreImage, DEFAULT_STAGE2_CONFIG, restoreCore, snapshot, type Stage2, type Stage2Config } from '@hypmesh/stage2';
+import { BOOT_GENERATION_MAX, coreImage, DEFAULT_STAGE2_CONFIG, restoreCore, snapshot, type Stage2, type Stage2Config } from '@hypmesh/stage2';
+import { randomInt } from 'node:crypto';
 
 const CORE_JOURNAL_FILE = 'core.sqlite';
 const SERVICE = 'hypmesh-core';
@@ -32,6 +35,16 @@ const FORMAT = '1';
 type Handler = grpc.handleUnaryCall<unknown, unknown>;
 type Methods = Record<string, { readonly path: string; requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }>;
 const METHODS = CoreServiceService as unknown as Methods;
+
+/**
+ * A boot generation for a core that starts empty (a process without a data dir, a new data dir,
+ * a Reset): grant ids of different boots then differ in their high bits (@hypmesh/stage2
+ * GRANT_IDS_PER_GENERATION), so a client's id from an earlier boot is refused, never aliased. 0 is
+ * left to the deterministic simulation and to data dirs older than generations.
+ */
+export function randomBootGeneration(): number {
+  return randomInt(1, BOOT_GENERATION_MAX + 1);
+}
 
 /** The configuration as one canonical string (key order fixed), so equal configs compare equal. */
 function canonical(c: Stage2Config): string {
@@ -46,15 +59,17 @@ function fromCanonical(text: string): Stage2Config {
 
 /**
  * Opens (or creates) `dir`'s journal for a core started with `config`, and gives the configuration
- * to build the core from (the map in force, which a Reset may have changed). A data dir of another
+ * to build the core from (the map in force, which a Reset may have changed, and the boot
+ * generation: `firstGeneration` for a new data dir, random unless a test fixes it). A data dir of another
  * configuration, service or format is refused with the reason: its records would not replay.
  */
-export function openCoreJournal(dir: string, config: Stage2Config, sync: JournalSync = 'normal'): { ok: true; value: { journal: Journal; config: Stage2Config } } | { ok: false; error: string } {
+export function openCoreJournal(dir: string, config: Stage2Config, sync: JournalSync = 'normal', firstGeneration: number = randomBootGeneration()): { ok: true; value: { journal: Journal; config: Stage2Config } } | { ok: false; error: string } {
   const configured = canonical(config);
-  const opened = openDataDir({ dir, file: CORE_JOURNAL_FILE, service: SERVICE, format: FORMAT, configured, sync, initialMeta: { memory: configured } });
+  const opened = openDataDir({ dir, file: CORE_JOURNAL_FILE, service: SERVICE, format: FORMAT, configured, sync, initialMeta: { memory: configured, generation: String(firstGeneration) } });
   if (!opened.ok) return opened;
   const { journal } = opened.value;
-  return { ok: true, value: { journal, config: fromCanonical(journal.meta('memory')!) } };
+  // A data dir written before generations existed booted as generation 0.
+  return { ok: true, value: { journal, config: { ...fromCanonical(journal.meta('memory')!), bootGeneration: Number(journal.meta('generation') ?? '0') } } };
 }
 
 /**
@@ -150,7 +165,7 @@ export function journalStep(
     if (err !== null) journal.afterDurable(committed);
     else if (rpc === 'reset') {
       sinceImage = 0;
-      journal.clear({ memory: canonical(core().config) }, { [IMAGE_KEY]: null }, committed);
+      journal.clear({ memory: canonical(core().config), generation: String(core().config.bootGeneration ?? 0) }, { [IMAGE_KEY]: null }, committed);
     } else if (mutating) {
       journal.append({ name: rpc, caller: String(call.metadata.get(CALLER_VMID_KEY)[0]), body: METHODS[rpc]!.requestSerialize(call.request) }, committed);
       if (snapshotEvery > 0 && ++sinceImage >= snapshotEvery) checkpoint();

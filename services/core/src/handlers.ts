@@ -18,6 +18,7 @@ import {
   addressField,
   callerVmid,
   frameField,
+  grantIdField,
   numberToU64,
   required,
   requireCaller,
@@ -280,7 +281,7 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
     }),
     appendGrant: unary((req, call) => {
       const owner = vmid(callerVmid(call));
-      const grantId = frameField(req.grantId, 'grant_id');
+      const grantId = grantIdField(req.grantId, 'grant_id');
       return encode(appendGrant(s, grantId, owner, toFrameRanges(req.ranges, 'ranges')), (v) => ({
         frames: u64(v.frames, 'frames'),
         physRuns: physRunsOut(v.physRuns),
@@ -288,17 +289,17 @@ export function createCoreHandlers(s: Stage2, log: BugLog, reset: CoreServiceSer
     }),
     mapGrant: unary((req, call) => {
       const borrower = vmid(callerVmid(call));
-      const grantId = frameField(req.grantId, 'grant_id');
+      const grantId = grantIdField(req.grantId, 'grant_id');
       const perms = toPerms(req.rights, 'rights');
       return empty(mapGrant(s, { grantId, borrower, perms, ranges: toFrameRanges(req.ipaRanges, 'ipa_ranges') }));
     }),
     unmapGrant: unary((req, call) => {
       const borrower = vmid(callerVmid(call));
-      return empty(unmapGrant(s, frameField(req.grantId, 'grant_id'), borrower));
+      return empty(unmapGrant(s, grantIdField(req.grantId, 'grant_id'), borrower));
     }),
     destroyGrant: unary((req, call) => {
       const owner = vmid(callerVmid(call));
-      return empty(destroyGrant(s, frameField(req.grantId, 'grant_id'), owner));
+      return empty(destroyGrant(s, grantIdField(req.grantId, 'grant_id'), owner));
     }),
 
     // ---- RMI ----

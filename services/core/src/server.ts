@@ -14,7 +14,7 @@ import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, 
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import type { Journal } from '@hypmesh/journal';
 import { memoryMapIn, memoryMapOut } from './codec.js';
-import { journalStep, recoveryBase, replayJournal, type ReplyStep } from './durable.js';
+import { journalStep, randomBootGeneration, recoveryBase, replayJournal, type ReplyStep } from './durable.js';
 import { createCoreHandlers } from './handlers.js';
 
 /** Server channel options: @hypmesh/rpc's, shared by every service (idle and aged connections closed). */
@@ -105,7 +105,8 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   const step = journal && journalStep(journal, () => current.stage2, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')), log, options.snapshotEvery);
   const handlersOf = (stage2: Stage2): CoreServiceServer => beforeReply(createCoreHandlers(stage2, log, reset), stage2, log, options.checkInvariants === true, step);
   const started = performance.now();
-  const boot = (): Stage2 => built(options.stage2Config ?? DEFAULT_STAGE2_CONFIG);
+  // A core that starts empty gets a fresh boot generation unless told (durable.ts randomBootGeneration).
+  const boot = (): Stage2 => built({ bootGeneration: randomBootGeneration(), ...(options.stage2Config ?? DEFAULT_STAGE2_CONFIG) });
   const base = options.journal === undefined ? { stage2: boot(), fromImage: false } : recoveryBase(options.journal, boot);
   let current = { stage2: base.stage2 };
 
@@ -114,7 +115,7 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   const reset: CoreServiceServer['reset'] = unary((req, call) => {
     requireCaller(call, [VMID_HOST], 'Reset');
     const memory = req.memoryMap === undefined ? current.stage2.config.memory : memoryMapIn(req.memoryMap, 'memory_map');
-    current = { stage2: built({ ...current.stage2.config, memory }) };
+    current = { stage2: built({ ...current.stage2.config, memory, bootGeneration: randomBootGeneration() }) };
     handlers = handlersOf(current.stage2);
     return { ok: true, value: { memoryMap: memoryMapOut(memory) } };
   });

@@ -28,7 +28,7 @@ import { commit, plan, type PlanSteps, type TableStep } from '../plan.js';
 import { err, ok, type Result } from '../result.js';
 import { descOutputFrame, lentDesc, unlentDesc } from '../s2tt/descriptor.js';
 import type { LeafRewrite } from '../s2tt/translation-table.js';
-import type { Stage2 } from '../stage2.js';
+import { grantGeneration, type Stage2 } from '../stage2.js';
 import { PERM_RWX, permsString, permsWithin, vmidName, type FrameRange, type Perms, type Vmid } from '../types.js';
 import { mapTo, unmap, withState, type ViewState } from '../views.js';
 
@@ -86,7 +86,13 @@ export interface CreateGrantArgs {
   readonly acl: readonly AclEntry[];
 }
 
-const noGrant = (id: number): ErrnoError => errnoError('ENOENT', 'no_such_grant', `no live grant ${id}`);
+/** ENOENT no_such_grant; an id of another boot generation says so (fencing, issue 9 §4). */
+function noGrant(s: Stage2, id: number): ErrnoError {
+  const mine = s.config.bootGeneration ?? 0;
+  const its = grantGeneration(id);
+  if (Number.isSafeInteger(id) && its !== mine) return errnoError('ENOENT', 'no_such_grant', `no live grant ${id}: it is of boot generation ${its}, this core booted as generation ${mine}`);
+  return errnoError('ENOENT', 'no_such_grant', `no live grant ${id}`);
+}
 
 /*
  * The checks below return the first failure directly, in the order the old check lists had: a
@@ -217,7 +223,7 @@ export function appendGrant(
   ranges: readonly FrameRange<number>[],
 ): Result<{ frames: number; physRuns: readonly FrameRange<number>[] }, ErrnoError> {
   const grant = s.grants.get(grantId);
-  if (grant === undefined) return err(noGrant(grantId));
+  if (grant === undefined) return err(noGrant(s, grantId));
   const owner = s.spaces.get(grant.owner)!;
   const total = grant.constituents.length + ranges.length;
   const failed =
@@ -282,7 +288,7 @@ export interface MapGrantArgs {
 /** A borrower maps the grant (FFA_MEM_RETRIEVE_REQ / Gunyah MEM_ACCEPT's stage-2 effect). */
 export function mapGrant(s: Stage2, a: MapGrantArgs): Result<void, ErrnoError> {
   const grant = s.grants.get(a.grantId);
-  if (grant === undefined) return err(noGrant(a.grantId));
+  if (grant === undefined) return err(noGrant(s, a.grantId));
   const entry = grant.acl.find((e) => e.vmid === a.borrower);
   const borrower = s.spaces.get(a.borrower);
   const total = (): number => a.ranges.reduce((n, r) => n + r.count, 0);
@@ -337,7 +343,7 @@ export function mapGrant(s: Stage2, a: MapGrantArgs): Result<void, ErrnoError> {
 /** A borrower unmaps the grant (FFA_MEM_RELINQUISH / Gunyah MEM_RELEASE's stage-2 effect). */
 export function unmapGrant(s: Stage2, grantId: number, borrower: Vmid): Result<void, ErrnoError> {
   const grant = s.grants.get(grantId);
-  if (grant === undefined) return err(noGrant(grantId));
+  if (grant === undefined) return err(noGrant(s, grantId));
   const b = grant.borrowers.get(borrower);
   if (b === undefined) return err(errnoError('ENOENT', 'not_mapped', `${vmidName(borrower)} does not map grant ${grantId}`));
   const space = s.spaces.get(borrower)!;
@@ -354,7 +360,7 @@ export function unmapGrant(s: Stage2, grantId: number, borrower: Vmid): Result<v
 /** The owner takes the grant back (FFA_MEM_RECLAIM / Gunyah MEM_RECLAIM's stage-2 effect). */
 export function destroyGrant(s: Stage2, grantId: number, caller: Vmid): Result<void, ErrnoError> {
   const grant = s.grants.get(grantId);
-  if (grant === undefined) return err(noGrant(grantId));
+  if (grant === undefined) return err(noGrant(s, grantId));
   if (caller !== grant.owner) return err(errnoError('EPERM', 'not_owner', `${vmidName(caller)} does not own grant ${grantId}`));
   if (grant.borrowers.size > 0)
     return err(
