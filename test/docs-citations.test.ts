@@ -28,9 +28,9 @@ const EXTERNAL_MD = new Set([
 
 /** A section id: `4`, `4.2`, `A5`, `B`; a trailing sentence dot is not part of it. */
 const SECTION = String.raw`[0-9A-Z](?:[0-9A-Z.]*[0-9A-Z])?`;
-/** `<name>.md` (maybe in backticks), then `§X` and any `, §Y` / ` and §Y` / `–Y` that follow. */
+/** `<name>.md` (maybe in backticks), then `§X` and any `, §Y` / ` and §Y` / `–Y` / `–§Y` that follow. */
 const CITATION = new RegExp(
-  String.raw`([A-Za-z0-9_-]+\.md)\`?\s+(§${SECTION}(?:(?:,\s*|\s+and\s+)§${SECTION}|–${SECTION})*)`,
+  String.raw`([A-Za-z0-9_-]+\.md)\`?\s+(§${SECTION}(?:(?:,\s*|\s+and\s+)§${SECTION}|[–-]§?${SECTION})*)`,
   'g',
 );
 const SECTION_IN_RUN = new RegExp(SECTION, 'g');
