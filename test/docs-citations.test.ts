@@ -35,7 +35,8 @@ const CITATION = new RegExp(
 );
 const SECTION_IN_RUN = new RegExp(SECTION, 'g');
 const BARE_MD = /(?<![\w./<-])([A-Za-z0-9_-]+\.md)\b/g;
-const SEED = /\bseeds? (0\d\d)(?:\/(0\d\d))?/g;
+/** `seed 003`, `seed 000/002`, `seeds 001, 003, 004`, `seeds 001 and 004`. */
+const SEED = /\bseeds? (0\d\d(?:(?:\/|,\s*|\s+and\s+)0\d\d)*)/g;
 
 interface Cite {
   readonly where: string;
@@ -70,8 +71,7 @@ function collect(): { cites: Cite[]; seeds: Cite[] } {
       }
       for (const m of line.matchAll(BARE_MD)) cites.push({ where, doc: m[1]! });
       for (const m of line.matchAll(SEED)) {
-        seeds.push({ where, doc: 'seeds.md', section: `seed ${m[1]}` });
-        if (m[2]) seeds.push({ where, doc: 'seeds.md', section: `seed ${m[2]}` });
+        for (const n of m[1]!.match(/0\d\d/g)!) seeds.push({ where, doc: 'seeds.md', section: `seed ${n}` });
       }
     });
   }
