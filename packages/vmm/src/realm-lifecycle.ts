@@ -1,5 +1,5 @@
 /**
- * A REALM VM's life cycle (vm-manager.ts LIFECYCLES) over the core's RMI (cca-rmm.md): the RD and
+ * A REALM VM's life cycle (vm-manager.ts LIFECYCLES) over the core's RMI (stage2-models.md §B3): the RD and
  * root RTTs delegated from host pages and REALM_CREATE; at start the RTTs, INIT_RIPAS and a DATA
  * granule per page of every binding, then REALM_ACTIVATE; teardown in the RMM's order
  * (@hypmesh/stage2 realmTearDown), every granule undelegated and given back to the host.
