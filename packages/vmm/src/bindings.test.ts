@@ -1,11 +1,11 @@
 /** §5.3 GUNYAH_VM_MAP_MEM, SET_DTB_CONFIG and SET_BOOT_CONTEXT rules, each row breaking one. */
 import { describe, expect, test } from 'vitest';
-import { applyUnmap, checkBind, checkBootContext, checkDtb, RIGHTS, type Binding } from './bindings.js';
+import { applyUnmap, checkBind, checkBootContext, checkDtb, holdsHost, RIGHTS, type Binding } from './bindings.js';
 
 const P = 4096n;
 const b = (guest: bigint, host: bigint, size: bigint, extra: Partial<Binding> = {}): Binding => ({ guestAddr: guest, hostAddr: host, sizeBytes: size, mode: 'LEND', rights: 7, ...extra });
 const existing = [b(0x8000_0000n, 0x1_0000_0000n, 16n * P)];
-const ctx = { ipaBits: 40, allBindings: existing, hostReserved: (a: bigint) => a >= 0x4_0000_0000n };
+const ctx = { ipaBits: 40, hostBound: (a: bigint, s: bigint) => holdsHost(existing, a, s), hostReserved: (a: bigint) => a >= 0x4_0000_0000n };
 const outcome = (r: { ok: boolean; error?: { errno: string; rule: string } }): string => (r.ok ? 'ok' : `${r.error!.errno} ${r.error!.rule}`);
 
 describe('§5.3 MAP_MEM: bind (first failing rule, in order)', () => {

@@ -35,9 +35,15 @@ export interface BindContext {
   readonly ipaBits: number;
   /** Host ranges the VMM keeps for itself (its donation region). */
   readonly hostReserved: (addr: bigint, size: bigint) => boolean;
-  /** Every binding of every VM (a guest_memfd range binds once). */
-  readonly allBindings: readonly Binding[];
+  /** Whether a binding of any VM holds host range [addr, addr + size) (a guest_memfd range binds once). */
+  readonly hostBound: (addr: bigint, size: bigint) => boolean;
 }
+
+/** Whether a binding in `bindings` holds host range [addr, addr + size). */
+export const holdsHost = (bindings: Iterable<Binding>, addr: bigint, size: bigint): boolean => {
+  for (const o of bindings) if (overlaps(o.hostAddr, o.sizeBytes, addr, size)) return true;
+  return false;
+};
 
 /** GUNYAH_VM_MAP_MEM without UNMAP: the new binding, or the first rule it breaks. */
 export function checkBind(vmBindings: readonly Binding[], b: Binding, ctx: BindContext): VmmResult<Binding> {
@@ -48,7 +54,7 @@ export function checkBind(vmBindings: readonly Binding[], b: Binding, ctx: BindC
   if (b.guestAddr + b.sizeBytes > U64_LIMIT || b.hostAddr + b.sizeBytes > U64_LIMIT) return vmmFail('EOVERFLOW', 'guest_overflow', 'address + size overflows 64 bits');
   if (b.guestAddr + b.sizeBytes > 1n << BigInt(ctx.ipaBits)) return vmmFail('EINVAL', 'guest_out_of_range', `the range leaves the VM's ${ctx.ipaBits}-bit IPA space`);
   if (ctx.hostReserved(b.hostAddr, b.sizeBytes)) return vmmFail('EINVAL', 'host_reserved', "the host range lies in the VMM's donation region");
-  if (ctx.allBindings.some((o) => overlaps(o.hostAddr, o.sizeBytes, b.hostAddr, b.sizeBytes))) return vmmFail('EEXIST', 'host_bound', 'the host range is already bound');
+  if (ctx.hostBound(b.hostAddr, b.sizeBytes)) return vmmFail('EEXIST', 'host_bound', 'the host range is already bound');
   if (vmBindings.some((o) => overlaps(o.guestAddr, o.sizeBytes, b.guestAddr, b.sizeBytes))) return vmmFail('EEXIST', 'guest_overlap', 'the guest range overlaps a binding');
   return vmmOk(b);
 }

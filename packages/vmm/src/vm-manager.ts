@@ -40,7 +40,7 @@
  * Not modelled: vCPUs and VM functions (§5.4), page faults (the grants are pre-faulted, above),
  * binding changes after start (EBUSY).
  */
-import { applyUnmap, checkBind, checkBootContext, checkDtb, type Binding, type RegSet } from './bindings.js';
+import { applyUnmap, checkBind, checkBootContext, checkDtb, holdsHost, type Binding, type RegSet } from './bindings.js';
 import { HYP_SPACE_IPA_BITS } from '@hypmesh/stage2';
 import type { VmmClock } from './clock.js';
 import { GUNYAH_LIFECYCLE } from './gunyah-lifecycle.js';
@@ -384,8 +384,11 @@ export class VmManager {
     }
     const refused = LIFECYCLES[vm.type].refuseBinding(vm, b);
     if (refused !== undefined) return refused;
-    const all = [...this.vms.values()].flatMap((v) => v.bindings);
-    const ok = checkBind(vm.bindings, b, { ipaBits: vm.ipaBits, allBindings: all, hostReserved: (a, s) => this.pages.overlaps(a, s) });
+    const hostBound = (a: bigint, s: bigint): boolean => {
+      for (const v of this.vms.values()) if (holdsHost(v.bindings, a, s)) return true;
+      return false;
+    };
+    const ok = checkBind(vm.bindings, b, { ipaBits: vm.ipaBits, hostBound, hostReserved: (a, s) => this.pages.overlaps(a, s) });
     if (!ok.ok) return ok;
     vm.bindings.push(ok.value);
     return vmmOk(viewOf(vm));
