@@ -31,8 +31,12 @@ RUN mkdir /manifests && cd /src \
 FROM ${NODE_IMAGE} AS build
 # better-sqlite3 (@hypmesh/journal, the services' --data-dir) compiles its native addon during
 # `npm ci` when no prebuilt binary can be fetched: python3, make and g++ are needed here only.
+# node-gyp builds against the image's own Node headers (/usr/local/include/node, in the official
+# image and in scripts/make-base-image.sh's) rather than downloading them, which a build without
+# internet access cannot.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY --from=manifests /manifests/ ./
 RUN npm ci --no-audit --no-fund
