@@ -86,6 +86,13 @@ async function recovered<T>(what: string, f: () => Promise<T>, ms = 10_000): Pro
   throw new Error(`${what}: not recovered within ${ms} ms; last: ${last instanceof Error ? last.message : String(last)}`);
 }
 
+/** The gRPC code of a call that must fail, and its message. */
+const refusal = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'OK',
+    (e: grpc.ServiceError) => `${grpc.status[e.code]}: ${e.details}`,
+  );
+
 const binding = (i: number) => ({ guestAddr: 0x8000_0000n + BigInt(i * 4 * MiB), hostAddr: GUEST_RAM + BigInt(i * 4 * MiB), size: BigInt(4 * MiB), mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true });
 
 /** A GUNYAH VM with `bindings` 4 MiB lent bindings, a DTB (in the first) and a boot PC, not started. */
@@ -144,6 +151,69 @@ describe.skipIf(skip !== undefined)('real network faults through Toxiproxy on ev
     expect(vm.teardown.every((s) => s.ok)).toBe(true);
     // Every msgq message pays 80 ms on vmm→rm; a life cycle is more than 20 messages.
     expect(slow).toBeGreaterThan(20 * 80);
+    await assertClean(t);
+  }, SCENARIO_MS);
+
+  test('a blackhole on rm→core during parcel traffic: StartVm (its MEM_LENDs) answers DEADLINE_EXCEEDED naming the core, works once it is lifted; nothing is left', async () => {
+    const t = await topology();
+    // StartVm lends each binding and the DTB through the RM, each lend a CreateGrant in the core.
+    const where = await prepareVm(t, 3);
+    // timeout 0: every byte either way is dropped, the connection held open.
+    for (const stream of ['upstream', 'downstream'] as const) await t.proxies.addToxic('rm_core', { name: `blackhole_${stream}`, type: 'timeout', stream, attributes: { timeout: 0 } });
+    const during = await refusal(start(t, where));
+    console.log(`blackhole: StartVm under it: ${during}`);
+    expect(during).toMatch(/^DEADLINE_EXCEEDED: .*core/);
+    for (const stream of ['upstream', 'downstream'] as const) await t.proxies.removeToxic('rm_core', `blackhole_${stream}`);
+    // A failed start is final (START_FAILED, as Linux's): the VM is torn down, and a new one runs.
+    const failed = await destroy(t, where);
+    console.log(`blackhole: teardown of the failed VM right after the lift: ${JSON.stringify(failed.teardown)} leaked ${JSON.stringify(failed.leaked)}`);
+    expect(failed.leaked).toEqual([]);
+    const again = await lifeCycle(t);
+    expect(again.vm.leaked).toEqual([]);
+    await assertClean(t);
+  }, SCENARIO_MS);
+
+  test('reset_peer on vmm→rm mid-stream: the call in flight answers UNAVAILABLE naming the RM, the msgq stream reconnects once it is lifted; nothing is left', async () => {
+    const t = await topology();
+    const where = await prepareVm(t);
+    // The next bytes the VMM sends the RM (its msgq stream shares the connection) reset the connection.
+    await t.proxies.addToxic('vmm_rm', { name: 'reset', type: 'reset_peer', stream: 'upstream', attributes: { timeout: 0 } });
+    const during = await refusal(start(t, where));
+    console.log(`reset_peer: StartVm under it: ${during}`);
+    expect(during).toMatch(/^UNAVAILABLE: .*rm/i);
+    await t.proxies.removeToxic('vmm_rm', 'reset');
+    const after = await recovered('StartVm after reset_peer', () => start(t, where));
+    console.log(`reset_peer: StartVm succeeded ${after.ms.toFixed(0)} ms after it was lifted`);
+    expect(after.value.state).toBe(VmState.VM_STATE_RUNNING);
+    const vm = await destroy(t, where);
+    expect(vm.leaked).toEqual([]);
+    await assertClean(t);
+  }, SCENARIO_MS);
+
+  test('a partition of vmm↔rm during a teardown, then a heal: the teardown finishes or reports what it leaked; nothing unreported is left', async () => {
+    const t = await topology();
+    const where = await prepareVm(t);
+    expect((await start(t, where)).state).toBe(VmState.VM_STATE_RUNNING);
+    await t.proxies.setEnabled('vmm_rm', false);
+    const destroying = destroy(t, where);
+    await sleep(1_500);
+    await t.proxies.setEnabled('vmm_rm', true);
+    const vm = await destroying;
+    console.log(`partition: teardown ${JSON.stringify(vm.teardown)}, leaked ${JSON.stringify(vm.leaked)}`);
+    await assertClean(t, vm.leaked);
+  }, SCENARIO_MS);
+
+  test('a slow msgq (vmm→rm at 4 KB/s each way, replies sliced into 8-byte pieces): a VM life cycle completes, slower, and nothing is left', async () => {
+    const t = await topology();
+    const clean = await lifeCycle(t);
+    for (const stream of ['upstream', 'downstream'] as const) await t.proxies.addToxic('vmm_rm', { type: 'bandwidth', stream, attributes: { rate: 4 } });
+    await t.proxies.addToxic('vmm_rm', { type: 'slicer', stream: 'downstream', attributes: { average_size: 8, size_variation: 4, delay: 200 } });
+    const { vm, ms: slow } = await lifeCycle(t);
+    console.log(`slow msgq: a VM life cycle took ${slow.toFixed(0)} ms, ${clean.ms.toFixed(0)} ms without`);
+    expect(clean.vm.leaked).toEqual([]);
+    expect(vm.leaked).toEqual([]);
+    expect(vm.teardown.every((s) => s.ok)).toBe(true);
+    expect(slow).toBeGreaterThan(clean.ms);
     await assertClean(t);
   }, SCENARIO_MS);
 });
