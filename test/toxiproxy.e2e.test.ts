@@ -173,20 +173,23 @@ describe.skipIf(skip !== undefined)('real network faults through Toxiproxy on ev
     await assertClean(t);
   }, SCENARIO_MS);
 
-  test('reset_peer on vmm→rm mid-stream: the call in flight answers UNAVAILABLE naming the RM, the msgq stream reconnects once it is lifted; nothing is left', async () => {
+  test('reset_peer on vmm→rm mid-stream under a RUNNING VM: StopVm answers UNAVAILABLE naming the RM, the msgq stream reconnects once it is lifted; nothing is left', async () => {
     const t = await topology();
     const where = await prepareVm(t);
-    // The next bytes the VMM sends the RM (its msgq stream shares the connection) reset the connection.
+    expect((await start(t, where)).state).toBe(VmState.VM_STATE_RUNNING);
+    // The next bytes the VMM sends the RM reset the connection its msgq stream is on (RST).
     await t.proxies.addToxic('vmm_rm', { name: 'reset', type: 'reset_peer', stream: 'upstream', attributes: { timeout: 0 } });
-    const during = await refusal(start(t, where));
-    console.log(`reset_peer: StartVm under it: ${during}`);
-    expect(during).toMatch(/^UNAVAILABLE: .*rm/i);
+    const stop = () => ask<{ vm: Vm }>(t.vmm, t.vmm.stopVm, where);
+    const during = await refusal(stop());
+    console.log(`reset_peer: StopVm under it: ${during}`);
+    expect(during).toMatch(/^UNAVAILABLE: rm /);
     await t.proxies.removeToxic('vmm_rm', 'reset');
-    const after = await recovered('StartVm after reset_peer', () => start(t, where));
-    console.log(`reset_peer: StartVm succeeded ${after.ms.toFixed(0)} ms after it was lifted`);
-    expect(after.value.state).toBe(VmState.VM_STATE_RUNNING);
-    const vm = await destroy(t, where);
-    expect(vm.leaked).toEqual([]);
+    // StopVm waits for the RM's VM_STATUS, so it also shows notifications flowing on the new stream.
+    const after = await recovered('StopVm after reset_peer', stop);
+    console.log(`reset_peer: StopVm succeeded ${after.ms.toFixed(0)} ms after it was lifted`);
+    expect(after.value.vm.state).not.toBe(VmState.VM_STATE_RUNNING);
+    expect((await destroy(t, where)).leaked).toEqual([]);
+    expect((await lifeCycle(t)).vm.leaked).toEqual([]);
     await assertClean(t);
   }, SCENARIO_MS);
 
