@@ -193,17 +193,23 @@ describe.skipIf(skip !== undefined)('real network faults through Toxiproxy on ev
     await assertClean(t);
   }, SCENARIO_MS);
 
-  test('a partition of vmm↔rm during a teardown, then a heal: the teardown finishes or reports what it leaked; nothing unreported is left', async () => {
+  test('a partition of vmm↔rm during a teardown, healed 1.5 s later: the teardown retries across it and leaves nothing', async () => {
     const t = await topology();
     const where = await prepareVm(t);
     expect((await start(t, where)).state).toBe(VmState.VM_STATE_RUNNING);
+    // Disabled: the proxy's listener closes and the connection under the msgq stream is cut.
     await t.proxies.setEnabled('vmm_rm', false);
+    const t0 = performance.now();
     const destroying = destroy(t, where);
     await sleep(1_500);
     await t.proxies.setEnabled('vmm_rm', true);
     const vm = await destroying;
-    console.log(`partition: teardown ${JSON.stringify(vm.teardown)}, leaked ${JSON.stringify(vm.leaked)}`);
-    await assertClean(t, vm.leaked);
+    console.log(`partition: DestroyVm took ${(performance.now() - t0).toFixed(0)} ms; teardown ${JSON.stringify(vm.teardown)}`);
+    expect(vm.leaked).toEqual([]);
+    expect(vm.teardown.every((s) => s.ok)).toBe(true);
+    expect(vm.teardown.some((s) => s.attempts > 1)).toBe(true);
+    expect((await lifeCycle(t)).vm.leaked).toEqual([]);
+    await assertClean(t);
   }, SCENARIO_MS);
 
   test('a slow msgq (vmm→rm at 4 KB/s each way, replies sliced into 8-byte pieces): a VM life cycle completes, slower, and nothing is left', async () => {
