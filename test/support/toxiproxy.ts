@@ -110,9 +110,13 @@ export class ToxiproxyServer {
     const child = spawn(TOXIPROXY_BIN, ['-host', '127.0.0.1', '-port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
+    // A binary that cannot be run (missing under HYPMESH_REQUIRE_TOXIPROXY) fails the test, not the worker.
+    let spawnError: Error | undefined;
+    child.once('error', (e) => (spawnError = e));
     const client = new ToxiproxyClient(`127.0.0.1:${port}`);
     const until = Date.now() + START_TIMEOUT_MS;
     for (;;) {
+      if (spawnError !== undefined) throw new Error(`toxiproxy could not start (${TOXIPROXY_BIN}): ${spawnError.message}`);
       if (child.exitCode !== null) throw new Error(`toxiproxy exited (${child.exitCode}): ${stderr}`);
       if (await client.proxies().then(() => true, () => false)) return new ToxiproxyServer(child, client);
       if (Date.now() > until) {
