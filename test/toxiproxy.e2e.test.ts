@@ -226,4 +226,25 @@ describe.skipIf(skip !== undefined)('real network faults through Toxiproxy on ev
     expect(slow).toBeGreaterThan(clean.ms + 500);
     await assertClean(t);
   }, SCENARIO_MS);
+
+  // A known bug, left to the idempotency work (DESIGN.md §8 "Ambiguity handled", core idempotency
+  // keys and the RM's core client, on its own branch): the RM's CreateGrant reaches the core, its
+  // reply is lost, the RM answers MEM_LEND as failed and forgets it, and the core keeps a grant
+  // nobody names (a LEND of the DTB's 2 host frames to VMID 128: the host has no access to them).
+  // VM_DEALLOCATE is then refused (RM BUSY, the grant names the VM), and the teardown reports the
+  // VMID and its pool pages, but not the grant; `hypmesh check --live` has no rule for a grant no
+  // parcel names (the VMM's demand-paged grants are not in its views), so it says consistent.
+  // The fix is the RM retrying CreateGrant with the same key (or reconciling by query); when it
+  // lands this test fails as `test.fails`: make it a `test`.
+  test.fails('a lost reply on rm→core (downstream blackhole) during StartVm\'s lends: after teardown every grant left is reported', async () => {
+    const t = await topology();
+    const where = await prepareVm(t, 3);
+    await t.proxies.addToxic('rm_core', { name: 'lost_replies', type: 'timeout', stream: 'downstream', attributes: { timeout: 0 } });
+    expect(await refusal(start(t, where))).toMatch(/^DEADLINE_EXCEEDED: .*core/);
+    await t.proxies.removeToxic('rm_core', 'lost_replies');
+    const vm = await destroy(t, where);
+    const grants = (await ask<{ grants: { grantId: bigint }[] }>(t.core, t.core.listGrants, {})).grants;
+    for (const g of grants) expect(vm.leaked.join('\n')).toContain(`grant ${g.grantId}`);
+    await assertClean(t, vm.leaked);
+  }, SCENARIO_MS);
 });
