@@ -154,7 +154,7 @@ describe.skipIf(skip !== undefined)('real network faults through Toxiproxy on ev
     await assertClean(t);
   }, SCENARIO_MS);
 
-  test('a blackhole on rm→core during parcel traffic: StartVm (its MEM_LENDs) answers DEADLINE_EXCEEDED naming the core, works once it is lifted; nothing is left', async () => {
+  test('a blackhole on rm→core during parcel traffic: StartVm (its MEM_LENDs) answers DEADLINE_EXCEEDED naming the core, the RM reports the core NOT_SERVING, all works once it is lifted; nothing is left', async () => {
     const t = await topology();
     // StartVm lends each binding and the DTB through the RM, each lend a CreateGrant in the core.
     const where = await prepareVm(t, 3);
@@ -163,13 +163,14 @@ describe.skipIf(skip !== undefined)('real network faults through Toxiproxy on ev
     const during = await refusal(start(t, where));
     console.log(`blackhole: StartVm under it: ${during}`);
     expect(during).toMatch(/^DEADLINE_EXCEEDED: .*core/);
+    // The RM's health check of the core goes the same way: NOT_SERVING after --dependency-grace-ms.
+    await recovered('RM health of the core NOT_SERVING', async () => expect(await healthCheck(t.at.rm, 'hypmesh.rm.v1.RmService/core')).toBe('NOT_SERVING'));
     for (const stream of ['upstream', 'downstream'] as const) await t.proxies.removeToxic('rm_core', `blackhole_${stream}`);
     // A failed start is final (START_FAILED, as Linux's): the VM is torn down, and a new one runs.
     const failed = await destroy(t, where);
     console.log(`blackhole: teardown of the failed VM right after the lift: ${JSON.stringify(failed.teardown)} leaked ${JSON.stringify(failed.leaked)}`);
     expect(failed.leaked).toEqual([]);
-    const again = await lifeCycle(t);
-    expect(again.vm.leaked).toEqual([]);
+    expect((await lifeCycle(t)).vm.leaked).toEqual([]);
     await assertClean(t);
   }, SCENARIO_MS);
 
