@@ -3,7 +3,9 @@
 # service-to-service link) into the project-local .tools/bin/toxiproxy-server, if it is not there.
 # It is built from source with `go install` through the Go module proxy: the project's machines
 # reach no release downloads. Go comes from the machine, else from Debian's golang-go (root + apt).
-# Pinned, so that every machine builds the same proxy.
+# The pinned version needs Go 1.23: a Go from 1.21 on fetches that toolchain itself (GOTOOLCHAIN),
+# an older one (bookworm's golang-go is 1.19) fails here saying so. Pinned, so that every machine
+# builds the same proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
