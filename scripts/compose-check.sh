@@ -3,6 +3,7 @@
 # interpolation, the merge of override files), in both ways they are used:
 #   docker-compose.yml + docker-compose.override.yml   (the default: `docker compose up`)
 #   docker-compose.yml + docker-compose.host-network.yml (engines without a bridge network)
+#   the same two with the `chaos` profile's env file (Toxiproxy on every service-to-service link)
 # and checks that every build target they name is a stage of the Dockerfile.
 #
 # Compose used: `docker compose` (v2 plugin) if present, else `docker-compose`. If neither is there
@@ -43,8 +44,20 @@ if grep -qE '^[[:space:]]+ports:' <<<"$host_cfg"; then
   exit 1
 fi
 
+# The chaos profile: Toxiproxy is in, and the RM and the VMM dial every dependency through it; no
+# profile, no detour: the default set dials directly, and Toxiproxy is only in the chaos profile
+# (so the default stack never needs its image).
+chaos_cfg="$("${compose[@]}" --env-file deploy/toxiproxy/chaos.env -f docker-compose.yml -f docker-compose.override.yml config)"
+for want in 'toxiproxy:50061' 'toxiproxy:50062' 'toxiproxy:50063' 'ghcr.io/shopify/toxiproxy' '127.0.0.1:8474:8474'; do
+  grep -q "$want" <<<"$chaos_cfg" || { echo "compose-check: the chaos profile's config lacks $want" >&2; exit 1; }
+done
+if grep -q 'toxiproxy:5006' <<<"$default_cfg" || ! grep -A20 '^  toxiproxy:' <<<"$default_cfg" | grep -qE '^    profiles:'; then
+  echo "compose-check: the default files route through Toxiproxy, or it is not in a profile" >&2
+  exit 1
+fi
+
 stages="$(sed -nE 's/^FROM[[:space:]]+[^[:space:]]+[[:space:]]+AS[[:space:]]+([A-Za-z0-9_.-]+).*/\1/ip' Dockerfile)"
 for target in $(sed -nE 's/^[[:space:]]+target:[[:space:]]*([A-Za-z0-9_.-]+).*/\1/p' docker-compose*.yml | sort -u); do
   grep -qx "$target" <<<"$stages" || { echo "compose-check: build target '$target' is not a Dockerfile stage" >&2; exit 1; }
 done
-echo "compose-check: docker-compose.yml with its override and with the host-network override: valid"
+echo "compose-check: docker-compose.yml with its override, with the host-network override, and with the chaos profile: valid"

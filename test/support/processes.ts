@@ -37,6 +37,12 @@ export const serving =
   (l: LogLine): boolean =>
     l['msg'] === msg && typeof l['port'] === 'number';
 
+/** A service-to-service link, named dialer_dialed. */
+export type Link = 'rm_core' | 'vmm_rm' | 'vmm_core';
+/** The address a service dials to reach `upstream` over `link`: the upstream itself, or a proxy in front of it (test/support/toxiproxy.ts). */
+export type Dial = (link: Link, upstream: string) => Promise<string>;
+const direct: Dial = async (_link, upstream) => upstream;
+
 /** Extra environment per service (e.g. the VMM's test-only HYPMESH_TEST_PLANT_BUG). */
 export interface ServiceEnv {
   readonly core?: Readonly<Record<string, string>>;
@@ -86,15 +92,15 @@ export class Processes {
   /**
    * The core (`coreArgs` added), the RM reaching it and the VMM reaching both, each its own process
    * on an ephemeral port, started in that order (each needs the previous one's address), each with
-   * its `env` added.
+   * its `env` added; each dials the others at the address `dial` gives.
    */
-  async startServices(coreArgs: readonly string[] = [], env: ServiceEnv = {}): Promise<Addresses> {
+  async startServices(coreArgs: readonly string[] = [], env: ServiceEnv = {}, dial: Dial = direct): Promise<Addresses> {
     const at = (line: LogLine): string => `127.0.0.1:${line['port'] as number}`;
     const c = await this.spawnNode('core', 'services/core/dist/main.js', ['--address', '127.0.0.1:0', ...coreArgs], serving('hypmesh core serving'), env.core);
     const core = at(c.line);
-    const r = await this.spawnNode('rm', 'services/rm/dist/main.js', ['--address', '127.0.0.1:0', '--core', core], serving('hypmesh rm serving'), env.rm);
+    const r = await this.spawnNode('rm', 'services/rm/dist/main.js', ['--address', '127.0.0.1:0', '--core', await dial('rm_core', core)], serving('hypmesh rm serving'), env.rm);
     const rm = at(r.line);
-    const v = await this.spawnNode('vmm', 'services/vmm/dist/main.js', ['--address', '127.0.0.1:0', '--rm', rm, '--core', core], serving('hypmesh vmm serving'), env.vmm);
+    const v = await this.spawnNode('vmm', 'services/vmm/dist/main.js', ['--address', '127.0.0.1:0', '--rm', await dial('vmm_rm', rm), '--core', await dial('vmm_core', core)], serving('hypmesh vmm serving'), env.vmm);
     return { core, rm, vmm: at(v.line) };
   }
 

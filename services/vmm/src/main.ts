@@ -13,10 +13,19 @@ import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
 import { CORE_CALL_TIMEOUT_MS } from './core-client.js';
 import { grpcHoldings } from './holdings-client.js';
-import { RM_CALL_TIMEOUT_MS } from './rm-client.js';
+import { RM_CALL_TIMEOUT_MS, RM_RECONNECT_MS_MAX } from './rm-client.js';
 import { grpcCorePort, grpcRm, startVmmServer } from './server.js';
 
 const SHUTDOWN_GRACE_MS = 5_000;
+/**
+ * Waits between a teardown step's attempts: 1, 2, 4 s, so its last attempt comes 7 s after its first,
+ * past the msgq stream's longest reopen wait and its channel's longest reconnect wait (2 s each).
+ * With the domain's default (at once), all four attempts fell within one reconnect wait, and a
+ * vmm↔rm partition of under a second during a teardown leaked the VM, its parcels and its pool
+ * pages for good (test/toxiproxy.e2e.test.ts, the partition scenario). A step the RM or the core
+ * refuses for good is reported 7 s later than before.
+ */
+const TEARDOWN_RETRY_BACKOFF_MS = RM_RECONNECT_MS_MAX / 2;
 
 /** `<base>:<size>` in bytes (0x-hex or decimal, K/M/G suffixes), 4 KiB aligned → frames. */
 function frameRun(text: string): FrameRun {
@@ -59,7 +68,7 @@ try {
   const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine);
   const holdings = grpcHoldings(opts.core, opts.rm, opts.coreTimeoutMs);
   const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, ...(opts.donationRegion && { vmmConfig: { donationRegion: opts.donationRegion } }) });
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
   if (vmm.sweep !== undefined) {
     if (vmm.sweep.orphans.length + vmm.sweep.realms.length > 0) log.warn({ vmids: vmm.sweep.orphans, realms: vmm.sweep.realms }, 'VMs of an earlier VMM process found: tearing them down');
     void vmm.sweep.swept.then((report) => {
