@@ -59,4 +59,4 @@ export { DEPENDENCY_TIMEOUT_MS, TIMEOUT_MS_MAX, parseTimeoutMs, timeoutMsParser 
 export { DEPENDENCY_GRACE_MS_DEFAULT, watchDependencies, type DependencyWatch, type TransitionLog, type WatchedDependency } from './dependency-health.js';
 export { REQUEST_ID_KEY, REQUEST_ID_MAX_CHARS, REQUEST_KEYS_MAX, RequestKeys, keyReused, requestDigest, requestIdOf, type KeyedEntry, type KeyedOutcome, type KeyLookup } from './request-keys.js';
 export { OPEN_KEYS_MAX, OperationKeys, RETRY_BACKOFF_MS, retryAmbiguous, type Attempt, type RetryClock } from './keyed-retry.js';
-export { keyedCall, outcomeUnknown, type KeyedCall, type KeyedReply } from './keyed-call.js';
+export { keyedCall, outcomeUnknown, outcomeUnknownMessage, OUTCOME_UNKNOWN_RULE, type KeyedCall, type KeyedReply } from './keyed-call.js';

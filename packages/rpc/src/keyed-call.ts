@@ -24,6 +24,13 @@ export interface KeyedCall<Req, Res> {
   readonly budgetMs: number;
 }
 
+/** The rule a caller's port gives a call whose outcome stayed unknown (the RM maps it to BUSY). */
+export const OUTCOME_UNKNOWN_RULE = 'outcome_unknown';
+
+/** What a port says of a call whose outcome stayed unknown; `last` is the last attempt's failure. */
+export const outcomeUnknownMessage = (rpc: string, r: KeyedReply<unknown>, budgetMs: number, last: string): string =>
+  `${rpc}: no definite answer in ${r.attempts} attempt(s) within ${budgetMs} ms (last: ${last}); request id ${r.key} stays open for the same request`;
+
 export interface KeyedReply<Res> {
   /** The last attempt's reply. */
   readonly error: grpc.ServiceError | null;

@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, CoreServiceService, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall } from '@hypmesh/rpc';
+import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call (--core-timeout-ms). */
@@ -63,9 +63,6 @@ export interface GrpcCorePort extends CoreGrantPort {
   close(): void;
 }
 
-/** The rule of a core call whose outcome stayed unknown (CORE_RULE_TO_RM maps it; keyed-call.ts). */
-export const OUTCOME_UNKNOWN_RULE = 'outcome_unknown';
-
 type Mutation = 'createGrant' | 'appendGrant' | 'mapGrant' | 'unmapGrant' | 'destroyGrant' | 'createAddressSpace' | 'destroyAddressSpace';
 
 /**
@@ -91,8 +88,7 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faul
     const u = r.error && refusal?.errno === 'EIO' && refusal.rule.startsWith('grpc_') ? unreachedOf(r.error.code) : undefined;
     if (u !== undefined) unreached(u, `${address}: ${r.error!.details}`);
     if (r.unknown) {
-      const last = refusal?.message ?? 'no response';
-      return { ok: false, error: { errno: 'EIO', rule: OUTCOME_UNKNOWN_RULE, message: `${rpc}: no definite answer in ${r.attempts} attempt(s) within ${timeoutMs} ms (last: ${last}); request id ${r.key} stays open for the same request` } };
+      return { ok: false, error: { errno: 'EIO', rule: OUTCOME_UNKNOWN_RULE, message: outcomeUnknownMessage(rpc, r, timeoutMs, refusal?.message ?? 'no response') } };
     }
     if (refusal !== undefined || r.response === undefined) return { ok: false, error: refusal ?? refusalOf(new Error('no response')) };
     try {
