@@ -11,18 +11,24 @@
  *   fail_after on RM_TO_CORE DestroyGrant, once   the RM's retry with the same id hears OK
  *   fail_after on every DestroyGrant              unknown outcome; disarmed, the second reclaim completes
  *   SIGSTOP the core past --core-timeout-ms       unknown outcome; SIGCONT, the second reclaim completes
+ *
+ * and the same ambiguity on UnmapGrant in VM_RESET's teardown (the issue's "SIGSTOP the RM at
+ * RESETTING" finding: the core unmapped the DTB parcel, the RM still listed it accepted): the first
+ * UnmapGrant's reply lost, the RM's retry hears OK and the VM is destroyed with nothing leaked.
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient } from '@hypmesh/proto';
 import { FaultPlan, FaultServiceClient } from '@hypmesh/proto/fault';
 import { MemShareRequest, MemType, RmServiceClient, type ListParcelsResponse } from '@hypmesh/proto/rm';
+import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { decodeStatusDetails } from '@hypmesh/rpc';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ask, checkLive, HOST } from './support/calls.js';
+import { ask, checkLive, HOST, openSession } from './support/calls.js';
 import { Processes, type Addresses } from './support/processes.js';
 
 const GiB = 2 ** 30;
+const MiB = 2 ** 20;
 const PAGE = 4096;
 /** The RM's whole budget for one core call, retries included: short, so a paused core costs little. */
 const CORE_TIMEOUT_MS = 1_500;
@@ -32,18 +38,22 @@ let at: Addresses;
 let rm: RmServiceClient;
 let core: CoreServiceClient;
 let rmFaults: FaultServiceClient;
+let vmm: VmmServiceClient;
 let guest: number;
+const streams: grpc.ClientReadableStream<unknown>[] = [];
 
 beforeAll(async () => {
   at = await processes.startServices(['--check-invariants'], { rm: { HYPMESH_CORE_TIMEOUT_MS: String(CORE_TIMEOUT_MS) } });
   rm = new RmServiceClient(at.rm, grpc.credentials.createInsecure());
   core = new CoreServiceClient(at.core, grpc.credentials.createInsecure());
   rmFaults = new FaultServiceClient(at.rm, grpc.credentials.createInsecure());
+  vmm = new VmmServiceClient(at.vmm, grpc.credentials.createInsecure());
   guest = (await ask<{ vmid: number }>(rm, rm.vmAllocate, { vmid: 0 })).vmid;
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of [rm, core, rmFaults]) c?.close();
+  for (const st of streams) st.cancel();
+  for (const c of [rm, core, rmFaults, vmm]) c?.close();
   await processes.stopAll();
   expect(processes.bugs()).toEqual([]);
 }, 30_000);
@@ -68,6 +78,7 @@ const disarm = () => ask(rmFaults, rmFaults.disarm, { all: true, ruleIds: [] });
 
 /** Nothing half: the RM and the core agree, and the live check says so. */
 async function consistent(): Promise<void> {
+  // The VM allocated at the start has no parcel; a VMM's VM would show its own.
   expect(await parcelCount()).toBe(0);
   expect(await grantCount()).toBe(0);
   const check = await checkLive(at);
@@ -127,6 +138,29 @@ describe('the zombie parcel (issue 9 item 2)', () => {
     expect(first!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     // Whether the resumed core applied the late DestroyGrant or dropped it, the retry settles it.
     expect(await reclaim(handle)).toBeUndefined();
+    await consistent();
+  });
+
+  test('VM_RESET teardown: the first UnmapGrant applied, its reply lost: the retry hears OK, the VM is destroyed with nothing leaked', async () => {
+    const { stream, sessionId } = await openSession(vmm);
+    streams.push(stream);
+    const created = (await ask<{ vm: Vm }>(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 })).vm;
+    const where = { sessionId, handle: created.handle };
+    const binding = { guestAddr: 0x8000_0000n, hostAddr: BigInt(3 * GiB), size: BigInt(4 * MiB), mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true };
+    await ask(vmm, vmm.mapMem, { ...where, binding, unmap: false });
+    await ask(vmm, vmm.setDtbConfig, { ...where, guestAddr: 0x8010_0000n, size: 0x2000n });
+    await ask(vmm, vmm.setBootContext, { ...where, regSet: RegSet.REG_SET_PC, index: 0, value: 0x8000_0000n });
+    expect((await ask<{ vm: Vm }>(vmm, vmm.startVm, where)).vm.state).toBe(VmState.VM_STATE_RUNNING);
+    await arm([{ id: 'lost-unmap', boundary: 'BOUNDARY_RM_TO_CORE', match: { method: 'UnmapGrant', nth: 1 }, failAfter: { code: 'UNAVAILABLE' } }]);
+    let destroyed: Vm;
+    try {
+      destroyed = (await ask<{ vm: Vm }>(vmm, vmm.destroyVm, where)).vm;
+    } finally {
+      await disarm();
+    }
+    expect(processes.logsOf('rm').some((l) => (l['fault'] as { ruleId?: string } | undefined)?.ruleId === 'lost-unmap')).toBe(true);
+    expect(destroyed.leaked).toEqual([]);
+    expect(destroyed.teardown.every((t) => t.ok)).toBe(true);
     await consistent();
   });
 });
