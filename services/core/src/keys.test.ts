@@ -6,58 +6,16 @@
  * repeat with the first success.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantType, Right } from '@hypmesh/proto';
-import { CALLER_VMID_KEY, REQUEST_ID_KEY } from '@hypmesh/rpc';
-import type { Stage2Config } from '@hypmesh/stage2';
+import { GrantType, Right, type CoreServiceClient } from '@hypmesh/proto';
 import { afterEach, describe, expect, test } from 'vitest';
-import { openCoreJournal, startCoreServer, type CoreServer, type CoreServerOptions } from './server.js';
+import { call as callAs, GUEST, RAM_PFN, TestCores, type Outcome, type Unary } from './test-cores.js';
 
-const GiB = 2 ** 30;
-const CONFIG: Stage2Config = { memory: { paBits: 40, ram: [{ base: 2 * GiB, sizeBytes: GiB }], mmio: [] } };
-const RAM_PFN = (2 * GiB) / 4096;
-const GUEST = 0x80;
-
-const dirs: string[] = [];
-const running: { core: CoreServer; client: CoreServiceClient }[] = [];
-afterEach(async () => {
-  for (const r of running.splice(0)) {
-    r.client.close();
-    await r.core.shutdown(100);
-  }
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-async function start(options: Partial<CoreServerOptions> = {}) {
-  const core = await startCoreServer({ address: '127.0.0.1:0', stage2Config: CONFIG, log: { error: () => {} }, ...options });
-  const client = new CoreServiceClient(`127.0.0.1:${core.port}`, grpc.credentials.createInsecure());
-  running.push({ core, client });
-  return { core, client };
-}
-
-async function startDurable(dir: string, snapshotEvery = 0) {
-  const opened = openCoreJournal(dir, CONFIG);
-  if (!opened.ok) throw new Error(opened.error);
-  return start({ stage2Config: opened.value.config, journal: opened.value.journal, snapshotEvery });
-}
-
-async function stopLast(): Promise<void> {
-  const r = running.pop()!;
-  r.client.close();
-  await r.core.shutdown(100);
-}
-
-type Unary<Req, Res> = (req: Req, md: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r: Res) => void) => unknown;
-type Out<Res> = { ok: true; value: Res } | { ok: false; code: number; details?: string };
-function call<Req, Res>(client: CoreServiceClient, fn: Unary<Req, Res>, req: Req, key?: string, caller = '3'): Promise<Out<Res>> {
-  const md = new grpc.Metadata();
-  md.set(CALLER_VMID_KEY, caller);
-  if (key !== undefined) md.set(REQUEST_ID_KEY, key);
-  return new Promise((resolve) => fn.call(client, req, md, {}, (e, r) => resolve(e ? { ok: false, code: e.code, details: e.details } : { ok: true, value: r })));
-}
+const cores = new TestCores();
+afterEach(() => cores.closeAll());
+const start = (options: Parameters<TestCores['start']>[0] = {}) => cores.start(options);
+/** One call with request id `key` (none if undefined), as `caller` (HOST by default). */
+const call = <Req, Res>(client: CoreServiceClient, fn: Unary<Req, Res>, req: Req, key?: string, caller = '3'): Promise<Outcome<Res>> => callAs(client, fn, req, caller, key);
 
 const lend = (frame: number) => ({ type: GrantType.GRANT_TYPE_LEND, memoryType: 0, ranges: [{ base: BigInt(RAM_PFN + frame), count: 2n }], acl: [{ vmid: GUEST, rights: Right.RIGHT_R | Right.RIGHT_W }] });
 
@@ -125,15 +83,14 @@ describe('request ids (x-hypmesh-request-id)', () => {
     { how: 'from records', snapshotEvery: 0 },
     { how: 'from an image', snapshotEvery: 2 },
   ])('durable: a restarted core ($how) answers a repeat with the first success, not applying it again', async ({ snapshotEvery }) => {
-    const dir = mkdtempSync(join(tmpdir(), 'hypmesh-core-keys-'));
-    dirs.push(dir);
-    const a = await startDurable(dir, snapshotEvery);
+    const dir = cores.dataDir();
+    const a = await cores.startDurable(dir, undefined, snapshotEvery);
     await withGuest(a.client);
     const first = await call(a.client, a.client.createGrant, lend(8192), 'k-create');
     expect(first.ok).toBe(true);
     expect(await call(a.client, a.client.hostShareHyp, { pfn: BigInt(RAM_PFN + 16) })).toMatchObject({ ok: true });
-    await stopLast();
-    const b = await startDurable(dir, snapshotEvery);
+    await cores.stopLast();
+    const b = await cores.startDurable(dir, undefined, snapshotEvery);
     expect(b.core.recovered?.fromImage).toBe(snapshotEvery > 0);
     expect(await call(b.client, b.client.createGrant, lend(8192), 'k-create')).toEqual(first);
     expect(await grantCount(b.client)).toBe(1);
