@@ -12,7 +12,8 @@
  *                      dispatched it, the VMM failed), drop (nothing reached the RM; --rm-timeout-ms)
  *   VMM_TO_RM_FRAGMENT drop, corrupt, reorder (between two messages, and inside one message of two
  *                      fragments: the RM drops the early continuation and never dispatches it, §1.3)
- *   VMM_TO_CORE        fail_after on TopUpTablePool (the VMM reports, the system stays consistent)
+ *   VMM_TO_CORE        fail_after on TopUpTablePool (the VMM's retry with the same request id hears
+ *                      OK: the pages are topped up once, CreateVm succeeds)
  *   CLIENT_TO_RM       fail_before with an RM error, on the typed face and on the byte face
  *   RM_TO_CORE         fail_before with an errno on CreateGrant (the RM answers the mapped RM error)
  *   RM_NOTIFICATION    drop, delay
@@ -488,16 +489,16 @@ describe('CLIENT_TO_VMM, armed on the VMM', () => {
 });
 
 describe('VMM_TO_CORE, armed on the VMM', () => {
-  test('fail_after on TopUpTablePool: the core took the pages but the VMM saw UNAVAILABLE; CreateVm reports ENOMEM pool_top_up, and after its VM_DEALLOCATE the ownership map is boot again and the invariants hold', async () => {
+  test('fail_after on TopUpTablePool: the core took the pages but the VMM saw UNAVAILABLE; its retry with the same request id hears OK, so CreateVm succeeds, and after DestroyVm the ownership map is boot again and the invariants hold', async () => {
     const boot = await counts();
     const s = await session();
     const events = await watch('vmm');
     try {
       await arm('vmm', [{ id: 'lost-topup', boundary: 'BOUNDARY_VMM_TO_CORE', match: { method: 'TopUpTablePool', nth: 1 }, failAfter: { code: 'UNAVAILABLE' } }]);
-      const e = failed(await unary(vmm, vmm.createVm, { sessionId: s.id, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }));
-      expect(e.details).toContain('pool_top_up');
+      const { vm } = ok(await unary<{ vm: Vm }>(vmm, vmm.createVm, { sessionId: s.id, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }));
       expect(await waitFor(() => events.got.find((x) => x['ruleId'] === 'lost-topup'))).toMatchObject({ boundary: 'BOUNDARY_VMM_TO_CORE', method: 'TopUpTablePool', action: { failAfter: { code: 'UNAVAILABLE' } } });
-      expect(ok(await unary<ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id })).vms).toEqual([]);
+      expect(ok(await unary<ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id })).vms).toHaveLength(1);
+      expect(ok(await unary<{ vm: Vm }>(vmm, vmm.destroyVm, { sessionId: s.id, handle: vm.handle })).vm.leaked).toEqual([]);
       expect(await invariants()).toEqual([]);
       expect(text(await counts())).toBe(text(boot));
     } finally {

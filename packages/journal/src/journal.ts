@@ -31,6 +31,8 @@ export interface JournalRecord {
   readonly name: string;
   readonly caller: string;
   readonly body: Uint8Array;
+  /** The caller's idempotency key (request id), if it gave one: replay remembers it again. */
+  readonly key?: string;
 }
 
 /** A record as stored, with its position in the journal (1, 2, …; never reused). */
@@ -53,13 +55,13 @@ type Pending =
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS record (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, caller TEXT NOT NULL, body BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS record (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, caller TEXT NOT NULL, body BLOB NOT NULL, key TEXT);
   CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 export class Journal {
   private readonly db: Database.Database;
-  private readonly insert: Database.Statement<[string, string, Uint8Array]>;
+  private readonly insert: Database.Statement<[string, string, Uint8Array, string | null]>;
   private readonly setMeta: Database.Statement<[string, string]>;
   private readonly setState: Database.Statement<[string, string]>;
   private readonly writeGroup: (ops: readonly Pending[]) => void;
@@ -80,14 +82,17 @@ export class Journal {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.exec(SCHEMA);
-    this.insert = this.db.prepare('INSERT INTO record (name, caller, body) VALUES (?, ?, ?)');
+    // A file made before records had keys: the column is added, its old rows have none.
+    const columns = this.db.prepare('PRAGMA table_info(record)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'key')) this.db.exec('ALTER TABLE record ADD COLUMN key TEXT');
+    this.insert = this.db.prepare('INSERT INTO record (name, caller, body, key) VALUES (?, ?, ?, ?)');
     this.setMeta = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
     this.setState = this.db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
     this.writeGroup = this.db.transaction((ops: readonly Pending[]) => {
       const lastPut = new Map<string, Pending>();
       for (const op of ops) if (op.kind === 'state') lastPut.set(op.key, op);
       for (const op of ops) {
-        if (op.kind === 'append') this.insert.run(op.record.name, op.record.caller, op.record.body);
+        if (op.kind === 'append') this.insert.run(op.record.name, op.record.caller, op.record.body, op.record.key ?? null);
         else if (op.kind === 'state') {
           if (lastPut.get(op.key) === op) this.setState.run(op.key, op.value);
         } else {
@@ -123,8 +128,9 @@ export class Journal {
 
   /** Every stored record in append order (replay at start-up). */
   *records(): IterableIterator<StoredRecord> {
-    for (const row of this.db.prepare('SELECT seq, name, caller, body FROM record ORDER BY seq').iterate() as IterableIterator<{ seq: number; name: string; caller: string; body: Buffer }>) {
-      yield row;
+    for (const row of this.db.prepare('SELECT seq, name, caller, body, key FROM record ORDER BY seq').iterate() as IterableIterator<{ seq: number; name: string; caller: string; body: Buffer; key: string | null }>) {
+      const { key, ...rest } = row;
+      yield key === null ? rest : { ...rest, key };
     }
   }
 

@@ -3,7 +3,8 @@
  * go through core grants"). A parcel is exactly one core grant: created with the first SGL chunk,
  * extended by each MEM_APPEND while nobody maps it, mapped on ACCEPT, unmapped on RELEASE and
  * destroyed on RECLAIM. Each of those is one atomic core call, so a refused call leaves nothing
- * behind in either service.
+ * behind in either service; a call whose outcome is unknown is settled by the same call again,
+ * which the gRPC port sends with the same request id (refusal rule `outcome_unknown`).
  *
  * Ranges are frames (address >> 12) of the acting VM's IPA space; rights use the Gunyah ACL bits
  * (X=1, W=2, R=4), which are also the core's. Implementations: `inProcessCore` below (tests,

@@ -30,6 +30,10 @@ export const CORE_RULE_TO_RM: Readonly<Record<string, RmErrorCode>> = {
   // VM_DEALLOCATE while the VM still maps memory or a parcel names it: not yet (§1.5 BUSY).
   space_has_mappings: 'BUSY',
   space_in_grant: 'BUSY',
+  // The core never gave a definite answer (services/rm core-client: the reply was lost or late on
+  // every try): the RM changed nothing and the core may or may not have; the same request again
+  // reuses the call's request id and settles it, so "try again" is the honest answer (§1.5 BUSY).
+  outcome_unknown: 'BUSY',
 };
 
 export const CORE_ERRNO_TO_RM: Readonly<Record<string, RmErrorCode>> = { ENOMEM: 'NOMEM', EBUSY: 'MEM_INUSE', E2BIG: 'NORESOURCE' };

@@ -7,7 +7,11 @@
  *
  * Every stage-2 effect is one core grant call (core-port.ts): create (and each append) changes the
  * owner's mapping at once as the RM's extent donation does; accept maps, release unmaps, reclaim
- * destroys. RM state changes only after the core call succeeded, so a refusal leaves nothing behind.
+ * destroys. RM state changes only after the core call succeeded, so a refusal leaves nothing behind
+ * in the RM. A refusal whose core outcome is unknown (core_outcome_unknown, BUSY: the core may have
+ * applied it) leaves the parcel as it was too; the same request again carries the same request id
+ * to the core (services/rm core-client), which answers what it did, so the parcel ends gone or
+ * whole, never a parcel without its grant (issue 9 item 2).
  * The core names the memory type (NORMAL = RAM, IO = device memory) and refuses the wrong kind
  * (MEM_INVALID, §3.2); it returns the parcel's physical runs, which are its regions (§3.2: an SGL
  * entry may split into several physically contiguous regions; neighbours that are contiguous merge):

@@ -58,3 +58,6 @@ export { faultClientInterceptor, type FaultClientInterceptorPorts } from './faul
 export { dependencyNoter, inDependencyScope, unreachedOf, type Dependency, type DependencyFailure, type Unreached } from './dependency.js';
 export { DEPENDENCY_TIMEOUT_MS, TIMEOUT_MS_MAX, parseTimeoutMs, timeoutMsParser } from './timeouts.js';
 export { DEPENDENCY_GRACE_MS_DEFAULT, watchDependencies, type DependencyWatch, type TransitionLog, type WatchedDependency } from './dependency-health.js';
+export { REQUEST_ID_KEY, REQUEST_ID_MAX_CHARS, REQUEST_KEYS_MAX, RequestKeys, keyReused, requestDigest, requestIdOf, type KeyedEntry, type KeyedOutcome, type KeyLookup } from './request-keys.js';
+export { OPEN_KEYS_MAX, OperationKeys, RETRY_BACKOFF_MS, retryAmbiguous, type Attempt, type RetryClock } from './keyed-retry.js';
+export { keyedCall, outcomeUnknown, outcomeUnknownMessage, OUTCOME_UNKNOWN_RULE, type KeyedCall, type KeyedReply } from './keyed-call.js';

@@ -5,61 +5,22 @@
  * Kill -9 of a separate process is test/durable-core.e2e.test.ts.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantType, MemoryKind, Right } from '@hypmesh/proto';
-import { CALLER_VMID_KEY } from '@hypmesh/rpc';
+import { GrantType, MemoryKind, Right, type CoreServiceClient } from '@hypmesh/proto';
 import { snapshot, type Stage2Config } from '@hypmesh/stage2';
 import { Journal } from '@hypmesh/journal';
 import { afterEach, describe, expect, test } from 'vitest';
-import { openCoreJournal, startCoreServer, type CoreServer } from './server.js';
+import { openCoreJournal } from './server.js';
+import { call, CONFIG, GUEST, RAM_PFN, TestCores } from './test-cores.js';
 
 const GiB = 2 ** 30;
-const CONFIG: Stage2Config = { memory: { paBits: 40, ram: [{ base: 2 * GiB, sizeBytes: GiB }], mmio: [] } };
-const RAM_PFN = (2 * GiB) / 4096;
-const GUEST = 0x80;
-
-const dirs: string[] = [];
-const running: { core: CoreServer; client: CoreServiceClient }[] = [];
-afterEach(async () => {
-  for (const r of running.splice(0)) {
-    r.client.close();
-    await r.core.shutdown(100);
-  }
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function dataDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'hypmesh-core-data-'));
-  dirs.push(d);
-  return d;
-}
-
 const bugs: unknown[] = [];
-async function start(dir: string, config: Stage2Config = CONFIG, snapshotEvery = 0) {
-  // One boot generation for every new data dir here, so two dirs given the same calls hold the same core.
-  const opened = openCoreJournal(dir, config, 'normal', 7);
-  if (!opened.ok) throw new Error(opened.error);
-  const core = await startCoreServer({ address: '127.0.0.1:0', stage2Config: opened.value.config, journal: opened.value.journal, snapshotEvery, log: { error: (obj, msg) => bugs.push({ msg, obj }) } });
-  const client = new CoreServiceClient(`127.0.0.1:${core.port}`, grpc.credentials.createInsecure());
-  running.push({ core, client });
-  return { core, client, journal: opened.value.journal };
-}
-
-async function stopLast(): Promise<void> {
-  const r = running.pop()!;
-  r.client.close();
-  await r.core.shutdown(100);
-}
-
-type Unary<Req, Res> = (req: Req, md: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r: Res) => void) => unknown;
-function call<Req, Res>(client: CoreServiceClient, fn: Unary<Req, Res>, req: Req, caller = '3'): Promise<{ ok: true; value: Res } | { ok: false; code: number; details?: string }> {
-  const md = new grpc.Metadata();
-  md.set(CALLER_VMID_KEY, caller);
-  return new Promise((resolve) => fn.call(client, req, md, {}, (e, r) => resolve(e ? { ok: false, code: e.code, details: e.details } : { ok: true, value: r })));
-}
+const cores = new TestCores({ error: (obj, msg) => bugs.push({ msg, obj }) });
+afterEach(() => cores.closeAll());
+const dataDir = (): string => cores.dataDir();
+const start = (dir: string, config: Stage2Config = CONFIG, snapshotEvery = 0) => cores.startDurable(dir, config, snapshotEvery);
+const stopLast = (): Promise<void> => cores.stopLast();
 
 /** Shares, a guest space, a LEND mapped by the guest, one refused call, and queries. */
 async function workload(client: CoreServiceClient): Promise<bigint> {
@@ -103,9 +64,8 @@ describe('durable core', () => {
     await workload(b.client);
     expect(b.journal.count()).toBe(12);
     const before = snapshot(a.core.stage2);
-    running.splice(0).forEach((r) => r.client.close());
-    await a.core.shutdown(100);
-    await b.core.shutdown(100);
+    await stopLast();
+    await stopLast();
 
     const fromImage = await start(imaged, CONFIG, 5);
     const fromJournal = await start(plain);
@@ -168,9 +128,7 @@ describe('durable core', () => {
     const opened = openCoreJournal(dataDir(), CONFIG);
     if (!opened.ok) throw new Error(opened.error);
     const failures: Error[] = [];
-    const core = await startCoreServer({ address: '127.0.0.1:0', stage2Config: opened.value.config, journal: opened.value.journal, journalFailed: (e) => failures.push(e) });
-    const client = new CoreServiceClient(`127.0.0.1:${core.port}`, grpc.credentials.createInsecure());
-    running.push({ core, client });
+    const { client } = await cores.start({ stage2Config: opened.value.config, journal: opened.value.journal, journalFailed: (e) => failures.push(e) });
     opened.value.journal.close(); // every later commit throws
     expect(await call(client, client.hostShareHyp, { pfn: BigInt(RAM_PFN + 16) })).toMatchObject({ ok: false, code: grpc.status.UNAVAILABLE });
     expect(failures).toHaveLength(1);

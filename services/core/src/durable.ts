@@ -1,7 +1,7 @@
 /**
  * The core's durable state (`--data-dir`, DESIGN.md §8): a command journal of every CoreService
- * call that succeeded and changed something, as (RPC name, caller VMID text, request bytes),
- * committed before its reply (@hypmesh/journal's group commit). The domain is deterministic (no
+ * call that succeeded and changed something, as (RPC name, caller VMID text, request bytes, and
+ * its request id if it had one: keys.ts), committed before its reply (@hypmesh/journal's group commit). The domain is deterministic (no
  * clock, no randomness in @hypmesh/stage2), so replaying the journal through the same handlers into
  * a core built from the same configuration rebuilds exactly the acknowledged state, grant ids and
  * all: a restarted core continues the id sequence and never reuses an id of its previous life.
@@ -20,12 +20,13 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
+import type { CoreServiceServer } from '@hypmesh/proto';
 import { exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
-import { CALLER_VMID_KEY, type BugLog } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, REQUEST_ID_KEY, type BugLog } from '@hypmesh/rpc';
 import { isDeepStrictEqual } from 'node:util';
 import { BOOT_GENERATION_MAX, coreImage, DEFAULT_STAGE2_CONFIG, restoreCore, snapshot, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import { randomInt } from 'node:crypto';
+import { digestOf, keysImage, METHODS, restoreKeys, type CoreKeys } from './keys.js';
 
 const CORE_JOURNAL_FILE = 'core.sqlite';
 const SERVICE = 'hypmesh-core';
@@ -33,8 +34,6 @@ const SERVICE = 'hypmesh-core';
 const FORMAT = '1';
 
 type Handler = grpc.handleUnaryCall<unknown, unknown>;
-type Methods = Record<string, { readonly path: string; requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }>;
-const METHODS = CoreServiceService as unknown as Methods;
 
 /**
  * A boot generation for a core that starts empty (a process without a data dir, a new data dir,
@@ -90,11 +89,12 @@ export function durableCoreOptions(
 }
 
 /**
- * Replays every record through `handlers` (the plain ones, which journal nothing). Each one
- * succeeded when it was journaled and the domain is deterministic, so a refusal now means the data
- * dir does not belong to this code: an error naming the record.
+ * Replays every record through `handlers` (the plain ones, which journal nothing), remembering the
+ * key of each keyed one with the response it gives again (keys.ts). Each one succeeded when it was
+ * journaled and the domain is deterministic, so a refusal now means the data dir does not belong to
+ * this code: an error naming the record.
  */
-export function replayJournal(journal: Journal, handlers: CoreServiceServer): { ok: true; value: number } | { ok: false; error: string } {
+export function replayJournal(journal: Journal, handlers: CoreServiceServer, keys: CoreKeys): { ok: true; value: number } | { ok: false; error: string } {
   let count = 0;
   for (const r of journal.records()) {
     const method = METHODS[r.name];
@@ -104,8 +104,13 @@ export function replayJournal(journal: Journal, handlers: CoreServiceServer): { 
     metadata.set(CALLER_VMID_KEY, r.caller);
     const call = { request: method.requestDeserialize(Buffer.from(r.body)), metadata, getPath: () => method.path } as unknown as grpc.ServerUnaryCall<unknown, unknown>;
     let outcome: grpc.ServiceError | null | undefined;
-    handler(call, (e) => (outcome = e as grpc.ServiceError | null));
+    let value: unknown;
+    handler(call, (e, v) => {
+      outcome = e as grpc.ServiceError | null;
+      value = v;
+    });
     if (outcome !== null) return { ok: false, error: `record ${r.seq} (${r.name} by ${r.caller}) did not replay: ${outcome === undefined ? 'no synchronous reply' : outcome.details}` };
+    if (r.key !== undefined) keys.remember({ caller: r.caller, key: r.key, rpc: r.name, digest: digestOf(r.name, call.request), outcome: { ok: true, value } });
     count++;
   }
   return { ok: true, value: count };
@@ -119,10 +124,17 @@ export type ReplyStep = (rpc: string, mutating: boolean, call: grpc.ServerUnaryC
 export const SNAPSHOT_EVERY_DEFAULT = 10_000;
 /** The state row holding the latest core image (@hypmesh/stage2 coreImage). */
 const IMAGE_KEY = 'core-image';
+/** The state row holding the keys remembered when that image was cut (keys.ts keysImage). */
+const KEYS_IMAGE_KEY = 'core-keys';
 
-/** The core to recover into: the stored image (the state its records were cut at), else `boot()`. */
-export function recoveryBase(journal: Journal, boot: () => Stage2): { stage2: Stage2; fromImage: boolean } {
+/**
+ * The core to recover into: the stored image (the state its records were cut at), else `boot()`;
+ * the keys stored with the image are remembered into `keys`.
+ */
+export function recoveryBase(journal: Journal, boot: () => Stage2, keys: CoreKeys): { stage2: Stage2; fromImage: boolean } {
   const image = journal.state(IMAGE_KEY);
+  const keysRow = journal.state(KEYS_IMAGE_KEY);
+  if (keysRow !== undefined) restoreKeys(keysRow, keys);
   return image === undefined ? { stage2: boot(), fromImage: false } : { stage2: restoreCore(image), fromImage: true };
 }
 
@@ -141,6 +153,7 @@ export function recoveryBase(journal: Journal, boot: () => Stage2): { stage2: St
 export function journalStep(
   journal: Journal,
   core: () => Stage2,
+  keys: CoreKeys,
   failed: (e: Error) => void,
   log: BugLog,
   snapshotEvery: number = SNAPSHOT_EVERY_DEFAULT,
@@ -151,7 +164,8 @@ export function journalStep(
     try {
       const image = coreImage(core());
       if (!isDeepStrictEqual(snapshot(restoreCore(image)), snapshot(core()))) throw new Error('the image does not restore to the same core');
-      journal.clear({}, { [IMAGE_KEY]: image }, () => undefined);
+      // The keys go with the image: the records that named them are gone (keys.ts).
+      journal.clear({}, { [IMAGE_KEY]: image, [KEYS_IMAGE_KEY]: keysImage(keys) }, () => undefined);
     } catch (e) {
       log.error({ err: e }, 'bug: core image not written; the journal keeps every record');
     }
@@ -165,9 +179,11 @@ export function journalStep(
     if (err !== null) journal.afterDurable(committed);
     else if (rpc === 'reset') {
       sinceImage = 0;
-      journal.clear({ memory: canonical(core().config), generation: String(core().config.bootGeneration ?? 0) }, { [IMAGE_KEY]: null }, committed);
+      journal.clear({ memory: canonical(core().config), generation: String(core().config.bootGeneration ?? 0) }, { [IMAGE_KEY]: null, [KEYS_IMAGE_KEY]: null }, committed);
     } else if (mutating) {
-      journal.append({ name: rpc, caller: String(call.metadata.get(CALLER_VMID_KEY)[0]), body: METHODS[rpc]!.requestSerialize(call.request) }, committed);
+      const key = call.metadata.get(REQUEST_ID_KEY)[0];
+      const record = { name: rpc, caller: String(call.metadata.get(CALLER_VMID_KEY)[0]), body: METHODS[rpc]!.requestSerialize(call.request) };
+      journal.append(typeof key === 'string' ? { ...record, key } : record, committed);
       if (snapshotEvery > 0 && ++sinceImage >= snapshotEvery) checkpoint();
     } else journal.afterDurable(committed);
   };

@@ -10,12 +10,13 @@ import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import type { Journal } from '@hypmesh/journal';
 import { memoryMapIn, memoryMapOut } from './codec.js';
 import { journalStep, randomBootGeneration, recoveryBase, replayJournal, type ReplyStep } from './durable.js';
 import { createCoreHandlers } from './handlers.js';
+import { digestOf, type CoreKeys } from './keys.js';
 
 /** Server channel options: @hypmesh/rpc's, shared by every service (idle and aged connections closed). */
 export const CORE_SERVER_OPTIONS: grpc.ServerOptions = SERVER_OPTIONS;
@@ -46,33 +47,61 @@ export interface CoreServerOptions {
   readonly journalFailed?: (e: Error) => void;
   /** Durable mode: records between core images (durable.ts; 0: never). Default SNAPSHOT_EVERY_DEFAULT. */
   readonly snapshotEvery?: number;
+  /** Request ids remembered (keys.ts); default REQUEST_KEYS_MAX. */
+  readonly requestKeys?: number;
 }
 
 /** RPCs that change nothing: no invariant check after them, nothing journaled. */
 const READ_ONLY_RPCS = new Set(['translate', 'readEntry', 'addressSpaceMap', 'ownershipMap', 'ownershipCounts', 'tablePageCounts', 'listAddressSpaces', 'listGrants', 'listRealms', 'checkInvariants', 'rttReadEntry', 'getMemoryMap', 'reset']);
 
+type Reply = grpc.sendUnaryData<unknown>;
+
 /**
- * Wraps every handler with what must happen after its result and before its reply: in test mode a
- * full invariant check after each mutation that succeeded; in durable mode the journal's step
- * (durable.ts), which may hold the reply until a commit.
+ * Wraps every handler with what must happen around it. Before a mutation: its request id, if it has
+ * one (keys.ts): a repeat of a remembered (caller, key) is answered with the first outcome and not
+ * applied again, a key reused for another call is refused, a new one's outcome is remembered. After
+ * the result and before the reply: in test mode a full invariant check after each mutation that
+ * succeeded; in durable mode the journal's step (durable.ts), which may hold the reply until a
+ * commit (a repeat's reply too: the first call's record may still be pending).
  */
-function beforeReply(handlers: CoreServiceServer, stage2: Stage2, log: BugLog, checkInvariantsToo: boolean, journal: ReplyStep | undefined): CoreServiceServer {
-  if (!checkInvariantsToo && journal === undefined) return handlers;
+function aroundHandlers(handlers: CoreServiceServer, stage2: Stage2, log: BugLog, checkInvariantsToo: boolean, journal: ReplyStep | undefined, keys: CoreKeys): CoreServiceServer {
   const wrapped: Record<string, unknown> = {};
   for (const [name, handler] of Object.entries(handlers) as [string, grpc.handleUnaryCall<unknown, unknown>][]) {
     const mutating = !READ_ONLY_RPCS.has(name);
-    wrapped[name] =
-      !mutating && journal === undefined
-        ? handler
-        : (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-            handler(call, (err, value) => {
-              if (err === null && mutating && checkInvariantsToo) {
-                const violations = checkInvariants(stage2);
-                if (violations.length > 0) log.error({ rpc: name, violations }, 'invariant violated after a mutation');
-              }
-              if (journal === undefined) return callback(err, value);
-              journal(name, mutating, call, err, (instead) => (instead === undefined ? callback(err, value) : callback(instead)));
-            });
+    if (!mutating && journal === undefined) {
+      wrapped[name] = handler;
+      continue;
+    }
+    const afterResult = (call: grpc.ServerUnaryCall<unknown, unknown>, err: grpc.ServerErrorResponse | null, value: unknown, callback: Reply): void => {
+      if (err === null && mutating && checkInvariantsToo) {
+        const violations = checkInvariants(stage2);
+        if (violations.length > 0) log.error({ rpc: name, violations }, 'invariant violated after a mutation');
+      }
+      if (journal === undefined) return callback(err, value);
+      journal(name, mutating, call, err, (instead) => (instead === undefined ? callback(err, value) : callback(instead)));
+    };
+    wrapped[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: Reply) => {
+      let key: string | undefined;
+      try {
+        key = mutating ? requestIdOf(call.metadata) : undefined;
+      } catch (e) {
+        return callback(e as grpc.ServiceError);
+      }
+      if (key === undefined) return handler(call, (err, value) => afterResult(call, err as grpc.ServerErrorResponse | null, value, callback));
+      const caller = String(call.metadata.get(CALLER_VMID_KEY)[0]);
+      const digest = digestOf(name, call.request);
+      const seen = keys.lookup(caller, key, name, digest);
+      if (seen.kind === 'reused') return callback(keyReused(key, name, seen.rpc) as grpc.ServiceError);
+      if (seen.kind === 'repeat') {
+        const first = seen.outcome;
+        const answer = (): void => (first.ok ? callback(null, first.value) : callback(first.error));
+        return journal === undefined ? answer() : journal(name, false, call, null, (instead) => (instead === undefined ? answer() : callback(instead)));
+      }
+      handler(call, (err, value) => {
+        keys.remember({ caller, key, rpc: name, digest, outcome: err === null ? { ok: true, value } : { ok: false, error: err as grpc.ServiceError } });
+        afterResult(call, err as grpc.ServerErrorResponse | null, value, callback);
+      });
+    };
   }
   return wrapped as unknown as CoreServiceServer;
 }
@@ -102,12 +131,13 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   const log = options.log ?? consoleLog;
   const unary = unaryWith(log);
   const journal = options.journal;
-  const step = journal && journalStep(journal, () => current.stage2, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')), log, options.snapshotEvery);
-  const handlersOf = (stage2: Stage2): CoreServiceServer => beforeReply(createCoreHandlers(stage2, log, reset), stage2, log, options.checkInvariants === true, step);
+  const keys: CoreKeys = new RequestKeys(options.requestKeys);
+  const step = journal && journalStep(journal, () => current.stage2, keys, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')), log, options.snapshotEvery);
+  const handlersOf = (stage2: Stage2): CoreServiceServer => aroundHandlers(createCoreHandlers(stage2, log, reset), stage2, log, options.checkInvariants === true, step, keys);
   const started = performance.now();
   // A core that starts empty gets a fresh boot generation unless told (durable.ts randomBootGeneration).
   const boot = (): Stage2 => built({ bootGeneration: randomBootGeneration(), ...(options.stage2Config ?? DEFAULT_STAGE2_CONFIG) });
-  const base = options.journal === undefined ? { stage2: boot(), fromImage: false } : recoveryBase(options.journal, boot);
+  const base = options.journal === undefined ? { stage2: boot(), fromImage: false } : recoveryBase(options.journal, boot, keys);
   let current = { stage2: base.stage2 };
 
   // Reset (core_service.proto): a new core on the given map or the current one, as a reboot would
@@ -116,12 +146,14 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
     requireCaller(call, [VMID_HOST], 'Reset');
     const memory = req.memoryMap === undefined ? current.stage2.config.memory : memoryMapIn(req.memoryMap, 'memory_map');
     current = { stage2: built({ ...current.stage2.config, memory, bootGeneration: randomBootGeneration() }) };
+    // A reboot: the new core remembers no key (keys.ts).
+    keys.clear();
     handlers = handlersOf(current.stage2);
     return { ok: true, value: { memoryMap: memoryMapOut(memory) } };
   });
   let recovered: CoreServer['recovered'];
   if (journal !== undefined) {
-    const replayed = replayJournal(journal, createCoreHandlers(current.stage2, log, reset));
+    const replayed = replayJournal(journal, createCoreHandlers(current.stage2, log, reset), keys);
     if (!replayed.ok) throw new Error(`cannot recover from ${journal.path}: ${replayed.error}`);
     recovered = { fromImage: base.fromImage, records: replayed.value, ms: performance.now() - started };
     const violations = checkInvariants(current.stage2);

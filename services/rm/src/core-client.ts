@@ -4,20 +4,23 @@
  *
  * Each port call is one CoreService RPC made as the acting VM (owner or borrower) in metadata
  * `x-hypmesh-caller-vmid`, so the core applies the same caller rules as to anyone. A refusal comes
- * back as the core's ErrorDetail (errno name and rule); anything else that fails (the core is down,
- * the deadline passed, a status without a detail) is also a refusal, never a throw, with errno EIO
- * and rule `grpc_<status>` (e.g. grpc_unavailable), so the RM answers its client with an RM error
- * and changes nothing.
+ * back as the core's ErrorDetail (errno name and rule); anything else that fails is also a refusal,
+ * never a throw, with errno EIO, so the RM answers its client with an RM error and changes nothing:
+ * rule `outcome_unknown` when the core was down, the deadline passed or the reply was lost on every
+ * try (the core may have applied the call: retried with its request id, grpcCore below), else
+ * `grpc_<status>` (a status without a detail).
  *
  * With a fault engine, every call passes its RM_TO_CORE client interceptor (@hypmesh/rpc
  * faultClientInterceptor): an injected refusal or lost reply is read by refusalOf exactly like the
- * core's own (an errno domain error is the core's refusal; UNAVAILABLE, DEADLINE_EXCEEDED are EIO).
+ * core's own (an errno domain error is the core's refusal; UNAVAILABLE, DEADLINE_EXCEEDED are EIO,
+ * and retried with the call's request id: grpcCore below).
  */
 
+import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
+import { CoreServiceClient, CoreServiceService, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, SERVICE_CLIENT_OPTIONS, unreachedOf } from '@hypmesh/rpc';
+import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call (--core-timeout-ms). */
@@ -56,62 +59,64 @@ export function refusalOf(e: unknown): CoreRefusal {
   return { errno: 'EIO', rule: 'grpc_internal', message: `core call failed: ${e instanceof Error ? e.message : String(e)}` };
 }
 
-type Callback<Res> = (e: grpc.ServiceError | null, res?: Res) => void;
-type Method<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
-
 export interface GrpcCorePort extends CoreGrantPort {
   close(): void;
 }
 
-/** A CoreGrantPort talking to the core at `address` (host:port). */
+type Mutation = 'createGrant' | 'appendGrant' | 'mapGrant' | 'unmapGrant' | 'destroyGrant' | 'createAddressSpace' | 'destroyAddressSpace';
+
+/**
+ * A CoreGrantPort talking to the core at `address` (host:port). Every call is a mutation and
+ * carries a request id (@hypmesh/rpc keyedCall): one whose reply was lost or late is sent again
+ * with the same id, within `timeoutMs` in all, and the core answers a repeat with what it did the
+ * first time. Still unknown at the end: the refusal OUTCOME_UNKNOWN_RULE, the RM changes nothing,
+ * and the id stays open, so the client's next request for the same change (a second MEM_RECLAIM)
+ * reuses it and completes, or hears the refusal, exactly once.
+ */
 export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
   const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: [faultClientInterceptor(faults, 'RM_TO_CORE')] });
+  // Ids differ between the RM's lives: the core remembers them across its own restarts.
+  const keys = new OperationKeys(`rm-${randomUUID()}`);
 
-  function call<Req, Res, T>(method: Method<Req, Res>, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
+  async function call<Req, Res, T>(rpc: Mutation, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
     const unreached = dependencyNoter('core');
-    return new Promise((resolve) => {
-      const md = new grpc.Metadata();
-      md.set(CALLER_VMID_KEY, String(caller));
-      try {
-        method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (e, res) => {
-          const refusal = e ? refusalOf(e) : undefined;
-          // Not the core's verdict (no errno detail) and a code that means it was not reached.
-          const u = e && refusal?.errno === 'EIO' && refusal.rule.startsWith('grpc_') ? unreachedOf(e.code) : undefined;
-          if (u !== undefined) unreached(u, `${address}: ${e!.details}`);
-          if (refusal !== undefined || res === undefined) resolve({ ok: false, error: refusal ?? refusalOf(new Error('no response')) });
-          else {
-            try {
-              resolve({ ok: true, value: value(res) });
-            } catch (err) {
-              resolve({ ok: false, error: refusalOf(err) });
-            }
-          }
-        });
-      } catch (e) {
-        resolve({ ok: false, error: refusalOf(e) });
-      }
-    });
+    const fn = client[rpc] as unknown as ClientUnaryFn<Req, Res>;
+    const definition = CoreServiceService[rpc] as unknown as KeyedCall<Req, Res>['definition'];
+    const r = await keyedCall({ client, fn, definition, req, caller, keys, budgetMs: timeoutMs });
+    const refusal = r.error ? refusalOf(r.error) : undefined;
+    // Not the core's verdict (no errno detail) and a code that means it was not reached.
+    const u = r.error && refusal?.errno === 'EIO' && refusal.rule.startsWith('grpc_') ? unreachedOf(r.error.code) : undefined;
+    if (u !== undefined) unreached(u, `${address}: ${r.error!.details}`);
+    if (r.unknown) {
+      return { ok: false, error: { errno: 'EIO', rule: OUTCOME_UNKNOWN_RULE, message: outcomeUnknownMessage(rpc, r, timeoutMs, refusal?.message ?? 'no response') } };
+    }
+    if (refusal !== undefined || r.response === undefined) return { ok: false, error: refusal ?? refusalOf(new Error('no response')) };
+    try {
+      return { ok: true, value: value(r.response) };
+    } catch (err) {
+      return { ok: false, error: refusalOf(err) };
+    }
   }
 
   return {
     createGrant: (a) =>
       call(
-        client.createGrant as Method<unknown, { grantId: bigint; physRuns: FrameRange[] }>,
+        'createGrant',
         a.owner,
         { type: GRANT_TYPES[a.type], memoryType: MEMORY_TYPES[a.memoryType], ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) },
-        (r) => ({ grantId: Number(r.grantId), physRuns: runsIn(r.physRuns) }),
+        (r: { grantId: bigint; physRuns: FrameRange[] }) => ({ grantId: Number(r.grantId), physRuns: runsIn(r.physRuns) }),
       ),
     appendGrant: (a) =>
-      call(client.appendGrant as Method<unknown, { physRuns: FrameRange[] }>, a.owner, { grantId: BigInt(a.grantId), ranges: frames(a.ranges) }, (r) => ({
+      call('appendGrant', a.owner, { grantId: BigInt(a.grantId), ranges: frames(a.ranges) }, (r: { physRuns: FrameRange[] }) => ({
         physRuns: runsIn(r.physRuns),
       })),
     mapGrant: (a) =>
-      call(client.mapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined),
-    unmapGrant: (a) => call(client.unmapGrant as Method<unknown, unknown>, a.borrower, { grantId: BigInt(a.grantId) }, () => undefined),
-    destroyGrant: (a) => call(client.destroyGrant as Method<unknown, unknown>, a.owner, { grantId: BigInt(a.grantId) }, () => undefined),
+      call('mapGrant', a.borrower, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined),
+    unmapGrant: (a) => call('unmapGrant', a.borrower, { grantId: BigInt(a.grantId) }, () => undefined),
+    destroyGrant: (a) => call('destroyGrant', a.owner, { grantId: BigInt(a.grantId) }, () => undefined),
     // As the RM itself (0xFF): the core builds the space from HYP's reservation (core_service.proto).
-    createVmSpace: (a) => call(client.createAddressSpace as Method<unknown, unknown>, VMID_RM, { vmid: a.vmid, ipaBits: a.ipaBits, donated: [], protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, () => undefined),
-    destroyVmSpace: (a) => call(client.destroyAddressSpace as Method<unknown, unknown>, VMID_RM, { vmid: a.vmid }, () => undefined),
+    createVmSpace: (a) => call('createAddressSpace', VMID_RM, { vmid: a.vmid, ipaBits: a.ipaBits, donated: [], protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, () => undefined),
+    destroyVmSpace: (a) => call('destroyAddressSpace', VMID_RM, { vmid: a.vmid }, () => undefined),
     close: () => client.close(),
   };
 }

@@ -10,18 +10,21 @@
  * - address-space calls: a CoreRefusal with the core's errno and rule (ErrorDetail domain errno);
  * - RMI calls: an RmiError rebuilt from the ErrorDetail (status, index, rule, and the output
  *   registers the command returns on failure, which the KVM host walks branch on: `top`);
- * - a failure that is not the core's verdict (the core is down, the deadline passed, no detail):
- *   errno EIO, or RMI_ERROR_INPUT for an RMI call, with rule `grpc_<status>` (grpc_unavailable).
+ * - a failure that is not the core's verdict: errno EIO, or RMI_ERROR_INPUT for an RMI call, with
+ *   rule `outcome_unknown` when the core was down, the deadline passed or the reply was lost on
+ *   every try (each call carries a request id and is retried with it within --core-timeout-ms:
+ *   @hypmesh/rpc keyedCall, so the core applies it at most once), else `grpc_<status>`.
  *   The host walks give up on it (ENXIO) and the VM manager retries or reports it; nothing throws.
  *
  * With a fault engine, every call passes its VMM_TO_CORE client interceptor (@hypmesh/rpc
  * faultClientInterceptor): an injected domain error is read exactly like the core's own.
  */
 
+import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
+import { CoreServiceClient, CoreServiceService, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, SERVICE_CLIENT_OPTIONS, unreachedOf } from '@hypmesh/rpc';
+import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
 import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
@@ -32,8 +35,6 @@ export const CORE_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.core;
 const HOST_VMID = 3;
 const GRANT_TYPES = { SHARE: GrantType.GRANT_TYPE_SHARE, LEND: GrantType.GRANT_TYPE_LEND } as const satisfies Record<DemandPagedGrantType, GrantType>;
 
-type Callback<Res> = (e: grpc.ServiceError | null, res?: Res) => void;
-type Method<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
 /** A failed call: the core's ErrorDetail if it sent one, else why the transport failed. */
 type Failure = { readonly detail: ErrorDetail; readonly message: string } | { readonly transport: string; readonly message: string };
 
@@ -73,73 +74,70 @@ export interface GrpcCorePort extends CorePort {
 /** A CorePort talking to the core at `address` (host:port) as HOST. */
 export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
   const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: [faultClientInterceptor(faults, 'VMM_TO_CORE')] });
+  // Ids differ between the VMM's lives: the core remembers them across its own restarts.
+  const keys = new OperationKeys(`vmm-${randomUUID()}`);
 
-  function call<Req, Res, T, E>(method: Method<Req, Res>, req: Req, value: (res: Res) => T, fail: (f: Failure) => E, as = HOST_VMID): Promise<Result<T, E>> {
+  async function call<Req, Res, T, E>(rpc: string, req: Req, value: (res: Res) => T, fail: (f: Failure) => E, as = HOST_VMID): Promise<Result<T, E>> {
     const unreached = dependencyNoter('core');
-    return new Promise((resolve) => {
-      const md = new grpc.Metadata();
-      md.set(CALLER_VMID_KEY, String(as));
-      try {
-        method.call(client, req, md, { deadline: Date.now() + timeoutMs }, (e, res) => {
-          const f = e ? failureOf(e) : undefined;
-          // Not the core's verdict (no detail) and a code that means it was not reached.
-          const u = e && f !== undefined && 'transport' in f ? unreachedOf(e.code) : undefined;
-          if (u !== undefined) unreached(u, `${address}: ${e!.details}`);
-          if (f !== undefined || res === undefined) return resolve({ ok: false, error: fail(f ?? failureOf(new Error('no response'))) });
-          try {
-            resolve({ ok: true, value: value(res) });
-          } catch (err) {
-            resolve({ ok: false, error: fail(failureOf(err)) });
-          }
-        });
-      } catch (e) {
-        resolve({ ok: false, error: fail(failureOf(e)) });
-      }
-    });
+    const fn = (client as unknown as Record<string, ClientUnaryFn<Req, Res>>)[rpc]!;
+    const definition = (CoreServiceService as unknown as Record<string, KeyedCall<Req, Res>['definition']>)[rpc]!;
+    const r = await keyedCall({ client, fn, definition, req, caller: as, keys, budgetMs: timeoutMs });
+    const f = r.error ? failureOf(r.error) : undefined;
+    // Not the core's verdict (no detail) and a code that means it was not reached.
+    const u = r.error && f !== undefined && 'transport' in f ? unreachedOf(r.error.code) : undefined;
+    if (u !== undefined) unreached(u, `${address}: ${r.error!.details}`);
+    if (r.unknown) {
+      return { ok: false, error: fail({ transport: OUTCOME_UNKNOWN_RULE, message: outcomeUnknownMessage(rpc, r, timeoutMs, f?.message ?? 'no response') }) };
+    }
+    if (f !== undefined || r.response === undefined) return { ok: false, error: fail(f ?? failureOf(new Error('no response'))) };
+    try {
+      return { ok: true, value: value(r.response) };
+    } catch (err) {
+      return { ok: false, error: fail(failureOf(err)) };
+    }
   }
-  const space = <Req, Res, T>(m: unknown, req: Req, value: (res: Res) => T, as = HOST_VMID): Promise<CoreResult<T>> => call(m as Method<Req, Res>, req, value, refusal, as);
-  const rmi = <Req, Res, T extends Outputs>(m: unknown, req: Req, value: (res: Res) => T): Promise<Result<T, RmiError>> => call(m as Method<Req, Res>, req, value, rmiRefusal);
+  const space = <Req, Res, T>(rpc: string, req: Req, value: (res: Res) => T, as = HOST_VMID): Promise<CoreResult<T>> => call(rpc, req, value, refusal, as);
+  const rmi = <Req, Res, T extends Outputs>(rpc: string, req: Req, value: (res: Res) => T): Promise<Result<T, RmiError>> => call(rpc, req, value, rmiRefusal);
   const none = (): Record<string, never> => ({});
 
   return {
     memoryMap: () =>
-      space(client.getMemoryMap, {}, (r: GetMemoryMapResponse) => ({
+      space('getMemoryMap', {}, (r: GetMemoryMapResponse) => ({
         ram: (r.memoryMap?.regions ?? []).filter((x) => x.kind === MemoryKind.MEMORY_KIND_RAM).map((x) => ({ base: num(x.base / 4096n), count: num(x.sizeBytes / 4096n) })),
         hypCarveout: { base: num(r.hypCarveout?.base ?? 0n), count: num(r.hypCarveout?.count ?? 0n) },
       })),
-    topUpTablePool: (vmid, runs) => space(client.topUpTablePool, { vmid, frames: frames(runs) }, (r: { poolPages: bigint }) => ({ poolPages: num(r.poolPages) })),
+    topUpTablePool: (vmid, runs) => space('topUpTablePool', { vmid, frames: frames(runs) }, (r: { poolPages: bigint }) => ({ poolPages: num(r.poolPages) })),
     drainTablePool: (vmid, maxPages) =>
-      space(client.drainTablePool, { vmid, maxPages: BigInt(maxPages) }, (r: { returnedPages: bigint; poolPages: bigint }) => ({ returnedPages: num(r.returnedPages), poolPages: num(r.poolPages) })),
+      space('drainTablePool', { vmid, maxPages: BigInt(maxPages) }, (r: { returnedPages: bigint; poolPages: bigint }) => ({ returnedPages: num(r.returnedPages), poolPages: num(r.poolPages) })),
 
-    granuleDelegate: (addr) => rmi(client.granuleDelegate, { addr: BigInt(addr) }, none),
-    granuleUndelegate: (addr) => rmi(client.granuleUndelegate, { addr: BigInt(addr) }, none),
+    granuleDelegate: (addr) => rmi('granuleDelegate', { addr: BigInt(addr) }, none),
+    granuleUndelegate: (addr) => rmi('granuleUndelegate', { addr: BigInt(addr) }, none),
     realmCreate: (rd, p) =>
-      rmi(
-        client.realmCreate,
+      rmi('realmCreate',
         {
           rd: BigInt(rd),
           params: { s2sz: p.s2sz, rttLevelStart: p.rttLevelStart, rttNumStart: p.rttNumStart, rttBase: BigInt(p.rttBase), vmid: p.vmid ?? 0, hashAlgorithm: p.hashAlgorithm === 'SHA_512' ? 2 : p.hashAlgorithm === 'SHA_256' ? 1 : 0 },
         },
         none,
       ),
-    realmActivate: (rd) => rmi(client.realmActivate, { rd: BigInt(rd) }, none),
-    realmDestroy: (rd) => rmi(client.realmDestroy, { rd: BigInt(rd) }, none),
-    recDestroy: (rec) => rmi(client.recDestroy, { rec: BigInt(rec) }, none),
-    rttCreate: (rd, rtt, ipa, level) => rmi(client.rttCreate, { rd: BigInt(rd), rtt: BigInt(rtt), ipa: BigInt(ipa), level }, none),
-    rttDestroy: (rd, ipa, level) => rmi(client.rttDestroy, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { rtt: bigint; top: bigint }) => ({ rtt: num(r.rtt), top: num(r.top) })),
-    rttFold: (rd, ipa, level) => rmi(client.rttFold, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { rtt: bigint }) => ({ rtt: num(r.rtt) })),
-    dataCreate: (rd, data, ipa, src, flags) => rmi(client.dataCreate, { rd: BigInt(rd), data: BigInt(data), ipa: BigInt(ipa), src: BigInt(src), flags: BigInt(flags) }, none),
-    dataDestroy: (rd, ipa) => rmi(client.dataDestroy, { rd: BigInt(rd), ipa: BigInt(ipa) }, (r: { data: bigint; top: bigint }) => ({ data: num(r.data), top: num(r.top) })),
+    realmActivate: (rd) => rmi('realmActivate', { rd: BigInt(rd) }, none),
+    realmDestroy: (rd) => rmi('realmDestroy', { rd: BigInt(rd) }, none),
+    recDestroy: (rec) => rmi('recDestroy', { rec: BigInt(rec) }, none),
+    rttCreate: (rd, rtt, ipa, level) => rmi('rttCreate', { rd: BigInt(rd), rtt: BigInt(rtt), ipa: BigInt(ipa), level }, none),
+    rttDestroy: (rd, ipa, level) => rmi('rttDestroy', { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { rtt: bigint; top: bigint }) => ({ rtt: num(r.rtt), top: num(r.top) })),
+    rttFold: (rd, ipa, level) => rmi('rttFold', { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { rtt: bigint }) => ({ rtt: num(r.rtt) })),
+    dataCreate: (rd, data, ipa, src, flags) => rmi('dataCreate', { rd: BigInt(rd), data: BigInt(data), ipa: BigInt(ipa), src: BigInt(src), flags: BigInt(flags) }, none),
+    dataDestroy: (rd, ipa) => rmi('dataDestroy', { rd: BigInt(rd), ipa: BigInt(ipa) }, (r: { data: bigint; top: bigint }) => ({ data: num(r.data), top: num(r.top) })),
     // x1 is the progress; the domain names the output `top` (services/core maps it to `progress`).
-    rttInitRipas: (rd, base, top) => rmi(client.rttInitRipas, { rd: BigInt(rd), base: BigInt(base), top: BigInt(top) }, (r: { progress: bigint }) => ({ top: num(r.progress) })),
-    rttUnmapUnprotected: (rd, ipa, level) => rmi(client.rttUnmapUnprotected, { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { top: bigint }) => ({ top: num(r.top) })),
+    rttInitRipas: (rd, base, top) => rmi('rttInitRipas', { rd: BigInt(rd), base: BigInt(base), top: BigInt(top) }, (r: { progress: bigint }) => ({ top: num(r.progress) })),
+    rttUnmapUnprotected: (rd, ipa, level) => rmi('rttUnmapUnprotected', { rd: BigInt(rd), ipa: BigInt(ipa), level }, (r: { top: bigint }) => ({ top: num(r.top) })),
     createGrant: (a) =>
-      space(client.createGrant, { type: GRANT_TYPES[a.type], memoryType: GrantMemoryType.GRANT_MEMORY_TYPE_NORMAL, ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) }, (r: { grantId: bigint }) => ({
+      space('createGrant', { type: GRANT_TYPES[a.type], memoryType: GrantMemoryType.GRANT_MEMORY_TYPE_NORMAL, ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) }, (r: { grantId: bigint }) => ({
         grantId: num(r.grantId),
       })),
-    mapGrant: (a) => space(client.mapGrant, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined, a.borrower),
-    unmapGrant: (a) => space(client.unmapGrant, { grantId: BigInt(a.grantId) }, () => undefined, a.borrower),
-    destroyGrant: (a) => space(client.destroyGrant, { grantId: BigInt(a.grantId) }, () => undefined),
+    mapGrant: (a) => space('mapGrant', { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined, a.borrower),
+    unmapGrant: (a) => space('unmapGrant', { grantId: BigInt(a.grantId) }, () => undefined, a.borrower),
+    destroyGrant: (a) => space('destroyGrant', { grantId: BigInt(a.grantId) }, () => undefined),
     close: () => client.close(),
   };
 }
