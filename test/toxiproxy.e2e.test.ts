@@ -229,15 +229,17 @@ describe.skipIf(skip !== undefined)('real network faults through Toxiproxy on ev
     await assertClean(t);
   }, SCENARIO_MS);
 
-  // A known bug, left to the idempotency work (DESIGN.md §8 "Ambiguity handled", core idempotency
-  // keys and the RM's core client, on its own branch): the RM's CreateGrant reaches the core, its
-  // reply is lost, the RM answers MEM_LEND as failed and forgets it, and the core keeps a grant
-  // nobody names (a LEND of the DTB's 2 host frames to VMID 128: the host has no access to them).
-  // VM_DEALLOCATE is then refused (RM BUSY, the grant names the VM), and the teardown reports the
-  // VMID and its pool pages, but not the grant; `hypmesh check --live` has no rule for a grant no
-  // parcel names (the VMM's demand-paged grants are not in its views), so it says consistent.
-  // The fix is the RM retrying CreateGrant with the same key (or reconciling by query); when it
-  // lands this test fails as `test.fails`: make it a `test`.
+  // A known bug, not fixed by the request ids alone (DESIGN.md §8 "Ambiguity handled"): the RM's
+  // CreateGrant reaches the core and every reply is lost for longer than the RM's --core-timeout-ms,
+  // retries with the same id included. The RM then answers MEM_LEND BUSY core_outcome_unknown and
+  // records no parcel (it never records what it has not confirmed), but the core keeps the grant it
+  // made (a LEND of the DTB's 2 host frames to VMID 128: the host has no access to them), and no
+  // client asks for the same lend again. VM_DEALLOCATE is then refused (RM BUSY, the grant names the
+  // VM), and the teardown reports the VMID and its pool pages, but not the grant; `hypmesh check
+  // --live` has no rule for a grant no parcel names (the VMM's demand-paged grants are not in its
+  // views), so it says consistent. The fix: the RM settles an unknown create once the core answers
+  // again (the same id, then a DestroyGrant of what it made). When it lands, this test fails as
+  // `test.fails`: make it a `test`.
   test.fails('a lost reply on rm→core (downstream blackhole) during StartVm\'s lends: after teardown every grant left is reported', async () => {
     const t = await topology();
     const where = await prepareVm(t, 3);
