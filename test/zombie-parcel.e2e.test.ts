@@ -124,6 +124,25 @@ describe('the zombie parcel (issue 9 item 2)', () => {
     await consistent();
   });
 
+  test('every CreateGrant reply lost: MEM_SHARE is BUSY core_outcome_unknown with no parcel, and once replies come back the RM settles the create: the grant the core made is destroyed', async () => {
+    await arm([{ id: 'lost-creates', boundary: 'BOUNDARY_RM_TO_CORE', match: { method: 'CreateGrant' }, failAfter: { code: 'UNAVAILABLE' } }]);
+    let refused: grpc.ServiceError | undefined;
+    try {
+      refused = await share(4).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expectOutcomeUnknown(refused);
+      // The core made the grant; the RM records no parcel for it.
+      expect(await grantCount()).toBe(1);
+      expect(await parcelCount()).toBe(0);
+    } finally {
+      await disarm();
+    }
+    for (let i = 0; i < 100 && (await grantCount()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    await consistent();
+  });
+
   test('the core SIGSTOPped past --core-timeout-ms: unknown outcome; after SIGCONT the next MEM_RECLAIM completes', async () => {
     const handle = await share(3);
     const coreProc = processes.all.find((p) => p.name === 'core')!.child;

@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, CoreServiceService, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall } from '@hypmesh/rpc';
+import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, requestDigest, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall, type KeyedReply } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call (--core-timeout-ms). */
@@ -65,6 +65,10 @@ export interface GrpcCorePort extends CoreGrantPort {
 
 type Mutation = 'createGrant' | 'appendGrant' | 'mapGrant' | 'unmapGrant' | 'destroyGrant' | 'createAddressSpace' | 'destroyAddressSpace';
 
+/** Back-off between the settling calls of a create whose outcome stayed unknown, and how long it tries. */
+export const SETTLE_BACKOFF_MS = { first: 250, max: 5_000 } as const;
+export const SETTLE_FOR_MS = 600_000;
+
 /**
  * A CoreGrantPort talking to the core at `address` (host:port). Every call is a mutation and
  * carries a request id (@hypmesh/rpc keyedCall): one whose reply was lost or late is sent again
@@ -72,17 +76,55 @@ type Mutation = 'createGrant' | 'appendGrant' | 'mapGrant' | 'unmapGrant' | 'des
  * first time. Still unknown at the end: the refusal OUTCOME_UNKNOWN_RULE, the RM changes nothing,
  * and the id stays open, so the client's next request for the same change (a second MEM_RECLAIM)
  * reuses it and completes, or hears the refusal, exactly once.
+ *
+ * A CreateGrant is the exception: the RM answered its client that the share, lend or donate
+ * failed and records no parcel, and no client asks for the same grant again, so a grant the core
+ * did make would be named by nobody (the host's memory lent to a VM for good). Such a create is
+ * settled in the background (`settleCreate`): the same call with the same id, with back-off, until
+ * the core answers, then a DestroyGrant of what it made. An identical CreateGrant asked for
+ * meanwhile waits for the settling, so a grant is either destroyed or handed to the RM, never both.
  */
 export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
   const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: [faultClientInterceptor(faults, 'RM_TO_CORE')] });
   // Ids differ between the RM's lives: the core remembers them across its own restarts.
   const keys = new OperationKeys(`rm-${randomUUID()}`);
+  let closed = false;
+
+  /** Creates being settled, by operation (caller and request bytes): an identical create waits for it. */
+  const settling = new Map<string, Promise<void>>();
+  const operationOf = <Req>(rpc: Mutation, caller: number, req: Req): string =>
+    `${rpc} ${caller} ${requestDigest((CoreServiceService[rpc] as unknown as KeyedCall<Req, unknown>['definition']).requestSerialize(req))}`;
+
+  const send = <Req, Res>(rpc: Mutation, caller: number, req: Req): Promise<KeyedReply<Res>> =>
+    keyedCall({ client, fn: client[rpc] as unknown as ClientUnaryFn<Req, Res>, definition: CoreServiceService[rpc] as unknown as KeyedCall<Req, Res>['definition'], req, caller, keys, budgetMs: timeoutMs });
+
+  /** The same CreateGrant (same id) until the core answers; what it made is destroyed (see above). */
+  async function settleCreate<Req>(caller: number, req: Req): Promise<void> {
+    const end = Date.now() + SETTLE_FOR_MS;
+    for (let backoff: number = SETTLE_BACKOFF_MS.first; Date.now() < end; backoff = Math.min(backoff * 2, SETTLE_BACKOFF_MS.max)) {
+      await new Promise((resolve) => setTimeout(resolve, backoff).unref());
+      if (closed) return;
+      const r = await send<Req, { grantId: bigint }>('createGrant', caller, req);
+      if (r.unknown) continue;
+      if (r.response === undefined) return; // refused: the core made nothing
+      for (; Date.now() < end && !closed; await new Promise((resolve) => setTimeout(resolve, backoff).unref())) {
+        const d = await send('destroyGrant', caller, { grantId: r.response.grantId });
+        if (!d.unknown) return;
+      }
+      return;
+    }
+  }
 
   async function call<Req, Res, T>(rpc: Mutation, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
     const unreached = dependencyNoter('core');
-    const fn = client[rpc] as unknown as ClientUnaryFn<Req, Res>;
-    const definition = CoreServiceService[rpc] as unknown as KeyedCall<Req, Res>['definition'];
-    const r = await keyedCall({ client, fn, definition, req, caller, keys, budgetMs: timeoutMs });
+    const operation = rpc === 'createGrant' ? operationOf(rpc, caller, req) : undefined;
+    const pending = operation === undefined ? undefined : settling.get(operation);
+    if (pending !== undefined) await pending;
+    const r = await send<Req, Res>(rpc, caller, req);
+    if (r.unknown && operation !== undefined && !settling.has(operation)) {
+      const settled = settleCreate(caller, req).finally(() => settling.delete(operation));
+      settling.set(operation, settled);
+    }
     const refusal = r.error ? refusalOf(r.error) : undefined;
     // Not the core's verdict (no errno detail) and a code that means it was not reached.
     const u = r.error && refusal?.errno === 'EIO' && refusal.rule.startsWith('grpc_') ? unreachedOf(r.error.code) : undefined;
@@ -117,6 +159,9 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faul
     // As the RM itself (0xFF): the core builds the space from HYP's reservation (core_service.proto).
     createVmSpace: (a) => call('createAddressSpace', VMID_RM, { vmid: a.vmid, ipaBits: a.ipaBits, donated: [], protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, () => undefined),
     destroyVmSpace: (a) => call('destroyAddressSpace', VMID_RM, { vmid: a.vmid }, () => undefined),
-    close: () => client.close(),
+    close: () => {
+      closed = true;
+      client.close();
+    },
   };
 }
