@@ -3,8 +3,9 @@
  * reflection, grpc-ecosystem.md §2.1), so grpcurl, grpcui and grpc_health_probe work without the
  * .proto files; bound, and shut down the same way by every service (core, RM, VMM).
  *
- * Shutdown order: health → NOT_SERVING (probes stop routing to us), the service's own `drain`
- * (end the streams it holds open, finish background work), then a graceful server shutdown that
+ * Shutdown order: new calls refused UNAVAILABLE `draining` and health → NOT_SERVING (probes stop
+ * routing to us); the unary calls already running finish (drain-door.ts); the service's own `drain`
+ * (end the streams it holds open, finish background work); then a graceful server shutdown that
  * is forced after `graceMs`. The grace bounds the whole sequence, drain included.
  *
  * Faults (DESIGN.md §7, issue 8 §2): with `faults`, the server also serves hypmesh.fault.v1.
@@ -22,6 +23,7 @@ import type { Boundary, FaultEngine } from '@hypmesh/fault';
 import { FAULT_PROTO_FILES, FaultServiceService } from '@hypmesh/proto/fault';
 import { guardDecoding } from './decode-guard.js';
 import { watchDependencies, type DependencyWatch } from './dependency-health.js';
+import { DrainDoor } from './drain-door.js';
 import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
 import { reflectionPackageDefinition } from './reflection.js';
@@ -83,9 +85,11 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   // The service registers through this view: every method refuses undecodable bytes first
   // (decode-guard.ts), then every unary handler goes through the fault front door, if any.
   const frontDoor = faults === undefined ? undefined : faultFrontDoor(faults.engine, faults.boundary, faults.ports);
+  // Outermost: once shutting down, new calls are refused before anything else runs (drain-door.ts).
+  const door = new DrainDoor(options.serviceName);
   const registrar = Object.create(server) as grpc.Server;
   registrar.addService = (definition, implementation) =>
-    server.addService(...guardDecoding(definition, frontDoor === undefined ? implementation : frontDoor.wrap(definition, implementation)));
+    server.addService(...guardDecoding(definition, door.wrap(definition, frontDoor === undefined ? implementation : frontDoor.wrap(definition, implementation))));
   options.register(registrar);
   if (faults !== undefined) server.addService(...guardDecoding(FaultServiceService, faultServiceHandlers(faults.engine)));
   const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
@@ -100,6 +104,7 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   let stopped: Promise<void> | undefined;
   const shutdown = (graceMs = SHUTDOWN_GRACE_MS_DEFAULT): Promise<void> =>
     (stopped ??= new Promise((resolve) => {
+      door.begin();
       watching?.stop();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(options.serviceName, 'NOT_SERVING');
@@ -113,7 +118,9 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
           clearTimeout(timer);
           resolve();
         });
-      Promise.resolve()
+      // The calls already running finish first (a StartVm completes), then the service drains.
+      door
+        .idle()
         .then(() => options.drain?.())
         .then(close, close);
     }));
