@@ -106,16 +106,15 @@ describe('the zombie parcel (issue 9 item 2)', () => {
     const handle = await share(2);
     await arm([{ id: 'lost-destroys', boundary: 'BOUNDARY_RM_TO_CORE', match: { method: 'DestroyGrant' }, failAfter: { code: 'UNAVAILABLE' } }]);
     let first: grpc.ServiceError | undefined;
-    const t0 = performance.now();
     try {
       first = await reclaim(handle);
     } finally {
       await disarm();
     }
-    const ms = performance.now() - t0;
     expectOutcomeUnknown(first);
     expect(first!.code).toBe(grpc.status.UNAVAILABLE);
-    expect(ms).toBeLessThan(CORE_TIMEOUT_MS + 1_000);
+    // The RM gave up at its own budget, after retrying with the same id (its message says so).
+    expect(first!.details).toMatch(new RegExp(`no definite answer in ([2-9]|\\d{2,}) attempt\\(s\\) within ${CORE_TIMEOUT_MS} ms`));
     // The core did destroy the grant; the RM, not knowing, still lists the parcel, whole.
     expect(await grantCount()).toBe(0);
     expect(await parcelCount()).toBe(1);

@@ -36,17 +36,14 @@ afterAll(async () => {
   await served?.shutdown(100);
 });
 
-type Outcome = { readonly code: grpc.status; readonly details: string; readonly error?: grpc.ServiceError; readonly ms: number };
+type Outcome = { readonly code: grpc.status; readonly details: string; readonly error?: grpc.ServiceError };
 
 /** OwnershipCounts with `caller` as the header, 3 s deadline (far above an answer's few ms). */
 const counts = (caller: string): Promise<Outcome> =>
   new Promise((resolve) => {
     const md = new grpc.Metadata();
     md.set(CALLER_VMID_KEY, caller);
-    const t0 = Date.now();
-    client.ownershipCounts({}, md, { deadline: Date.now() + 3_000 }, (e) =>
-      resolve(e === null ? { code: grpc.status.OK, details: '', ms: Date.now() - t0 } : { code: e.code, details: e.details, error: e, ms: Date.now() - t0 }),
-    );
+    client.ownershipCounts({}, md, { deadline: Date.now() + 3_000 }, (e) => resolve(e === null ? { code: grpc.status.OK, details: '' } : { code: e.code, details: e.details, error: e }));
   });
 
 describe('echoed input is bounded (issue 10 "echoed input")', () => {
@@ -64,9 +61,9 @@ describe('echoed input is bounded (issue 10 "echoed input")', () => {
     const bad = counts('x'.repeat(60_000));
     const good = counts('3');
     expect(grpc.status[(await bad).code]).toBe('INVALID_ARGUMENT');
-    const r = await good;
-    expect(grpc.status[r.code]).toBe('OK');
-    expect(r.ms).toBeLessThan(2_000);
+    // OK within the call's own 3 s deadline: the stall behind an oversized status lasted 5–20 s and
+    // ended in DEADLINE_EXCEEDED (the deadline is the bound, not a timer in the test).
+    expect(grpc.status[(await good).code]).toBe('OK');
   });
 });
 
