@@ -9,6 +9,8 @@ export {
   domainStatus,
   invalidArgument,
   permissionDenied,
+  resourceExhausted,
+  ADMISSION_DOMAIN,
   fromThrown,
   quoted,
   ECHO_MAX_BYTES,

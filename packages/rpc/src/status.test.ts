@@ -16,6 +16,8 @@ import {
   fromThrown,
   invalidArgument,
   requireCaller,
+  resourceExhausted,
+  ADMISSION_DOMAIN,
   rmiStatusToGrpc,
   rmErrorToGrpc,
   unaryWith,
@@ -147,6 +149,13 @@ describe('google.rpc.Status details round trip', () => {
     expect(d.code).toBe(status.INVALID_ARGUMENT);
     expect(d.message).toBe('ranges[1].count: must be at least 1');
     expect(d.badRequest?.fieldViolations).toEqual([{ field: 'ranges[1].count', description: 'must be at least 1' }]);
+  });
+
+  test('resourceExhausted: the admission rule is ErrorInfo.reason, with what was asked and the limit', () => {
+    const d = decodeStatusDetails(resourceExhausted('quota_address_spaces', 'client 3/tool holds 64 of 64', { held: '64', limit: '64' }));
+    expect(d.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(d.message).toBe('quota_address_spaces: client 3/tool holds 64 of 64');
+    expect(d.errorInfo).toEqual({ reason: 'quota_address_spaces', domain: ADMISSION_DOMAIN, metadata: { held: '64', limit: '64' } });
   });
 
   test('an error without the trailer still decodes its code and message', () => {

@@ -323,6 +323,20 @@ export function invalidArgument(field: string, why: string): StatusError {
 }
 
 /** The caller's identity does not allow this RPC. */
+/**
+ * Admission control refused the request before anything changed (DESIGN.md §8, issue 10): a
+ * per-client quota is used up or one request asks for more work than a call may do. The rule
+ * (`quota_address_spaces`, `cap_pages_per_call`, ...) is ErrorInfo.reason, so clients branch on it;
+ * `metadata` says what was asked, what is held and the limit, so the client can back off or split.
+ */
+export function resourceExhausted(rule: string, why: string, metadata: Readonly<Record<string, string>> = {}): StatusError {
+  const info: ErrorInfo = { reason: rule, domain: ADMISSION_DOMAIN, metadata: { ...metadata } };
+  return new StatusError(status.RESOURCE_EXHAUSTED, `${rule}: ${why}`, [packAny(DETAIL_TYPES.errorInfo, ErrorInfo, info)]);
+}
+
+/** ErrorInfo.domain of admission refusals (resourceExhausted). */
+export const ADMISSION_DOMAIN = 'admission.hypmesh';
+
 export function permissionDenied(why: string): StatusError {
   return new StatusError(status.PERMISSION_DENIED, why);
 }
