@@ -63,3 +63,16 @@ export { DEPENDENCY_GRACE_MS_DEFAULT, watchDependencies, type DependencyWatch, t
 export { REQUEST_ID_KEY, REQUEST_ID_MAX_CHARS, REQUEST_KEYS_MAX, RequestKeys, keyReused, requestDigest, requestIdOf, type KeyedEntry, type KeyedOutcome, type KeyLookup } from './request-keys.js';
 export { OPEN_KEYS_MAX, OperationKeys, RETRY_BACKOFF_MS, retryAmbiguous, type Attempt, type RetryClock } from './keyed-retry.js';
 export { keyedCall, outcomeUnknown, outcomeUnknownMessage, OUTCOME_UNKNOWN_RULE, type KeyedCall, type KeyedReply } from './keyed-call.js';
+export {
+  CLIENT_KEY,
+  ANONYMOUS_CLIENT,
+  CLIENT_FORM,
+  principal,
+  clientName,
+  principalOf,
+  AdmissionLimits,
+  QuotaLedger,
+  type Principal,
+  type AdmissionRule,
+  type AdmissionTable,
+} from './admission.js';
