@@ -27,10 +27,11 @@
 
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import { UnreachedKind, type DependencyUnreached, type ExchangeRequest, type ExchangeResponse, type GetStatsResponse } from '@hypmesh/proto/rm';
-import { callerVmid, fromThrown, inDependencyScope, type BugLog, type Unreached } from '@hypmesh/rpc';
+import { fromThrown, inDependencyScope, principalOf, type BugLog, type Principal, type Unreached } from '@hypmesh/rpc';
 import { MsgqEndpoint, type MsgqRefusal, type RequestHook, type ResourceManager } from '@hypmesh/rm';
 import { FragmentReorder, applyAt, fragmentStep, type FaultEngine, type FaultEvent } from '@hypmesh/fault';
 import { decodeHeader, encodeReply, messageName } from '@hypmesh/rm-wire';
+import { madeByReply, type RmAdmission } from './admission.js';
 import type { Notifier } from './notifier.js';
 
 /** Trailer naming a finished Exchange stream's drops: `rule=count,rule=count` (empty when none). */
@@ -90,6 +91,8 @@ export class ByteFaceStats {
 
 export interface ByteFace {
   readonly rm: ResourceManager;
+  /** Quotas of both faces (admission.ts). */
+  readonly admission: RmAdmission;
   readonly notifier: Notifier;
   readonly stats: ByteFaceStats;
   readonly log: BugLog;
@@ -159,13 +162,23 @@ function outageOf(fragment: Uint8Array, outages: Map<number, DependencyUnreached
 
 export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
   return (call) => {
-    let caller: number;
+    let who: Principal;
+    let release: () => void;
     try {
-      caller = callerVmid(call);
+      who = principalOf(call);
+      const admitted = face.admission.openStream(who);
+      if (!admitted.ok) throw admitted.status;
+      release = admitted.release;
     } catch (e) {
       call.emit('error', fromThrown(e, face.log, 'Exchange'));
       return;
     }
+    const caller = who.vmid;
+    let released = false;
+    const releaseOnce = (): void => {
+      if (!released) release();
+      released = true;
+    };
     const streamDrops = new Map<string, number>();
     const streamRefusals = new Map<string, number>();
     // Requests whose dispatch could not reach the core, by seq: their reply's first fragment says so.
@@ -183,7 +196,16 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
         bump(streamRefusals, `${r.rmError}:${r.rule}`);
       },
       async (request, dispatch) => {
-        const { result, failure } = inDependencyScope(() => (faultHook === undefined ? dispatch() : faultHook(request, dispatch)));
+        // Quotas first (admission.ts): a refused request answers the RM's own error for an empty pool.
+        const admitted = async (): Promise<Uint8Array> => {
+          const r = await face.admission.around(who, request.name, dispatch, (payload) => madeByReply(request.name, payload));
+          if (r.ok) return r.value;
+          const refusal = { rmError: r.refusal.rmError, rule: r.refusal.rule };
+          face.stats.refusal(caller, refusal);
+          bump(streamRefusals, `${refusal.rmError}:${refusal.rule}`);
+          return encodeReply(refusal.rmError);
+        };
+        const { result, failure } = inDependencyScope(() => (faultHook === undefined ? admitted() : faultHook(request, admitted)));
         const payload = await result;
         const f = failure();
         // No payload: no reply goes out (a lost or dropped message), so nothing to annotate.
@@ -226,6 +248,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       closed = true;
       notify.stop();
       face.open.delete(handle);
+      releaseOnce();
       const trailers = new Metadata();
       trailers.set(DROPS_TRAILER_KEY, [...streamDrops].map(([rule, n]) => `${rule}=${n}`).join(','));
       trailers.set(REFUSALS_TRAILER_KEY, [...streamRefusals].map(([key, n]) => `${key}=${n}`).join(','));
@@ -236,6 +259,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       closed = true;
       notify.stop();
       face.open.delete(handle);
+      releaseOnce();
     };
 
     call.on('data', (req: ExchangeRequest) => {

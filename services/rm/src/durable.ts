@@ -15,6 +15,8 @@ import { DEFAULT_RM_CONFIG, restoreRm, rmDurableState, type PersistPort, type Re
 
 const RM_STATE_FILE = 'rm.sqlite';
 const STATE_KEY = 'rm';
+/** Who made each VMID and parcel (admission.ts snapshot): quotas hold across a restart. */
+const ADMISSION_KEY = 'rm-admission';
 
 /**
  * The port that keeps `rm`'s state in `journal` (ResourceManager.persist). A failed commit rejects
@@ -35,6 +37,21 @@ export function persistTo(journal: Journal, failed: (e: Error) => void): Persist
       journal.putState(STATE_KEY, text, done);
     });
 }
+
+/** The port that keeps the admission ledger's snapshot in `journal` (RmAdmission persist). */
+export function persistAdmissionTo(journal: Journal, failed: (e: Error) => void): (text: string) => Promise<void> {
+  return (text) =>
+    new Promise((resolve, reject) =>
+      journal.putState(ADMISSION_KEY, text, (e) => {
+        if (e === undefined) return resolve();
+        failed(e);
+        reject(e);
+      }),
+    );
+}
+
+/** The stored admission snapshot, if any. */
+export const storedAdmission = (journal: Journal): string | undefined => journal.state(ADMISSION_KEY);
 
 /** Puts the stored state, if any, into `rm` (fresh, same configuration); false when there was none. */
 export function restoreFrom(journal: Journal, rm: ResourceManager): boolean {

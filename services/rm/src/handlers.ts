@@ -8,7 +8,7 @@
 
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ParcelState, type ParcelSummary, type RmServiceServer, type SubscribeRequest, type SubscribeResponse } from '@hypmesh/proto/rm';
-import { callerVmid, fromThrown, requireCaller, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
+import { callerVmid, fromThrown, principalOf, requireCaller, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
 import type { Parcel, ResourceManager } from '@hypmesh/rm';
 import { TRANS_TYPE, type CallName, type RequestOf } from '@hypmesh/rm-wire';
 import { exchangeHandler, type ByteFace } from './byte-face.js';
@@ -38,6 +38,15 @@ function parcelOut(p: Parcel): ParcelSummary {
   };
 }
 
+/** The object a typed call's wire reply names: a parcel handle, or the VMID (VM_ALLOCATE's, else the one asked for). */
+function madeByTyped(reply: unknown, request: unknown): number | null {
+  const r = reply as { handle?: number; vmid?: number | null };
+  if (typeof r.handle === 'number') return r.handle;
+  if (typeof r.vmid === 'number') return r.vmid;
+  const q = request as { vmid?: number };
+  return typeof q.vmid === 'number' ? q.vmid : null;
+}
+
 /** `reset` is the service's (server.ts): it replaces the RM these handlers act on. */
 export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceServer['reset']): RmServiceServer {
   const unary = unaryWith(log);
@@ -47,10 +56,18 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
   for (const name of Object.keys(CALL_RPCS) as CallName[]) {
     const codec = TYPED_CODECS[name] as unknown as AnyTyped;
     typed[CALL_RPCS[name]] = unary(async (req: never, call): Promise<Result<unknown, AnyDomainError>> => {
-      const caller = callerVmid(call);
+      const who = principalOf(call);
       const wire = checkedRequest(name, codec.toWire(req) as RequestOf<CallName>);
       if (!wire.ok) return { ok: false, error: wireRefusal(wire.error) };
-      const outcome = await rm.call(caller, name, wire.value);
+      // Admitted as the byte face is (admission.ts): a refusal is decided before the RM is called.
+      const admitted = await face.admission.around(
+        who,
+        name,
+        () => rm.call(who.vmid, name, wire.value),
+        (o) => (o.ok ? madeByTyped(o.value, wire.value) : null),
+      );
+      if (!admitted.ok) throw admitted.refusal.status;
+      const outcome = admitted.value;
       return outcome.ok ? { ok: true, value: codec.fromWire(outcome.value as never, req) } : outcome;
     }) as RmServiceServer[CallRpc];
   }
@@ -60,8 +77,13 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
     reset,
     subscribe: (call: ServerWritableStream<SubscribeRequest, SubscribeResponse>) => {
       let caller: number;
+      let release: () => void;
       try {
-        caller = callerVmid(call);
+        const who = principalOf(call);
+        caller = who.vmid;
+        const admitted = face.admission.openStream(who);
+        if (!admitted.ok) throw admitted.status;
+        release = admitted.release;
       } catch (e) {
         call.emit('error', fromThrown(e, log, 'Subscribe'));
         return;
@@ -75,14 +97,18 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
           return true;
         }
       });
+      let stopped = false;
       const stop = (): void => {
         notify.stop();
         face.open.delete(handle);
+        if (!stopped) release();
+        stopped = true;
       };
       face.open.add(handle);
       call.on('drain', () => notify.resume());
       call.on('cancelled', stop);
       call.on('error', stop);
+      call.on('close', stop);
     },
     exchange: exchangeHandler(face),
     listParcels: unary((req, call) => {

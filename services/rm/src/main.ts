@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
 import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
+import { RM_ADMISSION, rmAdmissionLimits } from './admission.js';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
 import { CORE_CALL_TIMEOUT_MS, grpcCore } from './core-client.js';
 import { durableRmOptions, startRmServer } from './server.js';
@@ -27,9 +28,14 @@ const opts = new Command('hypmesh-rm')
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
   .addOption(new Option('--data-dir <dir>', "durable state: keep the RM's state here (rm.sqlite) and restore it at start (default: in memory only)").env('HYPMESH_DATA_DIR'))
   .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss (an fsync per group commit)').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
+  .addOption(
+    new Option('--quota <specs>', `admission quotas, comma-separated or repeated: NAME=N for every client, CLIENT:NAME=N for one (N a count or "unlimited"); rules: ${Object.keys(RM_ADMISSION).join(', ')} (README "Admission control")`)
+      .env('HYPMESH_RM_QUOTA')
+      .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
+  )
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<{ address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; quota?: string[] }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -39,6 +45,14 @@ if (!faults.ok) {
   process.exit(2);
 }
 const engine = faults.value.engine;
+
+/** Quotas: a bad --quota spec refuses startup, naming it. */
+try {
+  rmAdmissionLimits(opts.quota);
+} catch (e) {
+  log.fatal((e as Error).message);
+  process.exit(2);
+}
 
 function core(): { port: CoreGrantPort; close(): void } {
   if (opts.core !== 'embedded') {
@@ -67,7 +81,7 @@ if (!durable.ok) {
 try {
   const c = core();
   const dependencies = opts.core === 'embedded' ? undefined : { dependencies: [{ name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
-  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine, ...durable.value, ...(dependencies && { dependencies }) });
+  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine, quota: opts.quota ?? [], ...durable.value, ...(dependencies && { dependencies }) });
   if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'restored from the data dir');
   log.info({ address: opts.address, port: rm.port, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
   let stopping = false;

@@ -15,8 +15,9 @@ import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, 
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
 import type { Journal } from '@hypmesh/journal';
+import { RmAdmission, rmAdmissionLimits } from './admission.js';
 import { ByteFaceStats, type ByteFace } from './byte-face.js';
-import { persistTo, restoreFrom } from './durable.js';
+import { persistAdmissionTo, persistTo, restoreFrom, storedAdmission } from './durable.js';
 import { createRmHandlers } from './handlers.js';
 import { Notifier } from './notifier.js';
 
@@ -46,6 +47,8 @@ export interface RmServerOptions {
   readonly store?: Journal;
   /** Durable mode: a commit failed (the service should exit and recover). Default: log it as a bug. */
   readonly storeFailed?: (e: Error) => void;
+  /** `--quota` specs (NAME=N, CLIENT:NAME=N) over admission.ts RM_ADMISSION; a bad spec throws. */
+  readonly quota?: readonly string[];
 }
 
 export interface RmServer {
@@ -55,6 +58,8 @@ export interface RmServer {
   /** The RM state both faces act on now (tests may inspect it); Reset replaces it. */
   readonly rm: ResourceManager;
   readonly stats: ByteFaceStats;
+  /** What each client holds under the RM's quotas now; Reset replaces it. */
+  readonly admission: RmAdmission;
   readonly health: HealthImplementation;
   /** Durable mode: whether the RM's state came from the data dir. */
   readonly restored: boolean;
@@ -72,15 +77,21 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   const unary = unaryWith(log);
   const engine = options.faults === 'off' ? undefined : (options.faults ?? new FaultEngine({ nowMs: Date.now }));
   const store = options.store;
-  const persist = store && persistTo(store, options.storeFailed ?? ((e) => log.error({ err: e }, 'bug: RM state commit failed')));
+  const storeFailed = options.storeFailed ?? ((e: Error) => log.error({ err: e }, 'bug: RM state commit failed'));
+  const persist = store && persistTo(store, storeFailed);
+  const persistAdmission = store && persistAdmissionTo(store, storeFailed);
+  const limits = rmAdmissionLimits(options.quota);
   const boot = (): ByteFace => {
     const rm = options.rmConfig ? new ResourceManager(options.core, options.rmConfig) : new ResourceManager(options.core);
     rm.persist = persist;
     const faults = engine === undefined ? undefined : { engine };
-    return { rm, notifier: new Notifier(rm, faults), stats: new ByteFaceStats(), log, open: new Set(), ...(faults && { faults }) };
+    const admission = new RmAdmission(limits, rm, persistAdmission);
+    return { rm, admission, notifier: new Notifier(rm, faults), stats: new ByteFaceStats(), log, open: new Set(), ...(faults && { faults }) };
   };
   let face = boot();
   const restored = store !== undefined && restoreFrom(store, face.rm);
+  const held = store && storedAdmission(store);
+  if (restored && held !== undefined) face.admission.restore(held);
 
   // Reset (rm_service.proto): a fresh RM as at boot; the old one's streams end, nothing reaches the
   // core. In durable mode the fresh state is committed before the reply.
@@ -94,6 +105,7 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     handlers = createRmHandlers(face, log, reset);
     for (const s of [...old.open]) s.end();
     await persist?.(fresh.rm);
+    await persistAdmission?.(fresh.admission.snapshot());
     return { ok: true, value };
   });
   let handlers = createRmHandlers(face, log, reset);
@@ -123,6 +135,9 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     },
     get stats() {
       return face.stats;
+    },
+    get admission() {
+      return face.admission;
     },
   };
 }

@@ -43,7 +43,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ExchangeRequest, RmServiceClient, UnreachedKind, type DependencyUnreached, type ExchangeResponse } from '@hypmesh/proto/rm';
 import { FragmentReorder, NO_FAULT, faultMessage, fragmentStep, rmMessageMethod, type FaultEngine, type FaultEvent, type FragmentStep } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, DEPENDENCY_TIMEOUT_MS, dependencyNoter, SERVICE_CLIENT_OPTIONS, type Unreached } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, CLIENT_KEY, DEPENDENCY_TIMEOUT_MS, dependencyNoter, SERVICE_CLIENT_OPTIONS, type Unreached } from '@hypmesh/rpc';
 import { VMID_HLOS, type RmError, type RmOutcome } from '@hypmesh/rm';
 import {
   LINUX_RM_SEND_PAYLOAD_MAX,
@@ -232,6 +232,8 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     if (closed) return;
     const md = new grpc.Metadata();
     md.set(CALLER_VMID_KEY, String(VMID_HLOS));
+    // The RM's quotas count the VMM as client `vmm` (services/rm/src/admission.ts overrides).
+    md.set(CLIENT_KEY, 'vmm');
     const s = client.exchange(md);
     const rx = new Reassembler();
     stream = s;
