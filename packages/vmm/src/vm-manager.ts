@@ -122,6 +122,11 @@ export class VmManager {
     return vmmOk(done.flatMap((r) => (r.ok ? [r.value] : [])));
   }
 
+  /** Whether session `id` (stream or lease) is live; no side effect (a lease is not renewed). */
+  hasSession(id: string): boolean {
+    return this.sessions.handles(id) !== undefined;
+  }
+
   /** How many VM handles and sessions (streams and leases) this manager holds. */
   counts(): { readonly vms: number; readonly sessions: number } {
     return { vms: this.vms.size, sessions: this.sessions.size };

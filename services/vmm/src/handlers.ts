@@ -19,6 +19,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { OpenSessionRequest, OpenSessionResponse, VmmServiceServer, WatchVmRequest, WatchVmResponse } from '@hypmesh/proto/vmm';
 import { domainStatus, enumField, fromThrown, requireCaller, unaryWith, type BugLog, type Result } from '@hypmesh/rpc';
 import type { LeaseView, VmEvent, VmManager, VmmError, VmmResult, VmView } from '@hypmesh/vmm';
+import { vmmPrincipal, type VmmAdmission } from './admission.js';
 import { bindingIn, eventOut, handleField, leaseOut, REG_SETS, sessionField, u64Field, VM_TYPES, vmOut, vmRecordOut } from './codec.js';
 
 /** HOST, the only caller of the VMM's admin introspection (ListAllVms, vmm_service.proto). */
@@ -32,13 +33,26 @@ const vmsReply = (r: VmmResult<readonly VmView[]>): Result<{ vms: ReturnType<typ
 const leaseReply = (r: VmmResult<LeaseView>): Result<{ lease: ReturnType<typeof leaseOut> }, VmmError> => (r.ok ? { ok: true, value: { lease: leaseOut(r.value) } } : r);
 
 /** `reset` is the service's (server.ts): it replaces the VM manager these handlers act on. */
-export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog, reset: VmmServiceServer['reset']): VmmServiceServer {
+export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog, reset: VmmServiceServer['reset'], admission: VmmAdmission): VmmServiceServer {
   const unary = unaryWith(log);
 
   return {
     reset,
     openSession: (call: ServerWritableStream<OpenSessionRequest, OpenSessionResponse>) => {
+      // Quotas (admission.ts): the stream and the session it holds, refused before either exists.
+      let release: () => void;
+      let who: ReturnType<typeof vmmPrincipal>;
+      try {
+        who = vmmPrincipal(call);
+        const refused = admission.refusal('sessions', who);
+        if (refused !== undefined) throw refused;
+        release = admission.stream(who);
+      } catch (e) {
+        call.emit('error', fromThrown(e, log, 'OpenSession'));
+        return;
+      }
       const id = vmm.openSession();
+      admission.session(who, id);
       const mine = new Set<number>();
       const isMine = (handle: number): boolean => mine.has(handle) || (vmm.view(handle, id) !== undefined && mine.add(handle) !== undefined);
       const stopWatch = vmm.watch((e: VmEvent) => {
@@ -51,6 +65,7 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
         stopWatch();
         open.delete(stream);
         vmm.endSession(id);
+        release();
       };
       const stream = {
         end: () => {
@@ -65,7 +80,14 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
       call.write({ sessionId: id });
     },
 
-    openLease: unary((req) => leaseReply(vmm.openLease(req.ttlMs))),
+    openLease: unary((req, call) => {
+      const who = vmmPrincipal(call);
+      const refused = admission.refusal('sessions', who);
+      if (refused !== undefined) throw refused;
+      const lease = vmm.openLease(req.ttlMs);
+      if (lease.ok) admission.session(who, lease.value.sessionId);
+      return leaseReply(lease);
+    }),
     renewLease: unary((req) => leaseReply(vmm.renewLease(sessionField(req.sessionId)))),
     closeLease: unary(async (req) => vmsReply(await vmm.closeLease(sessionField(req.sessionId)))),
     listVms: unary((req) => vmsReply(vmm.listVms(sessionField(req.sessionId)))),
@@ -74,7 +96,12 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
       return { ok: true, value: { vms: vmm.list().sort((a, b) => a.handle - b.handle).map(vmRecordOut) } };
     }),
 
-    createVm: unary(async (req) => vmReply(await vmm.create(sessionField(req.sessionId), enumField(req.type, VM_TYPES, 'type'), req.ipaBits))),
+    createVm: unary(async (req, call) => {
+      const session = sessionField(req.sessionId);
+      const type = enumField(req.type, VM_TYPES, 'type');
+      const made = await admission.vm(vmmPrincipal(call), () => vmm.create(session, type, req.ipaBits), (r) => (r.ok ? r.value.handle : undefined));
+      return vmReply(made);
+    }),
     mapMem: unary((req) => vmReply(vmm.mapMem(handleField(req.handle), bindingIn(req.binding), req.unmap, sessionField(req.sessionId)))),
     setDtbConfig: unary((req) => vmReply(vmm.setDtbConfig(handleField(req.handle), u64Field(req.guestAddr, 'guest_addr'), u64Field(req.size, 'size'), sessionField(req.sessionId)))),
     setBootContext: unary((req) =>
@@ -99,6 +126,13 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
         call.emit('error', domainStatus(current.error));
         return;
       }
+      let release: () => void;
+      try {
+        release = admission.stream(vmmPrincipal(call));
+      } catch (e) {
+        call.emit('error', fromThrown(e, log, 'WatchVm'));
+        return;
+      }
       let stopWatch = (): void => {};
       const stream = {
         end: () => {
@@ -109,6 +143,7 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
       const stop = (): void => {
         stopWatch();
         open.delete(stream);
+        release();
       };
       stopWatch = vmm.watch((e) => {
         if (e.handle !== handle) return;

@@ -11,6 +11,7 @@ import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from
 import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
+import { VMM_ADMISSION, vmmAdmissionLimits } from './admission.js';
 import { CORE_CALL_TIMEOUT_MS } from './core-client.js';
 import { grpcHoldings } from './holdings-client.js';
 import { RM_CALL_TIMEOUT_MS, RM_RECONNECT_MS_MAX } from './rm-client.js';
@@ -50,9 +51,14 @@ const opts = new Command('hypmesh-vmm')
   .addOption(new Option('--donation-region <base:size>', "host RAM the VMM donates from (default: the top 64 MiB below HYP's carve-out in the core's highest RAM region)").env('HYPMESH_DONATION_REGION').argParser(frameRun))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
+  .addOption(
+    new Option('--quota <specs>', `admission quotas, comma-separated or repeated: NAME=N for every client, CLIENT:NAME=N for one (N a count or "unlimited"); rules: ${Object.keys(VMM_ADMISSION).join(', ')} (README "Admission control")`)
+      .env('HYPMESH_VMM_QUOTA')
+      .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
+  )
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string }>();
+  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[] }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -63,12 +69,20 @@ if (!faults.ok) {
 }
 const engine = faults.value.engine;
 
+/** Quotas: a bad --quota spec refuses startup, naming it. */
+try {
+  vmmAdmissionLimits(opts.quota);
+} catch (e) {
+  log.fatal((e as Error).message);
+  process.exit(2);
+}
+
 try {
   const rm = grpcRm(opts.rm, opts.rmTimeoutMs, engine);
   const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine);
   const holdings = grpcHoldings(opts.core, opts.rm, opts.coreTimeoutMs);
   const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, quota: opts.quota ?? [], vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
   if (vmm.sweep !== undefined) {
     if (vmm.sweep.orphans.length + vmm.sweep.realms.length > 0) log.warn({ vmids: vmm.sweep.orphans, realms: vmm.sweep.realms }, 'VMs of an earlier VMM process found: tearing them down');
     void vmm.sweep.swept.then((report) => {

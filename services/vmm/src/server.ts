@@ -20,6 +20,7 @@ import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceSe
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
 import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { VmmAdmission, vmmAdmissionLimits } from './admission.js';
 import { systemClock } from './clock.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
@@ -46,6 +47,8 @@ export interface VmmServerOptions {
    * always gives it, tests that start from a clean RM and core need not.
    */
   readonly holdings?: HoldingsPort;
+  /** `--quota` specs (NAME=N, CLIENT:NAME=N) over admission.ts VMM_ADMISSION; a bad spec throws. */
+  readonly quota?: readonly string[];
 }
 
 export interface VmmServer {
@@ -54,6 +57,8 @@ export interface VmmServer {
   readonly port: number;
   /** The VM manager the service acts on now (tests may inspect it); Reset replaces it. */
   readonly vmm: VmManager;
+  /** What each client holds under the VMM's quotas now; Reset replaces it. */
+  readonly admission: VmmAdmission;
   readonly health: HealthImplementation;
   /** The restart sweep (with `holdings`): the VMIDs and realms it took over, and its report once every teardown ended. */
   readonly sweep: SweepOutcome | undefined;
@@ -114,7 +119,10 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
     return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
   };
+  const limits = vmmAdmissionLimits(options.quota);
+  const admit = (m: VmManager): VmmAdmission => new VmmAdmission(limits, { hasSession: (id) => m.hasSession(id), hasVm: (h) => m.view(h) !== undefined });
   let vmm = await build();
+  let admission = admit(vmm);
   const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings);
 
   // Reset (vmm_service.proto): drop everything without teardown calls, then a fresh manager.
@@ -123,11 +131,12 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     const next = await build();
     vmm.abandon();
     vmm = next;
-    handlers = createVmmHandlers(vmm, open, log, reset);
+    admission = admit(vmm);
+    handlers = createVmmHandlers(vmm, open, log, reset, admission);
     for (const s of [...open]) s.end();
     return { ok: true, value: { vmsDropped: dropped.vms, sessionsDropped: dropped.sessions } };
   });
-  let handlers = createVmmHandlers(vmm, open, log, reset);
+  let handlers = createVmmHandlers(vmm, open, log, reset, admission);
   const service = delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers);
   const served = await serveGrpc({
     address: options.address,
@@ -149,6 +158,9 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     sweep,
     get vmm() {
       return vmm;
+    },
+    get admission() {
+      return admission;
     },
   };
 }
