@@ -204,3 +204,21 @@ describe('the VMM\'s quotas (HYPMESH_VMM_QUOTA=sessions=3,vms=2,streams=5,good:v
     for (const w of [...watches, again as grpc.ClientReadableStream<WatchVmResponse>]) w.cancel();
   }, 30_000);
 });
+
+describe('the VMM\'s cap on one VM\'s memory (memory_bytes_per_vm, default 8 GiB)', () => {
+  test('a MapMem past 8 GiB bound is RESOURCE_EXHAUSTED cap_memory_bytes_per_vm and binds nothing; within it, it binds', async () => {
+    const { stream, sessionId } = await mustSession('big');
+    const vm = (await ask<{ vm: Vm }>(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }, 'big')).vm;
+    const where = { sessionId, handle: vm.handle };
+    const bind = (guestAddr: bigint, hostAddr: bigint, size: bigint): object => ({ ...where, unmap: false, binding: { guestAddr, hostAddr, size, mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true } });
+    await ask(vmm, vmm.mapMem, bind(0x8000_0000n, GUEST_RAM, BigInt(4 * MiB)), 'big');
+    const e = await refusal(ask(vmm, vmm.mapMem, bind(0x1_0000_0000n, GUEST_RAM + BigInt(2 ** 30), BigInt(8 * 2 ** 30)), 'big'));
+    const d = decodeStatusDetails(e);
+    expect(grpc.status[d.code]).toBe('RESOURCE_EXHAUSTED');
+    expect(d.errorInfo).toMatchObject({ reason: 'cap_memory_bytes_per_vm', metadata: { principal: '3/big', bound: String(4 * MiB), limit: String(8 * 2 ** 30) } });
+    const view = (await ask<{ vm: Vm }>(vmm, vmm.getVm, where, 'big')).vm;
+    expect(view.bindings).toHaveLength(1);
+    await ask(vmm, vmm.mapMem, bind(0x1_0000_0000n, GUEST_RAM + BigInt(2 ** 30), BigInt(2 ** 30)), 'big');
+    stream.cancel();
+  }, 30_000);
+});

@@ -12,9 +12,9 @@
  */
 
 import type { Metadata } from '@grpc/grpc-js';
-import { AdmissionLimits, CALLER_VMID_KEY, QuotaLedger, callerVmid, clientName, principal, type AdmissionTable, type Principal, type StatusError } from '@hypmesh/rpc';
+import { AdmissionLimits, CALLER_VMID_KEY, QuotaLedger, callerVmid, clientName, principal, resourceExhausted, type AdmissionTable, type Principal, type StatusError } from '@hypmesh/rpc';
 
-export type VmmQuota = 'sessions' | 'vms' | 'streams';
+export type VmmQuota = 'sessions' | 'vms' | 'streams' | 'memory_bytes_per_vm';
 
 /** The VMM's rules and their defaults (per client; `--quota` / HYPMESH_VMM_QUOTA override them). */
 export const VMM_ADMISSION: AdmissionTable<VmmQuota> = {
@@ -24,6 +24,10 @@ export const VMM_ADMISSION: AdmissionTable<VmmQuota> = {
   vms: { kind: 'quota', counts: 'VMs', limit: 32 },
   // OpenSession + WatchVm streams open at once: each holds an HTTP/2 stream and an event listener.
   streams: { kind: 'quota', counts: 'streams', limit: 64 },
+  // Guest memory bound to one VM (MapMem): StartVm donates table pages for all of it from the
+  // donation region (gunyah-lifecycle.ts tablePagesFor, about 2 MiB per GiB), so one huge VM could
+  // take the region from every other. 8 GiB: half the default host RAM, a quarter of the region.
+  memory_bytes_per_vm: { kind: 'cap', counts: 'bytes bound to one VM', limit: 8 * 2 ** 30 },
 };
 
 /** The limits in force: the table's defaults, then `--quota` specs (throws Error naming a bad spec). */
@@ -99,6 +103,18 @@ export class VmmAdmission {
       if (!done) this.ledger.release('streams', id);
       done = true;
     };
+  }
+
+  /** The cap on one VM's bound memory: undefined if `asked` more bytes fit beside the `bound` ones, else the refusal. */
+  memoryRefusal(who: Principal, bound: bigint, asked: bigint): StatusError | undefined {
+    const limit = this.ledger.limits.limit('memory_bytes_per_vm', who);
+    if (limit === Infinity || bound + asked <= BigInt(limit)) return undefined;
+    return resourceExhausted('cap_memory_bytes_per_vm', `the VM has ${bound} bytes bound and asks for ${asked} more; one VM may have at most ${limit}`, {
+      principal: who.key,
+      bound: String(bound),
+      asked: String(asked),
+      limit: String(limit),
+    });
   }
 
   /** Releases every session and VM the VM manager no longer has. */

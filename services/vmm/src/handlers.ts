@@ -102,7 +102,17 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
       const made = await admission.vm(vmmPrincipal(call), () => vmm.create(session, type, req.ipaBits), (r) => (r.ok ? r.value.handle : undefined));
       return vmReply(made);
     }),
-    mapMem: unary((req) => vmReply(vmm.mapMem(handleField(req.handle), bindingIn(req.binding), req.unmap, sessionField(req.sessionId)))),
+    mapMem: unary((req, call) => {
+      const handle = handleField(req.handle);
+      const binding = bindingIn(req.binding);
+      const session = sessionField(req.sessionId);
+      if (!req.unmap) {
+        const bound = (vmm.view(handle, session)?.bindings ?? []).reduce((n, b) => n + b.sizeBytes, 0n);
+        const refused = admission.memoryRefusal(vmmPrincipal(call), bound, binding.sizeBytes);
+        if (refused !== undefined) throw refused;
+      }
+      return vmReply(vmm.mapMem(handle, binding, req.unmap, session));
+    }),
     setDtbConfig: unary((req) => vmReply(vmm.setDtbConfig(handleField(req.handle), u64Field(req.guestAddr, 'guest_addr'), u64Field(req.size, 'size'), sessionField(req.sessionId)))),
     setBootContext: unary((req) =>
       vmReply(vmm.setBootContext(handleField(req.handle), enumField(req.regSet, REG_SETS, 'reg_set'), req.index, u64Field(req.value, 'value'), sessionField(req.sessionId))),
