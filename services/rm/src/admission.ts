@@ -76,12 +76,12 @@ export interface QuotaRefusal {
 /** One attribution as the data dir keeps it. */
 type Held = readonly [rule: ObjectQuota, id: number, vmid: number, client: string];
 
-/** The object a byte-face reply payload names (its `[err][data]`), or null when it names none. */
-export function madeByReply(name: string, payload: Uint8Array | undefined): number | null {
+/** The object a byte-face reply payload (`[err][data]`) names; null when an OK reply names none; undefined when nothing was made. */
+export function madeByReply(name: string, payload: Uint8Array | undefined): number | null | undefined {
   const m = MAKES[name];
-  if (m === undefined || payload === undefined) return null;
+  if (m === undefined || payload === undefined) return undefined;
   const frame = decodeReply(payload);
-  if (!frame.ok || frame.value.errorCode !== 0) return null;
+  if (!frame.ok || frame.value.errorCode !== 0) return undefined;
   const reply = (RM_CODECS[name as CallName] as { readonly reply: Codec<unknown> }).reply.decode(frame.value.data);
   return reply.ok ? m.id(reply.value as never) : null;
 }
@@ -108,10 +108,11 @@ export class RmAdmission {
 
   /**
    * Runs `dispatch` (the RM call) if `who` may make one more of what `name` makes, charging it for
-   * what the RM made (`made` reads its id from the result); else the refusal, and nothing ran. A
-   * call in flight holds a reservation, so concurrent calls cannot overshoot the quota.
+   * what the RM made (`made` reads its id from the result: undefined when the call failed, null
+   * when it succeeded without naming it); else the refusal, and nothing ran. A call in flight holds
+   * a reservation, so concurrent calls cannot overshoot the quota.
    */
-  async around<T>(who: Principal, name: string, dispatch: () => Promise<T>, made: (result: T) => number | null): Promise<{ ok: true; value: T } | { ok: false; refusal: QuotaRefusal }> {
+  async around<T>(who: Principal, name: string, dispatch: () => Promise<T>, made: (result: T) => number | null | undefined): Promise<{ ok: true; value: T } | { ok: false; refusal: QuotaRefusal }> {
     const m = MAKES[name];
     if (m === undefined) return { ok: true, value: await dispatch() };
     this.reconcile();
@@ -122,6 +123,7 @@ export class RmAdmission {
     try {
       const value = await dispatch();
       const id = made(value);
+      if (id === undefined) return { ok: true, value };
       if (id !== null) this.attribute(m.rule, who, id);
       else if (m.rule === 'vmids') this.attributeUnowned(who);
       if (this.persist !== undefined) await this.persist(this.snapshot());

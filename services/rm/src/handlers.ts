@@ -64,7 +64,7 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
         who,
         name,
         () => rm.call(who.vmid, name, wire.value),
-        (o) => (o.ok ? madeByTyped(o.value, wire.value) : null),
+        (o) => (o.ok ? madeByTyped(o.value, wire.value) : undefined),
       );
       if (!admitted.ok) throw admitted.refusal.status;
       const outcome = admitted.value;
