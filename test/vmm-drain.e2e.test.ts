@@ -20,7 +20,7 @@ import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@h
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { CLIENT_KEY } from '@hypmesh/rpc';
 import { ask, HOST, openSession } from './support/calls.js';
-import { Processes, serving, type Addresses } from './support/processes.js';
+import { Processes, serving, stop, type Addresses } from './support/processes.js';
 
 const MiB = 2 ** 20;
 const GUEST_RAM = BigInt(3 * 2 ** 30);
@@ -74,7 +74,9 @@ test('SIGTERM mid-StartVm: the start completes, new work is UNAVAILABLE draining
 
 /** Clients running cycles at once, and the VMs they must have started before the signal. */
 const CLIENTS = 4;
-const STARTED_BEFORE_SIGNAL = 4;
+const STARTED_BEFORE_SIGNAL = 6;
+/** Client c starts c × this late, so at the signal the clients are at different steps of a cycle. */
+const STAGGER_MS = 70;
 
 interface Outcome {
   readonly client: number;
@@ -86,6 +88,9 @@ interface Outcome {
 }
 
 test('SIGTERM under load (4 clients cycling VMs): in-flight calls complete, new ones are UNAVAILABLE, the VMM exits 0, and the RM and the core hold nothing of it', async () => {
+  // The VMM must be HLOS's only RM subscriber (README "The VM manager"): the first one goes first
+  // (the test above has stopped it already, unless it ran alone).
+  await stop(processes.all.find((p) => p.name === 'vmm')!);
   const core = new CoreServiceClient(addrs.core, grpc.credentials.createInsecure());
   const rm = new RmServiceClient(addrs.rm, grpc.credentials.createInsecure());
   const spacesBefore = (await ask<{ spaces: { vmid: number }[] }>(core, core.listAddressSpaces, {})).spaces.map((s) => s.vmid);
@@ -115,6 +120,7 @@ test('SIGTERM under load (4 clients cycling VMs): in-flight calls complete, new 
   };
 
   const client = async (c: number): Promise<void> => {
+    await new Promise((r) => setTimeout(r, c * STAGGER_MS));
     const session = vmm.openSession({}, (() => {
       const md = new grpc.Metadata();
       md.set(CLIENT_KEY, `load-${c}`);
