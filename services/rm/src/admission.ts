@@ -14,7 +14,9 @@
  * What a principal holds is charged by object (a VMID, a parcel handle) when the RM made it, and is
  * released once the RM no longer has it (VM_DEALLOCATE, MEM_RECLAIM, a Reset): `reconcile` asks the
  * RM before every check, so every way an object goes is covered without hooking each call. Who made
- * each object is durable with the RM's state (`--data-dir`): `snapshot` / `restore`.
+ * each object is durable with the RM's state (`--data-dir`): `snapshot` / `restore`, committed
+ * before the call's reply. The RM's state and the ledger are two rows written one after the other,
+ * so a crash between them leaves that one object (never replied to) charged to no one.
  */
 
 import { AdmissionLimits, QuotaLedger, principal, type AdmissionTable, type Principal, type StatusError } from '@hypmesh/rpc';
