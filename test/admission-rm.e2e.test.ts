@@ -174,6 +174,22 @@ describe('the VMM\'s quotas (HYPMESH_VMM_QUOTA=sessions=3,vms=2,streams=5,good:v
     stream.cancel();
   }, 30_000);
 
+  test('five CreateVms at once cannot overshoot vms=2: two are made, three refused', async () => {
+    const { stream, sessionId } = await mustSession('burst');
+    const all = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        ask(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }, 'burst').then(
+          () => 'OK',
+          (e: grpc.ServiceError) => decodeStatusDetails(e).errorInfo?.reason,
+        ),
+      ),
+    );
+    expect(all.filter((r) => r === 'OK')).toHaveLength(2);
+    expect(all.filter((r) => r !== 'OK')).toEqual(['quota_vms', 'quota_vms', 'quota_vms']);
+    expect((await ask<{ vms: unknown[] }>(vmm, vmm.listVms, { sessionId }, 'burst')).vms).toHaveLength(2);
+    stream.cancel();
+  }, 30_000);
+
   test('streams: OpenSession and WatchVm count together; the next WatchVm is refused; a watch ending frees its place', async () => {
     const { stream, sessionId } = await mustSession('watcher');
     const vm = (await ask<{ vm: Vm }>(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }, 'watcher')).vm;

@@ -154,6 +154,20 @@ describe('vmids: the issue\'s 63 VM_ALLOCATEs from one client', () => {
   });
 });
 
+describe('concurrent calls', () => {
+  test('ten VM_ALLOCATEs at once on both faces cannot overshoot a quota of 3: a call in flight holds its place', async () => {
+    const { client } = await rmWith(['vmids=3']);
+    const bytes = new ByteClient(client, 'tool');
+    const typed = Array.from({ length: 5 }, () => allocate(client, 'tool').then(() => 'OK', (e: grpc.ServiceError) => decodeStatusDetails(e).errorInfo?.reason));
+    const raw = Array.from({ length: 5 }, () => bytes.call('VM_ALLOCATE', { vmid: 0 }).then((r) => (r.rmError === 'OK' ? 'OK' : r.rmError)));
+    const all = await Promise.all([...typed, ...raw]);
+    expect(all.filter((r) => r === 'OK')).toHaveLength(3);
+    expect(all.filter((r) => r !== 'OK').every((r) => r === 'quota_vmids' || r === 'NORESOURCE')).toBe(true);
+    expect(await vmCount(client)).toBe(3);
+    bytes.end();
+  });
+});
+
 describe('parcels: the issue\'s 64 MEM_SHAREs', () => {
   test('default: a rogue tool makes 32 of HLOS\'s 64 parcels, then quota_parcels; the VMM can still make the other 32; a reclaim gives one back', async () => {
     const { client } = await rmWith();
