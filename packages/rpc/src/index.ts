@@ -49,7 +49,7 @@ export {
   u64Operand,
   nonEmpty,
 } from './shape.js';
-export { reflectionPackageDefinition, mapEntryName } from './reflection.js';
+export { DescriptorIndex, addReflection, filesOfSet, serverDescriptors, type ReflectionAnswer } from './reflection.js';
 export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeFaults, type ServeOptions, type Served } from './server.js';
 export { delegating } from './resettable.js';
 export { failureStatus, lostStatus, EXEMPT_PATHS, FAULT_RULE } from './fault-status.js';

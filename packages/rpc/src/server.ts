@@ -17,16 +17,18 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Boundary, FaultEngine } from '@hypmesh/fault';
-import { FAULT_PROTO_FILES, FaultServiceService } from '@hypmesh/proto/fault';
+import { FAULT_SERVICE_NAME, FaultServiceService } from '@hypmesh/proto/fault';
 import { guardDecoding } from './decode-guard.js';
 import { watchDependencies, type DependencyWatch } from './dependency-health.js';
 import { DrainDoor } from './drain-door.js';
 import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
-import { reflectionPackageDefinition } from './reflection.js';
+import { addReflection, serverDescriptors } from './reflection.js';
+
+/** grpc.health.v1's service, which every server carries (and reflection lists). */
+const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /**
  * Server channel options. Idle and aged connections are closed (clients reconnect transparently):
@@ -94,7 +96,7 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   if (faults !== undefined) server.addService(...guardDecoding(FaultServiceService, faultServiceHandlers(faults.engine)));
   const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(reflectionPackageDefinition(options.protoRoot, faults === undefined ? options.protoFiles : [...options.protoFiles, ...FAULT_PROTO_FILES])).addToServer(server);
+  addReflection(server, serverDescriptors([options.serviceName, ...(faults === undefined ? [] : [FAULT_SERVICE_NAME]), HEALTH_SERVICE_NAME]));
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
