@@ -29,7 +29,7 @@ export {
   type DecodedStatus,
 } from './status-details.js';
 export { unaryWith, type UnaryHandler, type Result } from './unary.js';
-export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, type CallOutcome, type ClientUnaryFn } from './client-call.js';
+export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, serviceClientOptions, type CallOutcome, type ClientUnaryFn } from './client-call.js';
 export { CALLER_VMID_KEY, callerVmid, requireCaller } from './caller.js';
 export {
   ADDRESS_BITS_MAX,
@@ -77,3 +77,4 @@ export {
   type AdmissionTable,
 } from './admission.js';
 export { callObserver, ProcessMetrics, ServiceMetrics, serveMetrics, type CallEnd, type GaugeSample } from './metrics.js';
+export { enableTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent } from './tracing.js';

@@ -27,6 +27,7 @@ import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
 import { callObserver, type ServiceMetrics } from './metrics.js';
 import { addReflection, serverDescriptors } from './reflection.js';
+import { traceServer, tracingEnabled } from './tracing.js';
 
 /** grpc.health.v1's service, which every server carries (and reflection lists). */
 const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
@@ -106,7 +107,7 @@ function observeCalls(options: ServeOptions): grpc.ServerInterceptor[] {
 
 export async function serveGrpc(options: ServeOptions): Promise<Served> {
   const faults = options.faults;
-  const interceptors = [...observeCalls(options), ...(options.interceptors ?? [])];
+  const interceptors = [...(tracingEnabled() ? [traceServer(options.serviceName)] : []), ...observeCalls(options), ...(options.interceptors ?? [])];
   const server = new grpc.Server(interceptors.length === 0 ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors: [...interceptors] });
   // The service registers through this view: every method refuses undecodable bytes first
   // (decode-guard.ts), then every unary handler goes through the fault front door, if any.
