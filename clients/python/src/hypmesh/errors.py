@@ -38,7 +38,8 @@ class FieldViolation:
     description: str
 
 
-@dataclass
+# eq=False: an exception compares and hashes by identity, as every other exception does.
+@dataclass(eq=False)
 class HypmeshError(Exception):
     """A failed call. ``domain`` is "errno", "rmi", "rm", "vmm" for a domain error, the ErrorInfo
     domain ("admission.hypmesh", "hypmesh" for an outage) when only ErrorInfo came, and "" for a
