@@ -121,11 +121,10 @@ def test_bare_status_permission_denied(core_channel):
 
 
 def test_bad_request_names_the_field(addresses):
-    # A channel that names no caller: the header is missing.
-    with grpc.insecure_channel(addresses["core"]) as ch:
-        core = core_service_pb2_grpc.CoreServiceStub(ch)
-        with pytest.raises(HypmeshError) as e:
-            hypmesh.call(core.HostShareHyp, pkvm_pb2.HostShareHypRequest(pfn=16), timeout=10)
+    # A stub whose channel names no caller: the header is missing.
+    core = hypmesh.stub(core_service_pb2_grpc.CoreServiceStub, addresses["core"], caller_vmid=None)
+    with pytest.raises(HypmeshError) as e:
+        hypmesh.call(core.HostShareHyp, pkvm_pb2.HostShareHypRequest(pfn=16), timeout=10)
     err = e.value
     assert err.grpc_code == grpc.StatusCode.INVALID_ARGUMENT and err.domain == ""
     assert [v.field for v in err.field_violations] == [hypmesh.CALLER_VMID_KEY]

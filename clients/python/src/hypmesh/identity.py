@@ -88,6 +88,11 @@ class CallerInterceptor(
         return continuation(self._details(details), requests)
 
 
+def stub(stub_class: Callable[[grpc.Channel], Any], address: str, caller_vmid: Optional[int] = HOST) -> Any:
+    """A generated stub (e.g. ``core_service_pb2_grpc.CoreServiceStub``) on ``connect(address, caller_vmid)``."""
+    return stub_class(connect(address, caller_vmid))
+
+
 def connect(address: str, caller_vmid: Optional[int] = HOST) -> grpc.Channel:
     """An insecure channel to ``address`` (host:port) whose calls name ``caller_vmid``.
 
