@@ -105,6 +105,22 @@ func TestVmLifeCycleThroughTheVmm(t *testing.T) {
 	if !slices.Contains(steps, "vm_deallocate") {
 		t.Errorf("teardown steps %v", steps)
 	}
+	// The session stream carried the VM's states, in order (events precede each reply).
+	var states []vmmv1.VmState
+	for !slices.Contains(states, vmmv1.VmState_VM_STATE_DESTROYED) {
+		select {
+		case ev := <-s.Events:
+			if st, ok := ev.GetEvent().(*vmmv1.VmEvent_State); ok && ev.GetHandle() == started.GetHandle() {
+				states = append(states, st.State)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no DESTROYED event; states %v", states)
+		}
+	}
+	want := []vmmv1.VmState{vmmv1.VmState_VM_STATE_CREATED, vmmv1.VmState_VM_STATE_RUNNING, vmmv1.VmState_VM_STATE_STOPPED, vmmv1.VmState_VM_STATE_DESTROYING, vmmv1.VmState_VM_STATE_DESTROYED}
+	if !slices.Equal(states, want) {
+		t.Errorf("states %v, want %v", states, want)
+	}
 	// The handle is gone: a VMM errno, decoded.
 	_, err = vmm.GetVm(c, s, started.GetHandle())
 	e := Decode(err)

@@ -48,11 +48,35 @@ def test_vm_life_cycle_through_the_vmm(vmm_channel, core_channel):
         assert [t.step for t in destroyed.teardown if not t.ok] == []
         assert "vm_deallocate" in [t.step for t in destroyed.teardown]
 
+        # The session stream carried the VM's states, in order (events precede each reply).
+        states = []
+        while vmm_pb.VM_STATE_DESTROYED not in states:
+            event = s.events.get(timeout=10)
+            if event.handle == started.handle and event.WhichOneof("event") == "state":
+                states.append(event.state)
+        assert states == [vmm_pb.VM_STATE_CREATED, vmm_pb.VM_STATE_RUNNING, vmm_pb.VM_STATE_STOPPED, vmm_pb.VM_STATE_DESTROYING, vmm_pb.VM_STATE_DESTROYED]
+
         # The handle is gone: a VMM errno, decoded.
         with pytest.raises(HypmeshError) as gone:
             vmm.get_vm(s, started.handle)
         assert (gone.value.grpc_code, gone.value.domain, gone.value.code_name, gone.value.errno) == (grpc.StatusCode.NOT_FOUND, "vmm", "ENOENT", 2)
     assert ownership(core_channel) == before
+
+
+def test_a_lease_session_closed_tears_its_vm_down(vmm_channel, core_channel):
+    vmm = hypmesh.Vmm(vmm_channel)
+    before = ownership(core_channel)
+    with vmm.session(lease_ttl_ms=60_000) as lease:
+        assert lease.id
+        vm = vmm.create_vm(lease)
+        vmm.map_mem(lease, vm.handle, Bind(0x8000_0000, VM_RAM + 16 * MiB, 64 * 1024))
+        assert [b.size for b in vmm.get_vm(lease, vm.handle).bindings] == [64 * 1024]
+        assert ownership(core_channel) != before  # the VM's stage-2 pool was donated
+    # CloseLease returned once the VM was torn down.
+    assert ownership(core_channel) == before
+    with pytest.raises(HypmeshError) as closed:
+        vmm.get_vm(lease, vm.handle)
+    assert (closed.value.grpc_code, closed.value.code_name, closed.value.rule) == (grpc.StatusCode.NOT_FOUND, "EBADF", "lease_closed")
 
 
 def test_parcel_lent_accepted_released_reclaimed_through_the_rm(rm_channel, core_channel):
