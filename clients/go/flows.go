@@ -26,15 +26,34 @@ type Vmm struct{ Client vmmv1.VmmServiceClient }
 // NewVmm wraps a connection to the VMM.
 func NewVmm(cc grpc.ClientConnInterface) *Vmm { return &Vmm{vmmv1.NewVmmServiceClient(cc)} }
 
-// Session is a VMM stream session: it lives while its stream is open (Close tears its VMs down).
+// Session is a VMM session: a stream session lives while its stream is open, a lease while calls
+// name it (README "The VM manager"). Close ends it and its VMs are torn down.
 type Session struct {
 	ID     string
-	Events chan *vmmv1.VmEvent
+	Events chan *vmmv1.VmEvent // stream sessions only
 	cancel context.CancelFunc
+	lease  vmmv1.VmmServiceClient
 }
 
-// Close ends the session (the VMM tears down its VMs in the background).
-func (s *Session) Close() { s.cancel() }
+// Close ends the session: a stream session's VMs are torn down in the background; CloseLease
+// returns once a lease's VMs are torn down.
+func (s *Session) Close() error {
+	if s.lease != nil {
+		_, err := s.lease.CloseLease(context.Background(), &vmmv1.CloseLeaseRequest{SessionId: s.ID})
+		return errOrNil(err)
+	}
+	s.cancel()
+	return nil
+}
+
+// OpenLease opens a lease session of ttlMs (1000..3600000), renewed by every call naming it.
+func (v *Vmm) OpenLease(ctx context.Context, ttlMs uint32) (*Session, error) {
+	r, err := v.Client.OpenLease(ctx, &vmmv1.OpenLeaseRequest{TtlMs: ttlMs})
+	if err != nil {
+		return nil, Decode(err)
+	}
+	return &Session{ID: r.GetLease().GetSessionId(), lease: v.Client}, nil
+}
 
 // OpenSession opens a stream session; its events (VM state changes) arrive on Events, and are
 // dropped when nobody reads them.

@@ -73,7 +73,7 @@ func TestVmLifeCycleThroughTheVmm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	started, err := vmm.CreateAndStart(c, s, []Bind{
 		{GuestAddr: 0x8000_0000, HostAddr: vmRAM, Size: 4 * MiB, Lend: true, Rights: RWX},
 		{GuestAddr: 0x9000_0000, HostAddr: vmRAM + 8*MiB, Size: 64 * 1024, Lend: false, Rights: RW},
@@ -129,6 +129,38 @@ func TestVmLifeCycleThroughTheVmm(t *testing.T) {
 	}
 	if after := ownership(t, core); after != before {
 		t.Fatalf("ownership not back: %q → %q", before, after)
+	}
+}
+
+func TestLeaseClosedTearsItsVmDown(t *testing.T) {
+	c := ctx(t)
+	vmm := NewVmm(conn(t, "vmm", HOST))
+	core := corev1.NewCoreServiceClient(conn(t, "core", HOST))
+	before := ownership(t, core)
+	lease, err := vmm.OpenLease(c, 60_000)
+	if err != nil || lease.ID == "" {
+		t.Fatalf("lease: %v %v", lease, err)
+	}
+	vm, err := vmm.CreateVm(c, lease, vmmv1.VmType_VM_TYPE_GUNYAH, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vmm.MapMem(c, lease, vm.GetHandle(), Bind{GuestAddr: 0x8000_0000, HostAddr: vmRAM + 16*MiB, Size: 64 * 1024, Lend: true, Rights: RWX}); err != nil {
+		t.Fatal(err)
+	}
+	if ownership(t, core) == before {
+		t.Fatal("the VM's stage-2 pool was not donated")
+	}
+	if err := lease.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// CloseLease returned once the VM was torn down.
+	if after := ownership(t, core); after != before {
+		t.Fatalf("ownership not back: %q → %q", before, after)
+	}
+	_, err = vmm.GetVm(c, lease, vm.GetHandle())
+	if e := Decode(err); e.Code != codes.NotFound || e.CodeName != "EBADF" || e.Rule != "lease_closed" {
+		t.Fatalf("GetVm after CloseLease: %+v", e)
 	}
 }
 
