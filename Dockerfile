@@ -1,10 +1,10 @@
 # hypmesh: one image per service, all built from one build stage (DESIGN.md §1: "one container per
 # service"; grpc-ecosystem.md §5). Targets:
 #
-#   core   node services/core/dist/main.js   listens on 0.0.0.0:50051 (HYPMESH_CORE_ADDR)
-#   rm     node services/rm/dist/main.js     listens on 0.0.0.0:50052 (HYPMESH_RM_ADDR), reaches the
+#   core   node services/core/dist/main.js   listens on 0.0.0.0:50051 (HYPMESH_CORE_LISTEN)
+#   rm     node services/rm/dist/main.js     listens on 0.0.0.0:50052 (HYPMESH_RM_LISTEN), reaches the
 #                                            core at HYPMESH_CORE_ADDR (default core:50051)
-#   vmm    node services/vmm/dist/main.js    listens on 0.0.0.0:50053 (HYPMESH_VMM_ADDR), reaches the
+#   vmm    node services/vmm/dist/main.js    listens on 0.0.0.0:50053 (HYPMESH_VMM_LISTEN), reaches the
 #                                            RM at HYPMESH_RM_ADDR (default rm:50052) as HLOS and the
 #                                            core at HYPMESH_CORE_ADDR (default core:50051) as HOST
 #   sim    node tools/cli/dist/main.js sim   the deterministic simulation (no port; deploy/k8s)
@@ -64,7 +64,7 @@ USER node
 # --- core: hypmesh.core.v1.CoreService + grpc.health.v1 + reflection.
 FROM runtime AS core
 COPY --from=build /app/services/core ./services/core
-ENV HYPMESH_CORE_ADDR=0.0.0.0:50051
+ENV HYPMESH_CORE_LISTEN=0.0.0.0:50051
 EXPOSE 50051
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/node", "/app/scripts/health-probe.mjs", "--addr=127.0.0.1:50051", "--service=hypmesh.core.v1.CoreService"]
@@ -73,7 +73,7 @@ CMD ["/usr/local/bin/node", "services/core/dist/main.js"]
 # --- rm: hypmesh.rm.v1.RmService + grpc.health.v1 + reflection; needs a core.
 FROM runtime AS rm
 COPY --from=build /app/services/rm ./services/rm
-ENV HYPMESH_RM_ADDR=0.0.0.0:50052 \
+ENV HYPMESH_RM_LISTEN=0.0.0.0:50052 \
     HYPMESH_CORE_ADDR=core:50051
 EXPOSE 50052
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
@@ -84,7 +84,7 @@ CMD ["/usr/local/bin/node", "services/rm/dist/main.js"]
 # must be HLOS's only RM subscriber (services/vmm/src/rm-client.ts).
 FROM runtime AS vmm
 COPY --from=build /app/services/vmm ./services/vmm
-ENV HYPMESH_VMM_ADDR=0.0.0.0:50053 \
+ENV HYPMESH_VMM_LISTEN=0.0.0.0:50053 \
     HYPMESH_RM_ADDR=rm:50052 \
     HYPMESH_CORE_ADDR=core:50051
 EXPOSE 50053

@@ -181,3 +181,57 @@ describe('hypmesh vm/mem/session commands, one process each', () => {
     await expectAllBack();
   });
 });
+
+describe('--output json: one JSON document per command, refusals as JSON on stderr (issue 11 item 7)', () => {
+  // Progress lines (starting, destroying, VM events) go to stderr under --output json; stdout is the JSON.
+  const json = async (...args: string[]): Promise<Record<string, unknown>> => {
+    const r = await hypmesh('--output', 'json', ...args);
+    expect({ args, code: r.code }).toEqual({ args, code: 0 });
+    return JSON.parse(r.out) as Record<string, unknown>;
+  };
+
+  test('create, list, show, map, destroy as proto3 JSON; a refusal is {error} on stderr with exit 1', async () => {
+    const created = (await json('vm', 'create', '--type', 'gunyah')) as { handle: string; type: string; ipaBits: number };
+    expect(created).toMatchObject({ type: 'VM_TYPE_GUNYAH', ipaBits: 40 });
+    const handle = created.handle;
+    expect((await json('vm', 'list')).vms).toEqual([expect.objectContaining({ handle })]);
+    expect(await json('vm', 'show', handle)).toMatchObject({ handle, state: 'VM_STATE_CREATED' });
+    // The host's ownership map covers the core's whole PA space by default.
+    const map = (await json('map')) as { runs: { base: string; count: string }[] };
+    expect(map.runs.length).toBeGreaterThan(0);
+    const vmid = ((await json('vm', 'show', handle)) as { vmid: number }).vmid;
+    // A VM's map defaults to its own IPA space (40 bits here), which the core accepts; nothing is
+    // mapped yet, and proto3 JSON omits the empty list.
+    expect(await json('map', '--vmid', String(vmid))).toEqual({});
+
+    const missing = await hypmesh('--output', 'json', 'vm', 'show', '999');
+    expect(missing.code).toBe(1);
+    expect(missing.out).toBe('');
+    expect(JSON.parse(missing.err)).toMatchObject({ error: { code: 'NOT_FOUND', errorDetail: { domain: 'vmm', codeName: 'ENOENT' } } });
+
+    expect(await json('vm', 'destroy', handle)).toMatchObject({ handle, state: 'VM_STATE_DESTROYED' });
+    expect(await json('session', 'close')).toMatchObject({ closed: true });
+    await expectAllBack();
+  });
+});
+
+describe('bad input gets a clear error, never a stack trace (issue 11 item 7)', () => {
+  test.each([
+    [['vm', 'show', 'abc'], /invalid for argument 'handle'/],
+    [['vm', 'show', '-1'], /invalid for argument 'handle'/],
+    [['mem', 'bind', 'abc', '--guest', '0', '--host', '0', '--size', '4096'], /invalid for argument 'handle'/],
+    [['parcel', 'accept', 'x', '--as', '128'], /invalid for argument 'handle'/],
+    [['map', '--size', 'lots'], /expected bytes/],
+    [['--output', 'yaml', 'vm', 'list'], /Allowed choices are text, json/],
+  ])('hypmesh %j', async (args, why) => {
+    const r = await hypmesh(...args);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(why);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  test('--version and map --help (whose defaults are BigInts) print, exit 0', async () => {
+    expect((await ok('--version')).trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(await ok('map', '--help')).toContain('--size <bytes>');
+  });
+});

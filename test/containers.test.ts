@@ -5,7 +5,7 @@
  *
  * - a parcel: the RM (its container) shares host memory with a guest, the guest accepts, and the
  *   mapping is then visible in the core (its own container), i.e. the RM reached the core at
- *   HYPMESH_CORE_ADDR;
+ *   HYPMESH_CORE_ADDR (its dial address; it listens at HYPMESH_RM_LISTEN);
  * - a GUNYAH VM's life through the VMM (seed 001): session, create, bind (lend), DTB, boot context,
  *   start → RUNNING (the L24 sequence over the RM's Exchange stream as HLOS), destroy; then the core
  *   (asked directly) owns every frame as before the VM and CheckInvariants is empty, i.e. the VMM

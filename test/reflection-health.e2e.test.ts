@@ -12,10 +12,13 @@
  *   and NOT_FOUND for a service the server does not know (the health protocol's rule).
  */
 
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { healthCheck, Reflection } from './support/introspection.js';
-import { Processes, type Addresses } from './support/processes.js';
+import { Processes, ROOT, type Addresses } from './support/processes.js';
 
 const FAULT_SERVICE = 'hypmesh.fault.v1.FaultService';
 const processes = new Processes();
@@ -93,5 +96,26 @@ describe('reflection and health on each of the three processes', () => {
 
   test.each(SERVERS)('$server: grpc.health.v1 Check of an unknown service is NOT_FOUND', async ({ server }) => {
     await expect(healthCheck(addresses[server], 'hypmesh.nope.v1.Nope')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+});
+
+// grpcurl, the reference reflection client (scripts/install-grpcurl.sh; required in CI), sees what
+// the .proto says: the comments and the RM's (hypmesh.rm.v1.message_id) option (issue 11 item 4).
+const GRPCURL = join(ROOT, '.tools/bin/grpcurl');
+const grpcurlMissing = !existsSync(GRPCURL) && !process.env['HYPMESH_REQUIRE_GRPCURL'];
+if (grpcurlMissing) console.warn('reflection-health.e2e: grpcurl SKIPPED — run scripts/install-grpcurl.sh');
+const grpcurl = (...args: string[]): Promise<string> =>
+  new Promise((resolve, reject) => execFile(GRPCURL, ['-plaintext', ...args], { timeout: 30_000 }, (e, out, err) => (e ? reject(new Error(`grpcurl ${args.join(' ')}: ${err || e.message}`)) : resolve(out))));
+
+describe.skipIf(grpcurlMissing)('grpcurl describe, through reflection', () => {
+  test('rm: MemLend shows its comment and option (hypmesh.rm.v1.message_id) = 0x51000012', async () => {
+    const out = await grpcurl(addresses.rm, 'describe', 'hypmesh.rm.v1.RmService.MemLend');
+    expect(out).toContain('MEM_LEND 0x51000012');
+    expect(out).toContain('option (.hypmesh.rm.v1.message_id) = 1358954514;');
+  });
+
+  test('core: a message shows its field comments; list names the services', async () => {
+    expect(await grpcurl(addresses.core, 'describe', 'hypmesh.core.v1.HostDonateHypRequest')).toMatch(/\/\/ .+\n\s+uint64 pfn = 1;/);
+    expect((await grpcurl(addresses.core, 'list')).split('\n')).toEqual(expect.arrayContaining(['hypmesh.core.v1.CoreService', FAULT_SERVICE, 'grpc.health.v1.Health']));
   });
 });

@@ -26,6 +26,15 @@ export type { DeepPartial, Exact, MessageFns } from './gen/google/protobuf/any.j
 /** The proto/ directory (the buf module root): the same path from src/ and dist/. */
 export const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
+/**
+ * The FileDescriptorSet of proto/ with its imports and source info (comments), as `buf build`
+ * writes it (`npm run generate`): what server reflection serves. The same path from src/ and dist/.
+ */
+export const DESCRIPTOR_SET_PATH = fileURLToPath(new URL('../descriptors/hypmesh.binpb', import.meta.url));
+
+/** grpc.health.v1's descriptors, built the same way from the .proto grpc-health-check ships. */
+export const HEALTH_DESCRIPTOR_SET_PATH = fileURLToPath(new URL('../descriptors/health.binpb', import.meta.url));
+
 /** Fully qualified gRPC service names, as reflection and health checks spell them. */
 export const CORE_SERVICE_NAME = 'hypmesh.core.v1.CoreService';
 

@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CALLER_VMID_KEY } from './caller.js';
 import { decodeStatusDetails, type DecodedStatus } from './status-details.js';
+import { traceClient, tracingEnabled } from './tracing.js';
 
 /**
  * Channel options of every service-to-service client: grpc-js backs its reconnects off from 1 s to
@@ -17,6 +18,15 @@ export const SERVICE_CLIENT_OPTIONS: grpc.ClientOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 2_000,
 };
+
+/**
+ * SERVICE_CLIENT_OPTIONS with `interceptors` (outermost first), behind the tracing interceptor when
+ * tracing is on (tracing.ts), so every service-to-service call carries its trace context.
+ */
+export function serviceClientOptions(...interceptors: grpc.Interceptor[]): grpc.ClientOptions {
+  const all = [...(tracingEnabled() ? [traceClient] : []), ...interceptors];
+  return all.length === 0 ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: all };
+}
 
 type Callback<Res> = (e: grpc.ServiceError | null, r?: Res) => void;
 /** A generated client's unary method (ts-proto, outputServices=grpc-js). */

@@ -35,7 +35,8 @@ describe('shutdown drains: running calls finish, new ones are refused', () => {
     const call = (): Promise<string> => new Promise((resolve) => client.ownershipCounts({}, md, (e) => resolve(e === null ? 'OK' : `${grpc.status[e.code]}: ${e.details}`)));
 
     const running = call();
-    await new Promise((r) => setTimeout(r, 100));
+    // Shut down once the call is running (not after a fixed sleep, which a loaded machine outlasts).
+    while (!events.includes('call started')) await new Promise((r) => setTimeout(r, 5));
     const stopped = served.shutdown(5_000);
     const late = await call();
     expect(late).toMatch(/^UNAVAILABLE: hypmesh\.core\.v1\.CoreService is shutting down \(draining\)/);

@@ -29,7 +29,7 @@ export {
   type DecodedStatus,
 } from './status-details.js';
 export { unaryWith, type UnaryHandler, type Result } from './unary.js';
-export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, type CallOutcome, type ClientUnaryFn } from './client-call.js';
+export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, serviceClientOptions, type CallOutcome, type ClientUnaryFn } from './client-call.js';
 export { CALLER_VMID_KEY, callerVmid, requireCaller } from './caller.js';
 export {
   ADDRESS_BITS_MAX,
@@ -49,8 +49,8 @@ export {
   u64Operand,
   nonEmpty,
 } from './shape.js';
-export { reflectionPackageDefinition, mapEntryName } from './reflection.js';
-export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type ServeFaults, type ServeOptions, type Served } from './server.js';
+export { DescriptorIndex, addReflection, filesOfSet, serverDescriptors, type ReflectionAnswer } from './reflection.js';
+export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type RpcLog, type ServeFaults, type ServeOptions, type Served } from './server.js';
 export { delegating } from './resettable.js';
 export { failureStatus, lostStatus, EXEMPT_PATHS, FAULT_RULE } from './fault-status.js';
 export { faultFrontDoor, type FaultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
@@ -76,3 +76,5 @@ export {
   type AdmissionRule,
   type AdmissionTable,
 } from './admission.js';
+export { callObserver, ProcessMetrics, ServiceMetrics, serveMetrics, type CallEnd, type GaugeSample } from './metrics.js';
+export { enableTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent } from './tracing.js';

@@ -17,16 +17,20 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Boundary, FaultEngine } from '@hypmesh/fault';
-import { FAULT_PROTO_FILES, FaultServiceService } from '@hypmesh/proto/fault';
+import { FAULT_SERVICE_NAME, FaultServiceService } from '@hypmesh/proto/fault';
 import { guardDecoding } from './decode-guard.js';
 import { watchDependencies, type DependencyWatch } from './dependency-health.js';
 import { DrainDoor } from './drain-door.js';
 import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
-import { reflectionPackageDefinition } from './reflection.js';
+import { callObserver, type ServiceMetrics } from './metrics.js';
+import { addReflection, serverDescriptors } from './reflection.js';
+import { traceServer, tracingEnabled } from './tracing.js';
+
+/** grpc.health.v1's service, which every server carries (and reflection lists). */
+const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /**
  * Server channel options. Idle and aged connections are closed (clients reconnect transparently):
@@ -57,6 +61,10 @@ export interface ServeOptions {
   readonly drain?: () => void | Promise<void>;
   /** Server interceptors, outermost first (faults do not need one: see `faults`). */
   readonly interceptors?: readonly grpc.ServerInterceptor[];
+  /** Where each call is counted and timed (metrics.ts); none by default. */
+  readonly metrics?: ServiceMetrics;
+  /** Where each call is logged at debug level (method, code, ms, caller), when debug is enabled. */
+  readonly rpcLog?: RpcLog;
   /** The process's fault engine and this server's front-door boundary (CLIENT_TO_CORE/RM/VMM). */
   readonly faults?: ServeFaults;
   /** Dependencies whose reachability health reflects (dependency-health.ts). */
@@ -78,9 +86,28 @@ export interface Served {
   shutdown(graceMs?: number): Promise<void>;
 }
 
+/** A pino-like logger: per-RPC lines go out only when debug is enabled. */
+export interface RpcLog {
+  isLevelEnabled(level: 'debug'): boolean;
+  debug(obj: object, msg: string): void;
+}
+
+/** The interceptor that feeds metrics and the per-RPC debug log, if either is wanted (outermost: it sees every end). */
+function observeCalls(options: ServeOptions): grpc.ServerInterceptor[] {
+  const { metrics, rpcLog } = options;
+  const debug = rpcLog?.isLevelEnabled('debug') === true ? rpcLog : undefined;
+  if (metrics === undefined && debug === undefined) return [];
+  return [
+    callObserver((e) => {
+      metrics?.observe(e);
+      debug?.debug({ rpc: e.path, code: grpc.status[e.code], ms: Math.round(e.seconds * 1e6) / 1e3, caller: e.caller }, 'rpc');
+    }),
+  ];
+}
+
 export async function serveGrpc(options: ServeOptions): Promise<Served> {
   const faults = options.faults;
-  const interceptors = options.interceptors ?? [];
+  const interceptors = [...(tracingEnabled() ? [traceServer(options.serviceName)] : []), ...observeCalls(options), ...(options.interceptors ?? [])];
   const server = new grpc.Server(interceptors.length === 0 ? SERVER_OPTIONS : { ...SERVER_OPTIONS, interceptors: [...interceptors] });
   // The service registers through this view: every method refuses undecodable bytes first
   // (decode-guard.ts), then every unary handler goes through the fault front door, if any.
@@ -94,7 +121,7 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   if (faults !== undefined) server.addService(...guardDecoding(FaultServiceService, faultServiceHandlers(faults.engine)));
   const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(reflectionPackageDefinition(options.protoRoot, faults === undefined ? options.protoFiles : [...options.protoFiles, ...FAULT_PROTO_FILES])).addToServer(server);
+  addReflection(server, serverDescriptors([options.serviceName, ...(faults === undefined ? [] : [FAULT_SERVICE_NAME]), HEALTH_SERVICE_NAME]));
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),

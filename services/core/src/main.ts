@@ -24,7 +24,7 @@ const mmioDefault = DEFAULT_MEMORY_CONFIG.mmio[0]!;
 
 const opts = new Command('hypmesh-core')
   .description('The hypmesh core: stage-2 tables, page ownership, pKVM, grants and CCA RMI over gRPC.')
-  .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
+  .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_CORE_LISTEN').default('127.0.0.1:50051'))
   .addOption(new Option('--memory <map>', 'memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40] (overrides the --ram/--mmio flags)').env('HYPMESH_MEMORY'))
   .addOption(new Option('--memory-config <file.json>', 'memory map as JSON: {"paBits":40,"regions":[{"kind":"ram","base":"0x80000000","size":"16G"}]}').env('HYPMESH_MEMORY_CONFIG'))
   .addOption(new Option('--ram-gib <n>', 'RAM size in GiB').env('HYPMESH_RAM_GIB').argParser(number(1, 1024)).default(ramDefault.sizeBytes / GiB))

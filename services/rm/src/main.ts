@@ -19,7 +19,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 const opts = new Command('hypmesh-rm')
   .description('The hypmesh resource manager: Gunyah RM VMIDs, VM life cycle, memory parcels and notifications over gRPC (typed and byte-exact msgq faces).')
-  .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
+  .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_RM_LISTEN').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port|embedded>', "the core's address, or `embedded` for an in-process core with default memory").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
   .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one core call').env('HYPMESH_CORE_TIMEOUT_MS').argParser(timeoutMsParser(InvalidArgumentError)).default(CORE_CALL_TIMEOUT_MS))
   .addOption(new Option('--dependency-grace-ms <ms>', 'health is NOT_SERVING once the core has been unreachable this long').env('HYPMESH_DEPENDENCY_GRACE_MS').argParser(timeoutMsParser(InvalidArgumentError)).default(DEPENDENCY_GRACE_MS_DEFAULT))

@@ -24,9 +24,9 @@ const ms = timeoutMsParser(InvalidArgumentError);
 
 const opts = new Command('hypmesh')
   .description('Every hypmesh service in one process, over real gRPC on loopback.')
-  .addOption(new Option('--core-address <host:port>', 'core listen address').env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
-  .addOption(new Option('--rm-address <host:port>', 'resource manager listen address').env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
-  .addOption(new Option('--vmm-address <host:port>', 'VM manager listen address').env('HYPMESH_VMM_ADDR').default('127.0.0.1:50053'))
+  .addOption(new Option('--core-address <host:port>', 'core listen address').env('HYPMESH_CORE_LISTEN').default('127.0.0.1:50051'))
+  .addOption(new Option('--rm-address <host:port>', 'resource manager listen address').env('HYPMESH_RM_LISTEN').default('127.0.0.1:50052'))
+  .addOption(new Option('--vmm-address <host:port>', 'VM manager listen address').env('HYPMESH_VMM_LISTEN').default('127.0.0.1:50053'))
   .addOption(new Option('--memory <map>', "the core's memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40]").env('HYPMESH_MEMORY'))
   .addOption(new Option('--memory-config <file.json>', "the core's memory map as a JSON file").env('HYPMESH_MEMORY_CONFIG'))
   .addOption(new Option('--check-invariants', 'check every core invariant after each mutation').env('HYPMESH_CHECK_INVARIANTS').default(false))

@@ -5,7 +5,9 @@
  * process exits 2 (as `check --live` does for a service it could not ask); other refusals exit 1.
  */
 import * as grpc from '@grpc/grpc-js';
+import { BadRequest, ErrorDetail, ErrorInfo } from '@hypmesh/proto';
 import { decodeStatusDetails, STATUS_DETAILS_KEY, type DecodedStatus } from '@hypmesh/rpc';
+import { jsonError, jsonOutput } from './output.js';
 
 /** Default deadline of one CLI call (`--timeout`). */
 export const CLI_TIMEOUT_MS_DEFAULT = 10_000;
@@ -67,6 +69,19 @@ export function tryCall<Req, Res>(client: grpc.Client, fn: UnaryFn<Req, Res>, re
 
 /** Prints a refusal (gRPC code, message, domain error and rule) to stderr and exits 1; a service that did not answer, 2. */
 export function refused(d: CallError): never {
+  if (jsonOutput()) {
+    jsonError({
+      error: {
+        code: grpc.status[d.code],
+        message: d.message,
+        ...(d.errorDetail && { errorDetail: ErrorDetail.toJSON(d.errorDetail) }),
+        ...(d.errorInfo && { errorInfo: ErrorInfo.toJSON(d.errorInfo) }),
+        ...(d.badRequest && { badRequest: BadRequest.toJSON(d.badRequest) }),
+        ...(d.unreached && { unreached: d.unreached }),
+      },
+    });
+    process.exit(d.unreached === undefined ? 1 : 2);
+  }
   if (d.unreached !== undefined) {
     const u = d.unreached;
     process.stderr.write(`hypmesh: ${grpc.status[d.code]}: ${u.service} at ${u.address} ${u.why}\n`);

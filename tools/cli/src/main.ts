@@ -33,8 +33,13 @@ import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
+  AddressSpaceMapResponse as AddressSpaceMapJson,
   CoreServiceClient,
   MemoryKind,
+  OwnershipMapResponse as OwnershipMapJson,
+  ResetResponse as CoreResetJson,
+  type ListAddressSpacesRequest,
+  type ListAddressSpacesResponse,
   PageState,
   type GetMemoryMapRequest,
   type GetMemoryMapResponse,
@@ -47,7 +52,10 @@ import {
   type OwnershipMapResponse,
 } from '@hypmesh/proto';
 import {
+  ListParcelsResponse as ListParcelsJson,
   MemAcceptRequest,
+  MemAcceptResponse as MemAcceptJson,
+  ResetResponse as RmResetJson,
   MemType,
   ParcelState,
   RmServiceClient,
@@ -66,7 +74,8 @@ import { bytes, integer } from './args.js';
 import { call, CLI_TIMEOUT_MS_DEFAULT, setCallTimeout } from './call.js';
 import { demo } from './demo.js';
 import { formatBytes, ownershipTable, rights, table, vmidName } from './format.js';
-import { VmmServiceClient, type ResetRequest as VmmResetRequest, type ResetResponse as VmmResetResponse } from '@hypmesh/proto/vmm';
+import { emit, OUTPUT_FORMATS, progress, setOutputFormat, type OutputFormat } from './output.js';
+import { ResetResponse as VmmResetJson, VmmServiceClient, type ResetRequest as VmmResetRequest, type ResetResponse as VmmResetResponse } from '@hypmesh/proto/vmm';
 import { registerVmCommands } from './vm.js';
 import { FaultServiceMissing, runChaos, writeHistory } from './chaos.js';
 import { registerSimCommand } from './sim.js';
@@ -74,6 +83,10 @@ import { checkLive, CHECK_DEADLINE_MS_DEFAULT, formatLiveReport, ServiceUnreacha
 
 const HOST = 3;
 const PAGE = 4096n;
+/** A VM's IPA space when the core does not list it (the widest the CLI creates, `vm create --ipa-bits`). */
+const IPA_BITS_MAX = 48;
+
+const CLI_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 const coreAddr = (): string => process.env.HYPMESH_CORE_ADDR ?? '127.0.0.1:50051';
 const rmAddr = (): string => process.env.HYPMESH_RM_ADDR ?? '127.0.0.1:50052';
@@ -104,13 +117,24 @@ const describeMap = (m: MemoryMap): string =>
 
 const program = new Command('hypmesh')
   .description('The command line for a running hypmesh.')
+  .version(CLI_VERSION, '-V, --version', "print hypmesh's version")
+  .addOption(
+    new Option('--output <format>', 'text for people, or json: one JSON document on stdout per command (refusals as JSON on stderr)')
+      .env('HYPMESH_OUTPUT')
+      .choices(OUTPUT_FORMATS)
+      .default('text'),
+  )
   .addOption(
     new Option('--timeout <ms>', 'deadline of each call to a service; one that misses it is named and the command exits 2')
       .env('HYPMESH_TIMEOUT_MS')
       .argParser(timeoutMsParser(InvalidArgumentError))
       .default(CLI_TIMEOUT_MS_DEFAULT),
   )
-  .hook('preAction', () => setCallTimeout(program.opts<{ timeout: number }>().timeout));
+  .hook('preAction', () => {
+    const o = program.opts<{ timeout: number; output: OutputFormat }>();
+    setCallTimeout(o.timeout);
+    setOutputFormat(o.output);
+  });
 
 const memoryOption = (): Option => new Option('--memory <map>', 'memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40]');
 const memoryConfigOption = (): Option => new Option('--memory-config <file.json>', 'memory map as JSON: {"paBits":40,"regions":[{"kind":"ram","base":"0x80000000","size":"16G"}]}');
@@ -137,8 +161,8 @@ program
   .command('map')
   .description("print a VM's stage-2 (--vmid) or the host's ownership map as runs")
   .addOption(new Option('--vmid <n>', 'address space (3 = the host)').argParser(integer).default(HOST))
-  .addOption(new Option('--from <addr>', 'first address').argParser(bytes).default(0n))
-  .addOption(new Option('--size <bytes>', "how much to show (default: up to the end of the core's PA space, or 2^48 for a VM)").argParser(bytes))
+  .addOption(new Option('--from <addr>', 'first address').argParser(bytes).default(0n, '0'))
+  .addOption(new Option('--size <bytes>', "how much to show (default: up to the end of the core's PA space, or of the VM's IPA space)").argParser(bytes))
   .action(async (o: { vmid: number; from: bigint; size?: bigint }) => {
     const core = new CoreServiceClient(coreAddr(), grpc.credentials.createInsecure());
     const base = o.from / PAGE;
@@ -148,12 +172,16 @@ program
       const end = 1n << BigInt(map.paBits);
       const size = o.size ?? (end > o.from ? end - o.from : 0n);
       const r = await call<OwnershipMapRequest, OwnershipMapResponse>(core, core.ownershipMap, { base, count: (size + PAGE - 1n) / PAGE, runsMax: 0 }, HOST);
-      const runs = r.runs;
-      ownershipTable(runs);
+      emit(OwnershipMapJson.toJSON(r), () => ownershipTable(r.runs));
     } else {
-      const size = o.size ?? 1n << 48n;
+      // The VM's map ends where its IPA space does (ListAddressSpaces); an unknown VMID is the
+      // core's to refuse by name, so it is asked over the widest space.
+      const spaces = (await call<ListAddressSpacesRequest, ListAddressSpacesResponse>(core, core.listAddressSpaces, {}, HOST)).spaces;
+      const ipaBits = spaces.find((x) => x.vmid === o.vmid)?.ipaBits ?? IPA_BITS_MAX;
+      const end = 1n << BigInt(ipaBits);
+      const size = o.size ?? (end > o.from ? end - o.from : 0n);
       const r = await call<AddressSpaceMapRequest, AddressSpaceMapResponse>(core, core.addressSpaceMap, { vmid: o.vmid, base, count: (size + PAGE - 1n) / PAGE, runsMax: 0 }, HOST);
-      table(
+      emit(AddressSpaceMapJson.toJSON(r), () => table(
         ['IPA range', 'size', 'state', 'maps PA', 'rights', 'level'],
         r.runs.map((x) => [
           `0x${(x.base * PAGE).toString(16)}-0x${((x.base + x.count) * PAGE - 1n).toString(16)}`,
@@ -163,7 +191,7 @@ program
           rights(x.perms),
           x.level === 3 ? 'pages' : `L${x.level} blocks`,
         ]),
-      );
+      ));
     }
     core.close();
   });
@@ -187,13 +215,14 @@ program
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
     const core = new CoreServiceClient(coreAddr(), grpc.credentials.createInsecure());
     const v = await call<VmmResetRequest, VmmResetResponse>(vmm, vmm.reset, {}, HOST);
-    process.stdout.write(`vmm   reset: ${v.vmsDropped} VM(s), ${v.sessionsDropped} session(s) dropped\n`);
+    progress(`vmm   reset: ${v.vmsDropped} VM(s), ${v.sessionsDropped} session(s) dropped`);
     const r = await call<RmResetRequest, RmResetResponse>(rm, rm.reset, {}, HOST);
-    process.stdout.write(`rm    reset: ${r.vmsDropped} VM(s), ${r.parcelsDropped} parcel(s) dropped\n`);
+    progress(`rm    reset: ${r.vmsDropped} VM(s), ${r.parcelsDropped} parcel(s) dropped`);
     const c = await call<CoreResetRequest, CoreResetResponse>(core, core.reset, memoryMap === undefined ? {} : { memoryMap }, HOST);
-    process.stdout.write(`core  reset: ${describeMap(c.memoryMap!)}\n`);
+    progress(`core  reset: ${describeMap(c.memoryMap!)}`);
     // With a new map, the VMM derives its donation region again from it.
     if (memoryMap !== undefined) await call<VmmResetRequest, VmmResetResponse>(vmm, vmm.reset, {}, HOST);
+    emit({ vmm: VmmResetJson.toJSON(v), rm: RmResetJson.toJSON(r), core: CoreResetJson.toJSON(c) }, () => undefined);
     vmm.close();
     rm.close();
     core.close();
@@ -209,7 +238,7 @@ parcel
   .action(async (o: { as: number }) => {
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
     const r = await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as);
-    table(
+    emit(ListParcelsJson.toJSON(r), () => table(
       ['handle', 'owner', 'type', 'memory', 'state', 'size', 'ACL', 'accepted by'],
       r.parcels.map((p) => [
         String(p.handle),
@@ -221,33 +250,36 @@ parcel
         p.acl.map((e) => `${vmidName(e.vmid)}:${rights(e.rights)}`).join(' '),
         p.acceptedBy.map(vmidName).join(' '),
       ]),
-    );
+    ));
     rm.close();
   });
 
 parcel
-  .command('accept <handle>')
+  .command('accept')
+  .argument('<handle>', 'parcel handle (`hypmesh parcel list`)', integer)
   .description('accept (map) a parcel at IPAs the RM chooses; prints them')
   .addOption(asVm)
-  .action(async (handle: string, o: { as: number }) => {
+  .action(async (h: number, o: { as: number }) => {
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
-    const h = integer(handle);
     const p = (await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as)).parcels.find((x) => x.handle === h);
     const memType = p?.memType ?? MemType.MEM_TYPE_NORMAL;
     const req = MemAcceptRequest.fromPartial({ handle: h, memType, transType: p?.transType ?? TransType.TRANS_TYPE_LEND, done: true, mapContiguous: memType === MemType.MEM_TYPE_NORMAL });
     const r = await call<MemAcceptRequest, MemAcceptResponse>(rm, rm.memAccept, req, o.as);
-    for (const e of r.sgl) process.stdout.write(`accepted parcel ${h} at IPA 0x${e.base.toString(16)} (${formatBytes(e.size)})\n`);
+    emit(MemAcceptJson.toJSON(r), () => {
+      for (const e of r.sgl) process.stdout.write(`accepted parcel ${h} at IPA 0x${e.base.toString(16)} (${formatBytes(e.size)})\n`);
+    });
     rm.close();
   });
 
 parcel
-  .command('release <handle>')
+  .command('release')
+  .argument('<handle>', 'parcel handle (`hypmesh parcel list`)', integer)
   .description('release (unmap) an accepted parcel')
   .addOption(asVm)
-  .action(async (handle: string, o: { as: number }) => {
+  .action(async (h: number, o: { as: number }) => {
     const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
-    await call<MemReleaseRequest, MemReleaseResponse>(rm, rm.memRelease, { handle: integer(handle), sanitize: false }, o.as);
-    process.stdout.write(`released parcel ${handle}\n`);
+    await call<MemReleaseRequest, MemReleaseResponse>(rm, rm.memRelease, { handle: h, sanitize: false }, o.as);
+    emit({ released: h }, () => process.stdout.write(`released parcel ${h}\n`));
     rm.close();
   });
 
@@ -265,7 +297,8 @@ program
       process.stderr.write(`hypmesh demo: ${grpc.status[e.code]}: ${d.message}\n`);
       process.exit(1);
     };
-    await demo({ core, rm, vmm, fail }, (line) => process.stdout.write(`${line}\n`));
+    await demo({ core, rm, vmm, fail }, progress);
+    emit({ ok: true }, () => undefined);
     for (const c of [core, rm, vmm]) c.close();
   });
 
@@ -287,16 +320,17 @@ program
         ops: o.ops,
         ...(o.faults === undefined ? {} : { faultsJson: readFileSync(o.faults, 'utf8') }),
         ...(o.faultSeed === undefined ? {} : { faultSeed: o.faultSeed }),
-        log: (line) => process.stdout.write(`${line}\n`),
+        log: progress,
       });
       if (o.history !== undefined) writeHistory(o.history, r.history);
       const ops = r.history.filter((e) => e.type === 'ok' || e.type === 'fail' || e.type === 'info');
-      process.stdout.write(`chaos: ${ops.length} completions (${['ok', 'fail', 'info'].map((t) => `${ops.filter((e) => e.type === t).length} ${t}`).join(', ')})${o.history === undefined ? '' : `, history in ${o.history}`}\n`);
-      process.stdout.write(formatReport(r.report));
-      if (!r.report.valid) {
-        const again = ['--seed', o.seed, '--ops', o.ops, ...(o.faults === undefined ? [] : ['--faults', o.faults, '--fault-seed', o.faultSeed ?? o.seed])].join(' ');
-        process.stdout.write(`same run again (without faults the workload is deterministic): hypmesh chaos ${again}\n`);
-      }
+      const again = ['--seed', o.seed, '--ops', o.ops, ...(o.faults === undefined ? [] : ['--faults', o.faults, '--fault-seed', o.faultSeed ?? o.seed])].join(' ');
+      const counts = Object.fromEntries(['ok', 'fail', 'info'].map((t) => [t, ops.filter((e) => e.type === t).length]));
+      emit({ completions: counts, report: r.report, ...(o.history !== undefined && { history: o.history }), again: `hypmesh chaos ${again}` }, () => {
+        process.stdout.write(`chaos: ${ops.length} completions (${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(', ')})${o.history === undefined ? '' : `, history in ${o.history}`}\n`);
+        process.stdout.write(formatReport(r.report));
+        if (!r.report.valid) process.stdout.write(`same run again (without faults the workload is deterministic): hypmesh chaos ${again}\n`);
+      });
       process.exit(r.report.valid ? 0 : 1);
     } catch (e) {
       process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
@@ -319,7 +353,7 @@ program
       }
       try {
         const report = await checkLive({ core: coreAddr(), rm: rmAddr(), vmm: vmmAddr() }, o.deadlineMs);
-        process.stdout.write(formatLiveReport(report));
+        emit(report, () => process.stdout.write(formatLiveReport(report)));
         process.exit(report.disagreements.length + report.coreViolations.length === 0 ? 0 : 1);
       } catch (e) {
         if (!(e instanceof ServiceUnreachable)) throw e;
@@ -337,7 +371,7 @@ program
       process.exit(2);
     }
     const report = checkHistory(parsed.value);
-    process.stdout.write(formatReport(report));
+    emit(report, () => process.stdout.write(formatReport(report)));
     process.exit(report.valid ? 0 : 1);
   });
 
@@ -352,13 +386,32 @@ program
       process.exit(2);
     }
     const r = await SCENARIOS[name as ScenarioName](o.seed);
-    process.stdout.write(`scenario ${name} (seed 002's gh_rm_mem_share; faults: ${r.events.map((e) => `${e.ruleId}@${e.rmMessage ?? e.boundary}`).join(', ') || 'none'})\n`);
-    for (const f of r.findings) process.stdout.write(`  ${f}\n`);
     if (o.history !== undefined) writeHistory(o.history, r.history);
-    process.stdout.write(formatReport(r.report));
+    emit({ scenario: name, faults: r.events, findings: r.findings, report: r.report }, () => {
+      process.stdout.write(`scenario ${name} (seed 002's gh_rm_mem_share; faults: ${r.events.map((e) => `${e.ruleId}@${e.rmMessage ?? e.boundary}`).join(', ') || 'none'})\n`);
+      for (const f of r.findings) process.stdout.write(`  ${f}\n`);
+      process.stdout.write(formatReport(r.report));
+    });
     process.exit(r.report.valid ? 0 : 1);
   });
 
 registerSimCommand(program);
 
-await program.parseAsync();
+/**
+ * No input gives a stack trace (issue 11 item 7): a bad argument found inside an action (a handle
+ * that is not a number) is reported like commander's own usage errors (exit 2); anything else is a
+ * bug, printed as one line, with the stack only under HYPMESH_DEBUG=1.
+ */
+function crashed(e: unknown): never {
+  if (e instanceof InvalidArgumentError) {
+    process.stderr.write(`hypmesh: ${e.message}\n`);
+    process.exit(2);
+  }
+  const text = e instanceof Error ? (process.env.HYPMESH_DEBUG === '1' ? (e.stack ?? e.message) : e.message) : String(e);
+  process.stderr.write(`hypmesh: internal error: ${text}\n${process.env.HYPMESH_DEBUG === '1' ? '' : '  (HYPMESH_DEBUG=1 shows where)\n'}`);
+  process.exit(3);
+}
+process.on('uncaughtException', crashed);
+process.on('unhandledRejection', crashed);
+
+await program.parseAsync().catch(crashed);

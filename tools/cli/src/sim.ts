@@ -24,6 +24,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadPlanJson, type FaultPlan } from '@hypmesh/fault';
 import { runReplay, shrink, type ReplayFile, type SimResult } from '@hypmesh/sim';
 import { integer } from './args.js';
+import { emit, progress } from './output.js';
 import { defaultJobs, runCampaign } from './sim-campaign.js';
 
 const fraction = (text: string): number => {
@@ -70,19 +71,24 @@ function readPlan(file: string | undefined): FaultPlan {
   return plan.value;
 }
 
-const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/** A line of the run's text output; under --output json, progress on stderr (results are emitted as JSON lines). */
+const say = progress;
 
+/** One seed's result: a text block, or one JSON object per seed under --output json (JSON lines). */
 function report(r: SimResult, ms: number, out: string | undefined): void {
   const sps = Math.round((r.steps / Math.max(1, ms)) * 1000);
+  const summary = { seed: r.seed, ok: r.ok, steps: r.steps, faultsInjected: r.faultsInjected, leaked: r.leaked, logHash: r.logHash, stepsPerS: sps };
   if (r.ok) {
-    say(`seed ${r.seed}: ok, ${r.steps} steps, ${r.faultsInjected} faults injected, ${r.leaked.length} leak(s) reported, log ${r.logHash}, ${sps} steps/s`);
+    emit(summary, () => say(`seed ${r.seed}: ok, ${r.steps} steps, ${r.faultsInjected} faults injected, ${r.leaked.length} leak(s) reported, log ${r.logHash}, ${sps} steps/s`));
     return;
   }
   const file = out ?? `sim-replay-${r.seed}.json`;
   writeFileSync(file, `${JSON.stringify(r.replay)}\n`);
-  say(`seed ${r.seed}: FAILED after step ${r.failure!.step} (${r.faultsInjected} faults injected, log ${r.logHash})`);
-  for (const v of r.failure!.violations.slice(0, 10)) say(`  ${v}`);
-  say(`  replay: hypmesh sim --replay ${file}   shrink: hypmesh sim --replay ${file} --shrink`);
+  emit({ ...summary, failure: r.failure, replayFile: file }, () => {
+    say(`seed ${r.seed}: FAILED after step ${r.failure!.step} (${r.faultsInjected} faults injected, log ${r.logHash})`);
+    for (const v of r.failure!.violations.slice(0, 10)) say(`  ${v}`);
+    say(`  replay: hypmesh sim --replay ${file}   shrink: hypmesh sim --replay ${file} --shrink`);
+  });
 }
 
 /** The seeds this process runs: --seed, --seeds, or its Indexed Job slice. */
@@ -126,7 +132,8 @@ async function simCommand(o: SimOpts): Promise<void> {
   if (seeds.length > 1) {
     const s = (performance.now() - t0) / 1000;
     const steps = seeds.length * o.steps;
-    say(`campaign: ${seeds.length} seed(s) ${seeds[0]}..${seeds.at(-1)}, ${failed} failed, ${steps} steps in ${s.toFixed(1)} s, ${Math.round(steps / s)} steps/s, ${jobs} job(s)`);
+    const campaign = { seeds: seeds.length, first: seeds[0], last: seeds.at(-1), failed, steps, seconds: Number(s.toFixed(1)), stepsPerS: Math.round(steps / s), jobs };
+    emit({ campaign }, () => say(`campaign: ${seeds.length} seed(s) ${seeds[0]}..${seeds.at(-1)}, ${failed} failed, ${steps} steps in ${s.toFixed(1)} s, ${campaign.stepsPerS} steps/s, ${jobs} job(s)`));
   }
   process.exitCode = failed > 0 ? 1 : 0;
 }
@@ -140,10 +147,12 @@ async function shrinkAndPrint(replay: ReplayFile, out: string | undefined): Prom
   }
   const file = out ?? `sim-replay-${small.seed}-min.json`;
   writeFileSync(file, `${JSON.stringify(small, null, 1)}\n`);
-  say(`minimal failing schedule (${small.schedule.length} steps, ${small.plan.rules.length} rules), written to ${file}:`);
-  for (const [i, [actor, draw]] of small.schedule.entries()) say(`  ${i}: ${actor} draw ${draw}`);
-  for (const rule of small.plan.rules) say(`  rule ${rule.id}: ${rule.boundary} ${JSON.stringify(rule.match)} → ${rule.action.kind}`);
-  for (const v of result.failure!.violations.slice(0, 10)) say(`  violation: ${v}`);
+  emit({ shrunk: { file, schedule: small.schedule, rules: small.plan.rules, violations: result.failure!.violations } }, () => {
+    say(`minimal failing schedule (${small.schedule.length} steps, ${small.plan.rules.length} rules), written to ${file}:`);
+    for (const [i, [actor, draw]] of small.schedule.entries()) say(`  ${i}: ${actor} draw ${draw}`);
+    for (const rule of small.plan.rules) say(`  rule ${rule.id}: ${rule.boundary} ${JSON.stringify(rule.match)} → ${rule.action.kind}`);
+    for (const v of result.failure!.violations.slice(0, 10)) say(`  violation: ${v}`);
+  });
   process.exitCode = 1;
 }
 

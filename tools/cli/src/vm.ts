@@ -45,16 +45,20 @@ import {
   type StartVmResponse,
   type StopVmRequest,
   type StopVmResponse,
-  type Vm,
-  type VmEvent,
+  Vm,
+  VmEvent,
   type WatchVmResponse,
 } from '@hypmesh/proto/vmm';
 import { bytes, integer, rightsArg } from './args.js';
 import { call, meta, refused, tryCall } from './call.js';
 import { formatBytes, table } from './format.js';
+import { emit, progress } from './output.js';
 import { readSessionId, removeSessionFile, SESSION_TTL_MS, sessionFilePath, writeSessionId } from './session-file.js';
 
 const HOST = 3;
+
+const HANDLE_HELP = 'VM handle (`hypmesh vm list`)';
+const handleArg = (text: string): bigint => BigInt(integer(text));
 /** After the call returns, how long to wait for the watch streams to show its final state. */
 const SETTLE_MS = 1_000;
 
@@ -117,7 +121,7 @@ async function withProgress<T>(vmm: VmmServiceClient, sessionId: string, handles
       const e = m.event;
       if (e === undefined) return;
       if (e.state !== undefined) seen.set(handle, [...(seen.get(handle) ?? []), e.state]);
-      if (!first) process.stdout.write(`  VM ${handle}: ${eventText(e)}\n`);
+      if (!first) progress(`  VM ${handle}: ${eventText(e)}`);
       first = false; // the first message is the state the VM is in already
       for (const w of wake) w();
     });
@@ -175,7 +179,6 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
     process.exit(1);
   }
 
-  const handleArg = (text: string): bigint => BigInt(integer(text));
 
   const vm = program.command('vm').description(`VMs in the CLI's VMM lease session (kept in $HYPMESH_SESSION_FILE, default ~/.hypmesh/session)`);
 
@@ -194,7 +197,7 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
       }
       const type = o.type === 'gunyah' ? VmType.VM_TYPE_GUNYAH : VmType.VM_TYPE_REALM;
       const r = await call<CreateVmRequest, CreateVmResponse>(vmm, vmm.createVm, { sessionId: id, type, ipaBits: o.ipaBits }, HOST);
-      vmTable([r.vm!]);
+      emit(Vm.toJSON(r.vm!), () => vmTable([r.vm!]));
       vmm.close();
     });
 
@@ -203,69 +206,76 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
     .action(async () => {
       const vmm = client();
       const s = await current(vmm);
-      if (s === undefined) process.stdout.write('no session (`hypmesh vm create` opens one)\n');
-      else vmTable((await call<ListVmsRequest, ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id }, HOST)).vms);
+      const vms = s === undefined ? [] : (await call<ListVmsRequest, ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id }, HOST)).vms;
+      emit({ session: s?.id ?? null, vms: vms.map((v) => Vm.toJSON(v)) }, () =>
+        s === undefined ? process.stdout.write('no session (`hypmesh vm create` opens one)\n') : vmTable(vms),
+      );
       vmm.close();
     });
 
-  vm.command('show <handle>')
+  vm.command('show')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description('one VM with its bindings')
-    .action(async (handle: string) => {
+    .action(async (h: bigint) => {
       const vmm = client();
-      const v = (await call<GetVmRequest, GetVmResponse>(vmm, vmm.getVm, { sessionId: await session(vmm), handle: handleArg(handle) }, HOST)).vm!;
-      vmTable([v]);
-      process.stdout.write('\n');
-      bindingTable(v);
+      const v = (await call<GetVmRequest, GetVmResponse>(vmm, vmm.getVm, { sessionId: await session(vmm), handle: h }, HOST)).vm!;
+      emit(Vm.toJSON(v), () => {
+        vmTable([v]);
+        process.stdout.write('\n');
+        bindingTable(v);
+      });
       vmm.close();
     });
 
-  vm.command('start <handle>')
+  vm.command('start')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description('run the start sequence (GUNYAH: the L24 RM calls; REALM: RTTs, DATA, ACTIVATE), showing the VM as it changes')
-    .action(async (handle: string) => {
+    .action(async (h: bigint) => {
       const vmm = client();
       const sessionId = await session(vmm);
-      const h = handleArg(handle);
-      process.stdout.write(`starting VM ${h}\n`);
+      progress(`starting VM ${h}`);
       const r = await withProgress(vmm, sessionId, [h], () => call<StartVmRequest, StartVmResponse>(vmm, vmm.startVm, { sessionId, handle: h }, HOST), (x) => x.vm?.state);
-      vmTable([r.vm!]);
+      emit(Vm.toJSON(r.vm!), () => vmTable([r.vm!]));
       vmm.close();
     });
 
-  vm.command('stop <handle>')
+  vm.command('stop')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description('forced VM_STOP, waiting for EXITED')
-    .action(async (handle: string) => {
+    .action(async (h: bigint) => {
       const vmm = client();
       const sessionId = await session(vmm);
-      const h = handleArg(handle);
-      process.stdout.write(`stopping VM ${h}\n`);
+      progress(`stopping VM ${h}`);
       const r = await withProgress(vmm, sessionId, [h], () => call<StopVmRequest, StopVmResponse>(vmm, vmm.stopVm, { sessionId, handle: h }, HOST), (x) => x.vm?.state);
-      vmTable([r.vm!]);
+      emit(Vm.toJSON(r.vm!), () => vmTable([r.vm!]));
       vmm.close();
     });
 
-  vm.command('destroy <handle>')
+  vm.command('destroy')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description('tear the VM down now (Linux order), showing each step')
-    .action(async (handle: string) => {
+    .action(async (h: bigint) => {
       const vmm = client();
       const sessionId = await session(vmm);
-      const h = handleArg(handle);
-      process.stdout.write(`destroying VM ${h}\n`);
+      progress(`destroying VM ${h}`);
       const r = await withProgress(vmm, sessionId, [h], () => call<DestroyVmRequest, DestroyVmResponse>(vmm, vmm.destroyVm, { sessionId, handle: h }, HOST), (x) => x.vm?.state);
-      teardownTable(r.vm!);
-      process.stdout.write(`VM ${h} ${stateName(r.vm!.state)}, ${r.vm!.hostPages} host pages still out\n`);
+      emit(Vm.toJSON(r.vm!), () => {
+        teardownTable(r.vm!);
+        process.stdout.write(`VM ${h} ${stateName(r.vm!.state)}, ${r.vm!.hostPages} host pages still out\n`);
+      });
       vmm.close();
     });
 
-  vm.command('watch <handle>')
+  vm.command('watch')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description('print the VM’s events until it is destroyed (Ctrl-C stops watching; the session is renewed meanwhile)')
-    .action(async (handle: string) => {
+    .action(async (h: bigint) => {
       const vmm = client();
       const s = await current(vmm);
       if (s === undefined) {
         await session(vmm); // reports that there is none, exits 1
         return;
       }
-      const h = handleArg(handle);
       const renew = setInterval(() => void tryCall(vmm, vmm.renewLease, { sessionId: s.id }, HOST), Math.max(1_000, s.ttlMs / 3));
       renew.unref();
       const stream = vmm.watchVm({ sessionId: s.id, handle: h }, meta(HOST));
@@ -273,7 +283,8 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
         stream.cancel();
         process.exit(0);
       });
-      stream.on('data', (m: WatchVmResponse) => m.event && process.stdout.write(`VM ${h}: ${eventText(m.event)}\n`));
+      // Under --output json, one JSON object per event (JSON lines), as the stream delivers them.
+      stream.on('data', (m: WatchVmResponse) => m.event && emit(VmEvent.toJSON(m.event), () => process.stdout.write(`VM ${h}: ${eventText(m.event!)}\n`)));
       await new Promise<void>((resolve) => {
         stream.on('end', resolve);
         stream.on('error', (e: grpc.ServiceError) => {
@@ -286,49 +297,51 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
       vmm.close();
     });
 
-  vm.command('dtb <handle>')
+  vm.command('dtb')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description('where the DTB lies in guest memory (GUNYAH_VM_SET_DTB_CONFIG)')
     .addOption(new Option('--guest <addr>', 'guest physical address').argParser(bytes).makeOptionMandatory())
     .addOption(new Option('--size <bytes>', 'size').argParser(bytes).makeOptionMandatory())
-    .action(async (handle: string, o: { guest: bigint; size: bigint }) => {
+    .action(async (h: bigint, o: { guest: bigint; size: bigint }) => {
       const vmm = client();
       const sessionId = await session(vmm);
-      const v = (await call<SetDtbConfigRequest, SetDtbConfigResponse>(vmm, vmm.setDtbConfig, { sessionId, handle: handleArg(handle), guestAddr: o.guest, size: o.size }, HOST)).vm!;
-      vmTable([v]);
+      const v = (await call<SetDtbConfigRequest, SetDtbConfigResponse>(vmm, vmm.setDtbConfig, { sessionId, handle: h, guestAddr: o.guest, size: o.size }, HOST)).vm!;
+      emit(Vm.toJSON(v), () => vmTable([v]));
       vmm.close();
     });
 
   const mem = program.command('mem').description("guest memory of a VM in the CLI's session (GUNYAH_VM_MAP_MEM)");
 
   mem
-    .command('bind <handle>')
+    .command('bind')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description('bind host memory at a guest address, lent or shared, before start')
     .addOption(new Option('--guest <addr>', 'guest physical address (4 KiB aligned)').argParser(bytes).makeOptionMandatory())
     .addOption(new Option('--host <addr>', 'host physical address (4 KiB aligned)').argParser(bytes).makeOptionMandatory())
     .addOption(new Option('--size <bytes>', 'size (4 KiB aligned)').argParser(bytes).makeOptionMandatory())
     .addOption(new Option('--mode <mode>', 'lend: the host loses access; share: it keeps it').choices(['lend', 'share']).default('lend'))
     .addOption(new Option('--rights <rwx>', "the guest's rights").argParser(rightsArg).default(rightsArg('rwx'), 'rwx'))
-    .action(async (handle: string, o: { guest: bigint; host: bigint; size: bigint; mode: 'lend' | 'share'; rights: ReturnType<typeof rightsArg> }) => {
+    .action(async (h: bigint, o: { guest: bigint; host: bigint; size: bigint; mode: 'lend' | 'share'; rights: ReturnType<typeof rightsArg> }) => {
       const vmm = client();
       const sessionId = await session(vmm);
       const binding: Binding = { guestAddr: o.guest, hostAddr: o.host, size: o.size, mode: o.mode === 'lend' ? BindMode.BIND_MODE_LEND : BindMode.BIND_MODE_SHARE, ...o.rights };
-      const v = (await call<MapMemRequest, MapMemResponse>(vmm, vmm.mapMem, { sessionId, handle: handleArg(handle), binding, unmap: false }, HOST)).vm!;
-      bindingTable(v);
+      const v = (await call<MapMemRequest, MapMemResponse>(vmm, vmm.mapMem, { sessionId, handle: h, binding, unmap: false }, HOST)).vm!;
+      emit(Vm.toJSON(v), () => bindingTable(v));
       vmm.close();
     });
 
   mem
-    .command('unbind <handle>')
+    .command('unbind')
+    .argument('<handle>', HANDLE_HELP, handleArg)
     .description("trim a binding's head or tail (host, mode and rights default to the binding's that holds the range)")
     .addOption(new Option('--guest <addr>', 'guest physical address').argParser(bytes).makeOptionMandatory())
     .addOption(new Option('--size <bytes>', 'size').argParser(bytes).makeOptionMandatory())
     .addOption(new Option('--host <addr>', 'host physical address of --guest').argParser(bytes))
     .addOption(new Option('--mode <mode>', 'the binding’s mode').choices(['lend', 'share']))
     .addOption(new Option('--rights <rwx>', 'the binding’s rights').argParser(rightsArg))
-    .action(async (handle: string, o: { guest: bigint; size: bigint; host?: bigint; mode?: 'lend' | 'share'; rights?: ReturnType<typeof rightsArg> }) => {
+    .action(async (h: bigint, o: { guest: bigint; size: bigint; host?: bigint; mode?: 'lend' | 'share'; rights?: ReturnType<typeof rightsArg> }) => {
       const vmm = client();
       const sessionId = await session(vmm);
-      const h = handleArg(handle);
       let held: Binding | undefined;
       if (o.host === undefined || o.mode === undefined || o.rights === undefined) {
         const v = (await call<GetVmRequest, GetVmResponse>(vmm, vmm.getVm, { sessionId, handle: h }, HOST)).vm!;
@@ -346,7 +359,7 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
         ...(o.rights ?? { allowRead: held!.allowRead, allowWrite: held!.allowWrite, allowExec: held!.allowExec }),
       };
       const v = (await call<MapMemRequest, MapMemResponse>(vmm, vmm.mapMem, { sessionId, handle: h, binding, unmap: true }, HOST)).vm!;
-      bindingTable(v);
+      emit(Vm.toJSON(v), () => bindingTable(v));
       vmm.close();
     });
 
@@ -358,10 +371,12 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
     .action(async () => {
       const vmm = client();
       const s = await current(vmm);
-      if (s === undefined) process.stdout.write('no session (`hypmesh vm create` opens one)\n');
+      if (s === undefined) emit({ session: null }, () => process.stdout.write('no session (`hypmesh vm create` opens one)\n'));
       else {
         const n = (await call<ListVmsRequest, ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id }, HOST)).vms.length;
-        process.stdout.write(`session ${s.id} (${sessionFilePath()}): ${n} VM${n === 1 ? '' : 's'}, lease ${s.ttlMs / 60_000} min, just renewed\n`);
+        emit({ session: s.id, file: sessionFilePath(), vms: n, ttlMs: s.ttlMs }, () =>
+          process.stdout.write(`session ${s.id} (${sessionFilePath()}): ${n} VM${n === 1 ? '' : 's'}, lease ${s.ttlMs / 60_000} min, just renewed\n`),
+        );
       }
       vmm.close();
     });
@@ -373,11 +388,11 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
       const vmm = client();
       const s = await current(vmm);
       if (s === undefined) {
-        process.stdout.write('no session\n');
+        emit({ session: null, vms: [] }, () => process.stdout.write('no session\n'));
         return vmm.close();
       }
       const vms = (await call<ListVmsRequest, ListVmsResponse>(vmm, vmm.listVms, { sessionId: s.id }, HOST)).vms;
-      process.stdout.write(`closing session ${s.id}${vms.length > 0 ? `: tearing down VM ${vms.map((v) => v.handle).join(', ')}` : ''}\n`);
+      progress(`closing session ${s.id}${vms.length > 0 ? `: tearing down VM ${vms.map((v) => v.handle).join(', ')}` : ''}`);
       const r = await withProgress(
         vmm,
         s.id,
@@ -386,11 +401,13 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
         () => VmState.VM_STATE_DESTROYED,
       );
       removeSessionFile();
-      for (const v of r.vms) {
-        process.stdout.write(`\nVM ${v.handle} (${typeName(v.type)}) ${stateName(v.state)}\n`);
-        teardownTable(v);
-      }
-      process.stdout.write(`session ${s.id} closed\n`);
+      emit({ session: s.id, closed: true, vms: r.vms.map((v) => Vm.toJSON(v)) }, () => {
+        for (const v of r.vms) {
+          process.stdout.write(`\nVM ${v.handle} (${typeName(v.type)}) ${stateName(v.state)}\n`);
+          teardownTable(v);
+        }
+        process.stdout.write(`session ${s.id} closed\n`);
+      });
       vmm.close();
     });
 }
