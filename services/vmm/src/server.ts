@@ -112,7 +112,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     // Reset) names nothing here.
     const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
     const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
-    return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
+    return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, handlesPerSession: true, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
   };
   let vmm = await build();
   const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings);
