@@ -239,6 +239,31 @@ describe('seed 001: handles bound to the client session', () => {
     await f.vmm.idle();
     f.expectAllBack();
   });
+
+  test('handlesPerSession: each session numbers its VMs from 1, a handle names a VM only with its session, events name the session', async () => {
+    const f = vmmFixture({ handlesPerSession: true });
+    const other = f.vmm.openSession();
+    const events: string[] = [];
+    f.vmm.watch((e) => e.kind === 'STATE' && events.push(`${e.session === f.session ? 'A' : 'B'}${e.handle} ${e.state}`));
+    const a1 = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    const b1 = must(await f.vmm.create(other, 'GUNYAH', 40));
+    const a2 = must(await f.vmm.create(f.session, 'REALM', 40));
+    expect([a1.handle, b1.handle, a2.handle]).toEqual([1, 1, 2]);
+    expect([f.vmm.describe(1, f.session), f.vmm.describe(1, other)].map((r) => (r.ok ? r.value.vmid : r.error.rule))).toEqual([a1.vmid, b1.vmid]);
+    expect(must(f.vmm.listVms(other)).map((v) => v.handle)).toEqual([1]);
+    const none = f.vmm.describe(2, other);
+    expect(none.ok ? 'ok' : none.error.rule).toBe('no_such_vm');
+    must(await f.vmm.destroy(1, other));
+    expect(must(f.vmm.listVms(f.session)).map((v) => `${v.handle} ${v.type}`)).toEqual(['1 GUNYAH', '2 REALM']);
+    expect(events).toEqual(['A1 CREATED', 'B1 CREATED', 'A2 CREATED', 'B1 DESTROYING', 'B1 DESTROYED']);
+    // A handle is not reused within its session once destroyed (no fd-style reuse of the lowest).
+    must(await f.vmm.destroy(2, f.session));
+    expect(must(await f.vmm.create(f.session, 'GUNYAH', 40)).handle).toBe(3);
+    f.vmm.endSession(f.session);
+    f.vmm.endSession(other);
+    await f.vmm.idle();
+    f.expectAllBack();
+  });
 });
 
 describe('§4.4 L24 demand paging bypasses the RM: each binding is a core grant mapped at its guest address (pre-faulted at START)', () => {

@@ -63,13 +63,16 @@ const LIFECYCLES: Record<VmType, VmLifecycle> = { GUNYAH: GUNYAH_LIFECYCLE, REAL
 export class VmManager {
   readonly pages: HostPageAllocator;
   private readonly ops: VmOps;
+  /** By `id` (manager-wide); a session's handle set holds these ids too. */
   private readonly vms = new Map<number, Vm>();
   /** VMs the RM reports on (LIFECYCLES rmTracked), by VMID. */
   private readonly byVmid = new Map<number, Vm>();
   private readonly sessions: SessionRegistry;
   private readonly listeners = new Set<(e: VmEvent) => void>();
   private readonly background = new Set<Promise<unknown>>();
-  private nextHandle = 1;
+  private nextId = 1;
+  /** With handlesPerSession, each session's next handle, keyed by its handle set so it goes with the session. */
+  private readonly nextInSession = new WeakMap<Set<number>, number>();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -179,7 +182,7 @@ export class VmManager {
 
   private setState(vm: Vm, state: VmState): void {
     vm.state = state;
-    this.emit({ kind: 'STATE', handle: vm.handle, state });
+    this.emit({ kind: 'STATE', handle: vm.handle, session: vm.session, state });
   }
 
   private notice(n: RmNotice): void {
@@ -187,21 +190,31 @@ export class VmManager {
     if (vm === undefined) return;
     if (n.kind === 'VM_STATUS') {
       vm.rmStatus = n.status;
-      this.emit({ kind: 'RM_STATUS', handle: vm.handle, rmStatus: n.status });
+      this.emit({ kind: 'RM_STATUS', handle: vm.handle, session: vm.session, rmStatus: n.status });
     } else {
-      this.emit({ kind: 'EXITED', handle: vm.handle, exitType: n.exitType });
+      this.emit({ kind: 'EXITED', handle: vm.handle, session: vm.session, exitType: n.exitType });
     }
     this.ops.statusChanged();
   }
 
   // ---- queries ----------------------------------------------------------------------------------
 
+  /** With `session`, the session's VM of that handle; without (internal and simulation use), the VM of that manager-wide id. */
   private get(handle: number, session?: string): VmmResult<Vm> {
     const touched = this.sessions.touch(session);
     if (!touched.ok) return touched;
-    const vm = this.vms.get(handle);
-    if (vm === undefined || (session !== undefined && vm.session !== session)) return vmmFail('ENOENT', 'no_such_vm', `no VM handle ${handle}${session === undefined ? '' : ` in ${session}`}`);
+    const vm = session === undefined ? this.vms.get(handle) : this.inSession(session, handle);
+    if (vm === undefined) return vmmFail('ENOENT', 'no_such_vm', `no VM handle ${handle}${session === undefined ? '' : ` in ${session}`}`);
     return vmmOk(vm);
+  }
+
+  private inSession(session: string, handle: number): Vm | undefined {
+    if (!this.config.handlesPerSession) {
+      const vm = this.vms.get(handle);
+      return vm?.session === session ? vm : undefined;
+    }
+    for (const id of this.sessions.handles(session) ?? []) if (this.vms.get(id)?.handle === handle) return this.vms.get(id);
+    return undefined;
   }
 
   /** The VM's view; with `session`, only if the handle belongs to it (ENOENT no_such_vm otherwise). */
@@ -254,31 +267,35 @@ export class VmManager {
     const lifecycle = Object.hasOwn(LIFECYCLES, type) ? LIFECYCLES[type] : undefined;
     if (lifecycle === undefined) return vmmFail('EINVAL', 'vm_type_invalid', `VM type ${String(type)}`);
     if (!Number.isInteger(ipaBits) || ipaBits < 32 || ipaBits > 48) return vmmFail('EINVAL', 'ipa_bits_invalid', `ipa_bits ${ipaBits} (32..48)`);
-    const made = await lifecycle.create(this.ops, ipaBits, (vmid) => this.newVm(session, type, vmid, ipaBits));
+    const made = await lifecycle.create(this.ops, ipaBits, (vmid) => this.newVm(session, handles, type, vmid, ipaBits));
     if (!made.ok) {
       // Half made and the undo refused: the VM is the session's like any other, and its teardown
       // (with retries) takes it down or reports what it could not; the caller still sees the error.
-      if ('unfinished' in made) this.track(this.destroy(this.register(made.unfinished, handles).handle));
+      if ('unfinished' in made) this.track(this.destroy(this.register(made.unfinished, handles).id));
       return { ok: false, error: made.error };
     }
     const vm = this.register(made.value, handles);
     // The session ended (stream closed, lease expired or closed) while the VM was being made.
-    if (this.sessions.handles(session) !== handles) this.track(this.destroy(vm.handle));
+    if (this.sessions.handles(session) !== handles) this.track(this.destroy(vm.id));
     return vmmOk(viewOf(vm));
   }
 
   /** A made VM joins the tables and its session. */
   private register(vm: Vm, handles: Set<number>): Vm {
-    this.vms.set(vm.handle, vm);
+    this.vms.set(vm.id, vm);
     if (LIFECYCLES[vm.type].rmTracked) this.byVmid.set(vm.vmid, vm);
-    handles.add(vm.handle);
-    this.emit({ kind: 'STATE', handle: vm.handle, state: vm.state });
+    handles.add(vm.id);
+    this.emit({ kind: 'STATE', handle: vm.handle, session: vm.session, state: vm.state });
     return vm;
   }
 
-  private newVm(session: string, type: VmType, vmid: number, ipaBits: number): Vm {
+  private newVm(session: string, handles: Set<number>, type: VmType, vmid: number, ipaBits: number): Vm {
+    const id = this.nextId++;
+    const handle = this.config.handlesPerSession ? (this.nextInSession.get(handles) ?? 1) : id;
+    this.nextInSession.set(handles, handle + 1);
     return {
-      handle: this.nextHandle++,
+      id,
+      handle,
       type,
       vmid,
       ipaBits,
@@ -323,7 +340,7 @@ export class VmManager {
     const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.hold(r) ?? []);
     const handles = new Set<number>();
     const found = (type: VmType, vmid: number, ipaBits: number): Vm => {
-      const vm = this.newVm(ORPHANED_SESSION, type, vmid, ipaBits);
+      const vm = this.newVm(ORPHANED_SESSION, handles, type, vmid, ipaBits);
       vm.startTried = true;
       return vm;
     };
@@ -341,7 +358,7 @@ export class VmManager {
     });
     const unused = region.value.filter((r) => r.delegatedUnused);
     const swept = (async (): Promise<SweepReport> => {
-      const views = await Promise.all([...orphans, ...realmOrphans].map((vm) => this.destroy(vm.handle)));
+      const views = await Promise.all([...orphans, ...realmOrphans].map((vm) => this.destroy(vm.id)));
       for (const run of unused) for (let f = run.base; f < run.base + run.count; f++) await this.core.granuleUndelegate(f * PAGE_BYTES);
       const stillHeld = await this.releaseHeld(port, held);
       return {
@@ -489,9 +506,9 @@ export class VmManager {
     if (vm.starting !== undefined) await vm.starting.catch(() => undefined);
     const lifecycle = LIFECYCLES[vm.type];
     await lifecycle.tearDown(this.ops, vm);
-    this.vms.delete(vm.handle);
+    this.vms.delete(vm.id);
     if (lifecycle.rmTracked) this.byVmid.delete(vm.vmid);
-    this.sessions.handles(vm.session)?.delete(vm.handle);
+    this.sessions.handles(vm.session)?.delete(vm.id);
     this.setState(vm, 'DESTROYED');
     return viewOf(vm);
   }

@@ -43,6 +43,13 @@ export interface VmmConfig {
    * kept from an earlier VMM process (a CLI session file) can never name a new client's session.
    */
   readonly sessionIdPrefix: string;
+  /**
+   * Number VM handles per session, as file descriptors are per process: each session's first VM is
+   * handle 1, and a handle names a VM only together with its session (the service sets this).
+   * Off, handles are counted across the manager, so a handle alone names a VM (the simulation keys
+   * its bookkeeping by it).
+   */
+  readonly handlesPerSession: boolean;
 }
 
 /** Everything but the donation region, which comes from the core's memory map. */
@@ -54,6 +61,7 @@ export const DEFAULT_VMM_CONFIG: Omit<VmmConfig, 'donationRegion'> = {
   retryBackoffMs: 0,
   waitMs: 5_000,
   sessionIdPrefix: '',
+  handlesPerSession: false,
 };
 
 /** One teardown step as it went: how many attempts, and its last error if it never succeeded. */
@@ -92,10 +100,11 @@ export interface VmView {
   readonly leaked: readonly string[];
 }
 
+/** `session` is the handle's (the manager sets it on every event; with handlesPerSession a handle alone is ambiguous). */
 export type VmEvent =
-  | { readonly kind: 'STATE'; readonly handle: number; readonly state: VmState }
-  | { readonly kind: 'RM_STATUS'; readonly handle: number; readonly rmStatus: VmStatus | 'UNKNOWN' }
-  | { readonly kind: 'EXITED'; readonly handle: number; readonly exitType: number };
+  | { readonly kind: 'STATE'; readonly handle: number; readonly session?: string; readonly state: VmState }
+  | { readonly kind: 'RM_STATUS'; readonly handle: number; readonly session?: string; readonly rmStatus: VmStatus | 'UNKNOWN' }
+  | { readonly kind: 'EXITED'; readonly handle: number; readonly session?: string; readonly exitType: number };
 
 
 export interface RealmRec {
@@ -112,6 +121,8 @@ export interface RealmRec {
 }
 
 export interface Vm {
+  /** The manager-wide key of the record; equal to `handle` unless handles are per session. */
+  readonly id: number;
   readonly handle: number;
   readonly type: VmType;
   readonly vmid: number;

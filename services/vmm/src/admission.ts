@@ -45,7 +45,13 @@ export function vmmPrincipal(call: { readonly metadata: Metadata }): Principal {
 /** What the admission asks the VM manager: whether an object is still there. */
 export interface VmmHoldings {
   hasSession(id: string): boolean;
-  hasVm(handle: number): boolean;
+  hasVm(vm: VmKey): boolean;
+}
+
+/** A VM as its client names it: a handle within a session. */
+export interface VmKey {
+  readonly handle: number;
+  readonly session: string;
 }
 
 export class VmmAdmission {
@@ -73,19 +79,20 @@ export class VmmAdmission {
   }
 
   /**
-   * Runs `create` if `who` may hold one more VM, charging the VM it made (`handle` reads it from the
-   * result, undefined when none was made); else throws the refusal and nothing ran. A create in
-   * flight holds a reservation, so concurrent creates cannot overshoot.
+   * Runs `create` if `who` may hold one more VM, charging the VM it made (`made` reads its handle and
+   * session from the result, undefined when none was made: handles are numbered per session); else
+   * throws the refusal and nothing ran. A create in flight holds a reservation, so concurrent creates
+   * cannot overshoot.
    */
-  async vm<T>(who: Principal, create: () => Promise<T>, handle: (result: T) => number | undefined): Promise<T> {
+  async vm<T>(who: Principal, create: () => Promise<T>, made: (result: T) => VmKey | undefined): Promise<T> {
     const refused = this.refusal('vms', who);
     if (refused !== undefined) throw refused;
     const ticket = `pending:${this.tickets++}`;
     this.ledger.charge('vms', who, ticket);
     try {
       const result = await create();
-      const h = handle(result);
-      if (h !== undefined) this.charge('vms', who, String(h), () => this.holds.hasVm(h));
+      const vm = made(result);
+      if (vm !== undefined) this.charge('vms', who, `${vm.session}/${vm.handle}`, () => this.holds.hasVm(vm));
       return result;
     } finally {
       this.ledger.release('vms', ticket);

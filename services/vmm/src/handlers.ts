@@ -53,10 +53,8 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
       }
       const id = vmm.openSession();
       admission.session(who, id);
-      const mine = new Set<number>();
-      const isMine = (handle: number): boolean => mine.has(handle) || (vmm.view(handle, id) !== undefined && mine.add(handle) !== undefined);
       const stopWatch = vmm.watch((e: VmEvent) => {
-        if (isMine(e.handle)) call.write({ event: eventOut(e) });
+        if (e.session === id) call.write({ event: eventOut(e) });
       });
       let ended = false;
       const end = (): void => {
@@ -93,13 +91,13 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
     listVms: unary((req) => vmsReply(vmm.listVms(sessionField(req.sessionId)))),
     listAllVms: unary((_req, call) => {
       requireCaller(call, [VMID_HOST], 'ListAllVms');
-      return { ok: true, value: { vms: vmm.list().sort((a, b) => a.handle - b.handle).map(vmRecordOut) } };
+      return { ok: true, value: { vms: vmm.list().sort((a, b) => (a.session < b.session ? -1 : a.session > b.session ? 1 : a.handle - b.handle)).map(vmRecordOut) } };
     }),
 
     createVm: unary(async (req, call) => {
       const session = sessionField(req.sessionId);
       const type = enumField(req.type, VM_TYPES, 'type');
-      const made = await admission.vm(vmmPrincipal(call), () => vmm.create(session, type, req.ipaBits), (r) => (r.ok ? r.value.handle : undefined));
+      const made = await admission.vm(vmmPrincipal(call), () => vmm.create(session, type, req.ipaBits), (r) => (r.ok ? { handle: r.value.handle, session } : undefined));
       return vmReply(made);
     }),
     mapMem: unary((req, call) => {
@@ -124,10 +122,12 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
 
     watchVm: (call: ServerWritableStream<WatchVmRequest, WatchVmResponse>) => {
       let handle: number;
+      let session: string;
       let current: VmmResult<VmView>;
       try {
         handle = handleField(call.request.handle);
-        current = vmm.describe(handle, sessionField(call.request.sessionId));
+        session = sessionField(call.request.sessionId);
+        current = vmm.describe(handle, session);
       } catch (e) {
         call.emit('error', fromThrown(e, log, 'WatchVm'));
         return;
@@ -156,7 +156,7 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
         release();
       };
       stopWatch = vmm.watch((e) => {
-        if (e.handle !== handle) return;
+        if (e.handle !== handle || e.session !== session) return;
         call.write({ event: eventOut(e) });
         if (e.kind === 'STATE' && e.state === 'DESTROYED') stream.end();
       });

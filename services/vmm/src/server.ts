@@ -117,10 +117,10 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     // Reset) names nothing here.
     const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
     const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
-    return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
+    return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, handlesPerSession: true, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
   };
   const limits = vmmAdmissionLimits(options.quota);
-  const admit = (m: VmManager): VmmAdmission => new VmmAdmission(limits, { hasSession: (id) => m.hasSession(id), hasVm: (h) => m.view(h) !== undefined });
+  const admit = (m: VmManager): VmmAdmission => new VmmAdmission(limits, { hasSession: (id) => m.hasSession(id), hasVm: (vm) => m.view(vm.handle, vm.session) !== undefined });
   let vmm = await build();
   let admission = admit(vmm);
   const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings);

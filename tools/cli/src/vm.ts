@@ -52,7 +52,7 @@ import {
 import { bytes, integer, rightsArg } from './args.js';
 import { call, meta, refused, tryCall } from './call.js';
 import { formatBytes, table } from './format.js';
-import { emit, progress } from './output.js';
+import { emit, jsonError, jsonOutput, progress } from './output.js';
 import { readSessionId, removeSessionFile, SESSION_TTL_MS, sessionFilePath, writeSessionId } from './session-file.js';
 
 const HOST = 3;
@@ -175,7 +175,9 @@ export function registerVmCommands(program: Command, vmmAddr: () => string): voi
   async function session(vmm: VmmServiceClient): Promise<string> {
     const s = await current(vmm);
     if (s !== undefined) return s.id;
-    process.stderr.write(`hypmesh: no VM session (${sessionFilePath()}); \`hypmesh vm create\` opens one\n`);
+    const none = `no VM session (${sessionFilePath()}); \`hypmesh vm create\` opens one`;
+    if (jsonOutput()) jsonError({ error: { message: none } }); // --output json: a refusal is one JSON object
+    else process.stderr.write(`hypmesh: ${none}\n`);
     process.exit(1);
   }
 
