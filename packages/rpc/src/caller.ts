@@ -80,6 +80,8 @@ const PARSED_MAX = 1024;
  * A TLS call whose certificate is missing or malformed is refused PERMISSION_DENIED.
  */
 export function peerIdentity(call: CallerCall): PeerIdentity | undefined {
+  // grpc-js reports a TLS peer it did not verify as no security at all, so this relies on the
+  // server requiring a client certificate (tls.ts serverCredentials always does).
   const auth = call.getAuthContext?.();
   if (auth?.transportSecurityType !== 'ssl') return undefined;
   const cert = auth.sslPeerCertificate;

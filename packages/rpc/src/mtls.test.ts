@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
-import { ListAllVmsResponse, ListVmsResponse, VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceClient, VmmServiceService } from '@hypmesh/proto/vmm';
+import { ListAllVmsResponse, ListVmsResponse, VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceClient, VmmServiceService, WatchVmRequest } from '@hypmesh/proto/vmm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CLIENT_KEY, principalOf, type Principal } from './admission.js';
-import { AUTHZ_TABLE } from './authz.js';
+import { AUTHZ_TABLE, type AuthzTable } from './authz.js';
 import { CALLER_VMID_KEY } from './caller.js';
 import { serveGrpc, type Served } from './server.js';
 import { clientCredentials, loadTls, type TlsMaterial } from './tls.js';
@@ -35,9 +35,17 @@ const handler =
       cb(fromThrown(e));
     }
   };
-const stub = { listAllVms: handler(ListAllVmsResponse.fromPartial({})), listVms: handler(ListVmsResponse.fromPartial({})) };
+const stub = {
+  listAllVms: handler(ListAllVmsResponse.fromPartial({})),
+  listVms: handler(ListVmsResponse.fromPartial({})),
+  // A server stream: one (empty) event as whoever called, then the end.
+  watchVm: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+    seen.push(principalOf(call));
+    call.end();
+  },
+};
 
-async function serve(tls: TlsMaterial | undefined): Promise<Served> {
+async function serve(tls: TlsMaterial | undefined, authz: AuthzTable = AUTHZ_TABLE): Promise<Served> {
   return serveGrpc({
     address: '127.0.0.1:0',
     serviceName: VMM_SERVICE_NAME,
@@ -45,7 +53,7 @@ async function serve(tls: TlsMaterial | undefined): Promise<Served> {
     protoFiles: VMM_PROTO_FILES,
     register: (s) => s.addService(VmmServiceService, stub as unknown as grpc.UntypedServiceImplementation),
     ...(tls !== undefined && { tls }),
-    authz: AUTHZ_TABLE,
+    authz,
   });
 }
 
@@ -162,5 +170,33 @@ describe('without TLS (insecure local use), identity is the metadata header, as 
     expect(seen.at(-1)).toEqual({ vmid: 3, client: 'cli', key: '3/cli' });
     expect((await call(c, 'listAllVms', { [CALLER_VMID_KEY]: '128' })).code).toBe('PERMISSION_DENIED');
     expect((await call(c, 'listAllVms')).code).toBe('INVALID_ARGUMENT');
+  });
+});
+
+describe('serveGrpc authz on a server stream', () => {
+  test('a stream RPC the table restricts is refused before its handler; an allowed caller gets it', async () => {
+    // Today every stream RPC is open to all; restrict WatchVm to HOST to exercise the stream path.
+    const table: AuthzTable = { ...AUTHZ_TABLE, [VMM_SERVICE_NAME]: { ...AUTHZ_TABLE[VMM_SERVICE_NAME], WatchVm: { vmids: [3] } } };
+    const server = await serve(undefined, table);
+    const c = new VmmServiceClient(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    const watch = (vmid: string): Promise<string> =>
+      new Promise((resolve) => {
+        const md = new grpc.Metadata();
+        md.set(CALLER_VMID_KEY, vmid);
+        const s = c.watchVm(WatchVmRequest.fromPartial({}), md);
+        s.on('data', () => {});
+        s.on('error', (e: grpc.ServiceError) => resolve(`${grpc.status[e.code]}: ${e.details}`));
+        s.on('end', () => resolve('end'));
+      });
+    try {
+      const before = seen.length;
+      expect(await watch('128')).toBe('PERMISSION_DENIED: WatchVm may be called by VMID 0x3 only; caller is VMID 0x80 as client anonymous');
+      expect(seen.length).toBe(before);
+      expect(await watch('3')).toBe('end');
+      expect(seen.slice(before)).toEqual([{ vmid: 3, client: 'anonymous', key: '3/anonymous' }]);
+    } finally {
+      c.close();
+      await server.shutdown(100);
+    }
   });
 });
