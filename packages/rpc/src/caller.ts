@@ -80,6 +80,18 @@ const PARSED_MAX = 1024;
  * A TLS call whose certificate is missing or malformed is refused PERMISSION_DENIED.
  */
 export function peerIdentity(call: CallerCall): PeerIdentity | undefined {
+  const known = byCall.get(call);
+  if (known !== undefined) return known ?? undefined;
+  const found = certifiedIdentity(call);
+  byCall.set(call, found ?? null);
+  return found;
+}
+
+// One call's identity, read once: authz.ts and the handler both ask, and grpc-js builds the peer
+// certificate anew on every getAuthContext().
+const byCall = new WeakMap<object, PeerIdentity | null>();
+
+function certifiedIdentity(call: CallerCall): PeerIdentity | undefined {
   // grpc-js reports a TLS peer it did not verify as no security at all, so this relies on the
   // server requiring a client certificate (tls.ts serverCredentials always does).
   const auth = call.getAuthContext?.();
