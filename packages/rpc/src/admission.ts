@@ -8,16 +8,17 @@
  * as HLOS (VMID 3): the VMM, a test driver, a grpcurl session. Quotas keyed by VMID alone would let one
  * HLOS tool take every VMID or parcel and starve the VMM (the issue's finding: 63 VM_ALLOCATEs and then
  * every CreateVm is ENODEV). So a principal is the caller VMID plus the client's name from metadata
- * `x-hypmesh-client` (`anonymous` when absent). The name is declared, as the VMID header is, until
- * transport identity (mTLS, issue 11) binds it to a certificate.
+ * `x-hypmesh-client` (`anonymous` when absent). Without TLS the name is declared, as the VMID header
+ * is (insecure local use only); over mTLS it is the certificate's `spiffe://hypmesh/client/<name>`
+ * (caller.ts), and a header naming another client is refused.
  *
  * Limits are data: each service has a table of rules with defaults, and `--quota` specs override a
  * rule for every client (`NAME=N`) or for one client name (`CLIENT:NAME=N`); `N` may be `unlimited`.
  */
 
 import type { Metadata } from '@grpc/grpc-js';
-import { callerVmid } from './caller.js';
-import { invalidArgument, quoted, resourceExhausted } from './status.js';
+import { callerVmid, peerIdentity, SPIFFE_CLIENT_PREFIX, type CallerCall } from './caller.js';
+import { invalidArgument, permissionDenied, quoted, resourceExhausted } from './status.js';
 import type { StatusError } from './status-details.js';
 
 export const CLIENT_KEY = 'x-hypmesh-client';
@@ -52,9 +53,23 @@ export function clientName(metadata: Metadata): string {
   return text;
 }
 
-/** The call's principal: its canonical caller VMID and its client name. */
-export function principalOf(call: { readonly metadata: Metadata }): Principal {
-  return principal(callerVmid(call), clientName(call.metadata));
+/**
+ * The call's client name. Over mTLS: the certificate's (ANONYMOUS_CLIENT if it names none); a
+ * header naming another client is PERMISSION_DENIED naming both. Without TLS: clientName(metadata).
+ */
+export function callerClient(call: CallerCall): string {
+  const claimed = clientName(call.metadata);
+  const peer = peerIdentity(call);
+  if (peer === undefined) return claimed;
+  const certified = peer.client ?? ANONYMOUS_CLIENT;
+  if (call.metadata.get(CLIENT_KEY).length > 0 && claimed !== certified)
+    throw permissionDenied(`${CLIENT_KEY} says client ${claimed} but the client certificate says ${peer.client === undefined ? `none (no ${SPIFFE_CLIENT_PREFIX}<name> URI)` : `client ${certified}`} (${peer.uris}); drop the header or make it agree`);
+  return certified;
+}
+
+/** The call's principal: its canonical caller VMID and its client name (from the certificate over mTLS). */
+export function principalOf(call: CallerCall): Principal {
+  return principal(callerVmid(call), callerClient(call));
 }
 
 /**

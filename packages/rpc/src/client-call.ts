@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CALLER_VMID_KEY } from './caller.js';
 import { decodeStatusDetails, type DecodedStatus } from './status-details.js';
 import { traceClient, tracingEnabled } from './tracing.js';
+import { clientCredentials, type TlsMaterial } from './tls.js';
 
 /**
  * Channel options of every service-to-service client: grpc-js backs its reconnects off from 1 s to
@@ -57,4 +58,12 @@ export function callUnary<Req, Res>(client: grpc.Client, fn: ClientUnaryFn<Req, 
 export function describeRefusal(d: DecodedStatus): string {
   const detail = d.errorDetail === undefined ? '' : ` (${d.errorDetail.domain} ${d.errorDetail.codeName}, rule ${d.errorDetail.rule})`;
   return `${grpc.status[d.code] ?? d.code}: ${d.message}${detail}`;
+}
+
+/**
+ * The credentials of a service-to-service client: mTLS from `tls` (tls.ts loadTls), else plaintext,
+ * for insecure local use only (identity is then the declared metadata header, caller.ts).
+ */
+export function serviceCredentials(tls: TlsMaterial | undefined): grpc.ChannelCredentials {
+  return tls === undefined ? grpc.credentials.createInsecure() : clientCredentials(tls);
 }

@@ -29,8 +29,8 @@ export {
   type DecodedStatus,
 } from './status-details.js';
 export { unaryWith, type UnaryHandler, type Result } from './unary.js';
-export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, serviceClientOptions, type CallOutcome, type ClientUnaryFn } from './client-call.js';
-export { CALLER_VMID_KEY, callerVmid, requireCaller } from './caller.js';
+export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, serviceClientOptions, serviceCredentials, type CallOutcome, type ClientUnaryFn } from './client-call.js';
+export { CALLER_VMID_KEY, callerVmid, identityFromSan, peerIdentity, requireCaller, SPIFFE_CLIENT_PREFIX, SPIFFE_VMID_PREFIX, type CallerCall, type PeerIdentity } from './caller.js';
 export {
   ADDRESS_BITS_MAX,
   FRAME_BITS_MAX,
@@ -69,6 +69,7 @@ export {
   CLIENT_FORM,
   principal,
   clientName,
+  callerClient,
   principalOf,
   AdmissionLimits,
   QuotaLedger,
@@ -78,3 +79,5 @@ export {
 } from './admission.js';
 export { callObserver, ProcessMetrics, ServiceMetrics, serveMetrics, type CallEnd, type GaugeSample } from './metrics.js';
 export { enableTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent } from './tracing.js';
+export { loadTls, serverCredentials, clientCredentials, tlsConfigFrom, TLS_FLAGS, type TlsConfig, type TlsMaterial } from './tls.js';
+export { AUTHZ_TABLE, authorize, authzRule, guardAuthz, isOpen, type AuthzRule, type AuthzTable, type VmidClass } from './authz.js';

@@ -20,6 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Boundary, FaultEngine } from '@hypmesh/fault';
 import { FAULT_SERVICE_NAME, FaultServiceService } from '@hypmesh/proto/fault';
+import { guardAuthz, type AuthzTable } from './authz.js';
 import { guardDecoding } from './decode-guard.js';
 import { watchDependencies, type DependencyWatch } from './dependency-health.js';
 import { DrainDoor } from './drain-door.js';
@@ -27,6 +28,7 @@ import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
 import { callObserver, type ServiceMetrics } from './metrics.js';
 import { addReflection, serverDescriptors } from './reflection.js';
+import { serverCredentials, type TlsMaterial } from './tls.js';
 import { traceServer, tracingEnabled } from './tracing.js';
 
 /** grpc.health.v1's service, which every server carries (and reflection lists). */
@@ -69,6 +71,13 @@ export interface ServeOptions {
   readonly faults?: ServeFaults;
   /** Dependencies whose reachability health reflects (dependency-health.ts). */
   readonly dependencies?: DependencyWatch;
+  /**
+   * mTLS (tls.ts loadTls): clients must present a certificate signed by its CA, and caller identity
+   * is the certificate's (caller.ts). Absent: plaintext, identity declared in metadata (insecure local use).
+   */
+  readonly tls?: TlsMaterial;
+  /** The authorisation table (authz.ts) checked before the service's handlers and FaultService run; none by default. */
+  readonly authz?: AuthzTable;
 }
 
 export interface ServeFaults {
@@ -115,16 +124,23 @@ export async function serveGrpc(options: ServeOptions): Promise<Served> {
   // Outermost: once shutting down, new calls are refused before anything else runs (drain-door.ts).
   const door = new DrainDoor(options.serviceName);
   const registrar = Object.create(server) as grpc.Server;
+  // Authorisation (authz.ts) before faults: a caller the table refuses never meets an injected fault.
+  const authz = options.authz;
+  const authorized = (definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation =>
+    authz === undefined ? implementation : guardAuthz(definition, implementation, authz);
   registrar.addService = (definition, implementation) =>
-    server.addService(...guardDecoding(definition, door.wrap(definition, frontDoor === undefined ? implementation : frontDoor.wrap(definition, implementation))));
+    server.addService(
+      ...guardDecoding(definition, door.wrap(definition, authorized(definition, frontDoor === undefined ? implementation : frontDoor.wrap(definition, implementation)))),
+    );
   options.register(registrar);
-  if (faults !== undefined) server.addService(...guardDecoding(FaultServiceService, faultServiceHandlers(faults.engine)));
+  if (faults !== undefined)
+    server.addService(...guardDecoding(FaultServiceService, authorized(FaultServiceService, faultServiceHandlers(faults.engine) as unknown as grpc.UntypedServiceImplementation)));
   const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
   health.addToServer(server);
   addReflection(server, serverDescriptors([options.serviceName, ...(faults === undefined ? [] : [FAULT_SERVICE_NAME]), HEALTH_SERVICE_NAME]));
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    server.bindAsync(options.address, options.tls === undefined ? grpc.ServerCredentials.createInsecure() : serverCredentials(options.tls), (e, p) => (e ? reject(e) : resolve(p))),
   );
   const watching = options.dependencies === undefined ? undefined : watchDependencies(health, options.serviceName, options.dependencies);
 
