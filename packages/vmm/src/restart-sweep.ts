@@ -118,6 +118,8 @@ export function orphansOf(vms: readonly HeldVm[], parcels: readonly HeldParcel[]
 /** What a sweep found at once (GUNYAH VMIDs, realm RDs), and its report when every teardown has ended. */
 export interface SweepOutcome {
   readonly orphans: readonly number[];
+  /** VMIDs of saved lease VMs taken back as they were (durable-state.ts; empty without a data dir). */
+  readonly adopted: readonly number[];
   readonly realms: readonly number[];
   readonly swept: Promise<SweepReport>;
 }

@@ -48,8 +48,9 @@ import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
 import type { LeaseView } from './lease.js';
 import type { CorePort, RmNotice, RmPort } from './ports.js';
 import { REALM_LIFECYCLE } from './realm-lifecycle.js';
-import { ORPHANED_SESSION, orphansOf, type HoldingsPort, type SweepOutcome, type SweepReport } from './restart-sweep.js';
+import { ORPHANED_SESSION, orphansOf, type HeldGrant, type HeldParcel, type HeldVm, type HoldingsPort, type RegionRun, type SweepOutcome, type SweepReport } from './restart-sweep.js';
 import { SessionRegistry } from './sessions.js';
+import { readoptable, resumedState, savedVmOf, type VmmDurableState } from './durable-state.js';
 import { VmOps, type VmLifecycle } from './vm-ops.js';
 import { viewOf, type Vm, type VmEvent, type VmmConfig, type VmState, type VmStateSummary, type VmType, type VmView } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmResult } from './vmm-error.js';
@@ -137,6 +138,39 @@ export class VmManager {
     this.sessions.forget();
     this.vms.clear();
     this.byVmid.clear();
+    this.unsubscribe();
+  }
+
+  /**
+   * What a durable VMM saves (durable-state.ts): the live leases with their expiry on the wall
+   * clock (`wallMs`: the caller's Date.now(); the domain never reads it), every VM's record, and
+   * the next handle.
+   */
+  durableState(wallMs: number): VmmDurableState {
+    return {
+      nextHandle: this.nextHandle,
+      leases: this.sessions.liveLeases().map((l) => ({ sessionId: l.sessionId, ttlMs: l.ttlMs, expiresAtWallMs: Math.round(wallMs + l.remainingMs) })),
+      vms: [...this.vms.values()].map(savedVmOf),
+    };
+  }
+
+  /**
+   * The size of every structure that holds something per session or per VM (issue 10: "session
+   * memory freed when sessions end"): once every session has ended and its teardowns finished,
+   * each is back to what it was before the sessions (tombstones: bounded, lease.ts).
+   */
+  footprint(): Readonly<Record<string, number>> {
+    const s = this.sessions.sizes();
+    return { ...s, vms: this.vms.size, byVmid: this.byVmid.size, listeners: this.listeners.size, background: this.background.size, rmWaiters: this.ops.waiting() };
+  }
+
+  /**
+   * A durable VMM stopping (SIGTERM with `--data-dir`): cancels the lease timers and stops
+   * listening, *without* ending the leases, so that the next process re-adopts them and their VMs
+   * from the saved state. Call it after the last save.
+   */
+  detach(): void {
+    this.sessions.detach();
     this.unsubscribe();
   }
 
@@ -306,7 +340,7 @@ export class VmManager {
    * from then on); `swept` resolves when every teardown has finished and the frames the host got
    * back are free again. EIO holdings_unreadable when the RM or the core cannot be asked.
    */
-  async sweepOrphans(port: HoldingsPort): Promise<VmmResult<SweepOutcome>> {
+  async sweepOrphans(port: HoldingsPort, saved?: { readonly state: VmmDurableState; readonly wallMs: number }): Promise<VmmResult<SweepOutcome>> {
     const unreadable = (what: string, why: string): VmmResult<never> => vmmFail('EIO', 'holdings_unreadable', `${what}: ${why}`);
     const region = await port.regionRuns(this.config.donationRegion);
     if (!region.ok) return unreadable('OwnershipMap of the donation region', region.error);
@@ -315,14 +349,16 @@ export class VmManager {
     if (!parcels.ok) return unreadable('RM ListParcels', parcels.error);
     if (!grants.ok) return unreadable('core ListGrants', grants.error);
     if (!realms.ok) return unreadable('core ListRealms', realms.error);
-    const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.hold(r) ?? []);
+    const adopted = saved === undefined ? [] : this.readopt(saved.state, saved.wallMs, vms.value, parcels.value, grants.value, region.value);
+    const adoptedVmids = new Set(adopted.map((vm) => vm.vmid));
+    const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.holdUnused(r));
     const handles = new Set<number>();
     const found = (type: VmType, vmid: number, ipaBits: number): Vm => {
       const vm = this.newVm(ORPHANED_SESSION, type, vmid, ipaBits);
       vm.startTried = true;
       return vm;
     };
-    const orphans = orphansOf(vms.value, parcels.value, grants.value).map((o) => {
+    const orphans = orphansOf(vms.value.filter((v) => !adoptedVmids.has(v.vmid)), parcels.value, grants.value).map((o) => {
       const vm = found('GUNYAH', o.vmid, HYP_SPACE_IPA_BITS);
       vm.rmStatus = o.status;
       vm.parcels = o.parcels.map((handle) => ({ handle, what: `parcel ${handle} (found at restart)` }));
@@ -348,7 +384,46 @@ export class VmManager {
       };
     })();
     this.track(swept);
-    return vmmOk({ orphans: orphans.map((vm) => vm.vmid), realms: realms.value.map((r) => r.rd), swept });
+    return vmmOk({ orphans: orphans.map((vm) => vm.vmid), realms: realms.value.map((r) => r.rd), adopted: adopted.map((vm) => vm.vmid), swept });
+  }
+
+  /**
+   * The saved state's live leases under their old ids, and each of their GUNYAH VMs the RM still
+   * lists as HLOS's whose saved pool runs the core still holds away from the host (durable-state.ts),
+   * with the RM status, parcels and grants the RM and the core report now. The pool runs are held
+   * as the VM's again (its teardown frees them). Leases that expired while no VMM ran are not
+   * adopted: their VMs are orphans like any other.
+   */
+  private readopt(state: VmmDurableState, wallMs: number, rmVms: readonly HeldVm[], parcels: readonly HeldParcel[], grants: readonly HeldGrant[], region: readonly RegionRun[]): Vm[] {
+    this.nextHandle = Math.max(this.nextHandle, state.nextHandle);
+    for (const l of state.leases) this.sessions.adoptLease(l.sessionId, l.ttlMs, l.expiresAtWallMs - wallMs);
+    const inRm = new Map(rmVms.map((v) => [v.vmid, v]));
+    const hostFree = region.filter((r) => r.hostFree);
+    const awayFromHost = (run: FrameRun): boolean => !hostFree.some((r) => r.base < run.base + run.count && run.base < r.base + r.count);
+    const out: Vm[] = [];
+    for (const saved of state.vms) {
+      const handles = this.sessions.handles(saved.session);
+      const rm = inRm.get(saved.vmid);
+      if (handles === undefined || rm === undefined || !readoptable(saved) || this.byVmid.has(saved.vmid) || !saved.poolRuns.every(awayFromHost)) continue;
+      const [now] = orphansOf([rm], parcels, grants);
+      const label = new Map(saved.parcels.map((p) => [p.handle, p.what]));
+      const grantLabel = new Map(saved.demandPaged.map((g) => [g.grantId, g.what]));
+      const vm: Vm = {
+        ...this.newVm(saved.session, saved.type, saved.vmid, saved.ipaBits),
+        handle: saved.handle,
+        state: resumedState(saved),
+        rmStatus: rm.status,
+        bindings: [...saved.bindings],
+        dtb: saved.dtb,
+        boot: new Map(saved.boot.map(([k, v]) => [k, { ...v }])),
+        parcels: (now?.parcels ?? []).map((handle) => ({ handle, what: label.get(handle) ?? `parcel ${handle} (found at restart)` })),
+        demandPaged: (now?.grants ?? []).map((g) => ({ grantId: g.grantId, what: grantLabel.get(g.grantId) ?? `grant ${g.grantId} (found at restart)`, mapped: g.mapped })),
+        poolRuns: saved.poolRuns.flatMap((r) => this.pages.holdUnused(r)),
+        startTried: saved.startTried,
+      };
+      out.push(this.register(vm, handles));
+    }
+    return out;
   }
 
   /** Frees the held frames the core reports back with the host; how many are still not. */

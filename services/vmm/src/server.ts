@@ -19,8 +19,9 @@ import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
-import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig, type VmmDurableState } from '@hypmesh/vmm';
 import { systemClock } from './clock.js';
+import { repliesAfterCommit, type VmmStore } from './durable.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
 export interface VmmServerOptions {
@@ -46,6 +47,12 @@ export interface VmmServerOptions {
    * always gives it, tests that start from a clean RM and core need not.
    */
   readonly holdings?: HoldingsPort;
+  /**
+   * Durable state (`--data-dir`, durable.ts): the leases and VM records are saved before each reply
+   * and re-adopted at start (with `holdings`); on shutdown the leases and their VMs are kept for the
+   * next process instead of torn down (stream sessions still end: their streams do).
+   */
+  readonly store?: VmmStore;
 }
 
 export interface VmmServer {
@@ -92,10 +99,10 @@ async function donationRegion(core: CorePort, configured: FrameRun | undefined):
 }
 
 /** The restart sweep, retried while the RM or the core cannot be asked yet; a start failure after that. */
-async function sweepAtStart(vmm: VmManager, holdings: HoldingsPort): Promise<VmmServer['sweep']> {
+async function sweepAtStart(vmm: VmManager, holdings: HoldingsPort, saved: VmmDurableState | undefined): Promise<VmmServer['sweep']> {
   let why = '';
   for (let i = 0; i < START_READ_ATTEMPTS_MAX; i++) {
-    const r = await vmm.sweepOrphans(holdings);
+    const r = await vmm.sweepOrphans(holdings, saved && { state: saved, wallMs: Date.now() });
     if (r.ok) return r.value;
     why = r.error.message;
     await new Promise((resolve) => setTimeout(resolve, 250));
@@ -112,10 +119,16 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     // Reset) names nothing here.
     const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
     const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
-    return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
+    const made = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
+    // Background changes (teardown steps, RM status, leases ending) are saved as they happen.
+    if (store !== undefined) made.watch(() => store.save());
+    return made;
   };
+  const store = options.store;
   let vmm = await build();
-  const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings);
+  store?.bind(() => vmm);
+  const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings, store?.load());
+  store?.save();
 
   // Reset (vmm_service.proto): drop everything without teardown calls, then a fresh manager.
   const reset: VmmServiceServer['reset'] = unary(async () => {
@@ -128,7 +141,8 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     return { ok: true, value: { vmsDropped: dropped.vms, sessionsDropped: dropped.sessions } };
   });
   let handlers = createVmmHandlers(vmm, open, log, reset);
-  const service = delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers);
+  const delegated = delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers);
+  const service = store === undefined ? delegated : repliesAfterCommit(delegated, ['openSession', 'watchVm'], store);
   const served = await serveGrpc({
     address: options.address,
     serviceName: VMM_SERVICE_NAME,
@@ -139,9 +153,12 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     ...frontDoorFaults(options.faults, 'CLIENT_TO_VMM'),
     drain: async () => {
       for (const s of [...open]) s.end();
-      vmm.endLeases();
+      if (store === undefined) vmm.endLeases();
       await vmm.idle();
-      vmm.close();
+      if (store === undefined) return vmm.close();
+      // Durable: the leases and their VMs outlive this process (the next one re-adopts them).
+      store.close();
+      vmm.detach();
     },
   });
   return {
