@@ -12,3 +12,4 @@ export * from './lease.js';
 export * from './vm-manager.js';
 export * from './restart-sweep.js';
 export * from './durable-state.js';
+export * from './reconcile.js';

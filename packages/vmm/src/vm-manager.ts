@@ -42,6 +42,7 @@
  */
 import { applyUnmap, checkBind, checkBootContext, checkDtb, holdsHost, type Binding, type RegSet } from './bindings.js';
 import { HYP_SPACE_IPA_BITS } from '@hypmesh/stage2';
+import { VMID_HLOS } from '@hypmesh/rm';
 import type { VmmClock } from './clock.js';
 import { GUNYAH_LIFECYCLE } from './gunyah-lifecycle.js';
 import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
@@ -49,6 +50,7 @@ import type { LeaseView } from './lease.js';
 import type { CorePort, RmNotice, RmPort } from './ports.js';
 import { REALM_LIFECYCLE } from './realm-lifecycle.js';
 import { ORPHANED_SESSION, orphansOf, type HeldGrant, type HeldParcel, type HeldVm, type HoldingsPort, type RegionRun, type SweepOutcome, type SweepReport } from './restart-sweep.js';
+import { ReconcilingRm } from './reconcile.js';
 import { SessionRegistry } from './sessions.js';
 import { readoptable, resumedState, savedVmOf, type VmmDurableState } from './durable-state.js';
 import { VmOps, type VmLifecycle } from './vm-ops.js';
@@ -73,19 +75,30 @@ export class VmManager {
   private nextHandle = 1;
   private readonly unsubscribe: () => void;
 
+  /** The RM port's reconciler (reconcile.ts), when the manager can query the RM's holdings. */
+  readonly reconciler: ReconcilingRm | undefined;
+  readonly rm: RmPort;
+
   constructor(
-    readonly rm: RmPort,
+    rm: RmPort,
     readonly core: CorePort,
     readonly config: VmmConfig,
     /** Time for the RM waits and the leases (clock.ts; the service passes the real timers). */
     clock: VmmClock,
+    /**
+     * The RM's and the core's holdings: given, an RM call whose outcome is unknown is settled by
+     * asking the RM what it holds (reconcile.ts) before anything is recorded.
+     */
+    holdings?: HoldingsPort,
   ) {
+    this.reconciler = holdings === undefined ? undefined : new ReconcilingRm(rm, holdings, clock, config.attemptsMax, config.retryBackoffMs);
+    this.rm = this.reconciler?.port ?? rm;
     this.pages = new HostPageAllocator(config.donationRegion);
-    this.ops = new VmOps(rm, core, this.pages, config, clock);
+    this.ops = new VmOps(this.rm, core, this.pages, config, clock);
     this.sessions = new SessionRegistry(clock, config.sessionIdPrefix, (handles) => {
       for (const h of handles) this.track(this.destroy(h));
     });
-    this.unsubscribe = rm.onNotice((n) => this.notice(n));
+    this.unsubscribe = this.rm.onNotice((n) => this.notice(n));
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
@@ -161,7 +174,8 @@ export class VmManager {
    */
   footprint(): Readonly<Record<string, number>> {
     const s = this.sessions.sizes();
-    return { ...s, vms: this.vms.size, byVmid: this.byVmid.size, listeners: this.listeners.size, background: this.background.size, rmWaiters: this.ops.waiting() };
+    const r = this.reconciler?.sizes();
+    return { ...s, vms: this.vms.size, byVmid: this.byVmid.size, listeners: this.listeners.size, background: this.background.size, rmWaiters: this.ops.waiting(), ...(r && { rmVmidsKnown: r.vmids, rmParcelsKnown: r.parcels }) };
   }
 
   /**
@@ -349,6 +363,11 @@ export class VmManager {
     if (!parcels.ok) return unreadable('RM ListParcels', parcels.error);
     if (!grants.ok) return unreadable('core ListGrants', grants.error);
     if (!realms.ok) return unreadable('core ListRealms', realms.error);
+    // Everything HLOS holds in the RM now is the manager's (adopted or orphaned): not a call's unknown outcome.
+    this.reconciler?.know(
+      vms.value.map((v) => v.vmid),
+      parcels.value.filter((p) => p.ownerVmid === VMID_HLOS).map((p) => p.handle),
+    );
     const adopted = saved === undefined ? [] : this.readopt(saved.state, saved.wallMs, vms.value, parcels.value, grants.value, region.value);
     const adoptedVmids = new Set(adopted.map((vm) => vm.vmid));
     const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.holdUnused(r));

@@ -119,7 +119,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     // Reset) names nothing here.
     const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
     const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
-    const made = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
+    const made = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock, options.holdings);
     // Background changes (teardown steps, RM status, leases ending) are saved as they happen.
     if (store !== undefined) made.watch(() => store.save());
     return made;
