@@ -35,7 +35,9 @@
  * back") where _gunyah_vm_put reclaims all demand-paged memory, before VM_RESET.
  *
  * The parts: sessions.ts (sessions and leases), gunyah-lifecycle.ts and realm-lifecycle.ts (one
- * row each of LIFECYCLES below), vm-ops.ts (the steps both take), vm-record.ts (what they share).
+ * row each of LIFECYCLES below), vm-ops.ts (the steps both take), vm-record.ts (what they share),
+ * restart-sweep.ts and durable-state.ts (what a restarted VMM takes back or re-adopts),
+ * reconcile.ts (RM calls whose outcome is unknown, settled by query).
  *
  * Not modelled: vCPUs and VM functions (§5.4), page faults (the grants are pre-faulted, above),
  * binding changes after start (EBUSY).
