@@ -321,9 +321,10 @@ export class VmManager {
     return vm;
   }
 
-  private newVm(session: string, type: VmType, vmid: number, ipaBits: number): Vm {
+  /** A new record; `handle` given (a re-adopted VM keeps its saved one), else the next. */
+  private newVm(session: string, type: VmType, vmid: number, ipaBits: number, handle = this.nextHandle++): Vm {
     return {
-      handle: this.nextHandle++,
+      handle,
       type,
       vmid,
       ipaBits,
@@ -430,8 +431,7 @@ export class VmManager {
       const label = new Map(saved.parcels.map((p) => [p.handle, p.what]));
       const grantLabel = new Map(saved.demandPaged.map((g) => [g.grantId, g.what]));
       const vm: Vm = {
-        ...this.newVm(saved.session, saved.type, saved.vmid, saved.ipaBits),
-        handle: saved.handle,
+        ...this.newVm(saved.session, saved.type, saved.vmid, saved.ipaBits, saved.handle),
         state: resumedState(saved),
         rmStatus: rm.status,
         bindings: [...saved.bindings],
