@@ -3,7 +3,8 @@
  * hypmesh VM manager service: reads config (flags, then env, then defaults), connects to the RM (as
  * HLOS, over RmService.Exchange) and the core (as HOST), serves VmmService + FaultService + health +
  * reflection (faults from --faults/--fault-seed at CLIENT_TO_VMM, VMM_TO_CORE, VMM_TO_RM and its fragments),
- * and on SIGTERM/SIGINT ends every session (tearing its VMs down) before it exits.
+ * and on SIGTERM/SIGINT ends every session (tearing its VMs down) before it exits; with --data-dir
+ * (durable.ts) it keeps the leases and their VMs for the next process, which re-adopts them.
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';

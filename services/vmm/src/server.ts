@@ -9,7 +9,8 @@
  *
  * Shutdown is the process closing every /dev/gunyah fd: each open session stream ends and every
  * live lease ends, so every VM is torn down (gh_vm_release), and the server waits for those
- * teardowns within the grace period.
+ * teardowns within the grace period. With a data dir (`store`, durable.ts) the leases and their VMs
+ * are kept for the next process instead; the stream sessions still end.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -114,6 +115,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
   const log = options.log ?? consoleLog;
   const unary = unaryWith(log);
   const open: OpenStreams = new Set();
+  const store = options.store;
   const build = async (): Promise<VmManager> => {
     // A random id prefix per boot: a session id kept from an earlier VMM process (or from before a
     // Reset) names nothing here.
@@ -124,7 +126,6 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     if (store !== undefined) made.watch(() => store.save());
     return made;
   };
-  const store = options.store;
   let vmm = await build();
   store?.bind(() => vmm);
   const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings, store?.load());
