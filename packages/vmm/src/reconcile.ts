@@ -117,7 +117,10 @@ export class ReconcilingRm {
     inner: RmPort,
     private readonly query: Pick<HoldingsPort, 'rmVms' | 'rmParcels'>,
     private readonly clock: VmmClock,
-    /** Tries of the query, and the back-off before the nth retry (retryBackoffMs × 2^(n−1)), as teardown steps. */
+    /**
+     * Tries of the query are attemptsMax + QUERY_EXTRA_TRIES, the back-off before the nth retry
+     * retryBackoffMs × 2^min(n−1, 2) (the service: 1, 2, 4, 4 s, 11 s in all).
+     */
     private readonly attemptsMax: number,
     private readonly retryBackoffMs: number,
   ) {
@@ -174,14 +177,15 @@ export class ReconcilingRm {
     return { ok: true, value: reply };
   }
 
-  /** The RM's VMs and parcels, asked up to attemptsMax times (the RM may be restarting). */
+  /** The RM's VMs and parcels, asked until it answers, within the budget above (the RM may be restarting). */
   private async read(): Promise<{ ok: true; value: Facts } | { ok: false; error: string }> {
     let why = '';
-    for (let n = 1; n <= this.attemptsMax; n++) {
+    const tries = this.attemptsMax + QUERY_EXTRA_TRIES;
+    for (let n = 1; n <= tries; n++) {
       const [vms, parcels] = await Promise.all([this.query.rmVms(), this.query.rmParcels()]);
       if (vms.ok && parcels.ok) return { ok: true, value: { vms: vms.value, parcels: parcels.value } };
       why = !vms.ok ? vms.error : !parcels.ok ? parcels.error : '';
-      if (n < this.attemptsMax && this.retryBackoffMs > 0) await new Promise<void>((resolve) => void this.clock.after(this.retryBackoffMs * 2 ** (n - 1), resolve));
+      if (n < tries && this.retryBackoffMs > 0) await new Promise<void>((resolve) => void this.clock.after(this.retryBackoffMs * 2 ** Math.min(n - 1, 2), resolve));
     }
     return { ok: false, error: why };
   }
@@ -201,6 +205,14 @@ export class ReconcilingRm {
     if (this.settled.length > SETTLED_LOG_MAX) this.settled.shift();
   }
 }
+
+/**
+ * Query tries beyond a teardown step's attempts: an RM restarted by its supervisor takes a process
+ * start and a restore to answer (about 2–3 s measured, test/vmm-reconcile.e2e.test.ts), and a
+ * create or a start has no outer retry; a teardown step retries on its own, so more would only
+ * lengthen each of its attempts during a partition.
+ */
+export const QUERY_EXTRA_TRIES = 1;
 
 /** Settled outcomes remembered for tests and logs. */
 export const SETTLED_LOG_MAX = 256;
