@@ -64,6 +64,26 @@ export class HostPageAllocator {
     return { base: lo, count: hi - lo };
   }
 
+  /**
+   * Holds the frames of `run` inside the region that are not in use yet (restart-sweep.ts: the
+   * region's frames that are not the host's, less the pool runs of re-adopted VMs already held).
+   */
+  holdUnused(run: FrameRun): FrameRun[] {
+    const lo = Math.max(run.base, this.region.base);
+    const hi = Math.min(run.base + run.count, this.region.base + this.region.count);
+    const out: FrameRun[] = [];
+    let start = -1;
+    for (let f = lo; f <= hi; f++) {
+      const free = f < hi && this.used[f - this.region.base] === 0;
+      if (free && start < 0) start = f;
+      if (!free && start >= 0) {
+        out.push(this.hold({ base: start, count: f - start })!);
+        start = -1;
+      }
+    }
+    return out;
+  }
+
   freeRun(run: FrameRun): void {
     const off = run.base - this.region.base;
     for (let i = off; i < off + run.count; i++) {

@@ -11,3 +11,5 @@ export * from './clock.js';
 export * from './lease.js';
 export * from './vm-manager.js';
 export * from './restart-sweep.js';
+export * from './durable-state.js';
+export * from './reconcile.js';

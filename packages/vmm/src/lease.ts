@@ -18,8 +18,17 @@
  * Check order of a touch: lease_closed / lease_expired (EBADF, an ended lease) → the renewal.
  * Opening: lease_ttl_invalid (EINVAL, outside LEASE_TTL_MS_MIN..LEASE_TTL_MS_MAX).
  *
+ * Tombstones are bounded twice (issue 10: VMM memory grew with every ended session): at most
+ * ENDED_LEASES_MAX of them, and each for at most ENDED_LEASE_KEEP_MS. Their only use is a better
+ * message for a late call, and a client that has not called for that long has long since given up
+ * on the lease; older ones are forgotten (a late call then gets session_unknown, still EINVAL-safe).
+ *
+ * Across a VMM restart (`--data-dir`, durable-state.ts): a live lease is saved with its TTL and its
+ * expiry and `adopt`ed by the next process with the time it has left, so the same id keeps working.
+ * Tombstones are not saved: a late call after a restart gets session_unknown.
+ *
  * Not modelled: authentication of the session id (any client naming it acts in the session, as
- * with stream sessions), lease ids surviving a VMM restart.
+ * with stream sessions).
  */
 import type { VmmClock } from './clock.js';
 import { vmmFail, vmmOk, type VmmResult } from './vmm-error.js';
@@ -30,6 +39,8 @@ export const LEASE_TTL_MS_MIN = 1_000;
 export const LEASE_TTL_MS_MAX = 3_600_000;
 /** Ended leases remembered for their EBADF message; older ones become unknown sessions. */
 export const ENDED_LEASES_MAX = 1_024;
+/** How long an ended lease's tombstone is kept: one longest TTL, after which no client still waits on it. */
+export const ENDED_LEASE_KEEP_MS = LEASE_TTL_MS_MAX;
 
 export type LeaseEnd = 'CLOSED' | 'EXPIRED' | 'SHUTDOWN';
 
@@ -75,6 +86,30 @@ export class LeaseTable {
     return vmmOk(this.viewOf(sessionId, lease));
   }
 
+  /**
+   * A lease saved by an earlier VMM process (durable-state.ts), with `remainingMs` of its TTL left
+   * (≤ 0: it expired while no VMM ran, and is not adopted). Whether it was adopted.
+   */
+  adopt(sessionId: string, ttlMs: number, remainingMs: number): boolean {
+    if (!checkLeaseTtl(ttlMs).ok || remainingMs <= 0 || this.live.has(sessionId)) return false;
+    const lease: Lease = { ttlMs, expiresAtMs: this.clock.nowMs() + Math.min(remainingMs, ttlMs), cancel: () => {} };
+    this.live.set(sessionId, lease);
+    this.arm(sessionId, lease);
+    return true;
+  }
+
+  /** Each live lease as `durable-state.ts` saves it: its TTL and the time it has left. */
+  liveLeases(): { readonly sessionId: string; readonly ttlMs: number; readonly remainingMs: number }[] {
+    const now = this.clock.nowMs();
+    return [...this.live].map(([sessionId, l]) => ({ sessionId, ttlMs: l.ttlMs, remainingMs: l.expiresAtMs - now }));
+  }
+
+  /** Sizes of what the table keeps (live leases, tombstones), for the session-memory checks. */
+  sizes(): { readonly live: number; readonly ended: number } {
+    this.forgetOldTombstones();
+    return { live: this.live.size, ended: this.ended.size };
+  }
+
   /** Whether `sessionId` is or was a lease this table still remembers. */
   knows(sessionId: string): boolean {
     return this.live.has(sessionId) || this.ended.has(sessionId);
@@ -91,6 +126,7 @@ export class LeaseTable {
   touch(sessionId: string): VmmResult<LeaseView> | undefined {
     const lease = this.live.get(sessionId);
     if (lease !== undefined && this.clock.nowMs() >= lease.expiresAtMs) this.expire(sessionId);
+    this.forgetOldTombstones();
     const gone = this.ended.get(sessionId);
     if (gone !== undefined) {
       const ago = this.clock.nowMs() - gone.atMs;
@@ -113,7 +149,23 @@ export class LeaseTable {
       if (this.ended.size <= ENDED_LEASES_MAX) break;
       this.ended.delete(old);
     }
+    this.forgetOldTombstones();
     return true;
+  }
+
+  /** Drops tombstones older than ENDED_LEASE_KEEP_MS (the map is in end order: oldest first). */
+  private forgetOldTombstones(): void {
+    const now = this.clock.nowMs();
+    for (const [id, t] of this.ended) {
+      if (now - t.atMs < ENDED_LEASE_KEEP_MS) break;
+      this.ended.delete(id);
+    }
+  }
+
+  /** Cancels every live lease's timer and forgets it, without ending it (sessions.ts detach). */
+  detach(): void {
+    for (const l of this.live.values()) l.cancel();
+    this.live.clear();
   }
 
   liveIds(): string[] {

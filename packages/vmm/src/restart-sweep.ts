@@ -1,8 +1,9 @@
 /**
  * What a restarted VMM takes back (issue 9 §3). A VMM that dies (kill -9) leaves its VMs in the RM,
  * their stage-2s, table pools and demand-paged grants in the core, and its donation region full of
- * pages donated to HYP; the new process knows none of it. Without a record of sessions to re-adopt
- * (a live session dies with its stream), everything HLOS holds is orphaned: the new VMM learns it
+ * pages donated to HYP; the new process knows none of it. Apart from the live leases and their VMs
+ * that a VMM with a data dir saved and re-adopts (durable-state.ts; a stream session dies with its
+ * stream), everything HLOS holds is orphaned: the new VMM learns it
  * from the RM and the core (their introspection RPCs, `HoldingsPort`) and tears it down with the
  * same teardown a session end runs (gunyah-lifecycle.ts), as Linux releases a dead process's VM
  * fds.
@@ -118,6 +119,8 @@ export function orphansOf(vms: readonly HeldVm[], parcels: readonly HeldParcel[]
 /** What a sweep found at once (GUNYAH VMIDs, realm RDs), and its report when every teardown has ended. */
 export interface SweepOutcome {
   readonly orphans: readonly number[];
+  /** VMIDs of saved lease VMs taken back as they were (durable-state.ts; empty without a data dir). */
+  readonly adopted: readonly number[];
   readonly realms: readonly number[];
   readonly swept: Promise<SweepReport>;
 }

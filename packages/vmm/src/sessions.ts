@@ -47,6 +47,37 @@ export class SessionRegistry {
     return lease;
   }
 
+  /**
+   * A lease saved by an earlier VMM process (durable-state.ts), under its old id, with the time it
+   * has left; its session starts empty (the manager re-adopts its VMs). Whether it was adopted
+   * (not when its time ran out while no VMM ran).
+   */
+  adoptLease(id: string, ttlMs: number, remainingMs: number): boolean {
+    if (this.sessions.has(id) || !this.leases.adopt(id, ttlMs, remainingMs)) return false;
+    this.sessions.set(id, new Set());
+    return true;
+  }
+
+  /** The live leases as durable-state.ts saves them. */
+  liveLeases(): ReturnType<LeaseTable['liveLeases']> {
+    return this.leases.liveLeases();
+  }
+
+  /** Sizes of every per-session structure (sessions, live leases, ended-lease tombstones). */
+  sizes(): { readonly sessions: number; readonly leases: number; readonly endedLeases: number } {
+    const l = this.leases.sizes();
+    return { sessions: this.sessions.size, leases: l.live, endedLeases: l.ended };
+  }
+
+  /**
+   * Cancels every lease timer and forgets every session *without* ending any (a durable VMM
+   * stopping: its saved leases and their VMs live on for the next process, durable-state.ts).
+   */
+  detach(): void {
+    this.sessions.clear();
+    this.leases.detach();
+  }
+
   /** The lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; EINVAL session_unknown, not_a_lease. */
   renew(id: string): VmmResult<LeaseView> {
     const touched = this.leases.touch(id);

@@ -35,21 +35,26 @@
  * back") where _gunyah_vm_put reclaims all demand-paged memory, before VM_RESET.
  *
  * The parts: sessions.ts (sessions and leases), gunyah-lifecycle.ts and realm-lifecycle.ts (one
- * row each of LIFECYCLES below), vm-ops.ts (the steps both take), vm-record.ts (what they share).
+ * row each of LIFECYCLES below), vm-ops.ts (the steps both take), vm-record.ts (what they share),
+ * restart-sweep.ts and durable-state.ts (what a restarted VMM takes back or re-adopts),
+ * reconcile.ts (RM calls whose outcome is unknown, settled by query).
  *
  * Not modelled: vCPUs and VM functions (§5.4), page faults (the grants are pre-faulted, above),
  * binding changes after start (EBUSY).
  */
 import { applyUnmap, checkBind, checkBootContext, checkDtb, holdsHost, type Binding, type RegSet } from './bindings.js';
 import { HYP_SPACE_IPA_BITS } from '@hypmesh/stage2';
+import { VMID_HLOS } from '@hypmesh/rm';
 import type { VmmClock } from './clock.js';
 import { GUNYAH_LIFECYCLE } from './gunyah-lifecycle.js';
 import { HostPageAllocator, PAGE_BYTES, type FrameRun } from './host-pages.js';
 import type { LeaseView } from './lease.js';
 import type { CorePort, RmNotice, RmPort } from './ports.js';
 import { REALM_LIFECYCLE } from './realm-lifecycle.js';
-import { ORPHANED_SESSION, orphansOf, type HoldingsPort, type SweepOutcome, type SweepReport } from './restart-sweep.js';
+import { ORPHANED_SESSION, orphansOf, type HeldGrant, type HeldParcel, type HeldVm, type HoldingsPort, type RegionRun, type SweepOutcome, type SweepReport } from './restart-sweep.js';
+import { ReconcilingRm } from './reconcile.js';
 import { SessionRegistry } from './sessions.js';
+import { readoptable, resumedState, savedVmOf, type VmmDurableState } from './durable-state.js';
 import { VmOps, type VmLifecycle } from './vm-ops.js';
 import { viewOf, type Vm, type VmEvent, type VmmConfig, type VmState, type VmStateSummary, type VmType, type VmView } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmResult } from './vmm-error.js';
@@ -75,19 +80,30 @@ export class VmManager {
   private readonly nextInSession = new WeakMap<Set<number>, number>();
   private readonly unsubscribe: () => void;
 
+  /** The RM port's reconciler (reconcile.ts), when the manager can query the RM's holdings. */
+  readonly reconciler: ReconcilingRm | undefined;
+  readonly rm: RmPort;
+
   constructor(
-    readonly rm: RmPort,
+    rm: RmPort,
     readonly core: CorePort,
     readonly config: VmmConfig,
     /** Time for the RM waits and the leases (clock.ts; the service passes the real timers). */
     clock: VmmClock,
+    /**
+     * The RM's and the core's holdings: given, an RM call whose outcome is unknown is settled by
+     * asking the RM what it holds (reconcile.ts) before anything is recorded.
+     */
+    holdings?: HoldingsPort,
   ) {
+    this.reconciler = holdings === undefined ? undefined : new ReconcilingRm(rm, holdings, clock, config.attemptsMax, config.retryBackoffMs);
+    this.rm = this.reconciler?.port ?? rm;
     this.pages = new HostPageAllocator(config.donationRegion);
-    this.ops = new VmOps(rm, core, this.pages, config, clock);
+    this.ops = new VmOps(this.rm, core, this.pages, config, clock);
     this.sessions = new SessionRegistry(clock, config.sessionIdPrefix, (handles) => {
       for (const h of handles) this.track(this.destroy(h));
     });
-    this.unsubscribe = rm.onNotice((n) => this.notice(n));
+    this.unsubscribe = this.rm.onNotice((n) => this.notice(n));
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
@@ -145,6 +161,44 @@ export class VmManager {
     this.sessions.forget();
     this.vms.clear();
     this.byVmid.clear();
+    this.unsubscribe();
+  }
+
+  /**
+   * What a durable VMM saves (durable-state.ts): the live leases with their expiry on the wall
+   * clock (`wallMs`: the caller's Date.now(); the domain never reads it), every VM's record, and
+   * the next handle.
+   */
+  durableState(wallMs: number): VmmDurableState {
+    return {
+      nextHandle: this.nextId,
+      leases: this.sessions.liveLeases().map((l) => {
+        const handles = this.sessions.handles(l.sessionId);
+        const nextHandle = handles === undefined ? undefined : this.nextInSession.get(handles);
+        return { sessionId: l.sessionId, ttlMs: l.ttlMs, expiresAtWallMs: Math.round(wallMs + l.remainingMs), ...(nextHandle !== undefined && { nextHandle }) };
+      }),
+      vms: [...this.vms.values()].map(savedVmOf),
+    };
+  }
+
+  /**
+   * The size of every structure that holds something per session or per VM (issue 10: "session
+   * memory freed when sessions end"): once every session has ended and its teardowns finished,
+   * each is back to what it was before the sessions (tombstones: bounded, lease.ts).
+   */
+  footprint(): Readonly<Record<string, number>> {
+    const s = this.sessions.sizes();
+    const r = this.reconciler?.sizes();
+    return { ...s, vms: this.vms.size, byVmid: this.byVmid.size, listeners: this.listeners.size, background: this.background.size, rmWaiters: this.ops.waiting(), ...(r && { rmVmidsKnown: r.vmids, rmParcelsKnown: r.parcels }) };
+  }
+
+  /**
+   * A durable VMM stopping (SIGTERM with `--data-dir`): cancels the lease timers and stops
+   * listening, *without* ending the leases, so that the next process re-adopts them and their VMs
+   * from the saved state. Call it after the last save.
+   */
+  detach(): void {
+    this.sessions.detach();
     this.unsubscribe();
   }
 
@@ -289,10 +343,12 @@ export class VmManager {
     return vm;
   }
 
-  private newVm(session: string, handles: Set<number>, type: VmType, vmid: number, ipaBits: number): Vm {
+  /** A new record; `handle` given (a re-adopted VM keeps its saved one), else the session's next. */
+  private newVm(session: string, handles: Set<number>, type: VmType, vmid: number, ipaBits: number, given?: number): Vm {
     const id = this.nextId++;
-    const handle = this.config.handlesPerSession ? (this.nextInSession.get(handles) ?? 1) : id;
-    this.nextInSession.set(handles, handle + 1);
+    const handle = given ?? (this.config.handlesPerSession ? (this.nextInSession.get(handles) ?? 1) : id);
+    // A handle is never given twice in a session, even once its VM is gone (a closed fd's number).
+    this.nextInSession.set(handles, Math.max(this.nextInSession.get(handles) ?? 1, handle + 1));
     return {
       id,
       handle,
@@ -328,7 +384,7 @@ export class VmManager {
    * from then on); `swept` resolves when every teardown has finished and the frames the host got
    * back are free again. EIO holdings_unreadable when the RM or the core cannot be asked.
    */
-  async sweepOrphans(port: HoldingsPort): Promise<VmmResult<SweepOutcome>> {
+  async sweepOrphans(port: HoldingsPort, saved?: { readonly state: VmmDurableState; readonly wallMs: number }): Promise<VmmResult<SweepOutcome>> {
     const unreadable = (what: string, why: string): VmmResult<never> => vmmFail('EIO', 'holdings_unreadable', `${what}: ${why}`);
     const region = await port.regionRuns(this.config.donationRegion);
     if (!region.ok) return unreadable('OwnershipMap of the donation region', region.error);
@@ -337,14 +393,21 @@ export class VmManager {
     if (!parcels.ok) return unreadable('RM ListParcels', parcels.error);
     if (!grants.ok) return unreadable('core ListGrants', grants.error);
     if (!realms.ok) return unreadable('core ListRealms', realms.error);
-    const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.hold(r) ?? []);
+    // Everything HLOS holds in the RM now is the manager's (adopted or orphaned): not a call's unknown outcome.
+    this.reconciler?.know(
+      vms.value.map((v) => v.vmid),
+      parcels.value.filter((p) => p.ownerVmid === VMID_HLOS).map((p) => p.handle),
+    );
+    const adopted = saved === undefined ? [] : this.readopt(saved.state, saved.wallMs, vms.value, parcels.value, grants.value, region.value);
+    const adoptedVmids = new Set(adopted.map((vm) => vm.vmid));
+    const held = region.value.filter((r) => !r.hostFree).flatMap((r) => this.pages.holdUnused(r));
     const handles = new Set<number>();
     const found = (type: VmType, vmid: number, ipaBits: number): Vm => {
       const vm = this.newVm(ORPHANED_SESSION, handles, type, vmid, ipaBits);
       vm.startTried = true;
       return vm;
     };
-    const orphans = orphansOf(vms.value, parcels.value, grants.value).map((o) => {
+    const orphans = orphansOf(vms.value.filter((v) => !adoptedVmids.has(v.vmid)), parcels.value, grants.value).map((o) => {
       const vm = found('GUNYAH', o.vmid, HYP_SPACE_IPA_BITS);
       vm.rmStatus = o.status;
       vm.parcels = o.parcels.map((handle) => ({ handle, what: `parcel ${handle} (found at restart)` }));
@@ -370,7 +433,49 @@ export class VmManager {
       };
     })();
     this.track(swept);
-    return vmmOk({ orphans: orphans.map((vm) => vm.vmid), realms: realms.value.map((r) => r.rd), swept });
+    return vmmOk({ orphans: orphans.map((vm) => vm.vmid), realms: realms.value.map((r) => r.rd), adopted: adopted.map((vm) => vm.vmid), swept });
+  }
+
+  /**
+   * The saved state's live leases under their old ids, and each of their GUNYAH VMs the RM still
+   * lists as HLOS's whose saved pool runs the core still holds away from the host (durable-state.ts),
+   * with the RM status, parcels and grants the RM and the core report now. The pool runs are held
+   * as the VM's again (its teardown frees them). Leases that expired while no VMM ran are not
+   * adopted: their VMs are orphans like any other.
+   */
+  private readopt(state: VmmDurableState, wallMs: number, rmVms: readonly HeldVm[], parcels: readonly HeldParcel[], grants: readonly HeldGrant[], region: readonly RegionRun[]): Vm[] {
+    this.nextId = Math.max(this.nextId, state.nextHandle);
+    for (const l of state.leases) {
+      this.sessions.adoptLease(l.sessionId, l.ttlMs, l.expiresAtWallMs - wallMs);
+      const handles = this.sessions.handles(l.sessionId);
+      if (handles !== undefined && l.nextHandle !== undefined) this.nextInSession.set(handles, l.nextHandle);
+    }
+    const inRm = new Map(rmVms.map((v) => [v.vmid, v]));
+    const hostFree = region.filter((r) => r.hostFree);
+    const awayFromHost = (run: FrameRun): boolean => !hostFree.some((r) => r.base < run.base + run.count && run.base < r.base + r.count);
+    const out: Vm[] = [];
+    for (const saved of state.vms) {
+      const handles = this.sessions.handles(saved.session);
+      const rm = inRm.get(saved.vmid);
+      if (handles === undefined || rm === undefined || !readoptable(saved) || this.byVmid.has(saved.vmid) || !saved.poolRuns.every(awayFromHost)) continue;
+      const [now] = orphansOf([rm], parcels, grants);
+      const label = new Map(saved.parcels.map((p) => [p.handle, p.what]));
+      const grantLabel = new Map(saved.demandPaged.map((g) => [g.grantId, g.what]));
+      const vm: Vm = {
+        ...this.newVm(saved.session, handles, saved.type, saved.vmid, saved.ipaBits, saved.handle),
+        state: resumedState(saved),
+        rmStatus: rm.status,
+        bindings: [...saved.bindings],
+        dtb: saved.dtb,
+        boot: new Map(saved.boot.map(([k, v]) => [k, { ...v }])),
+        parcels: (now?.parcels ?? []).map((handle) => ({ handle, what: label.get(handle) ?? `parcel ${handle} (found at restart)` })),
+        demandPaged: (now?.grants ?? []).map((g) => ({ grantId: g.grantId, what: grantLabel.get(g.grantId) ?? `grant ${g.grantId} (found at restart)`, mapped: g.mapped })),
+        poolRuns: saved.poolRuns.flatMap((r) => this.pages.holdUnused(r)),
+        startTried: saved.startTried,
+      };
+      out.push(this.register(vm, handles));
+    }
+    return out;
   }
 
   /** Frees the held frames the core reports back with the host; how many are still not. */

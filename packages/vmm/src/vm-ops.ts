@@ -42,6 +42,11 @@ export class VmOps {
     private readonly clock: VmmClock,
   ) {}
 
+  /** waitRm calls waiting now. */
+  waiting(): number {
+    return this.waiters.size;
+  }
+
   /** A VM's RM status changed: every waitRm re-checks its condition. */
   statusChanged(): void {
     for (const w of [...this.waiters]) w();

@@ -3,7 +3,8 @@
  * hypmesh VM manager service: reads config (flags, then env, then defaults), connects to the RM (as
  * HLOS, over RmService.Exchange) and the core (as HOST), serves VmmService + FaultService + health +
  * reflection (faults from --faults/--fault-seed at CLIENT_TO_VMM, VMM_TO_CORE, VMM_TO_RM and its fragments),
- * and on SIGTERM/SIGINT ends every session (tearing its VMs down) before it exits.
+ * and on SIGTERM/SIGINT ends every session (tearing its VMs down) before it exits; with --data-dir
+ * (durable.ts) it keeps the leases and their VMs for the next process, which re-adopts them.
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -13,6 +14,7 @@ import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
 import { VMM_ADMISSION, vmmAdmissionLimits } from './admission.js';
 import { CORE_CALL_TIMEOUT_MS } from './core-client.js';
+import { openVmmStore } from './durable.js';
 import { grpcHoldings } from './holdings-client.js';
 import { RM_CALL_TIMEOUT_MS, RM_RECONNECT_MS_MAX } from './rm-client.js';
 import { grpcCorePort, grpcRm, startVmmServer } from './server.js';
@@ -49,6 +51,8 @@ const opts = new Command('hypmesh-vmm')
   .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one core call').env('HYPMESH_CORE_TIMEOUT_MS').argParser(ms).default(CORE_CALL_TIMEOUT_MS))
   .addOption(new Option('--dependency-grace-ms <ms>', 'health is NOT_SERVING once the RM or the core has been unreachable this long').env('HYPMESH_DEPENDENCY_GRACE_MS').argParser(ms).default(DEPENDENCY_GRACE_MS_DEFAULT))
   .addOption(new Option('--donation-region <base:size>', "host RAM the VMM donates from (default: the top 64 MiB below HYP's carve-out in the core's highest RAM region)").env('HYPMESH_DONATION_REGION').argParser(frameRun))
+  .addOption(new Option('--data-dir <dir>', "durable state: keep the VMM's leases and VM records here (vmm.sqlite); a restart re-adopts the live leases and their VMs (default: in memory only; a restart tears every VM down)").env('HYPMESH_DATA_DIR'))
+  .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss (an fsync per group commit)').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
   .addOption(new Option('--faults <plan.json>', 'fault plan to arm at startup (hypmesh.fault.v1 JSON; README "Fault injection")').env('HYPMESH_FAULTS'))
   .addOption(new Option('--fault-seed <n>', "the fault plan's PRNG seed, u32 (decimal or 0x-hex; default 0): the same plan and seed inject the same faults").env('HYPMESH_FAULT_SEED'))
   .addOption(
@@ -58,7 +62,7 @@ const opts = new Command('hypmesh-vmm')
   )
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[] }>();
+  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[]; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -68,6 +72,12 @@ if (!faults.ok) {
   process.exit(2);
 }
 const engine = faults.value.engine;
+const stored = openVmmStore(opts.dataDir, opts.dataSync, log);
+if (!stored.ok) {
+  log.fatal({ dataDir: opts.dataDir }, stored.error);
+  process.exit(2);
+}
+const store = stored.value;
 
 /** Quotas: a bad --quota spec refuses startup, naming it. */
 try {
@@ -82,15 +92,16 @@ try {
   const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine);
   const holdings = grpcHoldings(opts.core, opts.rm, opts.coreTimeoutMs);
   const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, quota: opts.quota ?? [], vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, quota: opts.quota ?? [], ...(store && { store }), vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
   if (vmm.sweep !== undefined) {
+    if (vmm.sweep.adopted.length > 0) log.info({ vmids: vmm.sweep.adopted }, 'VMs of live leases re-adopted from the data dir');
     if (vmm.sweep.orphans.length + vmm.sweep.realms.length > 0) log.warn({ vmids: vmm.sweep.orphans, realms: vmm.sweep.realms }, 'VMs of an earlier VMM process found: tearing them down');
     void vmm.sweep.swept.then((report) => {
       if (report.leaked.length > 0 || report.framesStillHeld > 0) log.error({ report }, 'restart sweep left something behind');
       else if (report.framesHeld > 0) log.info({ report }, 'restart sweep done: everything an earlier VMM held is back');
     });
   }
-  log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh vmm serving');
+  log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, dataDir: opts.dataDir ?? null }, 'hypmesh vmm serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

@@ -9,7 +9,8 @@
  *
  * Shutdown is the process closing every /dev/gunyah fd: each open session stream ends and every
  * live lease ends, so every VM is torn down (gh_vm_release), and the server waits for those
- * teardowns within the grace period.
+ * teardowns within the grace period. With a data dir (`store`, durable.ts) the leases and their VMs
+ * are kept for the next process instead; the stream sessions still end.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -19,9 +20,10 @@ import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
-import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig } from '@hypmesh/vmm';
+import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig, type VmmDurableState } from '@hypmesh/vmm';
 import { VmmAdmission, vmmAdmissionLimits } from './admission.js';
 import { systemClock } from './clock.js';
+import { repliesAfterCommit, type VmmStore } from './durable.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
 
 export interface VmmServerOptions {
@@ -49,6 +51,12 @@ export interface VmmServerOptions {
   readonly holdings?: HoldingsPort;
   /** `--quota` specs (NAME=N, CLIENT:NAME=N) over admission.ts VMM_ADMISSION; a bad spec throws. */
   readonly quota?: readonly string[];
+  /**
+   * Durable state (`--data-dir`, durable.ts): the leases and VM records are saved before each reply
+   * and re-adopted at start (with `holdings`); on shutdown the leases and their VMs are kept for the
+   * next process instead of torn down (stream sessions still end: their streams do).
+   */
+  readonly store?: VmmStore;
 }
 
 export interface VmmServer {
@@ -97,10 +105,10 @@ async function donationRegion(core: CorePort, configured: FrameRun | undefined):
 }
 
 /** The restart sweep, retried while the RM or the core cannot be asked yet; a start failure after that. */
-async function sweepAtStart(vmm: VmManager, holdings: HoldingsPort): Promise<VmmServer['sweep']> {
+async function sweepAtStart(vmm: VmManager, holdings: HoldingsPort, saved: VmmDurableState | undefined): Promise<VmmServer['sweep']> {
   let why = '';
   for (let i = 0; i < START_READ_ATTEMPTS_MAX; i++) {
-    const r = await vmm.sweepOrphans(holdings);
+    const r = await vmm.sweepOrphans(holdings, saved && { state: saved, wallMs: Date.now() });
     if (r.ok) return r.value;
     why = r.error.message;
     await new Promise((resolve) => setTimeout(resolve, 250));
@@ -112,18 +120,24 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
   const log = options.log ?? consoleLog;
   const unary = unaryWith(log);
   const open: OpenStreams = new Set();
+  const store = options.store;
   const build = async (): Promise<VmManager> => {
     // A random id prefix per boot: a session id kept from an earlier VMM process (or from before a
     // Reset) names nothing here.
     const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
     const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
-    return new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, handlesPerSession: true, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock);
+    const made = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, handlesPerSession: true, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock, options.holdings);
+    // Background changes (teardown steps, RM status, leases ending) are saved as they happen.
+    if (store !== undefined) made.watch(() => store.save());
+    return made;
   };
   const limits = vmmAdmissionLimits(options.quota);
   const admit = (m: VmManager): VmmAdmission => new VmmAdmission(limits, { hasSession: (id) => m.hasSession(id), hasVm: (vm) => m.view(vm.handle, vm.session) !== undefined });
   let vmm = await build();
   let admission = admit(vmm);
-  const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings);
+  store?.bind(() => vmm);
+  const sweep = options.holdings === undefined ? undefined : await sweepAtStart(vmm, options.holdings, store?.load());
+  store?.save();
 
   // Reset (vmm_service.proto): drop everything without teardown calls, then a fresh manager.
   const reset: VmmServiceServer['reset'] = unary(async () => {
@@ -137,7 +151,8 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     return { ok: true, value: { vmsDropped: dropped.vms, sessionsDropped: dropped.sessions } };
   });
   let handlers = createVmmHandlers(vmm, open, log, reset, admission);
-  const service = delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers);
+  const delegated = delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers);
+  const service = store === undefined ? delegated : repliesAfterCommit(delegated, ['openSession', 'watchVm'], store);
   const served = await serveGrpc({
     address: options.address,
     serviceName: VMM_SERVICE_NAME,
@@ -148,9 +163,12 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     ...frontDoorFaults(options.faults, 'CLIENT_TO_VMM'),
     drain: async () => {
       for (const s of [...open]) s.end();
-      vmm.endLeases();
+      if (store === undefined) vmm.endLeases();
       await vmm.idle();
-      vmm.close();
+      if (store === undefined) return vmm.close();
+      // Durable: the leases and their VMs outlive this process (the next one re-adopts them).
+      store.close();
+      vmm.detach();
     },
   });
   return {
