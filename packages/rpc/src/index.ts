@@ -70,6 +70,7 @@ export {
   principal,
   clientName,
   principalOf,
+  principalFromKey,
   AdmissionLimits,
   QuotaLedger,
   type Principal,

@@ -1,0 +1,236 @@
+/**
+ * The core's admission control (DESIGN.md §8 "Admission control", issue 10 item 5): per-client quotas
+ * on what a principal holds (address spaces, grants, pages donated to HYP) and per-request caps on
+ * what one call may name (pages, ranges, pool frames), as data: CORE_ADMISSION is the one table of
+ * rules, RPC_ADMISSION says which rules each RPC meets. A refusal is decided before the domain is
+ * called (server.ts), so it changes nothing; it is RESOURCE_EXHAUSTED naming the rule
+ * (`quota_<rule>` / `cap_<rule>`, @hypmesh/rpc admission.ts).
+ *
+ * A principal is the caller VMID plus `x-hypmesh-client` (admission.ts in @hypmesh/rpc). An object is
+ * charged to whoever made it and released when it goes, whoever ends it: the RM destroys the spaces
+ * it created, a DONATE grant ends at its MapGrant by the borrower, donated pages come back by
+ * HypDonateHost from HOST or HYP. The ledger is rebuilt on recovery from the journal (whose records
+ * carry the client name: durable.ts) or from the image stored with a core snapshot (`image`).
+ *
+ * Defaults are measured (README "Admission control", `npm run bench -- --only
+ * p99_core_rpc_ms_under_abuse`): one maximal admitted request costs the event loop a few ms.
+ */
+
+import { AdmissionLimits, principalFromKey, QuotaLedger, type AdmissionTable, type Principal, type StatusError } from '@hypmesh/rpc';
+import { GRANULE_SIZE, type Stage2 } from '@hypmesh/stage2';
+import { CALLERS } from './handlers.js';
+
+export type CoreRule = 'address_spaces' | 'grants' | 'donated_pages' | 'pages_per_call' | 'ranges_per_call' | 'frames_per_call';
+
+export const CORE_ADMISSION: AdmissionTable<CoreRule> = {
+  // One client made 3,000 address spaces and hit no limit (issue 10); each holds VMIDs and HYP
+  // pages. The RM makes every guest's space (its own default below).
+  address_spaces: { kind: 'quota', counts: 'address spaces', limit: 16 },
+  // Each grant holds a grant id and per-frame marks until it is destroyed; the RM holds one per
+  // parcel (at most 64 per owner VM, gunyah-rm.md §3.1 MAX_MEMPARCEL_PER_VM), the VMM one per binding.
+  grants: { kind: 'quota', counts: 'grants', limit: 1024 },
+  // One HostDonateHyp of the VMM's free donation pages (16 GiB in 8 ms) left every create failing
+  // (issue 10): pages given to HYP and not yet returned by HypDonateHost. No service of hypmesh
+  // donates this way (the VMM tops pools up), so the default is small: 16 MiB.
+  donated_pages: { kind: 'quota', counts: 'pages donated to HYP', limit: 4096 },
+  // The pages one call names (grant ranges, borrower IPA ranges, a pKVM call's nr_pages): a MapGrant
+  // of unaligned pages costs about 0.3 µs a page; 4,096 pages (16 MiB) keep it near 1 ms.
+  pages_per_call: { kind: 'cap', counts: 'pages', limit: 4096 },
+  // The ranges one call lists: each costs 10-30 µs (a host table split and a plan step; one
+  // 131,072-range CreateGrant took 1.35 s and +115 MiB). The RM sends one RM message's SGL in one
+  // call (its own default below).
+  ranges_per_call: { kind: 'cap', counts: 'ranges', limit: 64 },
+  // The frames one TopUpTablePool or CreateAddressSpace donates to a pool (one of 200k frames stalled
+  // other clients for 2.2 s): the VMM splits its top-ups into calls of this size.
+  frames_per_call: { kind: 'cap', counts: 'frames', limit: 4096 },
+};
+
+/**
+ * Defaults for the system's own clients, before the operator's --quota specs (which may override
+ * them): the RM creates every guest's address space (63 dynamic + 64 explicit VMIDs, gunyah-rm.md
+ * §4.1) and passes the SGL of one message (MEM_ENTRIES_PER_MSG_MAX = 512 entries, gunyah-rm.md §3.1) in one grant
+ * call. The client name is declared until mTLS binds it (issue 11).
+ */
+export const CORE_BUILTIN_SPECS: readonly string[] = ['rm:address_spaces=256', 'rm:ranges_per_call=512'];
+
+/** One VM's frame count as the cap sees it: u64 ranges summed (a bigint, so no overflow hides a huge ask). */
+type Ranges = readonly { readonly count: bigint }[];
+const pages = (rs: Ranges): number => Number(rs.reduce((n, r) => n + r.count, 0n));
+
+/** A cap check: the rule, the amount asked and the field that asked. */
+type Ask = readonly [rule: 'pages_per_call' | 'ranges_per_call' | 'frames_per_call', asked: number, field: string];
+
+/** What admission does around one RPC (all optional): caps and quota checks before, charges and releases after success. */
+interface RpcRule {
+  readonly caps?: (req: never) => readonly Ask[];
+  readonly quota?: (req: never) => readonly [rule: 'address_spaces' | 'grants' | 'donated_pages', n: number];
+  readonly applied?: (a: CoreAdmission, who: Principal, req: never, value: never, s: Stage2) => void;
+}
+
+const rangesAsk = (rs: Ranges, field: string): Ask[] => [
+  ['ranges_per_call', rs.length, field],
+  ['pages_per_call', pages(rs), field],
+];
+const nrPages = (req: { nrPages: bigint }): readonly Ask[] => [['pages_per_call', Number(req.nrPages), 'nr_pages']];
+
+/** Which rules each RPC meets (one table; an RPC not listed meets none). */
+const RPC_ADMISSION: Readonly<Record<string, RpcRule>> = {
+  createAddressSpace: {
+    caps: (req: { donated: Ranges }) => [['ranges_per_call', req.donated.length, 'donated'], ['frames_per_call', pages(req.donated), 'donated']],
+    quota: () => ['address_spaces', 1],
+    // The RM adopting its own unused space (spaces.ts createReserved) makes nothing new.
+    applied: (a, who, req: { vmid: number }) => {
+      if (a.ledger.holder('address_spaces', `space:${req.vmid}`) === undefined) a.ledger.charge('address_spaces', who, `space:${req.vmid}`);
+    },
+  },
+  destroyAddressSpace: { applied: (a, _who, req: { vmid: number }) => a.ledger.release('address_spaces', `space:${req.vmid}`) },
+  topUpTablePool: { caps: (req: { frames: Ranges }) => [['ranges_per_call', req.frames.length, 'frames'], ['frames_per_call', pages(req.frames), 'frames']] },
+  hostDonateHyp: {
+    caps: nrPages,
+    quota: (req: { nrPages: bigint }) => ['donated_pages', Number(req.nrPages)],
+    applied: (a, who, req: { pfn: bigint; nrPages: bigint }) => a.donated(who, Number(req.pfn), Number(req.nrPages)),
+  },
+  hypDonateHost: { caps: nrPages, applied: (a, _who, req: { pfn: bigint; nrPages: bigint }) => a.returned(Number(req.pfn), Number(req.nrPages)) },
+  hypPinSharedMem: { caps: nrPages },
+  hypUnpinSharedMem: { caps: nrPages },
+  hostShareFfa: { caps: nrPages },
+  hostUnshareFfa: { caps: nrPages },
+  hostShareGuest: { caps: nrPages },
+  hostUnshareGuest: { caps: nrPages },
+  createGrant: {
+    caps: (req: { ranges: Ranges }) => rangesAsk(req.ranges, 'ranges'),
+    quota: () => ['grants', 1],
+    applied: (a, who, _req, value: { grantId: bigint }) => a.ledger.charge('grants', who, `grant:${value.grantId}`),
+  },
+  appendGrant: { caps: (req: { ranges: Ranges }) => rangesAsk(req.ranges, 'ranges') },
+  mapGrant: {
+    caps: (req: { ipaRanges: Ranges }) => rangesAsk(req.ipaRanges, 'ipa_ranges'),
+    // A DONATE grant is gone once its borrower maps it (grant.ts mapGrant): its owner holds it no more.
+    applied: (a, _who, req: { grantId: bigint }, _value, s) => {
+      if (!s.grants.has(Number(req.grantId))) a.ledger.release('grants', `grant:${req.grantId}`);
+    },
+  },
+  destroyGrant: { applied: (a, _who, req: { grantId: bigint }) => a.ledger.release('grants', `grant:${req.grantId}`) },
+};
+
+/** A run of pages donated to HYP and not yet returned, and whose donation it was (its ledger object). */
+interface DonatedRun {
+  readonly base: number;
+  readonly count: number;
+  readonly principal: string;
+}
+
+/** The ledger's image (stored with a core snapshot, durable.ts). */
+interface AdmissionImage {
+  readonly charges: { rule: CoreRule; object: string; principal: string; n: number }[];
+  readonly donations: DonatedRun[];
+}
+
+export class CoreAdmission {
+  readonly limits: AdmissionLimits<CoreRule>;
+  readonly ledger: QuotaLedger<CoreRule>;
+  /** Donated runs by base, disjoint (the domain refuses donating a page HYP already owns). */
+  private runs: DonatedRun[] = [];
+
+  /** `specs`: the --quota flags, applied after CORE_BUILTIN_SPECS. Throws Error naming a bad spec. */
+  constructor(specs: readonly string[] = []) {
+    this.limits = new AdmissionLimits(CORE_ADMISSION, [...CORE_BUILTIN_SPECS, ...specs]);
+    this.ledger = new QuotaLedger(this.limits);
+  }
+
+  /** Whether `rpc` meets any rule (the others need no principal). */
+  governs(rpc: string): boolean {
+    return Object.hasOwn(RPC_ADMISSION, rpc);
+  }
+
+  /**
+   * The refusal of `req` by `who`, or undefined if it may go to the domain. Nothing is charged.
+   * A call that is refused anyway, cheaply and with its own answer, is left to it: a caller the
+   * RPC does not accept (PERMISSION_DENIED, handlers.ts CALLERS), and an ask of more pages than the
+   * PA space has frames (the shape check's INVALID_ARGUMENT or the hypercall's errno, which any
+   * uint64 register may meet: stage2-models.md §A5). Such a call is never admitted work.
+   */
+  refusal(rpc: string, who: Principal, req: unknown, s: Stage2): StatusError | undefined {
+    const r = RPC_ADMISSION[rpc];
+    if (r === undefined) return undefined;
+    const callers = (CALLERS as Readonly<Record<string, readonly number[]>>)[rpc];
+    if (callers !== undefined && !callers.includes(who.vmid)) return undefined;
+    const asks = r.caps?.(req as never) ?? [];
+    const paFrames = 2 ** s.config.memory.paBits / GRANULE_SIZE;
+    if (asks.some(([rule, asked]) => rule !== 'ranges_per_call' && asked > paFrames)) return undefined;
+    for (const [rule, asked, field] of asks) {
+      const refused = this.limits.capRefusal(rule, who, asked, field);
+      if (refused !== undefined) return refused;
+    }
+    if (r.quota === undefined) return undefined;
+    const [rule, n] = r.quota(req as never);
+    return this.ledger.refusal(rule, who, n);
+  }
+
+  /** The call succeeded: charge what it made to `who`, release what it ended. */
+  applied(rpc: string, who: Principal, req: unknown, value: unknown, s: Stage2): void {
+    RPC_ADMISSION[rpc]?.applied?.(this, who, req as never, value as never, s);
+  }
+
+  /** HostDonateHyp of [base, base+count) by `who` succeeded. */
+  donated(who: Principal, base: number, count: number): void {
+    if (count <= 0) return;
+    this.ledger.charge('donated_pages', who, `pages:${base}`, count);
+    const at = this.runs.findIndex((r) => r.base > base);
+    this.runs.splice(at === -1 ? this.runs.length : at, 0, { base, count, principal: who.key });
+  }
+
+  /** HypDonateHost of [base, base+count) succeeded: each donation it overlaps holds that much less. */
+  returned(base: number, count: number): void {
+    const end = base + count;
+    const kept: DonatedRun[] = [];
+    for (const r of this.runs) {
+      const rEnd = r.base + r.count;
+      if (rEnd <= base || r.base >= end) {
+        kept.push(r);
+        continue;
+      }
+      // The run's object is keyed by its base: the part below `base` keeps it, the part above `end` is charged anew.
+      const below = Math.max(0, base - r.base);
+      const above = Math.max(0, rEnd - end);
+      this.ledger.release('donated_pages', `pages:${r.base}`, r.count - below);
+      if (below > 0) kept.push({ base: r.base, count: below, principal: r.principal });
+      if (above > 0) {
+        this.ledger.charge('donated_pages', principalFromKey(r.principal), `pages:${end}`, above);
+        kept.push({ base: end, count: above, principal: r.principal });
+      }
+    }
+    this.runs = kept;
+  }
+
+  /** A Reset: the new core holds nothing. */
+  clear(): void {
+    this.ledger.clear();
+    this.runs = [];
+  }
+
+  image(): string {
+    const image: AdmissionImage = { charges: this.ledger.charges(), donations: this.runs };
+    return JSON.stringify(image);
+  }
+
+  /** Replaces the ledger with a stored image (recovery from a snapshot). */
+  restore(text: string): void {
+    const image = JSON.parse(text) as AdmissionImage;
+    this.clear();
+    for (const c of image.charges) this.ledger.charge(c.rule, principalFromKey(c.principal), c.object, c.n);
+    this.runs = image.donations.map((r) => ({ base: r.base, count: r.count, principal: r.principal }));
+  }
+}
+
+/** The --quota specs from flags and HYPMESH_CORE_QUOTA (comma-separated; the flags come last, so they win). */
+export function quotaSpecs(flags: readonly string[], env: string | undefined): string[] {
+  const fromEnv = (env ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return [...fromEnv, ...flags];
+}
+
+/** The rules as --help lists them: `name (quota|cap, counts): default`. */
+export function admissionHelp(): string {
+  const rows = (Object.keys(CORE_ADMISSION) as CoreRule[]).map((r) => `  ${r} (${CORE_ADMISSION[r].kind}, ${CORE_ADMISSION[r].counts}): ${CORE_ADMISSION[r].limit}`);
+  return [`admission rules (--quota NAME=N | CLIENT:NAME=N, N a count or "unlimited"; built in: ${CORE_BUILTIN_SPECS.join(' ')}):`, ...rows].join('\n');
+}
