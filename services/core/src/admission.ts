@@ -153,7 +153,7 @@ export class CoreAdmission {
   refusal(rpc: string, who: Principal, req: unknown, s: Stage2): StatusError | undefined {
     const r = RPC_ADMISSION[rpc];
     if (r === undefined) return undefined;
-    const callers = (CALLERS as Readonly<Record<string, readonly number[]>>)[rpc];
+    const callers = (CALLERS as Readonly<Record<string, readonly number[]>>)[`${rpc.charAt(0).toUpperCase()}${rpc.slice(1)}`];
     if (callers !== undefined && !callers.includes(who.vmid)) return undefined;
     const asks = r.caps?.(req as never) ?? [];
     const paFrames = 2 ** s.config.memory.paBits / GRANULE_SIZE;
