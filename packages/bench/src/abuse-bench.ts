@@ -12,6 +12,26 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, type TranslateRequest } from '@hypmesh/proto';
+import {
+  createAddressSpace,
+  createGrant,
+  createStage2,
+  destroyAddressSpace,
+  destroyGrant,
+  hostDonateHyp,
+  hypDonateHost,
+  mapGrant,
+  topUpTablePool,
+  unmapGrant,
+  vmid,
+  DEFAULT_STAGE2_CONFIG,
+  VMID_HOST,
+  pfn,
+  type FrameRange,
+  type Pfn,
+  type Result,
+} from '@hypmesh/stage2';
+import { GRANT_RANGES, IPA_RANGES, MAX_PAGES, REGION, ROGUE_GUEST, SPACE_DONATED, TOP_UP } from './abuse-shapes.js';
 
 export const ABUSE_PHASES = 3;
 export const ABUSE_PHASE_MS = 2_500;
@@ -99,4 +119,45 @@ export async function p99UnderAbuse(): Promise<AbuseFigures> {
     rogueCallsPerS: ((rogueCalls - rogueRefused) / rogueMs) * 1000,
     rogueRefused,
   };
+}
+
+export const ABUSE_CPU_ROUNDS = 15;
+
+/**
+ * The cost the caps bound, without the scheduler's noise: each maximal admitted request of the
+ * rogue's cycle as a domain call on a default core, in CPU ms of this process (process.cpuUsage),
+ * the median of ABUSE_CPU_ROUNDS rounds after 3 warm-up rounds. The largest is the longest one
+ * admitted request can hold the core's event loop (plus its decoding).
+ */
+export function maximalRequestCpuMs(): { readonly rpc: string; readonly ms: number }[] {
+  const pfns = (rs: readonly { base: number; count: number }[]): FrameRange<Pfn>[] => rs.map((r) => ({ base: pfn(r.base), count: r.count }));
+  const samples = new Map<string, number[]>();
+  const must = <T>(r: Result<T, { message: string }>, what: string): T => {
+    if (!r.ok) throw new Error(`${what}: ${r.error.message}`);
+    return r.value;
+  };
+  const cpu = <T>(rpc: string, f: () => Result<T, { message: string }>, round: number): T => {
+    const c0 = process.cpuUsage();
+    const r = f();
+    const c = process.cpuUsage(c0);
+    if (round >= 3) samples.set(rpc, [...(samples.get(rpc) ?? []), (c.user + c.system) / 1000]);
+    return must(r, rpc);
+  };
+  const guest = vmid(ROGUE_GUEST);
+  for (let round = 0; round < ABUSE_CPU_ROUNDS + 3; round++) {
+    const built = createStage2(DEFAULT_STAGE2_CONFIG);
+    if (!built.ok) throw new Error(built.error.join('; '));
+    const s = built.value;
+    cpu('CreateAddressSpace', () => createAddressSpace(s, guest, 40, pfns(SPACE_DONATED)), round);
+    cpu('TopUpTablePool', () => topUpTablePool(s, guest, pfns(TOP_UP)), round);
+    const g = cpu('CreateGrant', () => createGrant(s, { owner: VMID_HOST, type: 'SHARE', ranges: GRANT_RANGES, acl: [{ vmid: guest, perms: 6 }] }), round);
+    cpu('MapGrant', () => mapGrant(s, { grantId: g.grantId, borrower: guest, perms: 6, ranges: IPA_RANGES }), round);
+    cpu('UnmapGrant', () => unmapGrant(s, g.grantId, guest), round);
+    cpu('DestroyGrant', () => destroyGrant(s, g.grantId, VMID_HOST), round);
+    cpu('DestroyAddressSpace', () => destroyAddressSpace(s, guest), round);
+    cpu('HostDonateHyp', () => hostDonateHyp(s, pfn(REGION.donate), MAX_PAGES), round);
+    cpu('HypDonateHost', () => hypDonateHost(s, pfn(REGION.donate), MAX_PAGES), round);
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return [...samples].map(([rpc, xs]) => ({ rpc, ms: median(xs) })).sort((a, b) => b.ms - a.ms);
 }

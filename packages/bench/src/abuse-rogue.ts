@@ -11,25 +11,13 @@
  * Prints `ready` after its first cycle; on SIGTERM prints `{"cycles":…,"calls":…,"refused":…}` and exits.
  */
 import * as grpc from '@grpc/grpc-js';
-import { CORE_ADMISSION } from '@hypmesh/core-service';
 import { CoreServiceClient, GrantType } from '@hypmesh/proto';
+import { GRANT_RANGES, IPA_RANGES, MAX_PAGES, REGION, ROGUE_GUEST as GUEST, SPACE_DONATED, TOP_UP } from './abuse-shapes.js';
 
 const port = Number(process.argv[2]);
 const client = new CoreServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-const GUEST = 0x90;
-/** The default map's RAM starts at 2 GiB (frame 0x80000); each request kind has its own 64 MiB. */
-const RAM = 0x80000;
-const REGION = { space: RAM + 0x10000, topUp: RAM + 0x20000, grant: RAM + 0x30000, donate: RAM + 0x40000 } as const;
-
-const RANGES = CORE_ADMISSION.ranges_per_call.limit;
-const PAGES = CORE_ADMISSION.pages_per_call.limit;
-const FRAMES = CORE_ADMISSION.frames_per_call.limit;
-
-/** `total` frames in `ranges` runs from `base`, a one-frame gap between runs (so none merges or aligns). */
-function scattered(base: number, ranges: number, total: number): { base: bigint; count: bigint }[] {
-  const per = Math.floor(total / ranges);
-  return Array.from({ length: ranges }, (_, i) => ({ base: BigInt(base + i * (per + 1)), count: BigInt(i === ranges - 1 ? total - per * (ranges - 1) : per) }));
-}
+const wire = (rs: readonly { base: number; count: number }[]) => rs.map((r) => ({ base: BigInt(r.base), count: BigInt(r.count) }));
+const PAGES = MAX_PAGES;
 
 const md = (caller: number): grpc.Metadata => {
   const m = new grpc.Metadata();
@@ -53,11 +41,10 @@ const rpc = (name: string, req: unknown, as = HOST): Promise<unknown> =>
     });
   });
 
-const spaceDonated = scattered(REGION.space, RANGES, FRAMES);
-const topUp = scattered(REGION.topUp, RANGES, FRAMES);
-const grantRanges = scattered(REGION.grant, RANGES, PAGES);
-// Borrower IPA runs at odd frames: no 2 MiB block fits, every page is its own entry.
-const ipaRanges = scattered(0x101, RANGES, PAGES);
+const spaceDonated = wire(SPACE_DONATED);
+const topUp = wire(TOP_UP);
+const grantRanges = wire(GRANT_RANGES);
+const ipaRanges = wire(IPA_RANGES);
 
 async function cycle(): Promise<void> {
   await rpc('createAddressSpace', { vmid: GUEST, ipaBits: 40, donated: spaceDonated, protection: 0 });

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ABUSE_PHASE_MS, ABUSE_PHASES, p99UnderAbuse } from './abuse-bench.js';
+import { ABUSE_CPU_ROUNDS, ABUSE_PHASE_MS, ABUSE_PHASES, maximalRequestCpuMs, p99UnderAbuse } from './abuse-bench.js';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { DURABLE_BENCH_ROUNDS, durableCoreRpc } from './durable-bench.js';
@@ -135,6 +135,7 @@ async function durableFigures(): Promise<Figure[]> {
  * requests the core's caps admit, against its p99 alone, same run (abuse-bench.ts).
  */
 async function abuseFigures(): Promise<Figure[]> {
+  const costs = maximalRequestCpuMs();
   const r = await p99UnderAbuse();
   const how = `Translate one at a time, ${ABUSE_PHASES} interleaved phases of ${ABUSE_PHASE_MS} ms`;
   return [
@@ -147,6 +148,11 @@ async function abuseFigures(): Promise<Figure[]> {
       meets: r.ratio <= 3,
     },
     { name: 'p99_core_rpc_abuse_ratio', value: round(r.ratio, 2), unit: 'under abuse ÷ alone', target: '<= 3', meets: r.ratio <= 3 },
+    {
+      name: 'abuse_max_request_cpu_ms',
+      value: round(costs[0]!.ms, 2),
+      unit: `CPU ms, the costliest maximal admitted request (${costs.map((c) => `${c.rpc} ${c.ms.toFixed(2)}`).join(', ')}; median of ${ABUSE_CPU_ROUNDS})`,
+    },
   ];
 }
 

@@ -78,17 +78,19 @@ describe('the findings of issue 10, now refused before the domain', () => {
       expect(e.errorInfo!.metadata).toMatchObject({ principal: '3/rogue', asked: '200000', limit: '4096' });
     });
     const cap = CORE_ADMISSION.pages_per_call.limit;
-    ok(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN), nrPages: BigInt(cap) }));
-    await unchanged(core, async () => void refusedBy(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + cap), nrPages: 1n }), 'quota_donated_pages'));
+    const limit = CORE_ADMISSION.donated_pages.limit;
+    const rogueHolds = () => core.admission.ledger.holding('donated_pages', principal(HOST, 'rogue'));
+    for (let at = 0; at < limit; at += cap) ok(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + at), nrPages: BigInt(cap) }));
+    await unchanged(core, async () => void refusedBy(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + limit), nrPages: 1n }), 'quota_donated_pages'));
     // Another client is not the rogue: its own quota.
-    ok(await rpc(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + cap), nrPages: 1n }, 'vmm'));
-    // Half back (by HYP, from the middle: the run splits), then room for exactly that much.
+    ok(await rpc(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + limit), nrPages: 1n }, 'vmm'));
+    // 2,048 back (by HYP, from the middle of a run: it splits), then room for exactly that much.
     ok(await rpc(client, 'hypDonateHost', { pfn: BigInt(RAM_PFN + 1024), nrPages: 2048n }, undefined, 0));
-    expect(core.admission.ledger.holding('donated_pages', principal(HOST, 'rogue'))).toBe(cap - 2048);
+    expect(rogueHolds()).toBe(limit - 2048);
     ok(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 1024), nrPages: 2048n }));
-    refusedBy(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 2 * cap), nrPages: 1n }), 'quota_donated_pages');
-    ok(await rogue(client, 'hypDonateHost', { pfn: BigInt(RAM_PFN), nrPages: BigInt(cap) }));
-    expect(core.admission.ledger.holding('donated_pages', principal(HOST, 'rogue'))).toBe(0);
+    refusedBy(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + limit + 1), nrPages: 1n }), 'quota_donated_pages');
+    for (let at = 0; at < limit; at += cap) ok(await rogue(client, 'hypDonateHost', { pfn: BigInt(RAM_PFN + at), nrPages: BigInt(cap) }));
+    expect(rogueHolds()).toBe(0);
     expect(core.admission.ledger.holding('donated_pages', principal(HOST, 'vmm'))).toBe(1);
   });
 
@@ -153,6 +155,23 @@ describe('quotas count what a principal made and are released when it goes', () 
     expect(core.admission.ledger.holding('grants', principal(HOST, 'rogue'))).toBe(1);
   });
 
+  test('pool pages count as donated: TopUpTablePool up to the quota, DrainTablePool and DestroyAddressSpace give them back', async () => {
+    const { core, client } = await cores.start({ quotas: ['rogue:donated_pages=1000'] });
+    const holds = (client: string) => core.admission.ledger.holding('donated_pages', principal(HOST, client));
+    ok(await space(client, GUEST, RAM_PFN));
+    expect(holds('rogue')).toBe(8);
+    ok(await rogue(client, 'topUpTablePool', { vmid: GUEST, frames: [{ base: BigInt(RAM_PFN + 0x100), count: 992n }] }));
+    await unchanged(core, async () => void refusedBy(await rogue(client, 'topUpTablePool', { vmid: GUEST, frames: [{ base: BigInt(RAM_PFN + 0x1000), count: 1n }] }), 'quota_donated_pages'));
+    // The VMM tops the same space up on its own account.
+    ok(await rpc(client, 'topUpTablePool', { vmid: GUEST, frames: [{ base: BigInt(RAM_PFN + 0x1000), count: 100n }] }, 'vmm'));
+    expect([holds('rogue'), holds('vmm')]).toEqual([1000, 100]);
+    // A drain by the VMM returns its own charge first, then the others'.
+    expect(ok(await rpc(client, 'drainTablePool', { vmid: GUEST, maxPages: 150n }, 'vmm')).returnedPages).toBe(150n);
+    expect([holds('rogue'), holds('vmm')]).toEqual([950, 0]);
+    ok(await rogue(client, 'destroyAddressSpace', { vmid: GUEST }));
+    expect([holds('rogue'), holds('vmm')]).toEqual([0, 0]);
+  });
+
   test('--quota NAME=N for every client; a Reset forgets every charge', async () => {
     const { core, client } = await cores.start({ quotas: ['address_spaces=1', 'vmm:address_spaces=unlimited'] });
     ok(await space(client, GUEST, RAM_PFN));
@@ -211,8 +230,13 @@ describe('the ledger survives a durable restart', () => {
       const again = await cores.startDurable(dir, undefined, snapshotEvery);
       expect(again.core.admission.ledger.charges().sort((a, b) => a.object.localeCompare(b.object))).toEqual(held.sort((a, b) => a.object.localeCompare(b.object)));
       refusedBy(await space(again.client, 0x180, RAM_PFN + 0x3000), 'quota_address_spaces');
-      refusedBy(await rogue(again.client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 0x4000), nrPages: 107n }), 'quota_donated_pages');
-      ok(await rogue(again.client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 0x4000), nrPages: 106n }));
+      // The rogue holds its spaces' pools (8 frames each) and 3,990 donated pages: room for the rest, not one more.
+      const room = CORE_ADMISSION.donated_pages.limit - 8 * CORE_ADMISSION.address_spaces.limit - 3990;
+      for (let at = 0, n = 0; at < room; at += n) {
+        n = Math.min(room - at, CORE_ADMISSION.pages_per_call.limit);
+        ok(await rogue(again.client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 0x4000 + at), nrPages: BigInt(n) }));
+      }
+      refusedBy(await rogue(again.client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 0x4000 + room), nrPages: 1n }), 'quota_donated_pages');
       ok(await space(again.client, 0x201, RAM_PFN + 0x2100, 'vmm'));
     });
   }

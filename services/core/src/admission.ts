@@ -30,9 +30,11 @@ export const CORE_ADMISSION: AdmissionTable<CoreRule> = {
   // parcel (at most 64 per owner VM, gunyah-rm.md §3.1 MAX_MEMPARCEL_PER_VM), the VMM one per binding.
   grants: { kind: 'quota', counts: 'grants', limit: 1024 },
   // One HostDonateHyp of the VMM's free donation pages (16 GiB in 8 ms) left every create failing
-  // (issue 10): pages given to HYP and not yet returned by HypDonateHost. No service of hypmesh
-  // donates this way (the VMM tops pools up), so the default is small: 16 MiB.
-  donated_pages: { kind: 'quota', counts: 'pages donated to HYP', limit: 4096 },
+  // (issue 10): pages the principal gave HYP and HYP has not given back, by HostDonateHyp (until
+  // HypDonateHost) or into a table pool, a HOST CreateAddressSpace's or a TopUpTablePool's (until
+  // DrainTablePool or DestroyAddressSpace). 16,384 pages (64 MiB) is the VMM's default donation
+  // region (packages/vmm host-pages.ts), all it can donate; it also bounds a space's teardown.
+  donated_pages: { kind: 'quota', counts: 'pages donated to HYP', limit: 16384 },
   // The pages one call names (grant ranges, borrower IPA ranges, a pKVM call's nr_pages). Measured
   // (CPU ms, 16 GiB core, scattered unaligned runs): at 4,096 pages every grant or pool call of the
   // rogue's cycle costs 0.4-3.3 ms; at 16,384 they cost 2-8 ms and the space's teardown 19 ms.
@@ -63,7 +65,7 @@ type Ask = readonly [rule: 'pages_per_call' | 'ranges_per_call' | 'frames_per_ca
 /** What admission does around one RPC (all optional): caps and quota checks before, charges and releases after success. */
 interface RpcRule {
   readonly caps?: (req: never) => readonly Ask[];
-  readonly quota?: (req: never) => readonly [rule: 'address_spaces' | 'grants' | 'donated_pages', n: number];
+  readonly quotas?: (req: never) => readonly (readonly [rule: 'address_spaces' | 'grants' | 'donated_pages', n: number])[];
   readonly applied?: (a: CoreAdmission, who: Principal, req: never, value: never, s: Stage2) => void;
 }
 
@@ -77,17 +79,29 @@ const nrPages = (req: { nrPages: bigint }): readonly Ask[] => [['pages_per_call'
 const RPC_ADMISSION: Readonly<Record<string, RpcRule>> = {
   createAddressSpace: {
     caps: (req: { donated: Ranges }) => [['ranges_per_call', req.donated.length, 'donated'], ['frames_per_call', pages(req.donated), 'donated']],
-    quota: () => ['address_spaces', 1],
+    quotas: (req: { donated: Ranges }) => [['address_spaces', 1], ['donated_pages', pages(req.donated)]],
     // The RM adopting its own unused space (spaces.ts createReserved) makes nothing new.
-    applied: (a, who, req: { vmid: number }) => {
+    applied: (a, who, req: { vmid: number; donated: Ranges }) => {
       if (a.ledger.holder('address_spaces', `space:${req.vmid}`) === undefined) a.ledger.charge('address_spaces', who, `space:${req.vmid}`);
+      a.pooled(who, req.vmid, pages(req.donated));
     },
   },
-  destroyAddressSpace: { applied: (a, _who, req: { vmid: number }) => a.ledger.release('address_spaces', `space:${req.vmid}`) },
-  topUpTablePool: { caps: (req: { frames: Ranges }) => [['ranges_per_call', req.frames.length, 'frames'], ['frames_per_call', pages(req.frames), 'frames']] },
+  // Every page of the space goes back to where it came from (spaces.ts destroyAddressSpace).
+  destroyAddressSpace: {
+    applied: (a, _who, req: { vmid: number }) => {
+      a.ledger.release('address_spaces', `space:${req.vmid}`);
+      a.unpooled(req.vmid, Infinity, undefined);
+    },
+  },
+  topUpTablePool: {
+    caps: (req: { frames: Ranges }) => [['ranges_per_call', req.frames.length, 'frames'], ['frames_per_call', pages(req.frames), 'frames']],
+    quotas: (req: { frames: Ranges }) => [['donated_pages', pages(req.frames)]],
+    applied: (a, who, req: { vmid: number; frames: Ranges }) => a.pooled(who, req.vmid, pages(req.frames)),
+  },
+  drainTablePool: { applied: (a, who, req: { vmid: number }, value: { returnedPages: bigint }) => a.unpooled(req.vmid, Number(value.returnedPages), who) },
   hostDonateHyp: {
     caps: nrPages,
-    quota: (req: { nrPages: bigint }) => ['donated_pages', Number(req.nrPages)],
+    quotas: (req: { nrPages: bigint }) => [['donated_pages', Number(req.nrPages)]],
     applied: (a, who, req: { pfn: bigint; nrPages: bigint }) => a.donated(who, Number(req.pfn), Number(req.nrPages)),
   },
   hypDonateHost: { caps: nrPages, applied: (a, _who, req: { pfn: bigint; nrPages: bigint }) => a.returned(Number(req.pfn), Number(req.nrPages)) },
@@ -99,7 +113,7 @@ const RPC_ADMISSION: Readonly<Record<string, RpcRule>> = {
   hostUnshareGuest: { caps: nrPages },
   createGrant: {
     caps: (req: { ranges: Ranges }) => rangesAsk(req.ranges, 'ranges'),
-    quota: () => ['grants', 1],
+    quotas: () => [['grants', 1]],
     applied: (a, who, _req, value: { grantId: bigint }) => a.ledger.charge('grants', who, `grant:${value.grantId}`),
   },
   appendGrant: { caps: (req: { ranges: Ranges }) => rangesAsk(req.ranges, 'ranges') },
@@ -162,14 +176,38 @@ export class CoreAdmission {
       const refused = this.limits.capRefusal(rule, who, asked, field);
       if (refused !== undefined) return refused;
     }
-    if (r.quota === undefined) return undefined;
-    const [rule, n] = r.quota(req as never);
-    return this.ledger.refusal(rule, who, n);
+    for (const [rule, n] of r.quotas?.(req as never) ?? []) {
+      const refused = n > 0 ? this.ledger.refusal(rule, who, n) : undefined;
+      if (refused !== undefined) return refused;
+    }
+    return undefined;
   }
 
   /** The call succeeded: charge what it made to `who`, release what it ended. */
   applied(rpc: string, who: Principal, req: unknown, value: unknown, s: Stage2): void {
     RPC_ADMISSION[rpc]?.applied?.(this, who, req as never, value as never, s);
+  }
+
+  /** `n` frames of `who` went into `vmid`'s table pool: charged per (space, principal), as a pool returns counts, not frames. */
+  pooled(who: Principal, vmid: number, n: number): void {
+    if (n > 0) this.ledger.charge('donated_pages', who, `pool:${vmid}:${who.key}`, n);
+  }
+
+  /**
+   * `n` frames of `vmid`'s pool went back to the host (all: a destroy): released from `first`'s
+   * charge before the others' (which frames came back the pool does not say).
+   */
+  unpooled(vmid: number, n: number, first: Principal | undefined): void {
+    const prefix = `pool:${vmid}:`;
+    const charged = this.ledger.charges().filter((c) => c.rule === 'donated_pages' && c.object.startsWith(prefix));
+    charged.sort((x, y) => Number(y.principal === first?.key) - Number(x.principal === first?.key));
+    let left = n;
+    for (const c of charged) {
+      if (left <= 0) break;
+      const gone = Math.min(left, c.n);
+      this.ledger.release('donated_pages', c.object, gone);
+      left -= gone;
+    }
   }
 
   /** HostDonateHyp of [base, base+count) by `who` succeeded. */
