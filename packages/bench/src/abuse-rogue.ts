@@ -3,8 +3,8 @@
  * so its request building costs the measured client nothing: `node abuse-rogue.js <port>`. As HOST
  * with `x-hypmesh-client: rogue` it sends, one after another and forever, the largest request each of
  * the core's caps still admits (services/core admission.ts defaults), in a cycle that cleans up after
- * itself, so no quota ends it: CreateAddressSpace and TopUpTablePool of `ranges_per_call` scattered
- * runs making `frames_per_call` frames, CreateGrant of `ranges_per_call` runs making `pages_per_call`
+ * itself, so no quota ends it: CreateAddressSpace and TopUpTablePools of `ranges_per_call` scattered
+ * runs making `frames_per_call` frames each, until its pool holds its whole `donated_pages` quota, CreateGrant of `ranges_per_call` runs making `pages_per_call`
  * pages, MapGrant of as many unaligned IPA runs by the guest, then UnmapGrant, DestroyGrant,
  * DestroyAddressSpace, HostDonateHyp and HypDonateHost of `pages_per_call` pages.
  *
@@ -12,7 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GrantType } from '@hypmesh/proto';
-import { GRANT_RANGES, IPA_RANGES, MAX_PAGES, REGION, ROGUE_GUEST as GUEST, SPACE_DONATED, TOP_UP } from './abuse-shapes.js';
+import { GRANT_RANGES, IPA_RANGES, MAX_PAGES, REGION, ROGUE_GUEST as GUEST, SPACE_DONATED, TOP_UPS } from './abuse-shapes.js';
 
 const port = Number(process.argv[2]);
 const client = new CoreServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
@@ -42,13 +42,13 @@ const rpc = (name: string, req: unknown, as = HOST): Promise<unknown> =>
   });
 
 const spaceDonated = wire(SPACE_DONATED);
-const topUp = wire(TOP_UP);
+const topUps = TOP_UPS.map(wire);
 const grantRanges = wire(GRANT_RANGES);
 const ipaRanges = wire(IPA_RANGES);
 
 async function cycle(): Promise<void> {
   await rpc('createAddressSpace', { vmid: GUEST, ipaBits: 40, donated: spaceDonated, protection: 0 });
-  await rpc('topUpTablePool', { vmid: GUEST, frames: topUp });
+  for (const frames of topUps) await rpc('topUpTablePool', { vmid: GUEST, frames });
   const g = (await rpc('createGrant', { type: GrantType.GRANT_TYPE_SHARE, memoryType: 0, ranges: grantRanges, acl: [{ vmid: GUEST, rights: 6 }] })) as { grantId: bigint } | undefined;
   if (g !== undefined) {
     await rpc('mapGrant', { grantId: g.grantId, rights: 6, ipaRanges }, AS_GUEST);

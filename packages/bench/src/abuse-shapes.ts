@@ -21,7 +21,11 @@ export function scattered(base: number, ranges: number, total: number): { base: 
 }
 
 export const SPACE_DONATED = scattered(REGION.space, MAX_RANGES, MAX_FRAMES);
-export const TOP_UP = scattered(REGION.topUp, MAX_RANGES, MAX_FRAMES);
+/**
+ * Top-ups after the space's own donation until the rogue holds its whole donated_pages quota, so
+ * the space's teardown is the largest the quota admits.
+ */
+export const TOP_UPS = Array.from({ length: Math.max(0, Math.floor(CORE_ADMISSION.donated_pages.limit / MAX_FRAMES) - 1) }, (_, k) => scattered(REGION.topUp + k * 0x2000, MAX_RANGES, MAX_FRAMES));
 export const GRANT_RANGES = scattered(REGION.grant, MAX_RANGES, MAX_PAGES);
 /** Borrower IPA runs from an odd frame: no 2 MiB block fits, every page is its own entry. */
 export const IPA_RANGES = scattered(0x101, MAX_RANGES, MAX_PAGES);

@@ -75,7 +75,7 @@ describe('the findings of issue 10, now refused before the domain', () => {
     const { core, client } = await cores.start();
     await unchanged(core, async () => {
       const e = refusedBy(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN), nrPages: 200_000n }), 'cap_pages_per_call');
-      expect(e.errorInfo!.metadata).toMatchObject({ principal: '3/rogue', asked: '200000', limit: '4096' });
+      expect(e.errorInfo!.metadata).toMatchObject({ principal: '3/rogue', asked: '200000', limit: String(CORE_ADMISSION.pages_per_call.limit) });
     });
     const cap = CORE_ADMISSION.pages_per_call.limit;
     const limit = CORE_ADMISSION.donated_pages.limit;
@@ -84,17 +84,17 @@ describe('the findings of issue 10, now refused before the domain', () => {
     await unchanged(core, async () => void refusedBy(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + limit), nrPages: 1n }), 'quota_donated_pages'));
     // Another client is not the rogue: its own quota.
     ok(await rpc(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + limit), nrPages: 1n }, 'vmm'));
-    // 2,048 back (by HYP, from the middle of a run: it splits), then room for exactly that much.
-    ok(await rpc(client, 'hypDonateHost', { pfn: BigInt(RAM_PFN + 1024), nrPages: 2048n }, undefined, 0));
-    expect(rogueHolds()).toBe(limit - 2048);
-    ok(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 1024), nrPages: 2048n }));
+    // 512 back (by HYP, from the middle of a run: it splits), then room for exactly that much.
+    ok(await rpc(client, 'hypDonateHost', { pfn: BigInt(RAM_PFN + 256), nrPages: 512n }, undefined, 0));
+    expect(rogueHolds()).toBe(limit - 512);
+    ok(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 256), nrPages: 512n }));
     refusedBy(await rogue(client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + limit + 1), nrPages: 1n }), 'quota_donated_pages');
     for (let at = 0; at < limit; at += cap) ok(await rogue(client, 'hypDonateHost', { pfn: BigInt(RAM_PFN + at), nrPages: BigInt(cap) }));
     expect(rogueHolds()).toBe(0);
     expect(core.admission.ledger.holding('donated_pages', principal(HOST, 'vmm'))).toBe(1);
   });
 
-  test('one CreateGrant of 131,072 ranges: cap_ranges_per_call, no grant made; 512 ranges are admitted', async () => {
+  test('one CreateGrant of 131,072 ranges: cap_ranges_per_call, no grant made; the cap itself is admitted, and the RM has its own', async () => {
     const { core, client } = await cores.start();
     ok(await space(client, GUEST, RAM_PFN));
     const acl = [{ vmid: GUEST, rights: 6 }];
@@ -102,10 +102,13 @@ describe('the findings of issue 10, now refused before the domain', () => {
       const e = refusedBy(await rogue(client, 'createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: runs(RAM_PFN + 0x1000, 131_072), acl }), 'cap_ranges_per_call');
       expect(e.message).toContain('131072 ranges');
     });
-    refusedBy(await rogue(client, 'createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: [{ base: BigInt(RAM_PFN + 0x1000), count: 4097n }], acl }), 'cap_pages_per_call');
-    const g = ok(await rogue(client, 'createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: runs(RAM_PFN + 0x1000, 512), acl }));
-    refusedBy(await rogue(client, 'appendGrant', { grantId: g.grantId, ranges: runs(RAM_PFN + 0x2000, 513) }), 'cap_ranges_per_call');
-    refusedBy(await rogue(client, 'mapGrant', { grantId: g.grantId, rights: 6, ipaRanges: runs(0x100, 513) }, GUEST), 'cap_ranges_per_call');
+    const { pages_per_call: pages, ranges_per_call: ranges } = CORE_ADMISSION;
+    refusedBy(await rogue(client, 'createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: [{ base: BigInt(RAM_PFN + 0x1000), count: BigInt(pages.limit + 1) }], acl }), 'cap_pages_per_call');
+    const g = ok(await rogue(client, 'createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: runs(RAM_PFN + 0x1000, ranges.limit), acl }));
+    refusedBy(await rogue(client, 'appendGrant', { grantId: g.grantId, ranges: runs(RAM_PFN + 0x2000, ranges.limit + 1) }), 'cap_ranges_per_call');
+    refusedBy(await rogue(client, 'mapGrant', { grantId: g.grantId, rights: 6, ipaRanges: runs(0x100, ranges.limit + 1) }, GUEST), 'cap_ranges_per_call');
+    // The RM passes one message's SGL (512 entries, 4,096 pages) in one call (CORE_BUILTIN_SPECS).
+    ok(await rpc(client, 'createGrant', { type: GrantType.GRANT_TYPE_SHARE, ranges: runs(RAM_PFN + 0x3000, 512, 8, 1), acl }, 'rm'));
   });
 
   test('one TopUpTablePool of 200k frames: cap_frames_per_call, pool unchanged; the cap itself is admitted', async () => {
@@ -221,7 +224,7 @@ describe('the ledger survives a durable restart', () => {
       const dir = cores.dataDir();
       const first = await cores.startDurable(dir, undefined, snapshotEvery);
       for (let i = 0; i < CORE_ADMISSION.address_spaces.limit; i++) ok(await space(first.client, 0x100 + i, RAM_PFN + 8 * i));
-      ok(await rogue(first.client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 0x1000), nrPages: 4000n }));
+      ok(await rogue(first.client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 0x1000), nrPages: 1000n }));
       ok(await rpc(first.client, 'hypDonateHost', { pfn: BigInt(RAM_PFN + 0x1000), nrPages: 10n }, 'vmm'));
       ok(await space(first.client, 0x200, RAM_PFN + 0x2000, 'vmm'));
       const held = first.core.admission.ledger.charges();
@@ -230,8 +233,8 @@ describe('the ledger survives a durable restart', () => {
       const again = await cores.startDurable(dir, undefined, snapshotEvery);
       expect(again.core.admission.ledger.charges().sort((a, b) => a.object.localeCompare(b.object))).toEqual(held.sort((a, b) => a.object.localeCompare(b.object)));
       refusedBy(await space(again.client, 0x180, RAM_PFN + 0x3000), 'quota_address_spaces');
-      // The rogue holds its spaces' pools (8 frames each) and 3,990 donated pages: room for the rest, not one more.
-      const room = CORE_ADMISSION.donated_pages.limit - 8 * CORE_ADMISSION.address_spaces.limit - 3990;
+      // The rogue holds its spaces' pools (8 frames each) and 990 donated pages: room for the rest, not one more.
+      const room = CORE_ADMISSION.donated_pages.limit - 8 * CORE_ADMISSION.address_spaces.limit - 990;
       for (let at = 0, n = 0; at < room; at += n) {
         n = Math.min(room - at, CORE_ADMISSION.pages_per_call.limit);
         ok(await rogue(again.client, 'hostDonateHyp', { pfn: BigInt(RAM_PFN + 0x4000 + at), nrPages: BigInt(n) }));

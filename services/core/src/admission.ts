@@ -32,28 +32,37 @@ export const CORE_ADMISSION: AdmissionTable<CoreRule> = {
   // One HostDonateHyp of the VMM's free donation pages (16 GiB in 8 ms) left every create failing
   // (issue 10): pages the principal gave HYP and HYP has not given back, by HostDonateHyp (until
   // HypDonateHost) or into a table pool, a HOST CreateAddressSpace's or a TopUpTablePool's (until
-  // DrainTablePool or DestroyAddressSpace). 16,384 pages (64 MiB) is the VMM's default donation
-  // region (packages/vmm host-pages.ts), all it can donate; it also bounds a space's teardown.
-  donated_pages: { kind: 'quota', counts: 'pages donated to HYP', limit: 16384 },
+  // DrainTablePool or DestroyAddressSpace). It also bounds a space's teardown (about 0.5 µs a
+  // pool frame): 4,096 pages (16 MiB) for any client; the VMM's, below.
+  donated_pages: { kind: 'quota', counts: 'pages donated to HYP', limit: 4096 },
   // The pages one call names (grant ranges, borrower IPA ranges, a pKVM call's nr_pages). Measured
-  // (CPU ms, 16 GiB core, scattered unaligned runs): at 4,096 pages every grant or pool call of the
-  // rogue's cycle costs 0.4-3.3 ms; at 16,384 they cost 2-8 ms and the space's teardown 19 ms.
-  pages_per_call: { kind: 'cap', counts: 'pages', limit: 4096 },
-  // The ranges one call lists (one 131,072-range CreateGrant took 1.35 s and +115 MiB): 512 is one
-  // RM message's list (gunyah-rm.md §3.1 MAX_LIST_ENTRIES), so the RM passes a message's SGL in one
-  // call; 512 ranges cost 1.2-2 ms a call (1,024: 3 ms).
-  ranges_per_call: { kind: 'cap', counts: 'ranges', limit: 512 },
+  // (CPU ms of the domain call, scattered unaligned runs, `npm run bench -- --only abuse`): at 1,024
+  // pages and 128 ranges every call of the rogue's cycle costs 0.2-1.3 ms and the space's teardown
+  // about 2; at 4,096 pages and 512 ranges 0.5-1.8 ms and 4-7 (a well-behaved client's p99 then
+  // grew 4.4 times). The RM and the VMM have larger caps below.
+  pages_per_call: { kind: 'cap', counts: 'pages', limit: 1024 },
+  // The ranges one call lists (one 131,072-range CreateGrant took 1.35 s and +115 MiB).
+  ranges_per_call: { kind: 'cap', counts: 'ranges', limit: 128 },
   // The frames one TopUpTablePool or CreateAddressSpace donates to a pool (one of 200k frames stalled
-  // other clients for 2.2 s): 4,096 cost under 2 ms; the VMM splits its top-ups into calls of this size.
-  frames_per_call: { kind: 'cap', counts: 'frames', limit: 4096 },
+  // other clients for 2.2 s): the VMM splits its top-ups into calls of this size.
+  frames_per_call: { kind: 'cap', counts: 'frames', limit: 1024 },
 };
 
 /**
  * Defaults for the system's own clients, before the operator's --quota specs (which may override
- * them): the RM creates every guest's address space (63 dynamic + 64 explicit VMIDs, gunyah-rm.md
- * §4.1). The client name is declared until mTLS binds it (issue 11).
+ * them). The RM creates every guest's address space (63 dynamic + 64 explicit VMIDs, gunyah-rm.md
+ * §4.1) and passes one RM message's SGL in one grant call (512 entries, gunyah-rm.md §3.1); the VMM
+ * makes a grant per binding (16 MiB in the tests: 4,096 pages) and donates its whole donation
+ * region at most (16,384 pages by default, packages/vmm host-pages.ts). The client name is
+ * declared until mTLS binds it (issue 11), so these are a convention, not a protection.
  */
-export const CORE_BUILTIN_SPECS: readonly string[] = ['rm:address_spaces=256'];
+export const CORE_BUILTIN_SPECS: readonly string[] = [
+  'rm:address_spaces=256',
+  'rm:ranges_per_call=512',
+  'rm:pages_per_call=4096',
+  'vmm:pages_per_call=4096',
+  'vmm:donated_pages=16384',
+];
 
 /** One VM's frame count as the cap sees it: u64 ranges summed (a bigint, so no overflow hides a huge ask). */
 type Ranges = readonly { readonly count: bigint }[];
