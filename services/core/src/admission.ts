@@ -32,9 +32,10 @@ export const CORE_ADMISSION: AdmissionTable<CoreRule> = {
   // One HostDonateHyp of the VMM's free donation pages (16 GiB in 8 ms) left every create failing
   // (issue 10): pages the principal gave HYP and HYP has not given back, by HostDonateHyp (until
   // HypDonateHost) or into a table pool, a HOST CreateAddressSpace's or a TopUpTablePool's (until
-  // DrainTablePool or DestroyAddressSpace). It also bounds a space's teardown (about 0.5 µs a
-  // pool frame): 4,096 pages (16 MiB) for any client; the VMM's, below.
-  donated_pages: { kind: 'quota', counts: 'pages donated to HYP', limit: 4096 },
+  // DrainTablePool or DestroyAddressSpace). It also bounds a space's teardown, the costliest call
+  // a client can make (0.7-1.2 µs a scattered pool frame: 3.6-5 ms at 4,096): 2,048 pages (8 MiB)
+  // for any client; the VMM's, below.
+  donated_pages: { kind: 'quota', counts: 'pages donated to HYP', limit: 2048 },
   // The pages one call names (grant ranges, borrower IPA ranges, a pKVM call's nr_pages). Measured
   // (CPU ms of the domain call, scattered unaligned runs, `npm run bench -- --only abuse`): at 1,024
   // pages and 128 ranges every call of the rogue's cycle costs 0.2-1.3 ms and the space's teardown
