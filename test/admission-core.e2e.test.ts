@@ -144,22 +144,22 @@ test('kill -9 and a restart on the same data dir: the rogue still holds its spac
   await vmLife(HOST_GUEST_RAM + BigInt(16 * MiB));
 }, 60_000);
 
-test('the core process takes --quota (repeatable) and HYPMESH_CORE_QUOTA, lists the rules in --help, and refuses a bad spec at start', async () => {
+test('the core process takes --quota (comma-separated, repeatable) and HYPMESH_CORE_QUOTA, lists the rules in --help, and refuses a bad spec at start', async () => {
   const run = (args: string[], env: Record<string, string> = {}) =>
     new Promise<{ code: number; out: string }>((resolve) =>
       execFile(process.execPath, ['services/core/dist/main.js', ...args], { env: { ...process.env, ...env } }, (e, out, err) => resolve({ code: e === null ? 0 : ((e as { code?: number }).code ?? 1), out: out + err })),
     );
   const help = await run(['--help']);
-  expect(help.out).toContain('--quota <spec>');
+  expect(help.out).toContain('--quota <specs>');
   expect(help.out).toMatch(/address_spaces \(quota, address spaces\): 16/);
   const bad = await run(['--address', '127.0.0.1:0', '--quota', 'pages=1']);
   expect([bad.code, bad.out]).toEqual([2, expect.stringContaining('no rule pages')]);
 
   // The env gives every client one space, the flag gives the rogue two (flags win); anonymous keeps the env's.
-  const { line } = await processes.spawnNode('core-quota', 'services/core/dist/main.js', ['--address', '127.0.0.1:0', '--quota', 'rogue:address_spaces=2'], serving('hypmesh core serving'), {
+  const { line } = await processes.spawnNode('core-quota', 'services/core/dist/main.js', ['--address', '127.0.0.1:0', '--quota', 'grants=9,rogue:address_spaces=2'], serving('hypmesh core serving'), {
     HYPMESH_CORE_QUOTA: 'address_spaces=1,rogue:address_spaces=5',
   });
-  expect(line['quotas']).toEqual(['address_spaces=1', 'rogue:address_spaces=5', 'rogue:address_spaces=2']);
+  expect(line['quotas']).toEqual(['address_spaces=1', 'rogue:address_spaces=5', 'grants=9', 'rogue:address_spaces=2']);
   const other = new CoreServiceClient(`127.0.0.1:${line['port'] as number}`, grpc.credentials.createInsecure());
   const create = (vmid: number, client?: string) =>
     new Promise<string>((resolve) => {

@@ -38,8 +38,8 @@ const opts = new Command('hypmesh-core')
   .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss (an fsync per group commit)').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
   .addOption(new Option('--snapshot-every <records>', 'with --data-dir: write a core image every this many journal records (0: never), so recovery replays at most that many').env('HYPMESH_SNAPSHOT_EVERY').argParser(number(0, 1e9)).default(SNAPSHOT_EVERY_DEFAULT))
   .addOption(
-    new Option('--quota <spec>', 'admission limit, repeatable: NAME=N for every client or CLIENT:NAME=N for one (N a count or "unlimited"); also HYPMESH_CORE_QUOTA, comma-separated (the flags win)')
-      .argParser((spec: string, previous: string[] = []) => [...previous, spec])
+    new Option('--quota <specs>', 'admission limits, comma-separated and repeatable: NAME=N for every client or CLIENT:NAME=N for one (N a count or "unlimited"); also HYPMESH_CORE_QUOTA (the flags win)')
+      .argParser((specs: string, previous: string[] = []) => [...previous, ...quotaSpecs([], specs)])
       .default([]),
   )
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
