@@ -1,10 +1,11 @@
 /**
  * `npm run bench` prints a table of named figures against their targets; `npm run bench -- --json`
- * prints one JSON object of the same figures; `--only core,grpc,rm,fault,durable` runs only those groups
+ * prints one JSON object of the same figures; `--only core,grpc,rm,fault,durable,abuse` runs only those groups
  * (comma-separated). Benchmarks are not tests: nothing here fails a build.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ABUSE_CPU_ROUNDS, ABUSE_PHASE_MS, ABUSE_PHASES, maximalRequestCpuMs, p99UnderAbuse } from './abuse-bench.js';
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { DURABLE_BENCH_ROUNDS, durableCoreRpc } from './durable-bench.js';
@@ -129,6 +130,32 @@ async function durableFigures(): Promise<Figure[]> {
   ];
 }
 
+/**
+ * Admission control (issue 10 item 5): a well-behaved client's p99 while a rogue sends the largest
+ * requests the core's caps admit, against its p99 alone, same run (abuse-bench.ts).
+ */
+async function abuseFigures(): Promise<Figure[]> {
+  const costs = maximalRequestCpuMs();
+  const r = await p99UnderAbuse();
+  const how = `Translate one at a time, ${ABUSE_PHASES} interleaved phases of ${ABUSE_PHASE_MS} ms`;
+  return [
+    { name: 'p99_core_rpc_ms_alone', value: round(r.p99AloneMs, 3), unit: `ms (${how}, ${r.samplesAlone} calls)` },
+    {
+      name: 'p99_core_rpc_ms_under_abuse',
+      value: round(r.p99AbusedMs, 3),
+      unit: `ms (the same while a rogue sends maximal admitted requests back to back, ${Math.round(r.rogueCallsPerS)} admitted calls/s, ${r.rogueRefused} refused; ${r.samplesAbused} calls)`,
+      target: '<= 3 × alone',
+      meets: r.ratio <= 3,
+    },
+    { name: 'p99_core_rpc_abuse_ratio', value: round(r.ratio, 2), unit: 'under abuse ÷ alone', target: '<= 3', meets: r.ratio <= 3 },
+    {
+      name: 'abuse_max_request_cpu_ms',
+      value: round(costs[0]!.ms, 2),
+      unit: `CPU ms, the costliest maximal admitted request (${costs.map((c) => `${c.rpc} ${c.ms.toFixed(2)}`).join(', ')}; median of ${ABUSE_CPU_ROUNDS})`,
+    },
+  ];
+}
+
 /** Figure groups in run order; `--only` picks some by name. */
 const GROUPS = {
   core: async () => coreFigures(),
@@ -138,6 +165,7 @@ const GROUPS = {
   fault: faultFigures,
   sim: simFigures,
   durable: durableFigures,
+  abuse: abuseFigures,
 } as const satisfies Record<string, () => Promise<Figure[]>>;
 type Group = keyof typeof GROUPS;
 

@@ -67,6 +67,12 @@ export function callerClient(call: CallerCall): string {
   return certified;
 }
 
+/** The principal a key (`<vmid>/<client>`, as Principal.key and charges() give it) names. */
+export function principalFromKey(key: string): Principal {
+  const slash = key.indexOf('/');
+  return principal(Number(key.slice(0, slash)), key.slice(slash + 1));
+}
+
 /** The call's principal: its canonical caller VMID and its client name (from the certificate over mTLS). */
 export function principalOf(call: CallerCall): Principal {
   return principal(callerVmid(call), callerClient(call));
@@ -183,6 +189,19 @@ export class QuotaLedger<R extends string> {
     const left = (this.held.get(key) as number) - gone;
     if (left === 0) this.held.delete(key);
     else this.held.set(key, left);
+  }
+
+  /** The principal key (`<vmid>/<client>`) an object of `rule` is charged to, if it is charged. */
+  holder(rule: R, object: string): string | undefined {
+    return this.objects.get(`${rule}|${object}`)?.principal;
+  }
+
+  /** Every charge, in charging order: what a durable service stores to rebuild the ledger with `charge`. */
+  charges(): { rule: R; object: string; principal: string; n: number }[] {
+    return [...this.objects].map(([id, o]) => {
+      const bar = id.indexOf('|');
+      return { rule: id.slice(0, bar) as R, object: id.slice(bar + 1), principal: o.principal, n: o.n };
+    });
   }
 
   /** Forgets every charge (a Reset to boot state). */

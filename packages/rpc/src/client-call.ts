@@ -4,6 +4,7 @@
  * rather than thrown, so a service that calls another can turn it into its own answer.
  */
 import * as grpc from '@grpc/grpc-js';
+import { CLIENT_KEY } from './admission.js';
 import { CALLER_VMID_KEY } from './caller.js';
 import { decodeStatusDetails, type DecodedStatus } from './status-details.js';
 import { traceClient, tracingEnabled } from './tracing.js';
@@ -38,9 +39,11 @@ export type CallOutcome<Res> = { readonly ok: true; readonly value: Res } | { re
 /** A failure the client itself saw (no status from the service). */
 const bare = (message: string): DecodedStatus => ({ code: grpc.status.INTERNAL, message, others: [] });
 
-export function callUnary<Req, Res>(client: grpc.Client, fn: ClientUnaryFn<Req, Res>, req: Req, callerVmid: number, deadlineMs: number): Promise<CallOutcome<Res>> {
+/** `clientName`, when given, goes in `x-hypmesh-client` (admission.ts): the principal quotas count against. */
+export function callUnary<Req, Res>(client: grpc.Client, fn: ClientUnaryFn<Req, Res>, req: Req, callerVmid: number, deadlineMs: number, clientName?: string): Promise<CallOutcome<Res>> {
   const md = new grpc.Metadata();
   md.set(CALLER_VMID_KEY, String(callerVmid));
+  if (clientName !== undefined) md.set(CLIENT_KEY, clientName);
   return new Promise((resolve) => {
     try {
       fn.call(client, req, md, { deadline: Date.now() + deadlineMs }, (e, r) => {

@@ -71,6 +71,7 @@ export {
   clientName,
   callerClient,
   principalOf,
+  principalFromKey,
   AdmissionLimits,
   QuotaLedger,
   type Principal,

@@ -6,6 +6,7 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
+import { CLIENT_KEY } from './admission.js';
 import { CALLER_VMID_KEY } from './caller.js';
 import type { ClientUnaryFn } from './client-call.js';
 import { retryAmbiguous, type OperationKeys } from './keyed-retry.js';
@@ -19,6 +20,8 @@ export interface KeyedCall<Req, Res> {
   readonly definition: { readonly path: string; requestSerialize(req: Req): Buffer };
   readonly req: Req;
   readonly caller: number;
+  /** The calling service's name in `x-hypmesh-client` (admission.ts: `rm`, `vmm`), so its quotas are its own. */
+  readonly clientName?: string;
   readonly keys: OperationKeys;
   /** The whole call, retries included, ends within this. */
   readonly budgetMs: number;
@@ -57,6 +60,7 @@ export async function keyedCall<Req, Res>(c: KeyedCall<Req, Res>): Promise<Keyed
   const key = c.keys.keyFor(operation);
   const md = new grpc.Metadata();
   md.set(CALLER_VMID_KEY, String(c.caller));
+  if (c.clientName !== undefined) md.set(CLIENT_KEY, c.clientName);
   md.set(REQUEST_ID_KEY, key);
   const once = (deadline: number) =>
     new Promise<{ result: { error: grpc.ServiceError | null; response?: Res }; ambiguous: boolean }>((resolve) => {

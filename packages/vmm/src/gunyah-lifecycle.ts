@@ -40,7 +40,12 @@ async function createGunyah(ops: VmOps, ipaBits: number, newVm: (vmid: number) =
   const topped = await ops.topUp(vm, ops.config.initialPoolPages);
   if (topped.ok) return vmmOk(vm);
   const undone = await ops.rm.vmDeallocate({ vmid });
-  if (undone.ok) return topped;
+  if (undone.ok) {
+    // The chunks of the top-up the core did take (vm-ops.ts topUp) came back with the stage-2.
+    for (const run of vm.poolRuns) ops.pages.freeRun(run);
+    vm.poolRuns = [];
+    return topped;
+  }
   // VM_DEALLOCATE refused (its stage-2 would not go): the VM must not be forgotten (VmManager.create).
   return { ok: false, error: topped.error, unfinished: vm };
 }

@@ -15,6 +15,12 @@ export interface FrameRun {
 
 export const PAGE_BYTES = 4096;
 
+/**
+ * Pages one TopUpTablePool may donate: the core's frames_per_call cap (services/core admission.ts,
+ * issue 10), so a large pool reservation goes in several calls and never stalls the core's other clients.
+ */
+export const TOP_UP_PAGES_PER_CALL = 1024;
+
 export class HostPageAllocator {
   private readonly used: Uint8Array;
   private busy = 0;

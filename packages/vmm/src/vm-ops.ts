@@ -9,7 +9,7 @@
 import type { VmStatus } from '@hypmesh/rm';
 import type { Binding } from './bindings.js';
 import type { VmmClock } from './clock.js';
-import type { HostPageAllocator } from './host-pages.js';
+import { TOP_UP_PAGES_PER_CALL, type HostPageAllocator } from './host-pages.js';
 import type { CorePort, RmPort } from './ports.js';
 import type { Made, Vm, VmmConfig } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmError, type VmmResult } from './vmm-error.js';
@@ -70,17 +70,24 @@ export class VmOps {
     });
   }
 
-  /** Donates `pages` more host pages to the VM's table pool (__pkvm_host_donate_hyp). */
+  /**
+   * Donates `pages` more host pages to the VM's table pool (__pkvm_host_donate_hyp), in calls of at
+   * most TOP_UP_PAGES_PER_CALL (the core's frames_per_call cap). A chunk the core refuses is freed;
+   * the chunks before it stay in the pool, recorded, and come back at teardown like any other.
+   */
   async topUp(vm: Vm, pages: number): Promise<VmmResult<void>> {
-    if (pages <= 0) return vmmOk(undefined);
-    const run = this.pages.allocRun(pages);
-    if (run === undefined) return vmmFail('ENOMEM', 'donation_region_full', `no run of ${pages} free pages`);
-    const r = await this.core.topUpTablePool(vm.vmid, [run]);
-    if (!r.ok) {
-      this.pages.freeRun(run);
-      return vmmFail('ENOMEM', 'pool_top_up', `TopUpTablePool: ${r.error.errno} ${r.error.rule}`, r.error.errno);
+    for (let left = pages; left > 0; ) {
+      const chunk = Math.min(left, TOP_UP_PAGES_PER_CALL);
+      const run = this.pages.allocRun(chunk);
+      if (run === undefined) return vmmFail('ENOMEM', 'donation_region_full', `no run of ${chunk} free pages`);
+      const r = await this.core.topUpTablePool(vm.vmid, [run]);
+      if (!r.ok) {
+        this.pages.freeRun(run);
+        return vmmFail('ENOMEM', 'pool_top_up', `TopUpTablePool: ${r.error.errno} ${r.error.rule}`, r.error.errno);
+      }
+      vm.poolRuns.push(run);
+      left -= chunk;
     }
-    vm.poolRuns.push(run);
     return vmmOk(undefined);
   }
 

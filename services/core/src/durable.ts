@@ -22,7 +22,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CoreServiceServer } from '@hypmesh/proto';
 import { exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
-import { CALLER_VMID_KEY, REQUEST_ID_KEY, type BugLog } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, CLIENT_KEY, principalOf, REQUEST_ID_KEY, type BugLog, type Principal } from '@hypmesh/rpc';
+import type { CoreAdmission } from './admission.js';
 import { isDeepStrictEqual } from 'node:util';
 import { BOOT_GENERATION_MAX, coreImage, DEFAULT_STAGE2_CONFIG, restoreCore, snapshot, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import { randomInt } from 'node:crypto';
@@ -94,14 +95,21 @@ export function durableCoreOptions(
  * journaled and the domain is deterministic, so a refusal now means the data dir does not belong to
  * this code: an error naming the record.
  */
-export function replayJournal(journal: Journal, handlers: CoreServiceServer, keys: CoreKeys): { ok: true; value: number } | { ok: false; error: string } {
+export function replayJournal(
+  journal: Journal,
+  handlers: CoreServiceServer,
+  keys: CoreKeys,
+  applied: (rpc: string, who: Principal, req: unknown, value: unknown) => void = () => undefined,
+): { ok: true; value: number } | { ok: false; error: string } {
   let count = 0;
   for (const r of journal.records()) {
     const method = METHODS[r.name];
     const handler = (handlers as unknown as Record<string, Handler>)[r.name];
     if (method === undefined || handler === undefined) return { ok: false, error: `record ${r.seq}: unknown RPC ${r.name}` };
+    const { vmid: caller, client } = recordCaller(r.caller);
     const metadata = new grpc.Metadata();
-    metadata.set(CALLER_VMID_KEY, r.caller);
+    metadata.set(CALLER_VMID_KEY, caller);
+    if (client !== undefined) metadata.set(CLIENT_KEY, client);
     const call = { request: method.requestDeserialize(Buffer.from(r.body)), metadata, getPath: () => method.path } as unknown as grpc.ServerUnaryCall<unknown, unknown>;
     let outcome: grpc.ServiceError | null | undefined;
     let value: unknown;
@@ -110,10 +118,28 @@ export function replayJournal(journal: Journal, handlers: CoreServiceServer, key
       value = v;
     });
     if (outcome !== null) return { ok: false, error: `record ${r.seq} (${r.name} by ${r.caller}) did not replay: ${outcome === undefined ? 'no synchronous reply' : outcome.details}` };
-    if (r.key !== undefined) keys.remember({ caller: r.caller, key: r.key, rpc: r.name, digest: digestOf(r.name, call.request), outcome: { ok: true, value } });
+    // Quotas are charged again as when the call was made (admission.ts); a replayed record is never refused by them.
+    applied(r.name, principalOf(call), call.request, value);
+    if (r.key !== undefined) keys.remember({ caller, key: r.key, rpc: r.name, digest: digestOf(r.name, call.request), outcome: { ok: true, value } });
     count++;
   }
   return { ok: true, value: count };
+}
+
+/**
+ * A record's caller text: the caller VMID, then `/<client>` when the call named its client
+ * (`x-hypmesh-client`), so replay charges quotas to the same principal. Records written before
+ * admission control hold the VMID alone (the anonymous client).
+ */
+export function callerText(metadata: grpc.Metadata): string {
+  const vmid = String(metadata.get(CALLER_VMID_KEY)[0]);
+  const client = metadata.get(CLIENT_KEY)[0];
+  return typeof client === 'string' ? `${vmid}/${client}` : vmid;
+}
+
+function recordCaller(text: string): { vmid: string; client?: string } {
+  const slash = text.indexOf('/');
+  return slash === -1 ? { vmid: text } : { vmid: text.slice(0, slash), client: text.slice(slash + 1) };
 }
 
 /** What happens between a handler's result and its reply; `reply()` sends the result, `reply(e)` sends `e` instead. */
@@ -126,15 +152,19 @@ export const SNAPSHOT_EVERY_DEFAULT = 10_000;
 const IMAGE_KEY = 'core-image';
 /** The state row holding the keys remembered when that image was cut (keys.ts keysImage). */
 const KEYS_IMAGE_KEY = 'core-keys';
+/** The state row holding the admission ledger when that image was cut (admission.ts image). */
+const QUOTAS_IMAGE_KEY = 'core-quotas';
 
 /**
  * The core to recover into: the stored image (the state its records were cut at), else `boot()`;
  * the keys stored with the image are remembered into `keys`.
  */
-export function recoveryBase(journal: Journal, boot: () => Stage2, keys: CoreKeys): { stage2: Stage2; fromImage: boolean } {
+export function recoveryBase(journal: Journal, boot: () => Stage2, keys: CoreKeys, admission?: CoreAdmission): { stage2: Stage2; fromImage: boolean } {
   const image = journal.state(IMAGE_KEY);
   const keysRow = journal.state(KEYS_IMAGE_KEY);
   if (keysRow !== undefined) restoreKeys(keysRow, keys);
+  const quotasRow = journal.state(QUOTAS_IMAGE_KEY);
+  if (quotasRow !== undefined && admission !== undefined) admission.restore(quotasRow);
   return image === undefined ? { stage2: boot(), fromImage: false } : { stage2: restoreCore(image), fromImage: true };
 }
 
@@ -157,6 +187,7 @@ export function journalStep(
   failed: (e: Error) => void,
   log: BugLog,
   snapshotEvery: number = SNAPSHOT_EVERY_DEFAULT,
+  admission?: CoreAdmission,
 ): ReplyStep {
   let sinceImage = journal.count();
   const checkpoint = (): void => {
@@ -165,7 +196,8 @@ export function journalStep(
       const image = coreImage(core());
       if (!isDeepStrictEqual(snapshot(restoreCore(image)), snapshot(core()))) throw new Error('the image does not restore to the same core');
       // The keys go with the image: the records that named them are gone (keys.ts).
-      journal.clear({}, { [IMAGE_KEY]: image, [KEYS_IMAGE_KEY]: keysImage(keys) }, () => undefined);
+      // And the quota ledger: the records that charged it are gone (admission.ts).
+      journal.clear({}, { [IMAGE_KEY]: image, [KEYS_IMAGE_KEY]: keysImage(keys), [QUOTAS_IMAGE_KEY]: admission?.image() ?? null }, () => undefined);
     } catch (e) {
       log.error({ err: e }, 'bug: core image not written; the journal keeps every record');
     }
@@ -179,10 +211,10 @@ export function journalStep(
     if (err !== null) journal.afterDurable(committed);
     else if (rpc === 'reset') {
       sinceImage = 0;
-      journal.clear({ memory: canonical(core().config), generation: String(core().config.bootGeneration ?? 0) }, { [IMAGE_KEY]: null, [KEYS_IMAGE_KEY]: null }, committed);
+      journal.clear({ memory: canonical(core().config), generation: String(core().config.bootGeneration ?? 0) }, { [IMAGE_KEY]: null, [KEYS_IMAGE_KEY]: null, [QUOTAS_IMAGE_KEY]: null }, committed);
     } else if (mutating) {
       const key = call.metadata.get(REQUEST_ID_KEY)[0];
-      const record = { name: rpc, caller: String(call.metadata.get(CALLER_VMID_KEY)[0]), body: METHODS[rpc]!.requestSerialize(call.request) };
+      const record = { name: rpc, caller: callerText(call.metadata), body: METHODS[rpc]!.requestSerialize(call.request) };
       journal.append(typeof key === 'string' ? { ...record, key } : record, committed);
       if (snapshotEvery > 0 && ++sinceImage >= snapshotEvery) checkpoint();
     } else journal.afterDurable(committed);

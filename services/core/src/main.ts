@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { processFaultEngine } from '@hypmesh/rpc';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
-import { durableCoreOptions, memoryFromOptions, SNAPSHOT_EVERY_DEFAULT, startCoreServer } from './server.js';
+import { admissionHelp, CoreAdmission, durableCoreOptions, memoryFromOptions, quotaSpecs, SNAPSHOT_EVERY_DEFAULT, startCoreServer } from './server.js';
 
 const GiB = 2 ** 30;
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -37,9 +37,15 @@ const opts = new Command('hypmesh-core')
   .addOption(new Option('--data-dir <dir>', 'durable state: journal every accepted mutation here and recover from it at start (default: in memory only)').env('HYPMESH_DATA_DIR'))
   .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss (an fsync per group commit)').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
   .addOption(new Option('--snapshot-every <records>', 'with --data-dir: write a core image every this many journal records (0: never), so recovery replays at most that many').env('HYPMESH_SNAPSHOT_EVERY').argParser(number(0, 1e9)).default(SNAPSHOT_EVERY_DEFAULT))
+  .addOption(
+    new Option('--quota <specs>', 'admission limits, comma-separated and repeatable: NAME=N for every client or CLIENT:NAME=N for one (N a count or "unlimited"); also HYPMESH_CORE_QUOTA (the flags win)')
+      .argParser((specs: string, previous: string[] = []) => [...previous, ...quotaSpecs([], specs)])
+      .default([]),
+  )
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
+  .addHelpText('after', `\n${admissionHelp()}`)
   .parse()
-  .opts<{ address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
+  .opts<{ quota: string[]; address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -60,6 +66,15 @@ const memory = given.value ?? {
   mmio: opts.mmioGib > 0 ? [{ base: 0, sizeBytes: opts.mmioGib * GiB }] : [],
 };
 
+/** Admission limits: a bad --quota spec refuses startup, naming it. */
+const quotas = quotaSpecs(opts.quota, process.env.HYPMESH_CORE_QUOTA);
+try {
+  new CoreAdmission(quotas);
+} catch (e) {
+  log.fatal({ quotas }, `invalid admission limits: ${(e as Error).message}`);
+  process.exit(2);
+}
+
 /** Durable mode: a data dir of another configuration is refused before anything is served. */
 const durable = durableCoreOptions(opts.dataDir, { memory }, opts.dataSync, log);
 if (!durable.ok) {
@@ -69,9 +84,9 @@ if (!durable.ok) {
 
 try {
   const stage2Config = durable.value.stage2Config ?? { memory };
-  const core = await startCoreServer({ address: opts.address, log, checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config, snapshotEvery: opts.snapshotEvery });
+  const core = await startCoreServer({ address: opts.address, log, checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config, snapshotEvery: opts.snapshotEvery, quotas });
   if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'recovered from the journal');
-  log.info({ address: opts.address, port: core.port, memory: stage2Config.memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh core serving');
+  log.info({ address: opts.address, port: core.port, memory: stage2Config.memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, quotas }, 'hypmesh core serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

@@ -10,9 +10,10 @@ import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, principalOf, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type Principal } from '@hypmesh/rpc';
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import type { Journal } from '@hypmesh/journal';
+import { CoreAdmission } from './admission.js';
 import { memoryMapIn, memoryMapOut } from './codec.js';
 import { journalStep, randomBootGeneration, recoveryBase, replayJournal, type ReplyStep } from './durable.js';
 import { createCoreHandlers } from './handlers.js';
@@ -49,6 +50,8 @@ export interface CoreServerOptions {
   readonly snapshotEvery?: number;
   /** Request ids remembered (keys.ts); default REQUEST_KEYS_MAX. */
   readonly requestKeys?: number;
+  /** Admission control (admission.ts): the --quota specs over the defaults. Default: the defaults. */
+  readonly quotas?: readonly string[];
 }
 
 /** RPCs that change nothing: no invariant check after them, nothing journaled. */
@@ -64,7 +67,7 @@ type Reply = grpc.sendUnaryData<unknown>;
  * succeeded; in durable mode the journal's step (durable.ts), which may hold the reply until a
  * commit (a repeat's reply too: the first call's record may still be pending).
  */
-function aroundHandlers(handlers: CoreServiceServer, stage2: Stage2, log: BugLog, checkInvariantsToo: boolean, journal: ReplyStep | undefined, keys: CoreKeys): CoreServiceServer {
+function aroundHandlers(handlers: CoreServiceServer, stage2: Stage2, log: BugLog, checkInvariantsToo: boolean, journal: ReplyStep | undefined, keys: CoreKeys, admission: CoreAdmission): CoreServiceServer {
   const wrapped: Record<string, unknown> = {};
   for (const [name, handler] of Object.entries(handlers) as [string, grpc.handleUnaryCall<unknown, unknown>][]) {
     const mutating = !READ_ONLY_RPCS.has(name);
@@ -80,14 +83,27 @@ function aroundHandlers(handlers: CoreServiceServer, stage2: Stage2, log: BugLog
       if (journal === undefined) return callback(err, value);
       journal(name, mutating, call, err, (instead) => (instead === undefined ? callback(err, value) : callback(instead)));
     };
+    const governed = admission.governs(name);
+    // Admission (admission.ts) before the domain: a refusal changes nothing and is not remembered
+    // under the request id (a retry may be admitted once the principal holds less).
+    const admitted = (call: grpc.ServerUnaryCall<unknown, unknown>, who: Principal | undefined, callback: Reply, then: (err: grpc.ServerErrorResponse | null, value: unknown) => void): void => {
+      const refused = who && admission.refusal(name, who, call.request, stage2);
+      if (refused !== undefined) return afterResult(call, refused as grpc.ServerErrorResponse, undefined, callback);
+      handler(call, (err, value) => {
+        if (err === null && who !== undefined) admission.applied(name, who, call.request, value, stage2);
+        then(err as grpc.ServerErrorResponse | null, value);
+      });
+    };
     wrapped[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: Reply) => {
       let key: string | undefined;
+      let who: Principal | undefined;
       try {
         key = mutating ? requestIdOf(call.metadata) : undefined;
+        who = governed ? principalOf(call) : undefined;
       } catch (e) {
         return callback(e as grpc.ServiceError);
       }
-      if (key === undefined) return handler(call, (err, value) => afterResult(call, err as grpc.ServerErrorResponse | null, value, callback));
+      if (key === undefined) return admitted(call, who, callback, (err, value) => afterResult(call, err, value, callback));
       const caller = String(call.metadata.get(CALLER_VMID_KEY)[0]);
       const digest = digestOf(name, call.request);
       const seen = keys.lookup(caller, key, name, digest);
@@ -97,9 +113,9 @@ function aroundHandlers(handlers: CoreServiceServer, stage2: Stage2, log: BugLog
         const answer = (): void => (first.ok ? callback(null, first.value) : callback(first.error));
         return journal === undefined ? answer() : journal(name, false, call, null, (instead) => (instead === undefined ? answer() : callback(instead)));
       }
-      handler(call, (err, value) => {
+      admitted(call, who, callback, (err, value) => {
         keys.remember({ caller, key, rpc: name, digest, outcome: err === null ? { ok: true, value } : { ok: false, error: err as grpc.ServiceError } });
-        afterResult(call, err as grpc.ServerErrorResponse | null, value, callback);
+        afterResult(call, err, value, callback);
       });
     };
   }
@@ -113,6 +129,8 @@ export interface CoreServer {
   /** The core state the service acts on now (tests may inspect it); Reset replaces it. */
   readonly stage2: Stage2;
   readonly health: HealthImplementation;
+  /** Admission control (admission.ts): its limits and what each principal holds (tests read it). */
+  readonly admission: CoreAdmission;
   /** Durable mode: whether recovery started from a core image, the records replayed after it, and how long it took. */
   readonly recovered?: { readonly fromImage: boolean; readonly records: number; readonly ms: number };
   /** Health → NOT_SERVING, then a graceful shutdown, forced after `graceMs`. */
@@ -132,12 +150,13 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   const unary = unaryWith(log);
   const journal = options.journal;
   const keys: CoreKeys = new RequestKeys(options.requestKeys);
-  const step = journal && journalStep(journal, () => current.stage2, keys, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')), log, options.snapshotEvery);
-  const handlersOf = (stage2: Stage2): CoreServiceServer => aroundHandlers(createCoreHandlers(stage2, log, reset), stage2, log, options.checkInvariants === true, step, keys);
+  const admission = new CoreAdmission(options.quotas);
+  const step = journal && journalStep(journal, () => current.stage2, keys, options.journalFailed ?? ((e) => log.error({ err: e }, 'bug: journal commit failed')), log, options.snapshotEvery, admission);
+  const handlersOf = (stage2: Stage2): CoreServiceServer => aroundHandlers(createCoreHandlers(stage2, log, reset), stage2, log, options.checkInvariants === true, step, keys, admission);
   const started = performance.now();
   // A core that starts empty gets a fresh boot generation unless told (durable.ts randomBootGeneration).
   const boot = (): Stage2 => built({ bootGeneration: randomBootGeneration(), ...(options.stage2Config ?? DEFAULT_STAGE2_CONFIG) });
-  const base = options.journal === undefined ? { stage2: boot(), fromImage: false } : recoveryBase(options.journal, boot, keys);
+  const base = options.journal === undefined ? { stage2: boot(), fromImage: false } : recoveryBase(options.journal, boot, keys, admission);
   let current = { stage2: base.stage2 };
 
   // Reset (core_service.proto): a new core on the given map or the current one, as a reboot would
@@ -146,14 +165,15 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
     requireCaller(call, [VMID_HOST], 'Reset');
     const memory = req.memoryMap === undefined ? current.stage2.config.memory : memoryMapIn(req.memoryMap, 'memory_map');
     current = { stage2: built({ ...current.stage2.config, memory, bootGeneration: randomBootGeneration() }) };
-    // A reboot: the new core remembers no key (keys.ts).
+    // A reboot: the new core remembers no key (keys.ts) and holds nothing for anyone (admission.ts).
     keys.clear();
+    admission.clear();
     handlers = handlersOf(current.stage2);
     return { ok: true, value: { memoryMap: memoryMapOut(memory) } };
   });
   let recovered: CoreServer['recovered'];
   if (journal !== undefined) {
-    const replayed = replayJournal(journal, createCoreHandlers(current.stage2, log, reset), keys);
+    const replayed = replayJournal(journal, createCoreHandlers(current.stage2, log, reset), keys, (rpc, who, req, value) => admission.applied(rpc, who, req, value, current.stage2));
     if (!replayed.ok) throw new Error(`cannot recover from ${journal.path}: ${replayed.error}`);
     recovered = { fromImage: base.fromImage, records: replayed.value, ms: performance.now() - started };
     const violations = checkInvariants(current.stage2);
@@ -176,6 +196,7 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   return {
     ...served,
     shutdown,
+    admission,
     ...(recovered && { recovered }),
     get stage2() {
       return current.stage2;
@@ -183,4 +204,5 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   };
 }
 export { memoryFromOptions, type MemoryOptions } from './memory-options.js';
+export { admissionHelp, CORE_ADMISSION, CoreAdmission, quotaSpecs } from './admission.js';
 export { durableCoreOptions, openCoreJournal, SNAPSHOT_EVERY_DEFAULT } from './durable.js';

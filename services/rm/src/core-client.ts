@@ -25,6 +25,8 @@ import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type Fr
 
 /** Deadline of one core call (--core-timeout-ms). */
 export const CORE_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.core;
+/** The name the core's quotas count this service's calls under (x-hypmesh-client, @hypmesh/rpc admission.ts). */
+export const CORE_CLIENT_NAME = 'rm';
 
 const GRANT_TYPES = {
   SHARE: GrantType.GRANT_TYPE_SHARE,
@@ -96,7 +98,7 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faul
     `${rpc} ${caller} ${requestDigest((CoreServiceService[rpc] as unknown as KeyedCall<Req, unknown>['definition']).requestSerialize(req))}`;
 
   const send = <Req, Res>(rpc: Mutation, caller: number, req: Req): Promise<KeyedReply<Res>> =>
-    keyedCall({ client, fn: client[rpc] as unknown as ClientUnaryFn<Req, Res>, definition: CoreServiceService[rpc] as unknown as KeyedCall<Req, Res>['definition'], req, caller, keys, budgetMs: timeoutMs });
+    keyedCall({ client, fn: client[rpc] as unknown as ClientUnaryFn<Req, Res>, definition: CoreServiceService[rpc] as unknown as KeyedCall<Req, Res>['definition'], req, caller, clientName: CORE_CLIENT_NAME, keys, budgetMs: timeoutMs });
 
   /** The same CreateGrant (same id) until the core answers; what it made is destroyed (see above). */
   async function settleCreate<Req>(caller: number, req: Req): Promise<void> {

@@ -31,6 +31,8 @@ import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
 
 /** Deadline of one core call (--core-timeout-ms). */
 export const CORE_CALL_TIMEOUT_MS = DEPENDENCY_TIMEOUT_MS.core;
+/** The name the core's quotas count this service's calls under (x-hypmesh-client, @hypmesh/rpc admission.ts). */
+export const CORE_CLIENT_NAME = 'vmm';
 /** The host's VMID: every VMM call to the core is the host's. */
 const HOST_VMID = 3;
 const GRANT_TYPES = { SHARE: GrantType.GRANT_TYPE_SHARE, LEND: GrantType.GRANT_TYPE_LEND } as const satisfies Record<DemandPagedGrantType, GrantType>;
@@ -81,7 +83,7 @@ export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, 
     const unreached = dependencyNoter('core');
     const fn = (client as unknown as Record<string, ClientUnaryFn<Req, Res>>)[rpc]!;
     const definition = (CoreServiceService as unknown as Record<string, KeyedCall<Req, Res>['definition']>)[rpc]!;
-    const r = await keyedCall({ client, fn, definition, req, caller: as, keys, budgetMs: timeoutMs });
+    const r = await keyedCall({ client, fn, definition, req, caller: as, clientName: CORE_CLIENT_NAME, keys, budgetMs: timeoutMs });
     const f = r.error ? failureOf(r.error) : undefined;
     // Not the core's verdict (no detail) and a code that means it was not reached.
     const u = r.error && f !== undefined && 'transport' in f ? unreachedOf(r.error.code) : undefined;
