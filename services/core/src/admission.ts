@@ -53,15 +53,17 @@ export const CORE_ADMISSION: AdmissionTable<CoreRule> = {
  * Defaults for the system's own clients, before the operator's --quota specs (which may override
  * them). The RM creates every guest's address space (63 dynamic + 64 explicit VMIDs, gunyah-rm.md
  * §4.1) and passes one RM message's SGL in one grant call (512 entries, gunyah-rm.md §3.1); the VMM
- * makes a grant per binding (16 MiB in the tests: 4,096 pages) and donates its whole donation
- * region at most (16,384 pages by default, packages/vmm host-pages.ts). The client name is
- * declared until mTLS binds it (issue 11), so these are a convention, not a protection.
+ * makes a grant per binding and donates its whole donation region at most (16,384 pages by
+ * default, packages/vmm host-pages.ts). Their grants are as large as what a VM binds (a 512 MiB
+ * guest lends 131,072 pages in one range), and the core's cost follows the runs a call touches, not
+ * its pages, so only their range counts are capped. The client name is declared until mTLS binds
+ * it (issue 11), so these are a convention, not a protection.
  */
 export const CORE_BUILTIN_SPECS: readonly string[] = [
   'rm:address_spaces=256',
   'rm:ranges_per_call=512',
-  'rm:pages_per_call=4096',
-  'vmm:pages_per_call=4096',
+  'rm:pages_per_call=unlimited',
+  'vmm:pages_per_call=unlimited',
   'vmm:donated_pages=16384',
 ];
 
