@@ -104,7 +104,22 @@ export class TranslationTable {
   ) {
     this.startLevel = startLevel(ipaBits);
     assert(rootFrames.length === rootTableCount(ipaBits), 'root frame count matches the IPA width');
-    this.root = new TablePage(this.startLevel, rootFrames[0] as Pfn, ENTRIES_PER_TABLE * rootFrames.length);
+    this.root = spareRoot(this.startLevel, rootFrames[0] as Pfn, ENTRIES_PER_TABLE * rootFrames.length) ?? new TablePage(this.startLevel, rootFrames[0] as Pfn, ENTRIES_PER_TABLE * rootFrames.length);
+  }
+
+  /**
+   * The table is gone with its address space (spaces.ts destroyAddressSpace): an empty root (every
+   * entry invalid, no table below) is kept for the next space of its shape, so a VM's create and
+   * destroy do not allocate and collect a root's 8 KiB of entries each time. The table must not be
+   * used afterwards.
+   */
+  discard(): void {
+    const r = this.root;
+    // The root's split pattern is all invalid: no mismatch means every entry is DESC_INVALID.
+    if (this.tablePages !== 0 || r.splitMismatches !== 0 || r.splitFirst !== DESC_INVALID || r.splitStep !== 0) return;
+    const spare = SPARE_ROOTS.get(r.entries.length) ?? [];
+    if (spare.length === 0) SPARE_ROOTS.set(r.entries.length, spare);
+    if (spare.length < SPARE_ROOTS_MAX && !spare.includes(r)) spare.push(r);
   }
 
   /** Frames of input address space: [0, frameLimit). */
@@ -387,6 +402,24 @@ interface MappedRun {
   last: Descriptor;
   lastLevel: number;
   readonly visit: (start: number, frames: number, desc: Descriptor) => void;
+}
+
+/** Empty roots of destroyed spaces by entry count, and how many of each are kept (TranslationTable.discard). */
+const SPARE_ROOTS = new Map<number, TablePage[]>();
+const SPARE_ROOTS_MAX = 16;
+
+/** A kept empty root of `entryCount` entries, at `level`, now holding `frame`; undefined when none is kept. */
+function spareRoot(level: number, frame: Pfn, entryCount: number): TablePage | undefined {
+  const spare = SPARE_ROOTS.get(entryCount);
+  if (spare === undefined) return undefined;
+  for (let k = spare.length - 1; k >= 0; k--) {
+    const r = spare[k]!;
+    if (r.level !== level) continue;
+    spare.splice(k, 1);
+    r.frame = frame;
+    return r;
+  }
+  return undefined;
 }
 
 /** Released table objects kept per level for reuse. */
