@@ -86,6 +86,9 @@ export interface LeafVisit {
   readonly level: number;
 }
 
+/** The walk's own LeafVisit (visitRuns). */
+type MutableLeafVisit = { -readonly [K in keyof LeafVisit]: LeafVisit[K] };
+
 export class TranslationTable {
   readonly startLevel: Level;
   readonly root: TablePage;
@@ -149,11 +152,14 @@ export class TranslationTable {
     // One frame is one entry: the walk below would visit exactly what lookup returns.
     assert(count <= 0 || (base >= 0 && base + count <= this.frameLimit), 'callers check ranges against the IPA width');
     if (count === 1) visit(this.lookup(base));
-    else if (count > 0) this.visitRuns(this.root, 0, base, base + count, visit);
+    else if (count > 0) this.visitRuns(this.root, 0, base, base + count, visit, { start: 0, frames: 0, desc: DESC_INVALID, level: 0 });
   }
 
-  /** leafRuns below `t`; false once `visit` has asked to stop. */
-  private visitRuns(t: TablePage, tableBase: number, lo: number, hi: number, visit: (v: LeafVisit) => boolean | void): boolean {
+  /**
+   * leafRuns below `t`; false once `visit` has asked to stop. One LeafVisit per walk, rewritten for
+   * each leaf: a caller keeps a visit only by stopping the walk at it (views.ts findView).
+   */
+  private visitRuns(t: TablePage, tableBase: number, lo: number, hi: number, visit: (v: LeafVisit) => boolean | void, v: MutableLeafVisit): boolean {
     const span = framesPerEntry(t.level);
     const first = Math.floor((lo - tableBase) / span);
     const last = Math.floor((hi - 1 - tableBase) / span);
@@ -163,8 +169,14 @@ export class TranslationTable {
       const b = Math.min(hi, eBase + span);
       const d = t.entries[i] as number;
       if (descIsTable(d, t.level)) {
-        if (!this.visitRuns(t.children?.[i] as TablePage, eBase, a, b, visit)) return false;
-      } else if (visit({ start: a, frames: b - a, desc: adjust(d, a - eBase), level: t.level }) === false) return false;
+        if (!this.visitRuns(t.children?.[i] as TablePage, eBase, a, b, visit, v)) return false;
+      } else {
+        v.start = a;
+        v.frames = b - a;
+        v.desc = adjust(d, a - eBase);
+        v.level = t.level;
+        if (visit(v) === false) return false;
+      }
     }
     return true;
   }
