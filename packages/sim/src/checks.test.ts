@@ -49,7 +49,28 @@ describe('stepChecks', () => {
     const first = w.rm.parcels.get(a.value.handle)!;
     const second = w.rm.parcels.get(b.value.handle)!;
     (second as { grantId: number }).grantId = first.grantId;
-    expect(stepChecks(w, c)).toContain(`cross: parcel ${second.handle} shares core grant ${first.grantId}`);
+    expect(stepChecks(w, c)).toEqual([`cross: parcel ${second.handle} shares core grant ${first.grantId}`]);
+  });
+
+  test('grant_without_space: a core grant owned by, or mapped by, a VMID with no address space', async () => {
+    const { w, c, vm } = await worldWithVm();
+    const lend = (page: number) =>
+      w.rm.call(VMID_HLOS, 'MEM_LEND', { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl: [{ vmid: vm.vmid, rights: 7 }], sgl: [{ base: BigInt(HLOS_AREA_BASE + page * 4096), size: 4096n }], attrs: [] });
+    const handles = [];
+    for (let page = 0; page < 3; page++) {
+      const r = await lend(page);
+      if (!r.ok) throw new Error(r.error.message);
+      handles.push(r.value.handle);
+    }
+    expect(stepChecks(w, c)).toEqual([]);
+    // The host's grants before and after the planted one: each owner is judged on its own.
+    const g = w.s.grants.get(w.rm.parcels.get(handles[1]!)!.grantId)!;
+    (g as { owner: number }).owner = 0x99;
+    (g.borrowers as Map<number, unknown>).set(0x9a, g.borrowers.get(vm.vmid as never));
+    const v = stepChecks(w, c);
+    expect(v).toContain(`cross: core grant ${g.id} owned by VMID 153, which has no address space`);
+    expect(v).toContain(`cross: core grant ${g.id} mapped by VMID 154, which has no address space`);
+    expect(v.filter((x) => x.includes('which has no address space'))).toHaveLength(2);
   });
 
   test('vmm_vm_without_rm_vm: a VMM VM the RM no longer has', async () => {

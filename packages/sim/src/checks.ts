@@ -15,7 +15,7 @@
  * explains: a core address space the RM no longer knows is fine while the VMM still holds that VM
  * (a realm's space, or a teardown in progress), or once a teardown reported it.
  */
-import { rmInvariants } from '@hypmesh/rm';
+import { rmInvariants, type Parcel } from '@hypmesh/rm';
 import { checkInvariants, ownershipCounts, VMID_HOST, VMID_HYP, type OwnershipCounts } from '@hypmesh/stage2';
 import type { ClientState } from './actors.js';
 import type { World } from './world.js';
@@ -54,27 +54,8 @@ const SYSTEM_VMIDS = new Set<number>([VMID_HOST, VMID_HYP]);
 /** Grant ids of the parcels, reused by parcelGrants (it runs after every step); grows as needed. */
 let grantIdScratch = new Float64Array(256);
 
-/**
- * Whether two parcels name one grant. The RM makes one call at a time and creates a parcel's grant
- * just before the parcel, so in the parcel map's order the grant ids usually ascend, which proves
- * them distinct in one pass; otherwise the ids are sorted in a reused buffer (a Set per step costs
- * its rehashes).
- */
-function sharesGrant(w: World): boolean {
-  let previous = -Infinity;
-  let ascending = true;
-  for (const p of w.rm.parcels.values()) {
-    if (!(p.grantId > previous)) {
-      ascending = false;
-      break;
-    }
-    previous = p.grantId;
-  }
-  if (ascending) return false;
-  const n = w.rm.parcels.size;
-  if (grantIdScratch.length < n) grantIdScratch = new Float64Array(2 * n);
-  let i = 0;
-  for (const p of w.rm.parcels.values()) grantIdScratch[i++] = p.grantId;
+/** Whether two of the first `n` ids in grantIdScratch are equal (sorted in place: the buffer is scratch). */
+function scratchHasDuplicate(n: number): boolean {
   const ids = grantIdScratch.subarray(0, n).sort();
   for (let k = 1; k < n; k++) if (ids[k] === ids[k - 1]) return true;
   return false;
@@ -84,26 +65,52 @@ function sharesGrant(w: World): boolean {
  * Every RM parcel is exactly one core grant in the state the RM believes: the grant exists, no
  * other parcel has it, same owner and kind, mapped by exactly the parcel's acceptors. The cheap
  * half of rmInvariants (which also compares physical runs and IPA allocators; coreChecks runs it).
+ *
+ * One pass over the parcels does the per-parcel comparisons and, for "no other parcel has it",
+ * copies the grant ids into a reused buffer while noting whether they ascend. The RM makes one
+ * call at a time and creates a parcel's grant just before the parcel, so in the parcel map's order
+ * the ids usually ascend, which proves them distinct; otherwise the buffer is sorted (a Set per
+ * step costs its rehashes). Only when two parcels do share a grant does a second pass give the
+ * rule's messages with each shared grant named (a violation: the run stops there).
  */
 function parcelGrants(w: World, out: string[]): void {
-  // Which parcels share a grant is worked out only when some do: the message names each later one.
-  const seen = sharesGrant(w) ? new Set<number>() : undefined;
+  const n = w.rm.parcels.size;
+  if (grantIdScratch.length < n) grantIdScratch = new Float64Array(2 * n);
+  let i = 0;
+  let previous = -Infinity;
+  let ascending = true;
+  const first = out.length;
   for (const p of w.rm.parcels.values()) {
-    if (seen !== undefined) {
-      if (seen.has(p.grantId)) out.push(`cross: parcel ${p.handle} shares core grant ${p.grantId}`);
-      seen.add(p.grantId);
-    }
-    const g = w.s.grants.get(p.grantId);
-    if (g === undefined) {
-      out.push(`cross: parcel ${p.handle}'s core grant ${p.grantId} is gone`);
-      continue;
-    }
-    if (g.owner !== p.owner || g.type !== p.transType) out.push(`cross: parcel ${p.handle} is ${p.transType} of ${p.owner}, core grant ${g.type} of ${g.owner}`);
-    let same = g.borrowers.size === p.accepted.size;
-    // Most parcels are accepted by nobody: skip the iterator then.
-    if (same && g.borrowers.size > 0) for (const b of g.borrowers.keys()) if (!p.accepted.has(b)) same = false;
-    if (!same) out.push(`cross: parcel ${p.handle} accepted by [${[...p.accepted.keys()]}], core grant ${g.id} mapped by [${[...g.borrowers.keys()]}]`);
+    const id = p.grantId;
+    if (!(id > previous)) ascending = false;
+    previous = id;
+    grantIdScratch[i++] = id;
+    parcelGrant(w, p, out);
   }
+  if (ascending || !scratchHasDuplicate(n)) return;
+  // Some parcels share a grant (a violation, so rare): this rule's messages again, each shared
+  // grant named at its later parcel, in the order the rule has always given them.
+  out.length = first;
+  const seen = new Set<number>();
+  for (const p of w.rm.parcels.values()) {
+    if (seen.has(p.grantId)) out.push(`cross: parcel ${p.handle} shares core grant ${p.grantId}`);
+    seen.add(p.grantId);
+    parcelGrant(w, p, out);
+  }
+}
+
+/** One parcel against its core grant (parcelGrants' per-parcel comparisons). */
+function parcelGrant(w: World, p: Parcel, out: string[]): void {
+  const g = w.s.grants.get(p.grantId);
+  if (g === undefined) {
+    out.push(`cross: parcel ${p.handle}'s core grant ${p.grantId} is gone`);
+    return;
+  }
+  if (g.owner !== p.owner || g.type !== p.transType) out.push(`cross: parcel ${p.handle} is ${p.transType} of ${p.owner}, core grant ${g.type} of ${g.owner}`);
+  let same = g.borrowers.size === p.accepted.size;
+  // Most parcels are accepted by nobody: skip the iterator then.
+  if (same && g.borrowers.size > 0) for (const b of g.borrowers.keys()) if (!p.accepted.has(b)) same = false;
+  if (!same) out.push(`cross: parcel ${p.handle} accepted by [${[...p.accepted.keys()]}], core grant ${g.id} mapped by [${[...g.borrowers.keys()]}]`);
 }
 
 /** VMIDs of the VMM's GUNYAH VMs (those being torn down included). */
@@ -139,8 +146,13 @@ export function stepChecks(w: World, c: ClientState): string[] {
     out.push(`cross: core address space of VMID ${vmid}, which neither the RM nor the VMM knows`);
   }
   // No grant of, or mapped by, a VM without an address space.
+  // Most grants are the host's: the owner last found to have a space is not looked up again.
+  let ownerWithSpace = -1;
   for (const g of w.s.grants.values()) {
-    if (!w.s.spaces.has(g.owner)) out.push(`cross: core grant ${g.id} owned by VMID ${g.owner}, which has no address space`);
+    if (g.owner !== ownerWithSpace) {
+      if (w.s.spaces.has(g.owner)) ownerWithSpace = g.owner;
+      else out.push(`cross: core grant ${g.id} owned by VMID ${g.owner}, which has no address space`);
+    }
     if (g.borrowers.size > 0) for (const b of g.borrowers.keys()) if (!w.s.spaces.has(b)) out.push(`cross: core grant ${g.id} mapped by VMID ${b}, which has no address space`);
   }
   for (const bug of w.rm.bugs) out.push(`rm bug: ${String(bug)}`);

@@ -239,6 +239,7 @@ export function destroyAddressSpace(s: Stage2, vmid: Vmid, caller: Vmid = VMID_H
   const frames = [...space.rootFrames, ...space.table.tables().map((t) => t.frame), ...space.pool.remove(space.pool.size)];
   s.spaces.delete(vmid);
   giveBack(s, frames);
+  space.table.discard();
   return ok({ returnedPages: frames.length });
 }
 

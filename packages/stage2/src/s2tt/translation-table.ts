@@ -86,6 +86,9 @@ export interface LeafVisit {
   readonly level: number;
 }
 
+/** The walk's own LeafVisit (visitRuns). */
+type MutableLeafVisit = { -readonly [K in keyof LeafVisit]: LeafVisit[K] };
+
 export class TranslationTable {
   readonly startLevel: Level;
   readonly root: TablePage;
@@ -104,7 +107,22 @@ export class TranslationTable {
   ) {
     this.startLevel = startLevel(ipaBits);
     assert(rootFrames.length === rootTableCount(ipaBits), 'root frame count matches the IPA width');
-    this.root = new TablePage(this.startLevel, rootFrames[0] as Pfn, ENTRIES_PER_TABLE * rootFrames.length);
+    this.root = spareRoot(this.startLevel, rootFrames[0] as Pfn, ENTRIES_PER_TABLE * rootFrames.length) ?? new TablePage(this.startLevel, rootFrames[0] as Pfn, ENTRIES_PER_TABLE * rootFrames.length);
+  }
+
+  /**
+   * The table is gone with its address space (spaces.ts destroyAddressSpace): an empty root (every
+   * entry invalid, no table below) is kept for the next space of its shape, so a VM's create and
+   * destroy do not allocate and collect a root's 8 KiB of entries each time. The table must not be
+   * used afterwards.
+   */
+  discard(): void {
+    const r = this.root;
+    // The root's split pattern is all invalid: no mismatch means every entry is DESC_INVALID.
+    if (this.tablePages !== 0 || r.splitMismatches !== 0 || r.splitFirst !== DESC_INVALID || r.splitStep !== 0) return;
+    const spare = SPARE_ROOTS.get(r.entries.length) ?? [];
+    if (spare.length === 0) SPARE_ROOTS.set(r.entries.length, spare);
+    if (spare.length < SPARE_ROOTS_MAX && !spare.includes(r)) spare.push(r);
   }
 
   /** Frames of input address space: [0, frameLimit). */
@@ -134,11 +152,14 @@ export class TranslationTable {
     // One frame is one entry: the walk below would visit exactly what lookup returns.
     assert(count <= 0 || (base >= 0 && base + count <= this.frameLimit), 'callers check ranges against the IPA width');
     if (count === 1) visit(this.lookup(base));
-    else if (count > 0) this.visitRuns(this.root, 0, base, base + count, visit);
+    else if (count > 0) this.visitRuns(this.root, 0, base, base + count, visit, { start: 0, frames: 0, desc: DESC_INVALID, level: 0 });
   }
 
-  /** leafRuns below `t`; false once `visit` has asked to stop. */
-  private visitRuns(t: TablePage, tableBase: number, lo: number, hi: number, visit: (v: LeafVisit) => boolean | void): boolean {
+  /**
+   * leafRuns below `t`; false once `visit` has asked to stop. One LeafVisit per walk, rewritten for
+   * each leaf: a caller keeps a visit only by stopping the walk at it (views.ts findView).
+   */
+  private visitRuns(t: TablePage, tableBase: number, lo: number, hi: number, visit: (v: LeafVisit) => boolean | void, v: MutableLeafVisit): boolean {
     const span = framesPerEntry(t.level);
     const first = Math.floor((lo - tableBase) / span);
     const last = Math.floor((hi - 1 - tableBase) / span);
@@ -148,8 +169,14 @@ export class TranslationTable {
       const b = Math.min(hi, eBase + span);
       const d = t.entries[i] as number;
       if (descIsTable(d, t.level)) {
-        if (!this.visitRuns(t.children?.[i] as TablePage, eBase, a, b, visit)) return false;
-      } else if (visit({ start: a, frames: b - a, desc: adjust(d, a - eBase), level: t.level }) === false) return false;
+        if (!this.visitRuns(t.children?.[i] as TablePage, eBase, a, b, visit, v)) return false;
+      } else {
+        v.start = a;
+        v.frames = b - a;
+        v.desc = adjust(d, a - eBase);
+        v.level = t.level;
+        if (visit(v) === false) return false;
+      }
     }
     return true;
   }
@@ -387,6 +414,24 @@ interface MappedRun {
   last: Descriptor;
   lastLevel: number;
   readonly visit: (start: number, frames: number, desc: Descriptor) => void;
+}
+
+/** Empty roots of destroyed spaces by entry count, and how many of each are kept (TranslationTable.discard). */
+const SPARE_ROOTS = new Map<number, TablePage[]>();
+const SPARE_ROOTS_MAX = 16;
+
+/** A kept empty root of `entryCount` entries, at `level`, now holding `frame`; undefined when none is kept. */
+function spareRoot(level: number, frame: Pfn, entryCount: number): TablePage | undefined {
+  const spare = SPARE_ROOTS.get(entryCount);
+  if (spare === undefined) return undefined;
+  for (let k = spare.length - 1; k >= 0; k--) {
+    const r = spare[k]!;
+    if (r.level !== level) continue;
+    spare.splice(k, 1);
+    r.frame = frame;
+    return r;
+  }
+  return undefined;
 }
 
 /** Released table objects kept per level for reuse. */
