@@ -44,7 +44,8 @@ describe('a durable VMM re-adopts its live leases after kill -9', () => {
     const sweep = must(await vmm.sweepOrphans(inProcessHoldings(f.rm, f.s), { state: saved, wallMs: SAVED_AT + 5_000 }));
     expect({ adopted: sweep.adopted, orphans: sweep.orphans }).toEqual({ adopted: [vm.vmid], orphans: [streamVm.vmid] });
     // Adopted with the time it had left (before any call renews it: it still ends at SAVED_AT + 60 s), not a fresh TTL.
-    expect(vmm.durableState(SAVED_AT + 5_000).leases).toEqual([{ sessionId: lease, ttlMs: 60_000, expiresAtWallMs: SAVED_AT + 60_000 }]);
+    // ...and with the session's next handle, after the re-adopted VM's (a handle is never given twice).
+    expect(vmm.durableState(SAVED_AT + 5_000).leases).toEqual([{ sessionId: lease, ttlMs: 60_000, expiresAtWallMs: SAVED_AT + 60_000, nextHandle: 2 }]);
     const report = await sweep.swept;
     expect({ leaked: report.leaked, still: report.framesStillHeld }).toEqual({ leaked: [], still: 0 });
 
