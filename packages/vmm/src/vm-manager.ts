@@ -345,7 +345,10 @@ export class VmManager {
 
   /** A new record; `handle` given (a re-adopted VM keeps its saved one), else the session's next. */
   private newVm(session: string, handles: Set<number>, type: VmType, vmid: number, ipaBits: number, given?: number): Vm {
-    const id = this.nextId++;
+    // Without per-session handles a handle is the record's id, so a re-adopted VM keeps it as its id
+    // (the saved next id is past every saved one, durable-state.ts).
+    const id = given !== undefined && !this.config.handlesPerSession ? given : this.nextId;
+    this.nextId = Math.max(this.nextId, id + 1);
     const handle = given ?? (this.config.handlesPerSession ? (this.nextInSession.get(handles) ?? 1) : id);
     // A handle is never given twice in a session, even once its VM is gone (a closed fd's number).
     this.nextInSession.set(handles, Math.max(this.nextInSession.get(handles) ?? 1, handle + 1));
