@@ -76,7 +76,7 @@ describe('metrics on GET /metrics', () => {
     expect(engine.arm({ rules: [{ id: 'd', boundary: 'CLIENT_TO_CORE', match: { method: 'X' }, action: { kind: 'delay', fixedMs: 1, jitterMs: 0 } }] }, 1).ok).toBe(true);
     expect(engine.decide({ boundary: 'CLIENT_TO_CORE', method: 'X' }).fault).toBe(true);
     const { text } = await get('/metrics');
-    expect(text).toContain('hypmesh_test_frames{owner="HOST",service="core"} 7');
+    expect(text).toContain('hypmesh_test_frames{service="core",owner="HOST"} 7');
     expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
     expect(text).toContain('hypmesh_faults_injected_total{boundary="CLIENT_TO_CORE",action="delay"} 1');
   });

@@ -114,7 +114,7 @@ export class ServiceMetrics {
       registers: [this.process.registry],
       collect() {
         this.reset();
-        for (const [labels, value] of read()) this.set({ ...labels, service } as Partial<Record<L | 'service', string | number>>, value);
+        for (const [labels, value] of read()) this.set({ service, ...labels } as Partial<Record<L | 'service', string | number>>, value);
       },
     });
   }

@@ -6,7 +6,8 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { processFaultEngine } from '@hypmesh/rpc';
+import { ProcessMetrics, processFaultEngine, serveMetrics } from '@hypmesh/rpc';
+import { coreGauges } from './metrics.js';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
 import { admissionHelp, CoreAdmission, durableCoreOptions, memoryFromOptions, quotaSpecs, SNAPSHOT_EVERY_DEFAULT, startCoreServer } from './server.js';
 
@@ -42,10 +43,11 @@ const opts = new Command('hypmesh-core')
       .argParser((specs: string, previous: string[] = []) => [...previous, ...quotaSpecs([], specs)])
       .default([]),
   )
+  .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_CORE_METRICS'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .addHelpText('after', `\n${admissionHelp()}`)
   .parse()
-  .opts<{ quota: string[]; address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
+  .opts<{ metricsAddress?: string; quota: string[]; address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -84,7 +86,13 @@ if (!durable.ok) {
 
 try {
   const stage2Config = durable.value.stage2Config ?? { memory };
-  const core = await startCoreServer({ address: opts.address, log, checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config, snapshotEvery: opts.snapshotEvery, quotas });
+  const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
+  metrics?.countFaults(engine);
+  const core = await startCoreServer({ address: opts.address, log, rpcLog: log, ...(metrics && { metrics: metrics.service('core') }), checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config, snapshotEvery: opts.snapshotEvery, quotas });
+  if (metrics !== undefined) {
+    coreGauges(metrics.service('core'), core);
+    log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
+  }
   if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'recovered from the journal');
   log.info({ address: opts.address, port: core.port, memory: stage2Config.memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, quotas }, 'hypmesh core serving');
   let stopping = false;

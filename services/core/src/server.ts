@@ -10,7 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, principalOf, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type Principal } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, principalOf, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type Principal, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import type { Journal } from '@hypmesh/journal';
 import { CoreAdmission } from './admission.js';
@@ -28,6 +28,10 @@ export interface CoreServerOptions {
   readonly stage2Config?: Stage2Config;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
+  /** Where each call is counted and timed (GET /metrics, README "Metrics"); none by default. */
+  readonly metrics?: ServiceMetrics;
+  /** Where each call is logged at debug level (the service's pino logger). */
+  readonly rpcLog?: RpcLog;
   /**
    * Test and chaos mode (DESIGN.md §2): run the invariant checker after every mutation that
    * succeeded and log each violation as a bug. Off by default (it walks the whole core).
@@ -184,6 +188,8 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
   const served = await serveGrpc({
     address: options.address,
     serviceName: CORE_SERVICE_NAME,
+    ...(options.metrics && { metrics: options.metrics }),
+    ...(options.rpcLog && { rpcLog: options.rpcLog }),
     protoRoot: PROTO_ROOT,
     protoFiles: CORE_PROTO_FILES,
     register: (server) => server.addService(CoreServiceService, service),
@@ -206,3 +212,4 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
 export { memoryFromOptions, type MemoryOptions } from './memory-options.js';
 export { admissionHelp, CORE_ADMISSION, CoreAdmission, quotaSpecs } from './admission.js';
 export { durableCoreOptions, openCoreJournal, SNAPSHOT_EVERY_DEFAULT } from './durable.js';
+export { coreGauges } from './metrics.js';

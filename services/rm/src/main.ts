@@ -9,7 +9,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
-import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
+import { DEPENDENCY_GRACE_MS_DEFAULT, ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
+import { rmGauges } from './metrics.js';
 import { RM_ADMISSION, rmAdmissionLimits } from './admission.js';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
 import { CORE_CALL_TIMEOUT_MS, grpcCore } from './core-client.js';
@@ -33,9 +34,10 @@ const opts = new Command('hypmesh-rm')
       .env('HYPMESH_RM_QUOTA')
       .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
   )
+  .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_RM_METRICS'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; quota?: string[] }>();
+  .opts<{ metricsAddress?: string; address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; quota?: string[] }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -81,7 +83,13 @@ if (!durable.ok) {
 try {
   const c = core();
   const dependencies = opts.core === 'embedded' ? undefined : { dependencies: [{ name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
-  const rm = await startRmServer({ address: opts.address, core: c.port, log, faults: engine, quota: opts.quota ?? [], ...durable.value, ...(dependencies && { dependencies }) });
+  const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
+  metrics?.countFaults(engine);
+  const rm = await startRmServer({ address: opts.address, core: c.port, log, rpcLog: log, ...(metrics && { metrics: metrics.service('rm') }), faults: engine, quota: opts.quota ?? [], ...durable.value, ...(dependencies && { dependencies }) });
+  if (metrics !== undefined) {
+    rmGauges(metrics.service('rm'), rm);
+    log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
+  }
   if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'restored from the data dir');
   log.info({ address: opts.address, port: rm.port, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
   let stopping = false;

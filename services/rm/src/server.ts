@@ -11,7 +11,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { RM_PROTO_FILES, RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
 import { FaultEngine } from '@hypmesh/fault';
-import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
+import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
 import type { Journal } from '@hypmesh/journal';
@@ -34,6 +34,10 @@ export interface RmServerOptions {
   readonly rmConfig?: RmConfig;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
+  /** Where each call is counted and timed (GET /metrics, README "Metrics"); none by default. */
+  readonly metrics?: ServiceMetrics;
+  /** Where each call is logged at debug level (the service's pino logger). */
+  readonly rpcLog?: RpcLog;
   /**
    * The process's fault engine: CLIENT_TO_RM (typed RPCs by the front door's handler wrapper, byte-face messages by the
    * Exchange hook) and RM_NOTIFICATION; FaultService arms it. Default: an unarmed engine of its own;
@@ -114,6 +118,8 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   const served = await serveGrpc({
     address: options.address,
     serviceName: RM_SERVICE_NAME,
+    ...(options.metrics && { metrics: options.metrics }),
+    ...(options.rpcLog && { rpcLog: options.rpcLog }),
     protoRoot: PROTO_ROOT,
     protoFiles: RM_PROTO_FILES,
     ...(options.dependencies && { dependencies: options.dependencies }),
@@ -144,3 +150,4 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
 
 export { CORE_CALL_TIMEOUT_MS, grpcCore, type GrpcCorePort } from './core-client.js';
 export { durableRmOptions } from './durable.js';
+export { rmGauges } from './metrics.js';

@@ -14,10 +14,10 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
-import { durableCoreOptions, memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
-import { CORE_CALL_TIMEOUT_MS, durableRmOptions, grpcCore, startRmServer } from '@hypmesh/rm-service';
-import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer } from '@hypmesh/vmm-service';
+import { ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
+import { coreGauges, durableCoreOptions, memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
+import { CORE_CALL_TIMEOUT_MS, durableRmOptions, grpcCore, rmGauges, startRmServer } from '@hypmesh/rm-service';
+import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer, vmmGauges } from '@hypmesh/vmm-service';
 
 const SHUTDOWN_GRACE_MS = 5_000;
 const ms = timeoutMsParser(InvalidArgumentError);
@@ -36,9 +36,10 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one VMM call to the RM over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
   .addOption(new Option('--data-dir <dir>', 'durable state of the core (core.sqlite) and the RM (rm.sqlite); default: in memory only').env('HYPMESH_DATA_DIR'))
   .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
+  .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_METRICS'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<{ metricsAddress?: string; memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
@@ -61,7 +62,10 @@ try {
     log.fatal(durable.error);
     process.exit(2);
   }
-  const core = await startCoreServer({ address: opts.coreAddress, log, checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }), ...durable.value });
+  const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
+  metrics?.countFaults(engine);
+  const observe = (svc: 'core' | 'rm' | 'vmm') => ({ rpcLog: log, ...(metrics && { metrics: metrics.service(svc) }) });
+  const core = await startCoreServer({ address: opts.coreAddress, log, ...observe('core'), checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }), ...durable.value });
   if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'core recovered from the journal');
   const coreTarget = target(opts.coreAddress, core.port);
   const coreClient = grpcCore(coreTarget, opts.coreTimeoutMs, engine);
@@ -70,12 +74,18 @@ try {
     log.fatal(rmDurable.error);
     process.exit(2);
   }
-  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, faults: engine, ...rmDurable.value });
+  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, ...observe('rm'), faults: engine, ...rmDurable.value });
   if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'rm restored from the data dir');
   const rmTarget = target(opts.rmAddress, rm.port);
   const vmmRm = grpcRm(rmTarget, opts.rmTimeoutMs, engine);
   const vmmCore = grpcCorePort(coreTarget, opts.coreTimeoutMs, engine);
-  const vmm = await startVmmServer({ address: opts.vmmAddress, rm: vmmRm, core: vmmCore, log, faults: engine });
+  const vmm = await startVmmServer({ address: opts.vmmAddress, rm: vmmRm, core: vmmCore, log, ...observe('vmm'), faults: engine });
+  if (metrics !== undefined) {
+    coreGauges(metrics.service('core'), core);
+    rmGauges(metrics.service('rm'), rm);
+    vmmGauges(metrics.service('vmm'), vmm);
+    log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
+  }
   const vmmTarget = target(opts.vmmAddress, vmm.port);
   log.info({ core: coreTarget, rm: rmTarget, vmm: vmmTarget, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh serving');
   process.stdout.write(`hypmesh core   listening on ${coreTarget} (hypmesh.core.v1.CoreService)\n`);

@@ -8,7 +8,8 @@
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEPENDENCY_GRACE_MS_DEFAULT, processFaultEngine, timeoutMsParser } from '@hypmesh/rpc';
+import { DEPENDENCY_GRACE_MS_DEFAULT, ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
+import { vmmGauges } from './metrics.js';
 import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
 import { pino } from 'pino';
@@ -60,9 +61,10 @@ const opts = new Command('hypmesh-vmm')
       .env('HYPMESH_VMM_QUOTA')
       .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
   )
+  .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_VMM_METRICS'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[]; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<{ metricsAddress?: string; address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[]; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
@@ -92,7 +94,13 @@ try {
   const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine);
   const holdings = grpcHoldings(opts.core, opts.rm, opts.coreTimeoutMs);
   const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, faults: engine, dependencies, holdings, quota: opts.quota ?? [], ...(store && { store }), vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
+  const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
+  metrics?.countFaults(engine);
+  const vmm = await startVmmServer({ address: opts.address, rm, core, log, rpcLog: log, ...(metrics && { metrics: metrics.service('vmm') }), faults: engine, dependencies, holdings, quota: opts.quota ?? [], ...(store && { store }), vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
+  if (metrics !== undefined) {
+    vmmGauges(metrics.service('vmm'), vmm);
+    log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
+  }
   if (vmm.sweep !== undefined) {
     if (vmm.sweep.adopted.length > 0) log.info({ vmids: vmm.sweep.adopted }, 'VMs of live leases re-adopted from the data dir');
     if (vmm.sweep.orphans.length + vmm.sweep.realms.length > 0) log.warn({ vmids: vmm.sweep.orphans, realms: vmm.sweep.realms }, 'VMs of an earlier VMM process found: tearing them down');

@@ -19,7 +19,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { PROTO_ROOT } from '@hypmesh/proto';
 import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
-import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch } from '@hypmesh/rpc';
+import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
 import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig, type VmmDurableState } from '@hypmesh/vmm';
 import { VmmAdmission, vmmAdmissionLimits } from './admission.js';
 import { systemClock } from './clock.js';
@@ -38,6 +38,10 @@ export interface VmmServerOptions {
   readonly clock?: VmmClock;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
+  /** Where each call is counted and timed (GET /metrics, README "Metrics"); none by default. */
+  readonly metrics?: ServiceMetrics;
+  /** Where each call is logged at debug level (the service's pino logger). */
+  readonly rpcLog?: RpcLog;
   /**
    * The process's fault engine at CLIENT_TO_VMM (FaultService arms it; the outbound boundaries are
    * the ports', grpcRm and grpcCorePort). Default: an unarmed engine of its own; 'off': none.
@@ -156,6 +160,8 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
   const served = await serveGrpc({
     address: options.address,
     serviceName: VMM_SERVICE_NAME,
+    ...(options.metrics && { metrics: options.metrics }),
+    ...(options.rpcLog && { rpcLog: options.rpcLog }),
     protoRoot: PROTO_ROOT,
     protoFiles: VMM_PROTO_FILES,
     ...(options.dependencies && { dependencies: options.dependencies }),
@@ -185,3 +191,4 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
 
 export { RM_CALL_TIMEOUT_MS, grpcRm, type GrpcRmPort } from './rm-client.js';
 export { CORE_CALL_TIMEOUT_MS, grpcCorePort, type GrpcCorePort } from './core-client.js';
+export { vmmGauges } from './metrics.js';
