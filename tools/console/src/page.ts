@@ -4,7 +4,7 @@
  *
  * The memory map is drawn from ownership runs on a canvas per region, so its cost is the number of
  * runs (a few per VM), not of frames: a 64 GiB host is 16 M frames but a few hundred runs. Colour is
- * the owner (HYP, host, RM, each VM); RMM-delegated and realm granules (stage2-models.md §B2) are
+ * the owner (HYP, host, RM, each VM), or for lent frames the borrower; RMM-delegated and realm granules (stage2-models.md §B2) are
  * drawn in their own colours; a band under a run marks shared or lent state (§A2) or a live grant.
  * Drag on a strip to zoom into a range, double-click to zoom out; hovering shows the run.
  *
@@ -50,7 +50,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
 const KINDS = ['vm', 'parcel', 'grant', 'fault', 'service'];
 const FIXED = { 0: ['#8b1a1a', 'HYP'], 3: ['#9bb7d4', 'host'], 255: ['#7a4ab0', 'RM'] };
 const DELEGATED = '#f0a020', REALM = '#2e9e4e';
-const state = { snapshot: null, events: [], views: new Map(), renders: 0, lastRenderMs: 0 };
+const state = { snapshot: null, grants: new Map(), events: [], views: new Map(), renders: 0, lastRenderMs: 0 };
 window.hypmeshConsole = state;
 
 function colourOf(vmid) {
@@ -58,11 +58,18 @@ function colourOf(vmid) {
   return 'hsl(' + ((vmid * 137.508) % 360).toFixed(1) + ' 70% 45%)';
 }
 state.colourOf = colourOf;
+/** Who holds a run's frames: the owner, or for frames the owner lent away (§A2 LENT) the grant's borrower. */
+function holderOf(r) {
+  if (r.host !== 'LENT' || !r.grant) return r.owner;
+  const g = state.grants.get(r.grant);
+  return g ? (g.borrowers[0] ?? g.acl[0] ?? r.owner) : r.owner;
+}
 function runColour(r) {
   if (r.granule === 'DELEGATED') return DELEGATED;
   if (r.granule !== 'NS' && r.granule !== 'UNSPECIFIED' && r.granule !== '?') return REALM;
-  return colourOf(r.owner);
+  return colourOf(holderOf(r));
 }
+state.holderOf = holderOf;
 function bandColour(r) {
   if (r.host === 'LENT') return '#000';
   if (r.host === 'SHARED_OWNED' || r.host === 'SHARED_BORROWED' || r.guestShares > 0) return '#e8d000';
@@ -76,7 +83,7 @@ const el = (tag, text, cls) => { const e = document.createElement(tag); if (text
 function legend(s) {
   const l = document.getElementById('legend'); l.textContent = '';
   const owners = [0, 3, 255, ...[...new Set(s.vms.map((v) => v.vmid))].filter((v) => !FIXED[v])];
-  const items = owners.map((o) => [colourOf(o), FIXED[o] ? FIXED[o][1] : 'VMID ' + o]).concat([[DELEGATED, 'RMM-delegated'], [REALM, 'realm'], ['#e8d000', 'band: shared'], ['#000', 'band: lent'], ['#555', 'band: granted']]);
+  const items = owners.map((o) => [colourOf(o), FIXED[o] ? FIXED[o][1] : 'VMID ' + o]).concat([[DELEGATED, 'RMM-delegated'], [REALM, 'realm'], ['#e8d000', 'band: shared'], ['#000', 'band: lent (drawn in the borrower\'s colour)'], ['#555', 'band: granted']]);
   for (const [c, name] of items) { const sp = el('span'); const i = el('i'); i.style.background = c; sp.append(i, name); l.append(sp); }
 }
 
@@ -88,23 +95,33 @@ function runsIn(runs, from, to) {
   return out;
 }
 
+/**
+ * Draws in whole device pixels (no anti-aliased blends of two owners). Runs narrower than a pixel
+ * are drawn last, one pixel wide, so a VM's few frames never vanish under the host's gigabytes.
+ */
 function drawRegion(canvas, runs, view) {
-  const w = canvas.clientWidth || 800, h = canvas.clientHeight || 34, dpr = window.devicePixelRatio || 1;
-  if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
-  const g = canvas.getContext('2d'); g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const dpr = window.devicePixelRatio || 1, w = Math.round((canvas.clientWidth || 800) * dpr), h = Math.round((canvas.clientHeight || 34) * dpr);
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const g = canvas.getContext('2d');
   g.fillStyle = '#eee'; g.fillRect(0, 0, w, h);
-  const span = view.to - view.from, body = h - 8;
-  for (const r of runsIn(runs, view.from, view.to)) {
-    const a = Math.max(r.base, view.from), b = Math.min(r.base + r.count, view.to);
-    const x = ((a - view.from) / span) * w, x2 = ((b - view.from) / span) * w, rw = Math.max(1, x2 - x);
-    g.fillStyle = runColour(r); g.fillRect(x, 0, rw, body);
-    const band = bandColour(r); if (band) { g.fillStyle = band; g.fillRect(x, body, rw, 8); }
+  const span = view.to - view.from, band = Math.round(8 * dpr), body = h - band;
+  const px = (f) => Math.floor(((f - view.from) / span) * w);
+  const visible = runsIn(runs, view.from, view.to), thin = [];
+  const paint = (r, x, x2) => {
+    g.fillStyle = runColour(r); g.fillRect(x, 0, x2 - x, body);
+    const b = bandColour(r); if (b) { g.fillStyle = b; g.fillRect(x, body, x2 - x, band); }
+  };
+  for (const r of visible) {
+    const x = px(Math.max(r.base, view.from)), x2 = px(Math.min(r.base + r.count, view.to));
+    if (x2 > x) paint(r, x, x2); else thin.push([r, Math.min(x, w - 1)]);
   }
+  for (const [r, x] of thin) paint(r, x, x + 1);
 }
 
 function render() {
   const t0 = performance.now();
   const s = state.snapshot; if (!s) return;
+  state.grants = new Map(s.grants.map((g) => [g.id, g]));
   document.getElementById('errors').textContent = s.errors.join('\n');
   const box = document.getElementById('regions');
   const total = s.regions.reduce((n, r) => n + r.count, 0);
@@ -153,7 +170,7 @@ function wire(div, reg) {
   canvas.addEventListener('mousemove', (ev) => {
     const f = frameAt(ev), r = runsIn(div.runs, f, f + 1)[0];
     if (!r) { tip.style.display = 'none'; return; }
-    tip.textContent = 'frames ' + hex(r.base) + '–' + hex(r.base + r.count - 1) + ' (' + r.count + ', ' + bytes(r.count) + ')\nPA ' + hex(r.base * 4096) + '\nowner ' + (FIXED[r.owner] ? FIXED[r.owner][1] : 'VMID ' + r.owner) + ' (' + r.owner + ')\nhost ' + r.host + ', hyp ' + r.hyp + ', granule ' + r.granule + '\ngrant ' + (r.grant || '-') + ', pins ' + r.pins + ', guest shares ' + r.guestShares;
+    tip.textContent = 'frames ' + hex(r.base) + '–' + hex(r.base + r.count - 1) + ' (' + r.count + ', ' + bytes(r.count) + ')\nPA ' + hex(r.base * 4096) + '\nowner ' + (FIXED[r.owner] ? FIXED[r.owner][1] : 'VMID ' + r.owner) + ' (' + r.owner + ')' + (holderOf(r) !== r.owner ? ', lent to VMID ' + holderOf(r) : '') + '\nhost ' + r.host + ', hyp ' + r.hyp + ', granule ' + r.granule + '\ngrant ' + (r.grant || '-') + ', pins ' + r.pins + ', guest shares ' + r.guestShares;
     tip.style.left = ev.clientX + 12 + 'px'; tip.style.top = ev.clientY + 12 + 'px'; tip.style.display = 'block';
   });
   canvas.addEventListener('mouseleave', () => { tip.style.display = 'none'; });

@@ -51,6 +51,8 @@ const RUNS_PER_CALL = 65_536;
 /** A map with more runs than this is cut (and says so in `errors`) rather than hold the console. */
 const RUNS_MAX = 1_000_000;
 const FAULT_RETRY_MS = 1_000;
+/** Fault keys remembered for de-duplication (oldest forgotten first). */
+const SEEN_FAULTS_MAX = 10_000;
 
 type Callback<Res> = (e: grpc.ServiceError | null, r: Res) => void;
 type UnaryFn<Req, Res> = (req: Req, md: grpc.Metadata, options: grpc.CallOptions, cb: Callback<Res>) => unknown;
@@ -160,15 +162,21 @@ export async function takeSnapshot(core: CoreServiceClient, rm: RmServiceClient,
   return { regions, runs, vms, parcels, grants, errors };
 }
 
-/** One injected fault as a timeline line: the rule, the action, where and on which call. */
-export function faultDraft(service: string, e: FaultEvent): EventDraft {
+/**
+ * An injected fault's identity. The suite runs the three services over one fault engine, so each
+ * service's Events stream carries the same event: the console shows it once.
+ */
+export const faultKey = (e: FaultEvent): string => [e.ruleId, e.boundary, e.method, e.rmMessage, e.globalOpIndex, e.timeMs].join('|');
+
+/** One injected fault as a timeline line: the rule, the action, at which boundary and on which call. */
+export function faultDraft(e: FaultEvent): EventDraft {
   const action = Object.entries(e.action ?? {}).find(([, v]) => v !== undefined)?.[0] ?? 'action';
   const call = e.method || e.rmMessage || '?';
   return {
     kind: 'fault',
     vmids: e.callerVmid === undefined ? [] : [e.callerVmid],
     rule: e.ruleId,
-    text: `${service}: rule ${e.ruleId} ${action} at ${enumName(Boundary[e.boundary], 'BOUNDARY_')} on ${call} (op ${e.opIndex})`,
+    text: `rule ${e.ruleId} ${action} at ${enumName(Boundary[e.boundary], 'BOUNDARY_')} on ${call} (op ${e.opIndex})`,
   };
 }
 
@@ -213,13 +221,19 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
 
   // FaultService.Events on each service, re-opened after it ends (the service restarted or was down).
   const streams: grpc.ClientReadableStream<unknown>[] = [];
+  const seenFaults = new Set<string>();
   const watchFaults = (service: keyof typeof faults): void => {
     if (closed) return;
     const f = faults[service];
     const stream = f.events({}, hostMeta());
     streams.push(stream);
     stream.on('data', (r: { event?: FaultEvent }) => {
-      if (r.event !== undefined) record(faultDraft(service, r.event));
+      if (r.event === undefined) return;
+      const key = faultKey(r.event);
+      if (seenFaults.has(key)) return;
+      seenFaults.add(key);
+      if (seenFaults.size > SEEN_FAULTS_MAX) seenFaults.delete(seenFaults.values().next().value!);
+      record(faultDraft(r.event));
     });
     stream.on('error', () => undefined); // the 'close' below re-opens it
     stream.on('close', () => {
