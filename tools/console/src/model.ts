@@ -29,7 +29,8 @@ export interface RunView {
   readonly hyp: string;
   /** RMM granule state (§B2): NS, DELEGATED, RD, REC, REC_AUX, DATA, RTT. */
   readonly granule: string;
-  readonly grant: number;
+  /** Live grant id (u64, as a decimal string: ids pass 2^53); '' for none. */
+  readonly grant: string;
   readonly pins: number;
   readonly guestShares: number;
 }
@@ -57,12 +58,14 @@ export interface ParcelView {
   readonly state: string;
   readonly acl: readonly number[];
   readonly acceptedBy: readonly number[];
-  readonly grant: number;
+  /** The core grant backing it ('' for none). */
+  readonly grant: string;
   readonly bytes: number;
 }
 
 export interface GrantView {
-  readonly id: number;
+  /** u64, as a decimal string. */
+  readonly id: string;
   readonly type: string;
   readonly owner: number;
   readonly acl: readonly number[];
@@ -99,10 +102,13 @@ export interface TimelineEvent {
 
 export type EventDraft = Omit<TimelineEvent, 'seq' | 'timeMs'>;
 
+/** A u64 id as text, '' for 0 (none). */
+export const idText = (v: bigint): string => (v === 0n ? '' : v.toString());
+
 /** Strips a proto enum's prefix: PAGE_STATE_LENT → LENT; unknown numbers stay numbers. */
 export const enumName = (name: string | undefined, prefix: string): string => (name ?? '?').replace(prefix, '');
 
-const byKey = <T>(items: readonly T[], key: (t: T) => number): Map<number, T> => new Map(items.map((t) => [key(t), t]));
+const byKey = <T, K>(items: readonly T[], key: (t: T) => K): Map<K, T> => new Map(items.map((t) => [key(t), t]));
 const list = (xs: readonly number[]): string => (xs.length === 0 ? '-' : xs.join(','));
 
 /**

@@ -23,7 +23,7 @@ import { CoreServiceClient, GranuleState, GrantType, MemoryKind, PageState } fro
 import { Boundary, FaultServiceClient, type FaultEvent } from '@hypmesh/proto/fault';
 import { MemType, ParcelState, RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { VmmServiceClient, VmState, VmType } from '@hypmesh/proto/vmm';
-import { diffSnapshots, EMPTY_SNAPSHOT, enumName, Timeline, VMID_HOST, type EventDraft, type GrantView, type ParcelView, type RegionView, type RunView, type Snapshot, type VmView } from './model.js';
+import { diffSnapshots, EMPTY_SNAPSHOT, enumName, idText, Timeline, VMID_HOST, type EventDraft, type GrantView, type ParcelView, type RegionView, type RunView, type Snapshot, type VmView } from './model.js';
 import { PAGE_HTML } from './page.js';
 
 export interface ConsoleOptions {
@@ -94,7 +94,7 @@ export async function takeSnapshot(core: CoreServiceClient, rm: RmServiceClient,
             host: enumName(PageState[r.hostState], 'PAGE_STATE_'),
             hyp: enumName(PageState[r.hypState], 'PAGE_STATE_'),
             granule: enumName(GranuleState[r.granuleState], 'GRANULE_STATE_'),
-            grant: num(r.grantId),
+            grant: idText(r.grantId),
             pins: r.pins,
             guestShares: r.guestShares,
           });
@@ -104,7 +104,7 @@ export async function takeSnapshot(core: CoreServiceClient, rm: RmServiceClient,
     }
     if (runs.length >= RUNS_MAX) errors.push(`core: the map has more than ${RUNS_MAX} runs; the rest is not drawn`);
     grants = (await ask(core, core.listGrants, {}, timeoutMs)).grants.map((g) => ({
-      id: num(g.grantId),
+      id: idText(g.grantId),
       type: enumName(GrantType[g.type], 'GRANT_TYPE_'),
       owner: g.ownerVmid,
       acl: g.aclVmids,
@@ -130,7 +130,7 @@ export async function takeSnapshot(core: CoreServiceClient, rm: RmServiceClient,
       state: enumName(ParcelState[p.state], 'PARCEL_STATE_'),
       acl: p.acl.map((a) => a.vmid),
       acceptedBy: p.acceptedBy,
-      grant: num(p.grantId),
+      grant: idText(p.grantId),
       bytes: p.regions.reduce((s, r) => s + num(r.size), 0),
     }));
   } catch (e) {
