@@ -3,7 +3,8 @@
  * `hypmesh console --address 127.0.0.1:0` as its own process, and Debian's headless Chromium
  * driven by playwright-core (no browser download: /usr/bin/chromium, or HYPMESH_CHROMIUM).
  *
- * - the host's map shows (strips drawn from the core's ownership runs);
+ * - the host's map shows (strips drawn from the core's ownership runs); hovering a run names it,
+ *   dragging across it zooms in, a double-click zooms out;
  * - a VM created and given memory through the CLI appears in the VM table and its colour in the
  *   map, with no reload (the page's window object is the same one);
  * - a fault armed with FaultService.Arm and hit by a matching call appears in the timeline with its rule;
@@ -122,7 +123,7 @@ declare const window: { hypmeshConsole: ConsoleState; consoleTestMarker?: number
  * The colour at the map pixel over the middle of `vmid`'s first run, and the colour the page gives
  * `vmid`, both as RGBA read back from canvases (so CSS colour syntax does not matter).
  */
-function pixelOfVm(page: Page, vmid: number): Promise<{ drawn: number[]; expected: number[] } | null> {
+function pixelOfVm(page: Page, vmid: number): Promise<{ drawn: number[]; expected: number[]; at: { x: number; y: number } } | null> {
   // Runs in the page (no DOM types here): a string, so the test's TypeScript needs no DOM lib.
   return page.evaluate(`(() => {
     const id = ${vmid}, c = window.hypmeshConsole, run = c.snapshot && c.snapshot.runs.find((r) => c.holderOf(r) === id);
@@ -131,14 +132,17 @@ function pixelOfVm(page: Page, vmid: number): Promise<{ drawn: number[]; expecte
       const reg = div.reg;
       if (run.base < reg.base || run.base >= reg.base + reg.count) continue;
       const canvas = div.querySelector('canvas');
-      const x = Math.min(canvas.width - 1, Math.floor(((run.base - reg.base) / reg.count) * canvas.width));
+      const view = c.views.get(div.dataset.key) || { from: reg.base, to: reg.base + reg.count }; // zoomed, or the whole region
+      const x = Math.min(canvas.width - 1, Math.floor(((Math.max(run.base, view.from) - view.from) / (view.to - view.from)) * canvas.width));
       const drawn = Array.from(canvas.getContext('2d').getImageData(x, 2, 1, 1).data);
       const probe = document.createElement('canvas');
       probe.width = probe.height = 1;
       const g = probe.getContext('2d');
       g.fillStyle = c.colourOf(id);
       g.fillRect(0, 0, 1, 1);
-      return { drawn, expected: Array.from(g.getImageData(0, 0, 1, 1).data) };
+      const box = canvas.getBoundingClientRect();
+      const at = { x: box.left + canvas.clientLeft + ((x + 0.5) / canvas.width) * canvas.clientWidth, y: box.top + 6 };
+      return { drawn, expected: Array.from(g.getImageData(0, 0, 1, 1).data), at };
     }
     return null;
   })()`);
@@ -186,6 +190,19 @@ describe.skipIf(!haveChromium)('hypmesh console in headless Chromium', () => {
     const px = await pixelOfVm(page, vmid);
     expect(px).not.toBeNull();
     expect(px!.drawn).toEqual(px!.expected);
+    // Hovering the run names it; dragging across it zooms in (the run widens), a double-click zooms out.
+    await page.mouse.move(px!.at.x, px!.at.y);
+    expect(await page.locator('#tip').textContent()).toMatch(new RegExp(`owner host \\(3\\), lent to VMID ${vmid}\nhost LENT`));
+    await page.mouse.move(px!.at.x - 3, px!.at.y);
+    await page.mouse.down();
+    await page.mouse.move(px!.at.x + 3, px!.at.y);
+    await page.mouse.up();
+    const ram = page.locator('.region .label').nth(1);
+    expect(await ram.textContent()).toMatch(/zoomed: 0x/);
+    const zoomed = await pixelOfVm(page, vmid);
+    expect(zoomed!.drawn).toEqual(zoomed!.expected);
+    await page.locator('.region canvas').nth(1).dblclick();
+    expect(await ram.textContent()).not.toMatch(/zoomed/);
     await page.locator(`#vms tbody tr[data-vmid="${vmid}"] td:nth-child(4)`, { hasText: 'RUNNING' }).waitFor({ timeout: SEEN_TIMEOUT_MS });
     expect(await page.evaluate(() => window.consoleTestMarker)).toBe(1); // the same page: pushed, not reloaded
 

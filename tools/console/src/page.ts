@@ -165,10 +165,15 @@ function wire(div, reg) {
   const canvas = div.querySelector('canvas'), tip = document.getElementById('tip');
   const key = div.dataset.key;
   const viewOf = () => state.views.get(key) || { from: div.reg.base, to: div.reg.base + div.reg.count };
-  const frameAt = (ev) => { const v = viewOf(), rect = canvas.getBoundingClientRect(); return Math.floor(v.from + ((ev.clientX - rect.left) / rect.width) * (v.to - v.from)); };
+  // The drawing is the content box (the border is outside it): clientLeft/clientWidth, not the rect's.
+  const frameAt = (ev) => { const v = viewOf(), rect = canvas.getBoundingClientRect(); return Math.floor(v.from + ((ev.clientX - rect.left - canvas.clientLeft) / canvas.clientWidth) * (v.to - v.from)); };
   let dragFrom = null;
   canvas.addEventListener('mousemove', (ev) => {
-    const f = frameAt(ev), r = runsIn(div.runs, f, f + 1)[0];
+    // The run drawn under the pointer's pixel: a run narrower than a pixel is painted over its
+    // neighbours (drawRegion), so among the runs in this pixel the smallest is the one seen.
+    const v = viewOf(), f = frameAt(ev);
+    const perPixel = (v.to - v.from) / canvas.clientWidth, p0 = Math.floor(f - perPixel / 2), p1 = Math.ceil(f + perPixel / 2) + 1;
+    const r = runsIn(div.runs, p0, p1).reduce((best, x) => (best === undefined || x.count < best.count ? x : best), undefined);
     if (!r) { tip.style.display = 'none'; return; }
     tip.textContent = 'frames ' + hex(r.base) + '–' + hex(r.base + r.count - 1) + ' (' + r.count + ', ' + bytes(r.count) + ')\nPA ' + hex(r.base * 4096) + '\nowner ' + (FIXED[r.owner] ? FIXED[r.owner][1] : 'VMID ' + r.owner) + ' (' + r.owner + ')' + (holderOf(r) !== r.owner ? ', lent to VMID ' + holderOf(r) : '') + '\nhost ' + r.host + ', hyp ' + r.hyp + ', granule ' + r.granule + '\ngrant ' + (r.grant || '-') + ', pins ' + r.pins + ', guest shares ' + r.guestShares;
     tip.style.left = ev.clientX + 12 + 'px'; tip.style.top = ev.clientY + 12 + 'px'; tip.style.display = 'block';

@@ -261,11 +261,13 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     }
   };
 
-  const [host, portText] = splitAddress(o.address);
+  const hostPort = splitAddress(o.address);
+  if (hostPort === undefined) throw new Error(`console address ${o.address}: expected host:port, e.g. 127.0.0.1:8080`);
+  const [host, wanted] = hostPort;
   const server: Server = createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(portText), host, () => resolve());
+    server.listen(wanted, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   for (const s of ['core', 'rm', 'vmm'] as const) watchFaults(s);
@@ -285,9 +287,8 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   };
 }
 
-/** host:port, with a clear error for anything else. */
-export function splitAddress(address: string): [string, string] {
+/** host and port of `host:port`; undefined for anything else. */
+export function splitAddress(address: string): [string, number] | undefined {
   const m = /^(.+):(\d{1,5})$/.exec(address);
-  if (m === null || Number(m[2]) > 65_535) throw new Error(`--address ${address}: expected host:port, e.g. 127.0.0.1:8080`);
-  return [m[1]!, m[2]!];
+  return m === null || Number(m[2]) > 65_535 ? undefined : [m[1]!, Number(m[2])];
 }
