@@ -80,7 +80,6 @@ import { ResetResponse as VmmResetJson, VmmServiceClient, type ResetRequest as V
 import { registerVmCommands } from './vm.js';
 import { FaultServiceMissing, runChaos, writeHistory } from './chaos.js';
 import { registerSimCommand } from './sim.js';
-import { splitAddress, startConsole } from '@hypmesh/console';
 import { checkLive, CHECK_DEADLINE_MS_DEFAULT, formatLiveReport, ServiceUnreachable } from './check-live.js';
 
 const HOST = 3;
@@ -402,17 +401,12 @@ registerSimCommand(program);
 program
   .command('console')
   .description('serve the web console (memory map, VMs, parcels, events) of the running services (README "Console")')
-  .addOption(
-    new Option('--address <host:port>', 'where to serve the page; port 0 picks one')
-      .argParser((v: string) => {
-        if (splitAddress(v) === undefined) throw new InvalidArgumentError('expected host:port, e.g. 127.0.0.1:8080');
-        return v;
-      })
-      .default('127.0.0.1:8080'),
-  )
+  .addOption(new Option('--address <host:port>', 'where to serve the page; port 0 picks one').default('127.0.0.1:8080'))
   .action(async (o: { address: string }) => {
+    // Loaded here, not at the top: the sim image (Dockerfile) ships the CLI without the console.
+    const { startConsole } = await import('@hypmesh/console');
     const c = await startConsole({ address: o.address, core: coreAddr(), rm: rmAddr(), vmm: vmmAddr() }).catch((e: Error) => {
-      process.stderr.write(`hypmesh console: ${e.message}\n`); // e.g. the port is taken
+      process.stderr.write(`hypmesh console: ${e.message}\n`); // a bad --address, a port taken
       process.exit(1);
     });
     process.stdout.write(`${JSON.stringify({ msg: 'hypmesh console serving', port: c.port, url: c.url })}\n`);

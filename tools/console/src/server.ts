@@ -182,6 +182,9 @@ export function faultDraft(e: FaultEvent): EventDraft {
 
 /** Starts the console; resolves once it listens. */
 export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
+  const hostPort = splitAddress(o.address);
+  if (hostPort === undefined) throw new Error(`console address ${o.address}: expected host:port, e.g. 127.0.0.1:8080`);
+  const [host, wanted] = hostPort;
   const pollMs = o.pollMs ?? POLL_MS_DEFAULT;
   const timeoutMs = o.callTimeoutMs ?? CALL_TIMEOUT_MS_DEFAULT;
   const creds = grpc.credentials.createInsecure();
@@ -261,13 +264,13 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     }
   };
 
-  const hostPort = splitAddress(o.address);
-  if (hostPort === undefined) throw new Error(`console address ${o.address}: expected host:port, e.g. 127.0.0.1:8080`);
-  const [host, wanted] = hostPort;
   const server: Server = createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(wanted, host, () => resolve());
+  }).catch((e: unknown) => {
+    for (const c of [core, rm, vmm, ...Object.values(faults)]) c.close();
+    throw e;
   });
   const port = (server.address() as AddressInfo).port;
   for (const s of ['core', 'rm', 'vmm'] as const) watchFaults(s);
