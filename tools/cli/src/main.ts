@@ -20,6 +20,7 @@
  *   hypmesh scenario linux-append-orphan|linux-unchecked-reply-size
  *                                                what hypmesh finds in the seed-002 Linux driver (in process)
  *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts)
+ *   hypmesh console [--address 127.0.0.1:8080]   the web console of the running services (@hypmesh/console)
  *
  * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
  * 127.0.0.1:50051 / :50052 / :50053). A
@@ -396,6 +397,21 @@ program
   });
 
 registerSimCommand(program);
+
+program
+  .command('console')
+  .description('serve the web console (memory map, VMs, parcels, events) of the running services (README "Console")')
+  .addOption(new Option('--address <host:port>', 'where to serve the page; port 0 picks one').default('127.0.0.1:8080'))
+  .action(async (o: { address: string }) => {
+    // Loaded here, not at the top: the sim image (Dockerfile) ships the CLI without the console.
+    const { startConsole } = await import('@hypmesh/console');
+    const c = await startConsole({ address: o.address, core: coreAddr(), rm: rmAddr(), vmm: vmmAddr() }).catch((e: Error) => {
+      process.stderr.write(`hypmesh console: ${e.message}\n`); // a bad --address, a port taken
+      process.exit(1);
+    });
+    process.stdout.write(`${JSON.stringify({ msg: 'hypmesh console serving', port: c.port, url: c.url })}\n`);
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void c.close().then(() => process.exit(0)));
+  });
 
 /**
  * No input gives a stack trace (issue 11 item 7): a bad argument found inside an action (a handle

@@ -1,0 +1,215 @@
+/**
+ * The console's one page: no build step, no framework, no network beyond its own server. It opens
+ * /events (server-sent events) and redraws on each pushed snapshot; it never polls.
+ *
+ * The memory map is drawn from ownership runs on a canvas per region, so its cost is the number of
+ * runs (a few per VM), not of frames: a 64 GiB host is 16 M frames but a few hundred runs. Colour is
+ * the owner (HYP, host, RM, each VM), or for lent frames the borrower; RMM-delegated and realm granules (stage2-models.md §B2) are
+ * drawn in their own colours; a band under a run marks shared or lent state (§A2) or a live grant.
+ * Drag on a strip to zoom into a range, double-click to zoom out; hovering shows the run.
+ *
+ * `window.hypmeshConsole` exposes what a test needs: the render count, the last render's duration
+ * (ms), the snapshot, and each VMID's colour.
+ */
+export const PAGE_HTML = String.raw`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>hypmesh console</title>
+<style>
+  body { font: 13px system-ui, sans-serif; margin: 12px; background: #fafafa; color: #222; }
+  h1 { font-size: 18px; margin: 0 0 8px; } h2 { font-size: 15px; margin: 16px 0 6px; }
+  #errors { color: #a00; } #errors:empty { display: none; }
+  .region { margin: 4px 0 10px; } .region .label { font: 12px ui-monospace, monospace; }
+  .region canvas { display: block; width: 100%; height: 34px; border: 1px solid #bbb; cursor: crosshair; }
+  #legend span { display: inline-block; margin-right: 10px; } #legend i { display: inline-block; width: 12px; height: 12px; vertical-align: -2px; margin-right: 3px; border: 1px solid #888; }
+  #tip { position: fixed; pointer-events: none; background: #fff; border: 1px solid #888; padding: 4px 6px; font: 12px ui-monospace, monospace; white-space: pre; display: none; z-index: 2; }
+  table { border-collapse: collapse; font: 12px ui-monospace, monospace; } td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
+  .cols { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+  #timeline { max-height: 320px; overflow-y: auto; font: 12px ui-monospace, monospace; border: 1px solid #ccc; background: #fff; }
+  #timeline div { padding: 1px 4px; border-bottom: 1px solid #eee; } .k-fault { color: #a00; } .k-vm { color: #05a; } .k-service { color: #a60; }
+  .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border: 1px solid #888; }
+</style>
+</head>
+<body>
+<h1>hypmesh console</h1>
+<div id="errors"></div>
+<h2>Physical memory <small id="mapinfo"></small></h2>
+<div id="legend"></div>
+<div id="regions"></div>
+<div id="tip"></div>
+<div class="cols">
+  <div><h2>VMs</h2><table id="vms"><thead><tr><th>handle</th><th>VMID</th><th>type</th><th>state</th><th>RM status</th><th>RM lists</th><th>host pages</th><th>session</th></tr></thead><tbody></tbody></table></div>
+  <div><h2>Parcels</h2><table id="parcels"><thead><tr><th>handle</th><th>owner</th><th>type</th><th>state</th><th>ACL</th><th>accepted by</th><th>bytes</th><th>grant</th></tr></thead><tbody></tbody></table></div>
+</div>
+<h2>Timeline</h2>
+<div>VM <select id="fvm"><option value="">all</option></select> <span id="fkinds"></span></div>
+<div id="timeline"></div>
+<script>
+"use strict";
+const KINDS = ['vm', 'parcel', 'grant', 'fault', 'service'];
+const FIXED = { 0: ['#8b1a1a', 'HYP'], 3: ['#9bb7d4', 'host'], 255: ['#7a4ab0', 'RM'] };
+const DELEGATED = '#f0a020', REALM = '#2e9e4e';
+const state = { snapshot: null, grants: new Map(), events: [], views: new Map(), renders: 0, lastRenderMs: 0 };
+window.hypmeshConsole = state;
+
+function colourOf(vmid) {
+  if (FIXED[vmid]) return FIXED[vmid][0];
+  return 'hsl(' + ((vmid * 137.508) % 360).toFixed(1) + ' 70% 45%)';
+}
+state.colourOf = colourOf;
+/** Who holds a run's frames: the owner, or for frames the owner lent away (§A2 LENT) the grant's borrower. */
+function holderOf(r) {
+  if (r.host !== 'LENT' || !r.grant) return r.owner;
+  const g = state.grants.get(r.grant);
+  return g ? (g.borrowers[0] ?? g.acl[0] ?? r.owner) : r.owner;
+}
+function runColour(r) {
+  if (r.granule === 'DELEGATED') return DELEGATED;
+  if (r.granule !== 'NS' && r.granule !== 'UNSPECIFIED' && r.granule !== '?') return REALM;
+  return colourOf(holderOf(r));
+}
+state.holderOf = holderOf;
+function bandColour(r) {
+  if (r.host === 'LENT') return '#000';
+  if (r.host === 'SHARED_OWNED' || r.host === 'SHARED_BORROWED' || r.guestShares > 0) return '#e8d000';
+  if (r.grant) return '#555';
+  return null;
+}
+const hex = (n) => '0x' + n.toString(16);
+const bytes = (frames) => { let b = frames * 4096, u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'], i = 0; while (b >= 1024 && i < 4 && b % 1024 === 0) { b /= 1024; i++; } return b + ' ' + u[i]; };
+const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; };
+
+function legend(s) {
+  const l = document.getElementById('legend'); l.textContent = '';
+  const owners = [0, 3, 255, ...[...new Set(s.vms.map((v) => v.vmid))].filter((v) => !FIXED[v])];
+  const items = owners.map((o) => [colourOf(o), FIXED[o] ? FIXED[o][1] : 'VMID ' + o]).concat([[DELEGATED, 'RMM-delegated'], [REALM, 'realm'], ['#e8d000', 'band: shared'], ['#000', 'band: lent (drawn in the borrower\'s colour)'], ['#555', 'band: granted']]);
+  for (const [c, name] of items) { const sp = el('span'); const i = el('i'); i.style.background = c; sp.append(i, name); l.append(sp); }
+}
+
+/** Runs of one region, by binary search (runs are sorted by base). */
+function runsIn(runs, from, to) {
+  let lo = 0, hi = runs.length;
+  while (lo < hi) { const m = (lo + hi) >> 1; if (runs[m].base + runs[m].count <= from) lo = m + 1; else hi = m; }
+  const out = []; for (let i = lo; i < runs.length && runs[i].base < to; i++) out.push(runs[i]);
+  return out;
+}
+
+/**
+ * Draws in whole device pixels (no anti-aliased blends of two owners). Runs narrower than a pixel
+ * are drawn last, one pixel wide, so a VM's few frames never vanish under the host's gigabytes.
+ */
+function drawRegion(canvas, runs, view) {
+  const dpr = window.devicePixelRatio || 1, w = Math.round((canvas.clientWidth || 800) * dpr), h = Math.round((canvas.clientHeight || 34) * dpr);
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#eee'; g.fillRect(0, 0, w, h);
+  const span = view.to - view.from, band = Math.round(8 * dpr), body = h - band;
+  const px = (f) => Math.floor(((f - view.from) / span) * w);
+  const visible = runsIn(runs, view.from, view.to), thin = [];
+  const paint = (r, x, x2) => {
+    g.fillStyle = runColour(r); g.fillRect(x, 0, x2 - x, body);
+    const b = bandColour(r); if (b) { g.fillStyle = b; g.fillRect(x, body, x2 - x, band); }
+  };
+  for (const r of visible) {
+    const x = px(Math.max(r.base, view.from)), x2 = px(Math.min(r.base + r.count, view.to));
+    if (x2 > x) paint(r, x, x2); else thin.push([r, Math.min(x, w - 1)]);
+  }
+  for (const [r, x] of thin) paint(r, x, x + 1);
+}
+
+function render() {
+  const t0 = performance.now();
+  const s = state.snapshot; if (!s) return;
+  state.grants = new Map(s.grants.map((g) => [g.id, g]));
+  document.getElementById('errors').textContent = s.errors.join('\n');
+  const box = document.getElementById('regions');
+  const total = s.regions.reduce((n, r) => n + r.count, 0);
+  document.getElementById('mapinfo').textContent = '(' + bytes(total) + ', ' + s.runs.length + ' runs)';
+  // One strip per region; kept across renders so a zoom survives updates.
+  const keys = s.regions.map((r) => r.kind + '@' + r.base);
+  for (const c of [...box.children]) if (!keys.includes(c.dataset.key)) c.remove();
+  s.regions.forEach((reg, i) => {
+    const key = keys[i];
+    let div = [...box.children].find((c) => c.dataset.key === key);
+    if (!div) { div = el('div', undefined, 'region'); div.dataset.key = key; div.append(el('div', '', 'label'), el('canvas')); box.append(div); wire(div, reg); }
+    div.reg = reg;
+    div.runs = runsIn(s.runs, reg.base, reg.base + reg.count);
+    const view = state.views.get(key) || { from: reg.base, to: reg.base + reg.count };
+    div.querySelector('.label').textContent = reg.kind + ' ' + hex(reg.base * 4096) + '–' + hex((reg.base + reg.count) * 4096 - 1) + ' (' + bytes(reg.count) + ')' + (view.from !== reg.base || view.to !== reg.base + reg.count ? '  zoomed: ' + hex(view.from * 4096) + '–' + hex(view.to * 4096 - 1) + ' (double-click to zoom out)' : '');
+    drawRegion(div.querySelector('canvas'), div.runs, view);
+  });
+  legend(s);
+  const vms = document.querySelector('#vms tbody'); vms.textContent = '';
+  for (const v of s.vms) {
+    const tr = el('tr'); tr.dataset.vmid = v.vmid; tr.dataset.handle = v.handle;
+    const id = el('td'); const sw = el('span', undefined, 'swatch'); sw.style.background = colourOf(v.vmid); id.append(sw, String(v.vmid));
+    tr.append(el('td', String(v.handle)), id, el('td', v.type), el('td', v.state), el('td', v.rmStatus), el('td', v.rmListed || '-'), el('td', String(v.hostPages)), el('td', v.session));
+    vms.append(tr);
+  }
+  const ps = document.querySelector('#parcels tbody'); ps.textContent = '';
+  for (const p of s.parcels) {
+    const tr = el('tr'); tr.dataset.handle = p.handle;
+    tr.append(el('td', String(p.handle)), el('td', String(p.owner)), el('td', p.transType), el('td', p.state), el('td', p.acl.join(',')), el('td', p.acceptedBy.join(',') || '-'), el('td', String(p.bytes)), el('td', p.grant ? String(p.grant) : '-'));
+    ps.append(tr);
+  }
+  const sel = document.getElementById('fvm'), chosen = sel.value;
+  const ids = [...new Set([3, ...s.vms.map((v) => v.vmid)])].sort((a, b) => a - b);
+  sel.textContent = ''; sel.append(new Option('all', ''));
+  for (const id of ids) sel.append(new Option('VMID ' + id, String(id)));
+  sel.value = ids.map(String).includes(chosen) ? chosen : '';
+  state.renders++; state.lastRenderMs = performance.now() - t0;
+}
+
+function wire(div, reg) {
+  const canvas = div.querySelector('canvas'), tip = document.getElementById('tip');
+  const key = div.dataset.key;
+  const viewOf = () => state.views.get(key) || { from: div.reg.base, to: div.reg.base + div.reg.count };
+  // The drawing is the content box (the border is outside it): clientLeft/clientWidth, not the rect's.
+  const frameAt = (ev) => { const v = viewOf(), rect = canvas.getBoundingClientRect(); return Math.floor(v.from + ((ev.clientX - rect.left - canvas.clientLeft) / canvas.clientWidth) * (v.to - v.from)); };
+  let dragFrom = null;
+  canvas.addEventListener('mousemove', (ev) => {
+    // The run drawn under the pointer's pixel: a run narrower than a pixel is painted over its
+    // neighbours (drawRegion), so among the runs in this pixel the smallest is the one seen.
+    const v = viewOf(), f = frameAt(ev);
+    const perPixel = (v.to - v.from) / canvas.clientWidth, p0 = Math.floor(f - perPixel / 2), p1 = Math.ceil(f + perPixel / 2) + 1;
+    const r = runsIn(div.runs, p0, p1).reduce((best, x) => (best === undefined || x.count < best.count ? x : best), undefined);
+    if (!r) { tip.style.display = 'none'; return; }
+    tip.textContent = 'frames ' + hex(r.base) + '–' + hex(r.base + r.count - 1) + ' (' + r.count + ', ' + bytes(r.count) + ')\nPA ' + hex(r.base * 4096) + '\nowner ' + (FIXED[r.owner] ? FIXED[r.owner][1] : 'VMID ' + r.owner) + ' (' + r.owner + ')' + (holderOf(r) !== r.owner ? ', lent to VMID ' + holderOf(r) : '') + '\nhost ' + r.host + ', hyp ' + r.hyp + ', granule ' + r.granule + '\ngrant ' + (r.grant || '-') + ', pins ' + r.pins + ', guest shares ' + r.guestShares;
+    tip.style.left = ev.clientX + 12 + 'px'; tip.style.top = ev.clientY + 12 + 'px'; tip.style.display = 'block';
+  });
+  canvas.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
+  canvas.addEventListener('mousedown', (ev) => { dragFrom = frameAt(ev); });
+  canvas.addEventListener('mouseup', (ev) => {
+    if (dragFrom === null) return;
+    const a = Math.min(dragFrom, frameAt(ev)), b = Math.max(dragFrom, frameAt(ev)) + 1; dragFrom = null;
+    if (b - a >= 2) { state.views.set(key, { from: a, to: b }); render(); }
+  });
+  canvas.addEventListener('dblclick', () => { state.views.delete(key); render(); });
+}
+
+function showEvent(e) {
+  const vm = document.getElementById('fvm').value;
+  const kinds = KINDS.filter((k) => document.getElementById('k-' + k).checked);
+  if (!kinds.includes(e.kind) || (vm !== '' && !e.vmids.includes(Number(vm)))) return;
+  const d = el('div', new Date(e.timeMs).toISOString().slice(11, 23) + ' ' + e.kind.padEnd(7) + ' ' + e.text, 'k-' + e.kind);
+  d.dataset.kind = e.kind; if (e.rule) d.dataset.rule = e.rule;
+  const t = document.getElementById('timeline'); t.prepend(d);
+}
+function redrawTimeline() { document.getElementById('timeline').textContent = ''; for (const e of state.events) showEvent(e); }
+
+for (const k of KINDS) {
+  const l = el('label'); const c = el('input'); c.type = 'checkbox'; c.checked = true; c.id = 'k-' + k; c.onchange = redrawTimeline; l.append(c, k + ' ');
+  document.getElementById('fkinds').append(l);
+}
+document.getElementById('fvm').onchange = redrawTimeline;
+window.addEventListener('resize', render);
+
+const source = new EventSource('events');
+source.addEventListener('snapshot', (m) => { state.snapshot = JSON.parse(m.data); render(); });
+source.addEventListener('timeline', (m) => { state.events = JSON.parse(m.data); redrawTimeline(); });
+source.addEventListener('event', (m) => { const e = JSON.parse(m.data); state.events.push(e); showEvent(e); });
+</script>
+</body>
+</html>
+`;
