@@ -103,9 +103,10 @@ function hypmesh(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
   );
 }
 
-function unary<Res>(client: grpc.Client, method: unknown, req: object): Promise<Res> {
+function unary<Res>(client: grpc.Client, method: unknown, req: object, clientName?: string): Promise<Res> {
   const md = new grpc.Metadata();
   md.set('x-hypmesh-caller-vmid', String(HOST));
+  if (clientName !== undefined) md.set('x-hypmesh-client', clientName);
   type Fn = (req: object, md: grpc.Metadata, cb: (e: grpc.ServiceError | null, r: Res) => void) => unknown;
   return new Promise((resolve, reject) => (method as Fn).call(client, req, md, (e, r) => (e ? reject(e) : resolve(r))));
 }
@@ -243,13 +244,17 @@ describe.skipIf(!haveChromium)('hypmesh console in headless Chromium', () => {
     stack = await startStack(['--memory', BIG_MEMORY], clean());
     const vmm = new VmmServiceClient(stack.addr.vmm, grpc.credentials.createInsecure());
     try {
-      const sessionId = (await unary<OpenLeaseResponse>(vmm, vmm.openLease, { ttlMs: 600_000 })).lease!.sessionId;
+      // Two clients of 30 guests each: the VMM's per-client `vms` quota is 32 (README "Admission control").
+      const sessions = new Map<string, string>();
       for (let i = 0; i < BIG_GUESTS; i++) {
-        const handle = (await unary<CreateVmResponse>(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 })).vm!.handle;
+        const who = `console-test-${i % 2}`;
+        if (!sessions.has(who)) sessions.set(who, (await unary<OpenLeaseResponse>(vmm, vmm.openLease, { ttlMs: 600_000 }, who)).lease!.sessionId);
+        const sessionId = sessions.get(who)!;
+        const handle = (await unary<CreateVmResponse>(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }, who)).vm!.handle;
         const binding = { guestAddr: 0x80000000n, hostAddr: 0x100000000n + BigInt(i) * 0x20000000n, size: 0x4000000n, mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true };
-        await unary(vmm, vmm.mapMem, { sessionId, handle, binding, unmap: false });
-        await unary(vmm, vmm.setDtbConfig, { sessionId, handle, guestAddr: 0x80100000n, size: 0x2000n });
-        await unary(vmm, vmm.startVm, { sessionId, handle });
+        await unary(vmm, vmm.mapMem, { sessionId, handle, binding, unmap: false }, who);
+        await unary(vmm, vmm.setDtbConfig, { sessionId, handle, guestAddr: 0x80100000n, size: 0x2000n }, who);
+        await unary(vmm, vmm.startVm, { sessionId, handle }, who);
       }
     } finally {
       vmm.close();
