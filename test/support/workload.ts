@@ -10,7 +10,7 @@
  * collides with a later one), MEM_RECLAIM, the peer VM's MEM_ACCEPT and MEM_RELEASE of a parcel,
  * and GUNYAH VMs through the VMM (create, bind, DTB, boot context, start; later destroy).
  *
- * The peer VM (a created, never started VM that every parcel names in its ACL) and each worker's
+ * The peer VM (a running VM that every parcel names in its ACL, accepting and releasing them) and each worker's
  * lease belong to one VMM process: after a VMM restart its sweep has torn them down, so they are
  * made again (the VMM keeps no sessions across a restart yet, issue 9 item 3).
  *
@@ -219,9 +219,15 @@ export class Workload {
     this.peerMaking ??= (async () => {
       const boot = this.c.boots.vmm;
       const lease = await must<{ lease?: { sessionId: string } }>('OpenLease (peer)', call(this.vmm, this.vmm.openLease, { ttlMs: 3_600_000 }));
-      const vm = await must<{ vm?: Vm }>('CreateVm (peer)', call(this.vmm, this.vmm.createVm, { sessionId: lease.lease!.sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }));
-      this.peer = { vmid: vm.vm!.vmid, vmmBoot: boot, sessionId: lease.lease!.sessionId };
-      return vm.vm!.vmid;
+      const sessionId = lease.lease!.sessionId;
+      // Running: only a running guest can accept and release memory (a VM in LOAD runs no code).
+      const booted = await this.bootVm(sessionId);
+      if (booted.outcome.kind !== 'ok') {
+        if (booted.vm !== undefined) await call(this.vmm, this.vmm.closeLease, { sessionId }, HOST, 60_000);
+        throw new Error(`the peer VM did not boot: ${booted.outcome.error}`);
+      }
+      this.peer = { vmid: booted.vm!.vmid, vmmBoot: boot, sessionId };
+      return booted.vm!.vmid;
     })().finally(() => (this.peerMaking = undefined));
     return this.peerMaking.catch(() => undefined);
   }
@@ -326,39 +332,39 @@ export class Workload {
     return r;
   }
 
-  /** Create, bind 1 MiB, DTB, boot context, start: one operation; a VM left half-made is destroyed. */
+  /** Create, bind 1 MiB, DTB, boot context, start in `sessionId`: the VM as far as it got, and how the first failing step ended. */
+  private async bootVm(sessionId: string): Promise<{ vm: Vm | undefined; outcome: Outcome<unknown> }> {
+    const hostAddr = VM_BASE + BigInt(this.nextVmSlot++) * 2n * MiB;
+    const created = await call<{ vm?: Vm }>(this.vmm, this.vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 });
+    if (created.kind !== 'ok') return { vm: undefined, outcome: created };
+    const vm = created.value.vm!;
+    const at = (extra: object): object => ({ sessionId, handle: vm.handle, ...extra });
+    const steps: [unknown, object][] = [
+      [this.vmm.mapMem, at({ binding: { guestAddr: 0x8000_0000n, hostAddr, size: 1n * MiB, mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true }, unmap: false })],
+      [this.vmm.setDtbConfig, at({ guestAddr: 0x8008_0000n, size: 0x2000n })],
+      [this.vmm.setBootContext, at({ regSet: RegSet.REG_SET_PC, index: 0, value: 0x8000_0000n })],
+      [this.vmm.startVm, at({})],
+    ];
+    for (const [fn, req] of steps) {
+      const s = await call(this.vmm, fn, req);
+      if (s.kind !== 'ok') return { vm, outcome: s };
+    }
+    return { vm, outcome: { kind: 'ok', value: undefined } };
+  }
+
+  /** A GUNYAH VM booted through the VMM: one operation; a VM left half-made is destroyed. */
   private async vmStart(w: number): Promise<Outcome<unknown>> {
     const lease = await this.lease(w);
     if (lease === undefined) return { kind: 'info', error: 'no lease', code: grpc.status.UNAVAILABLE };
-    const hostAddr = VM_BASE + BigInt(this.nextVmSlot++) * 2n * MiB;
     const { sessionId } = lease;
-    let handle: bigint | undefined;
-    const r = await this.op(
-      w,
-      'vm_start',
-      'other',
-      undefined,
-      async () => {
-        const created = await call<{ vm?: Vm }>(this.vmm, this.vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 });
-        if (created.kind !== 'ok') return created;
-        handle = created.value.vm!.handle;
-        const at = (extra: object): object => ({ sessionId, handle, ...extra });
-        const steps: [unknown, object][] = [
-          [this.vmm.mapMem, at({ binding: { guestAddr: 0x8000_0000n, hostAddr, size: 1n * MiB, mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true }, unmap: false })],
-          [this.vmm.setDtbConfig, at({ guestAddr: 0x8008_0000n, size: 0x2000n })],
-          [this.vmm.setBootContext, at({ regSet: RegSet.REG_SET_PC, index: 0, value: 0x8000_0000n })],
-          [this.vmm.startVm, at({})],
-        ];
-        for (const [fn, req] of steps) {
-          const s = await call(this.vmm, fn, req);
-          if (s.kind !== 'ok') return s;
-        }
-        return { kind: 'ok', value: undefined };
-      },
-      { host: hex(hostAddr) },
-    );
-    if (r.kind === 'ok') this.vms[w]!.push({ handle: handle!, sessionId, vmmBoot: lease.vmmBoot });
-    else if (handle !== undefined) await this.destroy(w, { handle, sessionId, vmmBoot: lease.vmmBoot });
+    let vm: Vm | undefined;
+    const r = await this.op(w, 'vm_start', 'other', undefined, async () => {
+      const booted = await this.bootVm(sessionId);
+      vm = booted.vm;
+      return booted.outcome;
+    });
+    if (r.kind === 'ok') this.vms[w]!.push({ handle: vm!.handle, sessionId, vmmBoot: lease.vmmBoot });
+    else if (vm !== undefined) await this.destroy(w, { handle: vm.handle, sessionId, vmmBoot: lease.vmmBoot });
     return r;
   }
 
