@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient } from '@hypmesh/proto';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { ask, code, openSession } from './support/calls.js';
+import { ask, checkLive, code, openSession } from './support/calls.js';
 import { Processes, serving, type Addresses } from './support/processes.js';
 
 const MiB = 2 ** 20;
@@ -80,6 +80,9 @@ test('kill -9 the core between a VM create and its destroy: the stale grant ids 
   expect(still).toEqual(expect.arrayContaining(fresh));
   expect(await code(ask(vmm, vmm.getVm, { sessionId: after!.sessionId, handle: after!.vm.handle }))).toBe('OK');
   expect((await ask<{ violations: string[] }>(core, core.checkInvariants, {})).violations).toEqual([]);
+  // The three services agree afterwards (issue 9 "Done when": check --live is empty after each scenario).
+  const live = await checkLive(addrs);
+  expect({ code: live.code, out: live.out, err: live.err }).toEqual({ code: 0, out: "consistent: the VMM, the RM and the core agree, and the core's invariants hold\n", err: '' });
   core.close();
   vmm.close();
 }, 90_000);

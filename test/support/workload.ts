@@ -409,3 +409,41 @@ export class Workload {
     };
   }
 }
+
+/** One way a run fell short: a checker verdict (`check:<name>`), or `missing_vms`, `leaked`, `live`, `sweep`, `bugs`. */
+export interface Finding {
+  readonly key: string;
+  readonly details: readonly string[];
+}
+
+/**
+ * Everything a finished run is judged on, as findings (empty: clean): the checker's verdicts on the
+ * history, the VMs that went missing, what teardown reported leaked, `hypmesh check --live`'s
+ * disagreements, a VMM restart sweep that did not end clean, and any `bug:` log line.
+ */
+export function findings(
+  report: { verdicts: readonly { check: string; status: string; details: readonly string[] }[]; malformed: readonly string[] },
+  run: { missingVms: readonly string[]; leaked: readonly string[]; live: { code: number; out: string; err: string }; sweeps: readonly string[]; bugs: readonly unknown[] },
+): Finding[] {
+  const out: Finding[] = [];
+  if (report.malformed.length > 0) out.push({ key: 'malformed', details: report.malformed });
+  for (const v of report.verdicts) if (v.status !== 'pass') out.push({ key: `check:${v.check}`, details: [v.status, ...v.details] });
+  if (run.missingVms.length > 0) out.push({ key: 'missing_vms', details: run.missingVms });
+  if (run.leaked.length > 0) out.push({ key: 'leaked', details: run.leaked });
+  if (run.live.code !== 0) out.push({ key: 'live', details: [`exit ${run.live.code}`, ...run.live.out.trim().split('\n'), run.live.err] });
+  const unclean = run.sweeps.filter((m) => m !== 'restart sweep done: everything an earlier VMM held is back');
+  if (unclean.length > 0) out.push({ key: 'sweep', details: unclean });
+  if (run.bugs.length > 0) out.push({ key: 'bugs', details: run.bugs.map((b) => JSON.stringify(b)) });
+  return out;
+}
+
+/** The restart sweeps' end lines of every VMM process after the first (one per restart), or a note that one has not ended. */
+export function sweepsOf(c: Cluster): string[] {
+  return c.processes.all
+    .filter((p) => p.name.startsWith('vmm#'))
+    .map((p) => {
+      const l = p.logs.find((x) => typeof x['msg'] === 'string' && x['msg'].startsWith('restart sweep'));
+      return l === undefined ? `${p.name}: the restart sweep had not ended` : `${l['msg'] as string}${l['msg'] === 'restart sweep done: everything an earlier VMM held is back' ? '' : ` ${JSON.stringify(l['report'])}`}`;
+    })
+    .map((m) => (m.startsWith('restart sweep done: everything an earlier VMM held is back') ? 'restart sweep done: everything an earlier VMM held is back' : m));
+}
