@@ -69,6 +69,12 @@ test(`${COUNT} seeded crash-restarts (seed ${SEED}) across core, RM and VMM: not
       const rule = { id: `crash-${n}`, boundary: t.boundary, match: { [t.key]: name, nth: 1 }, crash: { point } };
       const f = faultClient(svc);
       const proc = c.proc[svc];
+      // Only its own rule may end a service: one found dead is a finding of its own.
+      for (const s of SVCS) {
+        const p = c.proc[s];
+        if (p.child.exitCode !== null || p.child.signalCode !== null)
+          throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) with no rule of its own fired; its last log lines: ${p.logs.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`);
+      }
       await eventually(`Arm ${rule.id} on ${svc}`, () => call(f, f.arm, { plan: FaultPlan.fromJSON({ rules: [rule] }), seed: SEED }));
       const exit = await Promise.race([exitOf(proc), sleep(FIRE_WITHIN_MS).then(() => 'not fired' as const)]);
       if (exit === 'not fired') {
@@ -102,6 +108,7 @@ test(`${COUNT} seeded crash-restarts (seed ${SEED}) across core, RM and VMM: not
     expect(found.filter((x) => !KNOWN.has(x.key))).toEqual([]);
     expect(crashes.core + crashes.rm + crashes.vmm).toBe(COUNT);
   } finally {
+    await w.stop();
     w.close();
     for (const f of Object.values(faults)) f.close();
   }

@@ -52,12 +52,17 @@ export type Outcome<T> = { kind: 'ok'; value: T } | { kind: 'fail' | 'info'; err
 export function call<T>(client: grpc.Client, fn: unknown, req: object, vmid = HOST, deadlineMs = CALL_DEADLINE_MS): Promise<Outcome<T>> {
   const md = new grpc.Metadata();
   md.set(CALLER_VMID_KEY, String(vmid));
-  return new Promise((resolve) =>
-    (fn as Unary).call(client, req, md, { deadline: Date.now() + deadlineMs }, (e, r) => {
-      if (e === null) resolve({ kind: 'ok', value: r as T });
-      else resolve({ kind: UNKNOWN_OUTCOME.has(e.code) ? 'info' : 'fail', error: `${grpc.status[e.code]}: ${e.details}`, code: e.code });
-    }),
-  );
+  return new Promise((resolve) => {
+    try {
+      (fn as Unary).call(client, req, md, { deadline: Date.now() + deadlineMs }, (e, r) => {
+        if (e === null) resolve({ kind: 'ok', value: r as T });
+        else resolve({ kind: UNKNOWN_OUTCOME.has(e.code) ? 'info' : 'fail', error: `${grpc.status[e.code]}: ${e.details}`, code: e.code });
+      });
+    } catch (e) {
+      // A closed client (the test ended under a worker): nothing was sent.
+      resolve({ kind: 'fail', error: `not sent: ${e instanceof Error ? e.message : String(e)}`, code: grpc.status.CANCELLED });
+    }
+  });
 }
 
 async function must<T>(what: string, p: Promise<Outcome<T>>): Promise<T> {
