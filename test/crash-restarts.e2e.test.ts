@@ -75,7 +75,16 @@ test(`${COUNT} seeded crash-restarts (seed ${SEED}) across core, RM and VMM: not
         if (p.child.exitCode !== null || p.child.signalCode !== null)
           throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) with no rule of its own fired; its last log lines: ${p.logs.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`);
       }
-      await eventually(`Arm ${rule.id} on ${svc}`, () => call(f, f.arm, { plan: FaultPlan.fromJSON({ rules: [rule] }), seed: SEED }));
+      // The rule may fire (and the service exit) before Arm's reply leaves it: then the exit is the answer.
+      let armed = false;
+      for (let i = 0; i < 150 && !armed && proc.child.exitCode === null && proc.child.signalCode === null; i++) {
+        armed = (await call(f, f.arm, { plan: FaultPlan.fromJSON({ rules: [rule] }), seed: SEED })).kind === 'ok';
+        if (!armed) await sleep(200);
+      }
+      if (!armed && proc.child.exitCode === null && proc.child.signalCode === null) {
+        const state = processes.all.slice(-6).map((p) => `${p.name}: exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'}, last ${p.logs.slice(-3).map((l) => JSON.stringify(l)).join(' ')}`);
+        throw new Error(`Arm ${rule.id} on ${svc} never answered\n${state.join('\n')}`);
+      }
       const exit = await Promise.race([exitOf(proc), sleep(FIRE_WITHIN_MS).then(() => 'not fired' as const)]);
       if (exit === 'not fired') {
         notFired++;
