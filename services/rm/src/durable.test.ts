@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { RmServiceClient } from '@hypmesh/proto/rm';
+import { MemNotifyKind, MemShareRequest, MemType, RmServiceClient } from '@hypmesh/proto/rm';
 import { inProcessCore } from '@hypmesh/rm';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { createStage2, type Stage2 } from '@hypmesh/stage2';
@@ -40,9 +40,9 @@ async function withRm<T>(body: (client: RmServiceClient, restored: boolean) => P
 }
 
 type Unary = (req: object, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => unknown;
-function ask<Res>(client: RmServiceClient, method: unknown, req: object): Promise<Res> {
+function ask<Res>(client: RmServiceClient, method: unknown, req: object, caller = 3): Promise<Res> {
   const md = new grpc.Metadata();
-  md.set(CALLER_VMID_KEY, '3');
+  md.set(CALLER_VMID_KEY, String(caller));
   return new Promise((resolve, reject) => (method as Unary).call(client, req, md, {}, (e, r) => (e ? reject(e) : resolve(r as Res))));
 }
 const vmids = async (c: RmServiceClient): Promise<number[]> => (await ask<{ vms: { vmid: number }[] }>(c, c.listVms, {})).vms.map((v) => v.vmid);
@@ -64,5 +64,24 @@ test('restored VMs, then a Reset is what the next start restores', async () => {
     expect(await vmids(c)).not.toContain(0x80);
     // The booted RM hands out 0x80 again (Reset started VMID allocation over).
     expect((await ask<{ vmid: number }>(c, c.vmAllocate, { vmid: 0 })).vmid).toBe(0x80);
+  });
+});
+
+test("HLOS's queue counters (dropped because full, ever queued) are restored with its waiting notifications", async () => {
+  type Stats = { notificationsPending: bigint; notificationsQueued: bigint; notificationsDropped: bigint };
+  const counters = (x: Stats): bigint[] => [x.notificationsPending, x.notificationsQueued, x.notificationsDropped];
+  const before = await withRm(async (c) => {
+    const { vmid } = await ask<{ vmid: number }>(c, c.vmAllocate, { vmid: 0 });
+    const share = MemShareRequest.fromPartial({ memType: MemType.MEM_TYPE_NORMAL, label: 1, acl: [{ vmid, rights: 6 }, { vmid: 3, rights: 7 }], sgl: [{ base: 0x8010_0000n, size: 0x1000n }] });
+    const { handle } = await ask<{ handle: number }>(c, c.memShare, share);
+    // 300 MEM_RELEASED for HLOS from a borrower that never accepted: its queue holds 256.
+    for (let i = 0; i < 300; i++) await ask(c, c.memNotify, { handle, kind: MemNotifyKind.MEM_NOTIFY_KIND_RELEASED, memInfoTag: 0, vmids: [] }, vmid);
+    return counters(await ask<Stats>(c, c.getStats, {}));
+  });
+  expect(before[0]).toBe(256n);
+  expect(before[2]).toBeGreaterThanOrEqual(44n);
+  await withRm(async (c, restored) => {
+    expect(restored).toBe(true);
+    expect(counters(await ask<Stats>(c, c.getStats, {}))).toEqual(before);
   });
 });

@@ -9,11 +9,29 @@
  * The row is the whole RM, not a row per object: the RM is small (≤ 63 VMs, 64 parcels each) and
  * one row cannot be half-written. Notifications taken by a subscriber after the last commit come
  * back after a restart (delivery is at least once across a crash).
+ *
+ * Beside the RM's own durable state the row keeps each client's queue counters (notifications
+ * dropped because its queue was full, and ever queued): a subscriber that returns after an RM
+ * restart learns how many it missed (Subscribe's `dropped`, GetStats), issue 9 item 3. A row
+ * written before they were kept restores them as zero.
  */
 import { decodeState, encodeState, exitOnCommitFailure, openDataDir, type Journal, type JournalSync } from '@hypmesh/journal';
-import { DEFAULT_RM_CONFIG, restoreRm, rmDurableState, type PersistPort, type ResourceManager, type RmConfig, type RmDurableState } from '@hypmesh/rm';
+import { DEFAULT_RM_CONFIG, VMID_HLOS, restoreRm, rmDurableState, type PersistPort, type ResourceManager, type RmConfig, type RmDurableState } from '@hypmesh/rm';
 
 const RM_STATE_FILE = 'rm.sqlite';
+
+/** One client's queue counters: [vmid, dropped, queued]. */
+type QueueCounters = [vmid: number, dropped: number, queued: number];
+type StoredRm = RmDurableState & { readonly queueCounters?: readonly QueueCounters[] };
+
+/** The counters of every queue that has counted anything: HLOS's, each VM's, and any other client with notifications waiting. */
+function queueCounters(rm: ResourceManager): QueueCounters[] {
+  const vmids = new Set<number>([VMID_HLOS, ...rm.vms.keys(), ...rm.pendingNotifications().map(([v]) => v)]);
+  return [...vmids]
+    .sort((a, b) => a - b)
+    .map((v): QueueCounters => [v, rm.queue(v).dropped, rm.queue(v).pushed])
+    .filter(([, dropped, queued]) => dropped > 0 || queued > 0);
+}
 const STATE_KEY = 'rm';
 /** Who made each VMID and parcel (admission.ts snapshot): quotas hold across a restart. */
 const ADMISSION_KEY = 'rm-admission';
@@ -26,7 +44,7 @@ export function persistTo(journal: Journal, failed: (e: Error) => void): Persist
   let last: string | undefined;
   return (rm) =>
     new Promise((resolve, reject) => {
-      const text = encodeState(rmDurableState(rm));
+      const text = encodeState({ ...rmDurableState(rm), queueCounters: queueCounters(rm) } satisfies StoredRm);
       const done = (e?: Error): void => {
         if (e === undefined) return resolve();
         failed(e);
@@ -57,7 +75,14 @@ export const storedAdmission = (journal: Journal): string | undefined => journal
 export function restoreFrom(journal: Journal, rm: ResourceManager): boolean {
   const text = journal.state(STATE_KEY);
   if (text === undefined) return false;
-  restoreRm(rm, decodeState(text) as RmDurableState);
+  const state = decodeState(text) as StoredRm;
+  restoreRm(rm, state);
+  // After restoreRm, whose re-queueing counted the waiting notifications as queued again.
+  for (const [vmid, dropped, queued] of state.queueCounters ?? []) {
+    const q = rm.queue(vmid);
+    q.dropped = dropped;
+    q.pushed = queued;
+  }
   return true;
 }
 

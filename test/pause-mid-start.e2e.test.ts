@@ -1,0 +1,77 @@
+/**
+ * Issue 9, the pause-mid-start finding: the RM stops serving (a fault-plan `pause`, armed through
+ * FaultService on the RM) when the VMM's StartVm sends VM_INIT, for longer than the VMM waits for an
+ * RM reply (--rm-timeout-ms). Before, the timeout fired but the VMID stayed in INIT in the RM for
+ * ever (VM_DEALLOCATE refused with VM_STATE). Now: StartVm fails, DestroyVm afterwards leaves
+ * nothing (no leak, no VM in the RM, no grant in the core), a new VM starts, and
+ * `hypmesh check --live` finds the three services agreeing.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { CoreServiceClient } from '@hypmesh/proto';
+import { FaultPlan, FaultServiceClient } from '@hypmesh/proto/fault';
+import { RmServiceClient } from '@hypmesh/proto/rm';
+import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { ask, checkLive, code, openSession } from './support/calls.js';
+import { Processes, type Addresses } from './support/processes.js';
+
+const MiB = 2 ** 20;
+const GUEST_RAM = BigInt(3 * 2 ** 30);
+/** The VMM's wait for one RM reply, and the RM's pause: the pause outlasts it. */
+const RM_TIMEOUT_MS = 2_000;
+const PAUSE_MS = 6_000;
+
+const processes = new Processes();
+let addrs: Addresses;
+const streams: grpc.ClientReadableStream<unknown>[] = [];
+beforeAll(async () => {
+  addrs = await processes.startServices(['--check-invariants'], { vmm: { HYPMESH_RM_TIMEOUT_MS: String(RM_TIMEOUT_MS) } });
+}, 60_000);
+afterAll(async () => {
+  for (const s of streams) s.cancel();
+  await processes.stopAll();
+  expect(processes.bugs()).toEqual([]);
+}, 30_000);
+
+/** A GUNYAH VM bound and configured, not started, in its own session. */
+async function configured(vmm: VmmServiceClient, hostOffset: number): Promise<{ where: { sessionId: string; handle: bigint }; vm: Vm }> {
+  const { stream, sessionId } = await openSession(vmm);
+  streams.push(stream);
+  const vm = (await ask<{ vm: Vm }>(vmm, vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 })).vm;
+  const where = { sessionId, handle: vm.handle };
+  const binding = { guestAddr: 0x8000_0000n, hostAddr: GUEST_RAM + BigInt(hostOffset), size: BigInt(4 * MiB), mode: BindMode.BIND_MODE_LEND, allowRead: true, allowWrite: true, allowExec: true };
+  await ask(vmm, vmm.mapMem, { ...where, binding, unmap: false });
+  await ask(vmm, vmm.setDtbConfig, { ...where, guestAddr: 0x8010_0000n, size: 0x2000n });
+  await ask(vmm, vmm.setBootContext, { ...where, regSet: RegSet.REG_SET_PC, index: 0, value: 0x8000_0000n });
+  return { where, vm };
+}
+
+test('the RM paused at VM_INIT past the VMM timeout: StartVm fails, DestroyVm leaves nothing, the next VM starts, check --live agrees', async () => {
+  const creds = grpc.credentials.createInsecure();
+  const vmm = new VmmServiceClient(addrs.vmm, creds);
+  const rm = new RmServiceClient(addrs.rm, creds);
+  const core = new CoreServiceClient(addrs.core, creds);
+  const faults = new FaultServiceClient(addrs.rm, creds);
+  try {
+    const first = await configured(vmm, 0);
+    await ask(faults, faults.arm, { plan: FaultPlan.fromJSON({ rules: [{ id: 'stall-init', boundary: 'BOUNDARY_CLIENT_TO_RM', match: { rmMessage: 'VM_INIT', nth: 1 }, pause: { durationMs: PAUSE_MS } }] }), seed: 1 });
+    expect(await code(ask(vmm, vmm.startVm, first.where, 3, 60_000))).not.toBe('OK');
+    expect(processes.logsOf('rm').some((l) => (l['fault'] as { ruleId?: string } | undefined)?.ruleId === 'stall-init')).toBe(true);
+    // Past the pause: the RM applies the held VM_INIT.
+    await new Promise((r) => setTimeout(r, PAUSE_MS));
+
+    const destroyed = (await ask<{ vm: Vm }>(vmm, vmm.destroyVm, first.where, 3, 60_000)).vm;
+    expect({ state: destroyed.state, leaked: destroyed.leaked }).toEqual({ state: VmState.VM_STATE_DESTROYED, leaked: [] });
+    expect((await ask<{ vms: { vmid: number }[] }>(rm, rm.listVms, {})).vms.map((v) => v.vmid)).not.toContain(first.vm.vmid);
+
+    const second = await configured(vmm, 16 * MiB);
+    expect((await ask<{ vm: Vm }>(vmm, vmm.startVm, second.where, 3, 60_000)).vm.state).toBe(VmState.VM_STATE_RUNNING);
+    expect((await ask<{ vm: Vm }>(vmm, vmm.destroyVm, second.where, 3, 60_000)).vm.leaked).toEqual([]);
+    expect((await ask<{ grants: unknown[] }>(core, core.listGrants, {})).grants).toEqual([]);
+
+    const live = await checkLive(addrs);
+    expect({ code: live.code, out: live.out, err: live.err }).toEqual({ code: 0, out: "consistent: the VMM, the RM and the core agree, and the core's invariants hold\n", err: '' });
+  } finally {
+    for (const c of [vmm, rm, core, faults]) c.close();
+  }
+}, 120_000);
