@@ -68,7 +68,8 @@ const KNOWN: Record<Svc, Record<string, string>> = {
   },
 };
 
-describe('kill -9 mid-workload, restart, finish, tear down: judged by the history checker', () => {
+// Opt-in (HYPMESH_CRASH_TESTS=1) while its KNOWN findings are open: which a run meets depends on timing.
+describe.skipIf(process.env['HYPMESH_CRASH_TESTS'] !== '1')('kill -9 mid-workload, restart, finish, tear down: judged by the history checker', () => {
   test.each<Svc>(['core', 'rm', 'vmm'])('%s', async (svc) => {
     const processes = new Processes();
     started.push(processes);
