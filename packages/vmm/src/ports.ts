@@ -67,6 +67,15 @@ export const RM_PORT_CALLS = {
  */
 export const MSGQ_FAILED_RULE_PREFIX = 'msgq_';
 
+/**
+ * msgq failures whose request never left the VMM (no stream to the RM, the client closed): the RM
+ * cannot have applied it, so its outcome is known, not in doubt (reconcile.ts asks nothing).
+ */
+export const MSGQ_NOT_SENT_RULES: ReadonlySet<string> = new Set([`${MSGQ_FAILED_RULE_PREFIX}not_sent`, `${MSGQ_FAILED_RULE_PREFIX}closed`]);
+
+/** The msgq failure of a request sent and not answered in time: the RM may be stopped, not restarting. */
+export const MSGQ_TIMEOUT_RULE = `${MSGQ_FAILED_RULE_PREFIX}timeout`;
+
 /** One generic RM call (the msgq: any message ID with its payload). */
 export type RmCaller = <N extends CallName>(name: N, request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>>;
 

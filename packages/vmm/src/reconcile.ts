@@ -21,6 +21,10 @@
  *   VM_STOP              the VM is EXITED
  *   VM_RESET             the VM is RESETTING or RESET
  *
+ * A request that never left (no stream: `msgq_not_sent`, `msgq_closed`) is not in doubt and fails at
+ * once; one not answered in time (`msgq_timeout`) is asked about once; one whose stream broke after it
+ * was sent is asked about with retries (the RM may be restarting).
+ *
  * Applied: the call succeeds with the reply the RM's state implies (the VMID, the parcel handle),
  * and the status read is passed on as a VM_STATUS notice (the real one may come later, or was lost
  * with the stream). Not applied, or the RM cannot be asked: the call fails as before (EIO: nothing
@@ -38,7 +42,7 @@ import type { VmStatus } from '@hypmesh/rm';
 import { VMID_HLOS, type RmOutcome } from '@hypmesh/rm';
 import type { CallName, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
 import type { VmmClock } from './clock.js';
-import { MSGQ_FAILED_RULE_PREFIX, RM_PORT_CALLS, rmPortOver, type RmNotice, type RmPort } from './ports.js';
+import { MSGQ_FAILED_RULE_PREFIX, MSGQ_NOT_SENT_RULES, MSGQ_TIMEOUT_RULE, RM_PORT_CALLS, rmPortOver, type RmNotice, type RmPort } from './ports.js';
 import type { HeldParcel, HeldVm, HoldingsPort } from './restart-sweep.js';
 
 /** What the RM holds, as the settle rows read it. */
@@ -162,8 +166,11 @@ export class ReconcilingRm {
       this.note(name, req, r.value);
       return r;
     }
-    if (!r.error.rule.startsWith(MSGQ_FAILED_RULE_PREFIX)) return r;
-    const facts = await this.read();
+    if (!r.error.rule.startsWith(MSGQ_FAILED_RULE_PREFIX) || MSGQ_NOT_SENT_RULES.has(r.error.rule)) return r;
+    // Not answered in time: the RM is stopped or overloaded, not restarting, so it is asked once (a
+    // caller waits no longer than its RM deadline twice over); a stream that broke after the send
+    // may be an RM restarting, which the retries wait out.
+    const facts = await this.read(r.error.rule === MSGQ_TIMEOUT_RULE ? 1 : this.attemptsMax + QUERY_EXTRA_TRIES);
     if (!facts.ok) {
       this.log({ call: name, applied: false, unreadable: facts.error });
       return { ok: false, error: { ...r.error, message: `${r.error.message}; its outcome is unknown: the RM could not be asked (${facts.error})` } };
@@ -177,10 +184,9 @@ export class ReconcilingRm {
     return { ok: true, value: reply };
   }
 
-  /** The RM's VMs and parcels, asked until it answers, within the budget above (the RM may be restarting). */
-  private async read(): Promise<{ ok: true; value: Facts } | { ok: false; error: string }> {
+  /** The RM's VMs and parcels, asked up to `tries` times with the back-off above (the RM may be restarting). */
+  private async read(tries: number): Promise<{ ok: true; value: Facts } | { ok: false; error: string }> {
     let why = '';
-    const tries = this.attemptsMax + QUERY_EXTRA_TRIES;
     for (let n = 1; n <= tries; n++) {
       const [vms, parcels] = await Promise.all([this.query.rmVms(), this.query.rmParcels()]);
       if (vms.ok && parcels.ok) return { ok: true, value: { vms: vms.value, parcels: parcels.value } };

@@ -173,6 +173,9 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       call.emit('error', fromThrown(e, face.log, 'Exchange'));
       return;
     }
+    // Headers at once: the client then knows the stream reached the RM, so a request it sent on a
+    // stream that ends without them cannot have been dispatched (the VMM's rm-client: not sent).
+    call.sendMetadata(new Metadata());
     const caller = who.vmid;
     let released = false;
     const releaseOnce = (): void => {

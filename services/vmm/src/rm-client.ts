@@ -104,6 +104,7 @@ const statusRule = (code: string): string => (code === 'UNAVAILABLE' ? 'unavaila
 /** The msgq failures that mean the RM was not reached, as @hypmesh/rpc's dependency scope notes them. */
 const UNREACHED_RULES: Readonly<Record<string, Unreached>> = {
   [`${MSGQ_FAILED_RULE_PREFIX}unavailable`]: 'UNAVAILABLE',
+  [`${MSGQ_FAILED_RULE_PREFIX}not_sent`]: 'UNAVAILABLE',
   [`${MSGQ_FAILED_RULE_PREFIX}closed`]: 'UNAVAILABLE',
   [`${MSGQ_FAILED_RULE_PREFIX}timeout`]: 'DEADLINE_EXCEEDED',
 };
@@ -237,7 +238,13 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     const s = client.exchange(md);
     const rx = new Reassembler();
     stream = s;
+    // The RM sends its headers as its Exchange handler starts (services/rm byte-face.ts): until they
+    // arrive nothing written here reached it, so a stream that breaks before them failed its calls
+    // unsent (no outcome in doubt: the RM down answers at once, not after a settling query).
+    let reached = false;
+    s.on('metadata', () => (reached = true));
     s.on('data', (res: ExchangeResponse) => {
+      reached = true;
       backoffMs = RM_RECONNECT_MS_MIN;
       if (res.dependencyUnreached !== undefined) outages.set(res.dependencyUnreached.seq, res.dependencyUnreached);
       for (const ev of rx.push(new Uint8Array(res.fragment.buffer, res.fragment.byteOffset, res.fragment.byteLength))) {
@@ -247,7 +254,7 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     const broken = (why: string): void => {
       if (stream !== s) return;
       stream = undefined;
-      for (const seq of [...pending.keys()]) settle(seq, msgqFailed('unavailable', `the RM stream ended (${why})`));
+      for (const seq of [...pending.keys()]) settle(seq, msgqFailed(reached ? 'unavailable' : 'not_sent', `the RM stream ended (${why})`));
       if (!closed) {
         reconnect = setTimeout(open, backoffMs);
         reconnect.unref();
@@ -288,10 +295,10 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
       }
       if (event !== undefined && a?.kind === 'crash' && a.point === 'BEFORE_COMMIT') {
         crash(event);
-        return resolve(msgqFailed('unavailable', faultMessage(event, `crashed before sending ${name}`)));
+        return resolve(msgqFailed('not_sent', faultMessage(event, `crashed before sending ${name}`)));
       }
       if (closed) return resolve(msgqFailed('closed', `${name}: the RM client is closed`));
-      if (stream === undefined) return resolve(msgqFailed('unavailable', `${name}: no stream to the RM at ${address} (reconnecting)`));
+      if (stream === undefined) return resolve(msgqFailed('not_sent', `${name}: no stream to the RM at ${address} (reconnecting)`));
       const seq = freeSeq();
       if (seq === undefined) return resolve(msgqFailed('busy', `${name}: ${SEQ_LIMIT} calls in flight`));
       const msgId = codecMessageId(name);
