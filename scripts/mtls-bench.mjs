@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { PROTO_ROOT } from '@hypmesh/proto';
-import { ListVmsResponse, VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceClient, VmmServiceService } from '@hypmesh/proto/vmm';
+import { ListVmsResponse, VMM_SERVICE_NAME, VmmServiceClient, VmmServiceService } from '@hypmesh/proto/vmm';
 import { AUTHZ_TABLE, CALLER_VMID_KEY, clientCredentials, loadTls, principalOf, serveGrpc } from '@hypmesh/rpc';
 
 const blockMs = Number(process.argv[2] ?? 1000);
@@ -22,7 +21,7 @@ const tls = (n) => loadTls({ certFile: join(dir, `${n}.crt`), keyFile: join(dir,
 const empty = ListVmsResponse.fromPartial({});
 const stub = { listVms: (call, cb) => (principalOf(call), cb(null, empty)) };
 const serve = (extra) =>
-  serveGrpc({ address: '127.0.0.1:0', serviceName: VMM_SERVICE_NAME, protoRoot: PROTO_ROOT, protoFiles: VMM_PROTO_FILES, register: (s) => s.addService(VmmServiceService, stub), ...extra });
+  serveGrpc({ address: '127.0.0.1:0', serviceName: VMM_SERVICE_NAME, register: (s) => s.addService(VmmServiceService, stub), ...extra });
 const plain = await serve({});
 const secure = await serve({ tls: tls('vmm'), authz: AUTHZ_TABLE });
 const md = new grpc.Metadata();

@@ -8,6 +8,3 @@ export { protobufPackage } from './gen/hypmesh/fault/v1/fault.js';
 
 /** The fully qualified gRPC service name, as reflection and health checks spell it. */
 export const FAULT_SERVICE_NAME = 'hypmesh.fault.v1.FaultService';
-
-/** The .proto files, relative to PROTO_ROOT, for reflection. */
-export const FAULT_PROTO_FILES = ['hypmesh/fault/v1/fault.proto'] as const;

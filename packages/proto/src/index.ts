@@ -38,16 +38,5 @@ export const HEALTH_DESCRIPTOR_SET_PATH = fileURLToPath(new URL('../descriptors/
 /** Fully qualified gRPC service names, as reflection and health checks spell them. */
 export const CORE_SERVICE_NAME = 'hypmesh.core.v1.CoreService';
 
-/**
- * The .proto files, relative to PROTO_ROOT, that describe CoreService and the detail messages its
- * errors carry (so reflection clients such as grpcurl can decode them; google.rpc.Status itself they know).
- * Imports resolve from there.
- */
-export const CORE_PROTO_FILES = [
-  'hypmesh/core/v1/core_service.proto',
-  'hypmesh/common/v1/error_detail.proto',
-  'google/rpc/error_details.proto',
-] as const;
-
 /** Type URL prefix of google.protobuf.Any. */
 export const TYPE_URL_PREFIX = 'type.googleapis.com/';

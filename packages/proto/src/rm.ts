@@ -15,14 +15,3 @@ export type { DeepPartial, Exact, MessageFns } from './gen/hypmesh/rm/v1/types.j
 
 /** The fully qualified gRPC service name, as reflection and health checks spell it. */
 export const RM_SERVICE_NAME = 'hypmesh.rm.v1.RmService';
-
-/**
- * The .proto files, relative to PROTO_ROOT, that describe RmService and the detail messages its
- * errors carry, for reflection. Imports (options.proto, google/protobuf/descriptor.proto) resolve
- * from there.
- */
-export const RM_PROTO_FILES = [
-  'hypmesh/rm/v1/rm_service.proto',
-  'hypmesh/common/v1/error_detail.proto',
-  'google/rpc/error_details.proto',
-] as const;

@@ -8,6 +8,3 @@ export { protobufPackage } from './gen/hypmesh/vmm/v1/vmm_service.js';
 
 /** The fully qualified gRPC service name, as reflection and health checks spell it. */
 export const VMM_SERVICE_NAME = 'hypmesh.vmm.v1.VmmService';
-
-/** The .proto files, relative to PROTO_ROOT, for reflection: the service and its error details. */
-export const VMM_PROTO_FILES = ['hypmesh/vmm/v1/vmm_service.proto', 'hypmesh/common/v1/error_detail.proto', 'google/rpc/error_details.proto'] as const;

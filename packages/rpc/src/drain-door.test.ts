@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, test } from 'vitest';
-import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse, PROTO_ROOT } from '@hypmesh/proto';
+import { CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
 import { CALLER_VMID_KEY } from './caller.js';
 import { serveGrpc } from './server.js';
 
@@ -24,8 +24,6 @@ describe('shutdown drains: running calls finish, new ones are refused', () => {
     const served = await serveGrpc({
       address: '127.0.0.1:0',
       serviceName: CORE_SERVICE_NAME,
-      protoRoot: PROTO_ROOT,
-      protoFiles: CORE_PROTO_FILES,
       register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
       drain: () => void events.push('service drained'),
     });

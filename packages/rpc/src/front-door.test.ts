@@ -8,7 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { FaultEngine, type FaultAction, type FaultEvent, type FaultMatch } from '@hypmesh/fault';
-import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse, PROTO_ROOT } from '@hypmesh/proto';
+import { CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
 import { serveGrpc, type Served } from './server.js';
 import {
   FaultPlan,
@@ -44,8 +44,6 @@ beforeAll(async () => {
   frontDoor = await serveGrpc({
     address: '127.0.0.1:0',
     serviceName: CORE_SERVICE_NAME,
-    protoRoot: PROTO_ROOT,
-    protoFiles: CORE_PROTO_FILES,
     register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
     faults: { engine, boundary: 'CLIENT_TO_CORE', ports: { crash: (e) => void crashes.push(e), onUnsupported: (e) => void unsupported.push(e) } },
   });
@@ -246,8 +244,6 @@ describe('health is exempt', () => {
     const served = await serveGrpc({
       address: '127.0.0.1:0',
       serviceName: CORE_SERVICE_NAME,
-      protoRoot: PROTO_ROOT,
-      protoFiles: CORE_PROTO_FILES,
       register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
       faults: { engine: local, boundary: 'CLIENT_TO_CORE' },
     });

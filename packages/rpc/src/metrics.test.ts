@@ -5,7 +5,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse, PROTO_ROOT } from '@hypmesh/proto';
+import { CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
 import { FaultEngine } from '@hypmesh/fault';
 import { CALLER_VMID_KEY, callerVmid } from './caller.js';
 import { ProcessMetrics, serveMetrics } from './metrics.js';
@@ -31,8 +31,6 @@ beforeAll(async () => {
   served = await serveGrpc({
     address: '127.0.0.1:0',
     serviceName: CORE_SERVICE_NAME,
-    protoRoot: PROTO_ROOT,
-    protoFiles: CORE_PROTO_FILES,
     register: (s) => s.addService(CoreServiceService, core as unknown as grpc.UntypedServiceImplementation),
     metrics,
     rpcLog: { isLevelEnabled: () => true, debug: (obj) => void logged.push(obj) },

@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { PROTO_ROOT } from '@hypmesh/proto';
-import { ListAllVmsResponse, ListVmsResponse, VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceClient, VmmServiceService, WatchVmRequest } from '@hypmesh/proto/vmm';
+import { ListAllVmsResponse, ListVmsResponse, VMM_SERVICE_NAME, VmmServiceClient, VmmServiceService, WatchVmRequest } from '@hypmesh/proto/vmm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CLIENT_KEY, principalOf, type Principal } from './admission.js';
 import { AUTHZ_TABLE, type AuthzTable } from './authz.js';
@@ -49,8 +48,6 @@ async function serve(tls: TlsMaterial | undefined, authz: AuthzTable = AUTHZ_TAB
   return serveGrpc({
     address: '127.0.0.1:0',
     serviceName: VMM_SERVICE_NAME,
-    protoRoot: PROTO_ROOT,
-    protoFiles: VMM_PROTO_FILES,
     register: (s) => s.addService(VmmServiceService, stub as unknown as grpc.UntypedServiceImplementation),
     ...(tls !== undefined && { tls }),
     authz,

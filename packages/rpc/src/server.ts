@@ -54,9 +54,6 @@ export interface ServeOptions {
   readonly address: string;
   /** The fully qualified service name health reports (hypmesh.rm.v1.RmService). */
   readonly serviceName: string;
-  /** Where the .proto files live, and the service's files relative to it (for reflection). */
-  readonly protoRoot: string;
-  readonly protoFiles: readonly string[];
   /** Adds the service's handlers to the server. */
   readonly register: (server: grpc.Server) => void;
   /** At shutdown, after health goes NOT_SERVING: end open streams, finish background work. */

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse, PROTO_ROOT } from '@hypmesh/proto';
+import { CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
 import { CALLER_VMID_KEY } from './caller.js';
 import { callUnary, serviceClientOptions } from './client-call.js';
 import { serveGrpc, type Served } from './server.js';
@@ -28,8 +28,6 @@ const serve = (name: string, ownershipCounts: unknown): Promise<Served> =>
   serveGrpc({
     address: '127.0.0.1:0',
     serviceName: CORE_SERVICE_NAME,
-    protoRoot: PROTO_ROOT,
-    protoFiles: CORE_PROTO_FILES,
     register: (s) => s.addService(CoreServiceService, { ownershipCounts } as unknown as grpc.UntypedServiceImplementation),
   }).then((served) => Object.assign(served, { name }));
 

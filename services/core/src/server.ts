@@ -8,7 +8,7 @@
 
 import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
-import { CORE_PROTO_FILES, CORE_SERVICE_NAME, CoreServiceService, PROTO_ROOT, type CoreServiceServer } from '@hypmesh/proto';
+import { CORE_SERVICE_NAME, CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
 import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, principalOf, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type Principal, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
@@ -190,8 +190,6 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
     serviceName: CORE_SERVICE_NAME,
     ...(options.metrics && { metrics: options.metrics }),
     ...(options.rpcLog && { rpcLog: options.rpcLog }),
-    protoRoot: PROTO_ROOT,
-    protoFiles: CORE_PROTO_FILES,
     register: (server) => server.addService(CoreServiceService, service),
     ...frontDoorFaults(options.faults, 'CLIENT_TO_CORE'),
   });

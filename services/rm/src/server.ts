@@ -8,8 +8,7 @@
  */
 
 import type * as grpc from '@grpc/grpc-js';
-import { PROTO_ROOT } from '@hypmesh/proto';
-import { RM_PROTO_FILES, RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
+import { RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
 import { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
@@ -120,8 +119,6 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     serviceName: RM_SERVICE_NAME,
     ...(options.metrics && { metrics: options.metrics }),
     ...(options.rpcLog && { rpcLog: options.rpcLog }),
-    protoRoot: PROTO_ROOT,
-    protoFiles: RM_PROTO_FILES,
     ...(options.dependencies && { dependencies: options.dependencies }),
     register: (server) => server.addService(RmServiceService, service),
     ...frontDoorFaults(engine ?? 'off', 'CLIENT_TO_RM'),

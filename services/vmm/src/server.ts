@@ -16,8 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import type { HealthImplementation } from 'grpc-health-check';
 import type * as grpc from '@grpc/grpc-js';
-import { PROTO_ROOT } from '@hypmesh/proto';
-import { VMM_PROTO_FILES, VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
+import { VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
 import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig, type VmmDurableState } from '@hypmesh/vmm';
@@ -162,8 +161,6 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     serviceName: VMM_SERVICE_NAME,
     ...(options.metrics && { metrics: options.metrics }),
     ...(options.rpcLog && { rpcLog: options.rpcLog }),
-    protoRoot: PROTO_ROOT,
-    protoFiles: VMM_PROTO_FILES,
     ...(options.dependencies && { dependencies: options.dependencies }),
     register: (server) => server.addService(VmmServiceService, service),
     ...frontDoorFaults(options.faults, 'CLIENT_TO_VMM'),
