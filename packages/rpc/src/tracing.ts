@@ -19,6 +19,8 @@ import * as grpc from '@grpc/grpc-js';
 import { context, propagation, SpanKind, SpanStatusCode, trace, ROOT_CONTEXT, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 
 const TRACER_NAME = 'hypmesh';
@@ -29,13 +31,38 @@ let provider: BasicTracerProvider | undefined;
  * Turns tracing on for this process: spans go to `exporter` (batched unless `immediate`, which tests
  * use so a span is exported as it ends). Once per process; later calls return the same provider.
  */
-export function enableTracing(exporter: SpanExporter, immediate = false): BasicTracerProvider {
+export function enableTracing(exporter: SpanExporter, immediate = false, serviceName?: string): BasicTracerProvider {
   if (provider !== undefined) return provider;
-  provider = new BasicTracerProvider({ spanProcessors: [immediate ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter)] });
+  provider = new BasicTracerProvider({
+    spanProcessors: [immediate ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter)],
+    ...(serviceName !== undefined && { resource: resourceFromAttributes({ 'service.name': serviceName }) }),
+  });
   trace.setGlobalTracerProvider(provider);
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   return provider;
+}
+
+/**
+ * `--otlp-endpoint URL` (HYPMESH_OTLP_ENDPOINT): spans of this process, as service `serviceName`
+ * (the OTel `service.name` resource), batched to an OTLP/gRPC collector at `url`
+ * (`http://host:4317`; `https://` for TLS). Call before the server and clients are made: they
+ * install the interceptors only when tracing is on. An unreachable collector loses spans, never calls.
+ */
+export function enableOtlpTracing(url: string, serviceName: string): BasicTracerProvider {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new Error(`--otlp-endpoint ${JSON.stringify(url)} is not a URL (e.g. http://127.0.0.1:4317)`);
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') throw new Error(`--otlp-endpoint ${JSON.stringify(url)}: the scheme must be http or https, not ${protocol}`);
+  return enableTracing(new OTLPTraceExporter({ url }), false, serviceName);
+}
+
+/** Exports the spans still batched (on shutdown, before the process exits); a no-op with tracing off. */
+export async function flushTracing(): Promise<void> {
+  await provider?.forceFlush().catch(() => undefined);
 }
 
 /** Whether enableTracing ran. */
@@ -128,12 +155,30 @@ export function traceparentOf(active: Context = context.active()): string {
 }
 
 /**
+ * A CLIENT span for one message sent on a carrier that is not metadata (the VMM's RM request on the
+ * Exchange stream), child of the active context: its `traceparent` goes beside the message, and
+ * `end` closes it with the outcome (an error message, or none). With tracing off: '' and a no-op.
+ */
+export function carrierSpan(name: string, attributes: Record<string, string | number>): { readonly traceparent: string; end(error?: string): void } {
+  if (!tracingEnabled()) return { traceparent: '', end: () => {} };
+  const span = tracer().startSpan(name, { kind: SpanKind.CLIENT, attributes });
+  return {
+    traceparent: traceparentOf(trace.setSpan(context.active(), span)),
+    end: (error) => {
+      if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error.slice(0, 200) });
+      span.end();
+    },
+  };
+}
+
+/**
  * Runs `fn` in a span named `name` whose parent is `traceparent` (from a non-metadata carrier; '' or
- * malformed: a new trace). With tracing off it just runs `fn`.
+ * malformed: the active context, so a message without one stays in its stream's trace). With
+ * tracing off it just runs `fn`.
  */
 export function withRemoteParent<T>(traceparent: string, name: string, attributes: Record<string, string | number>, fn: () => T): T {
   if (!tracingEnabled()) return fn();
-  const parent = traceparent === '' ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, { traceparent });
+  const parent = traceparent === '' ? context.active() : propagation.extract(context.active(), { traceparent });
   return tracer().startActiveSpan(name, { kind: SpanKind.SERVER, attributes }, parent, (span) => {
     try {
       const r = fn();

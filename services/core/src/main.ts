@@ -7,6 +7,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { ProcessMetrics, processFaultEngine, serveMetrics } from '@hypmesh/rpc';
+import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
 import { coreGauges } from './metrics.js';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
 import { admissionHelp, CoreAdmission, durableCoreOptions, memoryFromOptions, quotaSpecs, SNAPSHOT_EVERY_DEFAULT, startCoreServer } from './server.js';
@@ -44,12 +45,20 @@ const opts = new Command('hypmesh-core')
       .default([]),
   )
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_CORE_METRICS'))
+  .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .addHelpText('after', `\n${admissionHelp()}`)
   .parse()
-  .opts<{ metricsAddress?: string; quota: string[]; address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
+  .opts<{ otlpEndpoint?: string; metricsAddress?: string; quota: string[]; address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
+/** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
+try {
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-core');
+} catch (e) {
+  log.fatal((e as Error).message);
+  process.exit(2);
+}
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -100,7 +109,7 @@ try {
     if (stopping) process.exit(1);
     stopping = true;
     log.info({ signal }, 'shutting down');
-    void core.shutdown(SHUTDOWN_GRACE_MS).then(() => process.exit(0));
+    void core.shutdown(SHUTDOWN_GRACE_MS).then(flushTracing).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

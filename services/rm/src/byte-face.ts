@@ -28,6 +28,7 @@
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import { UnreachedKind, type DependencyUnreached, type ExchangeRequest, type ExchangeResponse, type GetStatsResponse } from '@hypmesh/proto/rm';
 import { fromThrown, inDependencyScope, principalOf, type BugLog, type Principal, type Unreached } from '@hypmesh/rpc';
+import { withRemoteParent } from '@hypmesh/rpc';
 import { MsgqEndpoint, type MsgqRefusal, type RequestHook, type ResourceManager } from '@hypmesh/rm';
 import { FragmentReorder, applyAt, fragmentStep, type FaultEngine, type FaultEvent } from '@hypmesh/fault';
 import { decodeHeader, encodeReply, messageName } from '@hypmesh/rm-wire';
@@ -187,6 +188,27 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     // Requests whose dispatch could not reach the core, by seq: their reply's first fragment says so.
     const outages = new Map<number, DependencyUnreached>();
     const faultHook = face.faults === undefined ? undefined : byteFaceFaultHook(face.faults);
+    // The trace context that came beside the latest first fragment (msgq.proto ExchangeRequest.traceparent),
+    // taken by the request it starts: fragments are handled in order, so that is the next one dispatched.
+    let traceparent = '';
+    /** One reassembled request: quotas, then faults, in the dependency scope (so an unreached core is noted). */
+    const handleRequest: RequestHook = async (request, dispatch) => {
+      // Quotas first (admission.ts): a refused request answers the RM's own error for an empty pool.
+      const admitted = async (): Promise<Uint8Array> => {
+        const r = await face.admission.around(who, request.name, dispatch, (payload) => madeByReply(request.name, payload));
+        if (r.ok) return r.value;
+        const refusal = { rmError: r.refusal.rmError, rule: r.refusal.rule };
+        face.stats.refusal(caller, refusal);
+        bump(streamRefusals, `${refusal.rmError}:${refusal.rule}`);
+        return encodeReply(refusal.rmError);
+      };
+      const { result, failure } = inDependencyScope(() => (faultHook === undefined ? admitted() : faultHook(request, admitted)));
+      const payload = await result;
+      const f = failure();
+      // No payload: no reply goes out (a lost or dropped message), so nothing to annotate.
+      if (f !== undefined && payload !== undefined) outages.set(request.seq, { seq: request.seq, dependency: f.dependency, kind: UNREACHED_KINDS[f.unreached], message: f.message });
+      return payload;
+    };
     const endpoint = new MsgqEndpoint(
       face.rm,
       caller,
@@ -198,22 +220,11 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
         face.stats.refusal(caller, r);
         bump(streamRefusals, `${r.rmError}:${r.rule}`);
       },
-      async (request, dispatch) => {
-        // Quotas first (admission.ts): a refused request answers the RM's own error for an empty pool.
-        const admitted = async (): Promise<Uint8Array> => {
-          const r = await face.admission.around(who, request.name, dispatch, (payload) => madeByReply(request.name, payload));
-          if (r.ok) return r.value;
-          const refusal = { rmError: r.refusal.rmError, rule: r.refusal.rule };
-          face.stats.refusal(caller, refusal);
-          bump(streamRefusals, `${refusal.rmError}:${refusal.rule}`);
-          return encodeReply(refusal.rmError);
-        };
-        const { result, failure } = inDependencyScope(() => (faultHook === undefined ? admitted() : faultHook(request, admitted)));
-        const payload = await result;
-        const f = failure();
-        // No payload: no reply goes out (a lost or dropped message), so nothing to annotate.
-        if (f !== undefined && payload !== undefined) outages.set(request.seq, { seq: request.seq, dependency: f.dependency, kind: UNREACHED_KINDS[f.unreached], message: f.message });
-        return payload;
+      (request, dispatch) => {
+        const parent = traceparent;
+        traceparent = '';
+        // The RM's span for this message, child of the sender's (README "Tracing"); its core calls are its children.
+        return withRemoteParent(parent, `rm.msgq ${request.name}`, { 'rpc.system': 'hypmesh.msgq', 'hypmesh.rm.message': request.name, 'hypmesh.caller_vmid': caller }, () => handleRequest(request, dispatch));
       },
     );
     let closed = false;
@@ -268,10 +279,12 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
     call.on('data', (req: ExchangeRequest) => {
       face.stats.fragmentsReceived++;
       const bytes = req.fragment instanceof Uint8Array ? req.fragment : new Uint8Array(0);
+      const carried = req.traceparent ?? '';
       // Counted around this fragment's own turn on the chain: a count taken when the fragment
       // arrived would include every pipelined request still queued before it.
       replies = replies
         .then(async () => {
+          if (carried !== '') traceparent = carried;
           const before = endpoint.stats().requests;
           const fragments = await endpoint.receive(bytes);
           face.stats.requestsDispatched += endpoint.stats().requests - before;

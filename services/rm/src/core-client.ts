@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, CoreServiceService, GrantMemoryType, GrantType, VmProtection, type FrameRange } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, requestDigest, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall, type KeyedReply } from '@hypmesh/rpc';
+import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, requestDigest, serviceClientOptions, unreachedOf, type ClientUnaryFn, type KeyedCall, type KeyedReply } from '@hypmesh/rpc';
 import { VMID_RM, type CoreGrantPort, type CoreRefusal, type CoreResult, type FrameRun, type GrantKind, type GrantMemoryKind } from '@hypmesh/rm';
 
 /** Deadline of one core call (--core-timeout-ms). */
@@ -87,7 +87,7 @@ export const SETTLE_FOR_MS = 600_000;
  * meanwhile waits for the settling, so a grant is either destroyed or handed to the RM, never both.
  */
 export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: [faultClientInterceptor(faults, 'RM_TO_CORE')] });
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), serviceClientOptions(...(faults === undefined ? [] : [faultClientInterceptor(faults, 'RM_TO_CORE')])));
   // Ids differ between the RM's lives: the core remembers them across its own restarts.
   const keys = new OperationKeys(`rm-${randomUUID()}`);
   let closed = false;

@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
 import { DEPENDENCY_GRACE_MS_DEFAULT, ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
+import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
 import { rmGauges } from './metrics.js';
 import { RM_ADMISSION, rmAdmissionLimits } from './admission.js';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
@@ -35,11 +36,19 @@ const opts = new Command('hypmesh-rm')
       .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
   )
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_RM_METRICS'))
+  .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ metricsAddress?: string; address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; quota?: string[] }>();
+  .opts<{ otlpEndpoint?: string; metricsAddress?: string; address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; quota?: string[] }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
+/** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
+try {
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-rm');
+} catch (e) {
+  log.fatal((e as Error).message);
+  process.exit(2);
+}
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -97,7 +106,7 @@ try {
     if (stopping) process.exit(1);
     stopping = true;
     log.info({ signal }, 'shutting down');
-    void rm.shutdown(SHUTDOWN_GRACE_MS).then(() => {
+    void rm.shutdown(SHUTDOWN_GRACE_MS).then(flushTracing).then(() => {
       c.close();
       process.exit(0);
     });

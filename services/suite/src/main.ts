@@ -15,6 +15,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
+import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
 import { coreGauges, durableCoreOptions, memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
 import { CORE_CALL_TIMEOUT_MS, durableRmOptions, grpcCore, rmGauges, startRmServer } from '@hypmesh/rm-service';
 import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer, vmmGauges } from '@hypmesh/vmm-service';
@@ -37,14 +38,22 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--data-dir <dir>', 'durable state of the core (core.sqlite) and the RM (rm.sqlite); default: in memory only').env('HYPMESH_DATA_DIR'))
   .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_METRICS'))
+  .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317, as service hypmesh-suite (each span names its server in hypmesh.service; README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ metricsAddress?: string; memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<{ otlpEndpoint?: string; metricsAddress?: string; memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
 
 const log = pino({ name: 'hypmesh', level: opts.logLevel });
+/** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
+try {
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-suite');
+} catch (e) {
+  log.fatal((e as Error).message);
+  process.exit(2);
+}
 
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -102,6 +111,7 @@ try {
       .then(() => rm.shutdown(SHUTDOWN_GRACE_MS))
       .then(() => coreClient.close())
       .then(() => core.shutdown(SHUTDOWN_GRACE_MS))
+      .then(flushTracing)
       .then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

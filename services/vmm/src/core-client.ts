@@ -24,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, CoreServiceService, GrantMemoryType, GrantType, MemoryKind, type ErrorDetail, type FrameRange, type GetMemoryMapResponse } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, SERVICE_CLIENT_OPTIONS, unreachedOf, type ClientUnaryFn, type KeyedCall } from '@hypmesh/rpc';
+import { DEPENDENCY_TIMEOUT_MS, decodeStatusDetails, dependencyNoter, faultClientInterceptor, keyedCall, OperationKeys, OUTCOME_UNKNOWN_RULE, outcomeUnknownMessage, serviceClientOptions, unreachedOf, type ClientUnaryFn, type KeyedCall } from '@hypmesh/rpc';
 import type { CoreRefusal, CoreResult } from '@hypmesh/rm';
 import { RMI_STATUS, type Outputs, type Result, type RmiError, type RmiStatusName } from '@hypmesh/stage2';
 import type { CorePort, DemandPagedGrantType, FrameRun } from '@hypmesh/vmm';
@@ -75,7 +75,7 @@ export interface GrpcCorePort extends CorePort {
 
 /** A CorePort talking to the core at `address` (host:port) as HOST. */
 export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), faults === undefined ? SERVICE_CLIENT_OPTIONS : { ...SERVICE_CLIENT_OPTIONS, interceptors: [faultClientInterceptor(faults, 'VMM_TO_CORE')] });
+  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), serviceClientOptions(...(faults === undefined ? [] : [faultClientInterceptor(faults, 'VMM_TO_CORE')])));
   // Ids differ between the VMM's lives: the core remembers them across its own restarts.
   const keys = new OperationKeys(`vmm-${randomUUID()}`);
 

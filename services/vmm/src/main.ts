@@ -9,6 +9,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEPENDENCY_GRACE_MS_DEFAULT, ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
+import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
 import { vmmGauges } from './metrics.js';
 import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
@@ -62,11 +63,19 @@ const opts = new Command('hypmesh-vmm')
       .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
   )
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_VMM_METRICS'))
+  .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ metricsAddress?: string; address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[]; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<{ otlpEndpoint?: string; metricsAddress?: string; address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[]; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
+/** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
+try {
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-vmm');
+} catch (e) {
+  log.fatal((e as Error).message);
+  process.exit(2);
+}
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -115,7 +124,7 @@ try {
     if (stopping) process.exit(1);
     stopping = true;
     log.info({ signal }, 'shutting down');
-    void vmm.shutdown(SHUTDOWN_GRACE_MS).then(() => {
+    void vmm.shutdown(SHUTDOWN_GRACE_MS).then(flushTracing).then(() => {
       rm.close();
       core.close();
       holdings.close();

@@ -44,6 +44,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ExchangeRequest, RmServiceClient, UnreachedKind, type DependencyUnreached, type ExchangeResponse } from '@hypmesh/proto/rm';
 import { FragmentReorder, NO_FAULT, faultMessage, fragmentStep, rmMessageMethod, type FaultEngine, type FaultEvent, type FragmentStep } from '@hypmesh/fault';
 import { CALLER_VMID_KEY, CLIENT_KEY, DEPENDENCY_TIMEOUT_MS, dependencyNoter, SERVICE_CLIENT_OPTIONS, type Unreached } from '@hypmesh/rpc';
+import { carrierSpan } from '@hypmesh/rpc';
 import { VMID_HLOS, type RmError, type RmOutcome } from '@hypmesh/rm';
 import {
   LINUX_RM_SEND_PAYLOAD_MAX,
@@ -165,8 +166,13 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
   let queue: Promise<void> = Promise.resolve();
   /** Bumped per fragment pushed, so an idle flush knows nothing came after it. */
   let pushed = 0;
+  /** A message's first fragment → its trace context, written beside it (msgq.proto ExchangeRequest.traceparent). */
+  const traceparents = new WeakMap<Uint8Array, string>();
   const writeNow = (fragments: readonly Uint8Array[]): void => {
-    for (const f of fragments) stream?.write(ExchangeRequest.fromPartial({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength) }));
+    for (const f of fragments) {
+      const traceparent = traceparents.get(f);
+      stream?.write(ExchangeRequest.fromPartial({ fragment: Buffer.from(f.buffer, f.byteOffset, f.byteLength), ...(traceparent !== undefined && { traceparent }) }));
+    }
   };
   function writeStep(step: FragmentStep): void {
     if (holding === 0 && step.holdMs === 0) {
@@ -184,7 +190,8 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
       .finally(() => void holding--);
   }
   /** A message's fragments onto the queue, each through the engine at VMM_TO_RM_FRAGMENT. */
-  function sendFragments(name: CallName, fragments: readonly Uint8Array[]): void {
+  function sendFragments(name: CallName, fragments: readonly Uint8Array[], traceparent: string): void {
+    if (traceparent !== '' && fragments[0] !== undefined) traceparents.set(fragments[0], traceparent);
     for (const f of fragments) {
       pushed++;
       const decision = faults === undefined ? NO_FAULT : faults.decide({ boundary: 'VMM_TO_RM_FRAGMENT', rmMessage: name, callerVmid: VMID_HLOS });
@@ -278,7 +285,10 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     new Promise((settled) => {
       const rmUnreached = dependencyNoter('rm');
       const coreUnreached = dependencyNoter('core');
+      // One span per RM message, child of the caller's (README "Tracing"); the RM's span for it is its child.
+      const span = carrierSpan(`rm.msgq ${name}`, { 'rpc.system': 'hypmesh.msgq', 'hypmesh.rm.message': name });
       const resolve = (r: RmOutcome<ReplyOf<N>>): void => {
+        span.end(r.ok ? undefined : `${r.error.rmError} (${r.error.rule}): ${r.error.message}`);
         const u = r.ok ? undefined : UNREACHED_RULES[r.error.rule];
         if (u !== undefined && !r.ok) rmUnreached(u, `${address}: ${r.error.message}`);
         settled(r);
@@ -324,8 +334,8 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
       pending.set(seq, { name, msgId, resolve: resolve as (r: RmOutcome<unknown>) => void, unreached: coreUnreached, timer, repliesLeft: a?.kind === 'duplicate' ? 2 : 1, ...(replace && { replace }) });
       if (a?.kind === 'drop') return; // never sent: the timer answers
       if (a?.kind === 'delay' || a?.kind === 'pause') writeStep({ send: [], holdMs: a.kind === 'delay' ? a.delayMs : a.durationMs });
-      sendFragments(name, fragments.value);
-      if (a?.kind === 'duplicate') sendFragments(name, fragments.value);
+      sendFragments(name, fragments.value, span.traceparent);
+      if (a?.kind === 'duplicate') sendFragments(name, fragments.value, span.traceparent);
     });
 
   open();
