@@ -1,6 +1,6 @@
 /**
  * `npm run bench` prints a table of named figures against their targets; `npm run bench -- --json`
- * prints one JSON object of the same figures; `--only core,grpc,rm,fault,durable,abuse` runs only those groups
+ * prints one JSON object of the same figures; `--only core,grpc,rm,fault,durable,abuse,tracing` runs only those groups
  * (comma-separated). Benchmarks are not tests: nothing here fails a build.
  */
 import { execFileSync } from 'node:child_process';
@@ -12,6 +12,7 @@ import { DURABLE_BENCH_ROUNDS, durableCoreRpc } from './durable-bench.js';
 import { FAULT_BENCH_BLOCKS, faultInterceptorOverhead } from './fault-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
 import { checkInvariantsUs, realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
+import { TRACING_BENCH_BLOCKS, tracingOverhead } from './tracing-bench.js';
 import { SIM_BENCH_CHECK_EVERY, SIM_BENCH_FAULT_RATE, SIM_BENCH_JOBS, simCampaignStepsPerS, simStepsPerS } from './sim-bench.js';
 
 interface Figure {
@@ -156,6 +157,17 @@ async function abuseFigures(): Promise<Figure[]> {
   ];
 }
 
+/** Tracing's cost (issue 11 item 6): core RPC throughput with --otlp-endpoint ÷ without, same run (tracing-bench.ts). */
+async function tracingFigures(): Promise<Figure[]> {
+  const r = await tracingOverhead();
+  return [
+    { name: 'core_translate_rpc_per_s_traced', value: Math.round(r.tracedPerS), unit: `calls/s (core process with --otlp-endpoint, ${RPC_CONCURRENCY} in flight; ${r.exportRequests} OTLP exports, ${Math.round(r.exportBytes / 1024)} KiB)` },
+    { name: 'core_translate_rpc_per_s_untraced', value: Math.round(r.untracedPerS), unit: `calls/s (core process without, ${RPC_CONCURRENCY} in flight)` },
+    { name: 'tracing_overhead_ratio', value: round(r.ratio, 3), unit: `traced ÷ untraced (median of ${TRACING_BENCH_BLOCKS} ABBA blocks)` },
+    { name: 'tracing_bench_aa_ratio', value: round(r.aaRatio, 3), unit: 'untraced ÷ another untraced core process, the same way: the noise floor' },
+  ];
+}
+
 /** Figure groups in run order; `--only` picks some by name. */
 const GROUPS = {
   core: async () => coreFigures(),
@@ -166,6 +178,7 @@ const GROUPS = {
   sim: simFigures,
   durable: durableFigures,
   abuse: abuseFigures,
+  tracing: tracingFigures,
 } as const satisfies Record<string, () => Promise<Figure[]>>;
 type Group = keyof typeof GROUPS;
 
