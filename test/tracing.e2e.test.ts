@@ -6,13 +6,14 @@
  * message (parented through ExchangeRequest.traceparent on the msgq Exchange) and the core calls the
  * RM and the VMM make, every span's parent in the same trace.
  */
+import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ask, openSession } from './support/calls.js';
-import { Processes } from './support/processes.js';
+import { Processes, ROOT } from './support/processes.js';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -144,3 +145,13 @@ describe('one StartVm is one trace across the VMM, the RM and the core', () => {
     stream.cancel();
   }, 60_000);
 });
+
+test('a bad --otlp-endpoint refuses startup (exit 2), naming it', async () => {
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) =>
+    execFile(process.execPath, ['services/core/dist/main.js', '--address', '127.0.0.1:0', '--otlp-endpoint', 'collector:4317'], { cwd: ROOT, timeout: 20_000 }, (e, out) =>
+      resolve({ code: e === null ? 0 : typeof e.code === 'number' ? e.code : null, out }),
+    ),
+  );
+  expect(r.code).toBe(2);
+  expect(r.out).toContain('--otlp-endpoint \\"collector:4317\\": the scheme must be http or https');
+}, 30_000);

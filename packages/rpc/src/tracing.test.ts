@@ -5,14 +5,14 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
 import { CALLER_VMID_KEY } from './caller.js';
 import { callUnary, serviceClientOptions } from './client-call.js';
 import { serveGrpc, type Served } from './server.js';
-import { enableTracing, traceparentOf, withRemoteParent } from './tracing.js';
+import { carrierSpan, enableOtlpTracing, enableTracing, traceparentOf, withRemoteParent } from './tracing.js';
 import { unaryWith } from './unary.js';
 
 const exporter = new InMemorySpanExporter();
@@ -90,5 +90,36 @@ describe('one trace across services', () => {
   test('no traceparent: a new trace; the function still runs', () => {
     expect(withRemoteParent('', 'x', {}, () => 'ran')).toBe('ran');
     expect(withRemoteParent('garbage', 'y', {}, () => 'ran')).toBe('ran');
+  });
+
+  test("a message on a non-metadata carrier: the sender's CLIENT span → the receiver's span, one trace (carrierSpan, withRemoteParent)", () => {
+    exporter.reset();
+    const tracer = trace.getTracer('test');
+    let sent = { traceparent: '', end: (_e?: string) => {} };
+    tracer.startActiveSpan('caller', (caller) => {
+      sent = carrierSpan('rm.msgq VM_START', { 'hypmesh.rm.message': 'VM_START' });
+      caller.end();
+    });
+    // The receiver has its own active context (the Exchange stream's): the carried parent wins.
+    tracer.startActiveSpan('stream', (stream) => {
+      withRemoteParent(sent.traceparent, 'rm.msgq VM_START', {}, () => undefined);
+      // None carried: the message stays in the stream's trace, under the stream's span.
+      withRemoteParent('', 'rm.msgq VM_STOP', {}, () => undefined);
+      stream.end();
+    });
+    sent.end('BUSY (msgq_timeout): no reply');
+    const spans = exporter.getFinishedSpans();
+    const named = (n: string, k: SpanKind) => spans.find((s) => s.name === n && s.kind === k)!;
+    const [caller, client, server, stream, stop] = [named('caller', SpanKind.INTERNAL), named('rm.msgq VM_START', SpanKind.CLIENT), named('rm.msgq VM_START', SpanKind.SERVER), named('stream', SpanKind.INTERNAL), named('rm.msgq VM_STOP', SpanKind.SERVER)];
+    expect(client.parentSpanContext?.spanId).toBe(caller.spanContext().spanId);
+    expect(server.parentSpanContext?.spanId).toBe(client.spanContext().spanId);
+    expect(server.spanContext().traceId).toBe(caller.spanContext().traceId);
+    expect(stop.parentSpanContext?.spanId).toBe(stream.spanContext().spanId);
+    expect(client.status).toEqual({ code: SpanStatusCode.ERROR, message: 'BUSY (msgq_timeout): no reply' });
+  });
+
+  test('--otlp-endpoint must be an http(s) URL: anything else is refused, naming it', () => {
+    expect(() => enableOtlpTracing('localhost:4317', 'hypmesh-test')).toThrow('--otlp-endpoint "localhost:4317": the scheme must be http or https, not localhost:');
+    expect(() => enableOtlpTracing('not a url', 'hypmesh-test')).toThrow('--otlp-endpoint "not a url" is not a URL (e.g. http://127.0.0.1:4317)');
   });
 });
