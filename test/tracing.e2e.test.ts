@@ -142,6 +142,9 @@ describe('one StartVm is one trace across the VMM, the RM and the core', () => {
     // vmm → rm → core: at least one core call made by the RM while it handled a message of this StartVm.
     const viaRm = coreServers.filter((c) => ancestors(c).some((a) => a.service === 'hypmesh-rm' && a.name.startsWith('rm.msgq ')));
     expect(viaRm.length).toBeGreaterThan(0);
+
+    // The RM's and the VMM's dependency probes (a health Check each second) are not traced.
+    expect(otlp.spans.filter((s) => s.name.startsWith('grpc.')).map((s) => `${s.service} ${s.name}`)).toEqual([]);
     stream.cancel();
   }, 60_000);
 });

@@ -118,6 +118,17 @@ describe('one trace across services', () => {
     expect(client.status).toEqual({ code: SpanStatusCode.ERROR, message: 'BUSY (msgq_timeout): no reply' });
   });
 
+  test('health checks are not traced (dependency probes poll them every second)', async () => {
+    exporter.reset();
+    const probe = new grpc.Client(`127.0.0.1:${a.port}`, grpc.credentials.createInsecure(), serviceClientOptions());
+    const raw = (b: Buffer): Buffer => b;
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => probe.makeUnaryRequest('/grpc.health.v1.Health/Check', raw, raw, Buffer.alloc(0), (e) => resolve(e)));
+    probe.close();
+    expect(err).toBeNull();
+    // The caller's client span only; no server span.
+    expect(exporter.getFinishedSpans().map((s) => [s.name, s.kind])).toEqual([['grpc.health.v1.Health/Check', SpanKind.CLIENT]]);
+  });
+
   test('--otlp-endpoint must be an http(s) URL: anything else is refused, naming it', () => {
     expect(() => enableOtlpTracing('localhost:4317', 'hypmesh-test')).toThrow('--otlp-endpoint "localhost:4317": the scheme must be http or https, not localhost:');
     expect(() => enableOtlpTracing('not a url', 'hypmesh-test')).toThrow('--otlp-endpoint "not a url" is not a URL (e.g. http://127.0.0.1:4317)');

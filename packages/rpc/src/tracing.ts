@@ -60,9 +60,16 @@ export function enableOtlpTracing(url: string, serviceName: string): BasicTracer
   return enableTracing(new OTLPTraceExporter({ url }), false, serviceName);
 }
 
-/** Exports the spans still batched (on shutdown, before the process exits); a no-op with tracing off. */
+/** How long shutdown waits for the last batch: a collector that does not answer must not hold the process up. */
+export const TRACING_FLUSH_TIMEOUT_MS = 2_000;
+
+/** Exports the spans still batched (on shutdown, before the process exits), for at most TRACING_FLUSH_TIMEOUT_MS; a no-op with tracing off. */
 export async function flushTracing(): Promise<void> {
-  await provider?.forceFlush().catch(() => undefined);
+  if (provider === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, TRACING_FLUSH_TIMEOUT_MS)));
+  await Promise.race([provider.forceFlush().catch(() => undefined), timeout]);
+  clearTimeout(timer);
 }
 
 /** Whether enableTracing ran. */
@@ -93,9 +100,13 @@ function endSpan(span: Span, code: grpc.status, details?: string): void {
   span.end();
 }
 
+/** Infrastructure every service answers (dependency probes poll health each second): not traced, so traces are the calls' own. */
+const UNTRACED = /^\/grpc\.(health|reflection)\./;
+
 /** A SERVER span per call, child of the context in the request metadata; the handler runs in it. */
 export function traceServer(serviceName: string): grpc.ServerInterceptor {
   return (method, call) => {
+    if (UNTRACED.test(method.path)) return new grpc.ServerInterceptingCall(call);
     let span: Span | undefined;
     let active: Context = ROOT_CONTEXT;
     const end = (code: grpc.status, details?: string): void => {
