@@ -163,7 +163,7 @@ async function tracingFigures(): Promise<Figure[]> {
   return [
     { name: 'core_translate_rpc_per_s_traced', value: Math.round(r.tracedPerS), unit: `calls/s (core process with --otlp-endpoint, ${RPC_CONCURRENCY} in flight; ${r.exportRequests} OTLP exports, ${Math.round(r.exportBytes / 1024)} KiB)` },
     { name: 'core_translate_rpc_per_s_untraced', value: Math.round(r.untracedPerS), unit: `calls/s (core process without, ${RPC_CONCURRENCY} in flight)` },
-    { name: 'tracing_overhead_ratio', value: round(r.ratio, 3), unit: `traced ÷ untraced (median of ${TRACING_BENCH_BLOCKS} ABBA blocks)` },
+    { name: 'tracing_overhead_ratio', value: round(r.ratio, 3), unit: `traced ÷ untraced (median of ${TRACING_BENCH_BLOCKS} blocks T U W W U T of 150 ms rounds)` },
     { name: 'tracing_bench_aa_ratio', value: round(r.aaRatio, 3), unit: 'untraced ÷ another untraced core process, the same way: the noise floor' },
   ];
 }

@@ -3,19 +3,41 @@
  * with `--otlp-endpoint` (a server span per call, batched and exported over OTLP/gRPC to a sink in
  * this process that accepts and discards) ÷ the same against a core process without it, same run.
  *
- * Both cores are child processes (services/core/dist/main.js), so neither side shares this
- * process's OpenTelemetry globals, and the ratio is the median of ABBA blocks as in fault-bench.ts.
- * A second core without tracing against the first (A/A) gives the noise floor. The client here is
- * not traced: the figure is the server's cost (span, context, export), not a caller's client span.
+ * The cores are child processes (services/core/dist/main.js), so none shares this process's
+ * OpenTelemetry globals: one traced (T), one not (U) and a second untraced twin (W) whose ratio to U
+ * is the noise floor (A/A). Each block runs the rounds T U W W U T (a palindrome, so a load that
+ * drifts linearly across the block cancels, as fault-bench.ts's ABBA blocks do), every process
+ * equally warm; the figures are the medians of the blocks' (T₁ + T₂) ÷ (U₁ + U₂) and (W₁ + W₂) ÷
+ * (U₁ + U₂). The client here is not traced: the figure is the server's cost (span, context,
+ * export), not a caller's client span.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { FAULT_BENCH_BLOCKS, coreClient, pairedRatio, translateCall } from './fault-bench.js';
+import { RPC_CONCURRENCY } from './core-rpc-bench.js';
+import { FAULT_BENCH_BLOCKS, coreClient, translateCall } from './fault-bench.js';
+import { drive } from './grpc-bench.js';
 
 export const TRACING_BENCH_BLOCKS = FAULT_BENCH_BLOCKS;
+const ROUND_MS = 150;
+const WARM_MS = 1_000;
+
+/** A full collection between rounds, when node runs with --expose-gc (npm run bench does). */
+const collect = (): void => (globalThis as { gc?: () => void }).gc?.();
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+};
+
+/** Calls per second of one round against one core. */
+async function rate(issue: () => Promise<void>): Promise<number> {
+  collect();
+  return (await drive(RPC_CONCURRENCY, ROUND_MS, issue)).callsPerS;
+}
 
 const CORE_MAIN = fileURLToPath(new URL('../../../services/core/dist/main.js', import.meta.url));
 
@@ -93,11 +115,27 @@ export async function tracingOverhead(): Promise<TracingOverhead> {
   const cores = await Promise.all([coreProcess(['--otlp-endpoint', `http://127.0.0.1:${sink.port}`]), coreProcess([]), coreProcess([])]);
   const [traced, untraced, twin] = cores.map((c) => coreClient(c.port)) as [ReturnType<typeof coreClient>, ReturnType<typeof coreClient>, ReturnType<typeof coreClient>];
   try {
-    const r = await pairedRatio(translateCall(traced), translateCall(untraced));
-    const aa = await pairedRatio(translateCall(twin), translateCall(untraced));
+    const [t, u, w] = [translateCall(traced), translateCall(untraced), translateCall(twin)];
+    for (const issue of [t, u, w]) await drive(RPC_CONCURRENCY, WARM_MS, issue);
+    const ratios: number[] = [];
+    const aaRatios: number[] = [];
+    const tRates: number[] = [];
+    const uRates: number[] = [];
+    for (let i = 0; i < TRACING_BENCH_BLOCKS; i++) {
+      const t1 = await rate(t);
+      const u1 = await rate(u);
+      const w1 = await rate(w);
+      const w2 = await rate(w);
+      const u2 = await rate(u);
+      const t2 = await rate(t);
+      ratios.push((t1 + t2) / (u1 + u2));
+      aaRatios.push((w1 + w2) / (u1 + u2));
+      tRates.push(t1, t2);
+      uRates.push(u1, u2);
+    }
     for (const c of cores) await stop(c.child); // the traced core flushes its last batch as it stops
     const { requests, bytes } = sink.exports();
-    return { ratio: r.ratio, tracedPerS: r.aPerS, untracedPerS: r.bPerS, aaRatio: aa.ratio, exportRequests: requests, exportBytes: bytes };
+    return { ratio: median(ratios), tracedPerS: median(tRates), untracedPerS: median(uRates), aaRatio: median(aaRatios), exportRequests: requests, exportBytes: bytes };
   } finally {
     for (const c of [traced, untraced, twin]) c.close();
     for (const c of cores) await stop(c.child);
