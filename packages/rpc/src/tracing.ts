@@ -4,15 +4,19 @@
  * trace across the VMM, the RM and the core.
  *
  * - A server span per call (traceServer), child of the caller's context; the handler runs inside it
- *   (AsyncLocalStorage), so every call the handler makes is its child.
+ *   (AsyncLocalStorage), so every call the handler makes is its child. Health and reflection are
+ *   not traced.
  * - A client span per outbound call (traceClient), whose context rides in the request metadata.
  * - Carriers that are not metadata: an RM message on the Exchange stream is many fragments on one
- *   long-lived call, so its context travels beside its first fragment (the trace field of the
- *   gRPC envelope, never inside the msgq bytes a real RM reads): `traceparentOf` and `withRemoteParent`.
+ *   long-lived call, so the sender opens a span per message (carrierSpan) whose context travels
+ *   beside its first fragment (ExchangeRequest.traceparent in msgq.proto, never inside the msgq
+ *   bytes a real RM reads), and the RM handles the message in a span with that parent
+ *   (withRemoteParent). The Exchange stream itself is not a client span: it outlives every trace.
  *
- * Tracing is off unless a service is started with an exporter (`--otlp-endpoint`, or an in-memory
- * exporter in tests): then `enableTracing` installs the process-wide provider, context manager and
- * propagator once. Off, the interceptors are not installed and nothing is recorded.
+ * Tracing is off unless a service is started with an exporter (`--otlp-endpoint`: enableOtlpTracing,
+ * or an in-memory exporter in tests): then `enableTracing` installs the process-wide provider,
+ * context manager and propagator once. Off, the interceptors are not installed and nothing is
+ * recorded (README "Tracing").
  */
 
 import * as grpc from '@grpc/grpc-js';
