@@ -10,10 +10,11 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { CoreServiceClient } from '@hypmesh/proto';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ask, openSession } from './support/calls.js';
-import { Processes, ROOT } from './support/processes.js';
+import { Processes, ROOT, serving } from './support/processes.js';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -158,3 +159,22 @@ test('a bad --otlp-endpoint refuses startup (exit 2), naming it', async () => {
   expect(r.code).toBe(2);
   expect(r.out).toContain('--otlp-endpoint \\"collector:4317\\": the scheme must be http or https');
 }, 30_000);
+
+test('a collector that is down: the service still answers, and logs once that spans are being lost', async () => {
+  // A port nothing listens on: a collector bound and closed again.
+  const gone = await collector();
+  gone.server.forceShutdown();
+  const env = { HYPMESH_OTLP_ENDPOINT: `http://127.0.0.1:${gone.port}`, OTEL_BSP_SCHEDULE_DELAY: '100' };
+  const { proc, line } = await processes.spawnNode('core-no-collector', 'services/core/dist/main.js', ['--address', '127.0.0.1:0'], serving('hypmesh core serving'), env);
+  const core = new CoreServiceClient(`127.0.0.1:${line['port'] as number}`, grpc.credentials.createInsecure());
+  const lost = (): number => proc.logs.filter((l) => l['msg'] === 'trace export to the collector failing: spans are lost until it succeeds').length;
+  try {
+    for (let i = 0; i < 3; i++) await ask(core, core.ownershipCounts, {});
+    // The exporter retries UNAVAILABLE within its 10 s timeout before the batch counts as failed.
+    for (let i = 0; i < 200 && lost() === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(lost()).toBe(1);
+    expect(proc.logs.find((l) => l['msg'] === 'trace export to the collector failing: spans are lost until it succeeds')).toMatchObject({ level: 40, collector: `http://127.0.0.1:${gone.port}` });
+  } finally {
+    core.close();
+  }
+}, 60_000);

@@ -79,6 +79,6 @@ export {
   type AdmissionTable,
 } from './admission.js';
 export { callObserver, ProcessMetrics, ServiceMetrics, serveMetrics, type CallEnd, type GaugeSample } from './metrics.js';
-export { carrierSpan, enableOtlpTracing, enableTracing, flushTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent } from './tracing.js';
+export { carrierSpan, enableOtlpTracing, enableTracing, exportTransitionsLogged, flushTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent, type TracingLog } from './tracing.js';
 export { loadTls, serverCredentials, clientCredentials, tlsConfigFrom, TLS_FLAGS, type TlsConfig, type TlsMaterial } from './tls.js';
 export { AUTHZ_TABLE, authorize, authzRule, guardAuthz, isOpen, type AuthzRule, type AuthzTable, type VmidClass } from './authz.js';

@@ -6,13 +6,14 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { ExportResultCode } from '@opentelemetry/core';
+import { InMemorySpanExporter, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CORE_SERVICE_NAME, CoreServiceClient, CoreServiceService, OwnershipCountsResponse } from '@hypmesh/proto';
 import { CALLER_VMID_KEY } from './caller.js';
 import { callUnary, serviceClientOptions } from './client-call.js';
 import { serveGrpc, type Served } from './server.js';
-import { carrierSpan, enableOtlpTracing, enableTracing, traceparentOf, withRemoteParent } from './tracing.js';
+import { carrierSpan, enableOtlpTracing, enableTracing, exportTransitionsLogged, traceparentOf, withRemoteParent } from './tracing.js';
 import { unaryWith } from './unary.js';
 
 const exporter = new InMemorySpanExporter();
@@ -127,6 +128,23 @@ describe('one trace across services', () => {
     expect(err).toBeNull();
     // The caller's client span only; no server span.
     expect(exporter.getFinishedSpans().map((s) => [s.name, s.kind])).toEqual([['grpc.health.v1.Health/Check', SpanKind.CLIENT]]);
+  });
+
+  test('a collector lost and regained: one log line per transition, not per batch', () => {
+    const outcomes = [ExportResultCode.FAILED, ExportResultCode.FAILED, ExportResultCode.SUCCESS, ExportResultCode.SUCCESS, ExportResultCode.FAILED];
+    const inner: SpanExporter = { export: (_spans, done) => done({ code: outcomes.shift()!, error: new Error('14 UNAVAILABLE: No connection established') }), shutdown: async () => {} };
+    const lines: [string, string][] = [];
+    const log = { info: (_o: object, msg: string) => lines.push(['info', msg]), warn: (_o: object, msg: string) => lines.push(['warn', msg]) };
+    const logged = exportTransitionsLogged(inner, 'http://127.0.0.1:4317', log);
+    const results: ExportResultCode[] = [];
+    for (let i = 0; i < 5; i++) logged.export([], (r) => results.push(r.code));
+    // Every batch's own result still reaches the processor.
+    expect(results).toEqual([ExportResultCode.FAILED, ExportResultCode.FAILED, ExportResultCode.SUCCESS, ExportResultCode.SUCCESS, ExportResultCode.FAILED]);
+    expect(lines).toEqual([
+      ['warn', 'trace export to the collector failing: spans are lost until it succeeds'],
+      ['info', 'trace export to the collector succeeds again'],
+      ['warn', 'trace export to the collector failing: spans are lost until it succeeds'],
+    ]);
   });
 
   test('--otlp-endpoint must be an http(s) URL: anything else is refused, naming it', () => {

@@ -22,7 +22,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { context, propagation, SpanKind, SpanStatusCode, trace, ROOT_CONTEXT, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { ExportResultCode, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -53,7 +53,7 @@ export function enableTracing(exporter: SpanExporter, immediate = false, service
  * (`http://host:4317`; `https://` for TLS). Call before the server and clients are made: they
  * install the interceptors only when tracing is on. An unreachable collector loses spans, never calls.
  */
-export function enableOtlpTracing(url: string, serviceName: string): BasicTracerProvider {
+export function enableOtlpTracing(url: string, serviceName: string, log?: TracingLog): BasicTracerProvider {
   let protocol: string;
   try {
     protocol = new URL(url).protocol;
@@ -61,7 +61,37 @@ export function enableOtlpTracing(url: string, serviceName: string): BasicTracer
     throw new Error(`--otlp-endpoint ${JSON.stringify(url)} is not a URL (e.g. http://127.0.0.1:4317)`);
   }
   if (protocol !== 'http:' && protocol !== 'https:') throw new Error(`--otlp-endpoint ${JSON.stringify(url)}: the scheme must be http or https, not ${protocol}`);
-  return enableTracing(new OTLPTraceExporter({ url }), false, serviceName);
+  const exporter = new OTLPTraceExporter({ url });
+  return enableTracing(log === undefined ? exporter : exportTransitionsLogged(exporter, url, log), false, serviceName);
+}
+
+/** A pino-like logger for the collector's transitions. */
+export interface TracingLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * `exporter`, logging once when its exports start failing (spans are being lost: the collector is
+ * down or refuses) and once when one succeeds again, as dependency-health.ts logs a dependency's
+ * transitions; the OpenTelemetry SDK itself reports a failed batch nowhere.
+ */
+export function exportTransitionsLogged(exporter: SpanExporter, collector: string, log: TracingLog): SpanExporter {
+  let failing = false;
+  return {
+    export: (spans, done) =>
+      exporter.export(spans, (result) => {
+        const ok = result.code === ExportResultCode.SUCCESS;
+        if (ok === failing) {
+          failing = !ok;
+          if (ok) log.info({ collector }, 'trace export to the collector succeeds again');
+          else log.warn({ collector, spans: spans.length, error: result.error?.message }, 'trace export to the collector failing: spans are lost until it succeeds');
+        }
+        done(result);
+      }),
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+  };
 }
 
 /** How long shutdown waits for the last batch: a collector that does not answer must not hold the process up. */

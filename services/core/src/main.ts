@@ -54,7 +54,7 @@ const opts = new Command('hypmesh-core')
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
 try {
-  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-core');
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-core', log);
 } catch (e) {
   log.fatal((e as Error).message);
   process.exit(2);

@@ -44,7 +44,7 @@ const opts = new Command('hypmesh-rm')
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
 try {
-  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-rm');
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-rm', log);
 } catch (e) {
   log.fatal((e as Error).message);
   process.exit(2);

@@ -49,7 +49,7 @@ const target = (address: string, port: number): string => `${address.replace(/:\
 const log = pino({ name: 'hypmesh', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
 try {
-  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-suite');
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-suite', log);
 } catch (e) {
   log.fatal((e as Error).message);
   process.exit(2);

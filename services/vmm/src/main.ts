@@ -71,7 +71,7 @@ const opts = new Command('hypmesh-vmm')
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
 try {
-  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-vmm');
+  if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-vmm', log);
 } catch (e) {
   log.fatal((e as Error).message);
   process.exit(2);
