@@ -109,7 +109,17 @@ describe('one StartVm is one trace across the VMM, the RM and the core', () => {
     const services = (spans: Span[]): string[] => [...new Set(spans.map((s) => s.service))].sort();
     const spans = await traceOf(
       () => startVm()?.traceId,
-      (t) => services(t).length === 3 && t.some((s) => s.service === 'hypmesh-rm' && s.name === 'rm.msgq VM_START'),
+      // Each process exports on its own schedule: wait until every span's parent has arrived too.
+      (t) => {
+        const ids = new Set(t.map((s) => s.spanId));
+        const underRm = (s: Span): boolean => t.some((p) => p.spanId === s.parentSpanId && p.service === 'hypmesh-rm' && p.kind === CLIENT);
+        return (
+          services(t).length === 3 &&
+          t.some((s) => s.service === 'hypmesh-rm' && s.name === 'rm.msgq VM_START') &&
+          t.every((s) => s.parentSpanId === '' || ids.has(s.parentSpanId)) &&
+          t.some((s) => s.service === 'hypmesh-core' && underRm(s))
+        );
+      },
     );
     const root = startVm();
     expect(root, 'the VMM exported its StartVm server span').toBeDefined();
