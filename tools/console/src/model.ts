@@ -73,6 +73,34 @@ export interface GrantView {
   readonly frames: number;
 }
 
+/**
+ * One run of a VM's stage-2 (query.proto AddressSpaceRun): IPA frames [ipa, ipa+count) mapped to PA
+ * frames from `pa`, by entries of one level, state and rights (stage2-models.md §A2, §B4).
+ */
+export interface Stage2RunView {
+  readonly ipa: number;
+  readonly count: number;
+  readonly pa: number;
+  /** Table level of the entries: 1 or 2 for blocks, 3 for pages. */
+  readonly level: number;
+  /** "rwx" with '-' for a right not given (X = 1, W = 2, R = 4). */
+  readonly rights: string;
+  readonly state: string;
+  readonly device: boolean;
+}
+
+/** A VM's stage-2 as the page shows it; `error` when the core could not say (no such space). */
+export interface Stage2View {
+  readonly vmid: number;
+  readonly runs: readonly Stage2RunView[];
+  readonly error?: string;
+  /** Set when the map had more runs than the console keeps. */
+  readonly cut?: boolean;
+}
+
+/** Rights bits as "rwx" (query.proto AddressSpaceRun.perms: X = 1, W = 2, R = 4). */
+export const rightsText = (perms: number): string => `${perms & 4 ? 'r' : '-'}${perms & 2 ? 'w' : '-'}${perms & 1 ? 'x' : '-'}`;
+
 /** Everything the page draws but the timeline. `errors` names each service that could not be asked. */
 export interface Snapshot {
   readonly regions: readonly RegionView[];

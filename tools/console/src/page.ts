@@ -8,6 +8,9 @@
  * drawn in their own colours; a band under a run marks shared or lent state (§A2) or a live grant.
  * Drag on a strip to zoom into a range, double-click to zoom out; hovering shows the run.
  *
+ * A VM's stage-2 (pick it above the tables, or click its row): its IPA→PA runs with level and
+ * rights, asked from the console's /stage2.json on the pick and again on each pushed snapshot.
+ *
  * `window.hypmeshConsole` exposes what a test needs: the render count, the last render's duration
  * (ms), the snapshot, and each VMID's colour.
  */
@@ -40,6 +43,8 @@ export const PAGE_HTML = String.raw`<!doctype html>
 <div id="legend"></div>
 <div id="regions"></div>
 <div id="tip"></div>
+<h2>Stage-2 of <select id="s2vm"><option value="">pick a VM</option></select> <small id="s2info"></small></h2>
+<table id="stage2"><thead><tr><th>IPA</th><th>PA</th><th>size</th><th>level</th><th>rights</th><th>state</th><th>device</th></tr></thead><tbody></tbody></table>
 <div class="cols">
   <div><h2>VMs</h2><table id="vms"><thead><tr><th>handle</th><th>VMID</th><th>type</th><th>state</th><th>RM status</th><th>RM lists</th><th>host pages</th><th>session</th></tr></thead><tbody></tbody></table></div>
   <div><h2>Parcels</h2><table id="parcels"><thead><tr><th>handle</th><th>owner</th><th>type</th><th>state</th><th>ACL</th><th>accepted by</th><th>bytes</th><th>grant</th></tr></thead><tbody></tbody></table></div>
@@ -104,6 +109,11 @@ function render() {
   sel.textContent = ''; sel.append(new Option('all', ''));
   for (const id of ids) sel.append(new Option('VMID ' + id, String(id)));
   sel.value = ids.map(String).includes(chosen) ? chosen : '';
+  // The stage-2 picker: the host and every VM with a VMID (a realm's space has none here).
+  const s2 = document.getElementById('s2vm'), s2chosen = s2.value;
+  s2.textContent = ''; s2.append(new Option('pick a VM', ''));
+  for (const id of ids.filter((v) => v !== 0)) s2.append(new Option((FIXED[id] ? FIXED[id][1] + ' ' : '') + 'VMID ' + id, String(id)));
+  s2.value = ids.map(String).includes(s2chosen) ? s2chosen : '';
   state.renders++; state.lastRenderMs = performance.now() - t0;
 }
 
@@ -134,6 +144,30 @@ function wire(div, reg) {
   canvas.addEventListener('dblclick', () => { state.views.delete(key); render(); });
 }
 
+/** Rows of a VM's stage-2 shown (a fragmented map says how many more there are). */
+const S2_ROWS_SHOWN = 2000;
+/** Asks the console for the picked VM's stage-2 (on a pick and on each pushed snapshot) and lists its runs. */
+async function loadStage2() {
+  const pick = document.getElementById('s2vm').value, body = document.querySelector('#stage2 tbody'), info = document.getElementById('s2info');
+  if (pick === '') { state.stage2 = null; body.textContent = ''; info.textContent = ''; return; }
+  const v = await fetch('stage2.json?vmid=' + pick).then((r) => r.json()).catch((e) => ({ vmid: Number(pick), runs: [], error: String(e) }));
+  if (document.getElementById('s2vm').value !== pick) return; // another VM was picked meanwhile
+  state.stage2 = v; body.textContent = '';
+  const frames = v.runs.reduce((n, r) => n + r.count, 0);
+  info.textContent = v.error ? v.error : '(' + v.runs.length + ' runs, ' + bytes(frames) + ' mapped' + (v.cut ? ', cut' : '') + (v.runs.length > S2_ROWS_SHOWN ? ', the first ' + S2_ROWS_SHOWN + ' listed' : '') + ')';
+  for (const r of v.runs.slice(0, S2_ROWS_SHOWN)) {
+    const tr = el('tr'); tr.dataset.ipa = hex(r.ipa * 4096);
+    tr.append(el('td', hex(r.ipa * 4096) + '–' + hex((r.ipa + r.count) * 4096 - 1)), el('td', hex(r.pa * 4096) + '–' + hex((r.pa + r.count) * 4096 - 1)), el('td', bytes(r.count)), el('td', 'L' + r.level), el('td', r.rights), el('td', r.state), el('td', r.device ? 'device' : ''));
+    body.append(tr);
+  }
+  state.stage2Loads = (state.stage2Loads || 0) + 1;
+}
+document.getElementById('s2vm').onchange = () => void loadStage2();
+document.querySelector('#vms tbody').addEventListener('click', (ev) => {
+  const tr = ev.target.closest('tr'); if (!tr) return;
+  document.getElementById('s2vm').value = tr.dataset.vmid; void loadStage2();
+});
+
 function showEvent(e) {
   const vm = document.getElementById('fvm').value;
   const kinds = KINDS.filter((k) => document.getElementById('k-' + k).checked);
@@ -152,7 +186,7 @@ document.getElementById('fvm').onchange = redrawTimeline;
 window.addEventListener('resize', render);
 
 const source = new EventSource('events');
-source.addEventListener('snapshot', (m) => { state.snapshot = JSON.parse(m.data); render(); });
+source.addEventListener('snapshot', (m) => { state.snapshot = JSON.parse(m.data); render(); void loadStage2(); });
 source.addEventListener('timeline', (m) => { state.events = JSON.parse(m.data); redrawTimeline(); });
 source.addEventListener('event', (m) => { const e = JSON.parse(m.data); state.events.push(e); showEvent(e); });
 </script>
