@@ -10,7 +10,7 @@ describe('diffSnapshots: a change between two looks as timeline events', () => {
     const a = snap({ vms: [vm()] });
     const b = snap({ vms: [vm({ state: 'RUNNING', rmStatus: 'RUNNING' })] });
     expect(texts(EMPTY_SNAPSHOT, a)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) created: CREATED, RM LOAD']);
-    expect(texts(a, b)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) state CREATED → RUNNING', 'vm [128] VM 1 (GUNYAH, VMID 128) RM status LOAD → RUNNING']);
+    expect(texts(a, b)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) state CREATED → RUNNING', 'notification [128] RM VM_STATUS to HLOS (as the VMM heard it): VM 1 (GUNYAH, VMID 128) LOAD → RUNNING']);
     expect(texts(b, EMPTY_SNAPSHOT)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) gone']);
     expect(texts(b, b)).toEqual([]);
   });

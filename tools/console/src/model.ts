@@ -114,7 +114,7 @@ export interface Snapshot {
 export const EMPTY_SNAPSHOT: Snapshot = { regions: [], runs: [], vms: [], parcels: [], grants: [], errors: [] };
 
 /** Timeline kinds, the page's filter checkboxes. */
-export const EVENT_KINDS = ['vm', 'parcel', 'grant', 'fault', 'service'] as const;
+export const EVENT_KINDS = ['vm', 'notification', 'parcel', 'grant', 'fault', 'service'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 export interface TimelineEvent {
@@ -159,7 +159,11 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): EventDraft[] {
       if (p === undefined) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} created: ${v.state}, RM ${v.rmStatus}` });
       else {
         if (p.state !== v.state) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} state ${p.state} → ${v.state}` });
-        if (p.rmStatus !== v.rmStatus) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} RM status ${p.rmStatus} → ${v.rmStatus}` });
+        // The VMM's rm_status is the status of the last VM_STATUS notification HLOS took (gunyah-rm.md
+        // §2.2, §4.3): a change is that notification, seen through the VMM (the console does not
+        // Subscribe: one RX queue per VM, it would take HLOS's or a guest's own). A status that
+        // lasted less than one look is not seen.
+        if (p.rmStatus !== v.rmStatus) out.push({ kind: 'notification', vmids: [v.vmid], text: `RM VM_STATUS to HLOS (as the VMM heard it): ${vm} ${p.rmStatus} → ${v.rmStatus}` });
       }
     }
     for (const [h, p] of before) if (!after.has(h)) out.push({ kind: 'vm', vmids: [p.vmid], text: `VM ${h} (${p.type}, VMID ${p.vmid}) gone` });

@@ -15,6 +15,7 @@
  * (ms), the snapshot, and each VMID's colour.
  */
 import { MAP_JS } from './map-draw.js';
+import { EVENT_KINDS } from './model.js';
 
 export const PAGE_HTML = String.raw`<!doctype html>
 <html lang="en">
@@ -32,7 +33,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
   table { border-collapse: collapse; font: 12px ui-monospace, monospace; } td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
   .cols { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
   #timeline { max-height: 320px; overflow-y: auto; font: 12px ui-monospace, monospace; border: 1px solid #ccc; background: #fff; }
-  #timeline div { padding: 1px 4px; border-bottom: 1px solid #eee; } .k-fault { color: #a00; } .k-vm { color: #05a; } .k-service { color: #a60; }
+  #timeline div { padding: 1px 4px; border-bottom: 1px solid #eee; } .k-fault { color: #a00; } .k-vm { color: #05a; } .k-notification { color: #607; } .k-service { color: #a60; }
   .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border: 1px solid #888; }
 </style>
 </head>
@@ -54,7 +55,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
 <div id="timeline"></div>
 <script>
 "use strict";
-const KINDS = ['vm', 'parcel', 'grant', 'fault', 'service'];
+const KINDS = ${JSON.stringify(EVENT_KINDS)};
 ${MAP_JS}
 const state = { snapshot: null, grants: new Map(), events: [], views: new Map(), renders: 0, lastRenderMs: 0 };
 window.hypmeshConsole = state;

@@ -13,7 +13,9 @@
  *   difference becomes timeline events (model.ts diffSnapshots).
  *
  * Two streams are deliberately not opened: RmService.Subscribe as HLOS would take notifications
- * from the VMM's own Exchange stream (one RX queue per VM, rm_service.proto Subscribe), and
+ * from the VMM's own Exchange stream, and as a guest VMID from that guest's client (one RX queue
+ * per VM, rm_service.proto Subscribe): RM notifications in the timeline are the VM_STATUS ones
+ * HLOS took, read from the VMM's rm_status (model.ts diffSnapshots, kind `notification`). And
  * VmmService.WatchVm names the session, which renews a lease session (vmm_service.proto), so the
  * console would keep a CLI's VMs alive. ListAllVms renews no lease; VM status changes are read
  * from it instead.
