@@ -9,7 +9,8 @@
  * injected fault hit, or the operation naming the violation's label), the failing checker's row,
  * the three ownership maps drawn, and that the page asked for nothing beyond its own file.
  *
- * Screenshot: test-artifacts/report.png (CI keeps it). Without Chromium the file skips with a
+ * Screenshot: test-artifacts/report.png (CI keeps it); with HYPMESH_CONSOLE_DOCS_SCREENSHOT=1 also
+ * docs/report.png (the README's). Without Chromium the file skips with a
  * warning, unless HYPMESH_REQUIRE_CHROMIUM=1.
  */
 import { spawnSync } from 'node:child_process';
@@ -106,7 +107,9 @@ describe.skipIf(!haveChromium)('HTML run reports, opened offline in headless Chr
     expect(blocked).toEqual([]);
     expect(errors).toEqual([]);
     mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
+    await page.evaluate('window.scrollTo(0, 0)'); // the cause link scrolled to the timeline
     await page.screenshot({ path: join(ROOT, 'test-artifacts/report.png'), fullPage: false });
+    if (process.env.HYPMESH_CONSOLE_DOCS_SCREENSHOT === '1') await page.screenshot({ path: join(ROOT, 'docs/report.png'), fullPage: false });
     await page.context().close();
   }, 180_000);
 

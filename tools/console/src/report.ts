@@ -185,8 +185,8 @@ export function reportHtml(r: RunReport): string {
 <body>
 <h1>${esc(r.title)} <span id="verdict" class="${r.ok ? 'pass' : 'fail'}">${r.ok ? 'PASS' : 'FAIL'}</span></h1>
 <div>Reproduce: <span class="cmd">${esc(r.command)}</span></div>
-<ul id="summary">${r.summary.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>
 ${failure}
+<ul id="summary">${r.summary.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>
 <h2>Checkers</h2>
 <table id="verdicts"><thead><tr><th>checker</th><th>verdict</th><th>details</th></tr></thead><tbody>
 ${verdicts}
