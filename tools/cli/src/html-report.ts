@@ -12,6 +12,7 @@
  *   the first violation was found, final) and the checker's six verdicts.
  */
 import { writeFileSync } from 'node:fs';
+import { InvalidArgumentError } from 'commander';
 import type { ReportEntry, ReportMap, ReportVerdict, RunReport, RunView, GrantView } from '@hypmesh/console';
 import { parseOwnershipRun, type CheckReport, type History, type Observation } from '@hypmesh/history';
 import { STEP_MS, type SimMoment, type SimResult, type World } from '@hypmesh/sim';
@@ -206,6 +207,11 @@ export async function writeHtmlReport(file: string, build: (likelyCause: CauseFi
   // Loaded here, not at the top: the sim image (Dockerfile) ships the CLI without the console.
   const { reportHtml, likelyCause } = await import('@hypmesh/console');
   const html = reportHtml(build((t, v, before) => likelyCause(t, v, before, ACTIONS)));
-  writeFileSync(file, html);
+  try {
+    writeFileSync(file, html);
+  } catch (e) {
+    // A path that cannot be written is bad input (exit 2, main.ts crashed), not a crash.
+    throw new InvalidArgumentError(`--html ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
   return Buffer.byteLength(html);
 }
