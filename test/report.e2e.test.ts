@@ -104,6 +104,13 @@ describe.skipIf(!haveChromium)('HTML run reports, opened offline in headless Chr
     // The host's colour is drawn (a pixel of the start map's RAM strip, read back from the canvas).
     const pixel = (await page.evaluate(`Array.from(document.querySelectorAll('.map canvas')[1].getContext('2d').getImageData(3, 3, 1, 1).data)`)) as number[];
     expect(pixel.slice(0, 3)).toEqual([0x9b, 0xb7, 0xd4]);
+    // Hovering a run names it (the console's hover code).
+    const startRam = page.locator('.map canvas').nth(1);
+    await startRam.scrollIntoViewIfNeeded();
+    const box = (await startRam.boundingBox())!;
+    await page.mouse.move(box.x + 5, box.y + 5);
+    expect(await page.locator('#tip').textContent()).toMatch(/^frames 0x80000–.*\nPA 0x80000000\nowner host \(3\)/);
+    await page.mouse.move(0, 0);
     expect(blocked).toEqual([]);
     expect(errors).toEqual([]);
     mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });

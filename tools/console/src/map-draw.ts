@@ -71,6 +71,19 @@ function legendItems(vmids) {
   const owners = [0, 3, 255, ...[...new Set(vmids)].filter((v) => !FIXED[v]).sort((a, b) => a - b)];
   return owners.map((o) => [colourOf(o), FIXED[o] ? FIXED[o][1] : 'VMID ' + o]).concat([[DELEGATED, 'RMM-delegated'], [REALM, 'realm'], ['#e8d000', 'band: shared'], ['#000', 'band: lent (drawn in the borrower\'s colour)'], ['#555', 'band: granted']]);
 }
+/** The frame under the pointer at clientX on a strip showing view. The drawing is the content box (the border is outside it): clientLeft/clientWidth, not the rect's. */
+function frameAtX(canvas, view, clientX) {
+  const rect = canvas.getBoundingClientRect();
+  return Math.floor(view.from + ((clientX - rect.left - canvas.clientLeft) / canvas.clientWidth) * (view.to - view.from));
+}
+/**
+ * The run drawn under the pointer's pixel: a run narrower than a pixel is painted over its
+ * neighbours (drawRegion), so among the runs in this pixel the smallest is the one seen.
+ */
+function runAtX(canvas, runs, view, clientX) {
+  const f = frameAtX(canvas, view, clientX), perPixel = (view.to - view.from) / canvas.clientWidth;
+  return runsIn(runs, Math.floor(f - perPixel / 2), Math.ceil(f + perPixel / 2) + 1).reduce((best, x) => (best === undefined || x.count < best.count ? x : best), undefined);
+}
 /** A run's hover text. */
 function runTip(r) {
   return 'frames ' + hex(r.base) + '–' + hex(r.base + r.count - 1) + ' (' + r.count + ', ' + bytes(r.count) + ')\nPA ' + hex(r.base * 4096) + '\nowner ' + (FIXED[r.owner] ? FIXED[r.owner][1] : 'VMID ' + r.owner) + ' (' + r.owner + ')' + (holderOf(r) !== r.owner ? ', lent to VMID ' + holderOf(r) : '') + '\nhost ' + r.host + ', hyp ' + r.hyp + ', granule ' + r.granule + '\ngrant ' + (r.grant || '-') + ', pins ' + r.pins + ', guest shares ' + r.guestShares;

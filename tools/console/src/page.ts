@@ -2,7 +2,7 @@
  * The console's one page: no build step, no framework, no network beyond its own server. It opens
  * /events (server-sent events) and redraws on each pushed snapshot; it never polls.
  *
- * The memory map is drawn from ownership runs on a canvas per region, so its cost is the number of
+ * The memory map is drawn (map-draw.ts, shared with the run report) from ownership runs on a canvas per region, so its cost is the number of
  * runs (a few per VM), not of frames: a 64 GiB host is 16 M frames but a few hundred runs. Colour is
  * the owner (HYP, host, RM, each VM), or for lent frames the borrower; RMM-delegated and realm granules (stage2-models.md §B2) are
  * drawn in their own colours; a band under a run marks shared or lent state (§A2) or a live grant.
@@ -122,15 +122,10 @@ function wire(div, reg) {
   const canvas = div.querySelector('canvas'), tip = document.getElementById('tip');
   const key = div.dataset.key;
   const viewOf = () => state.views.get(key) || { from: div.reg.base, to: div.reg.base + div.reg.count };
-  // The drawing is the content box (the border is outside it): clientLeft/clientWidth, not the rect's.
-  const frameAt = (ev) => { const v = viewOf(), rect = canvas.getBoundingClientRect(); return Math.floor(v.from + ((ev.clientX - rect.left - canvas.clientLeft) / canvas.clientWidth) * (v.to - v.from)); };
+  const frameAt = (ev) => frameAtX(canvas, viewOf(), ev.clientX);
   let dragFrom = null;
   canvas.addEventListener('mousemove', (ev) => {
-    // The run drawn under the pointer's pixel: a run narrower than a pixel is painted over its
-    // neighbours (drawRegion), so among the runs in this pixel the smallest is the one seen.
-    const v = viewOf(), f = frameAt(ev);
-    const perPixel = (v.to - v.from) / canvas.clientWidth, p0 = Math.floor(f - perPixel / 2), p1 = Math.ceil(f + perPixel / 2) + 1;
-    const r = runsIn(div.runs, p0, p1).reduce((best, x) => (best === undefined || x.count < best.count ? x : best), undefined);
+    const r = runAtX(canvas, div.runs, viewOf(), ev.clientX);
     if (!r) { tip.style.display = 'none'; return; }
     tip.textContent = runTip(r);
     tip.style.left = ev.clientX + 12 + 'px'; tip.style.top = ev.clientY + 12 + 'px'; tip.style.display = 'block';

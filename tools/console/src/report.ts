@@ -228,9 +228,7 @@ function drawMaps() {
       for (const r of runs) vmids.add(holderOf(r));
       canvas.addEventListener('mousemove', (ev) => {
         mapState.grants = new Map(m.grants.map((g) => [g.id, g]));
-        const rect = canvas.getBoundingClientRect(), f = Math.floor(view.from + ((ev.clientX - rect.left - canvas.clientLeft) / canvas.clientWidth) * (view.to - view.from));
-        const perPixel = (view.to - view.from) / canvas.clientWidth;
-        const r = runsIn(runs, Math.floor(f - perPixel / 2), Math.ceil(f + perPixel / 2) + 1).reduce((best, x) => (best === undefined || x.count < best.count ? x : best), undefined);
+        const r = runAtX(canvas, runs, view, ev.clientX);
         if (!r) { tip.style.display = 'none'; return; }
         tip.textContent = runTip(r); tip.style.left = ev.clientX + 12 + 'px'; tip.style.top = ev.clientY + 12 + 'px'; tip.style.display = 'block';
       });
