@@ -15,11 +15,11 @@
  *   hypmesh demo                                 one scenario through every seed, checked at the end
  *   hypmesh chaos --seed N --ops K [--faults plan.json] [--fault-seed S] [--history FILE]
  *                                                a seeded workload under faults, recorded and checked (chaos.ts)
- *   hypmesh check HISTORY                        the checker's verdict per check on a recorded history
+ *   hypmesh check HISTORY [--html FILE]          the checker's verdict per check on a recorded history (--html: html-report.ts)
  *   hypmesh check --live                         do the running VMM, RM and core agree? (check-live.ts)
  *   hypmesh scenario linux-append-orphan|linux-unchecked-reply-size
  *                                                what hypmesh finds in the seed-002 Linux driver (in process)
- *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts)
+ *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts); --html FILE
  *   hypmesh console [--address 127.0.0.1:8080]   the web console of the running services (@hypmesh/console)
  *
  * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
