@@ -113,6 +113,9 @@ describe.skipIf(!haveChromium)('HTML run reports, opened offline in headless Chr
     await page.mouse.move(0, 0);
     expect(blocked).toEqual([]);
     expect(errors).toEqual([]);
+    // A figure for the report, not a bound (timings belong in `npm run bench`).
+    const drawMs = (await page.evaluate('window.hypmeshReport.drawMs')) as number;
+    console.log(`report of a 600-step sim run: ${html.length} bytes, ${await page.locator('#timeline .e').count()} timeline lines, maps drawn in ${drawMs.toFixed(1)} ms`);
     mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
     await page.evaluate('window.scrollTo(0, 0)'); // the cause link scrolled to the timeline
     await page.screenshot({ path: join(ROOT, 'test-artifacts/report.png'), fullPage: false });

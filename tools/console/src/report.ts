@@ -214,6 +214,7 @@ const el = (tag, text, cls) => { const e = document.createElement(tag); if (text
 const tip = document.getElementById('tip');
 const vmids = new Set();
 function drawMaps() {
+  const t0 = performance.now();
   report.drawn = 0;
   report.maps.maps.forEach((m, i) => {
     const box = document.querySelector('[data-map="' + i + '"] .strips');
@@ -238,6 +239,7 @@ function drawMaps() {
   });
   const l = document.getElementById('legend'); l.textContent = '';
   for (const [c, name] of legendItems([...vmids])) { const sp = el('span'); const i = el('i'); i.style.background = c; sp.append(i, name); l.append(sp); }
+  report.drawMs = performance.now() - t0;
 }
 drawMaps();
 window.addEventListener('resize', drawMaps);
