@@ -205,7 +205,9 @@ const ACTIONS: ReadonlySet<string> = new Set(['step', 'hlos', 'final', 'invoke',
 /** Renders and writes the report; returns the page's size in bytes. */
 export async function writeHtmlReport(file: string, build: (likelyCause: CauseFinder) => RunReport): Promise<number> {
   // Loaded here, not at the top: the sim image (Dockerfile) ships the CLI without the console.
-  const { reportHtml, likelyCause } = await import('@hypmesh/console');
+  const { reportHtml, likelyCause } = await import('@hypmesh/console').catch((e: unknown) => {
+    throw new InvalidArgumentError(`--html needs @hypmesh/console (tools/console), which this installation lacks: ${e instanceof Error ? e.message : String(e)}`);
+  });
   const html = reportHtml(build((t, v, before) => likelyCause(t, v, before, ACTIONS)));
   try {
     writeFileSync(file, html);
