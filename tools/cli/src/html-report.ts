@@ -95,7 +95,8 @@ export function simReport(r: SimResult, looks: ReadonlyMap<SimMoment, WorldLook>
   const moments: readonly [SimMoment, string][] = [
     ['start', 'before the first step'],
     ['failure', f === undefined ? '' : `when the checkers first failed, ${failure!.where}`],
-    ['end', f !== undefined && f.step < r.steps ? 'the end: the run stopped at the failure (no teardown)' : 'after every session closed and HLOS reclaimed'],
+    // A sim run ends where it fails: a failing step stops it, and the final checks run at the end.
+    ['end', f === undefined ? 'after every session closed and HLOS reclaimed' : f.step < r.steps ? 'the same moment as the failure: the run stopped there (no teardown)' : 'the same moment as the failure: after every session closed and HLOS reclaimed'],
   ];
   const maps: ReportMap[] = moments.flatMap(([moment, note]) => {
     const look = looks.get(moment);
