@@ -7,6 +7,8 @@
  *   dragging across it zooms in, a double-click zooms out;
  * - a VM created and given memory through the CLI appears in the VM table and its colour in the
  *   map, with no reload (the page's window object is the same one);
+ * - the RM's VM_STATUS notifications to HLOS (as the VMM heard them) in the timeline;
+ * - the VM's stage-2, picked in the page: its IPA→PA runs with level and rights;
  * - a fault armed with FaultService.Arm and hit by a matching call appears in the timeline with its rule;
  * - a 64 GiB host with 60 guests is rendered and its render time logged (never asserted: timings
  *   belong in `npm run bench`, README "Console").
@@ -206,6 +208,26 @@ describe.skipIf(!haveChromium)('hypmesh console in headless Chromium', () => {
     expect(await ram.textContent()).not.toMatch(/zoomed/);
     await page.locator(`#vms tbody tr[data-vmid="${vmid}"] td:nth-child(4)`, { hasText: 'RUNNING' }).waitFor({ timeout: SEEN_TIMEOUT_MS });
     expect(await page.evaluate(() => window.consoleTestMarker)).toBe(1); // the same page: pushed, not reloaded
+    // The RM's VM_STATUS notifications to HLOS, as the VMM heard them, are timeline lines of their own kind.
+    await page.locator('#timeline div[data-kind="notification"]', { hasText: new RegExp(`VM_STATUS to HLOS .*VMID ${vmid}\\) \\w+ → RUNNING`) }).waitFor({ timeout: SEEN_TIMEOUT_MS });
+
+    // The VM's stage-2: picked, its IPA→PA runs with level and rights; the lent 4 MiB at IPA
+    // 0x80000000 is mapped to the host's PA 0xc0000000 (3 GiB) with the rights bound (rwx).
+    await page.selectOption('#s2vm', String(vmid));
+    const s2row = page.locator('#stage2 tbody tr[data-ipa="0x80000000"]');
+    await s2row.waitFor({ timeout: SEEN_TIMEOUT_MS });
+    const cells = await s2row.locator('td').allTextContents();
+    expect(cells[1]).toMatch(/^0xc0000000–0x/);
+    expect(cells[3]).toMatch(/^L[123]$/);
+    expect(cells[4]).toBe('rwx');
+    expect(await page.locator('#s2info').textContent()).toMatch(/^\(\d+ runs, \d+ (KiB|MiB) mapped\)$/);
+    // Bad input is refused with a clear error, and the console stays up.
+    const bad = await fetch(`${stack.url}stage2.json?vmid=x`);
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toMatch(/vmid: expected a VMID/);
+    const none = (await (await fetch(`${stack.url}stage2.json?vmid=4000`)).json()) as { runs: unknown[]; error?: string };
+    expect(none.runs).toEqual([]);
+    expect(none.error).toMatch(/^core: /);
 
     // A fault armed on the core and hit by a matching call: its rule in the timeline.
     const faults = new FaultServiceClient(stack.addr.core, grpc.credentials.createInsecure());

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { checkHistory, formatReport, type CheckName } from './checker.js';
-import { historyToJsonLines, parseHistory, type HistoryEntry, type Observation, type ObservedParcel } from './history.js';
+import { historyToJsonLines, parseHistory, parseOwnershipRun, type HistoryEntry, type Observation, type ObservedParcel } from './history.js';
 
 const HOST = 3;
 const BOOT_MAP = ['0x80000+0x10000 owner=3 host=OWNED'];
@@ -117,4 +117,11 @@ describe('JSON lines', () => {
     expect(out).toContain('VM 3 no longer knows the handle');
     expect(out.trimEnd().endsWith('history INVALID')).toBe(true);
   });
+});
+
+test('parseOwnershipRun reads both recorded spellings and refuses the rest', () => {
+  expect(parseOwnershipRun('0x80000+0x10 owner=3 host=LENT')).toEqual({ base: 0x80000, count: 16, owner: 3, host: 'LENT' });
+  expect(parseOwnershipRun('0x80000-0x8ffff owner=128 host=OWNED')).toEqual({ base: 0x80000, count: 0x10000, owner: 128, host: 'OWNED' });
+  expect(parseOwnershipRun('junk')).toBeUndefined();
+  expect(parseOwnershipRun('0x1+0x0 owner=3 host=OWNED')).toBeUndefined();
 });

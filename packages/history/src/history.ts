@@ -138,3 +138,27 @@ export function operations(h: History): Result<readonly Operation[], readonly st
   ops.sort((a, b) => a.at - b.at);
   return problems.length > 0 ? err(problems) : ok(ops);
 }
+
+/** One `observe` ownership line parsed: frames [base, base+count), the owner and the host's view. */
+export interface ParsedOwnershipRun {
+  readonly base: number;
+  readonly count: number;
+  readonly owner: number;
+  readonly host: string;
+}
+
+/**
+ * Parses an ownership line as the recorders write it, "0x80000+0x10000 owner=3 host=OWNED" (base
+ * and count in frames), or as first, "0x80000-0x8ffff owner=3 host=OWNED" (inclusive end); other
+ * `key=value` words are ignored. Undefined for anything else (the run report skips it).
+ */
+export function parseOwnershipRun(text: string): ParsedOwnershipRun | undefined {
+  const m = /^(0x[0-9a-f]+|\d+)([+-])(0x[0-9a-f]+|\d+)\s+(.*)$/i.exec(text.trim());
+  if (m === null) return undefined;
+  const base = Number(m[1]);
+  const count = m[2] === '+' ? Number(m[3]) : Number(m[3]) - base + 1;
+  const kv = new Map([...m[4]!.matchAll(/(\w+)=(\S+)/g)].map((x) => [x[1]!, x[2]!]));
+  const owner = Number(kv.get('owner'));
+  if (!Number.isSafeInteger(base) || !Number.isSafeInteger(count) || count <= 0 || !Number.isInteger(owner)) return undefined;
+  return { base, count, owner, host: kv.get('host') ?? '?' };
+}

@@ -130,8 +130,15 @@ function fnv1a32Step(h: number, text: string): number {
 
 const faultLine = (e: FaultEvent): string => `fault ${e.ruleId} at ${e.boundary} ${e.rmMessage ?? e.method ?? ''} op ${e.globalOpIndex} t=${e.timeMs} ${e.action.kind}`;
 
-/** Runs a replay file: the one way a simulation runs (a fresh run is the replay of its seed). */
-export async function runReplay(replay: ReplayFile, keepLog = false): Promise<SimResult> {
+/** When `runReplay` lets a caller look at the world (the HTML report's ownership maps). */
+export type SimMoment = 'start' | 'failure' | 'end';
+
+/**
+ * Runs a replay file: the one way a simulation runs (a fresh run is the replay of its seed).
+ * `look`, if given, sees the world at the start, when a checker first fails, and at the end; it
+ * must only read (the run stays the same run).
+ */
+export async function runReplay(replay: ReplayFile, keepLog = false, look?: (moment: SimMoment, w: World) => void): Promise<SimResult> {
   const log = new EventLog(keepLog);
   let faults = 0;
   const w = buildWorld(replay.plan, replay.seed, (e) => {
@@ -140,6 +147,7 @@ export async function runReplay(replay: ReplayFile, keepLog = false): Promise<Si
   });
   const c = new ClientState();
   const boot = ownershipCounts(w.s);
+  look?.('start', w);
   let inflight = 0;
   const bugs: string[] = [];
   const start = (what: string, p: Promise<string>): void => {
@@ -165,6 +173,7 @@ export async function runReplay(replay: ReplayFile, keepLog = false): Promise<Si
     const all = v.length === 0 && (i + 1) % replay.checkEvery === 0 ? coreChecks(w, c) : v;
     if (all.length > 0) failure = { step: i, violations: all };
   }
+  if (failure !== undefined) look?.('failure', w);
 
   if (failure === undefined) {
     // The end: every client goes away (leases too), then HLOS takes back what it lent.
@@ -178,7 +187,9 @@ export async function runReplay(replay: ReplayFile, keepLog = false): Promise<Si
     await drain(w, () => inflight === 0);
     const v = bugs.length > 0 ? bugs : finalChecks(w, c, boot);
     if (v.length > 0) failure = { step: steps, violations: v };
+    if (failure !== undefined) look?.('failure', w);
   }
+  look?.('end', w);
   w.vmm.close();
   for (const l of c.leaked) log.add(`leaked ${l}`);
   log.add(failure === undefined ? 'result ok' : `result FAIL after step ${failure.step}: ${failure.violations.join(' | ')}`);

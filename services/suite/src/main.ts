@@ -37,11 +37,12 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one VMM call to the RM over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
   .addOption(new Option('--data-dir <dir>', 'durable state of the core (core.sqlite) and the RM (rm.sqlite); default: in memory only').env('HYPMESH_DATA_DIR'))
   .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
+  .addOption(new Option('--console [host:port]', 'also serve the web console (README "Console"); default 127.0.0.1:8080').env('HYPMESH_CONSOLE'))
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_METRICS'))
   .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317, as service hypmesh-suite (each span names its server in hypmesh.service; README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ otlpEndpoint?: string; metricsAddress?: string; memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<{ console?: string | true; otlpEndpoint?: string; metricsAddress?: string; memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
@@ -96,17 +97,20 @@ try {
     log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
   }
   const vmmTarget = target(opts.vmmAddress, vmm.port);
-  log.info({ core: coreTarget, rm: rmTarget, vmm: vmmTarget, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh serving');
+  // Loaded only when asked for: the service images ship the suite without the console.
+  const webConsole = opts.console === undefined ? undefined : await (await import('@hypmesh/console')).startConsole({ address: opts.console === true ? '127.0.0.1:8080' : opts.console, core: coreTarget, rm: rmTarget, vmm: vmmTarget });
+  log.info({ core: coreTarget, rm: rmTarget, vmm: vmmTarget, ...(webConsole && { console: webConsole.url }), faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh serving');
   process.stdout.write(`hypmesh core   listening on ${coreTarget} (hypmesh.core.v1.CoreService)\n`);
   process.stdout.write(`hypmesh rm     listening on ${rmTarget} (hypmesh.rm.v1.RmService)\n`);
   process.stdout.write(`hypmesh vmm    listening on ${vmmTarget} (hypmesh.vmm.v1.VmmService)\n`);
+  if (webConsole !== undefined) process.stdout.write(`hypmesh console at ${webConsole.url}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);
     stopping = true;
     log.info({ signal }, 'shutting down');
-    void vmm
-      .shutdown(SHUTDOWN_GRACE_MS)
+    void (webConsole?.close() ?? Promise.resolve())
+      .then(() => vmm.shutdown(SHUTDOWN_GRACE_MS))
       .then(() => (vmmRm.close(), vmmCore.close()))
       .then(() => rm.shutdown(SHUTDOWN_GRACE_MS))
       .then(() => coreClient.close())

@@ -15,11 +15,11 @@
  *   hypmesh demo                                 one scenario through every seed, checked at the end
  *   hypmesh chaos --seed N --ops K [--faults plan.json] [--fault-seed S] [--history FILE]
  *                                                a seeded workload under faults, recorded and checked (chaos.ts)
- *   hypmesh check HISTORY                        the checker's verdict per check on a recorded history
+ *   hypmesh check HISTORY [--html FILE]          the checker's verdict per check on a recorded history (--html: html-report.ts)
  *   hypmesh check --live                         do the running VMM, RM and core agree? (check-live.ts)
  *   hypmesh scenario linux-append-orphan|linux-unchecked-reply-size
  *                                                what hypmesh finds in the seed-002 Linux driver (in process)
- *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts)
+ *   hypmesh sim --seed N --steps K ...           deterministic simulation, campaigns, replay, shrink (sim.ts); --html FILE
  *   hypmesh console [--address 127.0.0.1:8080]   the web console of the running services (@hypmesh/console)
  *
  * Addresses come from HYPMESH_CORE_ADDR / HYPMESH_RM_ADDR / HYPMESH_VMM_ADDR (defaults
@@ -81,6 +81,7 @@ import { registerVmCommands } from './vm.js';
 import { FaultServiceMissing, runChaos, writeHistory } from './chaos.js';
 import { registerSimCommand } from './sim.js';
 import { checkLive, CHECK_DEADLINE_MS_DEFAULT, formatLiveReport, ServiceUnreachable } from './check-live.js';
+import { checkReport, writeHtmlReport } from './html-report.js';
 
 const HOST = 3;
 const PAGE = 4096n;
@@ -346,10 +347,15 @@ program
   )
   .addOption(new Option('--live', 'compare what the running VMM, RM and core each believe, plus the core\'s CheckInvariants'))
   .addOption(new Option('--deadline-ms <ms>', 'per-call deadline of --live; a service that misses it is unreachable').argParser(integer).default(CHECK_DEADLINE_MS_DEFAULT))
-  .action(async (path: string | undefined, o: { live?: boolean; deadlineMs: number }) => {
+  .addOption(new Option('--html <report.html>', 'also write a self-contained HTML report of the history (timeline, ownership maps, verdicts)'))
+  .action(async (path: string | undefined, o: { live?: boolean; deadlineMs: number; html?: string }) => {
     if (o.live === true) {
       if (path !== undefined) {
         process.stderr.write('hypmesh check: give a history file or --live, not both\n');
+        process.exit(2);
+      }
+      if (o.html !== undefined) {
+        process.stderr.write('hypmesh check: --html reports a history file, not --live\n');
         process.exit(2);
       }
       try {
@@ -372,6 +378,10 @@ program
       process.exit(2);
     }
     const report = checkHistory(parsed.value);
+    if (o.html !== undefined) {
+      const bytes = await writeHtmlReport(o.html, (cause) => checkReport(parsed.value, report, `hypmesh check ${path}`, cause));
+      progress(`report: ${o.html} (${bytes} bytes)`);
+    }
     emit(report, () => process.stdout.write(formatReport(report)));
     process.exit(report.valid ? 0 : 1);
   });

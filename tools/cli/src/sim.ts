@@ -9,6 +9,8 @@
  *                                               N worker threads (default one per CPU), output
  *                                               in seed order whatever N
  *   hypmesh sim --replay FILE [--log FILE]      reproduce a run from its replay file
+ *   hypmesh sim --seed N ... --html report.html one run's self-contained HTML report (also with
+ *                                               --replay; html-report.ts, README "Console")
  *   hypmesh sim --replay FILE --shrink [--out small.json]
  *                                               smallest schedule and plan that still fail
  *   (--shrink also works on a fresh --seed run that fails)
@@ -22,8 +24,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadPlanJson, type FaultPlan } from '@hypmesh/fault';
-import { runReplay, shrink, type ReplayFile, type SimResult } from '@hypmesh/sim';
+import { replayOf, runReplay, shrink, type ReplayFile, type SimMoment, type SimResult } from '@hypmesh/sim';
 import { integer } from './args.js';
+import { lookAt, simReport, writeHtmlReport, type WorldLook } from './html-report.js';
 import { emit, progress } from './output.js';
 import { defaultJobs, runCampaign } from './sim-campaign.js';
 
@@ -59,6 +62,7 @@ interface SimOpts {
   replay?: string;
   shrink?: boolean;
   jobs: number;
+  html?: string;
 }
 
 function readPlan(file: string | undefined): FaultPlan {
@@ -105,12 +109,29 @@ function seedsOf(o: SimOpts): number[] {
   return Array.from({ length: Math.max(0, hi - lo + 1) }, (_, i) => lo + i);
 }
 
+/**
+ * One run with its HTML report: the event log kept and the world looked at (start, failure, end),
+ * in this thread (a report is one run, never a campaign).
+ */
+async function runWithReport(replay: ReplayFile, o: SimOpts, command: string): Promise<SimResult> {
+  const looks = new Map<SimMoment, WorldLook>();
+  const r = await runReplay(replay, true, (moment, w) => looks.set(moment, lookAt(w)));
+  const bytes = await writeHtmlReport(o.html!, (cause) => simReport(r, looks, command, cause));
+  say(`report: ${o.html} (${bytes} bytes)`);
+  return r;
+}
+
+/** The command line that runs `o`'s fresh run again (the report shows it). */
+function simCommandLine(o: SimOpts, seed: number): string {
+  return ['hypmesh sim', `--seed ${seed}`, `--steps ${o.steps}`, `--check-every ${o.checkEvery}`, ...(o.faults === undefined ? [] : [`--faults ${o.faults}`]), ...(o.faultRate > 0 ? [`--fault-rate ${o.faultRate}`] : [])].join(' ');
+}
+
 async function simCommand(o: SimOpts): Promise<void> {
   if (o.replay !== undefined) {
     const replay = JSON.parse(readFileSync(o.replay, 'utf8')) as ReplayFile;
     if (o.shrink) return shrinkAndPrint(replay, o.out);
     const t = performance.now();
-    const r = await runReplay(replay, o.log !== undefined);
+    const r = o.html === undefined ? await runReplay(replay, o.log !== undefined) : await runWithReport(replay, o, `hypmesh sim --replay ${o.replay}`);
     if (o.log !== undefined) writeFileSync(o.log, r.log.map((l) => `${l}\n`).join(''));
     report(r, performance.now() - t, o.out);
     process.exitCode = r.ok ? 0 : 1;
@@ -119,6 +140,19 @@ async function simCommand(o: SimOpts): Promise<void> {
   const plan = readPlan(o.faults);
   let failed = 0;
   const seeds = seedsOf(o);
+  if (o.html !== undefined) {
+    if (seeds.length !== 1) {
+      process.stderr.write('hypmesh sim: --html reports one run: give --seed or --replay, not a campaign\n');
+      process.exit(2);
+    }
+    const t = performance.now();
+    const r = await runWithReport(replayOf({ seed: seeds[0]!, steps: o.steps, plan, faultRate: o.faultRate, checkEvery: o.checkEvery }), o, simCommandLine(o, seeds[0]!));
+    if (o.log !== undefined) writeFileSync(o.log, r.log.map((l) => `${l}\n`).join(''));
+    report(r, performance.now() - t, o.out);
+    if (!r.ok && o.shrink) await shrinkAndPrint(r.replay, o.out);
+    process.exitCode = r.ok ? 0 : 1;
+    return;
+  }
   const t0 = performance.now();
   const jobs = Math.min(o.jobs, seeds.length);
   await runCampaign(seeds, { steps: o.steps, plan, faultRate: o.faultRate, checkEvery: o.checkEvery, keepLog: o.log !== undefined }, jobs, async ({ result: r, ms }) => {
@@ -171,6 +205,7 @@ export function registerSimCommand(program: Command): void {
     .option('--out <replay.json>', 'where to write the replay file of a failure (or the shrunk one)')
     .option('--replay <file>', 'run a replay file')
     .option('--shrink', 'shrink a failing run to a minimal schedule and plan')
+    .option('--html <report.html>', 'write one run\'s self-contained HTML report (timeline, faults, ownership maps, verdicts)')
     .addOption(new Option('--jobs <n>', 'a campaign\'s worker threads (seeds run in parallel; output stays in seed order)').argParser(positive).default(defaultJobs(), 'one per CPU'))
     .action((o: SimOpts) => simCommand(o));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { diffSnapshots, EMPTY_SNAPSHOT, Timeline, type Snapshot, type VmView } from './model.js';
+import { diffSnapshots, EMPTY_SNAPSHOT, rightsText, Timeline, type Snapshot, type VmView } from './model.js';
 
 const vm = (over: Partial<VmView> = {}): VmView => ({ handle: 1, type: 'GUNYAH', vmid: 128, ipaBits: 40, state: 'CREATED', rmStatus: 'LOAD', rmListed: 'LOAD', hostPages: 16, session: 's', ...over });
 const snap = (over: Partial<Snapshot> = {}): Snapshot => ({ ...EMPTY_SNAPSHOT, ...over });
@@ -10,7 +10,7 @@ describe('diffSnapshots: a change between two looks as timeline events', () => {
     const a = snap({ vms: [vm()] });
     const b = snap({ vms: [vm({ state: 'RUNNING', rmStatus: 'RUNNING' })] });
     expect(texts(EMPTY_SNAPSHOT, a)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) created: CREATED, RM LOAD']);
-    expect(texts(a, b)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) state CREATED → RUNNING', 'vm [128] VM 1 (GUNYAH, VMID 128) RM status LOAD → RUNNING']);
+    expect(texts(a, b)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) state CREATED → RUNNING', 'notification [128] RM VM_STATUS to HLOS (as the VMM heard it): VM 1 (GUNYAH, VMID 128) LOAD → RUNNING']);
     expect(texts(b, EMPTY_SNAPSHOT)).toEqual(['vm [128] VM 1 (GUNYAH, VMID 128) gone']);
     expect(texts(b, b)).toEqual([]);
   });
@@ -40,4 +40,14 @@ test('Timeline numbers events and keeps only the newest `capacity`', () => {
   const t = new Timeline(2);
   for (const text of ['a', 'b', 'c']) t.add({ kind: 'vm', vmids: [], text }, 5);
   expect(t.all().map((e) => `${e.seq}:${e.text}`)).toEqual(['2:b', '3:c']);
+});
+
+test('rightsText spells AddressSpaceRun.perms bits (X = 1, W = 2, R = 4) as rwx', () => {
+  expect([7, 6, 4, 1, 0].map(rightsText)).toEqual(['rwx', 'rw-', 'r--', '--x', '---']);
+});
+
+test('vmidParam takes a u32 VMID and nothing else', async () => {
+  const { vmidParam } = await import('./server.js');
+  expect(['128', '0', '4294967295'].map(vmidParam)).toEqual([128, 0, 4294967295]);
+  expect([null, '', 'x', '-1', '1.5', '4294967296', '12345678901'].map(vmidParam)).toEqual(Array(7).fill(undefined));
 });

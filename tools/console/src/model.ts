@@ -73,6 +73,34 @@ export interface GrantView {
   readonly frames: number;
 }
 
+/**
+ * One run of a VM's stage-2 (query.proto AddressSpaceRun): IPA frames [ipa, ipa+count) mapped to PA
+ * frames from `pa`, by entries of one level, state and rights (stage2-models.md §A2, §B4).
+ */
+export interface Stage2RunView {
+  readonly ipa: number;
+  readonly count: number;
+  readonly pa: number;
+  /** Table level of the entries: 1 or 2 for blocks, 3 for pages. */
+  readonly level: number;
+  /** "rwx" with '-' for a right not given (X = 1, W = 2, R = 4). */
+  readonly rights: string;
+  readonly state: string;
+  readonly device: boolean;
+}
+
+/** A VM's stage-2 as the page shows it; `error` when the core could not say (no such space). */
+export interface Stage2View {
+  readonly vmid: number;
+  readonly runs: readonly Stage2RunView[];
+  readonly error?: string;
+  /** Set when the map had more runs than the console keeps. */
+  readonly cut?: boolean;
+}
+
+/** Rights bits as "rwx" (query.proto AddressSpaceRun.perms: X = 1, W = 2, R = 4). */
+export const rightsText = (perms: number): string => `${perms & 4 ? 'r' : '-'}${perms & 2 ? 'w' : '-'}${perms & 1 ? 'x' : '-'}`;
+
 /** Everything the page draws but the timeline. `errors` names each service that could not be asked. */
 export interface Snapshot {
   readonly regions: readonly RegionView[];
@@ -86,7 +114,7 @@ export interface Snapshot {
 export const EMPTY_SNAPSHOT: Snapshot = { regions: [], runs: [], vms: [], parcels: [], grants: [], errors: [] };
 
 /** Timeline kinds, the page's filter checkboxes. */
-export const EVENT_KINDS = ['vm', 'parcel', 'grant', 'fault', 'service'] as const;
+export const EVENT_KINDS = ['vm', 'notification', 'parcel', 'grant', 'fault', 'service'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 export interface TimelineEvent {
@@ -131,7 +159,11 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): EventDraft[] {
       if (p === undefined) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} created: ${v.state}, RM ${v.rmStatus}` });
       else {
         if (p.state !== v.state) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} state ${p.state} → ${v.state}` });
-        if (p.rmStatus !== v.rmStatus) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} RM status ${p.rmStatus} → ${v.rmStatus}` });
+        // The VMM's rm_status is the status of the last VM_STATUS notification HLOS took (gunyah-rm.md
+        // §2.2, §4.3): a change is that notification, seen through the VMM (the console does not
+        // Subscribe: one RX queue per VM, it would take HLOS's or a guest's own). A status that
+        // lasted less than one look is not seen.
+        if (p.rmStatus !== v.rmStatus) out.push({ kind: 'notification', vmids: [v.vmid], text: `RM VM_STATUS to HLOS (as the VMM heard it): ${vm} ${p.rmStatus} → ${v.rmStatus}` });
       }
     }
     for (const [h, p] of before) if (!after.has(h)) out.push({ kind: 'vm', vmids: [p.vmid], text: `VM ${h} (${p.type}, VMID ${p.vmid}) gone` });

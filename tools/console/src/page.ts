@@ -2,15 +2,21 @@
  * The console's one page: no build step, no framework, no network beyond its own server. It opens
  * /events (server-sent events) and redraws on each pushed snapshot; it never polls.
  *
- * The memory map is drawn from ownership runs on a canvas per region, so its cost is the number of
+ * The memory map is drawn (map-draw.ts, shared with the run report) from ownership runs on a canvas per region, so its cost is the number of
  * runs (a few per VM), not of frames: a 64 GiB host is 16 M frames but a few hundred runs. Colour is
  * the owner (HYP, host, RM, each VM), or for lent frames the borrower; RMM-delegated and realm granules (stage2-models.md §B2) are
  * drawn in their own colours; a band under a run marks shared or lent state (§A2) or a live grant.
  * Drag on a strip to zoom into a range, double-click to zoom out; hovering shows the run.
  *
+ * A VM's stage-2 (pick it above the tables, or click its row): its IPA→PA runs with level and
+ * rights, asked from the console's /stage2.json on the pick and again on each pushed snapshot.
+ *
  * `window.hypmeshConsole` exposes what a test needs: the render count, the last render's duration
  * (ms), the snapshot, and each VMID's colour.
  */
+import { MAP_JS } from './map-draw.js';
+import { EVENT_KINDS } from './model.js';
+
 export const PAGE_HTML = String.raw`<!doctype html>
 <html lang="en">
 <head>
@@ -27,7 +33,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
   table { border-collapse: collapse; font: 12px ui-monospace, monospace; } td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
   .cols { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
   #timeline { max-height: 320px; overflow-y: auto; font: 12px ui-monospace, monospace; border: 1px solid #ccc; background: #fff; }
-  #timeline div { padding: 1px 4px; border-bottom: 1px solid #eee; } .k-fault { color: #a00; } .k-vm { color: #05a; } .k-service { color: #a60; }
+  #timeline div { padding: 1px 4px; border-bottom: 1px solid #eee; } .k-fault { color: #a00; } .k-vm { color: #05a; } .k-notification { color: #607; } .k-service { color: #a60; }
   .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border: 1px solid #888; }
 </style>
 </head>
@@ -38,6 +44,8 @@ export const PAGE_HTML = String.raw`<!doctype html>
 <div id="legend"></div>
 <div id="regions"></div>
 <div id="tip"></div>
+<h2>Stage-2 of <select id="s2vm"><option value="">pick a VM</option></select> <small id="s2info"></small></h2>
+<table id="stage2"><thead><tr><th>IPA</th><th>PA</th><th>size</th><th>level</th><th>rights</th><th>state</th><th>device</th></tr></thead><tbody></tbody></table>
 <div class="cols">
   <div><h2>VMs</h2><table id="vms"><thead><tr><th>handle</th><th>VMID</th><th>type</th><th>state</th><th>RM status</th><th>RM lists</th><th>host pages</th><th>session</th></tr></thead><tbody></tbody></table></div>
   <div><h2>Parcels</h2><table id="parcels"><thead><tr><th>handle</th><th>owner</th><th>type</th><th>state</th><th>ACL</th><th>accepted by</th><th>bytes</th><th>grant</th></tr></thead><tbody></tbody></table></div>
@@ -47,81 +55,25 @@ export const PAGE_HTML = String.raw`<!doctype html>
 <div id="timeline"></div>
 <script>
 "use strict";
-const KINDS = ['vm', 'parcel', 'grant', 'fault', 'service'];
-const FIXED = { 0: ['#8b1a1a', 'HYP'], 3: ['#9bb7d4', 'host'], 255: ['#7a4ab0', 'RM'] };
-const DELEGATED = '#f0a020', REALM = '#2e9e4e';
+const KINDS = ${JSON.stringify(EVENT_KINDS)};
+${MAP_JS}
 const state = { snapshot: null, grants: new Map(), events: [], views: new Map(), renders: 0, lastRenderMs: 0 };
 window.hypmeshConsole = state;
-
-function colourOf(vmid) {
-  if (FIXED[vmid]) return FIXED[vmid][0];
-  return 'hsl(' + ((vmid * 137.508) % 360).toFixed(1) + ' 70% 45%)';
-}
 state.colourOf = colourOf;
-/** Who holds a run's frames: the owner, or for frames the owner lent away (§A2 LENT) the grant's borrower. */
-function holderOf(r) {
-  if (r.host !== 'LENT' || !r.grant) return r.owner;
-  const g = state.grants.get(r.grant);
-  return g ? (g.borrowers[0] ?? g.acl[0] ?? r.owner) : r.owner;
-}
-function runColour(r) {
-  if (r.granule === 'DELEGATED') return DELEGATED;
-  if (r.granule !== 'NS' && r.granule !== 'UNSPECIFIED' && r.granule !== '?') return REALM;
-  return colourOf(holderOf(r));
-}
 state.holderOf = holderOf;
-function bandColour(r) {
-  if (r.host === 'LENT') return '#000';
-  if (r.host === 'SHARED_OWNED' || r.host === 'SHARED_BORROWED' || r.guestShares > 0) return '#e8d000';
-  if (r.grant) return '#555';
-  return null;
-}
-const hex = (n) => '0x' + n.toString(16);
-const bytes = (frames) => { let b = frames * 4096, u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'], i = 0; while (b >= 1024 && i < 4 && b % 1024 === 0) { b /= 1024; i++; } return b + ' ' + u[i]; };
+
 const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; };
 
 function legend(s) {
   const l = document.getElementById('legend'); l.textContent = '';
-  const owners = [0, 3, 255, ...[...new Set(s.vms.map((v) => v.vmid))].filter((v) => !FIXED[v])];
-  const items = owners.map((o) => [colourOf(o), FIXED[o] ? FIXED[o][1] : 'VMID ' + o]).concat([[DELEGATED, 'RMM-delegated'], [REALM, 'realm'], ['#e8d000', 'band: shared'], ['#000', 'band: lent (drawn in the borrower\'s colour)'], ['#555', 'band: granted']]);
-  for (const [c, name] of items) { const sp = el('span'); const i = el('i'); i.style.background = c; sp.append(i, name); l.append(sp); }
+  for (const [c, name] of legendItems(s.vms.map((v) => v.vmid))) { const sp = el('span'); const i = el('i'); i.style.background = c; sp.append(i, name); l.append(sp); }
 }
 
-/** Runs of one region, by binary search (runs are sorted by base). */
-function runsIn(runs, from, to) {
-  let lo = 0, hi = runs.length;
-  while (lo < hi) { const m = (lo + hi) >> 1; if (runs[m].base + runs[m].count <= from) lo = m + 1; else hi = m; }
-  const out = []; for (let i = lo; i < runs.length && runs[i].base < to; i++) out.push(runs[i]);
-  return out;
-}
-
-/**
- * Draws in whole device pixels (no anti-aliased blends of two owners). Runs narrower than a pixel
- * are drawn last, one pixel wide, so a VM's few frames never vanish under the host's gigabytes.
- */
-function drawRegion(canvas, runs, view) {
-  const dpr = window.devicePixelRatio || 1, w = Math.round((canvas.clientWidth || 800) * dpr), h = Math.round((canvas.clientHeight || 34) * dpr);
-  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-  const g = canvas.getContext('2d');
-  g.fillStyle = '#eee'; g.fillRect(0, 0, w, h);
-  const span = view.to - view.from, band = Math.round(8 * dpr), body = h - band;
-  const px = (f) => Math.floor(((f - view.from) / span) * w);
-  const visible = runsIn(runs, view.from, view.to), thin = [];
-  const paint = (r, x, x2) => {
-    g.fillStyle = runColour(r); g.fillRect(x, 0, x2 - x, body);
-    const b = bandColour(r); if (b) { g.fillStyle = b; g.fillRect(x, body, x2 - x, band); }
-  };
-  for (const r of visible) {
-    const x = px(Math.max(r.base, view.from)), x2 = px(Math.min(r.base + r.count, view.to));
-    if (x2 > x) paint(r, x, x2); else thin.push([r, Math.min(x, w - 1)]);
-  }
-  for (const [r, x] of thin) paint(r, x, x + 1);
-}
 
 function render() {
   const t0 = performance.now();
   const s = state.snapshot; if (!s) return;
-  state.grants = new Map(s.grants.map((g) => [g.id, g]));
+  mapState.grants = state.grants = new Map(s.grants.map((g) => [g.id, g]));
   document.getElementById('errors').textContent = s.errors.join('\n');
   const box = document.getElementById('regions');
   const total = s.regions.reduce((n, r) => n + r.count, 0);
@@ -158,6 +110,11 @@ function render() {
   sel.textContent = ''; sel.append(new Option('all', ''));
   for (const id of ids) sel.append(new Option('VMID ' + id, String(id)));
   sel.value = ids.map(String).includes(chosen) ? chosen : '';
+  // The stage-2 picker: the host and every VM with a VMID (a realm's space has none here).
+  const s2 = document.getElementById('s2vm'), s2chosen = s2.value;
+  s2.textContent = ''; s2.append(new Option('pick a VM', ''));
+  for (const id of ids.filter((v) => v !== 0)) s2.append(new Option((FIXED[id] ? FIXED[id][1] + ' ' : '') + 'VMID ' + id, String(id)));
+  s2.value = ids.map(String).includes(s2chosen) ? s2chosen : '';
   state.renders++; state.lastRenderMs = performance.now() - t0;
 }
 
@@ -165,17 +122,12 @@ function wire(div, reg) {
   const canvas = div.querySelector('canvas'), tip = document.getElementById('tip');
   const key = div.dataset.key;
   const viewOf = () => state.views.get(key) || { from: div.reg.base, to: div.reg.base + div.reg.count };
-  // The drawing is the content box (the border is outside it): clientLeft/clientWidth, not the rect's.
-  const frameAt = (ev) => { const v = viewOf(), rect = canvas.getBoundingClientRect(); return Math.floor(v.from + ((ev.clientX - rect.left - canvas.clientLeft) / canvas.clientWidth) * (v.to - v.from)); };
+  const frameAt = (ev) => frameAtX(canvas, viewOf(), ev.clientX);
   let dragFrom = null;
   canvas.addEventListener('mousemove', (ev) => {
-    // The run drawn under the pointer's pixel: a run narrower than a pixel is painted over its
-    // neighbours (drawRegion), so among the runs in this pixel the smallest is the one seen.
-    const v = viewOf(), f = frameAt(ev);
-    const perPixel = (v.to - v.from) / canvas.clientWidth, p0 = Math.floor(f - perPixel / 2), p1 = Math.ceil(f + perPixel / 2) + 1;
-    const r = runsIn(div.runs, p0, p1).reduce((best, x) => (best === undefined || x.count < best.count ? x : best), undefined);
+    const r = runAtX(canvas, div.runs, viewOf(), ev.clientX);
     if (!r) { tip.style.display = 'none'; return; }
-    tip.textContent = 'frames ' + hex(r.base) + '–' + hex(r.base + r.count - 1) + ' (' + r.count + ', ' + bytes(r.count) + ')\nPA ' + hex(r.base * 4096) + '\nowner ' + (FIXED[r.owner] ? FIXED[r.owner][1] : 'VMID ' + r.owner) + ' (' + r.owner + ')' + (holderOf(r) !== r.owner ? ', lent to VMID ' + holderOf(r) : '') + '\nhost ' + r.host + ', hyp ' + r.hyp + ', granule ' + r.granule + '\ngrant ' + (r.grant || '-') + ', pins ' + r.pins + ', guest shares ' + r.guestShares;
+    tip.textContent = runTip(r);
     tip.style.left = ev.clientX + 12 + 'px'; tip.style.top = ev.clientY + 12 + 'px'; tip.style.display = 'block';
   });
   canvas.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
@@ -187,6 +139,30 @@ function wire(div, reg) {
   });
   canvas.addEventListener('dblclick', () => { state.views.delete(key); render(); });
 }
+
+/** Rows of a VM's stage-2 shown (a fragmented map says how many more there are). */
+const S2_ROWS_SHOWN = 2000;
+/** Asks the console for the picked VM's stage-2 (on a pick and on each pushed snapshot) and lists its runs. */
+async function loadStage2() {
+  const pick = document.getElementById('s2vm').value, body = document.querySelector('#stage2 tbody'), info = document.getElementById('s2info');
+  if (pick === '') { state.stage2 = null; body.textContent = ''; info.textContent = ''; return; }
+  const v = await fetch('stage2.json?vmid=' + pick).then((r) => r.json()).catch((e) => ({ vmid: Number(pick), runs: [], error: String(e) }));
+  if (document.getElementById('s2vm').value !== pick) return; // another VM was picked meanwhile
+  state.stage2 = v; body.textContent = '';
+  const frames = v.runs.reduce((n, r) => n + r.count, 0);
+  info.textContent = v.error ? v.error : '(' + v.runs.length + ' runs, ' + bytes(frames) + ' mapped' + (v.cut ? ', cut' : '') + (v.runs.length > S2_ROWS_SHOWN ? ', the first ' + S2_ROWS_SHOWN + ' listed' : '') + ')';
+  for (const r of v.runs.slice(0, S2_ROWS_SHOWN)) {
+    const tr = el('tr'); tr.dataset.ipa = hex(r.ipa * 4096);
+    tr.append(el('td', hex(r.ipa * 4096) + '–' + hex((r.ipa + r.count) * 4096 - 1)), el('td', hex(r.pa * 4096) + '–' + hex((r.pa + r.count) * 4096 - 1)), el('td', bytes(r.count)), el('td', 'L' + r.level), el('td', r.rights), el('td', r.state), el('td', r.device ? 'device' : ''));
+    body.append(tr);
+  }
+  state.stage2Loads = (state.stage2Loads || 0) + 1;
+}
+document.getElementById('s2vm').onchange = () => void loadStage2();
+document.querySelector('#vms tbody').addEventListener('click', (ev) => {
+  const tr = ev.target.closest('tr'); if (!tr) return;
+  document.getElementById('s2vm').value = tr.dataset.vmid; void loadStage2();
+});
 
 function showEvent(e) {
   const vm = document.getElementById('fvm').value;
@@ -206,7 +182,7 @@ document.getElementById('fvm').onchange = redrawTimeline;
 window.addEventListener('resize', render);
 
 const source = new EventSource('events');
-source.addEventListener('snapshot', (m) => { state.snapshot = JSON.parse(m.data); render(); });
+source.addEventListener('snapshot', (m) => { state.snapshot = JSON.parse(m.data); render(); void loadStage2(); });
 source.addEventListener('timeline', (m) => { state.events = JSON.parse(m.data); redrawTimeline(); });
 source.addEventListener('event', (m) => { const e = JSON.parse(m.data); state.events.push(e); showEvent(e); });
 </script>

@@ -5,13 +5,17 @@
  * Where each thing comes from:
  * - injected faults: FaultService.Events, a server stream on each service (fault.proto), re-opened
  *   when it ends (a restarted service);
+ * - a VM's stage-2 (core AddressSpaceMap, IPA→PA runs with level and rights): GET /stage2.json?vmid=N,
+ *   which the page asks when a VM is picked and again on each pushed snapshot (not on a timer);
  * - the memory map, VMs, parcels and grants: the services' list calls (core OwnershipMap,
  *   GetMemoryMap, ListGrants; RM ListVms, ListParcels all_vms; VMM ListAllVms), which have no
  *   stream, asked by this process every `pollMs`; only a changed look is pushed, and the
  *   difference becomes timeline events (model.ts diffSnapshots).
  *
  * Two streams are deliberately not opened: RmService.Subscribe as HLOS would take notifications
- * from the VMM's own Exchange stream (one RX queue per VM, rm_service.proto Subscribe), and
+ * from the VMM's own Exchange stream, and as a guest VMID from that guest's client (one RX queue
+ * per VM, rm_service.proto Subscribe): RM notifications in the timeline are the VM_STATUS ones
+ * HLOS took, read from the VMM's rm_status (model.ts diffSnapshots, kind `notification`). And
  * VmmService.WatchVm names the session, which renews a lease session (vmm_service.proto), so the
  * console would keep a CLI's VMs alive. ListAllVms renews no lease; VM status changes are read
  * from it instead.
@@ -19,11 +23,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { CoreServiceClient, GranuleState, GrantType, MemoryKind, PageState } from '@hypmesh/proto';
+import { CoreServiceClient, GranuleState, GrantType, MemoryKind, PageState, type AddressSpaceMapResponse } from '@hypmesh/proto';
 import { Boundary, FaultServiceClient, type FaultEvent } from '@hypmesh/proto/fault';
 import { MemType, ParcelState, RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { VmmServiceClient, VmState, VmType } from '@hypmesh/proto/vmm';
-import { diffSnapshots, EMPTY_SNAPSHOT, enumName, idText, Timeline, VMID_HOST, type EventDraft, type GrantView, type ParcelView, type RegionView, type RunView, type Snapshot, type VmView } from './model.js';
+import { diffSnapshots, EMPTY_SNAPSHOT, enumName, idText, rightsText, Timeline, VMID_HOST, type EventDraft, type Stage2RunView, type Stage2View, type GrantView, type ParcelView, type RegionView, type RunView, type Snapshot, type VmView } from './model.js';
 import { PAGE_HTML } from './page.js';
 
 export interface ConsoleOptions {
@@ -162,6 +166,35 @@ export async function takeSnapshot(core: CoreServiceClient, rm: RmServiceClient,
   return { regions, runs, vms, parcels, grants, errors };
 }
 
+/** IPA frames asked for: every IPA width (52 bits at most, stage2-models.md §B4; the core takes frame fields below 2^40) is cut at the space's own. */
+const IPA_FRAMES_ALL = 2 ** 40 - 1;
+/** Stage-2 runs kept for one VM (the page lists them; a map this fragmented is cut and says so). */
+const STAGE2_RUNS_MAX = 100_000;
+
+/** One VM's stage-2 (CoreService.AddressSpaceMap, paged); a VMID the core has no space for gives `error`. */
+export async function takeStage2(core: CoreServiceClient, vmid: number, timeoutMs: number): Promise<Stage2View> {
+  const runs: Stage2RunView[] = [];
+  try {
+    let base: bigint | undefined = 0n;
+    while (base !== undefined && runs.length < STAGE2_RUNS_MAX) {
+      const page: AddressSpaceMapResponse = await ask(core, core.addressSpaceMap, { vmid, base, count: BigInt(IPA_FRAMES_ALL) - base, runsMax: RUNS_PER_CALL }, timeoutMs);
+      for (const r of page.runs)
+        runs.push({ ipa: num(r.base), count: num(r.count), pa: num(r.outputFrame), level: r.level, rights: rightsText(r.perms), state: enumName(PageState[r.state], 'PAGE_STATE_'), device: r.device });
+      base = page.nextBase;
+    }
+  } catch (e) {
+    return { vmid, runs: [], error: `core: ${why(e)}` };
+  }
+  return { vmid, runs, ...(runs.length >= STAGE2_RUNS_MAX && { cut: true }) };
+}
+
+/** A VMID from a query string: an integer in [0, 2^32); undefined for anything else. */
+export function vmidParam(text: string | null): number | undefined {
+  if (text === null || !/^\d{1,10}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n <= 0xffff_ffff ? n : undefined;
+}
+
 /**
  * An injected fault's identity. The suite runs the three services over one fault engine, so each
  * service's Events stream carries the same event: the console shows it once.
@@ -257,6 +290,14 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       send(res, 'timeline', JSON.stringify(timeline.all()));
       clients.add(res);
       req.on('close', () => clients.delete(res));
+    } else if (path === '/stage2.json') {
+      // A VM's stage-2, asked when the page picks a VM and again on each pushed snapshot.
+      const vmid = vmidParam(new URL(req.url ?? '/', 'http://console').searchParams.get('vmid'));
+      if (vmid === undefined) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('vmid: expected a VMID, an integer in [0, 2^32)\n');
+        return;
+      }
+      void takeStage2(core, vmid, timeoutMs).then((v) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(v)));
     } else if (path === '/snapshot.json') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(snapshotJson);
     } else {
