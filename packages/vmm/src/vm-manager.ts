@@ -100,6 +100,7 @@ export class VmManager {
     this.rm = this.reconciler?.port ?? rm;
     this.pages = new HostPageAllocator(config.donationRegion);
     this.ops = new VmOps(this.rm, core, this.pages, config, clock);
+    this.ops.holdings = holdings;
     this.sessions = new SessionRegistry(clock, config.sessionIdPrefix, (handles) => {
       for (const h of handles) this.track(this.destroy(h));
     });
@@ -389,9 +390,14 @@ export class VmManager {
    */
   async sweepOrphans(port: HoldingsPort, saved?: { readonly state: VmmDurableState; readonly wallMs: number }): Promise<VmmResult<SweepOutcome>> {
     const unreadable = (what: string, why: string): VmmResult<never> => vmmFail('EIO', 'holdings_unreadable', `${what}: ${why}`);
+    this.ops.holdings ??= port;
     const region = await port.regionRuns(this.config.donationRegion);
     if (!region.ok) return unreadable('OwnershipMap of the donation region', region.error);
-    const [vms, parcels, grants, realms] = await Promise.all([port.rmVms(), port.rmParcels(), port.hostGrants(), port.realms()]);
+    // The grants before the parcels: a parcel another HLOS client is making while the sweep reads has
+    // its grant in the core before it is in the RM, and must be in the parcel list read after, or
+    // its grant would look like the VMM's demand-paged memory (restart-sweep.ts orphansOf).
+    const grants = await port.hostGrants();
+    const [vms, parcels, realms] = await Promise.all([port.rmVms(), port.rmParcels(), port.realms()]);
     if (!vms.ok) return unreadable('RM ListVms', vms.error);
     if (!parcels.ok) return unreadable('RM ListParcels', parcels.error);
     if (!grants.ok) return unreadable('core ListGrants', grants.error);

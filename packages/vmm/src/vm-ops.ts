@@ -11,6 +11,7 @@ import type { Binding } from './bindings.js';
 import type { VmmClock } from './clock.js';
 import { TOP_UP_PAGES_PER_CALL, type HostPageAllocator } from './host-pages.js';
 import type { CorePort, RmPort } from './ports.js';
+import type { HoldingsPort } from './restart-sweep.js';
 import type { Made, Vm, VmmConfig } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmError, type VmmResult } from './vmm-error.js';
 
@@ -33,6 +34,8 @@ export interface VmLifecycle {
 
 export class VmOps {
   private readonly waiters = new Set<() => void>();
+  /** What the RM holds (restart-sweep.ts), when the manager can ask: for `othersLetGo`. */
+  holdings: Pick<HoldingsPort, 'rmParcels'> | undefined;
 
   constructor(
     readonly rm: RmPort,
@@ -89,6 +92,23 @@ export class VmOps {
       left -= chunk;
     }
     return vmmOk(undefined);
+  }
+
+  /**
+   * Waits until no parcel but the VM's own (`vm.parcels`) names it in its ACL: another HLOS
+   * client's share or lend to the VM keeps a grant naming it, and VM_DEALLOCATE is refused until
+   * that client reclaims it (vm-record.ts othersWaitMs). Whether they are gone (true without
+   * holdings: nothing to wait for that the VMM can see).
+   */
+  async othersLetGo(vm: Vm): Promise<boolean> {
+    if (this.holdings === undefined) return true;
+    for (let waited = 0; ; waited += this.config.othersPollMs) {
+      const parcels = await this.holdings.rmParcels();
+      const own = new Set(vm.parcels.map((p) => p.handle));
+      if (parcels.ok && !parcels.value.some((p) => !own.has(p.handle) && p.aclVmids.includes(vm.vmid))) return true;
+      if (waited >= this.config.othersWaitMs) return false;
+      await new Promise<void>((resolve) => void this.clock.after(this.config.othersPollMs, resolve));
+    }
   }
 
   /** Runs teardown `step` up to attemptsMax times; records attempts and the last error. */

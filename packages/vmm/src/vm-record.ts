@@ -50,6 +50,14 @@ export interface VmmConfig {
    * its bookkeeping by it).
    */
   readonly handlesPerSession: boolean;
+  /**
+   * VM_DEALLOCATE is refused while any grant names the VM (its VMID must not be inherited), and
+   * parcels other HLOS clients made for it are theirs to reclaim, not the VMM's (restart-sweep.ts).
+   * A teardown that finds such parcels polls the RM every `othersPollMs` until they are gone, at
+   * most `othersWaitMs`, before VM_DEALLOCATE (and lists the VMID as leaked past that).
+   */
+  readonly othersPollMs: number;
+  readonly othersWaitMs: number;
 }
 
 /** Everything but the donation region, which comes from the core's memory map. */
@@ -62,6 +70,8 @@ export const DEFAULT_VMM_CONFIG: Omit<VmmConfig, 'donationRegion'> = {
   waitMs: 5_000,
   sessionIdPrefix: '',
   handlesPerSession: false,
+  othersPollMs: 250,
+  othersWaitMs: 120_000,
 };
 
 /** One teardown step as it went: how many attempts, and its last error if it never succeeded. */
