@@ -243,6 +243,8 @@ async function reclaimAll(ops: VmOps, vm: Vm, final: boolean): Promise<void> {
  */
 async function tearDownGunyah(ops: VmOps, vm: Vm): Promise<void> {
   const vmid = vm.vmid;
+  // The status as the RM has it now: a notification lost in an RM restart must not decide the steps.
+  await ops.refreshStatus(vm);
   if (vm.rmStatus === 'RUNNING' || vm.rmStatus === 'PAUSED') await ops.attempt(vm, 'vm_stop', () => forceStop(ops, vm));
   await reclaimAll(ops, vm, false);
   await reclaimDemandPaged(ops, vm, true);

@@ -241,6 +241,11 @@ export class VmManager {
   }
 
   private notice(n: RmNotice): void {
+    if (n.kind === 'LINK') {
+      if (n.up) void this.resync().then(() => this.ops.linkChanged(true));
+      else this.ops.linkChanged(false);
+      return;
+    }
     const vm = this.byVmid.get(n.vmid);
     if (vm === undefined) return;
     if (n.kind === 'VM_STATUS') {
@@ -248,6 +253,24 @@ export class VmManager {
       this.emit({ kind: 'RM_STATUS', handle: vm.handle, session: vm.session, rmStatus: n.status });
     } else {
       this.emit({ kind: 'EXITED', handle: vm.handle, session: vm.session, exitType: n.exitType });
+    }
+    this.ops.statusChanged();
+  }
+
+  /**
+   * The msgq link came back (issue 9 §3): notifications the RM sent or meant to send while it was
+   * down may be lost (an RM killed mid-VM_RESET, a queue that overflowed), so re-read the RM's view
+   * of every VM it reports on (ListVms) and take each status as if notified; waits (stop, reset,
+   * start) and teardown retries go on from there. Without holdings there is nothing to re-read.
+   */
+  private async resync(): Promise<void> {
+    const vms = await this.ops.holdings?.rmVms();
+    if (vms === undefined || !vms.ok) return;
+    for (const v of vms.value) {
+      const vm = this.byVmid.get(v.vmid);
+      if (vm === undefined || vm.rmStatus === v.status) continue;
+      vm.rmStatus = v.status;
+      this.emit({ kind: 'RM_STATUS', handle: vm.handle, session: vm.session, rmStatus: v.status });
     }
     this.ops.statusChanged();
   }

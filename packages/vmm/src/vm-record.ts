@@ -58,6 +58,12 @@ export interface VmmConfig {
    */
   readonly othersPollMs: number;
   readonly othersWaitMs: number;
+  /**
+   * How long a teardown step that failed because the RM could not be reached (its msgq link is
+   * down: an RM restarting) waits for the link to come back, in all, before its attempts count
+   * again (vm-ops.ts attempt).
+   */
+  readonly rmReturnWaitMs: number;
 }
 
 /** Everything but the donation region, which comes from the core's memory map. */
@@ -72,6 +78,7 @@ export const DEFAULT_VMM_CONFIG: Omit<VmmConfig, 'donationRegion'> = {
   handlesPerSession: false,
   othersPollMs: 250,
   othersWaitMs: 120_000,
+  rmReturnWaitMs: 30_000,
 };
 
 /** One teardown step as it went: how many attempts, and its last error if it never succeeded. */
