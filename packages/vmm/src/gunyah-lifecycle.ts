@@ -8,7 +8,7 @@ import type { RmOutcome } from '@hypmesh/rm';
 import { HYP_SPACE_IPA_BITS, startLevel } from '@hypmesh/stage2';
 import { REG_SETS, RIGHTS, type Binding } from './bindings.js';
 import { PAGE_BYTES, type FrameRun } from './host-pages.js';
-import { vmmParcelLabel } from './restart-sweep.js';
+import { ORPHANED_SESSION, vmmParcelLabel } from './restart-sweep.js';
 import type { VmLifecycle, VmOps } from './vm-ops.js';
 import { fromCore, fromRm, runsPages, type DemandPagedGrant, type Made, type Vm } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmResult } from './vmm-error.js';
@@ -263,8 +263,10 @@ async function tearDownGunyah(ops: VmOps, vm: Vm): Promise<void> {
     });
   }
   await reclaimAll(ops, vm, true);
-  // Other HLOS clients' parcels naming the VM are theirs to reclaim (restart-sweep.ts): wait for them.
-  if (!(await ops.othersLetGo(vm))) vm.teardown.push({ step: 'others_let_go', attempts: 1, ok: false, error: `parcels of other HLOS clients still name VM ${vmid} after ${ops.config.othersWaitMs} ms` });
+  // Other HLOS clients' parcels naming a VM found at restart are theirs to reclaim (restart-sweep.ts):
+  // the sweep, which no client waits for, waits for them. A client's own teardown does not (its
+  // DESTROY answers promptly): VM_DEALLOCATE then fails and the VMID is reported leaked.
+  if (vm.session === ORPHANED_SESSION && !(await ops.othersLetGo(vm))) vm.teardown.push({ step: 'others_let_go', attempts: 1, ok: false, error: `parcels of other HLOS clients still name VM ${vmid} after ${ops.config.othersWaitMs} ms` });
   // VM_DEALLOCATE destroys the VM's stage-2 in the core (§4.2): the pages the VMM donated to its
   // pool come back to the host with it, so they are free again only once it succeeded.
   const dealloc = await ops.attempt(vm, 'vm_deallocate', async () => {

@@ -53,8 +53,9 @@ export interface VmmConfig {
   /**
    * VM_DEALLOCATE is refused while any grant names the VM (its VMID must not be inherited), and
    * parcels other HLOS clients made for it are theirs to reclaim, not the VMM's (restart-sweep.ts).
-   * A teardown that finds such parcels polls the RM every `othersPollMs` until they are gone, at
-   * most `othersWaitMs`, before VM_DEALLOCATE (and lists the VMID as leaked past that).
+   * The restart sweep's teardown of a VM that such parcels name polls the RM every `othersPollMs`
+   * until they are gone, at most `othersWaitMs`, before VM_DEALLOCATE (and lists the VMID as leaked
+   * past that).
    */
   readonly othersPollMs: number;
   readonly othersWaitMs: number;
