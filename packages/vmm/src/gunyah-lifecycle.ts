@@ -208,7 +208,9 @@ function tablePagesFor(vm: Vm, sizes: readonly bigint[]): number {
 
 async function forceStop(ops: VmOps, vm: Vm): Promise<VmmResult<void>> {
   const r = await ops.rm.vmStop({ vmid: vm.vmid, flags: STOP_FLAGS.FORCE, stopReason: STOP_REASON.FORCE_STOP });
-  if (!r.ok) return fromRm(r, 'vm_stop', 'VM_STOP');
+  // Refused because the VM is no longer running (an earlier attempt's stop whose notice was lost,
+  // re-read since): it is stopped, which is what was asked.
+  if (!r.ok && (vm.rmStatus === 'RUNNING' || vm.rmStatus === 'PAUSED')) return fromRm(r, 'vm_stop', 'VM_STOP');
   if (!(await ops.waitRm(vm, (s) => s !== 'RUNNING' && s !== 'PAUSED'))) return vmmFail('EIO', 'vm_stop_wait', 'the VM did not leave RUNNING');
   return vmmOk(undefined);
 }
