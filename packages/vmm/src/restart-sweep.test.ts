@@ -6,8 +6,8 @@ import { orphansOf, vmmParcelLabel } from './restart-sweep.js';
 import { bind, HOST_GUEST_RAM, MiB, timerClock, vmmFixture, type VmmFixture } from './test-support.js';
 import { DEFAULT_VMM_CONFIG, VmManager } from './vm-manager.js';
 
-const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno: string; rule: string; message: string } }): T => {
-  if (!r.ok) throw new Error(`${r.error.errno} ${r.error.rule}: ${r.error.message}`);
+const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno?: string; rmError?: string; rule: string; message: string } }): T => {
+  if (!r.ok) throw new Error(`${r.error.errno ?? r.error.rmError} ${r.error.rule}: ${r.error.message}`);
   return r.value;
 };
 
