@@ -44,8 +44,29 @@ const TARGETS: Record<Svc, { boundary: string; key: 'method' | 'rmMessage'; name
 };
 const SVCS: readonly Svc[] = ['core', 'rm', 'vmm'];
 
-/** Findings known today (test/kill9-midworkload.e2e.test.ts KNOWN says why, per service); any other fails the test. */
-const KNOWN = new Set(['check:ok_visible', 'check:failed_absent', 'check:ownership_equals_boot', 'check:no_orphaned_parcel', 'leaked', 'live', 'sweep']);
+/**
+ * Findings known today (test/kill9-midworkload.e2e.test.ts KNOWN says why: the RM's, after an RM
+ * restart); any other fails the test. `sweep` is met only with them: a VM the last VMM's sweep tears
+ * down whose DTB parcel an RM crash left half-released (accepted in the RM, unmapped in the core:
+ * `live` parcel_grant_mismatch) keeps that sweep retrying past the end of the run (seen once in
+ * three 30-restart campaigns; the VMM's own findings, check:ok_visible and check:failed_absent, are gone).
+ */
+const KNOWN = new Set(['check:ownership_equals_boot', 'check:no_orphaned_parcel', 'leaked', 'live', 'sweep']);
+
+/**
+ * A VMM that its crash rule killed before its restart sweep ended is superseded, not a finding: the
+ * next VMM's sweep finds all of it again from the RM and the core (packages/vmm restart-sweep.ts),
+ * so nothing an interrupted sweep was doing is lost. The sweep waits for other HLOS clients to
+ * reclaim their parcels naming the VMs it tears down (the workload's parcels for the old peer), so
+ * under a crash every few seconds most sweeps are interrupted. The last VMM's sweep must end, and
+ * clean, and the end-state checks show that everything came back.
+ */
+function unsuperseded(sweeps: readonly string[], lastVmmBoot: number): string[] {
+  return sweeps.filter((line) => {
+    const m = /^vmm#(\d+): the restart sweep had not ended$/.exec(line);
+    return m === null || Number(m[1]) >= lastVmmBoot;
+  });
+}
 
 const processes = new Processes();
 const dir = mkdtempSync(join(tmpdir(), 'hypmesh-crash-restarts-'));
@@ -109,7 +130,7 @@ test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core
     const { missingVms } = await w.finish();
     const report = checkHistory(w.history);
     const live = await checkLive(c.addrs);
-    const found = findings(report, { missingVms, leaked: w.leaked, live, sweeps: sweepsOf(c), bugs: processes.bugs() });
+    const found = findings(report, { missingVms, leaked: w.leaked, live, sweeps: unsuperseded(sweepsOf(c), c.boots.vmm), bugs: processes.bugs() });
     const totalS = (performance.now() - t0) / 1000;
     const sorted = [...servingMs].sort((a, b) => a - b);
     console.log(

@@ -57,15 +57,7 @@ const KNOWN: Record<Svc, Record<string, string>> = {
     leaked: 'RM restart: teardown of VMs mid-start or mid-destroy at the kill leaks their VMID, DTB parcel and pool pages',
     'check:ownership_equals_boot': 'RM restart: the leaked VMs above keep their bindings lent and pool pages donated',
   },
-  vmm: {
-    // The new VMM's restart sweep reclaims every HLOS parcel whose ACL names a VM it tears down,
-    // including parcels another HLOS client made (not the VMM's): an acknowledged share is gone.
-    'check:ok_visible': "VMM restart: the sweep reclaims other HLOS clients' parcels that name the swept VM",
-    'check:failed_absent': 'VMM restart: the same (a parcel whose reclaim was refused was later reclaimed by the sweep)',
-    // Stage-2 pool pages of a VM torn down by the sweep are still donated after teardown.
-    'check:ownership_equals_boot': 'VMM restart: pool pages of swept VMs still donated to HYP after teardown',
-    sweep: 'VMM restart: the sweep does not end clean (or not at all) while the workload goes on',
-  },
+  vmm: {},
 };
 
 // Opt-in (HYPMESH_CRASH_TESTS=1) while its KNOWN findings are open: which a run meets depends on timing.

@@ -83,5 +83,17 @@ export function resumedState(v: SavedVm): VmState {
   return v.state === 'CREATED' && v.startTried ? 'START_FAILED' : v.state;
 }
 
-/** Whether a saved VM may be re-adopted at all: a GUNYAH VM that was not being torn down. */
+/**
+ * Whether a saved VM may be re-adopted at all: a GUNYAH VM that was not being torn down.
+ *
+ * A REALM VM is not re-adopted, even in a live lease: it is torn down from the RMM's own view
+ * (ListRealms: RD, roots, RECs; the teardown walks the RTTs by RMI, stage2-models.md §B3), which is
+ * sound whatever the saved record says. Re-adopting it soundly needs what neither side has today:
+ * the saved record keeps no list of the realm's granules (RTTs, DATA; only a count), and the core
+ * reports granule states but not which realm a DATA or RTT granule belongs to, so the restarted VMM
+ * could neither check the record against the RMM nor tell the realm's frames of the donation
+ * region from an orphaned realm's, which the sweep holds and frees when it ends. Until the record
+ * lists its granules and the check walks them (RMI_RTT_READ_ENTRY), the lease survives and its
+ * realm does not (issue 9 §3; the client sees ENOENT no_such_vm for its handle).
+ */
 export const readoptable = (v: SavedVm): boolean => v.type === 'GUNYAH' && v.state !== 'DESTROYING' && v.state !== 'DESTROYED';

@@ -8,6 +8,7 @@ import type { RmOutcome } from '@hypmesh/rm';
 import { HYP_SPACE_IPA_BITS, startLevel } from '@hypmesh/stage2';
 import { REG_SETS, RIGHTS, type Binding } from './bindings.js';
 import { PAGE_BYTES, type FrameRun } from './host-pages.js';
+import { ORPHANED_SESSION, vmmParcelLabel } from './restart-sweep.js';
 import type { VmLifecycle, VmOps } from './vm-ops.js';
 import { fromCore, fromRm, runsPages, type DemandPagedGrant, type Made, type Vm } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmResult } from './vmm-error.js';
@@ -67,11 +68,12 @@ async function startGunyah(ops: VmOps, vm: Vm): Promise<VmmResult<void>> {
   const hi = alignUp(vm.dtb.guestAddr + vm.dtb.sizeBytes);
   const holder = vm.bindings.find((b) => b.guestAddr <= lo && hi <= b.guestAddr + b.sizeBytes);
   if (holder === undefined) return vmmFail('EINVAL', 'dtb_not_in_binding', 'the DTB must lie inside one binding');
-  // 1. Lend the DTB range as a 1-ACL parcel (MEM_LEND).
+  // 1. Lend the DTB range as a 1-ACL parcel (MEM_LEND), with the VMM's label for the VM: a
+  // restarted VMM's sweep reclaims only parcels so labelled (restart-sweep.ts vmmParcelLabel).
   const dtbParcel = await ops.rm.memLend({
     memType: MEM_TYPE.NORMAL,
     flags: 0,
-    label: 0,
+    label: vmmParcelLabel(vmid),
     acl: [{ vmid, rights: RWX }],
     sgl: [{ base: holder.hostAddr + (lo - holder.guestAddr), size: hi - lo }],
     attrs: [],
@@ -206,7 +208,9 @@ function tablePagesFor(vm: Vm, sizes: readonly bigint[]): number {
 
 async function forceStop(ops: VmOps, vm: Vm): Promise<VmmResult<void>> {
   const r = await ops.rm.vmStop({ vmid: vm.vmid, flags: STOP_FLAGS.FORCE, stopReason: STOP_REASON.FORCE_STOP });
-  if (!r.ok) return fromRm(r, 'vm_stop', 'VM_STOP');
+  // Refused because the VM is no longer running (an earlier attempt's stop whose notice was lost,
+  // re-read since): it is stopped, which is what was asked.
+  if (!r.ok && (vm.rmStatus === 'RUNNING' || vm.rmStatus === 'PAUSED')) return fromRm(r, 'vm_stop', 'VM_STOP');
   if (!(await ops.waitRm(vm, (s) => s !== 'RUNNING' && s !== 'PAUSED'))) return vmmFail('EIO', 'vm_stop_wait', 'the VM did not leave RUNNING');
   return vmmOk(undefined);
 }
@@ -241,6 +245,8 @@ async function reclaimAll(ops: VmOps, vm: Vm, final: boolean): Promise<void> {
  */
 async function tearDownGunyah(ops: VmOps, vm: Vm): Promise<void> {
   const vmid = vm.vmid;
+  // The status as the RM has it now: a notification lost in an RM restart must not decide the steps.
+  await ops.refreshStatus(vm);
   if (vm.rmStatus === 'RUNNING' || vm.rmStatus === 'PAUSED') await ops.attempt(vm, 'vm_stop', () => forceStop(ops, vm));
   await reclaimAll(ops, vm, false);
   await reclaimDemandPaged(ops, vm, true);
@@ -259,6 +265,10 @@ async function tearDownGunyah(ops: VmOps, vm: Vm): Promise<void> {
     });
   }
   await reclaimAll(ops, vm, true);
+  // Other HLOS clients' parcels naming a VM found at restart are theirs to reclaim (restart-sweep.ts):
+  // the sweep, which no client waits for, waits for them. A client's own teardown does not (its
+  // DESTROY answers promptly): VM_DEALLOCATE then fails and the VMID is reported leaked.
+  if (vm.session === ORPHANED_SESSION && !(await ops.othersLetGo(vm))) vm.teardown.push({ step: 'others_let_go', attempts: 1, ok: false, error: `parcels of other HLOS clients still name VM ${vmid} after ${ops.config.othersWaitMs} ms` });
   // VM_DEALLOCATE destroys the VM's stage-2 in the core (§4.2): the pages the VMM donated to its
   // pool come back to the host with it, so they are free again only once it succeeded.
   const dealloc = await ops.attempt(vm, 'vm_deallocate', async () => {

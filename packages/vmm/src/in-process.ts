@@ -99,7 +99,7 @@ export function inProcessHoldings(rm: ResourceManager, s: Stage2): HoldingsPort 
   const ok = <T>(value: T) => Promise.resolve({ ok: true as const, value });
   return {
     rmVms: () => ok([...rm.vms.values()].filter((v) => v.owner === VMID_HLOS && v.vmid !== VMID_HLOS).map((v) => ({ vmid: v.vmid, status: v.status }))),
-    rmParcels: () => ok(rm.allParcels().map((p) => ({ handle: p.handle, ownerVmid: p.owner, aclVmids: p.acl.map((e) => e.vmid), grantId: p.grantId }))),
+    rmParcels: () => ok(rm.allParcels().map((p) => ({ handle: p.handle, ownerVmid: p.owner, label: p.label, aclVmids: p.acl.map((e) => e.vmid), grantId: p.grantId }))),
     hostGrants: () =>
       ok([...s.grants.values()].filter((g) => g.owner === VMID_HOST).map((g) => ({ grantId: g.id, aclVmids: g.acl.map((e) => e.vmid as number), borrowerVmids: [...g.borrowers.keys()].map(Number) }))),
     realms: () =>

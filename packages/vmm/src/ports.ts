@@ -15,10 +15,16 @@ import type { FrameRun, RamMapView } from './host-pages.js';
 
 type RmCall<N extends CallName> = (request: RequestOf<N>) => Promise<RmOutcome<ReplyOf<N>>>;
 
-/** What the VMM hears from the RM: a VM's new status, or its exit (§2.2, §4.3). */
+/**
+ * What the VMM hears from the RM: a VM's new status, or its exit (§2.2, §4.3); and, from a
+ * transport adapter, its msgq link going down or coming back (LINK). Notifications sent while the
+ * link was down may be lost (an RM restart, a full queue), so a LINK up tells the VM manager to
+ * re-read the RM's view of its VMs (vm-manager.ts resync).
+ */
 export type RmNotice =
   | { readonly kind: 'VM_STATUS'; readonly vmid: number; readonly status: VmStatus | 'UNKNOWN' }
-  | { readonly kind: 'VM_EXITED'; readonly vmid: number; readonly exitType: number };
+  | { readonly kind: 'VM_EXITED'; readonly vmid: number; readonly exitType: number }
+  | { readonly kind: 'LINK'; readonly up: boolean };
 
 export interface RmPort {
   vmAllocate: RmCall<'VM_ALLOCATE'>;
@@ -36,7 +42,7 @@ export interface RmPort {
   vmStop: RmCall<'VM_STOP'>;
   vmReset: RmCall<'VM_RESET'>;
   vmDeallocate: RmCall<'VM_DEALLOCATE'>;
-  /** Calls `listener` for every VM_STATUS and VM_EXITED sent to HLOS; returns an unsubscribe. */
+  /** Calls `listener` for every VM_STATUS and VM_EXITED sent to HLOS, and every LINK change; returns an unsubscribe. */
   onNotice(listener: (n: RmNotice) => void): () => void;
 }
 

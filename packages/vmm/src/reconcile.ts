@@ -74,10 +74,12 @@ const reached =
     return s !== undefined && s !== 'UNKNOWN' && statuses.includes(s) ? { reply: {}, status: { vmid: req.vmid, status: s } } : undefined;
   };
 
-/** A new HLOS parcel whose ACL names exactly the request's VMIDs. */
-const newParcel = (req: { readonly acl: readonly { readonly vmid: number }[] }, facts: Facts, known: Known): ReturnType<SettleRow['confirm']> => {
+/** A new HLOS parcel with the request's label whose ACL names exactly the request's VMIDs. */
+const newParcel = (req: { readonly label: number; readonly acl: readonly { readonly vmid: number }[] }, facts: Facts, known: Known): ReturnType<SettleRow['confirm']> => {
   const want = req.acl.map((e) => e.vmid).sort((a, b) => a - b).join(',');
-  const fresh = facts.parcels.filter((p) => p.ownerVmid === VMID_HLOS && !known.parcels.has(p.handle) && [...p.aclVmids].sort((a, b) => a - b).join(',') === want);
+  const fresh = facts.parcels.filter(
+    (p) => p.ownerVmid === VMID_HLOS && p.label === req.label && !known.parcels.has(p.handle) && [...p.aclVmids].sort((a, b) => a - b).join(',') === want,
+  );
   return fresh.length === 1 ? { reply: { handle: fresh[0]!.handle } } : undefined;
 };
 

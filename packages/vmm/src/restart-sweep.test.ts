@@ -1,11 +1,13 @@
 import { describe, expect, test } from 'vitest';
+import { VMID_HLOS } from '@hypmesh/rm';
+import { MEM_TYPE, TRANS_TYPE } from '@hypmesh/rm-wire';
 import { inProcessCorePort, inProcessHoldings, inProcessRm } from './in-process.js';
-import { orphansOf } from './restart-sweep.js';
-import { bind, MiB, timerClock, vmmFixture, type VmmFixture } from './test-support.js';
+import { orphansOf, vmmParcelLabel } from './restart-sweep.js';
+import { bind, HOST_GUEST_RAM, MiB, timerClock, vmmFixture, type VmmFixture } from './test-support.js';
 import { DEFAULT_VMM_CONFIG, VmManager } from './vm-manager.js';
 
-const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno: string; rule: string; message: string } }): T => {
-  if (!r.ok) throw new Error(`${r.error.errno} ${r.error.rule}: ${r.error.message}`);
+const must = <T>(r: { ok: true; value: T } | { ok: false; error: { errno?: string; rmError?: string; rule: string; message: string } }): T => {
+  if (!r.ok) throw new Error(`${r.error.errno ?? r.error.rmError} ${r.error.rule}: ${r.error.message}`);
   return r.value;
 };
 
@@ -16,25 +18,31 @@ function restarted(f: VmmFixture): VmManager {
 }
 
 describe('issue 9 §3 a restarted VMM takes back what its previous process held', () => {
-  test('orphansOf: each HLOS parcel and each host grant backing no parcel goes with the lowest orphan its ACL names; others are left alone', () => {
+  test("orphansOf: only what the VMM made (its labelled parcels and the grants backing no parcel, each naming one orphan alone); other HLOS clients' parcels naming an orphan are left alone", () => {
     const vms = [
       { vmid: 0x81, status: 'RUNNING' as const },
       { vmid: 0x80, status: 'LOAD' as const },
     ];
     const parcels = [
-      { handle: 1, ownerVmid: 3, aclVmids: [0x81], grantId: 5 },
-      { handle: 2, ownerVmid: 3, aclVmids: [0x90, 0x81, 0x80], grantId: 6 },
-      { handle: 3, ownerVmid: 3, aclVmids: [0x90], grantId: 10 },
-      { handle: 4, ownerVmid: 0x81, aclVmids: [0x80], grantId: 11 },
+      { handle: 1, ownerVmid: 3, label: vmmParcelLabel(0x81), aclVmids: [0x81], grantId: 5 },
+      // Another HLOS client's parcels for the orphans: a share with HLOS in the ACL, a lend to 0x81 alone, a lend with the label of another VM.
+      { handle: 2, ownerVmid: 3, label: 7, aclVmids: [3, 0x81], grantId: 6 },
+      { handle: 5, ownerVmid: 3, label: 8, aclVmids: [0x81], grantId: 12 },
+      { handle: 6, ownerVmid: 3, label: vmmParcelLabel(0x80), aclVmids: [0x81], grantId: 13 },
+      { handle: 7, ownerVmid: 3, label: vmmParcelLabel(0x80), aclVmids: [0x80], grantId: 14 },
+      { handle: 3, ownerVmid: 3, label: vmmParcelLabel(0x90), aclVmids: [0x90], grantId: 10 },
+      { handle: 4, ownerVmid: 0x81, label: vmmParcelLabel(0x80), aclVmids: [0x80], grantId: 11 },
     ];
     const grants = [
       { grantId: 5, aclVmids: [0x81], borrowerVmids: [0x81] },
+      { grantId: 12, aclVmids: [0x81], borrowerVmids: [0x81] },
       { grantId: 7, aclVmids: [0x81], borrowerVmids: [0x81] },
       { grantId: 8, aclVmids: [0x81], borrowerVmids: [] },
+      { grantId: 15, aclVmids: [3, 0x81], borrowerVmids: [] },
       { grantId: 9, aclVmids: [0x42], borrowerVmids: [0x42] },
     ];
     expect(orphansOf(vms, parcels, grants)).toEqual([
-      { vmid: 0x80, status: 'LOAD', parcels: [2], grants: [] },
+      { vmid: 0x80, status: 'LOAD', parcels: [7], grants: [] },
       {
         vmid: 0x81,
         status: 'RUNNING',
@@ -75,6 +83,36 @@ describe('issue 9 §3 a restarted VMM takes back what its previous process held'
     expect([...f.rm.vms.keys()]).toEqual([fresh.vmid]);
 
     must(await vmm.destroy(fresh.handle));
+    f.expectAllBack(vmm);
+  });
+
+  test("another HLOS client's parcels for a swept VM (a share and a lend, one accepted) survive the sweep; the sweep ends clean and gives every pool page back", async () => {
+    const f = vmmFixture();
+    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    must(f.vmm.mapMem(vm.handle, bind(0x8000_0000, 0, 4 * MiB)));
+    must(f.vmm.setDtbConfig(vm.handle, 0x8000_0010n, 0x2000n));
+    must(await f.vmm.start(vm.handle));
+    // Another HLOS client (not the VMM) shares one page with the VM and lends it another; the VM accepts the share.
+    const other = (label: number, name: 'MEM_SHARE' | 'MEM_LEND', acl: { vmid: number; rights: number }[], at: bigint) =>
+      f.rm.call(VMID_HLOS, name, { memType: MEM_TYPE.NORMAL, flags: 0, label, acl, sgl: [{ base: HOST_GUEST_RAM + at, size: 4096n }], attrs: [] });
+    const shared = must(await other(1, 'MEM_SHARE', [{ vmid: VMID_HLOS, rights: 7 }, { vmid: vm.vmid, rights: 6 }], 64n * BigInt(MiB)));
+    const lent = must(await other(2, 'MEM_LEND', [{ vmid: vm.vmid, rights: 6 }], 65n * BigInt(MiB)));
+    must(await f.rm.call(vm.vmid, 'MEM_ACCEPT', { handle: shared.handle, memType: MEM_TYPE.NORMAL, transType: TRANS_TYPE.SHARE, flags: 0, label: 0, acl: [], sgl: [], attrs: [], mapVmid: 0 }));
+
+    const vmm = restarted(f);
+    const sweep = must(await vmm.sweepOrphans(inProcessHoldings(f.rm, f.s)));
+    // The sweep leaves the other client's parcels alone, and waits for that client to reclaim them
+    // (VM_DEALLOCATE is refused while a grant names the VM); it does so once the reset released the share.
+    const mine = new Set([shared.handle, lent.handle]);
+    for (let i = 0; i < 100 && mine.size > 0; i++) {
+      expect([...f.rm.parcels.keys()]).toEqual(expect.arrayContaining([...mine]));
+      for (const h of [...mine]) if ((await f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: h, flags: 0 })).ok) mine.delete(h);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(mine.size).toBe(0);
+    const report = await sweep.swept;
+    expect(report).toMatchObject({ tornDown: [vm.vmid], leaked: [], framesStillHeld: 0 });
+    expect(report.framesHeld).toBeGreaterThan(0);
     f.expectAllBack(vmm);
   });
 

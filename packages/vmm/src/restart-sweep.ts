@@ -9,9 +9,13 @@
  * fds.
  *
  * The VMM is HLOS's VM manager (DESIGN.md §4): every VM HLOS allocated in the RM is its, whoever
- * asked for it. A reconstructed record holds what the RM and core report (the VM's RM status, the
- * HLOS parcels and HOST grants that name it); its table-pool pages come back with VM_DEALLOCATE,
- * which destroys the stage-2 (gunyah-rm.md §4.2), so the record lists none.
+ * asked for it. Not every HLOS parcel is: other HLOS clients (the msgq's other users, a test's
+ * workload) share and lend to the VMM's VMs too, and reclaiming their parcels loses an acknowledged
+ * share. A reconstructed record therefore holds only what the VMM itself made, told apart
+ * unambiguously: its parcels carry the VMM's label for the VM (`vmmParcelLabel`, the MEM_LEND
+ * label is the owner's to choose, gunyah-rm.md §3) and name that VM alone; its demand-paged grants
+ * are HOST grants that back no parcel and name that VM alone. Its table-pool pages come back with
+ * VM_DEALLOCATE, which destroys the stage-2 (gunyah-rm.md §4.2), so the record lists none.
  *
  * The donation region's frames that are not the host's at restart (donated or delegated) are held
  * (never allocated again) until the sweep has run, then those the core reports back with the host
@@ -20,6 +24,14 @@
  */
 import { VMID_HLOS, type VmStatus } from '@hypmesh/rm';
 import type { FrameRun } from './host-pages.js';
+
+/**
+ * The label of every parcel the VMM makes for VM `vmid` (its DTB MEM_LEND): 'VM' (0x564d) in the
+ * high half, the VMID in the low. The label is the owner's tag and the RM never interprets it
+ * (gunyah-rm.md §3), so this is how a restarted VMM knows its parcels from other HLOS clients'
+ * (README "Crash-restart tests": other HLOS clients must not use labels 0x564d0000..0x564dffff).
+ */
+export const vmmParcelLabel = (vmid: number): number => (0x564d_0000 | (vmid & 0xffff)) >>> 0;
 
 /** The VMM's name for the session of VMs found at restart (VmView.session). */
 export const ORPHANED_SESSION = 'orphaned-at-restart';
@@ -30,10 +42,11 @@ export interface HeldVm {
   readonly status: VmStatus | 'UNKNOWN';
 }
 
-/** An RM parcel, with its owner, the VMs its ACL names and the core grant that enforces it. */
+/** An RM parcel, with its owner, its label, the VMs its ACL names and the core grant that enforces it. */
 export interface HeldParcel {
   readonly handle: number;
   readonly ownerVmid: number;
+  readonly label: number;
   readonly aclVmids: readonly number[];
   readonly grantId: number;
 }
@@ -70,7 +83,7 @@ type Listed<T> = Promise<{ readonly ok: true; readonly value: T } | { readonly o
 export interface HoldingsPort {
   /** RM ListVms: every VM HLOS allocated (not HLOS itself). */
   rmVms(): Listed<readonly HeldVm[]>;
-  /** RM ListParcels(all_vms): every parcel (their grants are the RM's to reclaim, not the sweep's). */
+  /** RM ListParcels(all_vms): every parcel with its label (their grants are the RM's to reclaim, not the sweep's). */
   rmParcels(): Listed<readonly HeldParcel[]>;
   /** Core ListGrants: the grants HOST owns. */
   hostGrants(): Listed<readonly HeldGrant[]>;
@@ -84,32 +97,34 @@ export interface HoldingsPort {
 export interface Orphan {
   readonly vmid: number;
   readonly status: VmStatus | 'UNKNOWN';
-  /** HLOS parcels naming it (a parcel naming several orphans goes with the lowest VMID). */
+  /** The VMM's parcels for it: HLOS's, with its `vmmParcelLabel`, naming it alone. */
   readonly parcels: readonly number[];
-  /** HOST grants naming it, and whether it maps them. */
+  /** HOST grants that back no parcel and name it alone (its demand-paged memory), and whether it maps them. */
   readonly grants: readonly { readonly grantId: number; readonly mapped: boolean }[];
 }
 
 /**
- * Each orphan with what names it: the HLOS parcels, and the host grants that back no parcel (a
- * parcel's grant is the RM's: it unmaps it at VM_RESET and destroys it at MEM_RECLAIM). Parcels and
- * grants naming no orphan are left alone.
+ * Each orphan with what the VMM made for it (module header): its parcels (HLOS's, the VMM's label
+ * for it, naming it alone) and its demand-paged grants (HOST's, backing no parcel, naming it
+ * alone; a parcel's grant is the RM's: it unmaps it at VM_RESET and destroys it at MEM_RECLAIM).
+ * Everything else is left alone, whoever's VM it names: another HLOS client's parcel for a swept VM
+ * is that client's to reclaim.
  */
 export function orphansOf(vms: readonly HeldVm[], parcels: readonly HeldParcel[], grants: readonly HeldGrant[]): Orphan[] {
   const known = new Set(vms.map((v) => v.vmid));
   const parcelGrants = new Set(parcels.map((p) => p.grantId));
-  const firstOrphan = (acl: readonly number[]): number | undefined => [...acl].sort((a, b) => a - b).find((v) => known.has(v));
+  const only = (acl: readonly number[]): number | undefined => (acl.length === 1 && known.has(acl[0]!) ? acl[0] : undefined);
   const parcelsOf = new Map<number, number[]>();
   for (const p of parcels) {
-    if (p.ownerVmid !== VMID_HLOS) continue;
-    const vmid = firstOrphan(p.aclVmids);
-    if (vmid !== undefined) parcelsOf.set(vmid, [...(parcelsOf.get(vmid) ?? []), p.handle]);
+    const vmid = only(p.aclVmids);
+    if (p.ownerVmid !== VMID_HLOS || vmid === undefined || p.label !== vmmParcelLabel(vmid)) continue;
+    parcelsOf.set(vmid, [...(parcelsOf.get(vmid) ?? []), p.handle]);
   }
   const grantsOf = new Map<number, { grantId: number; mapped: boolean }[]>();
   for (const g of grants) {
-    if (parcelGrants.has(g.grantId)) continue;
-    const vmid = firstOrphan(g.aclVmids);
-    if (vmid !== undefined) grantsOf.set(vmid, [...(grantsOf.get(vmid) ?? []), { grantId: g.grantId, mapped: g.borrowerVmids.includes(vmid) }]);
+    const vmid = only(g.aclVmids);
+    if (parcelGrants.has(g.grantId) || vmid === undefined) continue;
+    grantsOf.set(vmid, [...(grantsOf.get(vmid) ?? []), { grantId: g.grantId, mapped: g.borrowerVmids.includes(vmid) }]);
   }
   return [...vms]
     .sort((a, b) => a.vmid - b.vmid)

@@ -100,6 +100,7 @@ export class VmManager {
     this.rm = this.reconciler?.port ?? rm;
     this.pages = new HostPageAllocator(config.donationRegion);
     this.ops = new VmOps(this.rm, core, this.pages, config, clock);
+    this.ops.holdings = holdings;
     this.sessions = new SessionRegistry(clock, config.sessionIdPrefix, (handles) => {
       for (const h of handles) this.track(this.destroy(h));
     });
@@ -240,6 +241,11 @@ export class VmManager {
   }
 
   private notice(n: RmNotice): void {
+    if (n.kind === 'LINK') {
+      if (n.up) void this.resync().then(() => this.ops.linkChanged(true));
+      else this.ops.linkChanged(false);
+      return;
+    }
     const vm = this.byVmid.get(n.vmid);
     if (vm === undefined) return;
     if (n.kind === 'VM_STATUS') {
@@ -247,6 +253,24 @@ export class VmManager {
       this.emit({ kind: 'RM_STATUS', handle: vm.handle, session: vm.session, rmStatus: n.status });
     } else {
       this.emit({ kind: 'EXITED', handle: vm.handle, session: vm.session, exitType: n.exitType });
+    }
+    this.ops.statusChanged();
+  }
+
+  /**
+   * The msgq link came back (issue 9 §3): notifications the RM sent or meant to send while it was
+   * down may be lost (an RM killed mid-VM_RESET, a queue that overflowed), so re-read the RM's view
+   * of every VM it reports on (ListVms) and take each status as if notified; waits (stop, reset,
+   * start) and teardown retries go on from there. Without holdings there is nothing to re-read.
+   */
+  private async resync(): Promise<void> {
+    const vms = await this.ops.holdings?.rmVms();
+    if (vms === undefined || !vms.ok) return;
+    for (const v of vms.value) {
+      const vm = this.byVmid.get(v.vmid);
+      if (vm === undefined || vm.rmStatus === v.status) continue;
+      vm.rmStatus = v.status;
+      this.emit({ kind: 'RM_STATUS', handle: vm.handle, session: vm.session, rmStatus: v.status });
     }
     this.ops.statusChanged();
   }
@@ -389,9 +413,14 @@ export class VmManager {
    */
   async sweepOrphans(port: HoldingsPort, saved?: { readonly state: VmmDurableState; readonly wallMs: number }): Promise<VmmResult<SweepOutcome>> {
     const unreadable = (what: string, why: string): VmmResult<never> => vmmFail('EIO', 'holdings_unreadable', `${what}: ${why}`);
+    this.ops.holdings ??= port;
     const region = await port.regionRuns(this.config.donationRegion);
     if (!region.ok) return unreadable('OwnershipMap of the donation region', region.error);
-    const [vms, parcels, grants, realms] = await Promise.all([port.rmVms(), port.rmParcels(), port.hostGrants(), port.realms()]);
+    // The grants before the parcels: a parcel another HLOS client is making while the sweep reads has
+    // its grant in the core before it is in the RM, and must be in the parcel list read after, or
+    // its grant would look like the VMM's demand-paged memory (restart-sweep.ts orphansOf).
+    const grants = await port.hostGrants();
+    const [vms, parcels, realms] = await Promise.all([port.rmVms(), port.rmParcels(), port.realms()]);
     if (!vms.ok) return unreadable('RM ListVms', vms.error);
     if (!parcels.ok) return unreadable('RM ListParcels', parcels.error);
     if (!grants.ok) return unreadable('core ListGrants', grants.error);

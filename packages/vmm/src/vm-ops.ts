@@ -11,6 +11,7 @@ import type { Binding } from './bindings.js';
 import type { VmmClock } from './clock.js';
 import { TOP_UP_PAGES_PER_CALL, type HostPageAllocator } from './host-pages.js';
 import type { CorePort, RmPort } from './ports.js';
+import type { HoldingsPort } from './restart-sweep.js';
 import type { Made, Vm, VmmConfig } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmError, type VmmResult } from './vmm-error.js';
 
@@ -33,6 +34,11 @@ export interface VmLifecycle {
 
 export class VmOps {
   private readonly waiters = new Set<() => void>();
+  /** What the RM holds (restart-sweep.ts), when the manager can ask: for `othersLetGo` and `refreshStatus`. */
+  holdings: Pick<HoldingsPort, 'rmParcels' | 'rmVms'> | undefined;
+  /** Whether the msgq link to the RM is up (LINK notices), and who waits for it to come back and be re-read. */
+  private linkUp = true;
+  private readonly linkWaiters = new Set<() => void>();
 
   constructor(
     readonly rm: RmPort,
@@ -91,16 +97,78 @@ export class VmOps {
     return vmmOk(undefined);
   }
 
+  /**
+   * Waits until no parcel but the VM's own (`vm.parcels`) names it in its ACL: another HLOS
+   * client's share or lend to the VM keeps a grant naming it, and VM_DEALLOCATE is refused until
+   * that client reclaims it (vm-record.ts othersWaitMs). Whether they are gone (true without
+   * holdings: nothing to wait for that the VMM can see).
+   */
+  async othersLetGo(vm: Vm): Promise<boolean> {
+    if (this.holdings === undefined) return true;
+    for (let waited = 0; ; waited += this.config.othersPollMs) {
+      const parcels = await this.holdings.rmParcels();
+      const own = new Set(vm.parcels.map((p) => p.handle));
+      if (parcels.ok && !parcels.value.some((p) => !own.has(p.handle) && p.aclVmids.includes(vm.vmid))) return true;
+      if (waited >= this.config.othersWaitMs) return false;
+      await new Promise<void>((resolve) => void this.clock.after(this.config.othersPollMs, resolve));
+    }
+  }
+
+  /** The RM link went down, or came back and the manager has re-read the RM's view (`resynced`). */
+  linkChanged(up: boolean): void {
+    this.linkUp = up;
+    if (up) for (const w of [...this.linkWaiters]) w();
+  }
+
+  /** Resolves once the RM link is up again (at once if it is), or after `maxMs`; whether it is up. */
+  private linkBack(maxMs: number): Promise<boolean> {
+    if (this.linkUp) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        this.linkWaiters.delete(finish);
+        cancel();
+        resolve(this.linkUp);
+      };
+      const cancel = this.clock.after(maxMs, finish);
+      this.linkWaiters.add(finish);
+    });
+  }
+
+  /**
+   * Re-reads the VM's RM status from the RM's own view (ListVms), when the manager can ask: a
+   * notification may have been lost while the link was down (an RM restart), and a teardown
+   * that acted on a stale status would skip VM_RESET or wait for a status that never comes.
+   */
+  async refreshStatus(vm: Vm): Promise<void> {
+    const vms = await this.holdings?.rmVms();
+    const now = vms?.ok ? vms.value.find((v) => v.vmid === vm.vmid) : undefined;
+    if (now !== undefined && now.status !== vm.rmStatus) {
+      vm.rmStatus = now.status;
+      this.statusChanged();
+    }
+  }
+
   /** Runs teardown `step` up to attemptsMax times; records attempts and the last error. */
   async attempt(vm: Vm, step: string, run: () => Promise<VmmResult<void>>): Promise<boolean> {
     let last: VmmError | undefined;
-    for (let n = 1; n <= this.config.attemptsMax; n++) {
+    let rmWaitLeft = this.config.rmReturnWaitMs;
+    for (let n = 1, tries = 1; n <= this.config.attemptsMax; n++, tries++) {
       const r = await run();
       if (r.ok) {
-        vm.teardown.push({ step, attempts: n, ok: true });
+        vm.teardown.push({ step, attempts: tries, ok: true });
         return true;
       }
       last = r.error;
+      // The RM could not be reached (EIO with no RM error: the msgq, or a notice that never came)
+      // and the link is down: wait for it to come back and be re-read (resync), and try again
+      // without counting this attempt, for rmReturnWaitMs in all (issue 9 §3).
+      if (!this.linkUp && last.errno === 'EIO' && last.cause === undefined && rmWaitLeft > 0) {
+        const t0 = this.clock.nowMs();
+        await this.linkBack(rmWaitLeft);
+        rmWaitLeft -= Math.max(1, this.clock.nowMs() - t0);
+        n--;
+        continue;
+      }
       if (n < this.config.attemptsMax && this.config.retryBackoffMs > 0) {
         const ms = this.config.retryBackoffMs * 2 ** (n - 1);
         await new Promise<void>((resolve) => void this.clock.after(ms, resolve));

@@ -50,6 +50,21 @@ export interface VmmConfig {
    * its bookkeeping by it).
    */
   readonly handlesPerSession: boolean;
+  /**
+   * VM_DEALLOCATE is refused while any grant names the VM (its VMID must not be inherited), and
+   * parcels other HLOS clients made for it are theirs to reclaim, not the VMM's (restart-sweep.ts).
+   * The restart sweep's teardown of a VM that such parcels name polls the RM every `othersPollMs`
+   * until they are gone, at most `othersWaitMs`, before VM_DEALLOCATE (and lists the VMID as leaked
+   * past that).
+   */
+  readonly othersPollMs: number;
+  readonly othersWaitMs: number;
+  /**
+   * How long a teardown step that failed because the RM could not be reached (its msgq link is
+   * down: an RM restarting) waits for the link to come back, in all, before its attempts count
+   * again (vm-ops.ts attempt).
+   */
+  readonly rmReturnWaitMs: number;
 }
 
 /** Everything but the donation region, which comes from the core's memory map. */
@@ -62,6 +77,9 @@ export const DEFAULT_VMM_CONFIG: Omit<VmmConfig, 'donationRegion'> = {
   waitMs: 5_000,
   sessionIdPrefix: '',
   handlesPerSession: false,
+  othersPollMs: 250,
+  othersWaitMs: 120_000,
+  rmReturnWaitMs: 30_000,
 };
 
 /** One teardown step as it went: how many attempts, and its last error if it never succeeded. */

@@ -33,8 +33,8 @@ export function grpcHoldings(coreAddress: string, rmAddress: string, deadlineMs:
         r.vms.filter((v) => v.ownerVmid === HLOS && v.vmid !== HLOS).map((v) => ({ vmid: v.vmid, status: statusOf(v.status) })),
       ),
     rmParcels: () =>
-      ask(rm, rm.listParcels, 'RM ListParcels', { allVms: true }, (r: { parcels: { handle: number; ownerVmid: number; acl: { vmid: number }[]; grantId: bigint }[] }) =>
-        r.parcels.map((p) => ({ handle: p.handle, ownerVmid: p.ownerVmid, aclVmids: p.acl.map((e) => e.vmid), grantId: Number(p.grantId) })),
+      ask(rm, rm.listParcels, 'RM ListParcels', { allVms: true }, (r: { parcels: { handle: number; ownerVmid: number; label: number; acl: { vmid: number }[]; grantId: bigint }[] }) =>
+        r.parcels.map((p) => ({ handle: p.handle, ownerVmid: p.ownerVmid, label: p.label, aclVmids: p.acl.map((e) => e.vmid), grantId: Number(p.grantId) })),
       ),
     hostGrants: () =>
       ask(core, core.listGrants, 'core ListGrants', {}, (r: { grants: { grantId: bigint; ownerVmid: number; aclVmids: number[]; borrowerVmids: number[] }[] }) =>

@@ -141,6 +141,8 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
   let backoffMs = RM_RECONNECT_MS_MIN;
   let nextSeq = 1;
   let closed = false;
+  /** Streams that reached the RM (a LINK up is sent from the second on). */
+  let opened = 0;
 
   function settle(seq: number, r: RmOutcome<unknown>): void {
     const p = pending.get(seq);
@@ -249,7 +251,11 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     // arrive nothing written here reached it, so a stream that breaks before them failed its calls
     // unsent (no outcome in doubt: the RM down answers at once, not after a settling query).
     let reached = false;
-    s.on('metadata', () => (reached = true));
+    s.on('metadata', () => {
+      reached = true;
+      // A stream reopened after a break: notices sent meanwhile may be lost; the VM manager re-reads (LINK).
+      if (opened++ > 0) for (const l of [...listeners]) l({ kind: 'LINK', up: true });
+    });
     s.on('data', (res: ExchangeResponse) => {
       reached = true;
       backoffMs = RM_RECONNECT_MS_MIN;
@@ -261,6 +267,7 @@ export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?:
     const broken = (why: string): void => {
       if (stream !== s) return;
       stream = undefined;
+      if (reached) for (const l of [...listeners]) l({ kind: 'LINK', up: false });
       for (const seq of [...pending.keys()]) settle(seq, msgqFailed(reached ? 'unavailable' : 'not_sent', `the RM stream ended (${why})`));
       if (!closed) {
         reconnect = setTimeout(open, backoffMs);
