@@ -3,8 +3,12 @@
  * byte face's RX side). Each carries the §1.3 notification sequence number the RM stamped on it
  * (one global 16-bit counter for every client).
  *
- * One RX queue per VM (§1.1): two streams attached for the same VM share it, and each notification
- * goes to the first that drains it.
+ * One RX queue per VM (§1.1), drained by the first stream attached for that VM (the primary).
+ * Every later stream for the same VM gets its own copy of each notification the primary is sent,
+ * and never takes one off the queue (issue 11 item 5): a second HLOS subscriber used to share the
+ * queue with the VMM and so steal half its VM_STATUS and VM_EXITED notifications (StartVm then
+ * failed, teardowns leaked). When the primary ends, the oldest copy stream becomes the primary and
+ * drains what waits. A copy is dropped for a stream whose buffer is full (it did not hold the queue).
  *
  * Backpressure (issue 10): a notification leaves the VM's queue only while its stream takes more.
  * When the stream's buffer is full (`deliver` answers false: grpc-js `write` did), the rest stay in
@@ -42,7 +46,18 @@ export interface NotifierFaults {
   readonly nowMs?: () => number;
 }
 
+/** One attached stream, as the other streams of its VM see it. */
+interface Stream {
+  /** Drain the queue (it is now the primary). */
+  drain(): void;
+  /** A copy of what the primary was sent. */
+  copy(n: RmNotification): void;
+}
+
 export class Notifier {
+  /** Attached streams by VMID, in attach order: the first drains the queue, the rest get copies. */
+  private readonly streams = new Map<number, Stream[]>();
+
   constructor(
     readonly rm: ResourceManager,
     private readonly faults?: NotifierFaults,
@@ -61,8 +76,12 @@ export class Notifier {
       timers.add(t);
     };
     const q = (): ReturnType<ResourceManager['queue']> => this.rm.queue(vmid);
+    const streams = this.streams.get(vmid) ?? [];
+    this.streams.set(vmid, streams);
+    const primary = (): boolean => streams[0] === me;
     const send = (n: RmNotification): void => {
       if (!stopped && !deliver(n, codecMessageId(n.name), n.seq, q().dropped)) full = true;
+      for (const s of streams) if (s !== me) s.copy(n);
     };
 
     // Pause: notifications held in order until `pausedUntilMs`, released by one timer.
@@ -109,6 +128,7 @@ export class Notifier {
     };
 
     const drain = (): void => {
+      if (!primary()) return;
       const queue = q();
       while (!stopped && !full) {
         const n = queue.shift();
@@ -116,6 +136,13 @@ export class Notifier {
         offer(n);
       }
     };
+    const me: Stream = {
+      drain,
+      copy: (n) => {
+        if (!stopped && !full && !deliver(n, codecMessageId(n.name), n.seq, q().dropped)) full = true;
+      },
+    };
+    streams.push(me);
     const off = this.rm.onNotify((v) => {
       if (v === vmid) drain();
     });
@@ -126,10 +153,15 @@ export class Notifier {
         drain();
       },
       stop: () => {
+        if (stopped) return;
+        const wasPrimary = primary();
         stopped = true;
         for (const t of timers) clearTimeout(t);
         timers.clear();
         off();
+        streams.splice(streams.indexOf(me), 1);
+        if (streams.length === 0) this.streams.delete(vmid);
+        else if (wasPrimary) streams[0]!.drain();
       },
     };
   }

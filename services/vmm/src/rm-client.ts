@@ -130,9 +130,9 @@ export interface GrpcRmPort extends RmPort {
 }
 
 /** An RmPort talking to the RM at `address` (host:port) as HLOS. */
-export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?: FaultEngine, faultPorts: RmClientFaultPorts = {}): GrpcRmPort {
+export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?: FaultEngine, faultPorts: RmClientFaultPorts = {}, credentials = grpc.credentials.createInsecure()): GrpcRmPort {
   const crash = faultPorts.crash ?? (() => process.exit(137));
-  const client = new RmServiceClient(address, grpc.credentials.createInsecure(), SERVICE_CLIENT_OPTIONS);
+  const client = new RmServiceClient(address, credentials, SERVICE_CLIENT_OPTIONS);
   const listeners = new Set<(n: RmNotice) => void>();
   const pending = new Map<number, Pending>();
   let stream: grpc.ClientDuplexStream<ExchangeRequest, ExchangeResponse> | undefined;
