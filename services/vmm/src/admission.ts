@@ -11,7 +11,6 @@
  * a session closed, a lease expired, a VM destroyed or torn down with its session, a Reset.
  */
 
-import type { Metadata } from '@grpc/grpc-js';
 import { AdmissionLimits, CALLER_VMID_KEY, QuotaLedger, callerVmid, clientName, peerIdentity, principal, principalOf, resourceExhausted, type AdmissionTable, type CallerCall, type Principal, type StatusError } from '@hypmesh/rpc';
 
 export type VmmQuota = 'sessions' | 'vms' | 'streams' | 'memory_bytes_per_vm';
