@@ -5,7 +5,7 @@
  * (rm-client: VMID 0xff + client rm; host-vmm: VMID 3 + client vmm). Clients connect with the test
  * certificates: HOST tools (host-cli), a guest (guest-128), one from another CA, none.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { RmServiceClient, type SubscribeResponse } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { CLI } from './support/calls.js';
 import { Processes, ROOT } from './support/processes.js';
 
 const CALL_TIMEOUT_MS = 20_000;
@@ -170,5 +171,28 @@ describe('sessions, HLOS notifications and a VM over mTLS', () => {
     const VM_STATUS = 0x56100008;
     expect(copies.filter((n) => n.messageId === VM_STATUS).length).toBeGreaterThan(0);
     expect(await codeOf(call(vmm, vmm.closeLease, { sessionId }))).toBe('OK');
+  });
+});
+
+describe('the CLI over mTLS (global --tls-cert/--tls-key/--tls-ca)', () => {
+  const cli = (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HYPMESH_')));
+    const env = { ...clean, HYPMESH_CORE_ADDR: at.core, HYPMESH_RM_ADDR: at.rm, HYPMESH_VMM_ADDR: at.vmm };
+    return new Promise((resolve) =>
+      execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env, timeout: 60_000 }, (e, out, err) => resolve({ code: e === null ? 0 : typeof e.code === 'number' ? e.code : -1, out, err })),
+    );
+  };
+
+  test('check --live with a HOST certificate agrees; without one every service is unreachable (exit 2); a partial set is a clear error', async () => {
+    const tls = ['--tls-cert', join(dir, 'host-cli.crt'), '--tls-key', join(dir, 'host-cli.key'), '--tls-ca', join(dir, 'ca.crt')];
+    const ok = await cli(...tls, 'check', '--live');
+    // Node warns once (DEP0123) that grpc-js names an IP address as the TLS server name; nothing else.
+    expect(ok.err.split('\n').filter((l) => l !== '' && !l.includes('DEP0123') && !l.includes('--trace-deprecation'))).toEqual([]);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/agree/i);
+    expect((await cli('check', '--live')).code).toBe(2);
+    const partial = await cli('--tls-cert', join(dir, 'host-cli.crt'), 'check', '--live');
+    expect(partial.code).toBe(2);
+    expect(partial.err).toBe('hypmesh: mTLS needs --tls-cert, --tls-key, --tls-ca together; missing --tls-key, --tls-ca\n');
   });
 });
