@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient } from '@hypmesh/proto';
+import { FaultServiceClient } from '@hypmesh/proto/fault';
 import { RmServiceClient, type SubscribeResponse } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmState, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
@@ -103,6 +104,15 @@ describe('identity is the certificate', () => {
     expect(await codeOf(call(rm, rm.listVms, {}))).toBe('PERMISSION_DENIED');
     // Queries open to anyone answer the guest, as itself.
     expect(await codeOf(call(guest, guest.ownershipCounts, {}))).toBe('OK');
+  });
+
+  test('with mTLS the table also guards what no handler checks: FaultService and VMM Reset are HOST only', async () => {
+    const guestFaults = client(FaultServiceClient, at.core, creds('guest-128'));
+    expect(await outcome(call(guestFaults, guestFaults.list, {}))).toMatch(/^PERMISSION_DENIED: List may be called by VMID 0x3 only/);
+    const guestVmm = client(VmmServiceClient, at.vmm, creds('guest-128'));
+    expect(await codeOf(call(guestVmm, guestVmm.reset, {}))).toBe('PERMISSION_DENIED');
+    const hostFaults = client(FaultServiceClient, at.rm, creds('host-cli'));
+    expect(await codeOf(call(hostFaults, hostFaults.list, {}))).toBe('OK');
   });
 
   test('a HOST certificate is HOST without any header; a header naming another VMID is refused', async () => {

@@ -81,4 +81,4 @@ export {
 export { callObserver, ProcessMetrics, ServiceMetrics, serveMetrics, type CallEnd, type GaugeSample } from './metrics.js';
 export { enableTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent } from './tracing.js';
 export { loadTls, serverCredentials, clientCredentials, serviceTls, tlsConfigFrom, TLS_FLAGS, TLS_OPTIONS, type ServiceTls, type TlsConfig, type TlsFlagValues, type TlsMaterial } from './tls.js';
-export { AUTHZ_TABLE, authorize, authzRule, guardAuthz, isOpen, type AuthzRule, type AuthzTable, type VmidClass } from './authz.js';
+export { AUTHZ_TABLE, authorize, authzRule, guardAuthz, isOpen, TABLE_ONLY, type AuthzRule, type AuthzTable, type VmidClass } from './authz.js';
