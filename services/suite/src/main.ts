@@ -3,7 +3,7 @@
  * hypmesh embedded (`npm start`): the core, the resource manager and the VM manager in one process,
  * each its own gRPC server, the RM reaching the core and the VMM reaching both over real gRPC on
  * loopback exactly as they would across containers (the VMM as HLOS over the RM's Exchange stream,
- * HLOS's only RM subscriber). Prints where each listens; SIGTERM/SIGINT stops them in reverse order
+ * which drains HLOS's notification queue). Prints where each listens; SIGTERM/SIGINT stops them in reverse order
  * (the VMM first, tearing down every session's VMs).
  *
  * Faults: one engine for the process (engine.ts: one per process), armed from --faults/--fault-seed,

@@ -46,7 +46,7 @@ const ms = timeoutMsParser(InvalidArgumentError);
 const opts = new Command('hypmesh-vmm')
   .description('The hypmesh host VM manager: session-bound VM handles, the Linux start and teardown sequences against the RM, realm VMs over the core RMI, over gRPC.')
   .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_VMM_LISTEN').default('127.0.0.1:50053'))
-  .addOption(new Option('--rm <host:port>', "the RM's address (the VMM must be HLOS's only RM subscriber)").env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
+  .addOption(new Option('--rm <host:port>', "the RM's address (the VMM drains HLOS's notification queue; other HLOS subscribers get copies)").env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port>', "the core's address").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
   .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one RM call over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
   .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one core call').env('HYPMESH_CORE_TIMEOUT_MS').argParser(ms).default(CORE_CALL_TIMEOUT_MS))

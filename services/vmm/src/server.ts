@@ -3,8 +3,8 @@
  * grpc.health.v1 and server reflection like the core and the RM (@hypmesh/rpc serveGrpc).
  *
  * `startVmmServer` is what main.ts and the suite run and what tests use (address 127.0.0.1:0 picks
- * a port). The RM is an RmPort: `grpcRm(address)` (HLOS's msgq over RmService.Exchange; the VMM
- * must be HLOS's only RM subscriber, see rm-client.ts) or @hypmesh/vmm's `inProcessRm`; the core
+ * a port). The RM is an RmPort: `grpcRm(address)` (HLOS's msgq over RmService.Exchange, which
+ * drains HLOS's notification queue, see rm-client.ts) or @hypmesh/vmm's `inProcessRm`; the core
  * is a CorePort: `grpcCorePort(address)` or `inProcessCorePort(stage2)`.
  *
  * Shutdown is the process closing every /dev/gunyah fd: each open session stream ends and every
