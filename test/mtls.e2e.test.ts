@@ -206,3 +206,19 @@ describe('the CLI over mTLS (global --tls-cert/--tls-key/--tls-ca)', () => {
     expect(partial.err).toBe('hypmesh: mTLS needs --tls-cert, --tls-key, --tls-ca together; missing --tls-key, --tls-ca\n');
   });
 });
+
+describe('health over mTLS', () => {
+  test("the RM's and the VMM's dependency probes reach their dependencies with their client certificates: SERVING", async () => {
+    // Past the dependency grace (3 s) since start: a probe refused at the handshake would have made it NOT_SERVING.
+    const check = (address: string): Promise<Buffer> => {
+      const c = client(grpc.Client, address, creds('host-cli'));
+      const id = (b: Buffer): Buffer => b;
+      return new Promise((resolve, reject) =>
+        c.makeUnaryRequest('/grpc.health.v1.Health/Check', id, id, Buffer.alloc(0), { deadline: Date.now() + CALL_TIMEOUT_MS }, (e, r) => (e ? reject(e) : resolve(r!))),
+      );
+    };
+    await new Promise((r) => setTimeout(r, 3_500));
+    // HealthCheckResponse { status: SERVING (1) }: field 1, varint 1.
+    for (const address of [at.rm, at.vmm]) expect([...(await check(address))]).toEqual([0x08, 0x01]);
+  });
+});
