@@ -5,6 +5,7 @@
 # DIR/ca.crt                     the test CA (every --tls-ca)
 # DIR/{core,rm,vmm}.{crt,key}    server certificates: DNS localhost, IP 127.0.0.1
 # DIR/host-vmm.{crt,key}         client: spiffe://hypmesh/vmid/3 + spiffe://hypmesh/client/vmm (the VMM, as HOST)
+# DIR/host-cli.{crt,key}         client: spiffe://hypmesh/vmid/3 + spiffe://hypmesh/client/cli (a HOST tool, the CLI)
 # DIR/guest-128.{crt,key}        client: spiffe://hypmesh/vmid/128
 # DIR/rm-client.{crt,key}        client: spiffe://hypmesh/vmid/255 + spiffe://hypmesh/client/rm (the RM calling the core)
 # DIR/hyp.{crt,key}              client: spiffe://hypmesh/vmid/0
@@ -36,6 +37,7 @@ ca ca 'hypmesh test CA'
 ca other-ca 'another test CA'
 for s in core rm vmm; do leaf "$s" ca serverAuth 'DNS:localhost,IP:127.0.0.1'; done
 leaf host-vmm ca clientAuth 'URI:spiffe://hypmesh/vmid/3,URI:spiffe://hypmesh/client/vmm'
+leaf host-cli ca clientAuth 'URI:spiffe://hypmesh/vmid/3,URI:spiffe://hypmesh/client/cli'
 leaf guest-128 ca clientAuth 'URI:spiffe://hypmesh/vmid/128'
 leaf rm-client ca clientAuth 'URI:spiffe://hypmesh/vmid/255,URI:spiffe://hypmesh/client/rm'
 leaf hyp ca clientAuth 'URI:spiffe://hypmesh/vmid/0'

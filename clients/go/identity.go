@@ -6,10 +6,14 @@ package hypmesh
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"strconv"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -71,9 +75,39 @@ func CallerInterceptors(vmid int) ([]grpc.DialOption, error) {
 	return []grpc.DialOption{grpc.WithChainUnaryInterceptor(unary), grpc.WithChainStreamInterceptor(stream)}, nil
 }
 
+// TLSCredentials are mTLS transport credentials from PEM files (README "Security"): the client
+// certificate and its key, whose URI SAN spiffe://hypmesh/vmid/<n> names the caller, and the CA
+// the services' certificates must chain to (scripts/make-test-ca.sh makes a test set).
+func TLSCredentials(certFile, keyFile, caFile string) (credentials.TransportCredentials, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate %s / key %s: %w", certFile, keyFile, err)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", caFile, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA %s: no PEM certificate", caFile)
+	}
+	return credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}), nil
+}
+
+// ConnectTLS opens an mTLS connection to address with the certificate in certFile/keyFile,
+// trusting caFile. The certificate names the caller: pass callerVmid < 0 to send no header (one
+// that is sent must agree with the certificate, or the call is PERMISSION_DENIED).
+func ConnectTLS(address string, callerVmid int, certFile, keyFile, caFile string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	creds, err := TLSCredentials(certFile, keyFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	return Connect(address, callerVmid, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, opts...)...)
+}
+
 // Connect opens a plaintext connection to address (host:port) whose calls name callerVmid unless
-// their context names another (AsCaller). callerVmid < 0 adds no header. The services speak
-// plain gRPC on loopback (no TLS yet, issue 11 item 5).
+// their context names another (AsCaller). callerVmid < 0 adds no header. Plaintext identity is
+// declared: insecure local use only; ConnectTLS is the mTLS form.
 func Connect(address string, callerVmid int, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	all := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if callerVmid >= 0 {

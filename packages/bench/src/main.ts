@@ -1,6 +1,6 @@
 /**
  * `npm run bench` prints a table of named figures against their targets; `npm run bench -- --json`
- * prints one JSON object of the same figures; `--only core,grpc,rm,fault,durable,abuse,tracing` runs only those groups
+ * prints one JSON object of the same figures; `--only core,grpc,rm,fault,mtls,durable,abuse,tracing` runs only those groups
  * (comma-separated). Benchmarks are not tests: nothing here fails a build.
  */
 import { execFileSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { ABUSE_CPU_ROUNDS, ABUSE_PHASE_MS, ABUSE_PHASES, maximalRequestCpuMs, p9
 import { lend1GiBBlockCycleMs, lendScaling, lendScattered65536PagesMs, shareUnsharePairsPerS } from './core-bench.js';
 import { RPC_CONCURRENCY, coreRpcVersusEcho } from './core-rpc-bench.js';
 import { DURABLE_BENCH_ROUNDS, durableCoreRpc } from './durable-bench.js';
+import { MTLS_BENCH_BLOCKS, mtlsOverhead } from './mtls-bench.js';
 import { FAULT_BENCH_BLOCKS, faultInterceptorOverhead } from './fault-bench.js';
 import { BYTE_FACE_IN_FLIGHT, CYCLES_IN_FLIGHT, rmFigures } from './rm-bench.js';
 import { checkInvariantsUs, realmLifecycle, stage2LifecycleStepsPerS } from './stage2-lifecycle-bench.js';
@@ -118,6 +119,17 @@ async function faultFigures(): Promise<Figure[]> {
   ];
 }
 
+/** mTLS's cost (issue 11 item 5): core RPC throughput with mTLS + authz ÷ plaintext, same run (mtls-bench.ts). */
+async function mtlsFigures(): Promise<Figure[]> {
+  const r = await mtlsOverhead();
+  return [
+    { name: 'core_translate_rpc_per_s_mtls', value: Math.round(r.mtlsPerS), unit: `calls/s (mTLS + authorisation table, ${RPC_CONCURRENCY} in flight)` },
+    { name: 'core_translate_rpc_per_s_plaintext', value: Math.round(r.plainPerS), unit: `calls/s (plaintext, ${RPC_CONCURRENCY} in flight)` },
+    { name: 'mtls_core_rpc_ratio', value: round(r.ratio, 3), unit: `mTLS ÷ plaintext (median of ${MTLS_BENCH_BLOCKS} ABBA blocks)` },
+    { name: 'mtls_core_rpc_ratio_cpu', value: round(r.cpuRatio, 3), unit: 'the same, calls per CPU second of the bench process' },
+  ];
+}
+
 /** Durable state's cost (issue 9 item 1): mutating core RPCs with a data dir ÷ in memory, same run. */
 async function durableFigures(): Promise<Figure[]> {
   const r = await durableCoreRpc();
@@ -175,6 +187,7 @@ const GROUPS = {
   grpc: grpcFigures,
   rm: rmGrpcFigures,
   fault: faultFigures,
+  mtls: mtlsFigures,
   sim: simFigures,
   durable: durableFigures,
   abuse: abuseFigures,

@@ -70,13 +70,21 @@ export const AUTHZ_TABLE: AuthzTable = {
   },
   [VMM_SERVICE_NAME]: {
     ListAllVms: HOST,
-    // Sessions and leases scope everything else (vmm sessions); Reset has no caller rule today.
+    // Sessions and leases scope everything else (sessions are bound to their opener, vmm sessions.ts).
     ...all(ANY, 'OpenSession', 'OpenLease', 'RenewLease', 'CloseLease', 'ListVms', 'CreateVm', 'MapMem', 'SetDtbConfig'),
-    ...all(ANY, 'SetBootContext', 'StartVm', 'StopVm', 'DestroyVm', 'GetVm', 'WatchVm', 'Reset'),
+    ...all(ANY, 'SetBootContext', 'StartVm', 'StopVm', 'DestroyVm', 'GetVm', 'WatchVm'),
+    // Table only (TABLE_ONLY): Reset drops every client's VMs; the handler has no caller rule.
+    Reset: HOST,
   },
-  // Fault injection (DESIGN.md §7) has no caller rule today.
-  [FAULT_SERVICE_NAME]: all(ANY, 'Arm', 'Disarm', 'List', 'Events'),
+  // Fault injection (DESIGN.md §7) can crash the service: HOST's tools only. Table only (TABLE_ONLY).
+  [FAULT_SERVICE_NAME]: all(HOST, 'Arm', 'Disarm', 'List', 'Events'),
 };
+
+/**
+ * Rules the table adds to the handlers' own caller checks, so enforced only where the table is
+ * (serveGrpc `authz`: with mTLS), where identity cannot be claimed. Without TLS they stay open.
+ */
+export const TABLE_ONLY: readonly string[] = [`${VMM_SERVICE_NAME}/Reset`, ...['Arm', 'Disarm', 'List', 'Events'].map((m) => `${FAULT_SERVICE_NAME}/${m}`)];
 
 /** The rule for `service`/`method`, undefined when the table has none. */
 export function authzRule(service: string, method: string, table: AuthzTable = AUTHZ_TABLE): AuthzRule | undefined {

@@ -5,6 +5,9 @@
  *   `spiffe://hypmesh/vmid/<n>`, and the client name its `spiffe://hypmesh/client/<name>`
  *   (tls.ts). The metadata headers may be left out; one that is given must agree with the
  *   certificate, or the call is refused PERMISSION_DENIED naming both.
+ *   Two certified services act for others, as the model has them do (ACTING_FOR): the RM calls
+ *   the core as the VM a grant is the owner or borrower of (gunyah-rm.md §3), and the VMM maps a
+ *   guest's grants as that guest; their headers may name those VMIDs.
  * - no TLS: the VMID travels in metadata, as the hypervisor would read it from the trapping context
  *   or the RM from the message queue it arrived on. Anyone can claim anything: this is for insecure
  *   local use only (a laptop, CI), never a shared network.
@@ -16,6 +19,7 @@
 
 import type { Metadata } from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
+import { VMID_DYNAMIC_FIRST, VMID_DYNAMIC_LAST, VMID_HOST, VMID_RM } from '@hypmesh/stage2';
 import { VMID_MAX } from './shape.js';
 import { invalidArgument, permissionDenied, quoted } from './status.js';
 
@@ -113,6 +117,23 @@ function certifiedIdentity(call: CallerCall): PeerIdentity | undefined {
   return found;
 }
 
+/**
+ * Certified identities that may name another VMID in the header, and which (issue 11 item 5): the
+ * certificate must carry both the VMID and the client URI. The RM (0xff, client `rm`) acts for
+ * HOST and the guests whose grants it makes and maps; the VMM (HOST, client `vmm`) acts for the
+ * guests whose memory it maps (vmm core-client.ts mapGrant). Nobody may act as HYP or the RM.
+ */
+export const ACTING_FOR: Readonly<Record<string, { readonly vmid: number; readonly mayAct: (vmid: number) => boolean }>> = {
+  rm: { vmid: VMID_RM, mayAct: (v) => v === VMID_HOST || (v >= VMID_DYNAMIC_FIRST && v <= VMID_DYNAMIC_LAST) },
+  vmm: { vmid: VMID_HOST, mayAct: (v) => v >= VMID_DYNAMIC_FIRST && v <= VMID_DYNAMIC_LAST },
+};
+
+/** Whether the certified `peer` may name `claimed` as its caller VMID (ACTING_FOR). */
+function actsFor(peer: PeerIdentity, claimed: number): boolean {
+  const rule = peer.client !== undefined && Object.hasOwn(ACTING_FOR, peer.client) ? ACTING_FOR[peer.client] : undefined;
+  return rule !== undefined && rule.vmid === peer.vmid && rule.mayAct(claimed);
+}
+
 /** The VMID in the metadata header, canonical; undefined when absent. Repeated or any other spelling: INVALID_ARGUMENT. */
 function headerVmid(metadata: Metadata): number | undefined {
   const values = metadata.get(CALLER_VMID_KEY);
@@ -126,7 +147,8 @@ function headerVmid(metadata: Metadata): number | undefined {
 
 /**
  * The caller's VMID. Over mTLS: the certificate's (a header that disagrees: PERMISSION_DENIED
- * naming both; a certificate without one: PERMISSION_DENIED). Without TLS: the metadata header,
+ * naming both, unless ACTING_FOR lets the certificate name it; a certificate without one:
+ * PERMISSION_DENIED). Without TLS: the metadata header,
  * whose absence is INVALID_ARGUMENT naming the key.
  */
 export function callerVmid(call: CallerCall): number {
@@ -137,8 +159,10 @@ export function callerVmid(call: CallerCall): number {
     return claimed;
   }
   if (peer.vmid === undefined) throw permissionDenied(`mTLS: the client certificate (${peer.uris}) carries no ${SPIFFE_VMID_PREFIX}<n> URI, so it names no caller VMID`);
-  if (claimed !== undefined && claimed !== peer.vmid)
+  if (claimed !== undefined && claimed !== peer.vmid) {
+    if (actsFor(peer, claimed)) return claimed;
     throw permissionDenied(`${CALLER_VMID_KEY} says VMID ${claimed} but the client certificate says VMID ${peer.vmid} (${peer.uris}); drop the header or make it agree`);
+  }
   return peer.vmid;
 }
 

@@ -30,6 +30,8 @@ export interface DependencyWatch {
   /** Probe period (default: graceMs / 3, at most 1 s); each probe's deadline is the same. */
   readonly probeMs?: number;
   readonly log: TransitionLog;
+  /** The probes' channel credentials: the service's client mTLS identity (tls.ts), else plaintext. */
+  readonly credentials?: grpc.ChannelCredentials;
 }
 
 export const DEPENDENCY_GRACE_MS_DEFAULT = 3_000;
@@ -43,7 +45,7 @@ export function watchDependencies(health: HealthImplementation, serviceName: str
   const states = watch.dependencies.map((d) => ({
     ...d,
     healthName: `${serviceName}/${d.name}`,
-    client: new grpc.Client(d.address, grpc.credentials.createInsecure()),
+    client: new grpc.Client(d.address, watch.credentials ?? grpc.credentials.createInsecure()),
     serving: true,
     downSince: undefined as number | undefined,
     inFlight: false,

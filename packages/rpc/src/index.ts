@@ -30,7 +30,7 @@ export {
 } from './status-details.js';
 export { unaryWith, type UnaryHandler, type Result } from './unary.js';
 export { callUnary, describeRefusal, SERVICE_CLIENT_OPTIONS, serviceClientOptions, serviceCredentials, type CallOutcome, type ClientUnaryFn } from './client-call.js';
-export { CALLER_VMID_KEY, callerVmid, identityFromSan, peerIdentity, requireCaller, SPIFFE_CLIENT_PREFIX, SPIFFE_VMID_PREFIX, type CallerCall, type PeerIdentity } from './caller.js';
+export { ACTING_FOR, CALLER_VMID_KEY, callerVmid, identityFromSan, peerIdentity, requireCaller, SPIFFE_CLIENT_PREFIX, SPIFFE_VMID_PREFIX, type CallerCall, type PeerIdentity } from './caller.js';
 export {
   ADDRESS_BITS_MAX,
   FRAME_BITS_MAX,
@@ -50,7 +50,7 @@ export {
   nonEmpty,
 } from './shape.js';
 export { DescriptorIndex, addReflection, filesOfSet, serverDescriptors, type ReflectionAnswer } from './reflection.js';
-export { serveGrpc, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type RpcLog, type ServeFaults, type ServeOptions, type Served } from './server.js';
+export { serveGrpc, serveSecurity, SERVER_OPTIONS, SHUTDOWN_GRACE_MS_DEFAULT, type RpcLog, type ServeFaults, type ServeOptions, type ServeSecurity, type Served } from './server.js';
 export { delegating } from './resettable.js';
 export { failureStatus, lostStatus, EXEMPT_PATHS, FAULT_RULE } from './fault-status.js';
 export { faultFrontDoor, type FaultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
@@ -80,5 +80,5 @@ export {
 } from './admission.js';
 export { callObserver, ProcessMetrics, ServiceMetrics, serveMetrics, type CallEnd, type GaugeSample } from './metrics.js';
 export { carrierSpan, enableOtlpTracing, enableTracing, exportTransitionsLogged, flushTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent, type TracingLog } from './tracing.js';
-export { loadTls, serverCredentials, clientCredentials, tlsConfigFrom, TLS_FLAGS, type TlsConfig, type TlsMaterial } from './tls.js';
-export { AUTHZ_TABLE, authorize, authzRule, guardAuthz, isOpen, type AuthzRule, type AuthzTable, type VmidClass } from './authz.js';
+export { loadTls, serverCredentials, clientCredentials, serviceTls, tlsConfigFrom, TLS_FLAGS, TLS_OPTIONS, type ServiceTls, type TlsConfig, type TlsFlagValues, type TlsMaterial } from './tls.js';
+export { AUTHZ_TABLE, authorize, authzRule, guardAuthz, isOpen, TABLE_ONLY, type AuthzRule, type AuthzTable, type VmidClass } from './authz.js';

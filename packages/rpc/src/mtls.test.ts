@@ -142,9 +142,10 @@ describe('mTLS: identity is the certificate', () => {
 
   test('a header disagreeing with the certificate: PERMISSION_DENIED naming both, in the handler too', async () => {
     const host = tlsClient(clientCredentials(material('host-vmm')));
-    const vmid = await call(host, 'listVms', { [CALLER_VMID_KEY]: '128' });
+    // The VMM may act for a guest (ACTING_FOR), never as HYP.
+    const vmid = await call(host, 'listVms', { [CALLER_VMID_KEY]: '0' });
     expect(vmid.code).toBe('PERMISSION_DENIED');
-    expect(vmid.details).toContain(`${CALLER_VMID_KEY} says VMID 128 but the client certificate says VMID 3`);
+    expect(vmid.details).toContain(`${CALLER_VMID_KEY} says VMID 0 but the client certificate says VMID 3`);
     expect(vmid.details).toContain('spiffe://hypmesh/vmid/3');
     const client = await call(host, 'listAllVms', { [CLIENT_KEY]: 'cli' });
     expect(client.code).toBe('PERMISSION_DENIED');
@@ -156,6 +157,25 @@ describe('mTLS: identity is the certificate', () => {
     const o = await call(c, 'listVms', { [CALLER_VMID_KEY]: '3' });
     expect(o.code).toBe('PERMISSION_DENIED');
     expect(o.details).toContain('carries no spiffe://hypmesh/vmid/<n> URI');
+  });
+});
+
+describe('acting for another VMID (caller.ts ACTING_FOR)', () => {
+  test('the VMM may name a guest; the RM HOST or a guest; a guest nobody else; nobody HYP or the RM', async () => {
+    const before = seen.length;
+    const vmm = tlsClient(clientCredentials(material('host-vmm')));
+    const rm = tlsClient(clientCredentials(material('rm-client')));
+    const guest = tlsClient(clientCredentials(material('guest-128')));
+    expect((await call(vmm, 'listVms', { [CALLER_VMID_KEY]: '130' })).code).toBe('OK');
+    expect((await call(rm, 'listVms', { [CALLER_VMID_KEY]: '3' })).code).toBe('OK');
+    expect((await call(rm, 'listVms', { [CALLER_VMID_KEY]: '128' })).code).toBe('OK');
+    expect(seen.slice(before).map((p) => p.key)).toEqual(['130/vmm', '3/rm', '128/rm']);
+    for (const [c, vmid] of [[guest, '129'], [guest, '3'], [rm, '0'], [vmm, '3000'], [vmm, '255']] as const) {
+      const o = await call(c, 'listVms', { [CALLER_VMID_KEY]: vmid });
+      expect(o.code, `${vmid}`).toBe('PERMISSION_DENIED');
+      expect(o.details).toContain(`says VMID ${vmid} but the client certificate says`);
+    }
+    expect(seen.length).toBe(before + 3);
   });
 });
 

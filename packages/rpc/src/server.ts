@@ -20,7 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Boundary, FaultEngine } from '@hypmesh/fault';
 import { FAULT_SERVICE_NAME, FaultServiceService } from '@hypmesh/proto/fault';
-import { guardAuthz, type AuthzTable } from './authz.js';
+import { AUTHZ_TABLE, guardAuthz, type AuthzTable } from './authz.js';
 import { guardDecoding } from './decode-guard.js';
 import { watchDependencies, type DependencyWatch } from './dependency-health.js';
 import { DrainDoor } from './drain-door.js';
@@ -28,7 +28,7 @@ import { faultFrontDoor, type FaultHandlerPorts } from './fault-handlers.js';
 import { faultServiceHandlers } from './fault-service.js';
 import { callObserver, type ServiceMetrics } from './metrics.js';
 import { addReflection, serverDescriptors } from './reflection.js';
-import { serverCredentials, type TlsMaterial } from './tls.js';
+import { serverCredentials, type ServiceTls, type TlsMaterial } from './tls.js';
 import { traceServer, tracingEnabled } from './tracing.js';
 
 /** grpc.health.v1's service, which every server carries (and reflection lists). */
@@ -75,6 +75,21 @@ export interface ServeOptions {
   readonly tls?: TlsMaterial;
   /** The authorisation table (authz.ts) checked before the service's handlers and FaultService run; none by default. */
   readonly authz?: AuthzTable;
+}
+
+/** A server's mTLS and authorisation: serveGrpc's `tls` and `authz`, as a service's options carry them. */
+export interface ServeSecurity {
+  readonly tls?: TlsMaterial;
+  readonly authz?: AuthzTable;
+}
+
+/**
+ * What a service serves with under its flags (tls.ts serviceTls): with mTLS, its server certificate
+ * and the authorisation table (authz.ts), checked before every handler; without, nothing (plaintext,
+ * identity declared in metadata, each handler's own caller checks: insecure local use).
+ */
+export function serveSecurity(tls: ServiceTls | undefined): ServeSecurity | undefined {
+  return tls === undefined ? undefined : { tls: tls.server, authz: AUTHZ_TABLE };
 }
 
 export interface ServeFaults {

@@ -92,3 +92,49 @@ export function clientCredentials(m: TlsMaterial): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(m.ca, m.key, m.cert);
 }
 
+
+/**
+ * The TLS flags every service takes, with their environment variables and help (the mains add them
+ * as options; README "Security"). The client pair is the identity a service presents on the calls it
+ * makes (rm→core, vmm→core, vmm→rm, health probes); without it the server certificate is presented,
+ * which must then also carry the caller URIs (caller.ts) and the clientAuth usage.
+ */
+export const TLS_OPTIONS = {
+  cert: { flags: '--tls-cert <file>', env: 'HYPMESH_TLS_CERT', help: 'mTLS: PEM certificate this service presents (with --tls-key and --tls-ca; default: plaintext, insecure local use)' },
+  key: { flags: '--tls-key <file>', env: 'HYPMESH_TLS_KEY', help: 'mTLS: PEM private key of --tls-cert' },
+  ca: { flags: '--tls-ca <file>', env: 'HYPMESH_TLS_CA', help: 'mTLS: PEM CA certificate that every peer certificate must chain to; clients without one are refused' },
+  clientCert: { flags: '--tls-client-cert <file>', env: 'HYPMESH_TLS_CLIENT_CERT', help: "mTLS: certificate for this service's own calls to the others (default: --tls-cert); its URI SANs name the caller (spiffe://hypmesh/vmid/<n>)" },
+  clientKey: { flags: '--tls-client-key <file>', env: 'HYPMESH_TLS_CLIENT_KEY', help: 'mTLS: PEM private key of --tls-client-cert' },
+} as const;
+
+/** The TLS flags' values as commander gives them. */
+export interface TlsFlagValues {
+  readonly tlsCert?: string | undefined;
+  readonly tlsKey?: string | undefined;
+  readonly tlsCa?: string | undefined;
+  readonly tlsClientCert?: string | undefined;
+  readonly tlsClientKey?: string | undefined;
+}
+
+/** A service's mTLS: what its server presents, and what its own calls present. */
+export interface ServiceTls {
+  readonly server: TlsMaterial;
+  readonly client: TlsMaterial;
+}
+
+/**
+ * The service's mTLS from its flags, loaded and checked (loadTls), or undefined for plaintext.
+ * A partial set, a client pair without the server set, or a bad file: Error naming the flag.
+ */
+export function serviceTls(flags: TlsFlagValues): ServiceTls | undefined {
+  const server = tlsConfigFrom({ certFile: flags.tlsCert, keyFile: flags.tlsKey, caFile: flags.tlsCa });
+  const given = (v: string | undefined): boolean => v !== undefined && v !== '';
+  if (server === undefined) {
+    if (given(flags.tlsClientCert) || given(flags.tlsClientKey)) throw new Error('--tls-client-cert/--tls-client-key need --tls-cert, --tls-key and --tls-ca');
+    return undefined;
+  }
+  if (given(flags.tlsClientCert) !== given(flags.tlsClientKey)) throw new Error('--tls-client-cert and --tls-client-key go together');
+  const material = loadTls(server);
+  const client = given(flags.tlsClientCert) ? loadTls({ certFile: flags.tlsClientCert as string, keyFile: flags.tlsClientKey as string, caFile: server.caFile }) : material;
+  return { server: material, client };
+}

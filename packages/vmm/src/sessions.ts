@@ -4,9 +4,14 @@
  * it ends on CloseLease, on expiry or at shutdown); both end the same way, by handing their
  * handles to `onEnd`, which tears the VMs down as gh_vm_release schedules the free.
  *
- * Ids are `session-<prefix><n>` and `lease-<prefix><n>` from one counter; the service's prefix is
- * random per boot (VmmConfig.sessionIdPrefix), so an id kept from an earlier VMM never names a
- * new client's session.
+ * Ids are bearer handles: whoever names one acts in that session. With a `secret` source (the
+ * service: 128 random bits per id, VmmConfig.sessionIdSecret; issue 11 item 5) they are
+ * `session-<secret>` and `lease-<secret>`, which nobody can guess; without (the simulation and
+ * the domain tests, which must be deterministic) `session-<prefix><n>` from one counter.
+ *
+ * A session opened with an `owner` (the service: the caller's principal) is bound to it: `heldBy`
+ * is false for anyone else, and the service answers them as for a session that does not exist.
+ * A lease adopted from an earlier process (durable-state.ts) has no saved owner and stays unbound.
  */
 import type { VmmClock } from './clock.js';
 import { LeaseTable, type LeaseEnd, type LeaseView } from './lease.js';
@@ -14,6 +19,8 @@ import { vmmFail, vmmOk, type VmmResult } from './vmm-error.js';
 
 export class SessionRegistry {
   private readonly sessions = new Map<string, Set<number>>();
+  /** The principal each bound session was opened by (none: unbound). */
+  private readonly owners = new Map<string, string>();
   private readonly leases: LeaseTable;
   private next = 1;
 
@@ -22,6 +29,8 @@ export class SessionRegistry {
     private readonly prefix: string,
     /** A session ended: its VM handles (the set is no longer the registry's). */
     private readonly onEnd: (handles: ReadonlySet<number>) => void,
+    /** The unguessable part of each new id; none: the prefix and a counter. */
+    private readonly secret?: () => string,
   ) {
     this.leases = new LeaseTable(clock, (id) => this.end(id));
   }
@@ -30,21 +39,37 @@ export class SessionRegistry {
     return this.sessions.size;
   }
 
-  /** A session held by the caller's stream. */
-  openStream(): string {
-    const id = `session-${this.prefix}${this.next++}`;
+  private newId(kind: 'session' | 'lease'): string {
+    return this.secret === undefined ? `${kind}-${this.prefix}${this.next}` : `${kind}-${this.secret()}`;
+  }
+
+  /** A session held by the caller's stream, bound to `owner` if given. */
+  openStream(owner?: string): string {
+    const id = this.newId('session');
+    this.next++;
     this.sessions.set(id, new Set());
+    if (owner !== undefined) this.owners.set(id, owner);
     return id;
   }
 
-  /** A session that lives `ttlMs` past the last call naming it. EINVAL lease_ttl_invalid. */
-  openLease(ttlMs: number): VmmResult<LeaseView> {
-    const id = `lease-${this.prefix}${this.next}`;
+  /** A session that lives `ttlMs` past the last call naming it, bound to `owner` if given. EINVAL lease_ttl_invalid. */
+  openLease(ttlMs: number, owner?: string): VmmResult<LeaseView> {
+    const id = this.newId('lease');
     const lease = this.leases.open(id, ttlMs);
     if (!lease.ok) return lease;
     this.next++;
     this.sessions.set(id, new Set());
+    if (owner !== undefined) this.owners.set(id, owner);
     return lease;
+  }
+
+  /**
+   * Whether `who` may name session `id`: it is unbound or bound to `who`. An id that names no live
+   * session is anyone's to name (the domain answers it as unknown), so this reveals nothing.
+   */
+  heldBy(id: string, who: string): boolean {
+    const owner = this.owners.get(id);
+    return owner === undefined || owner === who;
   }
 
   /**
@@ -75,6 +100,7 @@ export class SessionRegistry {
    */
   detach(): void {
     this.sessions.clear();
+    this.owners.clear();
     this.leases.detach();
   }
 
@@ -102,6 +128,7 @@ export class SessionRegistry {
     const handles = this.sessions.get(id);
     if (handles === undefined) return;
     this.sessions.delete(id);
+    this.owners.delete(id);
     this.onEnd(handles);
   }
 
@@ -119,6 +146,7 @@ export class SessionRegistry {
   /** Forgets every session without ending any VM (VmManager.abandon); lease timers are cancelled. */
   forget(): void {
     this.sessions.clear();
+    this.owners.clear();
     this.endLeases();
   }
 }

@@ -101,17 +101,27 @@ export class VmManager {
     this.pages = new HostPageAllocator(config.donationRegion);
     this.ops = new VmOps(this.rm, core, this.pages, config, clock);
     this.ops.holdings = holdings;
-    this.sessions = new SessionRegistry(clock, config.sessionIdPrefix, (handles) => {
-      for (const h of handles) this.track(this.destroy(h));
-    });
+    this.sessions = new SessionRegistry(
+      clock,
+      config.sessionIdPrefix,
+      (handles) => {
+        for (const h of handles) this.track(this.destroy(h));
+      },
+      config.sessionIdSecret,
+    );
     this.unsubscribe = this.rm.onNotice((n) => this.notice(n));
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
 
-  /** A new client session; its VMs live until `endSession`. */
-  openSession(): string {
-    return this.sessions.openStream();
+  /** A new client session, bound to `owner` if given (sessions.ts); its VMs live until `endSession`. */
+  openSession(owner?: string): string {
+    return this.sessions.openStream(owner);
+  }
+
+  /** Whether principal `who` may name session `id` (sessions.ts heldBy). */
+  sessionHeldBy(id: string, who: string): boolean {
+    return this.sessions.heldBy(id, who);
   }
 
   /** The client went away: every VM of the session is torn down in the background (gh_vm_release). */
@@ -120,8 +130,8 @@ export class VmManager {
   }
 
   /** OpenLease: a new session that lives `ttlMs` past the last call naming it. EINVAL lease_ttl_invalid. */
-  openLease(ttlMs: number): VmmResult<LeaseView> {
-    return this.sessions.openLease(ttlMs);
+  openLease(ttlMs: number, owner?: string): VmmResult<LeaseView> {
+    return this.sessions.openLease(ttlMs, owner);
   }
 
   /** RenewLease: the lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; EINVAL session_unknown, not_a_lease. */

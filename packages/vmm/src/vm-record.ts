@@ -44,6 +44,11 @@ export interface VmmConfig {
    */
   readonly sessionIdPrefix: string;
   /**
+   * The unguessable part of each session and lease id (the service: 128 random bits, issue 11 item
+   * 5), replacing prefix and counter; none (the simulation, domain tests): deterministic ids.
+   */
+  readonly sessionIdSecret?: () => string;
+  /**
    * Number VM handles per session, as file descriptors are per process: each session's first VM is
    * handle 1, and a handle names a VM only together with its session (the service sets this).
    * Off, handles are counted across the manager, so a handle alone names a VM (the simulation keys

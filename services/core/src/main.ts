@@ -6,8 +6,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { ProcessMetrics, processFaultEngine, serveMetrics } from '@hypmesh/rpc';
-import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
+import { enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, type ServiceTls, serviceTls, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { coreGauges } from './metrics.js';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
 import { admissionHelp, CoreAdmission, durableCoreOptions, memoryFromOptions, quotaSpecs, SNAPSHOT_EVERY_DEFAULT, startCoreServer } from './server.js';
@@ -45,11 +44,14 @@ const opts = new Command('hypmesh-core')
       .default([]),
   )
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_CORE_METRICS'))
+  .addOption(new Option(TLS_OPTIONS.cert.flags, TLS_OPTIONS.cert.help).env(TLS_OPTIONS.cert.env))
+  .addOption(new Option(TLS_OPTIONS.key.flags, TLS_OPTIONS.key.help).env(TLS_OPTIONS.key.env))
+  .addOption(new Option(TLS_OPTIONS.ca.flags, TLS_OPTIONS.ca.help).env(TLS_OPTIONS.ca.env))
   .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .addHelpText('after', `\n${admissionHelp()}`)
   .parse()
-  .opts<{ otlpEndpoint?: string; metricsAddress?: string; quota: string[]; address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
+  .opts<TlsFlagValues & { otlpEndpoint?: string; metricsAddress?: string; quota: string[]; address: string; memory?: string; memoryConfig?: string; ramGib: number; ramBaseGib: number; mmioGib: number; paBits: number; checkInvariants: boolean; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; snapshotEvery: number }>();
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
@@ -66,6 +68,14 @@ if (!faults.ok) {
   process.exit(2);
 }
 const engine = faults.value.engine;
+/** mTLS (README "Security"): a partial or unreadable set refuses startup, naming the flag and file. */
+let tls: ServiceTls | undefined;
+try {
+  tls = serviceTls(opts);
+} catch (e) {
+  log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
+  process.exit(2);
+}
 const given = memoryFromOptions(opts);
 if (!given.ok) {
   log.fatal({ problems: given.error }, `invalid memory map: ${given.error.join('; ')}`);
@@ -97,13 +107,13 @@ try {
   const stage2Config = durable.value.stage2Config ?? { memory };
   const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
   metrics?.countFaults(engine);
-  const core = await startCoreServer({ address: opts.address, log, rpcLog: log, ...(metrics && { metrics: metrics.service('core') }), checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config, snapshotEvery: opts.snapshotEvery, quotas });
+  const core = await startCoreServer({ address: opts.address, security: serveSecurity(tls), log, rpcLog: log, ...(metrics && { metrics: metrics.service('core') }), checkInvariants: opts.checkInvariants, faults: engine, ...durable.value, stage2Config, snapshotEvery: opts.snapshotEvery, quotas });
   if (metrics !== undefined) {
     coreGauges(metrics.service('core'), core);
     log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
   }
   if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'recovered from the journal');
-  log.info({ address: opts.address, port: core.port, memory: stage2Config.memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, quotas }, 'hypmesh core serving');
+  log.info({ address: opts.address, port: core.port, tls: tls !== undefined, memory: stage2Config.memory, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, quotas }, 'hypmesh core serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

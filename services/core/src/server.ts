@@ -10,7 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { CORE_SERVICE_NAME, CoreServiceService, type CoreServiceServer } from '@hypmesh/proto';
 import type { FaultEngine } from '@hypmesh/fault';
-import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, principalOf, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type Principal, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
+import { CALLER_VMID_KEY, delegating, frontDoorFaults, keyReused, principalOf, requestIdOf, RequestKeys, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type Principal, type RpcLog, type ServeSecurity, type ServiceMetrics } from '@hypmesh/rpc';
 import { VMID_HOST, checkInvariants, createStage2, DEFAULT_STAGE2_CONFIG, type Stage2, type Stage2Config } from '@hypmesh/stage2';
 import type { Journal } from '@hypmesh/journal';
 import { CoreAdmission } from './admission.js';
@@ -25,6 +25,8 @@ export const CORE_SERVER_OPTIONS: grpc.ServerOptions = SERVER_OPTIONS;
 export interface CoreServerOptions {
   /** host:port to listen on; port 0 picks a free port. */
   readonly address: string;
+  /** mTLS and the authorisation table (@hypmesh/rpc serveSecurity); none: plaintext, insecure local use. */
+  readonly security?: ServeSecurity | undefined;
   readonly stage2Config?: Stage2Config;
   /** Where bugs (INTERNAL errors) are logged. */
   readonly log?: BugLog;
@@ -192,6 +194,7 @@ export async function startCoreServer(options: CoreServerOptions): Promise<CoreS
     ...(options.rpcLog && { rpcLog: options.rpcLog }),
     register: (server) => server.addService(CoreServiceService, service),
     ...frontDoorFaults(options.faults, 'CLIENT_TO_CORE'),
+    ...options.security,
   });
   const shutdown = async (graceMs?: number): Promise<void> => {
     await served.shutdown(graceMs);

@@ -86,8 +86,8 @@ export const SETTLE_FOR_MS = 600_000;
  * the core answers, then a DestroyGrant of what it made. An identical CreateGrant asked for
  * meanwhile waits for the settling, so a grant is either destroyed or handed to the RM, never both.
  */
-export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), serviceClientOptions(...(faults === undefined ? [] : [faultClientInterceptor(faults, 'RM_TO_CORE')])));
+export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine, credentials = grpc.credentials.createInsecure()): GrpcCorePort {
+  const client = new CoreServiceClient(address, credentials, serviceClientOptions(...(faults === undefined ? [] : [faultClientInterceptor(faults, 'RM_TO_CORE')])));
   // Ids differ between the RM's lives: the core remembers them across its own restarts.
   const keys = new OperationKeys(`rm-${randomUUID()}`);
   let closed = false;

@@ -9,8 +9,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
-import { DEPENDENCY_GRACE_MS_DEFAULT, ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
-import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
+import { clientCredentials, DEPENDENCY_GRACE_MS_DEFAULT, enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, type ServiceTls, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { rmGauges } from './metrics.js';
 import { RM_ADMISSION, rmAdmissionLimits } from './admission.js';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
@@ -36,10 +35,15 @@ const opts = new Command('hypmesh-rm')
       .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
   )
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_RM_METRICS'))
+  .addOption(new Option(TLS_OPTIONS.cert.flags, TLS_OPTIONS.cert.help).env(TLS_OPTIONS.cert.env))
+  .addOption(new Option(TLS_OPTIONS.key.flags, TLS_OPTIONS.key.help).env(TLS_OPTIONS.key.env))
+  .addOption(new Option(TLS_OPTIONS.ca.flags, TLS_OPTIONS.ca.help).env(TLS_OPTIONS.ca.env))
+  .addOption(new Option(TLS_OPTIONS.clientCert.flags, TLS_OPTIONS.clientCert.help).env(TLS_OPTIONS.clientCert.env))
+  .addOption(new Option(TLS_OPTIONS.clientKey.flags, TLS_OPTIONS.clientKey.help).env(TLS_OPTIONS.clientKey.env))
   .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ otlpEndpoint?: string; metricsAddress?: string; address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; quota?: string[] }>();
+  .opts<TlsFlagValues & { otlpEndpoint?: string; metricsAddress?: string; address: string; core: string; coreTimeoutMs: number; dependencyGraceMs: number; memory?: string; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full'; quota?: string[] }>();
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
@@ -56,6 +60,16 @@ if (!faults.ok) {
   process.exit(2);
 }
 const engine = faults.value.engine;
+/** mTLS (README "Security"): a partial or unreadable set refuses startup, naming the flag and file. */
+let tls: ServiceTls | undefined;
+try {
+  tls = serviceTls(opts);
+} catch (e) {
+  log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
+  process.exit(2);
+}
+/** The RM's own calls (to the core, its health probes) present its client identity (rm-client: VMID 0xff, client rm). */
+const credentials = tls === undefined ? undefined : clientCredentials(tls.client);
 
 /** Quotas: a bad --quota spec refuses startup, naming it. */
 try {
@@ -67,7 +81,7 @@ try {
 
 function core(): { port: CoreGrantPort; close(): void } {
   if (opts.core !== 'embedded') {
-    const port = grpcCore(opts.core, opts.coreTimeoutMs, engine);
+    const port = grpcCore(opts.core, opts.coreTimeoutMs, engine, credentials);
     return { port, close: () => port.close() };
   }
   const memory = opts.memory === undefined ? undefined : parseMemorySpec(opts.memory);
@@ -91,16 +105,16 @@ if (!durable.ok) {
 
 try {
   const c = core();
-  const dependencies = opts.core === 'embedded' ? undefined : { dependencies: [{ name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
+  const dependencies = opts.core === 'embedded' ? undefined : { dependencies: [{ name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log, ...(credentials && { credentials }) };
   const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
   metrics?.countFaults(engine);
-  const rm = await startRmServer({ address: opts.address, core: c.port, log, rpcLog: log, ...(metrics && { metrics: metrics.service('rm') }), faults: engine, quota: opts.quota ?? [], ...durable.value, ...(dependencies && { dependencies }) });
+  const rm = await startRmServer({ address: opts.address, security: serveSecurity(tls), core: c.port, log, rpcLog: log, ...(metrics && { metrics: metrics.service('rm') }), faults: engine, quota: opts.quota ?? [], ...durable.value, ...(dependencies && { dependencies }) });
   if (metrics !== undefined) {
     rmGauges(metrics.service('rm'), rm);
     log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
   }
   if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'restored from the data dir');
-  log.info({ address: opts.address, port: rm.port, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
+  log.info({ address: opts.address, port: rm.port, tls: tls !== undefined, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

@@ -111,3 +111,66 @@ describe('backpressure: a stream that takes no more leaves notifications in the 
     attachment.stop();
   });
 });
+
+describe('several streams for one VM (issue 11 item 5: a second HLOS subscriber must not steal)', () => {
+  test('the first drains the queue and gets everything; a later one gets copies; when the first ends the next drains what waits', () => {
+    const stage2 = createStage2(DEFAULT_STAGE2_CONFIG);
+    if (!stage2.ok) throw new Error(stage2.error.join('; '));
+    const rm = new ResourceManager(inProcessCore(stage2.value));
+    const notifier = new Notifier(rm);
+    const notify = (): void => rm.notify(VM, 'VM_STATUS', { vmid: VM, vmStatus: 'RUNNING' } as never);
+    const first: number[] = [];
+    const second: number[] = [];
+    const a = notifier.attach(VM, (_n, _id, seq) => (first.push(seq), true));
+    notify();
+    const b = notifier.attach(VM, (_n, _id, seq) => (second.push(seq), true));
+    notify();
+    notify();
+    expect(first).toEqual([0, 1, 2]);
+    expect(second).toEqual([1, 2]);
+    expect(rm.pendingFor(VM)).toBe(0);
+    // A copy stream that is full loses its copies, never the primary's notifications.
+    let room = 0;
+    const c = notifier.attach(VM, () => room-- > 0);
+    notify();
+    expect(first).toEqual([0, 1, 2, 3]);
+    a.stop();
+    notify();
+    // b is the primary now; c is still full and the queue is b's to drain.
+    expect(second).toEqual([1, 2, 3, 4]);
+    expect(rm.pendingFor(VM)).toBe(0);
+    b.stop();
+    notify();
+    expect(rm.pendingFor(VM)).toBe(1);
+    room = 10;
+    c.resume();
+    expect(rm.pendingFor(VM)).toBe(0);
+    c.stop();
+  });
+
+  test('a drainer whose buffer fills (stalled, partitioned) yields the queue to the next stream; on resume it drains again', () => {
+    const stage2 = createStage2(DEFAULT_STAGE2_CONFIG);
+    if (!stage2.ok) throw new Error(stage2.error.join('; '));
+    const rm = new ResourceManager(inProcessCore(stage2.value));
+    const notifier = new Notifier(rm);
+    const notify = (): void => rm.notify(VM, 'VM_STATUS', { vmid: VM, vmStatus: 'RUNNING' } as never);
+    const stuck: number[] = [];
+    const next: number[] = [];
+    let room = 1;
+    const a = notifier.attach(VM, (_n, _id, seq) => (stuck.push(seq), --room > 0));
+    const b = notifier.attach(VM, (_n, _id, seq) => (next.push(seq), true));
+    notify(); // a takes it and is full; b gets its copy
+    notify(); // b drains now
+    notify();
+    expect(stuck).toEqual([0]);
+    expect(next).toEqual([0, 1, 2]);
+    expect(rm.pendingFor(VM)).toBe(0);
+    room = Infinity;
+    a.resume();
+    notify(); // a drains again, b gets the copy
+    expect(stuck).toEqual([0, 3]);
+    expect(next).toEqual([0, 1, 2, 3]);
+    a.stop();
+    b.stop();
+  });
+});

@@ -3,8 +3,13 @@
  * byte face's RX side). Each carries the §1.3 notification sequence number the RM stamped on it
  * (one global 16-bit counter for every client).
  *
- * One RX queue per VM (§1.1): two streams attached for the same VM share it, and each notification
- * goes to the first that drains it.
+ * One RX queue per VM (§1.1), drained by the oldest stream attached for that VM whose buffer has
+ * room (the drainer). Every other stream for the same VM gets its own copy of each notification
+ * the drainer is sent, and takes none off the queue (issue 11 item 5): a second HLOS subscriber
+ * used to share the queue with the VMM and so steal half its VM_STATUS and VM_EXITED notifications
+ * (StartVm then failed, teardowns leaked). When the drainer ends or its buffer fills (a stalled or
+ * partitioned client), the next stream drains what waits, so a stuck stream never holds the
+ * queue. A copy for a stream whose buffer is full is dropped.
  *
  * Backpressure (issue 10): a notification leaves the VM's queue only while its stream takes more.
  * When the stream's buffer is full (`deliver` answers false: grpc-js `write` did), the rest stay in
@@ -42,7 +47,20 @@ export interface NotifierFaults {
   readonly nowMs?: () => number;
 }
 
+/** One attached stream, as the other streams of its VM see it. */
+interface Stream {
+  /** Drain the queue, if this stream is the drainer. */
+  drain(): void;
+  /** Stopped, or its buffer is full: it cannot drain. */
+  blocked(): boolean;
+  /** A copy of what the primary was sent. */
+  copy(n: RmNotification): void;
+}
+
 export class Notifier {
+  /** Attached streams by VMID, in attach order: the first not blocked drains the queue, the rest get copies. */
+  private readonly streams = new Map<number, Stream[]>();
+
   constructor(
     readonly rm: ResourceManager,
     private readonly faults?: NotifierFaults,
@@ -61,8 +79,12 @@ export class Notifier {
       timers.add(t);
     };
     const q = (): ReturnType<ResourceManager['queue']> => this.rm.queue(vmid);
+    const streams = this.streams.get(vmid) ?? [];
+    this.streams.set(vmid, streams);
+    const drainer = (): Stream | undefined => streams.find((s) => !s.blocked());
     const send = (n: RmNotification): void => {
       if (!stopped && !deliver(n, codecMessageId(n.name), n.seq, q().dropped)) full = true;
+      for (const s of streams) if (s !== me) s.copy(n);
     };
 
     // Pause: notifications held in order until `pausedUntilMs`, released by one timer.
@@ -109,13 +131,24 @@ export class Notifier {
     };
 
     const drain = (): void => {
+      if (drainer() !== me) return;
       const queue = q();
       while (!stopped && !full) {
         const n = queue.shift();
         if (n === undefined) return;
         offer(n);
       }
+      // Full now: the next stream with room takes over what waits.
+      drainer()?.drain();
     };
+    const me: Stream = {
+      drain,
+      blocked: () => stopped || full,
+      copy: (n) => {
+        if (!stopped && !full && !deliver(n, codecMessageId(n.name), n.seq, q().dropped)) full = true;
+      },
+    };
+    streams.push(me);
     const off = this.rm.onNotify((v) => {
       if (v === vmid) drain();
     });
@@ -126,10 +159,14 @@ export class Notifier {
         drain();
       },
       stop: () => {
+        if (stopped) return;
         stopped = true;
         for (const t of timers) clearTimeout(t);
         timers.clear();
         off();
+        streams.splice(streams.indexOf(me), 1);
+        if (streams.length === 0) this.streams.delete(vmid);
+        else drainer()?.drain();
       },
     };
   }

@@ -10,7 +10,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
 import { FaultEngine } from '@hypmesh/fault';
-import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
+import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServeSecurity, type ServiceMetrics } from '@hypmesh/rpc';
 import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
 import type { Journal } from '@hypmesh/journal';
@@ -26,6 +26,8 @@ export const RM_SERVER_OPTIONS: grpc.ServerOptions = SERVER_OPTIONS;
 export interface RmServerOptions {
   /** host:port to listen on; port 0 picks a free port. */
   readonly address: string;
+  /** mTLS and the authorisation table (@hypmesh/rpc serveSecurity); none: plaintext, insecure local use. */
+  readonly security?: ServeSecurity | undefined;
   /** Dependencies whose reachability health reflects (main.ts: the services it reaches over gRPC). */
   readonly dependencies?: DependencyWatch;
   /** Where the RM's stage-2 effects go. */
@@ -122,6 +124,7 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     ...(options.dependencies && { dependencies: options.dependencies }),
     register: (server) => server.addService(RmServiceService, service),
     ...frontDoorFaults(engine ?? 'off', 'CLIENT_TO_RM'),
+    ...options.security,
     drain: () => {
       for (const s of [...face.open]) s.end();
     },

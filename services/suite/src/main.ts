@@ -3,7 +3,7 @@
  * hypmesh embedded (`npm start`): the core, the resource manager and the VM manager in one process,
  * each its own gRPC server, the RM reaching the core and the VMM reaching both over real gRPC on
  * loopback exactly as they would across containers (the VMM as HLOS over the RM's Exchange stream,
- * HLOS's only RM subscriber). Prints where each listens; SIGTERM/SIGINT stops them in reverse order
+ * which drains HLOS's notification queue). Prints where each listens; SIGTERM/SIGINT stops them in reverse order
  * (the VMM first, tearing down every session's VMs).
  *
  * Faults: one engine for the process (engine.ts: one per process), armed from --faults/--fault-seed,
@@ -14,8 +14,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
-import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
+import { clientCredentials, enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { coreGauges, durableCoreOptions, memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
 import { CORE_CALL_TIMEOUT_MS, durableRmOptions, grpcCore, rmGauges, startRmServer } from '@hypmesh/rm-service';
 import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer, vmmGauges } from '@hypmesh/vmm-service';
@@ -39,10 +38,17 @@ const opts = new Command('hypmesh')
   .addOption(new Option('--data-sync <mode>', 'normal: survives kill -9; full: also survives power loss').env('HYPMESH_DATA_SYNC').choices(['normal', 'full']).default('normal'))
   .addOption(new Option('--console [host:port]', 'also serve the web console (README "Console"); default 127.0.0.1:8080').env('HYPMESH_CONSOLE'))
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_METRICS'))
+  .addOption(new Option(TLS_OPTIONS.cert.flags, TLS_OPTIONS.cert.help).env(TLS_OPTIONS.cert.env))
+  .addOption(new Option(TLS_OPTIONS.key.flags, TLS_OPTIONS.key.help).env(TLS_OPTIONS.key.env))
+  .addOption(new Option(TLS_OPTIONS.ca.flags, TLS_OPTIONS.ca.help).env(TLS_OPTIONS.ca.env))
+  .addOption(new Option('--tls-rm-cert <file>', "mTLS: the RM's client certificate for its calls to the core (spiffe://hypmesh/vmid/255 + client/rm)").env('HYPMESH_TLS_RM_CERT'))
+  .addOption(new Option('--tls-rm-key <file>', 'mTLS: PEM private key of --tls-rm-cert').env('HYPMESH_TLS_RM_KEY'))
+  .addOption(new Option('--tls-vmm-cert <file>', "mTLS: the VMM's client certificate for its calls to the RM and the core (spiffe://hypmesh/vmid/3 + client/vmm)").env('HYPMESH_TLS_VMM_CERT'))
+  .addOption(new Option('--tls-vmm-key <file>', 'mTLS: PEM private key of --tls-vmm-cert').env('HYPMESH_TLS_VMM_KEY'))
   .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317, as service hypmesh-suite (each span names its server in hypmesh.service; README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ console?: string | true; otlpEndpoint?: string; metricsAddress?: string; memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<TlsFlagValues & { console?: string | true; otlpEndpoint?: string; tlsRmCert?: string; tlsRmKey?: string; tlsVmmCert?: string; tlsVmmKey?: string; metricsAddress?: string; memory?: string; memoryConfig?: string; coreAddress: string; rmAddress: string; vmmAddress: string; checkInvariants: boolean; coreTimeoutMs: number; rmTimeoutMs: number; logLevel: string; faults?: string; faultSeed?: string; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 /** Where a server bound on `address` (host:port, port maybe 0) is reached on loopback. */
 const target = (address: string, port: number): string => `${address.replace(/:\d+$/, '')}:${port}`.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
@@ -63,6 +69,23 @@ if (!faults.ok) {
 }
 const engine = faults.value.engine;
 
+/**
+ * mTLS (README "Security"): one server certificate for the three servers, and the RM's and the
+ * VMM's own client identities (each service's --tls-client-cert when run alone).
+ */
+const security = ((): { server?: ReturnType<typeof serveSecurity>; rm?: ReturnType<typeof clientCredentials>; vmm?: ReturnType<typeof clientCredentials> } => {
+  try {
+    const rm = serviceTls({ ...opts, tlsClientCert: opts.tlsRmCert, tlsClientKey: opts.tlsRmKey });
+    const vmm = serviceTls({ ...opts, tlsClientCert: opts.tlsVmmCert, tlsClientKey: opts.tlsVmmKey });
+    if (rm === undefined || vmm === undefined) return {};
+    if (rm.client === rm.server || vmm.client === vmm.server) throw new Error('with --tls-cert, give --tls-rm-cert/--tls-rm-key and --tls-vmm-cert/--tls-vmm-key (the RM and the VMM call as different identities)');
+    return { server: serveSecurity(rm), rm: clientCredentials(rm.client), vmm: clientCredentials(vmm.client) };
+  } catch (e) {
+    log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
+    process.exit(2);
+  }
+})();
+
 try {
   const memory = memoryFromOptions(opts);
   if (!memory.ok) throw new Error(`invalid memory map: ${memory.error.join('; ')}`);
@@ -75,21 +98,21 @@ try {
   const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
   metrics?.countFaults(engine);
   const observe = (svc: 'core' | 'rm' | 'vmm') => ({ rpcLog: log, ...(metrics && { metrics: metrics.service(svc) }) });
-  const core = await startCoreServer({ address: opts.coreAddress, log, ...observe('core'), checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }), ...durable.value });
+  const core = await startCoreServer({ address: opts.coreAddress, security: security.server, log, ...observe('core'), checkInvariants: opts.checkInvariants, faults: engine, ...(stage2Config && { stage2Config }), ...durable.value });
   if (core.recovered) log.info({ dataDir: opts.dataDir, fromImage: core.recovered.fromImage, records: core.recovered.records, recoveryMs: Math.round(core.recovered.ms) }, 'core recovered from the journal');
   const coreTarget = target(opts.coreAddress, core.port);
-  const coreClient = grpcCore(coreTarget, opts.coreTimeoutMs, engine);
+  const coreClient = grpcCore(coreTarget, opts.coreTimeoutMs, engine, security.rm);
   const rmDurable = durableRmOptions(opts.dataDir, undefined, opts.dataSync, log);
   if (!rmDurable.ok) {
     log.fatal(rmDurable.error);
     process.exit(2);
   }
-  const rm = await startRmServer({ address: opts.rmAddress, core: coreClient, log, ...observe('rm'), faults: engine, ...rmDurable.value });
+  const rm = await startRmServer({ address: opts.rmAddress, security: security.server, core: coreClient, log, ...observe('rm'), faults: engine, ...rmDurable.value });
   if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'rm restored from the data dir');
   const rmTarget = target(opts.rmAddress, rm.port);
-  const vmmRm = grpcRm(rmTarget, opts.rmTimeoutMs, engine);
-  const vmmCore = grpcCorePort(coreTarget, opts.coreTimeoutMs, engine);
-  const vmm = await startVmmServer({ address: opts.vmmAddress, rm: vmmRm, core: vmmCore, log, ...observe('vmm'), faults: engine });
+  const vmmRm = grpcRm(rmTarget, opts.rmTimeoutMs, engine, {}, security.vmm);
+  const vmmCore = grpcCorePort(coreTarget, opts.coreTimeoutMs, engine, security.vmm);
+  const vmm = await startVmmServer({ address: opts.vmmAddress, security: security.server, rm: vmmRm, core: vmmCore, log, ...observe('vmm'), faults: engine });
   if (metrics !== undefined) {
     coreGauges(metrics.service('core'), core);
     rmGauges(metrics.service('rm'), rm);

@@ -11,8 +11,7 @@
  * a session closed, a lease expired, a VM destroyed or torn down with its session, a Reset.
  */
 
-import type { Metadata } from '@grpc/grpc-js';
-import { AdmissionLimits, CALLER_VMID_KEY, QuotaLedger, callerVmid, clientName, principal, resourceExhausted, type AdmissionTable, type Principal, type StatusError } from '@hypmesh/rpc';
+import { AdmissionLimits, CALLER_VMID_KEY, QuotaLedger, callerVmid, clientName, peerIdentity, principal, principalOf, resourceExhausted, type AdmissionTable, type CallerCall, type Principal, type StatusError } from '@hypmesh/rpc';
 
 export type VmmQuota = 'sessions' | 'vms' | 'streams' | 'memory_bytes_per_vm';
 
@@ -37,7 +36,9 @@ export const vmmAdmissionLimits = (specs: readonly string[] = []): AdmissionLimi
 const VMID_HOST = 3;
 
 /** The call's principal: its caller VMID (HOST when absent) and client name; a malformed header is INVALID_ARGUMENT. */
-export function vmmPrincipal(call: { readonly metadata: Metadata }): Principal {
+export function vmmPrincipal(call: CallerCall): Principal {
+  // Over mTLS the certificate names the caller, header or not (caller.ts).
+  if (peerIdentity(call) !== undefined) return principalOf(call);
   const vmid = call.metadata.get(CALLER_VMID_KEY).length === 0 ? VMID_HOST : callerVmid(call);
   return principal(vmid, clientName(call.metadata));
 }

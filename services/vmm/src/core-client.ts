@@ -74,8 +74,8 @@ export interface GrpcCorePort extends CorePort {
 }
 
 /** A CorePort talking to the core at `address` (host:port) as HOST. */
-export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine): GrpcCorePort {
-  const client = new CoreServiceClient(address, grpc.credentials.createInsecure(), serviceClientOptions(...(faults === undefined ? [] : [faultClientInterceptor(faults, 'VMM_TO_CORE')])));
+export function grpcCorePort(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faults?: FaultEngine, credentials = grpc.credentials.createInsecure()): GrpcCorePort {
+  const client = new CoreServiceClient(address, credentials, serviceClientOptions(...(faults === undefined ? [] : [faultClientInterceptor(faults, 'VMM_TO_CORE')])));
   // Ids differ between the VMM's lives: the core remembers them across its own restarts.
   const keys = new OperationKeys(`vmm-${randomUUID()}`);
 

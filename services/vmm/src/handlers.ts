@@ -51,7 +51,7 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
         call.emit('error', fromThrown(e, log, 'OpenSession'));
         return;
       }
-      const id = vmm.openSession();
+      const id = vmm.openSession(who.key);
       admission.session(who, id);
       const stopWatch = vmm.watch((e: VmEvent) => {
         if (e.session === id) call.write({ event: eventOut(e) });
@@ -82,7 +82,7 @@ export function createVmmHandlers(vmm: VmManager, open: OpenStreams, log: BugLog
       const who = vmmPrincipal(call);
       const refused = admission.refusal('sessions', who);
       if (refused !== undefined) throw refused;
-      const lease = vmm.openLease(req.ttlMs);
+      const lease = vmm.openLease(req.ttlMs, who.key);
       if (lease.ok) admission.session(who, lease.value.sessionId);
       return leaseReply(lease);
     }),

@@ -20,9 +20,9 @@ export interface GrpcHoldings extends HoldingsPort {
   close(): void;
 }
 
-export function grpcHoldings(coreAddress: string, rmAddress: string, deadlineMs: number): GrpcHoldings {
-  const core = new CoreServiceClient(coreAddress, grpc.credentials.createInsecure(), SERVICE_CLIENT_OPTIONS);
-  const rm = new RmServiceClient(rmAddress, grpc.credentials.createInsecure(), SERVICE_CLIENT_OPTIONS);
+export function grpcHoldings(coreAddress: string, rmAddress: string, deadlineMs: number, credentials = grpc.credentials.createInsecure()): GrpcHoldings {
+  const core = new CoreServiceClient(coreAddress, credentials, SERVICE_CLIENT_OPTIONS);
+  const rm = new RmServiceClient(rmAddress, credentials, SERVICE_CLIENT_OPTIONS);
   const ask = async <Req, Res, T>(client: grpc.Client, fn: unknown, rpc: string, req: Req, value: (r: Res) => T) => {
     const r = await callUnary(client, fn as ClientUnaryFn<Req, Res>, req, HLOS, deadlineMs);
     return r.ok ? { ok: true as const, value: value(r.value) } : { ok: false as const, error: `${rpc}: ${describeRefusal(r.error)}` };

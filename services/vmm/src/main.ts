@@ -8,8 +8,7 @@
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEPENDENCY_GRACE_MS_DEFAULT, ProcessMetrics, processFaultEngine, serveMetrics, timeoutMsParser } from '@hypmesh/rpc';
-import { enableOtlpTracing, flushTracing } from '@hypmesh/rpc';
+import { clientCredentials, DEPENDENCY_GRACE_MS_DEFAULT, enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, type ServiceTls, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { vmmGauges } from './metrics.js';
 import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
@@ -47,7 +46,7 @@ const ms = timeoutMsParser(InvalidArgumentError);
 const opts = new Command('hypmesh-vmm')
   .description('The hypmesh host VM manager: session-bound VM handles, the Linux start and teardown sequences against the RM, realm VMs over the core RMI, over gRPC.')
   .addOption(new Option('--address <host:port>', 'listen address').env('HYPMESH_VMM_LISTEN').default('127.0.0.1:50053'))
-  .addOption(new Option('--rm <host:port>', "the RM's address (the VMM must be HLOS's only RM subscriber)").env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
+  .addOption(new Option('--rm <host:port>', "the RM's address (the VMM drains HLOS's notification queue; other HLOS subscribers get copies)").env('HYPMESH_RM_ADDR').default('127.0.0.1:50052'))
   .addOption(new Option('--core <host:port>', "the core's address").env('HYPMESH_CORE_ADDR').default('127.0.0.1:50051'))
   .addOption(new Option('--rm-timeout-ms <ms>', 'deadline of one RM call over the msgq, send to reply').env('HYPMESH_RM_TIMEOUT_MS').argParser(ms).default(RM_CALL_TIMEOUT_MS))
   .addOption(new Option('--core-timeout-ms <ms>', 'deadline of one core call').env('HYPMESH_CORE_TIMEOUT_MS').argParser(ms).default(CORE_CALL_TIMEOUT_MS))
@@ -63,10 +62,15 @@ const opts = new Command('hypmesh-vmm')
       .argParser((v: string, prev: string[] = []) => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')]),
   )
   .addOption(new Option('--metrics-address <host:port>', 'serve Prometheus metrics on GET /metrics here (README "Metrics"); default: none').env('HYPMESH_VMM_METRICS'))
+  .addOption(new Option(TLS_OPTIONS.cert.flags, TLS_OPTIONS.cert.help).env(TLS_OPTIONS.cert.env))
+  .addOption(new Option(TLS_OPTIONS.key.flags, TLS_OPTIONS.key.help).env(TLS_OPTIONS.key.env))
+  .addOption(new Option(TLS_OPTIONS.ca.flags, TLS_OPTIONS.ca.help).env(TLS_OPTIONS.ca.env))
+  .addOption(new Option(TLS_OPTIONS.clientCert.flags, TLS_OPTIONS.clientCert.help).env(TLS_OPTIONS.clientCert.env))
+  .addOption(new Option(TLS_OPTIONS.clientKey.flags, TLS_OPTIONS.clientKey.help).env(TLS_OPTIONS.clientKey.env))
   .addOption(new Option('--otlp-endpoint <url>', 'export trace spans to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (README "Tracing"); default: tracing off').env('HYPMESH_OTLP_ENDPOINT'))
   .addOption(new Option('--log-level <level>', 'pino log level').env('HYPMESH_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
   .parse()
-  .opts<{ otlpEndpoint?: string; metricsAddress?: string; address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[]; dataDir?: string; dataSync: 'normal' | 'full' }>();
+  .opts<TlsFlagValues & { otlpEndpoint?: string; metricsAddress?: string; address: string; rm: string; core: string; donationRegion?: FrameRun; rmTimeoutMs: number; coreTimeoutMs: number; dependencyGraceMs: number; logLevel: string; faults?: string; faultSeed?: string; quota?: string[]; dataDir?: string; dataSync: 'normal' | 'full' }>();
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
@@ -83,6 +87,16 @@ if (!faults.ok) {
   process.exit(2);
 }
 const engine = faults.value.engine;
+/** mTLS (README "Security"): a partial or unreadable set refuses startup, naming the flag and file. */
+let tls: ServiceTls | undefined;
+try {
+  tls = serviceTls(opts);
+} catch (e) {
+  log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
+  process.exit(2);
+}
+/** The VMM's own calls (RM as HLOS, core as HOST, health probes) present its client identity (host-vmm: VMID 3, client vmm). */
+const credentials = tls === undefined ? undefined : clientCredentials(tls.client);
 const stored = openVmmStore(opts.dataDir, opts.dataSync, log);
 if (!stored.ok) {
   log.fatal({ dataDir: opts.dataDir }, stored.error);
@@ -99,13 +113,13 @@ try {
 }
 
 try {
-  const rm = grpcRm(opts.rm, opts.rmTimeoutMs, engine);
-  const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine);
-  const holdings = grpcHoldings(opts.core, opts.rm, opts.coreTimeoutMs);
-  const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log };
+  const rm = grpcRm(opts.rm, opts.rmTimeoutMs, engine, {}, credentials);
+  const core = grpcCorePort(opts.core, opts.coreTimeoutMs, engine, credentials);
+  const holdings = grpcHoldings(opts.core, opts.rm, opts.coreTimeoutMs, credentials);
+  const dependencies = { dependencies: [{ name: 'rm' as const, address: opts.rm }, { name: 'core' as const, address: opts.core }], graceMs: opts.dependencyGraceMs, log, ...(credentials && { credentials }) };
   const metrics = opts.metricsAddress === undefined ? undefined : new ProcessMetrics();
   metrics?.countFaults(engine);
-  const vmm = await startVmmServer({ address: opts.address, rm, core, log, rpcLog: log, ...(metrics && { metrics: metrics.service('vmm') }), faults: engine, dependencies, holdings, quota: opts.quota ?? [], ...(store && { store }), vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
+  const vmm = await startVmmServer({ address: opts.address, security: serveSecurity(tls), rm, core, log, rpcLog: log, ...(metrics && { metrics: metrics.service('vmm') }), faults: engine, dependencies, holdings, quota: opts.quota ?? [], ...(store && { store }), vmmConfig: { retryBackoffMs: TEARDOWN_RETRY_BACKOFF_MS, ...(opts.donationRegion && { donationRegion: opts.donationRegion }) } });
   if (metrics !== undefined) {
     vmmGauges(metrics.service('vmm'), vmm);
     log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
@@ -118,7 +132,7 @@ try {
       else if (report.framesHeld > 0) log.info({ report }, 'restart sweep done: everything an earlier VMM held is back');
     });
   }
-  log.info({ address: opts.address, port: vmm.port, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, dataDir: opts.dataDir ?? null }, 'hypmesh vmm serving');
+  log.info({ address: opts.address, port: vmm.port, tls: tls !== undefined, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, dataDir: opts.dataDir ?? null }, 'hypmesh vmm serving');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

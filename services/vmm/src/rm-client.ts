@@ -10,10 +10,9 @@
  * queue. Requests carry a 16-bit seq; replies are matched by it (the RM echoes msg_id and seq),
  * so calls may be in flight together.
  *
- * HLOS's only subscriber. The RM keeps one notification queue per VM and hands each notification
- * to the first stream that drains it (services/rm notifier.ts). The VMM must therefore be the only
- * Exchange or Subscribe stream open as VMID 3: another HLOS subscriber (a grpcurl Subscribe, a
- * second VMM) would steal VM_STATUS notices and stall the VMM's waits (stop, reset) until waitMs.
+ * HLOS's subscriber. The RM keeps one notification queue per VM, drained by the oldest stream for
+ * that VM with room; later ones get copies (services/rm notifier.ts), so another HLOS subscriber
+ * (a grpcurl Subscribe, a second VMM) no longer steals the VM_STATUS notices the VMM waits for.
  *
  * Failures are refusals, never throws: a broken stream, an RM that is down, or no reply before
  * the deadline refuses the call with RM error BUSY and rule `msgq_<why>` (@hypmesh/vmm's
@@ -131,9 +130,9 @@ export interface GrpcRmPort extends RmPort {
 }
 
 /** An RmPort talking to the RM at `address` (host:port) as HLOS. */
-export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?: FaultEngine, faultPorts: RmClientFaultPorts = {}): GrpcRmPort {
+export function grpcRm(address: string, timeoutMs = RM_CALL_TIMEOUT_MS, faults?: FaultEngine, faultPorts: RmClientFaultPorts = {}, credentials = grpc.credentials.createInsecure()): GrpcRmPort {
   const crash = faultPorts.crash ?? (() => process.exit(137));
-  const client = new RmServiceClient(address, grpc.credentials.createInsecure(), SERVICE_CLIENT_OPTIONS);
+  const client = new RmServiceClient(address, credentials, SERVICE_CLIENT_OPTIONS);
   const listeners = new Set<(n: RmNotice) => void>();
   const pending = new Map<number, Pending>();
   let stream: grpc.ClientDuplexStream<ExchangeRequest, ExchangeResponse> | undefined;

@@ -3,8 +3,8 @@
  * grpc.health.v1 and server reflection like the core and the RM (@hypmesh/rpc serveGrpc).
  *
  * `startVmmServer` is what main.ts and the suite run and what tests use (address 127.0.0.1:0 picks
- * a port). The RM is an RmPort: `grpcRm(address)` (HLOS's msgq over RmService.Exchange; the VMM
- * must be HLOS's only RM subscriber, see rm-client.ts) or @hypmesh/vmm's `inProcessRm`; the core
+ * a port). The RM is an RmPort: `grpcRm(address)` (HLOS's msgq over RmService.Exchange, which
+ * drains HLOS's notification queue, see rm-client.ts) or @hypmesh/vmm's `inProcessRm`; the core
  * is a CorePort: `grpcCorePort(address)` or `inProcessCorePort(stage2)`.
  *
  * Shutdown is the process closing every /dev/gunyah fd: each open session stream ends and every
@@ -18,16 +18,19 @@ import type { HealthImplementation } from 'grpc-health-check';
 import type * as grpc from '@grpc/grpc-js';
 import { VMM_SERVICE_NAME, VmmServiceService, type VmmServiceServer } from '@hypmesh/proto/vmm';
 import type { FaultEngine } from '@hypmesh/fault';
-import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServiceMetrics } from '@hypmesh/rpc';
+import { delegating, frontDoorFaults, serveGrpc, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServeSecurity, type ServiceMetrics } from '@hypmesh/rpc';
 import { DEFAULT_VMM_CONFIG, VmManager, donationRegionFrom, donationRegionProblem, type CorePort, type FrameRun, type HoldingsPort, type RmPort, type SweepOutcome, type VmmClock, type VmmConfig, type VmmDurableState } from '@hypmesh/vmm';
 import { VmmAdmission, vmmAdmissionLimits } from './admission.js';
 import { systemClock } from './clock.js';
 import { repliesAfterCommit, type VmmStore } from './durable.js';
 import { createVmmHandlers, type OpenStreams } from './handlers.js';
+import { guardSessions } from './session-guard.js';
 
 export interface VmmServerOptions {
   /** host:port to listen on; port 0 picks a free port. */
   readonly address: string;
+  /** mTLS and the authorisation table (@hypmesh/rpc serveSecurity); none: plaintext, insecure local use. */
+  readonly security?: ServeSecurity | undefined;
   /** Dependencies whose reachability health reflects (main.ts: the services it reaches over gRPC). */
   readonly dependencies?: DependencyWatch;
   readonly rm: RmPort;
@@ -129,7 +132,9 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     // Reset) names nothing here.
     const sessionIdPrefix = `${randomBytes(4).toString('hex')}-`;
     const region = await donationRegion(options.core, options.vmmConfig?.donationRegion);
-    const made = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, handlesPerSession: true, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock, options.holdings);
+    // Session and lease ids are bearer handles: 128 random bits each (issue 11 item 5).
+    const sessionIdSecret = (): string => randomBytes(16).toString('hex');
+    const made = new VmManager(options.rm, options.core, { ...DEFAULT_VMM_CONFIG, sessionIdPrefix, sessionIdSecret, handlesPerSession: true, ...options.vmmConfig, donationRegion: region }, options.clock ?? systemClock, options.holdings);
     // Background changes (teardown steps, RM status, leases ending) are saved as they happen.
     if (store !== undefined) made.watch(() => store.save());
     return made;
@@ -154,7 +159,8 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     return { ok: true, value: { vmsDropped: dropped.vms, sessionsDropped: dropped.sessions } };
   });
   let handlers = createVmmHandlers(vmm, open, log, reset, admission);
-  const delegated = delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers);
+  // Sessions are bound to their opener (session-guard.ts): another principal naming one is answered NOT_FOUND.
+  const delegated = guardSessions(VmmServiceService, delegating(Object.keys(handlers) as (keyof VmmServiceServer & string)[], () => handlers) as unknown as grpc.UntypedServiceImplementation, () => vmm) as unknown as VmmServiceServer;
   const service = store === undefined ? delegated : repliesAfterCommit(delegated, ['openSession', 'watchVm'], store);
   const served = await serveGrpc({
     address: options.address,
@@ -164,6 +170,7 @@ export async function startVmmServer(options: VmmServerOptions): Promise<VmmServ
     ...(options.dependencies && { dependencies: options.dependencies }),
     register: (server) => server.addService(VmmServiceService, service),
     ...frontDoorFaults(options.faults, 'CLIENT_TO_VMM'),
+    ...options.security,
     drain: async () => {
       for (const s of [...open]) s.end();
       if (store === undefined) vmm.endLeases();

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { BadRequest, ErrorDetail, ErrorInfo } from '@hypmesh/proto';
-import { decodeStatusDetails, STATUS_DETAILS_KEY, type DecodedStatus } from '@hypmesh/rpc';
+import { clientCredentials, decodeStatusDetails, loadTls, STATUS_DETAILS_KEY, tlsConfigFrom, type DecodedStatus } from '@hypmesh/rpc';
 import { jsonError, jsonOutput } from './output.js';
 
 /** Default deadline of one CLI call (`--timeout`). */
@@ -17,6 +17,21 @@ let timeoutMs = CLI_TIMEOUT_MS_DEFAULT;
 export function setCallTimeout(ms: number): void {
   timeoutMs = ms;
 }
+
+let credentials: grpc.ChannelCredentials | undefined;
+
+/**
+ * Sets the channel credentials of every later client from the global `--tls-cert/--tls-key/--tls-ca`
+ * (README "Security"): mTLS with that certificate, whose URI SAN is the caller the services see;
+ * none: plaintext (insecure local use). Throws Error naming a missing flag or a bad file.
+ */
+export function setTls(flags: { readonly tlsCert?: string; readonly tlsKey?: string; readonly tlsCa?: string }): void {
+  const config = tlsConfigFrom({ certFile: flags.tlsCert, keyFile: flags.tlsKey, caFile: flags.tlsCa });
+  credentials = config === undefined ? undefined : clientCredentials(loadTls(config));
+}
+
+/** The credentials every CLI client connects with (setTls). */
+export const cliCredentials = (): grpc.ChannelCredentials => credentials ?? grpc.credentials.createInsecure();
 
 /** The deadline of one call, ms (`--timeout`). */
 export const callTimeoutMs = (): number => timeoutMs;

@@ -32,7 +32,7 @@ import { CoreServiceClient, MemoryKind, PageState, type MemoryMap, type Ownershi
 import { FaultPlan as FaultPlanProto, FaultServiceClient } from '@hypmesh/proto/fault';
 import { MemLendRequest, MemShareRequest, MemType, ParcelState, RmServiceClient, type ParcelSummary } from '@hypmesh/proto/rm';
 import { BindMode, RegSet, VmType, VmmServiceClient, type Vm } from '@hypmesh/proto/vmm';
-import { meta } from './call.js';
+import { meta, cliCredentials } from './call.js';
 
 const HOST = 3;
 const PAGE = 4096n;
@@ -88,7 +88,7 @@ const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? (() => {});
-  const creds = grpc.credentials.createInsecure();
+  const creds = cliCredentials();
   const core = new CoreServiceClient(o.core, creds);
   const rm = new RmServiceClient(o.rm, creds);
   const vmm = new VmmServiceClient(o.vmm, creds);

@@ -20,7 +20,7 @@ import { CoreServiceClient, GrantType } from '@hypmesh/proto';
 import { RmServiceClient, TransType } from '@hypmesh/proto/rm';
 import { VmmServiceClient, VmState, VmType } from '@hypmesh/proto/vmm';
 import { decodeStatusDetails } from '@hypmesh/rpc';
-import { meta } from './call.js';
+import { meta, cliCredentials } from './call.js';
 
 const HOST = 3;
 /** How long each call may take before the service counts as unreachable. */
@@ -81,7 +81,7 @@ const named = <K extends number, V>(table: Partial<Record<K, V>>, k: K, fallback
 
 /** Takes the three snapshots and judges them. Throws ServiceUnreachable when a service cannot answer. */
 export async function checkLive(addrs: LiveAddresses, deadlineMs = CHECK_DEADLINE_MS_DEFAULT): Promise<LiveReport> {
-  const creds = grpc.credentials.createInsecure();
+  const creds = cliCredentials();
   const core = new CoreServiceClient(addrs.core, creds);
   const rm = new RmServiceClient(addrs.rm, creds);
   const vmm = new VmmServiceClient(addrs.vmm, creds);

@@ -72,7 +72,7 @@ import {
 import { decodeStatusDetails, timeoutMsParser } from '@hypmesh/rpc';
 import { parseMemoryJson, parseMemorySpec, type MemoryConfig, type Result } from '@hypmesh/stage2';
 import { bytes, integer } from './args.js';
-import { call, CLI_TIMEOUT_MS_DEFAULT, setCallTimeout } from './call.js';
+import { call, cliCredentials, CLI_TIMEOUT_MS_DEFAULT, setCallTimeout, setTls } from './call.js';
 import { demo } from './demo.js';
 import { formatBytes, ownershipTable, rights, table, vmidName } from './format.js';
 import { emit, OUTPUT_FORMATS, progress, setOutputFormat, type OutputFormat } from './output.js';
@@ -132,10 +132,21 @@ const program = new Command('hypmesh')
       .argParser(timeoutMsParser(InvalidArgumentError))
       .default(CLI_TIMEOUT_MS_DEFAULT),
   )
+  // mTLS (README "Security"): HYPMESH_CLI_TLS_*, not the services' HYPMESH_TLS_*, so `up` and a
+  // shell that serves with one identity can call with another.
+  .addOption(new Option('--tls-cert <file>', 'mTLS: PEM client certificate; its spiffe://hypmesh/vmid/<n> URI is the caller (with --tls-key, --tls-ca)').env('HYPMESH_CLI_TLS_CERT'))
+  .addOption(new Option('--tls-key <file>', 'mTLS: PEM private key of --tls-cert').env('HYPMESH_CLI_TLS_KEY'))
+  .addOption(new Option('--tls-ca <file>', "mTLS: PEM CA certificate the services' certificates must chain to").env('HYPMESH_CLI_TLS_CA'))
   .hook('preAction', () => {
-    const o = program.opts<{ timeout: number; output: OutputFormat }>();
+    const o = program.opts<{ timeout: number; output: OutputFormat; tlsCert?: string; tlsKey?: string; tlsCa?: string }>();
     setCallTimeout(o.timeout);
     setOutputFormat(o.output);
+    try {
+      setTls(o);
+    } catch (e) {
+      process.stderr.write(`hypmesh: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
   });
 
 const memoryOption = (): Option => new Option('--memory <map>', 'memory map, e.g. ram@0x80000000:16G,mmio@0x10000000:256M[,pa=40]');
@@ -166,7 +177,7 @@ program
   .addOption(new Option('--from <addr>', 'first address').argParser(bytes).default(0n, '0'))
   .addOption(new Option('--size <bytes>', "how much to show (default: up to the end of the core's PA space, or of the VM's IPA space)").argParser(bytes))
   .action(async (o: { vmid: number; from: bigint; size?: bigint }) => {
-    const core = new CoreServiceClient(coreAddr(), grpc.credentials.createInsecure());
+    const core = new CoreServiceClient(coreAddr(), cliCredentials());
     const base = o.from / PAGE;
     if (o.vmid === HOST) {
       // The host's map ends where the core's PA space does (GetMemoryMap), whatever map it runs.
@@ -213,9 +224,9 @@ program
       }
       memoryMap = memoryMapOf(parsed.value);
     }
-    const vmm = new VmmServiceClient(vmmAddr(), grpc.credentials.createInsecure());
-    const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
-    const core = new CoreServiceClient(coreAddr(), grpc.credentials.createInsecure());
+    const vmm = new VmmServiceClient(vmmAddr(), cliCredentials());
+    const rm = new RmServiceClient(rmAddr(), cliCredentials());
+    const core = new CoreServiceClient(coreAddr(), cliCredentials());
     const v = await call<VmmResetRequest, VmmResetResponse>(vmm, vmm.reset, {}, HOST);
     progress(`vmm   reset: ${v.vmsDropped} VM(s), ${v.sessionsDropped} session(s) dropped`);
     const r = await call<RmResetRequest, RmResetResponse>(rm, rm.reset, {}, HOST);
@@ -238,7 +249,7 @@ parcel
   .description('parcels the VM owns or is named in')
   .addOption(asVm)
   .action(async (o: { as: number }) => {
-    const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
+    const rm = new RmServiceClient(rmAddr(), cliCredentials());
     const r = await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as);
     emit(ListParcelsJson.toJSON(r), () => table(
       ['handle', 'owner', 'type', 'memory', 'state', 'size', 'ACL', 'accepted by'],
@@ -262,7 +273,7 @@ parcel
   .description('accept (map) a parcel at IPAs the RM chooses; prints them')
   .addOption(asVm)
   .action(async (h: number, o: { as: number }) => {
-    const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
+    const rm = new RmServiceClient(rmAddr(), cliCredentials());
     const p = (await call<ListParcelsRequest, ListParcelsResponse>(rm, rm.listParcels, { allVms: false }, o.as)).parcels.find((x) => x.handle === h);
     const memType = p?.memType ?? MemType.MEM_TYPE_NORMAL;
     const req = MemAcceptRequest.fromPartial({ handle: h, memType, transType: p?.transType ?? TransType.TRANS_TYPE_LEND, done: true, mapContiguous: memType === MemType.MEM_TYPE_NORMAL });
@@ -279,7 +290,7 @@ parcel
   .description('release (unmap) an accepted parcel')
   .addOption(asVm)
   .action(async (h: number, o: { as: number }) => {
-    const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
+    const rm = new RmServiceClient(rmAddr(), cliCredentials());
     await call<MemReleaseRequest, MemReleaseResponse>(rm, rm.memRelease, { handle: h, sanitize: false }, o.as);
     emit({ released: h }, () => process.stdout.write(`released parcel ${h}\n`));
     rm.close();
@@ -291,9 +302,9 @@ program
   .command('demo')
   .description('a scripted scenario through every seed: GUNYAH VM, parcels, table-page donations, a REALM torn down by the RTT walk')
   .action(async () => {
-    const core = new CoreServiceClient(coreAddr(), grpc.credentials.createInsecure());
-    const rm = new RmServiceClient(rmAddr(), grpc.credentials.createInsecure());
-    const vmm = new VmmServiceClient(process.env.HYPMESH_VMM_ADDR ?? '127.0.0.1:50053', grpc.credentials.createInsecure());
+    const core = new CoreServiceClient(coreAddr(), cliCredentials());
+    const rm = new RmServiceClient(rmAddr(), cliCredentials());
+    const vmm = new VmmServiceClient(process.env.HYPMESH_VMM_ADDR ?? '127.0.0.1:50053', cliCredentials());
     const fail = (e: grpc.ServiceError): never => {
       const d = decodeStatusDetails({ code: e.code, details: e.details, metadata: e.metadata });
       process.stderr.write(`hypmesh demo: ${grpc.status[e.code]}: ${d.message}\n`);

@@ -50,7 +50,7 @@ import {
   type WatchVmResponse,
 } from '@hypmesh/proto/vmm';
 import { bytes, integer, rightsArg } from './args.js';
-import { call, meta, refused, tryCall } from './call.js';
+import { call, meta, refused, tryCall, cliCredentials } from './call.js';
 import { formatBytes, table } from './format.js';
 import { emit, jsonError, jsonOutput, progress } from './output.js';
 import { readSessionId, removeSessionFile, SESSION_TTL_MS, sessionFilePath, writeSessionId } from './session-file.js';
@@ -156,7 +156,7 @@ async function withProgress<T>(vmm: VmmServiceClient, sessionId: string, handles
 }
 
 export function registerVmCommands(program: Command, vmmAddr: () => string): void {
-  const client = (): VmmServiceClient => new VmmServiceClient(vmmAddr(), grpc.credentials.createInsecure());
+  const client = (): VmmServiceClient => new VmmServiceClient(vmmAddr(), cliCredentials());
 
   /** The file's lease, renewed; undefined when there is none (or it ended, which is reported and the file removed). */
   async function current(vmm: VmmServiceClient): Promise<{ id: string; ttlMs: number } | undefined> {

@@ -7,6 +7,10 @@ packages/rpc/src/caller.ts). HOST and HLOS are VMID 3.
 ``connect`` returns a channel whose interceptor adds the header to every call (unary and
 streaming) that does not already carry one, so a single channel can act as HOST by default and as
 a guest for one call (``metadata=caller_metadata(0x80)``).
+
+With mTLS (``connect(..., tls_cert=, tls_key=, tls_ca=)``, README "Security") the caller is the
+client certificate's ``spiffe://hypmesh/vmid/<n>`` URI: no header is added by default, and one
+that disagrees with the certificate is refused PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -88,19 +92,53 @@ class CallerInterceptor(
         return continuation(self._details(details), requests)
 
 
-def stub(stub_class: Callable[[grpc.Channel], Any], address: str, caller_vmid: Optional[int] = HOST) -> Any:
-    """A generated stub (e.g. ``core_service_pb2_grpc.CoreServiceStub``) on ``connect(address, caller_vmid)``."""
-    return stub_class(connect(address, caller_vmid))
+_DEFAULT: Any = object()
+"""``caller_vmid`` not given: HOST in plaintext, none (the certificate's) with mTLS."""
 
 
-def connect(address: str, caller_vmid: Optional[int] = HOST) -> grpc.Channel:
-    """An insecure channel to ``address`` (host:port) whose calls name ``caller_vmid``.
+def stub(stub_class: Callable[[grpc.Channel], Any], address: str, caller_vmid: Optional[int] = _DEFAULT, **tls: Optional[str]) -> Any:
+    """A generated stub (e.g. ``core_service_pb2_grpc.CoreServiceStub``) on ``connect(address, caller_vmid, **tls)``."""
+    return stub_class(connect(address, caller_vmid, **tls))
 
-    ``caller_vmid=None`` adds no header (each call must carry its own, or the service answers
-    INVALID_ARGUMENT with a BadRequest naming the header). The services speak plain gRPC on
-    loopback (no TLS yet, issue 11 item 5).
+
+def tls_credentials(tls_cert: str, tls_key: str, tls_ca: str) -> grpc.ChannelCredentials:
+    """mTLS channel credentials from PEM files: the client certificate and its key (whose URI SAN
+    names the caller), and the CA the services' certificates must chain to (README "Security";
+    scripts/make-test-ca.sh makes a test set). OSError naming the file if one cannot be read."""
+    def read(path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    return grpc.ssl_channel_credentials(root_certificates=read(tls_ca), private_key=read(tls_key), certificate_chain=read(tls_cert))
+
+
+def connect(
+    address: str,
+    caller_vmid: Optional[int] = _DEFAULT,
+    *,
+    tls_cert: Optional[str] = None,
+    tls_key: Optional[str] = None,
+    tls_ca: Optional[str] = None,
+) -> grpc.Channel:
+    """A channel to ``address`` (host:port) whose calls name ``caller_vmid``.
+
+    Plaintext unless ``tls_cert``, ``tls_key`` and ``tls_ca`` are given (all three, or ValueError):
+    then mTLS, and the caller is the certificate's (``caller_vmid`` defaults to no header; one given
+    must agree with the certificate, except for the VMM's and the RM's certificates, which may act
+    for guests). Plaintext identity is declared: insecure local use only. ``caller_vmid=None`` adds
+    no header (in plaintext each call must then carry its own, or the service answers
+    INVALID_ARGUMENT with a BadRequest naming the header).
     """
-    channel = grpc.insecure_channel(address)
+    files = (tls_cert, tls_key, tls_ca)
+    if any(f is not None for f in files) and not all(f is not None for f in files):
+        raise ValueError("mTLS needs tls_cert, tls_key and tls_ca together")
+    secure = tls_cert is not None
+    if caller_vmid is _DEFAULT:
+        caller_vmid = None if secure else HOST
+    if secure:
+        channel = grpc.secure_channel(address, tls_credentials(tls_cert, tls_key, tls_ca))  # type: ignore[arg-type]
+    else:
+        channel = grpc.insecure_channel(address)
     if caller_vmid is None:
         return channel
     return grpc.intercept_channel(channel, CallerInterceptor(caller_vmid))
