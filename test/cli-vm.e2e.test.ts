@@ -127,7 +127,7 @@ describe('hypmesh vm/mem/session commands, one process each', () => {
     const handle = firstHandle(created);
     expect(created).toMatch(/GUNYAH\s+0x[0-9a-f]+\s+40\s+CREATED\s+LOAD/);
     const id = sessionId();
-    expect(id).toMatch(/^lease-[0-9a-f]{8}-\d+$/);
+    expect(id).toMatch(/^lease-[0-9a-f]{32}$/);
 
     expect(await ok('mem', 'bind', String(handle), '--guest', '0x80000000', '--host', '3GiB', '--size', '4MiB', '--mode', 'lend', '--rights', 'rwx')).toMatch(/0x80000000-0x803fffff\s+0xc0000000\s+4 MiB\s+LEND\s+RWX/);
     expect(await ok('mem', 'bind', String(handle), '--guest', '0x90000000', '--host', '0xc0800000', '--size', '64KiB', '--mode', 'share', '--rights', 'rw')).toMatch(/0x90000000-0x9000ffff\s+0xc0800000\s+64 KiB\s+SHARE\s+RW-/);

@@ -64,8 +64,8 @@ describe('renewal', () => {
   test('a stream session is not a lease; an unknown id is unknown', () => {
     const { f, lease } = leased();
     expect(refusal(f.vmm.renewLease(f.session))).toBe('EINVAL not_a_lease');
-    expect(refusal(f.vmm.renewLease('lease-999'))).toBe('EINVAL session_unknown');
-    expect(refusal(f.vmm.listVms('lease-999'))).toBe('EINVAL session_unknown');
+    expect(refusal(f.vmm.renewLease('lease-999'))).toBe('ENOENT session_unknown');
+    expect(refusal(f.vmm.listVms('lease-999'))).toBe('ENOENT session_unknown');
     expect(must(f.vmm.listVms(lease))).toEqual([]);
     f.vmm.close();
   });

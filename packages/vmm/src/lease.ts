@@ -21,7 +21,7 @@
  * Tombstones are bounded twice (issue 10: VMM memory grew with every ended session): at most
  * ENDED_LEASES_MAX of them, and each for at most ENDED_LEASE_KEEP_MS. Their only use is a better
  * message for a late call, and a client that has not called for that long has long since given up
- * on the lease; older ones are forgotten (a late call then gets session_unknown, still EINVAL-safe).
+ * on the lease; older ones are forgotten (a late call then gets session_unknown and changes nothing).
  *
  * Across a VMM restart (`--data-dir`, durable-state.ts): a live lease is saved with its TTL and its
  * expiry and `adopt`ed by the next process with the time it has left, so the same id keeps working.

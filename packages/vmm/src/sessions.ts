@@ -104,11 +104,11 @@ export class SessionRegistry {
     this.leases.detach();
   }
 
-  /** The lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; EINVAL session_unknown, not_a_lease. */
+  /** The lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; ENOENT session_unknown; EINVAL not_a_lease. */
   renew(id: string): VmmResult<LeaseView> {
     const touched = this.leases.touch(id);
     if (touched !== undefined) return touched;
-    return this.sessions.has(id) ? vmmFail('EINVAL', 'not_a_lease', `${id} is held by its OpenSession stream, not a lease`) : vmmFail('EINVAL', 'session_unknown', `no open session ${id}`);
+    return this.sessions.has(id) ? vmmFail('EINVAL', 'not_a_lease', `${id} is held by its OpenSession stream, not a lease`) : vmmFail('ENOENT', 'session_unknown', `no open session ${id}`);
   }
 
   /** A call names `session`: renews it if it is a lease; EBADF if it is an ended lease. */

@@ -134,7 +134,7 @@ export class VmManager {
     return this.sessions.openLease(ttlMs, owner);
   }
 
-  /** RenewLease: the lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; EINVAL session_unknown, not_a_lease. */
+  /** RenewLease: the lease runs `ttlMs` from now. EBADF lease_expired/lease_closed; ENOENT session_unknown; EINVAL not_a_lease. */
   renewLease(id: string): VmmResult<LeaseView> {
     return this.sessions.renew(id);
   }
@@ -330,12 +330,12 @@ export class VmManager {
     return this.vms.values();
   }
 
-  /** ListVms: the session's VMs (those being torn down included), by handle. EBADF for an ended lease; EINVAL session_unknown. */
+  /** ListVms: the session's VMs (those being torn down included), by handle. EBADF for an ended lease; ENOENT session_unknown. */
   listVms(session: string): VmmResult<VmView[]> {
     const touched = this.sessions.touch(session);
     if (!touched.ok) return touched;
     const handles = this.sessions.handles(session);
-    if (handles === undefined) return vmmFail('EINVAL', 'session_unknown', `no open session ${session}`);
+    if (handles === undefined) return vmmFail('ENOENT', 'session_unknown', `no open session ${session}`);
     const vms = [...handles].sort((a, b) => a - b).flatMap((h) => this.vms.get(h) ?? []);
     return vmmOk(vms.map(viewOf));
   }
@@ -351,7 +351,7 @@ export class VmManager {
     const touched = this.sessions.touch(session);
     if (!touched.ok) return touched;
     const handles = this.sessions.handles(session);
-    if (handles === undefined) return vmmFail('EINVAL', 'session_unknown', `no open session ${session}`);
+    if (handles === undefined) return vmmFail('ENOENT', 'session_unknown', `no open session ${session}`);
     const lifecycle = Object.hasOwn(LIFECYCLES, type) ? LIFECYCLES[type] : undefined;
     if (lifecycle === undefined) return vmmFail('EINVAL', 'vm_type_invalid', `VM type ${String(type)}`);
     if (!Number.isInteger(ipaBits) || ipaBits < 32 || ipaBits > 48) return vmmFail('EINVAL', 'ipa_bits_invalid', `ipa_bits ${ipaBits} (32..48)`);

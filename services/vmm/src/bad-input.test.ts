@@ -56,7 +56,7 @@ describe('VmmService: malformed requests are refused, naming the field, and chan
   const cases: [string, () => Promise<string>, RegExp][] = [
     // A field left out is its default on the wire ('' and 0), as a client in any language sends it.
     ['CreateVm without a session', () => call(client.createVm, { sessionId: '', type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }), /^INVALID_ARGUMENT session_id$/],
-    ['CreateVm with an unknown session', () => call(client.createVm, { sessionId: 'nope', type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }), /^INVALID_ARGUMENT session_unknown$/],
+    ['CreateVm with an unknown session', () => call(client.createVm, { sessionId: 'nope', type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }), /^NOT_FOUND session_unknown$/],
     ['CreateVm with type UNSPECIFIED', () => call(client.createVm, { sessionId, type: VmType.VM_TYPE_UNSPECIFIED, ipaBits: 40 }), /^INVALID_ARGUMENT type$/],
     ['CreateVm with an unknown type number', () => call(client.createVm, { sessionId, type: 99, ipaBits: 40 }), /^INVALID_ARGUMENT type$/],
     ['CreateVm with an IPA width of 12', () => call(client.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 12 }), /^INVALID_ARGUMENT /],
@@ -71,7 +71,7 @@ describe('VmmService: malformed requests are refused, naming the field, and chan
     ['DestroyVm of an unknown handle', () => call(client.destroyVm, { sessionId, handle: 77n }), /^NOT_FOUND /],
     ['GetVm of an unknown handle', () => call(client.getVm, { sessionId, handle: 77n }), /^NOT_FOUND /],
     ['OpenLease with a TTL of 0', () => call(client.openLease, { ttlMs: 0 }), /^INVALID_ARGUMENT /],
-    ['RenewLease of an unknown lease', () => call(client.renewLease, { sessionId: 'lease-nope' }), /^INVALID_ARGUMENT session_unknown$/],
+    ['RenewLease of an unknown lease', () => call(client.renewLease, { sessionId: 'lease-nope' }), /^NOT_FOUND session_unknown$/],
   ];
   test.each(cases)('%s', async (_what, run, expected) => {
     const before = snapshot(s);
@@ -86,7 +86,7 @@ describe('VmmService: echoed input is bounded (issue 10)', () => {
     const e = await new Promise<grpc.ServiceError | null>((resolve) =>
       client.createVm({ sessionId: 's'.repeat(60_000), type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 }, new grpc.Metadata(), { deadline: Date.now() + 3_000 }, (err) => resolve(err)),
     );
-    expect(grpc.status[e?.code ?? 0]).toBe('INVALID_ARGUMENT');
+    expect(grpc.status[e?.code ?? 0]).toBe('NOT_FOUND');
     expect(decodeStatusDetails(e!).errorDetail?.rule).toBe('session_unknown');
     expect(Buffer.byteLength(e!.details)).toBeLessThanOrEqual(STATUS_MESSAGE_MAX_BYTES + 64);
     expect(e!.details).toMatch(/… \(truncated, \d+ bytes\)$/);
@@ -137,7 +137,7 @@ describe('VmmService: empty and random request bytes on every unary RPC', () => 
       const r = await raw(VmmServiceService.reset.path, i === 0 ? Buffer.alloc(0) : bytes(1 + i * 9));
       expect([grpc.status.UNKNOWN, grpc.status.INTERNAL]).not.toContain(r.code);
     }
-    expect(await call(client.listVms, { sessionId })).toBe('INVALID_ARGUMENT session_unknown');
+    expect(await call(client.listVms, { sessionId })).toBe('NOT_FOUND session_unknown');
     expect(checkInvariants(s)).toEqual([]);
   });
 });

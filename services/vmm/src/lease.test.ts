@@ -115,7 +115,7 @@ describe('VmmService leases over gRPC', () => {
   });
 
   test('RenewLease of an unknown id or none', async () => {
-    expect(await refusal(call(client.renewLease, { sessionId: 'lease-999' }))).toBe('INVALID_ARGUMENT EINVAL session_unknown');
+    expect(await refusal(call(client.renewLease, { sessionId: 'lease-999' }))).toBe('NOT_FOUND ENOENT session_unknown');
     expect(await refusal(call(client.renewLease, { sessionId: '' }))).toBe('INVALID_ARGUMENT - session_id');
     expect(await refusal(call(client.listVms, { sessionId: '' }))).toBe('INVALID_ARGUMENT - session_id');
   });

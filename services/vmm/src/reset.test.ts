@@ -58,7 +58,7 @@ test('mutate, Reset: sessions and VMs dropped without teardown calls; the VMM is
   expect(rm.vms.has(vm.vmid)).toBe(true);
   expect(s.spaces.has(vmid(vm.vmid))).toBe(true);
   // The old lease names nothing now.
-  await expect(call(client.listVms, { sessionId: lease.sessionId })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+  await expect(call(client.listVms, { sessionId: lease.sessionId })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
   // And the VMM serves new sessions at once.
   const again = (await call<{ lease: Lease }>(client.openLease, { ttlMs: 60_000 })).lease;
   expect((await call<{ vms: Vm[] }>(client.listVms, { sessionId: again.sessionId })).vms).toEqual([]);
