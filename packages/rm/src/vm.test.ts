@@ -355,6 +355,25 @@ describe('§4.2 VM_RESET when the core refuses to unmap (simulation bug 1)', () 
     expect(rmInvariants(f.rm, f.s)).toEqual([]);
   });
 
+  test('reset_grant_of_another_generation: a grant the core refuses as of another boot generation is gone: RESET, reclaim and deallocate complete (issue 9 §4)', async () => {
+    const dtb = await runningThenExited();
+    // The core restarted without its state: it never had the grant, nor the VM's stage-2.
+    const core = f.rm.core as { [K in 'unmapGrant' | 'destroyGrant' | 'destroyVmSpace']: ResourceManager['core'][K] };
+    const fenced = (rule: string) => () => Promise.resolve({ ok: false as const, error: { errno: 'ENOENT', rule, message: 'no live grant 7: it is of boot generation 1, this core booted as generation 2' } });
+    core.unmapGrant = fenced('no_such_grant');
+    core.destroyGrant = fenced('no_such_grant');
+    core.destroyVmSpace = fenced('no_such_vm');
+    drained(f.rm, VMID_HLOS);
+    expect(outcome(await f.rm.call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
+    await f.rm.idle();
+    expect(status(A)).toBe('RESET');
+    expect(drained(f.rm, VMID_HLOS).map((n) => n.name)).toEqual(['VM_STATUS', 'MEM_RELEASED', 'VM_STATUS']);
+    expect(outcome(await f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: dtb, flags: 0 }))).toBe('OK');
+    expect(f.rm.parcels.has(dtb)).toBe(false);
+    expect(outcome(await f.rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
+    expect(f.rm.vms.has(A)).toBe(false);
+  });
+
   test('reset_unmap_refused_transiently_completes: a refusal fewer than RESET_RELEASE_ATTEMPTS_MAX times is retried', async () => {
     const dtb = await runningThenExited();
     refuseUnmaps(RESET_RELEASE_ATTEMPTS_MAX - 1);
