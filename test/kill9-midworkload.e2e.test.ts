@@ -45,18 +45,9 @@ afterAll(async () => {
  */
 const KNOWN: Record<Svc, Record<string, string>> = {
   core: {},
-  rm: {
-    // A MEM_RECLAIM in flight at the kill: the core applied DestroyGrant, the RM died before it
-    // stored the parcel's removal, and came back with a parcel whose grant is gone (the reverse for
-    // a MEM_SHARE: a grant no parcel names). The RM keeps no record of its calls to the core in
-    // flight, so nothing reconciles them after a restart (packages/rm durable-state.ts says so).
-    'check:no_orphaned_parcel': 'RM restart: parcel whose core grant is gone (reclaim in flight at the kill)',
-    live: 'RM restart: the same parcel, seen by hypmesh check --live as parcel_without_grant',
-    // VMs whose teardown ran into the restart: DTB parcel MEM_RECLAIM answered BUSY, the VM left
-    // RUNNING or LOAD in the RM, its VMID and pool pages leaked (and listed as such).
-    leaked: 'RM restart: teardown of VMs mid-start or mid-destroy at the kill leaks their VMID, DTB parcel and pool pages',
-    'check:ownership_equals_boot': 'RM restart: the leaked VMs above keep their bindings lent and pool pages donated',
-  },
+  // The RM records each core call before making it and settles it after a restart (@hypmesh/rm
+  // intents.ts): nothing known is left.
+  rm: {},
   vmm: {
     // The new VMM's restart sweep reclaims every HLOS parcel whose ACL names a VM it tears down,
     // including parcels another HLOS client made (not the VMM's): an acknowledged share is gone.
