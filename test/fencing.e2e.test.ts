@@ -3,7 +3,8 @@
  * restart it. Before, grant ids started again at 1, and tearing down the pre-crash VM destroyed
  * grants made after the restart for another VM, while the teardown reported success. Now every
  * boot draws a generation that grant ids carry: the stale ids of the pre-crash VM are refused
- * (NOT_FOUND, naming the generations), and no grant of the new boot is touched.
+ * (NOT_FOUND, naming the generations), and no grant of the new boot is touched; the RM counts a
+ * grant refused as of another generation as gone, so the teardown completes and check --live is empty.
  */
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient } from '@hypmesh/proto';
@@ -71,26 +72,18 @@ test('kill -9 the core between a VM create and its destroy: the stale grant ids 
   expect(refused).toMatchObject({ code: grpc.status.NOT_FOUND });
   expect((refused as grpc.ServiceError).details).toMatch(/is of boot generation \d+, this core booted as generation \d+/);
 
-  // Tearing the pre-crash VM down touches none of them; what it cannot take back it reports. (The
-  // RM's reset of it cannot unmap its DTB parcel's grant, which the new core never had, so the
-  // VMM's waits for RESET run out: the teardown takes its full retry budget, about 20 s.)
+  // Tearing the pre-crash VM down touches none of them. The RM's reset of it meets its DTB parcel's
+  // grant refused as of another boot generation: gone, so the reset completes (@hypmesh/rm parcel.ts
+  // grantGone), the reclaim deletes the parcel and the deallocate frees the VMID.
   const destroyed = (await ask<{ vm: Vm }>(vmm, vmm.destroyVm, { sessionId: before.sessionId, handle: before.vm.handle }, 3, 60_000)).vm;
   expect(destroyed.state).toBe(VmState.VM_STATE_DESTROYED);
   const still = (await ask<{ grants: { grantId: bigint }[] }>(core, core.listGrants, {})).grants.map((g) => g.grantId);
   expect(still).toEqual(expect.arrayContaining(fresh));
   expect(await code(ask(vmm, vmm.getVm, { sessionId: after!.sessionId, handle: after!.vm.handle }))).toBe('OK');
   expect((await ask<{ violations: string[] }>(core, core.checkInvariants, {})).violations).toEqual([]);
-  // The three services should agree afterwards (issue 9 "Done when": check --live is empty after
-  // each scenario). Known today, and nothing else: the core restarted without a data dir lost the
-  // pre-crash VM's space and its DTB parcel's grant, and the RM, whose VM_RESET cannot unmap a grant
-  // the new core never had, keeps the VM in RESETTING and the parcel (the fix belongs in the RM:
-  // a grant refused as of another boot generation is gone, so its parcel and the VM can go too).
+  // The three services agree afterwards (issue 9 "Done when": check --live is empty after each scenario).
   const live = await checkLive(addrs);
-  const lines = live.out.trim().split('\n');
-  const known = [`rm_vm_without_space: RM VM ${before.vm.vmid} (RESETTING) has no core address space`, /^parcel_without_grant: parcel \d+ \(LEND of VMID 3\): core grant \d+ does not exist$/, /^\d+ disagreements?$/];
-  const unknown = lines.filter((l) => !known.some((k) => (typeof k === 'string' ? l === k : k.test(l))) && !l.startsWith('consistent:'));
-  if (live.code !== 0) console.log(`fencing: check --live after the scenario (known disagreements):\n${live.out}`);
-  expect({ code: live.code === 2 ? 2 : 'answered', unknown, err: live.err }).toEqual({ code: 'answered', unknown: [], err: '' });
+  expect({ code: live.code, out: live.out }).toEqual({ code: 0, out: "consistent: the VMM, the RM and the core agree, and the core's invariants hold\n" });
   core.close();
   vmm.close();
 }, 90_000);

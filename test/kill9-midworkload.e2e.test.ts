@@ -46,16 +46,15 @@ afterAll(async () => {
 const KNOWN: Record<Svc, Record<string, string>> = {
   core: {},
   rm: {
-    // A MEM_RECLAIM in flight at the kill: the core applied DestroyGrant, the RM died before it
-    // stored the parcel's removal, and came back with a parcel whose grant is gone (the reverse for
-    // a MEM_SHARE: a grant no parcel names). The RM keeps no record of its calls to the core in
-    // flight, so nothing reconciles them after a restart (packages/rm durable-state.ts says so).
-    'check:no_orphaned_parcel': 'RM restart: parcel whose core grant is gone (reclaim in flight at the kill)',
-    live: 'RM restart: the same parcel, seen by hypmesh check --live as parcel_without_grant',
-    // VMs whose teardown ran into the restart: DTB parcel MEM_RECLAIM answered BUSY, the VM left
-    // RUNNING or LOAD in the RM, its VMID and pool pages leaked (and listed as such).
-    leaked: 'RM restart: teardown of VMs mid-start or mid-destroy at the kill leaks their VMID, DTB parcel and pool pages',
-    'check:ownership_equals_boot': 'RM restart: the leaked VMs above keep their bindings lent and pool pages donated',
+    // The RM records each core call before making it and settles it after a restart (@hypmesh/rm
+    // intents.ts): it comes back agreeing with the core, its VMs in a state a teardown can finish.
+    // Left, and the VMM's to fix: a DestroyVm that runs while the RM is down (under load its restart
+    // to SERVING took up to 11 s) gives up before the RM is back: VM_STOP and the DTB MEM_RECLAIM
+    // answered BUSY (msgq), the VM left RUNNING in the RM, its VMID, DTB parcel and pool pages
+    // reported leaked, and the VMM forgets the parcel's handle.
+    leaked: 'RM restart: a DestroyVm during the RM downtime gives up (VMM teardown budget): VMID, DTB parcel, pool pages leaked',
+    'check:ownership_equals_boot': 'RM restart: the VMs above keep their bindings lent and pool pages donated',
+    'check:no_orphaned_parcel': 'RM restart: the DTB parcel of a VM above, still accepted, whose handle the VMM dropped',
   },
   vmm: {},
 };

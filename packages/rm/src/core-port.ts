@@ -39,6 +39,15 @@ export interface CoreRefusal {
 
 export type CoreResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: CoreRefusal };
 
+/**
+ * A core call's request id (`x-hypmesh-request-id`): given by a durable RM, which records the call
+ * as an intent under this id before making it (intents.ts), so that the same call after a restart
+ * is answered with the first outcome. Without one the port keys the call itself.
+ */
+export interface Keyed {
+  readonly requestId?: string;
+}
+
 export interface CoreGrantPort {
   createGrant(a: {
     readonly owner: number;
@@ -46,19 +55,19 @@ export interface CoreGrantPort {
     readonly memoryType: GrantMemoryKind;
     readonly ranges: readonly FrameRun[];
     readonly acl: readonly { readonly vmid: number; readonly perms: number }[];
-  }): Promise<CoreResult<{ readonly grantId: number; readonly physRuns: readonly FrameRun[] }>>;
+  } & Keyed): Promise<CoreResult<{ readonly grantId: number; readonly physRuns: readonly FrameRun[] }>>;
   /** Extends a grant; returns the whole grant's physical runs after the append. */
-  appendGrant(a: { readonly grantId: number; readonly owner: number; readonly ranges: readonly FrameRun[] }): Promise<CoreResult<{ readonly physRuns: readonly FrameRun[] }>>;
+  appendGrant(a: { readonly grantId: number; readonly owner: number; readonly ranges: readonly FrameRun[] } & Keyed): Promise<CoreResult<{ readonly physRuns: readonly FrameRun[] }>>;
   mapGrant(a: {
     readonly grantId: number;
     readonly borrower: number;
     readonly perms: number;
     readonly ranges: readonly FrameRun[];
-  }): Promise<CoreResult<void>>;
-  unmapGrant(a: { readonly grantId: number; readonly borrower: number }): Promise<CoreResult<void>>;
-  destroyGrant(a: { readonly grantId: number; readonly owner: number }): Promise<CoreResult<void>>;
+  } & Keyed): Promise<CoreResult<void>>;
+  unmapGrant(a: { readonly grantId: number; readonly borrower: number } & Keyed): Promise<CoreResult<void>>;
+  destroyGrant(a: { readonly grantId: number; readonly owner: number } & Keyed): Promise<CoreResult<void>>;
   /** The VM's empty stage-2, made by the RM from HYP's reservation (an unused one it made before is kept). */
-  createVmSpace(a: { readonly vmid: number; readonly ipaBits: number }): Promise<CoreResult<void>>;
+  createVmSpace(a: { readonly vmid: number; readonly ipaBits: number } & Keyed): Promise<CoreResult<void>>;
   /** Tears the VM's stage-2 down; the core refuses while it maps memory or a grant names it. */
-  destroyVmSpace(a: { readonly vmid: number }): Promise<CoreResult<void>>;
+  destroyVmSpace(a: { readonly vmid: number } & Keyed): Promise<CoreResult<void>>;
 }

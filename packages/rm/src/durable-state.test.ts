@@ -38,18 +38,25 @@ describe('durable state', () => {
     expect(next.ok && next.value.handle).toBeGreaterThan(shared.ok ? shared.value.handle : Infinity);
   });
 
-  test('the persist port takes each call\'s state before the outcome is given back', async () => {
+  test('the persist port takes each call\'s state before the outcome is given back, and its core call\'s intent before the core hears it', async () => {
     const f = rmFixture();
-    const taken: number[] = [];
+    const spaces = (): number => f.s.spaces.size;
+    const before = spaces();
+    const taken: { vms: number; intents: string[]; spaces: number }[] = [];
     let release = (): void => {};
     f.rm.persist = (rm) => {
-      taken.push(rm.vms.size);
+      taken.push({ vms: rm.vms.size, intents: [...rm.intents.values()].map((i) => i.op.method), spaces: spaces() });
       return new Promise((resolve) => (release = resolve));
     };
     let answered = false;
     const call = f.rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 }).then((r) => ((answered = true), r));
     await new Promise((r) => setImmediate(r));
-    expect(taken).toEqual([1]);
+    // Write-ahead (intents.ts): the CreateAddressSpace is recorded and committed, not yet made.
+    expect(taken).toEqual([{ vms: 0, intents: ['createVmSpace'], spaces: before }]);
+    release();
+    await new Promise((r) => setImmediate(r));
+    // Made, folded into the RM's state with the intent dropped, committed before the reply.
+    expect(taken[1]).toEqual({ vms: 1, intents: [], spaces: before + 1 });
     expect(answered).toBe(false);
     release();
     expect((await call).ok).toBe(true);

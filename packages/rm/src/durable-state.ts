@@ -6,9 +6,11 @@
  * What it holds is what snapshot.ts digests: VMs, parcels, the VMIDs allocated, the next parcel
  * handle, every VM's IPA ranges in use, the notification sequence and the notifications still
  * queued. Not held: subscriptions and half-reassembled msgq messages (they die with their streams),
- * and a call in flight (unacknowledged: it is absent after a restart, though a core call it already
- * made stays made; reconciling that is the cross-service ambiguity of DESIGN.md §8, not this file).
+ * and a call in flight (unacknowledged: it is absent after a restart). A core call it already made
+ * stays made: the state holds the intent recorded before it (intents.ts), which the restarted RM
+ * settles, so the RM and the core agree again (DESIGN.md §8).
  */
+import type { CoreIntent } from './intents.js';
 import type { IpaAllocator } from './ipa-allocator.js';
 import type { Parcel } from './parcel.js';
 import type { ResourceManager, RmNotification } from './resource-manager.js';
@@ -22,6 +24,10 @@ export interface RmDurableState {
   readonly notifySeq: number;
   readonly ipas: readonly [vmid: number, ranges: ReturnType<IpaAllocator['ranges']>][];
   readonly queued: readonly [vmid: number, notifications: RmNotification[]][];
+  /** Core calls made or being made whose outcome the state does not hold (absent in older rows). */
+  readonly intents?: readonly CoreIntent[];
+  readonly intentPrefix?: string;
+  readonly intentSeq?: number;
 }
 
 /** VMIDs are 16-bit; the RM hands out only 0x00–0xFF, but a scan of the whole byte is cheap. */
@@ -38,6 +44,9 @@ export function rmDurableState(rm: ResourceManager): RmDurableState {
     notifySeq: rm.notifySeq,
     ipas: [...rm.ipas.entries()].map(([vmid, a]) => [vmid, [...a.ranges()]]),
     queued: rm.pendingNotifications(),
+    intents: [...rm.intents.values()],
+    intentPrefix: rm.intentPrefix,
+    intentSeq: rm.intentSeq,
   };
 }
 
@@ -51,4 +60,7 @@ export function restoreRm(rm: ResourceManager, state: RmDurableState): void {
   rm.notifySeq = state.notifySeq;
   for (const [vmid, ranges] of state.ipas) rm.ipaSpace(vmid).restore(ranges);
   for (const [vmid, notifications] of state.queued) for (const n of notifications) rm.queue(vmid).push(n);
+  for (const i of state.intents ?? []) rm.intents.set(i.id, i);
+  if (state.intentPrefix !== undefined) rm.intentPrefix = state.intentPrefix;
+  rm.intentSeq = state.intentSeq ?? 0;
 }

@@ -217,11 +217,12 @@ async function memAppend(rm: ResourceManager, caller: number, req: MemAppendRequ
   if ((req.flags & ~APPEND_FLAGS.DONE) !== 0) return rmFail('ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`);
   if (req.sgl.some((e) => !sglValid(e))) return rmFail('ARGUMENT_INVALID', 'sgl_entry_invalid', 'SGL entries must be 4 KiB aligned, non-empty and below 2^44');
   // A failed append is rolled back by construction: the core extends the grant all or nothing.
-  const appended = await rm.core.appendGrant({ grantId: p.grantId, owner: caller, ranges: req.sgl.map(framesOf) });
+  const done = (req.flags & APPEND_FLAGS.DONE) !== 0;
+  const appended = await (done ? rm.coreFinalising : rm.core).appendGrant({ grantId: p.grantId, owner: caller, ranges: req.sgl.map(framesOf) });
   if (!appended.ok) return fromCore(appended.error, 'MEM_INVALID', `append of ${req.sgl.length} range(s) to parcel ${p.handle}`);
   p.regions = [...p.regions, ...req.sgl.map((e) => ({ ...e }))];
   p.physRegions = appended.value.physRuns.map(bytesOf);
-  if ((req.flags & APPEND_FLAGS.DONE) !== 0) p.state = 'SHARING';
+  if (done) p.state = 'SHARING';
   return rmOk({});
 }
 
@@ -366,10 +367,19 @@ export async function memAccept(rm: ResourceManager, caller: number, req: MemAcc
 
 // ---- release, reclaim -------------------------------------------------------------------------
 
+/**
+ * A core refusal saying the parcel's grant does not exist: it was destroyed (a MEM_RECLAIM whose
+ * answer was lost, settled since), or it is of another core boot generation (a core restarted
+ * without its data dir, issue 9 §4 fencing: the new core never had it). Either way nothing is mapped
+ * through it and nothing is left to destroy, so an unmap or a destroy of it has happened.
+ */
+const grantGone = (r: { readonly ok: boolean; readonly error?: { readonly rule: string } }): boolean => !r.ok && r.error?.rule === 'no_such_grant';
+
 /** Unmaps `vmid`'s acceptance of `p` in the core and forgets it; SHARING again after the last. */
 export async function releaseFor(rm: ResourceManager, p: Parcel, vmid: number): Promise<RmOutcome<Record<string, never>>> {
   const unmapped = await rm.core.unmapGrant({ grantId: p.grantId, borrower: vmid });
-  if (!unmapped.ok) return fromCore(unmapped.error, 'MAP_FAILED', `release of parcel ${p.handle} by VM ${vmid}`);
+  // A borrower the core says does not map it (not_mapped: an unmap whose answer was lost) holds nothing either.
+  if (!unmapped.ok && !grantGone(unmapped) && unmapped.error.rule !== 'not_mapped') return fromCore(unmapped.error, 'MAP_FAILED', `release of parcel ${p.handle} by VM ${vmid}`);
   p.accepted.delete(vmid);
   rm.ipas.get(vmid)?.free(acceptedBy(p));
   if (p.accepted.size === 0) p.state = 'SHARING';
@@ -399,7 +409,7 @@ async function memReclaim(rm: ResourceManager, caller: number, req: MemReleaseRe
   if ((req.flags & ~RELEASE_FLAGS.SANITIZE) !== 0) return rmFail('ARGUMENT_INVALID', 'flags_invalid', `flags 0x${req.flags.toString(16)}`);
   if ((req.flags & RELEASE_FLAGS.SANITIZE) !== 0 && p.memType === MEM_TYPE.IO) return rmFail('ARGUMENT_INVALID', 'sanitize_io', 'IO memory cannot be sanitized');
   const destroyed = await rm.core.destroyGrant({ grantId: p.grantId, owner: caller });
-  if (!destroyed.ok) return fromCore(destroyed.error, 'MEM_INUSE', `reclaim of parcel ${p.handle}`);
+  if (!destroyed.ok && !grantGone(destroyed)) return fromCore(destroyed.error, 'MEM_INUSE', `reclaim of parcel ${p.handle}`);
   // IPAs a borrower recorded without DONE are freed with the parcel.
   for (const b of p.pending.keys()) rm.ipas.get(b)?.free(acceptedBy(p));
   rm.parcels.delete(p.handle);

@@ -13,6 +13,7 @@
  */
 import type { CallName, NotificationName, NotificationOf, ReplyOf, RequestOf } from '@hypmesh/rm-wire';
 import type { CoreGrantPort } from './core-port.js';
+import { intentPort, settleIntents, type CoreIntent } from './intents.js';
 import { IpaAllocator } from './ipa-allocator.js';
 import { NotifyQueue } from './notify-queue.js';
 import { PARCEL_CALLS, type Parcel } from './parcel.js';
@@ -47,12 +48,28 @@ export class ResourceManager {
   private tail: Promise<unknown> = Promise.resolve();
   /** Durable mode's port; undefined keeps the RM in memory only. */
   persist: PersistPort | undefined;
+  /**
+   * Core calls whose outcome the RM's state does not hold yet, by request id (intents.ts): durable
+   * mode records each before making it; one stays open while its outcome is unknown.
+   */
+  readonly intents = new Map<string, CoreIntent>();
+  /** Prefix of this RM's request ids: the service makes it unique (a data dir keeps it). */
+  intentPrefix = 'rm';
+  /** Request ids given so far. */
+  intentSeq = 0;
+  /** The port the calls use: every call an intent in durable mode (intents.ts), else `port` itself. */
+  readonly core: CoreGrantPort;
+  /** The same, for a MEM_APPEND with DONE (a settled one finalises its parcel). */
+  readonly coreFinalising: CoreGrantPort;
 
   constructor(
-    readonly core: CoreGrantPort,
+    /** The core itself (the gRPC client, or an in-process core). */
+    readonly port: CoreGrantPort,
     readonly config: RmConfig = DEFAULT_RM_CONFIG,
   ) {
     this.vmids = new VmidAllocator(config);
+    this.core = intentPort(this);
+    this.coreFinalising = intentPort(this, true);
   }
 
   /** The IPA allocator of `vmid` (created on first use over the configured IPA space). */
@@ -97,6 +114,17 @@ export class ResourceManager {
     // Without a port the chain is exactly as before durable state (the simulation's schedules rely on it).
     const stage = this.persist === undefined ? task : () => task().then(() => void this.persist?.(this));
     this.tail = this.tail.then(stage).catch((e: unknown) => this.bugs.push(e));
+  }
+
+  /**
+   * Settles the open intents (intents.ts) after every call already queued, before any later one;
+   * resolves to how many stay open (the core gave no definite answer yet).
+   */
+  settleIntents(): Promise<number> {
+    const run = async (): Promise<number> => (this.intents.size === 0 ? 0 : settleIntents(this));
+    const settled = this.tail.then(run, run);
+    this.tail = settled.then(() => this.persist?.(this)).catch((e: unknown) => this.bugs.push(e));
+    return settled;
   }
 
   /** Resolves once every queued call and background stage has finished. */

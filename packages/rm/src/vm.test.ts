@@ -110,15 +110,32 @@ describe('§4.2 VM_ALLOCATE / VM_DEALLOCATE', () => {
     expect(ownershipCounts(f.s).byOwner.get(VMID_HOST)).toBe(hlosFrames + 64); // the fixture's top-up
   });
 
-  test('§4.2 VM_DEALLOCATE while the VM maps memory or a parcel names it is BUSY and changes nothing', async () => {
+  test('§4.2 VM_DEALLOCATE while a parcel names the VM is BUSY and changes nothing', async () => {
     const lend = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x40000, 0x1000)]));
     const handle = lend.ok ? (lend.value as { handle: number }).handle : -1;
     expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('BUSY core_space_in_grant');
-    expect(outcome(await call(A, 'MEM_ACCEPT', acceptReq(handle, 'LEND')))).toBe('OK');
-    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('BUSY core_space_has_mappings');
-    expect(outcome(await call(A, 'MEM_RELEASE', { handle, flags: 0 }))).toBe('OK');
     expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle, flags: 0 }))).toBe('OK');
     expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
+  });
+
+  test('dealloc_load_releases_accepts: VM_DEALLOCATE from LOAD releases what the VM accepted (MEM_RELEASED to each owner), then tears it down', async () => {
+    const lend = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x40000, 0x1000)]));
+    const handle = lend.ok ? (lend.value as { handle: number }).handle : -1;
+    expect(outcome(await call(A, 'MEM_ACCEPT', acceptReq(handle, 'LEND')))).toBe('OK');
+    drained(f.rm, VMID_HLOS);
+    // The parcel still names the VM, so the core keeps its space: BUSY, but the accept is released
+    // (not `call`, whose refusals must change nothing).
+    expect(outcome(await f.rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('BUSY core_space_in_grant');
+    expect(f.rm.parcels.get(handle)).toMatchObject({ state: 'SHARING' });
+    expect(f.rm.parcels.get(handle)?.accepted.size).toBe(0);
+    expect(drained(f.rm, VMID_HLOS)).toEqual([{ name: 'MEM_RELEASED', payload: { handle, vmid: A, memInfoTag: 0 } }]);
+    // Linux's L24 teardown order from LOAD: reclaim the parcel (the core refuses a mapped grant:
+    // it is unmapped), then deallocate (gunyah-rm.md §4.4).
+    expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle, flags: 0 }))).toBe('OK');
+    expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
+    expect(f.rm.vms.has(A)).toBe(false);
+    expect(rmInvariants(f.rm, f.s)).toEqual([]);
+    expect(checkInvariants(f.s)).toEqual([]);
   });
 
   test('VM_DEALLOCATE only in LOAD or RESET', async () => {
@@ -336,6 +353,25 @@ describe('§4.2 VM_RESET when the core refuses to unmap (simulation bug 1)', () 
     expect(status(A)).toBe('RESETTING');
     expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('VM_STATE state_not_load_or_reset');
     expect(rmInvariants(f.rm, f.s)).toEqual([]);
+  });
+
+  test('reset_grant_of_another_generation: a grant the core refuses as of another boot generation is gone: RESET, reclaim and deallocate complete (issue 9 §4)', async () => {
+    const dtb = await runningThenExited();
+    // The core restarted without its state: it never had the grant, nor the VM's stage-2.
+    const core = f.rm.core as { [K in 'unmapGrant' | 'destroyGrant' | 'destroyVmSpace']: ResourceManager['core'][K] };
+    const fenced = (rule: string) => () => Promise.resolve({ ok: false as const, error: { errno: 'ENOENT', rule, message: 'no live grant 7: it is of boot generation 1, this core booted as generation 2' } });
+    core.unmapGrant = fenced('no_such_grant');
+    core.destroyGrant = fenced('no_such_grant');
+    core.destroyVmSpace = fenced('no_such_vm');
+    drained(f.rm, VMID_HLOS);
+    expect(outcome(await f.rm.call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
+    await f.rm.idle();
+    expect(status(A)).toBe('RESET');
+    expect(drained(f.rm, VMID_HLOS).map((n) => n.name)).toEqual(['VM_STATUS', 'MEM_RELEASED', 'VM_STATUS']);
+    expect(outcome(await f.rm.call(VMID_HLOS, 'MEM_RECLAIM', { handle: dtb, flags: 0 }))).toBe('OK');
+    expect(f.rm.parcels.has(dtb)).toBe(false);
+    expect(outcome(await f.rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('OK');
+    expect(f.rm.vms.has(A)).toBe(false);
   });
 
   test('reset_unmap_refused_transiently_completes: a refusal fewer than RESET_RELEASE_ATTEMPTS_MAX times is retried', async () => {

@@ -139,13 +139,27 @@ const isVm = (v: Vm | RmOutcome<never>): v is Vm => 'vmid' in v;
  * VM_DEALLOCATE (§4.2): the core tears the VM's stage-2 down first; while the VM still maps memory
  * or a parcel names it, that is BUSY (core_space_has_mappings / core_space_in_grant) and nothing
  * changes. A space the core no longer has (the core was reset) is no reason to keep the VMID.
+ *
+ * A VM in RESET has released every parcel it accepted (the reset's stage). One in LOAD never ran
+ * that stage, yet may have accepted parcels (a VM may MEM_ACCEPT in any state, §3.4): the RM
+ * releases them first, as the reset does (each owner is sent MEM_RELEASED, §4.2 VM_RESET), since
+ * the VM is destroyed with them. Before, they stayed mapped and the deallocate was BUSY for good.
+ * A release the core refuses is the answer (nothing else changes; the ones before it stay released).
  */
 async function vmDeallocate(rm: ResourceManager, caller: number, req: { vmid: number }): Promise<RmOutcome<Empty>> {
   const vm = ownedVm(rm, caller, req.vmid);
   if (!isVm(vm)) return vm;
   if (vm.status !== 'LOAD' && vm.status !== 'RESET') return rmFail('VM_STATE', 'state_not_load_or_reset', `VM ${vm.vmid} is ${vm.status}`);
+  for (const p of [...rm.parcels.values()]) {
+    if (!p.accepted.has(vm.vmid)) continue;
+    const released = await releaseFor(rm, p, vm.vmid);
+    if (!released.ok) return released;
+    rm.notify(p.owner, 'MEM_RELEASED', { handle: p.handle, vmid: vm.vmid, memInfoTag: p.memInfoTag ?? 0 });
+  }
   const space = await rm.core.destroyVmSpace({ vmid: vm.vmid });
   if (!space.ok && space.error.rule !== 'no_such_vm') return fromCore(space.error, 'BUSY', `VM_DEALLOCATE of VM ${vm.vmid}: its stage-2`);
+  // Accepts it recorded without DONE (§3.4 multi-step) go with it.
+  for (const p of rm.parcels.values()) p.pending.delete(vm.vmid);
   rm.vms.delete(vm.vmid);
   rm.vmids.release(vm.vmid);
   rm.ipas.delete(vm.vmid);
@@ -287,28 +301,41 @@ function vmReset(rm: ResourceManager, caller: number, req: { vmid: number }): Rm
   if (!canEnter(vm.status, 'RESETTING')) return rmFail('VM_STATE', 'state_not_resettable', `VM ${vm.vmid} is ${vm.status}`);
   enter(rm, vm, 'RESETTING');
   // The staged reset runs after this reply, before the next call (the RM's async reset, §4.2).
-  rm.afterCall(async () => {
-    let kept = 0;
-    for (const p of [...rm.parcels.values()]) {
-      if (!p.accepted.has(vm.vmid)) continue;
-      let released = await releaseFor(rm, p, vm.vmid);
-      for (let n = 1; !released.ok && n < RESET_RELEASE_ATTEMPTS_MAX; n++) released = await releaseFor(rm, p, vm.vmid);
-      if (released.ok) rm.notify(p.owner, 'MEM_RELEASED', { handle: p.handle, vmid: vm.vmid, memInfoTag: p.memInfoTag ?? 0 });
-      else kept++;
-    }
-    // The core kept refusing to unmap a parcel: the VM still holds memory, so it must not reach
-    // RESET (which lets VM_DEALLOCATE free its IPA bookkeeping under a parcel still accepted, and
-    // its VMID be reused). It stays RESETTING; its owner sees no RESET and reports the VM leaked.
-    // Found by the simulation (README "Deterministic simulation", bug 1).
-    if (kept > 0) return;
-    for (const p of rm.parcels.values()) p.pending.delete(vm.vmid);
-    // The VM's memory is gone: only the VMM's layout reservations stay in its IPA space.
-    rm.ipas.get(vm.vmid)?.freeParcels();
-    vm.peers.clear();
-    vm.peers.add(vm.owner);
-    enter(rm, vm, 'RESET');
-  });
+  rm.afterCall(() => resetStage(rm, vm));
   return rmOk({});
+}
+
+/**
+ * A restarted RM finishes the resets it was killed in (a VM is RESETTING only while its stage runs,
+ * or after the core kept refusing an unmap): each stage runs again, after every intent is settled
+ * (intents.ts), so its owner sees RESET and can reclaim and deallocate (issue 9 item 2).
+ */
+export function resumeResets(rm: ResourceManager): void {
+  for (const vm of rm.vms.values()) if (vm.status === 'RESETTING') rm.afterCall(() => resetStage(rm, vm));
+}
+
+/** VM_RESET's background stage: release what the VM accepted, then RESET. */
+async function resetStage(rm: ResourceManager, vm: Vm): Promise<void> {
+  if (rm.vms.get(vm.vmid) !== vm || vm.status !== 'RESETTING') return;
+  let kept = 0;
+  for (const p of [...rm.parcels.values()]) {
+    if (!p.accepted.has(vm.vmid)) continue;
+    let released = await releaseFor(rm, p, vm.vmid);
+    for (let n = 1; !released.ok && n < RESET_RELEASE_ATTEMPTS_MAX; n++) released = await releaseFor(rm, p, vm.vmid);
+    if (released.ok) rm.notify(p.owner, 'MEM_RELEASED', { handle: p.handle, vmid: vm.vmid, memInfoTag: p.memInfoTag ?? 0 });
+    else kept++;
+  }
+  // The core kept refusing to unmap a parcel: the VM still holds memory, so it must not reach
+  // RESET (which lets VM_DEALLOCATE free its IPA bookkeeping under a parcel still accepted, and
+  // its VMID be reused). It stays RESETTING; its owner sees no RESET and reports the VM leaked.
+  // Found by the simulation (README "Deterministic simulation", bug 1).
+  if (kept > 0) return;
+  for (const p of rm.parcels.values()) p.pending.delete(vm.vmid);
+  // The VM's memory is gone: only the VMM's layout reservations stay in its IPA space.
+  rm.ipas.get(vm.vmid)?.freeParcels();
+  vm.peers.clear();
+  vm.peers.add(vm.owner);
+  enter(rm, vm, 'RESET');
 }
 
 function vmExit(rm: ResourceManager, caller: number, req: { exitFlags: number; exitCode: number; reserved: number }): RmOutcome<Empty> {

@@ -97,8 +97,10 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faul
   const operationOf = <Req>(rpc: Mutation, caller: number, req: Req): string =>
     `${rpc} ${caller} ${requestDigest((CoreServiceService[rpc] as unknown as KeyedCall<Req, unknown>['definition']).requestSerialize(req))}`;
 
-  const send = <Req, Res>(rpc: Mutation, caller: number, req: Req): Promise<KeyedReply<Res>> =>
-    keyedCall({ client, fn: client[rpc] as unknown as ClientUnaryFn<Req, Res>, definition: CoreServiceService[rpc] as unknown as KeyedCall<Req, Res>['definition'], req, caller, clientName: CORE_CLIENT_NAME, keys, budgetMs: timeoutMs });
+  // A request id the RM gives (a durable RM's intent, @hypmesh/rm intents.ts) is the call's key on
+  // every try and after a restart: a one-key table whose prefix is the id (its key is `<id>-1`).
+  const send = <Req, Res>(rpc: Mutation, caller: number, req: Req, requestId?: string): Promise<KeyedReply<Res>> =>
+    keyedCall({ client, fn: client[rpc] as unknown as ClientUnaryFn<Req, Res>, definition: CoreServiceService[rpc] as unknown as KeyedCall<Req, Res>['definition'], req, caller, clientName: CORE_CLIENT_NAME, keys: requestId === undefined ? keys : new OperationKeys(requestId), budgetMs: timeoutMs });
 
   /** The same CreateGrant (same id) until the core answers; what it made is destroyed (see above). */
   async function settleCreate<Req>(caller: number, req: Req): Promise<void> {
@@ -117,12 +119,13 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faul
     }
   }
 
-  async function call<Req, Res, T>(rpc: Mutation, caller: number, req: Req, value: (res: Res) => T): Promise<CoreResult<T>> {
+  async function call<Req, Res, T>(rpc: Mutation, caller: number, req: Req, value: (res: Res) => T, requestId?: string): Promise<CoreResult<T>> {
     const unreached = dependencyNoter('core');
-    const operation = rpc === 'createGrant' ? operationOf(rpc, caller, req) : undefined;
+    // A create under the RM's own request id is settled by the RM (its intent stays open), not here.
+    const operation = rpc === 'createGrant' && requestId === undefined ? operationOf(rpc, caller, req) : undefined;
     const pending = operation === undefined ? undefined : settling.get(operation);
     if (pending !== undefined) await pending;
-    const r = await send<Req, Res>(rpc, caller, req);
+    const r = await send<Req, Res>(rpc, caller, req, requestId);
     if (r.unknown && operation !== undefined && !settling.has(operation)) {
       const settled = settleCreate(caller, req).finally(() => settling.delete(operation));
       settling.set(operation, settled);
@@ -149,18 +152,19 @@ export function grpcCore(address: string, timeoutMs = CORE_CALL_TIMEOUT_MS, faul
         a.owner,
         { type: GRANT_TYPES[a.type], memoryType: MEMORY_TYPES[a.memoryType], ranges: frames(a.ranges), acl: a.acl.map((e) => ({ vmid: e.vmid, rights: e.perms })) },
         (r: { grantId: bigint; physRuns: FrameRange[] }) => ({ grantId: Number(r.grantId), physRuns: runsIn(r.physRuns) }),
+        a.requestId,
       ),
     appendGrant: (a) =>
       call('appendGrant', a.owner, { grantId: BigInt(a.grantId), ranges: frames(a.ranges) }, (r: { physRuns: FrameRange[] }) => ({
         physRuns: runsIn(r.physRuns),
-      })),
+      }), a.requestId),
     mapGrant: (a) =>
-      call('mapGrant', a.borrower, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined),
-    unmapGrant: (a) => call('unmapGrant', a.borrower, { grantId: BigInt(a.grantId) }, () => undefined),
-    destroyGrant: (a) => call('destroyGrant', a.owner, { grantId: BigInt(a.grantId) }, () => undefined),
+      call('mapGrant', a.borrower, { grantId: BigInt(a.grantId), rights: a.perms, ipaRanges: frames(a.ranges) }, () => undefined, a.requestId),
+    unmapGrant: (a) => call('unmapGrant', a.borrower, { grantId: BigInt(a.grantId) }, () => undefined, a.requestId),
+    destroyGrant: (a) => call('destroyGrant', a.owner, { grantId: BigInt(a.grantId) }, () => undefined, a.requestId),
     // As the RM itself (0xFF): the core builds the space from HYP's reservation (core_service.proto).
-    createVmSpace: (a) => call('createAddressSpace', VMID_RM, { vmid: a.vmid, ipaBits: a.ipaBits, donated: [], protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, () => undefined),
-    destroyVmSpace: (a) => call('destroyAddressSpace', VMID_RM, { vmid: a.vmid }, () => undefined),
+    createVmSpace: (a) => call('createAddressSpace', VMID_RM, { vmid: a.vmid, ipaBits: a.ipaBits, donated: [], protection: VmProtection.VM_PROTECTION_UNSPECIFIED }, () => undefined, a.requestId),
+    destroyVmSpace: (a) => call('destroyAddressSpace', VMID_RM, { vmid: a.vmid }, () => undefined, a.requestId),
     close: () => {
       closed = true;
       client.close();

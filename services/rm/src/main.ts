@@ -113,7 +113,7 @@ try {
     rmGauges(metrics.service('rm'), rm);
     log.info({ metrics: opts.metricsAddress, port: (await serveMetrics(opts.metricsAddress!, metrics)).port }, 'metrics on GET /metrics');
   }
-  if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size }, 'restored from the data dir');
+  if (rm.restored) log.info({ dataDir: opts.dataDir, vms: rm.rm.vms.size, parcels: rm.rm.parcels.size, intents: rm.rm.intents.size }, 'restored from the data dir');
   log.info({ address: opts.address, port: rm.port, tls: tls !== undefined, core: opts.core, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed }, 'hypmesh rm serving');
   let stopping = false;
   const stop = (signal: string): void => {

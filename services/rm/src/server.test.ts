@@ -235,11 +235,12 @@ describe('typed face, with the core over gRPC', () => {
     expect(after.hypReservationPages).toBe(before - 10n);
     const { handle } = expectOk(await call('memLend', { memType: MemType.MEM_TYPE_NORMAL, acl: [{ vmid, rights: RWX }], sgl: [{ base: ram(0x900000), size: 0x1000n }] }));
     expectOk(await call('memAccept', { handle, memType: MemType.MEM_TYPE_NORMAL, transType: TransType.TRANS_TYPE_LEND, done: true }, vmid));
-    // Dealloc while the VM maps the parcel: BUSY, nothing changes.
+    // Dealloc while the VM (in LOAD) accepted the parcel: the RM releases it (gunyah-rm.md §4.2, as a
+    // reset would), then the core refuses while the parcel still names the VM: BUSY, the VM stays.
     const busy = expectError(await call('vmDeallocate', { vmid }), grpc.status.FAILED_PRECONDITION);
-    expect(busy.message).toMatch(/core_space_has_mappings/);
+    expect(busy.message).toMatch(/core_space_in_grant/);
     expect(rmSrv.rm.vmids.isAllocated(vmid)).toBe(true);
-    expectOk(await call('memRelease', { handle }, vmid));
+    expect(rmSrv.rm.parcels.get(handle)?.accepted.has(vmid)).toBe(false);
     expectOk(await call('memReclaim', { handle }));
     expectOk(await call('vmDeallocate', { vmid }));
     expect((await tableCounts()).hypReservationPages).toBe(before);

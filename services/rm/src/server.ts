@@ -7,11 +7,12 @@
  * `inProcessCore(stage2)` for an embedded one.
  */
 
+import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { RM_SERVICE_NAME, RmServiceService, type RmServiceServer } from '@hypmesh/proto/rm';
 import { FaultEngine } from '@hypmesh/fault';
 import { delegating, frontDoorFaults, requireCaller, serveGrpc, SERVER_OPTIONS, unaryWith, type BugLog, type DependencyWatch, type RpcLog, type ServeSecurity, type ServiceMetrics } from '@hypmesh/rpc';
-import { ResourceManager, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
+import { ResourceManager, resumeResets, type CoreGrantPort, type RmConfig } from '@hypmesh/rm';
 import type { HealthImplementation } from 'grpc-health-check';
 import type { Journal } from '@hypmesh/journal';
 import { RmAdmission, rmAdmissionLimits } from './admission.js';
@@ -74,6 +75,9 @@ export interface RmServer {
 
 const consoleLog: BugLog = { error: (obj, msg) => console.error(msg, obj) };
 
+/** How often open intents (core calls of unknown outcome) are settled again. */
+export const INTENT_SETTLE_EVERY_MS = 1_000;
+
 /** HLOS, the only caller that may Reset the RM (rm_service.proto). */
 const VMID_HLOS = 3;
 
@@ -89,6 +93,9 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   const boot = (): ByteFace => {
     const rm = options.rmConfig ? new ResourceManager(options.core, options.rmConfig) : new ResourceManager(options.core);
     rm.persist = persist;
+    // Request ids of core calls must not repeat across RMs (the core remembers them): a data dir
+    // keeps its RM's prefix (restoreFrom), a fresh RM or a Reset draws a new one.
+    rm.intentPrefix = `rm-${randomUUID()}`;
     const faults = engine === undefined ? undefined : { engine };
     const admission = new RmAdmission(limits, rm, persistAdmission);
     return { rm, admission, notifier: new Notifier(rm, faults), stats: new ByteFaceStats(), log, open: new Set(), ...(faults && { faults }) };
@@ -97,6 +104,22 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
   const restored = store !== undefined && restoreFrom(store, face.rm);
   const held = store && storedAdmission(store);
   if (restored && held !== undefined) face.admission.restore(held);
+  // A restarted RM first settles the core calls it was making when it stopped, then finishes its
+  // resets (@hypmesh/rm intents.ts, DESIGN.md §8); both run before any call, on the RM's queue.
+  if (restored) {
+    void face.rm.settleIntents();
+    resumeResets(face.rm);
+  }
+  // Intents whose outcome stayed unknown (the core unreachable or late) are settled again in the
+  // background until the core answers: a grant made for nobody is destroyed, a zombie parcel goes.
+  let settling = false;
+  const settler = setInterval(() => {
+    const rm = face.rm;
+    if (settling || rm.intents.size === 0) return;
+    settling = true;
+    void rm.settleIntents().finally(() => (settling = false));
+  }, INTENT_SETTLE_EVERY_MS);
+  settler.unref();
 
   // Reset (rm_service.proto): a fresh RM as at boot; the old one's streams end, nothing reaches the
   // core. In durable mode the fresh state is committed before the reply.
@@ -133,6 +156,7 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     ...served,
     restored,
     shutdown: async (graceMs?: number) => {
+      clearInterval(settler);
       await served.shutdown(graceMs);
       store?.close();
     },
