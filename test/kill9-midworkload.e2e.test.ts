@@ -13,8 +13,7 @@
  *   - a VM create succeeds right after the restart.
  *
  * The recovery times (restart to SERVING, and to the first successful create) are logged, not asserted.
- * What falls short today because of bugs outside this test's files is listed in KNOWN with its cause;
- * any other finding fails the test.
+ * Any finding fails the test.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,28 +38,7 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }, 60_000);
 
-/**
- * What this test finds today that needs a fix outside its files, per service killed (README
- * "Crash-restart tests" says more). A finding not listed here fails the test.
- */
-const KNOWN: Record<Svc, Record<string, string>> = {
-  core: {},
-  rm: {
-    // The RM records each core call before making it and settles it after a restart (@hypmesh/rm
-    // intents.ts): it comes back agreeing with the core, its VMs in a state a teardown can finish.
-    // Left, and the VMM's to fix: a DestroyVm that runs while the RM is down (under load its restart
-    // to SERVING took up to 11 s) gives up before the RM is back: VM_STOP and the DTB MEM_RECLAIM
-    // answered BUSY (msgq), the VM left RUNNING in the RM, its VMID, DTB parcel and pool pages
-    // reported leaked, and the VMM forgets the parcel's handle.
-    leaked: 'RM restart: a DestroyVm during the RM downtime gives up (VMM teardown budget): VMID, DTB parcel, pool pages leaked',
-    'check:ownership_equals_boot': 'RM restart: the VMs above keep their bindings lent and pool pages donated',
-    'check:no_orphaned_parcel': 'RM restart: the DTB parcel of a VM above, still accepted, whose handle the VMM dropped',
-  },
-  vmm: {},
-};
-
-// Opt-in (HYPMESH_CRASH_TESTS=1) while its KNOWN findings are open: which a run meets depends on timing.
-describe.skipIf(process.env['HYPMESH_CRASH_TESTS'] !== '1')('kill -9 mid-workload, restart, finish, tear down: judged by the history checker', () => {
+describe('kill -9 mid-workload, restart, finish, tear down: judged by the history checker', () => {
   test.each<Svc>(['core', 'rm', 'vmm'])('%s', async (svc) => {
     const processes = new Processes();
     started.push(processes);
@@ -99,9 +77,9 @@ describe.skipIf(process.env['HYPMESH_CRASH_TESTS'] !== '1')('kill -9 mid-workloa
       }
       const live = await checkLive(c.addrs);
       const found = findings(report, { missingVms, leaked: w.leaked, live, sweeps: sweepsOf(c), bugs: processes.bugs() });
-      for (const f of found) console.log(`kill -9 ${svc}: ${KNOWN[svc][f.key] === undefined ? 'FINDING' : 'known finding'} ${f.key}:\n  ${f.details.join('\n  ')}`);
+      for (const f of found) console.log(`kill -9 ${svc}: FINDING ${f.key}:\n  ${f.details.join('\n  ')}`);
       // Every finding must be one this file lists as known (each a bug reported for a fix elsewhere); nothing else.
-      expect(found.filter((f) => KNOWN[svc][f.key] === undefined)).toEqual([]);
+      expect(found.map((f) => f.key)).toEqual([]);
       expect(report.malformed).toEqual([]);
       expect(counts.ok).toBeGreaterThan(OPS_BEFORE / 2);
     } finally {
