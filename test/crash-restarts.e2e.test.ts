@@ -23,15 +23,11 @@ import { exitOf, restart, startCluster, type Svc } from './support/cluster.js';
 import { Processes } from './support/processes.js';
 import { call, eventually, findings, sleep, sweepsOf, Workload } from './support/workload.js';
 
-const COUNT = Number(process.env['HYPMESH_CRASH_RESTARTS'] ?? 200);
 /**
- * Opt-in (HYPMESH_CRASH_TESTS=1) while the known findings below are open: which of them a run meets
- * depends on timing, so a run can meet one in a combination never seen, and 200 restarts take about
- * 25 minutes here. `npm test` runs the deterministic restart tests (rm-restart, vmm-restart,
- * durable-*, rm-notify-restart, fencing, zombie-parcel, pause-mid-*).
+ * `npm test` runs a short campaign (about 3 minutes); .ci/run runs this file again with
+ * HYPMESH_CRASH_RESTARTS=200, issue 9 item 6's campaign (about 20 minutes on a quiet 2-core machine).
  */
-const ENABLED = process.env['HYPMESH_CRASH_TESTS'] === '1';
-if (!ENABLED) console.warn('crash-restarts.e2e: SKIPPED (set HYPMESH_CRASH_TESTS=1)');
+const COUNT = Number(process.env['HYPMESH_CRASH_RESTARTS'] ?? 24);
 const SEED = Number(process.env['HYPMESH_CRASH_SEED'] ?? 6);
 /** A rule that has not fired by then is disarmed (its method is not being called). */
 const FIRE_WITHIN_MS = 15_000;
@@ -43,15 +39,6 @@ const TARGETS: Record<Svc, { boundary: string; key: 'method' | 'rmMessage'; name
   vmm: { boundary: 'BOUNDARY_CLIENT_TO_VMM', key: 'method', names: ['OpenLease', 'CreateVm', 'MapMem', 'SetDtbConfig', 'SetBootContext', 'StartVm', 'DestroyVm'] },
 };
 const SVCS: readonly Svc[] = ['core', 'rm', 'vmm'];
-
-/**
- * Findings known today (test/kill9-midworkload.e2e.test.ts KNOWN says why: the RM's, after an RM
- * restart); any other fails the test. `sweep` is met only with them: a VM the last VMM's sweep tears
- * down whose DTB parcel an RM crash left half-released (accepted in the RM, unmapped in the core:
- * `live` parcel_grant_mismatch) keeps that sweep retrying past the end of the run (seen once in
- * three 30-restart campaigns; the VMM's own findings, check:ok_visible and check:failed_absent, are gone).
- */
-const KNOWN = new Set(['check:ownership_equals_boot', 'check:no_orphaned_parcel', 'leaked', 'live', 'sweep']);
 
 /**
  * A VMM that its crash rule killed before its restart sweep ended is superseded, not a finding: the
@@ -75,7 +62,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
-test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core, RM and VMM: nothing lost, nothing applied twice, nothing leaked`, async () => {
+test(`${COUNT} seeded crash-restarts (seed ${SEED}) across core, RM and VMM: nothing lost, nothing applied twice, nothing leaked`, async () => {
   const t0 = performance.now();
   const c = await startCluster(processes, dir);
   const w = new Workload(c, SEED);
@@ -142,8 +129,8 @@ test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core
       writeFileSync(kept, historyToJsonLines(w.history));
       console.log(`crash-restarts: the history is kept in ${kept}\n${formatReport(report)}`);
     }
-    for (const x of found) console.log(`crash-restarts: ${KNOWN.has(x.key) ? 'known finding' : 'FINDING'} ${x.key}:\n  ${x.details.slice(0, 12).join('\n  ')}`);
-    expect(found.filter((x) => !KNOWN.has(x.key))).toEqual([]);
+    for (const x of found) console.log(`crash-restarts: FINDING ${x.key}:\n  ${x.details.slice(0, 12).join('\n  ')}`);
+    expect(found.map((x) => x.key)).toEqual([]);
     expect(crashes.core + crashes.rm + crashes.vmm).toBe(COUNT);
   } finally {
     await w.stop();
