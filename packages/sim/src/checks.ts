@@ -51,6 +51,9 @@ export function reported(leaked: readonly string[]): Reported {
 
 const SYSTEM_VMIDS = new Set<number>([VMID_HOST, VMID_HYP]);
 
+/** The grant rule's messages of a merged pass (parcelsAndGrantsMerged), reused: almost always empty. */
+const laterScratch: string[] = [];
+
 /** Grant ids and parcels of one stepChecks pass, reused (it runs after every step); grown as needed. */
 let grantIdScratch = new Float64Array(256);
 let parcelScratch: Parcel[] = [];
@@ -172,7 +175,8 @@ function parcelsAndGrantsMerged(w: World, n: number, out: string[], later: strin
 export function stepChecks(w: World, c: ClientState): string[] {
   const out: string[] = [];
   const n = w.rm.parcels.size;
-  const later: string[] = [];
+  const later = laterScratch;
+  later.length = 0;
   const merged = gatherParcels(w) && parcelsAndGrantsMerged(w, n, out, later);
   if (!merged) parcelGrants(w, out, n);
   let liveRealms = 0;
