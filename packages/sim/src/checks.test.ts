@@ -73,7 +73,7 @@ describe('stepChecks', () => {
     expect(v.filter((x) => x.includes('which has no address space'))).toHaveLength(2);
   });
 
-  test('grants_out_of_id_order: the per-parcel lookups (not the merge by grant id) still name each violation', async () => {
+  test('grants_out_of_id_order: with the grant map out of id order each violation is still named, in rule order', async () => {
     const { w, c, vm } = await worldWithVm();
     const lend = (page: number) =>
       w.rm.call(VMID_HLOS, 'MEM_LEND', { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl: [{ vmid: vm.vmid, rights: 7 }], sgl: [{ base: BigInt(HLOS_AREA_BASE + page * 4096), size: 4096n }], attrs: [] });

@@ -16,7 +16,7 @@
  * (a realm's space, or a teardown in progress), or once a teardown reported it.
  */
 import { rmInvariants, type Parcel } from '@hypmesh/rm';
-import { checkInvariants, ownershipCounts, VMID_HOST, VMID_HYP, type Grant, type OwnershipCounts } from '@hypmesh/stage2';
+import { checkInvariants, ownershipCounts, VMID_HOST, VMID_HYP, type OwnershipCounts } from '@hypmesh/stage2';
 import type { ClientState } from './actors.js';
 import type { World } from './world.js';
 
@@ -51,12 +51,8 @@ export function reported(leaked: readonly string[]): Reported {
 
 const SYSTEM_VMIDS = new Set<number>([VMID_HOST, VMID_HYP]);
 
-/** The grant rule's messages of a merged pass (parcelsAndGrantsMerged), reused: almost always empty. */
-const laterScratch: string[] = [];
-
-/** Grant ids and parcels of one stepChecks pass, reused (it runs after every step); grown as needed. */
+/** Grant ids of the parcels, reused by parcelGrants (it runs after every step); grows as needed. */
 let grantIdScratch = new Float64Array(256);
-let parcelScratch: Parcel[] = [];
 
 /** Whether two of the first `n` ids in grantIdScratch are equal (sorted in place: the buffer is scratch). */
 function scratchHasDuplicate(n: number): boolean {
@@ -66,38 +62,32 @@ function scratchHasDuplicate(n: number): boolean {
 }
 
 /**
- * Copies the parcels (in map order) and their grant ids into the scratch buffers; whether the ids
- * strictly ascend. The RM makes one call at a time and creates a parcel's grant just before the
- * parcel, so in the parcel map's order the ids usually ascend, which proves them distinct.
+ * Every RM parcel is exactly one core grant in the state the RM believes: the grant exists, no
+ * other parcel has it, same owner and kind, mapped by exactly the parcel's acceptors. The cheap
+ * half of rmInvariants (which also compares physical runs and IPA allocators; coreChecks runs it).
+ *
+ * One pass over the parcels does the per-parcel comparisons and, for "no other parcel has it",
+ * copies the grant ids into a reused buffer while noting whether they ascend. The RM makes one
+ * call at a time and creates a parcel's grant just before the parcel, so in the parcel map's order
+ * the ids usually ascend, which proves them distinct; otherwise the buffer is sorted (a Set per
+ * step costs its rehashes). Only when two parcels do share a grant does a second pass give the
+ * rule's messages with each shared grant named (a violation: the run stops there).
  */
-function gatherParcels(w: World): boolean {
+function parcelGrants(w: World, out: string[]): void {
   const n = w.rm.parcels.size;
   if (grantIdScratch.length < n) grantIdScratch = new Float64Array(2 * n);
   let i = 0;
   let previous = -Infinity;
   let ascending = true;
+  const first = out.length;
   for (const p of w.rm.parcels.values()) {
     const id = p.grantId;
     if (!(id > previous)) ascending = false;
     previous = id;
-    grantIdScratch[i] = id;
-    parcelScratch[i++] = p;
+    grantIdScratch[i++] = id;
+    parcelGrant(w, p, out);
   }
-  return ascending;
-}
-
-/**
- * Every RM parcel is exactly one core grant in the state the RM believes: the grant exists, no
- * other parcel has it, same owner and kind, mapped by exactly the parcel's acceptors. The cheap
- * half of rmInvariants (which also compares physical runs and IPA allocators; coreChecks runs it).
- * The general form, one lookup per parcel: stepChecks takes it when the ids do not ascend
- * (gatherParcels has filled the buffers). Only when two parcels do share a grant does a second
- * pass give the rule's messages with each shared grant named (a violation: the run stops there).
- */
-function parcelGrants(w: World, out: string[], n: number): void {
-  const first = out.length;
-  for (let i = 0; i < n; i++) parcelGrant(w, parcelScratch[i]!, w.s.grants.get(grantIdScratch[i]!), out);
-  if (!scratchHasDuplicate(n)) return;
+  if (ascending || !scratchHasDuplicate(n)) return;
   // Some parcels share a grant (a violation, so rare): this rule's messages again, each shared
   // grant named at its later parcel, in the order the rule has always given them.
   out.length = first;
@@ -105,12 +95,13 @@ function parcelGrants(w: World, out: string[], n: number): void {
   for (const p of w.rm.parcels.values()) {
     if (seen.has(p.grantId)) out.push(`cross: parcel ${p.handle} shares core grant ${p.grantId}`);
     seen.add(p.grantId);
-    parcelGrant(w, p, w.s.grants.get(p.grantId), out);
+    parcelGrant(w, p, out);
   }
 }
 
 /** One parcel against its core grant (parcelGrants' per-parcel comparisons). */
-function parcelGrant(w: World, p: Parcel, g: Grant | undefined, out: string[]): void {
+function parcelGrant(w: World, p: Parcel, out: string[]): void {
+  const g = w.s.grants.get(p.grantId);
   if (g === undefined) {
     out.push(`cross: parcel ${p.handle}'s core grant ${p.grantId} is gone`);
     return;
@@ -129,56 +120,9 @@ function vmmGunyahVmids(w: World): Set<number> {
   return out;
 }
 
-/**
- * No grant of, or mapped by, a VM without an address space (stepChecks' last rule). Most grants
- * are the host's: the owner last found to have a space (`ownerWithSpace`) is not looked up again;
- * returns the owner to remember.
- */
-function grantSpaces(w: World, g: Grant, ownerWithSpace: number, out: string[]): number {
-  if (g.owner !== ownerWithSpace) {
-    if (w.s.spaces.has(g.owner)) ownerWithSpace = g.owner;
-    else out.push(`cross: core grant ${g.id} owned by VMID ${g.owner}, which has no address space`);
-  }
-  if (g.borrowers.size > 0) for (const b of g.borrowers.keys()) if (!w.s.spaces.has(b)) out.push(`cross: core grant ${g.id} mapped by VMID ${b}, which has no address space`);
-  return ownerWithSpace;
-}
-
-/**
- * The parcel↔grant rule and the grant↔space rule in one pass over the core's grants, merged with
- * the parcels by grant id (no lookup per parcel): possible when both run in ascending id order, as
- * they do when ids only grow and each map keeps creation order. The grant rule's messages go to
- * `later` (they come last in stepChecks' list). False, with nothing written, when the grants do not
- * ascend: the caller then takes the general form.
- */
-function parcelsAndGrantsMerged(w: World, n: number, out: string[], later: string[]): boolean {
-  const first = out.length;
-  let k = 0;
-  let previous = -Infinity;
-  let ownerWithSpace = -1;
-  for (const g of w.s.grants.values()) {
-    const id = g.id;
-    if (!(id > previous)) {
-      out.length = first;
-      later.length = 0;
-      return false;
-    }
-    previous = id;
-    // Parcels whose grant id falls before this grant's: their grant is gone.
-    while (k < n && grantIdScratch[k]! < id) parcelGrant(w, parcelScratch[k++]!, undefined, out);
-    if (k < n && grantIdScratch[k] === id) parcelGrant(w, parcelScratch[k++]!, g, out);
-    ownerWithSpace = grantSpaces(w, g, ownerWithSpace, later);
-  }
-  while (k < n) parcelGrant(w, parcelScratch[k++]!, undefined, out);
-  return true;
-}
-
 export function stepChecks(w: World, c: ClientState): string[] {
   const out: string[] = [];
-  const n = w.rm.parcels.size;
-  const later = laterScratch;
-  later.length = 0;
-  const merged = gatherParcels(w) && parcelsAndGrantsMerged(w, n, out, later);
-  if (!merged) parcelGrants(w, out, n);
+  parcelGrants(w, out);
   let liveRealms = 0;
   // The VMM's own records, not views (vmm.list() copies every VM's bindings and reports).
   for (const vm of w.vmm.states()) {
@@ -201,11 +145,15 @@ export function stepChecks(w: World, c: ClientState): string[] {
     if (vmmVmids.has(vmid) || (c.leaked.length > 0 && reportedCached(c.leaked).vmids.has(vmid))) continue;
     out.push(`cross: core address space of VMID ${vmid}, which neither the RM nor the VMM knows`);
   }
-  // No grant of, or mapped by, a VM without an address space (merged above when it could be).
-  if (merged) for (const l of later) out.push(l);
-  else {
-    let ownerWithSpace = -1;
-    for (const g of w.s.grants.values()) ownerWithSpace = grantSpaces(w, g, ownerWithSpace, out);
+  // No grant of, or mapped by, a VM without an address space.
+  // Most grants are the host's: the owner last found to have a space is not looked up again.
+  let ownerWithSpace = -1;
+  for (const g of w.s.grants.values()) {
+    if (g.owner !== ownerWithSpace) {
+      if (w.s.spaces.has(g.owner)) ownerWithSpace = g.owner;
+      else out.push(`cross: core grant ${g.id} owned by VMID ${g.owner}, which has no address space`);
+    }
+    if (g.borrowers.size > 0) for (const b of g.borrowers.keys()) if (!w.s.spaces.has(b)) out.push(`cross: core grant ${g.id} mapped by VMID ${b}, which has no address space`);
   }
   for (const bug of w.rm.bugs) out.push(`rm bug: ${String(bug)}`);
   return out;
