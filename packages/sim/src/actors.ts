@@ -83,6 +83,11 @@ export interface ActorRow {
 }
 
 const pick = <T>(xs: readonly T[], r: Prng): T | undefined => (xs.length === 0 ? undefined : xs[r.nextIntInclusive(0, xs.length - 1)]);
+
+/** pickWhere's filters for the picks that used to filter a copied list (same draws). */
+const always = (): boolean => true;
+const appendPending = (p: SimParcel): boolean => p.appendPending;
+const isLease = (s: SimSession): boolean => s.lease;
 const RWX = ACL_RIGHTS.R | ACL_RIGHTS.W | ACL_RIGHTS.X;
 const LEASE_TTL_MS = 1_000; // the VMM's minimum (lease.ts LEASE_TTL_MS_MIN): 1,000 steps unnamed and it expires
 const IPA_BITS = 40;
@@ -183,7 +188,7 @@ async function hlosCreate(w: World, c: ClientState, r: Prng, trans: Trans, appen
 }
 
 async function hlosAppend(w: World, c: ClientState, r: Prng): Promise<string> {
-  const p = pick(c.parcels.filter((x) => x.appendPending), r);
+  const p = pickWhere(() => c.parcels, appendPending, r);
   if (p === undefined) return 'skip no append pending';
   const res = await w.rmCall(VMID_HLOS, 'MEM_APPEND', { handle: p.handle, flags: APPEND_FLAGS.DONE, sgl: [slotSgl(p.slot, 2, 1), slotSgl(p.slot, 3, 1)] });
   if (res.ok) p.appendPending = false;
@@ -253,7 +258,7 @@ async function guestRelease(w: World, c: ClientState, r: Prng, notify: boolean):
   const vmid = pickWhere(() => c.accepted.keys(), (v) => c.accepted.get(v)!.size > 0 && running(w, v), r);
   if (vmid === undefined) return 'skip nothing accepted';
   const set = c.accepted.get(vmid)!;
-  const handle = pick([...set], r)!;
+  const handle = pickWhere(() => set, always, r)!;
   if (notify) {
     const n = await w.rmCall(vmid, 'MEM_NOTIFY', { handle, flags: NOTIFY_FLAGS.ACCEPTED, memInfoTag: 0, vmids: [] });
     return n.ok ? `ok ${vmid} notified accepted ${handle}` : rmErr(n);
@@ -298,7 +303,7 @@ export const ACTORS: readonly ActorRow[] = [
     name: 'session.renew',
     weight: 2,
     run: async (w, c, r) => {
-      const s = pick(c.sessions.filter((x) => x.lease), r);
+      const s = pickWhere(() => c.sessions, isLease, r);
       if (s === undefined) return 'skip no lease';
       const res = await w.vmmCall('RenewLease', () => w.vmm.renewLease(s.id));
       // An expired lease is gone with its VMs (the VMM tore them down): forget it.

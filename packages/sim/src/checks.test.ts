@@ -73,6 +73,31 @@ describe('stepChecks', () => {
     expect(v.filter((x) => x.includes('which has no address space'))).toHaveLength(2);
   });
 
+  test('grants_out_of_id_order: with the grant map out of id order each violation is still named, in rule order', async () => {
+    const { w, c, vm } = await worldWithVm();
+    const lend = (page: number) =>
+      w.rm.call(VMID_HLOS, 'MEM_LEND', { memType: MEM_TYPE.NORMAL, flags: 0, label: 0, acl: [{ vmid: vm.vmid, rights: 7 }], sgl: [{ base: BigInt(HLOS_AREA_BASE + page * 4096), size: 4096n }], attrs: [] });
+    const handles: number[] = [];
+    for (let page = 0; page < 3; page++) {
+      const r = await lend(page);
+      if (!r.ok) throw new Error(r.error.message);
+      handles.push(r.value.handle);
+    }
+    const [a, b] = handles.map((h) => w.rm.parcels.get(h)!);
+    // Re-inserting a's grant puts it last in the map: the grants no longer ascend by id.
+    const ga = w.s.grants.get(a!.grantId)!;
+    w.s.grants.delete(ga.id);
+    w.s.grants.set(ga.id, ga);
+    expect(stepChecks(w, c)).toEqual([]);
+    w.s.grants.delete(b!.grantId);
+    (ga as { owner: number }).owner = 0x99;
+    expect(stepChecks(w, c)).toEqual([
+      `cross: parcel ${a!.handle} is LEND of ${VMID_HLOS}, core grant LEND of 153`,
+      `cross: parcel ${b!.handle}'s core grant ${b!.grantId} is gone`,
+      `cross: core grant ${ga.id} owned by VMID 153, which has no address space`,
+    ]);
+  });
+
   test('vmm_vm_without_rm_vm: a VMM VM the RM no longer has', async () => {
     const { w, c, vm } = await worldWithVm();
     w.rm.vms.delete(vm.vmid);

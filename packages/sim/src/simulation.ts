@@ -152,10 +152,18 @@ export async function runReplay(replay: ReplayFile, keepLog = false, look?: (mom
   const bugs: string[] = [];
   const start = (what: string, p: Promise<string>): void => {
     inflight++;
+    // Counted down in both handlers rather than by a .finally (two promises and a turn per step):
+    // `inflight` is read only after a settle, when every handler has run either way.
     p.then(
-      (res) => log.add(`${what} ${res}`),
-      (e: unknown) => bugs.push(`${what} threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
-    ).finally(() => inflight--);
+      (res) => {
+        inflight--;
+        log.add(`${what} ${res}`);
+      },
+      (e: unknown) => {
+        inflight--;
+        bugs.push(`${what} threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      },
+    );
   };
   watchTeardowns(w, c, log, start);
 

@@ -236,10 +236,13 @@ export function ownershipCounts(s: Stage2): OwnershipCounts {
     byOwner.set(m.owner, (byOwner.get(m.owner) ?? 0) + frames);
     if (m.hyp !== 'NOPAGE') add(0 as Vmid, m.hyp, frames);
   });
+  // Only entries with an output (valid leaves, LENT annotations) have a state other than NOPAGE,
+  // and mappedRuns visits exactly those, merged into runs of one state: the cost is the populated
+  // tables, not every invalid root entry of every space (the simulation's core checks).
   for (const sp of s.spaces.values()) {
-    sp.table.leafRuns(0, sp.table.frameLimit, (v) => {
-      const st = viewState(v.desc);
-      if (st !== 'NOPAGE') add(sp.vmid, st, v.frames);
+    sp.table.mappedRuns((_start, frames, desc) => {
+      const st = viewState(desc);
+      if (st !== 'NOPAGE') add(sp.vmid, st, frames);
     });
   }
   return { byOwner, byState, totalFrames };

@@ -245,8 +245,12 @@ export function destroyAddressSpace(s: Stage2, vmid: Vmid, caller: Vmid = VMID_H
 
 /** Frames no table or pool uses any more, each back to its origin: HYP's reservation or the host. */
 function giveBack(s: Stage2, frames: readonly Pfn[]): void {
-  s.hypReservation.add(frames.filter((f) => inReservation(s.hypReservationRange, f)));
-  returnToHost(s, frames.filter((f) => !inReservation(s.hypReservationRange, f)));
+  const reserved: Pfn[] = [];
+  const host: Pfn[] = [];
+  for (const f of frames) (inReservation(s.hypReservationRange, f) ? reserved : host).push(f);
+  s.hypReservation.add(reserved);
+  // An RM-created space's pages all come from the reservation: no host donation to plan then.
+  if (host.length > 0) returnToHost(s, host);
 }
 
 /**
