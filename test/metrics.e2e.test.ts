@@ -51,6 +51,7 @@ describe('GET /metrics on each service', () => {
     // The VMM allocated the VMID and configured the VM over its msgq (LOAD, gunyah-rm.md §4.3).
     expect(r).toContain(`hypmesh_rm_vms{service="rm",status="LOAD"} 1`);
     expect(r).toMatch(/^hypmesh_rm_msgq_requests\{service="rm"\} [1-9]/m);
+    expect(r).toMatch(/^hypmesh_rm_msgq_replies\{service="rm",message_id="0x56000001",message="VM_ALLOCATE",rm_error="OK"\} 1$/m);
 
     const c = await scrape('core');
     // VM_ALLOCATE made the guest's stage-2 in the core, from HYP's reservation.

@@ -31,7 +31,7 @@ import { fromThrown, inDependencyScope, principalOf, type BugLog, type Principal
 import { withRemoteParent } from '@hypmesh/rpc';
 import { MsgqEndpoint, type MsgqRefusal, type RequestHook, type ResourceManager } from '@hypmesh/rm';
 import { FragmentReorder, applyAt, fragmentStep, type FaultEngine, type FaultEvent } from '@hypmesh/fault';
-import { decodeHeader, encodeReply, messageName } from '@hypmesh/rm-wire';
+import { decodeHeader, decodeReply, encodeReply, messageName } from '@hypmesh/rm-wire';
 import { madeByReply, type RmAdmission } from './admission.js';
 import type { Notifier } from './notifier.js';
 
@@ -56,6 +56,8 @@ export class ByteFaceStats {
   requestsDispatched = 0;
   fragmentsSent = 0;
   readonly drops = new Map<string, number>();
+  /** Replies sent, by `msgId:NAME:RM_ERROR` (the error word of gunyah-rm.md §1.4; OK included). */
+  readonly answers = new Map<string, number>();
   private readonly callerDrops = new Map<number, Map<string, number>>();
   /** Per caller: `ERROR:rule` → count. */
   private readonly callerRefusals = new Map<number, Map<string, number>>();
@@ -63,6 +65,21 @@ export class ByteFaceStats {
   drop(rule: string, caller?: number): void {
     bump(this.drops, rule);
     if (caller !== undefined) bump(perCaller(this.callerDrops, caller), rule);
+  }
+
+  /** A reply to message `msgId` went out with `payload` (its head is the §1.4 error word). */
+  answered(msgId: number, name: string, payload: Uint8Array): void {
+    const reply = decodeReply(payload);
+    const error = reply.ok ? (reply.value.rmError ?? `0x${reply.value.errorCode.toString(16)}`) : 'MSG_INVALID';
+    bump(this.answers, `${msgId}:${name}:${error}`);
+  }
+
+  /** Replies by message and RM error, for the metrics (rm_msgq_replies). */
+  answerCounts(): { msgId: number; message: string; rmError: string; count: number }[] {
+    return [...this.answers].map(([k, count]) => {
+      const [id, message, rmError] = k.split(':') as [string, string, string];
+      return { msgId: Number(id), message, rmError, count };
+    });
   }
 
   refusal(caller: number, r: MsgqRefusal): void {
@@ -204,6 +221,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       };
       const { result, failure } = inDependencyScope(() => (faultHook === undefined ? admitted() : faultHook(request, admitted)));
       const payload = await result;
+      if (payload !== undefined) face.stats.answered(request.msgId, request.name, payload);
       const f = failure();
       // No payload: no reply goes out (a lost or dropped message), so nothing to annotate.
       if (f !== undefined && payload !== undefined) outages.set(request.seq, { seq: request.seq, dependency: f.dependency, kind: UNREACHED_KINDS[f.unreached], message: f.message });

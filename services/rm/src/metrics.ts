@@ -1,8 +1,8 @@
 /**
  * The RM's domain gauges (README "Metrics"), read at each scrape: VMs by status (gunyah-rm.md §4.3),
  * parcels by state (§3.9), each client's notification queue (waiting, and dropped because full:
- * §1.3 bounds it at 256), and the byte face's msgq counters (fragments, drops by rule, refusals by
- * RM error and rule).
+ * §1.3 bounds it at 256), and the byte face's msgq counters (fragments, replies by message ID and RM
+ * error, drops by rule).
  */
 import type { ServiceMetrics } from '@hypmesh/rpc';
 import type { ResourceManager } from '@hypmesh/rm';
@@ -28,5 +28,8 @@ export function rmGauges(m: ServiceMetrics, rm: { readonly rm: ResourceManager; 
     ];
   });
   m.gauge('rm_msgq_requests', 'whole RM messages dispatched from the byte face, since boot', [], () => [[{}, Number(rm.stats.snapshot().requestsDispatched)]]);
+  m.gauge('rm_msgq_replies', 'replies to RM messages on the byte face, by message ID and RM error (gunyah-rm.md §1.5), since boot', ['message_id', 'message', 'rm_error'], () =>
+    rm.stats.answerCounts().map((a) => [{ message_id: `0x${a.msgId.toString(16).padStart(8, '0')}`, message: a.message, rm_error: a.rmError }, a.count] as const),
+  );
   m.gauge('rm_msgq_drops', 'msgq fragments dropped by the byte face, by rule, since boot', ['rule'], () => rm.stats.snapshot().drops.map((d) => [{ rule: d.rule }, Number(d.count)] as const));
 }
