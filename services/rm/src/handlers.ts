@@ -6,7 +6,7 @@
  * anything thrown is a bug and becomes INTERNAL (unary()). No handler looks at RM state.
  */
 
-import type { ServerWritableStream } from '@grpc/grpc-js';
+import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
 import { ParcelState, type ParcelSummary, type RmServiceServer, type SubscribeRequest, type SubscribeResponse, type WatchNotificationsRequest, type WatchNotificationsResponse } from '@hypmesh/proto/rm';
 import { callerVmid, fromThrown, principalOf, requireCaller, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
 import type { Parcel, ResourceManager } from '@hypmesh/rm';
@@ -142,6 +142,8 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
       };
       face.open.add(handle);
       call.on('drain', () => watch.resume());
+      // Headers now, not with the first notification: a client knows the tap is attached.
+      call.sendMetadata(new Metadata());
       call.on('cancelled', stop);
       call.on('error', stop);
       call.on('close', stop);

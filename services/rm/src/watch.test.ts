@@ -2,15 +2,17 @@
  * RmService.WatchNotifications over real gRPC (rm_service.proto; notifier.ts watch): an HLOS
  * watcher sees a MEM_SHARED queued for a guest, with the guest's VMID, while the guest's own
  * Subscribe still receives it (a tap takes nothing off the queue); a vmid filter keeps only that
- * VM's; a caller other than HLOS is refused.
+ * VM's; a caller other than HLOS is refused; and the Notifier's tap is bounded (a full observer
+ * skips and counts, never buffers).
  */
 
 import * as grpc from '@grpc/grpc-js';
 import { MemNotifyKind, MemNotifyRequest, MemShareRequest, MemType, RmServiceClient, type SubscribeResponse, type WatchNotificationsResponse } from '@hypmesh/proto/rm';
-import { inProcessCore } from '@hypmesh/rm';
+import { ResourceManager, inProcessCore } from '@hypmesh/rm';
 import { CALLER_VMID_KEY } from '@hypmesh/rpc';
 import { createStage2 } from '@hypmesh/stage2';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { Notifier } from './notifier.js';
 import { startRmServer, type RmServer } from './server.js';
 
 const HLOS = 3;
@@ -43,7 +45,9 @@ function collect<T>(stream: grpc.ClientReadableStream<T>) {
   let error: grpc.ServiceError | undefined;
   stream.on('data', (m: T) => got.push(m));
   stream.on('error', (e: grpc.ServiceError) => (error = e));
-  return { got, error: () => error, cancel: () => stream.cancel() };
+  // The RM sends headers once the tap is attached (handlers.ts watchNotifications).
+  const attached = new Promise<void>((resolve) => stream.once('metadata', () => resolve()));
+  return { got, error: () => error, cancel: () => stream.cancel(), attached };
 }
 
 async function waitFor<T>(f: () => T | undefined, ms = 5_000): Promise<T> {
@@ -64,8 +68,8 @@ test('a watcher sees MEM_SHARED queued for a guest, which the guest’s Subscrib
   const { vmid: guest } = await unary<{ vmid: number }>((cb) => client.vmAllocate({ vmid: 0 }, md(HLOS), cb));
   const only = collect(client.watchNotifications({ vmid: guest }, md(HLOS)));
   const inbox = collect(client.subscribe({}, md(guest)));
-  // Streams are open on the server once a first message could flow: give them a moment to attach.
-  await new Promise((r) => setTimeout(r, 100));
+  await Promise.all([all.attached, only.attached]);
+  // Subscribe has no such headers: the guest's queue keeps what it is sent until a stream drains it.
   const { handle } = await unary<{ handle: number }>((cb) =>
     client.memShare(MemShareRequest.fromPartial({ memType: MemType.MEM_TYPE_NORMAL, label: 0x55, acl: [{ vmid: guest, rights: 6 }, { vmid: HLOS, rights: 7 }], sgl: [{ base: 0x8010_0000n, size: 0x1000n }] }), md(HLOS), cb),
   );
@@ -91,4 +95,28 @@ test('a caller other than HLOS is refused PERMISSION_DENIED', async () => {
   expect(grpc.status[e.code]).toBe('PERMISSION_DENIED');
   expect(e.message).toMatch(/WatchNotifications may be called by VMID 0x3 only/);
   expect(w.got).toEqual([]);
+});
+
+test('bounded: while the observer is full, notifications are skipped and counted, taking nothing off the queue', () => {
+  const s = createStage2({ memory: { paBits: 40, ram: [{ base: 0x8000_0000, sizeBytes: 2 ** 30 }], mmio: [] } });
+  if (!s.ok) throw new Error(s.error.join('; '));
+  const rm = new ResourceManager(inProcessCore(s.value));
+  const notifier = new Notifier(rm);
+  const seen: { vmid: number; seq: number; missed: number }[] = [];
+  let room = 1;
+  const watch = notifier.watch(undefined, (vmid, n, _id, _dropped, missed) => (seen.push({ vmid, seq: n.seq, missed }), --room > 0));
+  const notify = (to: number): void => rm.notify(to, 'VM_STATUS', { vmid: 0x80, vmStatus: 'RUNNING' } as never);
+  notify(HLOS); // taken; the observer is full after it
+  notify(0x80); // skipped
+  notify(HLOS); // skipped
+  expect(seen).toEqual([{ vmid: HLOS, seq: 0, missed: 0 }]);
+  room = 10;
+  watch.resume();
+  notify(0x80);
+  expect(seen).toEqual([{ vmid: HLOS, seq: 0, missed: 0 }, { vmid: 0x80, seq: 3, missed: 2 }]);
+  // Nothing was taken off a queue: HLOS still has 2, the guest 2.
+  expect([rm.pendingFor(HLOS), rm.pendingFor(0x80)]).toEqual([2, 2]);
+  watch.stop();
+  notify(HLOS);
+  expect(seen).toHaveLength(2);
 });
