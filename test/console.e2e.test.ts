@@ -7,7 +7,7 @@
  *   dragging across it zooms in, a double-click zooms out;
  * - a VM created and given memory through the CLI appears in the VM table and its colour in the
  *   map, with no reload (the page's window object is the same one);
- * - the RM's VM_STATUS notifications to HLOS (as the VMM heard them) in the timeline;
+ * - the RM's own VM_STATUS notification to HLOS (RmService.WatchNotifications) in the timeline;
  * - the VM's stage-2, picked in the page: its IPA→PA runs with level and rights;
  * - a fault armed with FaultService.Arm and hit by a matching call appears in the timeline with its rule;
  * - a 64 GiB host with 60 guests is rendered and its render time logged (never asserted: timings
@@ -208,8 +208,11 @@ describe.skipIf(!haveChromium)('hypmesh console in headless Chromium', () => {
     expect(await ram.textContent()).not.toMatch(/zoomed/);
     await page.locator(`#vms tbody tr[data-vmid="${vmid}"] td:nth-child(4)`, { hasText: 'RUNNING' }).waitFor({ timeout: SEEN_TIMEOUT_MS });
     expect(await page.evaluate(() => window.consoleTestMarker)).toBe(1); // the same page: pushed, not reloaded
-    // The RM's VM_STATUS notifications to HLOS, as the VMM heard them, are timeline lines of their own kind.
-    await page.locator('#timeline div[data-kind="notification"]', { hasText: new RegExp(`VM_STATUS to HLOS .*VMID ${vmid}\\) \\w+ → RUNNING`) }).waitFor({ timeout: SEEN_TIMEOUT_MS });
+    // The RM's own VM_STATUS notification to HLOS (VMID 3) for this VM, tapped by WatchNotifications,
+    // is a timeline line of kind `notification` naming it, where it went and its fields.
+    await page
+      .locator('#timeline div[data-kind="notification"]', { hasText: new RegExp(`RM VM_STATUS to VMID 3 \\(seq \\d+\\): vmid=${vmid} vmStatus=RUNNING`) })
+      .waitFor({ timeout: SEEN_TIMEOUT_MS });
 
     // The VM's stage-2: picked, its IPA→PA runs with level and rights; the lent 4 MiB at IPA
     // 0x80000000 is mapped to the host's PA 0xc0000000 (3 GiB) with the rights bound (rwx).

@@ -44,7 +44,7 @@ export class ResourceManager {
   /** Global notification sequence number (§1.3: RM notifications use one incrementing 16-bit counter). */
   notifySeq = 0;
   private readonly queues = new Map<number, NotifyQueue<RmNotification>>();
-  private readonly listeners = new Set<(vmid: number) => void>();
+  private readonly listeners = new Set<(vmid: number, n: RmNotification) => void>();
   private tail: Promise<unknown> = Promise.resolve();
   /** Durable mode's port; undefined keeps the RM in memory only. */
   persist: PersistPort | undefined;
@@ -171,13 +171,14 @@ export class ResourceManager {
 
   /** Queues a notification for `to` and wakes its subscribers. */
   notify<N extends NotificationName>(to: number, name: N, payload: NotificationOf<N>): void {
-    this.queue(to).push({ name, payload, seq: this.notifySeq } as RmNotification);
+    const n = { name, payload, seq: this.notifySeq } as RmNotification;
+    this.queue(to).push(n);
     this.notifySeq = (this.notifySeq + 1) & 0xffff;
-    for (const l of this.listeners) l(to);
+    for (const l of this.listeners) l(to, n);
   }
 
-  /** Calls `listener(vmid)` whenever a notification is queued for `vmid`; returns an unsubscribe. */
-  onNotify(listener: (vmid: number) => void): () => void {
+  /** Calls `listener(vmid, n)` whenever notification `n` is queued for `vmid`; returns an unsubscribe. */
+  onNotify(listener: (vmid: number, n: RmNotification) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }

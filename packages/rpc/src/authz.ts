@@ -60,6 +60,7 @@ export const AUTHZ_TABLE: AuthzTable = {
   [RM_SERVICE_NAME]: {
     ListVms: HOST,
     Reset: HOST,
+    WatchNotifications: HOST,
     // Every RM call acts as its caller VM, as a message on that VM's queue would (gunyah-rm.md):
     // the RM's domain decides what that VM may do to which parcel or VM.
     ...all(ANY, 'MemShare', 'MemLend', 'MemDonate', 'MemAppend', 'MemAccept', 'MemRelease', 'MemReclaim', 'MemNotify', 'MemQcomLookupSgl'),

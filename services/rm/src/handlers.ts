@@ -6,8 +6,8 @@
  * anything thrown is a bug and becomes INTERNAL (unary()). No handler looks at RM state.
  */
 
-import type { ServerWritableStream } from '@grpc/grpc-js';
-import { ParcelState, type ParcelSummary, type RmServiceServer, type SubscribeRequest, type SubscribeResponse } from '@hypmesh/proto/rm';
+import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
+import { ParcelState, type ParcelSummary, type RmServiceServer, type SubscribeRequest, type SubscribeResponse, type WatchNotificationsRequest, type WatchNotificationsResponse } from '@hypmesh/proto/rm';
 import { callerVmid, fromThrown, principalOf, requireCaller, unaryWith, type AnyDomainError, type BugLog, type Result } from '@hypmesh/rpc';
 import type { Parcel, ResourceManager } from '@hypmesh/rm';
 import { TRANS_TYPE, type CallName, type RequestOf } from '@hypmesh/rm-wire';
@@ -106,6 +106,44 @@ export function createRmHandlers(face: ByteFace, log: BugLog, reset: RmServiceSe
       };
       face.open.add(handle);
       call.on('drain', () => notify.resume());
+      call.on('cancelled', stop);
+      call.on('error', stop);
+      call.on('close', stop);
+    },
+    // An observer's tap for HLOS's tools (rm_service.proto WatchNotifications; notifier.ts watch):
+    // takes nothing off any queue; admitted as a stream, as Subscribe is.
+    watchNotifications: (call: ServerWritableStream<WatchNotificationsRequest, WatchNotificationsResponse>) => {
+      let release: () => void;
+      try {
+        requireCaller(call, [VMID_HLOS], 'WatchNotifications');
+        const admitted = face.admission.openStream(principalOf(call));
+        if (!admitted.ok) throw admitted.status;
+        release = admitted.release;
+      } catch (e) {
+        call.emit('error', fromThrown(e, log, 'WatchNotifications'));
+        return;
+      }
+      const watch = face.notifier.watch(call.request.vmid ?? undefined, (vmid, n, messageId, dropped, missed) => {
+        try {
+          return call.write({ vmid, notification: toSubscribeResponse(n, messageId, n.seq, dropped), missed: BigInt(missed) });
+        } catch (e) {
+          log.error({ err: e, name: n.name }, 'bug: notification did not encode');
+          return true;
+        }
+      });
+      const handle = { end: () => (stop(), call.end()) };
+      let stopped = false;
+      const stop = (): void => {
+        if (stopped) return;
+        stopped = true;
+        watch.stop();
+        face.open.delete(handle);
+        release();
+      };
+      face.open.add(handle);
+      call.on('drain', () => watch.resume());
+      // Headers now, not with the first notification: a client knows the tap is attached.
+      call.sendMetadata(new Metadata());
       call.on('cancelled', stop);
       call.on('error', stop);
       call.on('close', stop);

@@ -57,6 +57,15 @@ interface Stream {
   copy(n: RmNotification): void;
 }
 
+/** Hands one watched notification to an observer; false when its stream's buffer is full. */
+export type Observe = (vmid: number, n: RmNotification, messageId: number, dropped: number, missed: number) => boolean;
+
+export interface Watch {
+  /** The stream drained: deliver again. */
+  resume(): void;
+  stop(): void;
+}
+
 export class Notifier {
   /** Attached streams by VMID, in attach order: the first not blocked drains the queue, the rest get copies. */
   private readonly streams = new Map<number, Stream[]>();
@@ -65,6 +74,23 @@ export class Notifier {
     readonly rm: ResourceManager,
     private readonly faults?: NotifierFaults,
   ) {}
+
+  /**
+   * An observer's tap (RmService.WatchNotifications): each notification queued from now on for
+   * `vmid` (every VM when undefined), taken off no queue, so attached streams are unaffected. No
+   * fault decision applies: faults act on delivery to a client, which a tap is not. While the
+   * observer's buffer is full, notifications are skipped and counted in `missed` (never held).
+   */
+  watch(vmid: number | undefined, observe: Observe): Watch {
+    let full = false;
+    let missed = 0;
+    const off = this.rm.onNotify((v, n) => {
+      if (vmid !== undefined && v !== vmid) return;
+      if (full) return void missed++;
+      if (!observe(v, n, codecMessageId(n.name), this.rm.queue(v).dropped, missed)) full = true;
+    });
+    return { resume: () => void (full = false), stop: () => void off() };
+  }
 
   /** Delivers `vmid`'s pending notifications now and each new one as it is queued, while the stream takes them, until stop(). */
   attach(vmid: number, deliver: Deliver): Attachment {

@@ -140,7 +140,7 @@ const byKey = <T, K>(items: readonly T[], key: (t: T) => K): Map<K, T> => new Ma
 const list = (xs: readonly number[]): string => (xs.length === 0 ? '-' : xs.join(','));
 
 /**
- * The events that turn `prev` into `next`: VMs created, changing state or RM status, gone;
+ * The events that turn `prev` into `next`: VMs created, changing state, gone;
  * parcels and grants appearing, changing and going. A service that could not be asked in either
  * snapshot yields no events for what it lists (its rows did not really vanish).
  */
@@ -158,12 +158,9 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): EventDraft[] {
       const vm = `VM ${h} (${v.type}, VMID ${v.vmid})`;
       if (p === undefined) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} created: ${v.state}, RM ${v.rmStatus}` });
       else {
+        // RM status changes are not diffed here: the RM's own VM_STATUS notifications are timeline
+        // lines (server.ts, RmService.WatchNotifications), one source for `notification`.
         if (p.state !== v.state) out.push({ kind: 'vm', vmids: [v.vmid], text: `${vm} state ${p.state} → ${v.state}` });
-        // The VMM's rm_status is the status of the last VM_STATUS notification HLOS took (gunyah-rm.md
-        // §2.2, §4.3): a change is that notification, seen through the VMM (the console does not
-        // Subscribe: one RX queue per VM, it would take HLOS's or a guest's own). A status that
-        // lasted less than one look is not seen.
-        if (p.rmStatus !== v.rmStatus) out.push({ kind: 'notification', vmids: [v.vmid], text: `RM VM_STATUS to HLOS (as the VMM heard it): ${vm} ${p.rmStatus} → ${v.rmStatus}` });
       }
     }
     for (const [h, p] of before) if (!after.has(h)) out.push({ kind: 'vm', vmids: [p.vmid], text: `VM ${h} (${p.type}, VMID ${p.vmid}) gone` });

@@ -12,10 +12,12 @@
  *   stream, asked by this process every `pollMs`; only a changed look is pushed, and the
  *   difference becomes timeline events (model.ts diffSnapshots).
  *
- * Two streams are deliberately not opened: RmService.Subscribe as HLOS would take notifications
- * from the VMM's own Exchange stream, and as a guest VMID from that guest's client (one RX queue
- * per VM, rm_service.proto Subscribe): RM notifications in the timeline are the VM_STATUS ones
- * HLOS took, read from the VMM's rm_status (model.ts diffSnapshots, kind `notification`). And
+ * - RM notifications: RmService.WatchNotifications as HLOS, a tap on every notification the RM
+ *   queues for any VM that takes none off a queue (rm_service.proto), re-opened when it ends;
+ *   each a timeline line of kind `notification` with its name, the VMID it went to and its fields.
+ *
+ * Two streams are deliberately not opened: RmService.Subscribe would take notifications off a
+ * VM's one RX queue (the VMM's or a guest's own; rm_service.proto Subscribe). And
  * VmmService.WatchVm names the session, which renews a lease session (vmm_service.proto), so the
  * console would keep a CLI's VMs alive. ListAllVms renews no lease; VM status changes are read
  * from it instead.
@@ -25,7 +27,7 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { CoreServiceClient, GranuleState, GrantType, MemoryKind, PageState, type AddressSpaceMapResponse } from '@hypmesh/proto';
 import { Boundary, FaultServiceClient, type FaultEvent } from '@hypmesh/proto/fault';
-import { MemType, ParcelState, RmServiceClient, TransType } from '@hypmesh/proto/rm';
+import { ExitType, MemType, OsStatus, ParcelState, RmServiceClient, StopReason, TransType, VmStatus, type SubscribeResponse, type WatchNotificationsResponse } from '@hypmesh/proto/rm';
 import { VmmServiceClient, VmState, VmType } from '@hypmesh/proto/vmm';
 import { diffSnapshots, EMPTY_SNAPSHOT, enumName, idText, rightsText, Timeline, VMID_HOST, type EventDraft, type Stage2RunView, type Stage2View, type GrantView, type ParcelView, type RegionView, type RunView, type Snapshot, type VmView } from './model.js';
 import { PAGE_HTML } from './page.js';
@@ -213,6 +215,54 @@ export function faultDraft(e: FaultEvent): EventDraft {
   };
 }
 
+/** Each payload of SubscribeResponse's oneof, by its RM notification name (gunyah-rm.md §2.2). */
+const NOTIFICATION_NAMES = {
+  memShared: 'MEM_SHARED',
+  memReleased: 'MEM_RELEASED',
+  memAccepted: 'MEM_ACCEPTED',
+  memRecall: 'MEM_RECALL',
+  vmExited: 'VM_EXITED',
+  vmShutdown: 'VM_SHUTDOWN',
+  vmStatus: 'VM_STATUS',
+} as const satisfies { [K in keyof SubscribeResponse]?: string };
+
+/** Enum fields of the payloads, shown by name: [values, prefix stripped]. */
+const PAYLOAD_ENUMS: Record<string, [Record<number, string>, string]> = {
+  vmStatus: [VmStatus, 'VM_STATUS_'],
+  osStatus: [OsStatus, 'OS_STATUS_'],
+  exitType: [ExitType, 'EXIT_TYPE_'],
+  stopReason: [StopReason, 'STOP_REASON_'],
+  memType: [MemType, 'MEM_TYPE_'],
+  transType: [TransType, 'TRANS_TYPE_'],
+};
+
+/** A payload's scalar fields as `name=value` (enums by name; lists and bytes left out). */
+function payloadFields(payload: object): string {
+  return Object.entries(payload)
+    .filter(([, v]) => ['number', 'bigint', 'boolean', 'string'].includes(typeof v))
+    .map(([k, v]) => {
+      const e = PAYLOAD_ENUMS[k];
+      return `${k}=${e === undefined ? String(v) : enumName(e[0][v as number], e[1])}`;
+    })
+    .join(' ');
+}
+
+/** One watched RM notification as a timeline line: its name, the VMID it was queued for, its fields. */
+export function notificationDraft(w: WatchNotificationsResponse): EventDraft | undefined {
+  const n = w.notification;
+  if (n === undefined) return undefined;
+  const key = (Object.keys(NOTIFICATION_NAMES) as (keyof typeof NOTIFICATION_NAMES)[]).find((k) => n[k] !== undefined);
+  const name = key === undefined ? `0x${n.messageId.toString(16)}` : NOTIFICATION_NAMES[key];
+  const payload: object = key === undefined ? {} : n[key]!;
+  const about = (payload as { vmid?: number }).vmid;
+  const missed = w.missed > 0n ? ` (${w.missed} missed before)` : '';
+  return {
+    kind: 'notification',
+    vmids: about === undefined || about === w.vmid ? [w.vmid] : [w.vmid, about],
+    text: `RM ${name} to VMID ${w.vmid} (seq ${n.seq}): ${payloadFields(payload)}${missed}`.trimEnd(),
+  };
+}
+
 /** Starts the console; resolves once it listens. */
 export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   const hostPort = splitAddress(o.address);
@@ -278,6 +328,22 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     });
   };
 
+  // RmService.WatchNotifications as HLOS, re-opened after it ends (the RM restarted, was down or reset).
+  const watchNotifications = (): void => {
+    if (closed) return;
+    const stream = rm.watchNotifications({}, hostMeta());
+    streams.push(stream);
+    stream.on('data', (w: WatchNotificationsResponse) => {
+      const d = notificationDraft(w);
+      if (d !== undefined) record(d);
+    });
+    stream.on('error', () => undefined); // the 'close' below re-opens it
+    stream.on('close', () => {
+      streams.splice(streams.indexOf(stream), 1);
+      if (!closed) setTimeout(watchNotifications, FAULT_RETRY_MS).unref();
+    });
+  };
+
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://console').pathname;
     if (req.method !== 'GET') {
@@ -315,6 +381,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   });
   const port = (server.address() as AddressInfo).port;
   for (const s of ['core', 'rm', 'vmm'] as const) watchFaults(s);
+  watchNotifications();
   await poll();
 
   return {
