@@ -82,3 +82,4 @@ export { callObserver, ProcessMetrics, ServiceMetrics, serveMetrics, type CallEn
 export { carrierSpan, enableOtlpTracing, enableTracing, exportTransitionsLogged, flushTracing, traceClient, traceparentOf, traceServer, tracingEnabled, withRemoteParent, type TracingLog } from './tracing.js';
 export { loadTls, serverCredentials, clientCredentials, serviceTls, tlsConfigFrom, TLS_FLAGS, TLS_OPTIONS, type ServiceTls, type TlsConfig, type TlsFlagValues, type TlsMaterial } from './tls.js';
 export { AUTHZ_TABLE, authorize, authzRule, guardAuthz, isOpen, TABLE_ONLY, type AuthzRule, type AuthzTable, type VmidClass } from './authz.js';
+export { orRefuseStartup } from './startup.js';

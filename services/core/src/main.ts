@@ -6,7 +6,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, type ServiceTls, serviceTls, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
+import { enableOtlpTracing, flushTracing, orRefuseStartup, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, serviceTls, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { coreGauges } from './metrics.js';
 import { DEFAULT_MEMORY_CONFIG } from '@hypmesh/stage2';
 import { admissionHelp, CoreAdmission, durableCoreOptions, memoryFromOptions, quotaSpecs, SNAPSHOT_EVERY_DEFAULT, startCoreServer } from './server.js';
@@ -55,12 +55,9 @@ const opts = new Command('hypmesh-core')
 
 const log = pino({ name: 'hypmesh-core', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
-try {
+orRefuseStartup(log, undefined, () => {
   if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-core', log);
-} catch (e) {
-  log.fatal((e as Error).message);
-  process.exit(2);
-}
+});
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -69,13 +66,7 @@ if (!faults.ok) {
 }
 const engine = faults.value.engine;
 /** mTLS (README "Security"): a partial or unreadable set refuses startup, naming the flag and file. */
-let tls: ServiceTls | undefined;
-try {
-  tls = serviceTls(opts);
-} catch (e) {
-  log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
-  process.exit(2);
-}
+const tls = orRefuseStartup(log, 'invalid TLS configuration', () => serviceTls(opts));
 const given = memoryFromOptions(opts);
 if (!given.ok) {
   log.fatal({ problems: given.error }, `invalid memory map: ${given.error.join('; ')}`);
@@ -89,12 +80,7 @@ const memory = given.value ?? {
 
 /** Admission limits: a bad --quota spec refuses startup, naming it. */
 const quotas = quotaSpecs(opts.quota, process.env.HYPMESH_CORE_QUOTA);
-try {
-  new CoreAdmission(quotas);
-} catch (e) {
-  log.fatal({ quotas }, `invalid admission limits: ${(e as Error).message}`);
-  process.exit(2);
-}
+orRefuseStartup(log, `invalid admission limits (${quotas.join(', ')})`, () => new CoreAdmission(quotas));
 
 /** Durable mode: a data dir of another configuration is refused before anything is served. */
 const durable = durableCoreOptions(opts.dataDir, { memory }, opts.dataSync, log);

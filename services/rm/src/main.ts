@@ -9,7 +9,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { inProcessCore, type CoreGrantPort } from '@hypmesh/rm';
-import { clientCredentials, DEPENDENCY_GRACE_MS_DEFAULT, enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, type ServiceTls, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
+import { clientCredentials, DEPENDENCY_GRACE_MS_DEFAULT, enableOtlpTracing, flushTracing, orRefuseStartup, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { rmGauges } from './metrics.js';
 import { RM_ADMISSION, rmAdmissionLimits } from './admission.js';
 import { createStage2, DEFAULT_STAGE2_CONFIG, parseMemorySpec } from '@hypmesh/stage2';
@@ -47,12 +47,9 @@ const opts = new Command('hypmesh-rm')
 
 const log = pino({ name: 'hypmesh-rm', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
-try {
+orRefuseStartup(log, undefined, () => {
   if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-rm', log);
-} catch (e) {
-  log.fatal((e as Error).message);
-  process.exit(2);
-}
+});
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -61,23 +58,12 @@ if (!faults.ok) {
 }
 const engine = faults.value.engine;
 /** mTLS (README "Security"): a partial or unreadable set refuses startup, naming the flag and file. */
-let tls: ServiceTls | undefined;
-try {
-  tls = serviceTls(opts);
-} catch (e) {
-  log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
-  process.exit(2);
-}
+const tls = orRefuseStartup(log, 'invalid TLS configuration', () => serviceTls(opts));
 /** The RM's own calls (to the core, its health probes) present its client identity (rm-client: VMID 0xff, client rm). */
 const credentials = tls === undefined ? undefined : clientCredentials(tls.client);
 
 /** Quotas: a bad --quota spec refuses startup, naming it. */
-try {
-  rmAdmissionLimits(opts.quota);
-} catch (e) {
-  log.fatal((e as Error).message);
-  process.exit(2);
-}
+orRefuseStartup(log, undefined, () => rmAdmissionLimits(opts.quota));
 
 function core(): { port: CoreGrantPort; close(): void } {
   if (opts.core !== 'embedded') {

@@ -14,7 +14,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { clientCredentials, enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
+import { clientCredentials, enableOtlpTracing, flushTracing, orRefuseStartup, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { coreGauges, durableCoreOptions, memoryFromOptions, startCoreServer } from '@hypmesh/core-service';
 import { CORE_CALL_TIMEOUT_MS, durableRmOptions, grpcCore, rmGauges, startRmServer } from '@hypmesh/rm-service';
 import { RM_CALL_TIMEOUT_MS, grpcCorePort, grpcRm, startVmmServer, vmmGauges } from '@hypmesh/vmm-service';
@@ -55,12 +55,9 @@ const target = (address: string, port: number): string => `${address.replace(/:\
 
 const log = pino({ name: 'hypmesh', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
-try {
+orRefuseStartup(log, undefined, () => {
   if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-suite', log);
-} catch (e) {
-  log.fatal((e as Error).message);
-  process.exit(2);
-}
+});
 
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -73,18 +70,13 @@ const engine = faults.value.engine;
  * mTLS (README "Security"): one server certificate for the three servers, and the RM's and the
  * VMM's own client identities (each service's --tls-client-cert when run alone).
  */
-const security = ((): { server?: ReturnType<typeof serveSecurity>; rm?: ReturnType<typeof clientCredentials>; vmm?: ReturnType<typeof clientCredentials> } => {
-  try {
-    const rm = serviceTls({ ...opts, tlsClientCert: opts.tlsRmCert, tlsClientKey: opts.tlsRmKey });
-    const vmm = serviceTls({ ...opts, tlsClientCert: opts.tlsVmmCert, tlsClientKey: opts.tlsVmmKey });
-    if (rm === undefined || vmm === undefined) return {};
-    if (rm.client === rm.server || vmm.client === vmm.server) throw new Error('with --tls-cert, give --tls-rm-cert/--tls-rm-key and --tls-vmm-cert/--tls-vmm-key (the RM and the VMM call as different identities)');
-    return { server: serveSecurity(rm), rm: clientCredentials(rm.client), vmm: clientCredentials(vmm.client) };
-  } catch (e) {
-    log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
-    process.exit(2);
-  }
-})();
+const security = orRefuseStartup(log, 'invalid TLS configuration', (): { server?: ReturnType<typeof serveSecurity>; rm?: ReturnType<typeof clientCredentials>; vmm?: ReturnType<typeof clientCredentials> } => {
+  const rm = serviceTls({ ...opts, tlsClientCert: opts.tlsRmCert, tlsClientKey: opts.tlsRmKey });
+  const vmm = serviceTls({ ...opts, tlsClientCert: opts.tlsVmmCert, tlsClientKey: opts.tlsVmmKey });
+  if (rm === undefined || vmm === undefined) return {};
+  if (rm.client === rm.server || vmm.client === vmm.server) throw new Error('with --tls-cert, give --tls-rm-cert/--tls-rm-key and --tls-vmm-cert/--tls-vmm-key (the RM and the VMM call as different identities)');
+  return { server: serveSecurity(rm), rm: clientCredentials(rm.client), vmm: clientCredentials(vmm.client) };
+});
 
 try {
   const memory = memoryFromOptions(opts);

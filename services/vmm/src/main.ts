@@ -8,7 +8,7 @@
  */
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { clientCredentials, DEPENDENCY_GRACE_MS_DEFAULT, enableOtlpTracing, flushTracing, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, type ServiceTls, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
+import { clientCredentials, DEPENDENCY_GRACE_MS_DEFAULT, enableOtlpTracing, flushTracing, orRefuseStartup, processFaultEngine, ProcessMetrics, serveMetrics, serveSecurity, serviceTls, timeoutMsParser, TLS_OPTIONS, type TlsFlagValues } from '@hypmesh/rpc';
 import { vmmGauges } from './metrics.js';
 import { parseBytes } from '@hypmesh/stage2';
 import type { FrameRun } from '@hypmesh/vmm';
@@ -74,12 +74,9 @@ const opts = new Command('hypmesh-vmm')
 
 const log = pino({ name: 'hypmesh-vmm', level: opts.logLevel });
 /** Tracing before any server or client is made (their interceptors are installed only when on); a bad URL refuses startup. */
-try {
+orRefuseStartup(log, undefined, () => {
   if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '') enableOtlpTracing(opts.otlpEndpoint, 'hypmesh-vmm', log);
-} catch (e) {
-  log.fatal((e as Error).message);
-  process.exit(2);
-}
+});
 /** Faults: a bad plan or seed refuses startup with every problem named (issue 8 §2). */
 const faults = processFaultEngine(opts);
 if (!faults.ok) {
@@ -88,13 +85,7 @@ if (!faults.ok) {
 }
 const engine = faults.value.engine;
 /** mTLS (README "Security"): a partial or unreadable set refuses startup, naming the flag and file. */
-let tls: ServiceTls | undefined;
-try {
-  tls = serviceTls(opts);
-} catch (e) {
-  log.fatal(`invalid TLS configuration: ${(e as Error).message}`);
-  process.exit(2);
-}
+const tls = orRefuseStartup(log, 'invalid TLS configuration', () => serviceTls(opts));
 /** The VMM's own calls (RM as HLOS, core as HOST, health probes) present its client identity (host-vmm: VMID 3, client vmm). */
 const credentials = tls === undefined ? undefined : clientCredentials(tls.client);
 const stored = openVmmStore(opts.dataDir, opts.dataSync, log);
@@ -105,12 +96,7 @@ if (!stored.ok) {
 const store = stored.value;
 
 /** Quotas: a bad --quota spec refuses startup, naming it. */
-try {
-  vmmAdmissionLimits(opts.quota);
-} catch (e) {
-  log.fatal((e as Error).message);
-  process.exit(2);
-}
+orRefuseStartup(log, undefined, () => vmmAdmissionLimits(opts.quota));
 
 try {
   const rm = grpcRm(opts.rm, opts.rmTimeoutMs, engine, {}, credentials);
