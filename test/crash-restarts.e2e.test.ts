@@ -44,11 +44,12 @@ const TARGETS: Record<Svc, { boundary: string; key: 'method' | 'rmMessage'; name
 const SVCS: readonly Svc[] = ['core', 'rm', 'vmm'];
 
 /**
- * The one finding left (seed 6, 200 restarts, met once, at the end): the workload's peer VM, re-made
- * after a VMM crash, is destroyed at teardown while HLOS parcels of the old peer are still shared
- * and the last VMM's sweep waits for them; its VM_DEALLOCATE is refused, the VMM reports its VMID
- * and 24 stage-2 pool pages leaked (RM status RESET), and the sweep has not ended when the run does.
- * `hypmesh check --live`, no_orphaned_parcel and every history verdict but ownership_equals_boot pass.
+ * The one finding left (seed 6, 200 restarts, met once, at the end of the run): the workload's peer
+ * VM, re-made after a VMM crash, ended its CloseLease teardown in RESET in the RM with its VMID and 24
+ * stage-2 pool pages reported leaked (VM_DEALLOCATE refused; why is not yet known), HLOS parcels the
+ * old peer had accepted stayed shared (the workload's teardown reclaims each parcel once), and the
+ * last VMM's sweep, waiting for those parcels, had not ended. `hypmesh check --live`,
+ * no_orphaned_parcel and every other history verdict passed.
  */
 const KNOWN = new Set(['leaked', 'check:ownership_equals_boot', 'sweep']);
 
