@@ -82,6 +82,10 @@ export async function eventually<T>(what: string, f: () => Promise<Outcome<T>>, 
   throw new Error(`${what} never succeeded; last: ${last?.kind === 'ok' ? '' : last?.error}`);
 }
 
+/** How long the teardown retries a reclaim answered MEM_INUSE, and waits for the VMM's restart sweep to end. */
+const RECLAIM_RETRY_MS = 60_000;
+const SWEEP_WAIT_MS = 150_000;
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
@@ -168,12 +172,23 @@ export class Workload {
 
     // Teardown: every parcel with one of our labels, found by label (an unknown create resolved by reading).
     const ours = (await must<{ parcels: ParcelSummary[] }>('ListParcels', call(this.rm, this.rm.listParcels, {}))).parcels.filter((p) => p.ownerVmid === HOST && this.labels.has(p.label));
-    for (const p of ours) {
-      const l = this.labels.get(p.label)!;
-      l.handle = p.handle;
-      if (this.peer !== undefined) await this.op(-1, 'mem_release', 'other', p.label, () => call(this.rm, this.rm.memRelease, { handle: p.handle }, this.peer!.vmid));
-      const r = await this.op(-1, 'mem_reclaim', 'reclaim_parcel', p.label, () => call(this.rm, this.rm.memReclaim, { handle: p.handle, sanitize: false }));
-      if (r.kind === 'ok') this.labels.delete(p.label);
+    // A parcel a swept VM (an earlier VMM's) still holds accepted answers MEM_INUSE until the restart
+    // sweep has reset that VM (gunyah-rm.md §3.9: an accepted parcel cannot be reclaimed), and the
+    // sweep in turn waits for HLOS's parcels naming the VM to go: so retry those, as a driver would
+    // after the MEM_RELEASED its acceptor's reset sends, for at most RECLAIM_RETRY_MS.
+    let pending = ours;
+    for (const until = performance.now() + RECLAIM_RETRY_MS; pending.length > 0; await sleep(500)) {
+      const busy: ParcelSummary[] = [];
+      for (const p of pending) {
+        const l = this.labels.get(p.label)!;
+        l.handle = p.handle;
+        if (this.peer !== undefined) await this.op(-1, 'mem_release', 'other', p.label, () => call(this.rm, this.rm.memRelease, { handle: p.handle }, this.peer!.vmid));
+        const r = await this.op(-1, 'mem_reclaim', 'reclaim_parcel', p.label, () => call(this.rm, this.rm.memReclaim, { handle: p.handle, sanitize: false }));
+        if (r.kind === 'ok') this.labels.delete(p.label);
+        else if (r.error.includes('MEM_INUSE')) busy.push(p);
+      }
+      pending = busy;
+      if (performance.now() > until) break;
     }
     for (const [label, l] of this.labels) if (!ours.some((p) => p.label === label) && l.handle === undefined) this.labels.delete(label);
     const leases: [string, { sessionId: string; vmmBoot: number }][] = [...this.leases.entries()].map(([w, l]) => [`worker ${w}`, l]);
@@ -185,8 +200,18 @@ export class Workload {
     }
     this.leases.clear();
     this.peer = undefined;
+    await this.sweepEnded();
     this.history.push(await this.observe('final', true));
     return { missingVms };
+  }
+
+  /** Waits (at most SWEEP_WAIT_MS) for the running VMM's restart sweep to log its end, if it runs one; a sweep still going is then a finding (sweepsOf). */
+  private async sweepEnded(): Promise<void> {
+    const vmm = this.c.processes.all.filter((p) => p.name.startsWith('vmm#')).at(-1);
+    if (vmm === undefined) return;
+    for (const until = performance.now() + SWEEP_WAIT_MS; performance.now() < until; await sleep(250)) {
+      if (vmm.logs.some((x) => typeof x['msg'] === 'string' && x['msg'].startsWith('restart sweep'))) return;
+    }
   }
 
   /** Completions by outcome, and each distinct refusal or unknown outcome (first 80 characters) with its count. */

@@ -290,7 +290,11 @@ export async function memAccept(rm: ResourceManager, caller: number, req: MemAcc
   const f = req.flags;
   const entry = p.acl.find((e) => e.vmid === caller);
   const contiguous = (f & ACCEPT_FLAGS.MAP_CONTIGUOUS) !== 0;
+  const acceptor = rm.vms.get(caller)?.status;
   const checks: [boolean, RmErrorCode, string, string][] = [
+    // A VM being reset cannot run, and its reset stage is releasing what it holds: an accept then
+    // would outlive the reset and block VM_DEALLOCATE (found by kill -9 of the VMM mid-workload).
+    [acceptor === 'RESETTING' || acceptor === 'RESET', 'VM_STATE', 'acceptor_reset', `VM ${caller} is ${acceptor}: a VM being reset takes no memory`],
     [req.memType !== p.memType || req.transType !== TRANS_TYPE[p.transType], 'ARGUMENT_INVALID', 'type_mismatch', "mem_type or trans_type differs from the parcel's"],
     [(f & ACCEPT_FLAGS.VALIDATE_SANITIZED) !== 0 && !p.sanitized, 'VALIDATE_FAILED', 'not_sanitized', 'the parcel was not sanitized'],
     [(f & ACCEPT_FLAGS.VALIDATE_LABEL) !== 0 && req.label !== p.label, 'VALIDATE_FAILED', 'label_mismatch', `label ${req.label} is not the parcel's`],

@@ -138,6 +138,18 @@ describe('§4.2 VM_ALLOCATE / VM_DEALLOCATE', () => {
     expect(checkInvariants(f.s)).toEqual([]);
   });
 
+  test('acceptor_reset: a VM in RESET takes no memory (its accept would outlive the reset and block VM_DEALLOCATE); the refusal changes nothing, the parcel reclaims', async () => {
+    await toReady(A);
+    expect(outcome(await call(VMID_HLOS, 'VM_RESET', { vmid: A }))).toBe('OK');
+    expect(status(A)).toBe('RESET');
+    const lend = await call(VMID_HLOS, 'MEM_LEND', createReq([{ vmid: A, rights: RW }], [sgl(0x40000, 0x1000)]));
+    const handle = lend.ok ? (lend.value as { handle: number }).handle : -1;
+    expect(outcome(await call(A, 'MEM_ACCEPT', acceptReq(handle, 'LEND')))).toBe('VM_STATE acceptor_reset');
+    expect(f.rm.parcels.get(handle)?.accepted.size).toBe(0);
+    expect(outcome(await call(VMID_HLOS, 'MEM_RECLAIM', { handle, flags: 0 }))).toBe('OK');
+    expect(f.rm.parcels.has(handle)).toBe(false);
+  });
+
   test('VM_DEALLOCATE only in LOAD or RESET', async () => {
     await toReady(A);
     expect(outcome(await call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: A }))).toBe('VM_STATE state_not_load_or_reset');
