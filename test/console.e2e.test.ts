@@ -190,12 +190,23 @@ describe.skipIf(!haveChromium)('hypmesh console in headless Chromium', () => {
     await hypmesh(stack.env, 'vm', 'start', handle[1]!);
     // Lent frames stay the host's (§A2 LENT) and are drawn in the borrower's colour.
     await page.waitForFunction(`window.hypmeshConsole.snapshot.runs.some((r) => r.host === 'LENT' && window.hypmeshConsole.holderOf(r) === ${vmid})`, undefined, { timeout: SEEN_TIMEOUT_MS });
-    const px = await pixelOfVm(page, vmid);
+    let px = await pixelOfVm(page, vmid);
     expect(px).not.toBeNull();
     expect(px!.drawn).toEqual(px!.expected);
     // Hovering the run names it; dragging across it zooms in (the run widens), a double-click zooms out.
-    await page.mouse.move(px!.at.x, px!.at.y);
-    expect(await page.locator('#tip').textContent()).toMatch(new RegExp(`owner host \\(3\\), lent to VMID ${vmid}\nhost LENT`));
+    // A pushed snapshot may redraw the map between finding the pixel and hovering it (the runs then
+    // move), so find it again until the hover lands on it.
+    const lentTip = new RegExp(`owner host \\(3\\), lent to VMID ${vmid}\nhost LENT`);
+    let tip = '';
+    for (let i = 0; i < 20 && !lentTip.test(tip); i++) {
+      if (i > 0) {
+        await new Promise((r) => setTimeout(r, 100));
+        px = (await pixelOfVm(page, vmid)) ?? px;
+      }
+      await page.mouse.move(px!.at.x, px!.at.y);
+      tip = (await page.locator('#tip').textContent()) ?? '';
+    }
+    expect(tip).toMatch(lentTip);
     await page.mouse.move(px!.at.x - 3, px!.at.y);
     await page.mouse.down();
     await page.mouse.move(px!.at.x + 3, px!.at.y);
