@@ -143,6 +143,7 @@ test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core
       console.log(`crash-restarts: the history is kept in ${kept}\n${formatReport(report)}`);
     }
     for (const x of found) console.log(`crash-restarts: ${KNOWN.has(x.key) ? 'known finding' : 'FINDING'} ${x.key}:\n  ${x.details.slice(0, 12).join('\n  ')}`);
+    if (found.length > 0) console.log(`crash-restarts: what the core and the RM hold at the end:\n  ${(await w.leftovers()).join('\n  ')}`);
     expect(found.map((x) => x.key).filter((k) => !KNOWN.has(k))).toEqual([]);
     expect(crashes.core + crashes.rm + crashes.vmm).toBe(COUNT);
   } finally {

@@ -196,13 +196,26 @@ export class Workload {
     for (const [w, lease] of leases) {
       if (lease.vmmBoot !== this.c.boots.vmm) continue;
       const closed = await must<{ vms: Vm[] }>(`CloseLease of ${w}`, call(this.vmm, this.vmm.closeLease, { sessionId: lease.sessionId }, HOST, 60_000));
-      for (const vm of closed.vms) for (const l of vm.leaked) this.leaked.push(`VM ${vm.vmid}: ${l}`);
+      for (const vm of closed.vms) this.leaked.push(...leaksOf(vm));
     }
     this.leases.clear();
     this.peer = undefined;
     await this.sweepEnded();
     this.history.push(await this.observe('final', true));
     return { missingVms };
+  }
+
+  /** What the core and the RM still hold (every grant, parcel and RM VM), one JSON line each: a finding's evidence. */
+  async leftovers(): Promise<string[]> {
+    const lines = (what: string, xs: readonly unknown[]): string[] => xs.map((x) => `${what} ${JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+    const grants = await call<{ grants: unknown[] }>(this.core, this.core.listGrants, {});
+    const parcels = await call<{ parcels: unknown[] }>(this.rm, this.rm.listParcels, {});
+    const vms = await call<{ vms: unknown[] }>(this.rm, this.rm.listVms, {});
+    return [
+      ...(grants.kind === 'ok' ? lines('core grant', grants.value.grants) : [`core ListGrants: ${grants.kind}`]),
+      ...(parcels.kind === 'ok' ? lines('rm parcel', parcels.value.parcels) : [`rm ListParcels: ${parcels.kind}`]),
+      ...(vms.kind === 'ok' ? lines('rm vm', vms.value.vms) : [`rm ListVms: ${vms.kind}`]),
+    ];
   }
 
   /** Waits (at most SWEEP_WAIT_MS) for the running VMM's restart sweep to log its end, if it runs one; a sweep still going is then a finding (sweepsOf). */
@@ -407,7 +420,7 @@ export class Workload {
 
   private async destroy(w: number, vm: RunningVm): Promise<Outcome<unknown>> {
     const r = await this.op(w, 'vm_destroy', 'other', undefined, () => call<{ vm?: Vm }>(this.vmm, this.vmm.destroyVm, { sessionId: vm.sessionId, handle: vm.handle }, HOST, 60_000), { handle: String(vm.handle) });
-    if (r.kind === 'ok') for (const l of r.value.vm?.leaked ?? []) this.leaked.push(`VM ${r.value.vm!.vmid}: ${l}`);
+    if (r.kind === 'ok' && r.value.vm !== undefined) this.leaked.push(...leaksOf(r.value.vm));
     // Destroyed, or its session is gone with the VMM that held it (the restart sweep's to tear down).
     if (r.kind === 'ok' || r.kind === 'fail') this.vms[w] = this.vms[w]!.filter((x) => x !== vm);
     return r;
@@ -439,6 +452,10 @@ export class Workload {
     };
   }
 }
+
+/** What a VM's teardown left behind, with its failed steps' last errors (why it was left). */
+const leaksOf = (vm: Vm): string[] =>
+  vm.leaked.length === 0 ? [] : [...vm.leaked.map((l) => `VM ${vm.vmid}: ${l}`), ...vm.teardown.filter((t) => !t.ok).map((t) => `VM ${vm.vmid}: teardown step ${t.step} failed after ${t.attempts} attempt(s): ${t.error}`)];
 
 /** One way a run fell short: a checker verdict (`check:<name>`), or `missing_vms`, `leaked`, `live`, `sweep`, `bugs`. */
 export interface Finding {

@@ -8,6 +8,7 @@ import type { RmOutcome } from '@hypmesh/rm';
 import { HYP_SPACE_IPA_BITS, startLevel } from '@hypmesh/stage2';
 import { REG_SETS, RIGHTS, type Binding } from './bindings.js';
 import { PAGE_BYTES, type FrameRun } from './host-pages.js';
+import { CORE_OUTCOME_UNKNOWN_RULE } from './ports.js';
 import { ORPHANED_SESSION, vmmParcelLabel } from './restart-sweep.js';
 import type { VmLifecycle, VmOps } from './vm-ops.js';
 import { fromCore, fromRm, runsPages, type DemandPagedGrant, type Made, type Vm } from './vm-record.js';
@@ -148,7 +149,10 @@ async function mapDemandPaged(ops: VmOps, vm: Vm, lo: bigint, hi: bigint): Promi
     if (pieces.length === 0) continue;
     const what = `binding@0x${b.guestAddr.toString(16)}`;
     const c = await ops.core.createGrant({ type: b.mode, ranges: frames(pieces, 'host'), acl: [{ vmid: vm.vmid, perms: b.rights }] });
-    if (!c.ok) return fail(fromCore(c, 'start_demand_paged_grant', `CreateGrant ${b.mode} of the ${what}`));
+    if (!c.ok) {
+      if (c.error.rule === CORE_OUTCOME_UNKNOWN_RULE) vm.unknownGrants++;
+      return fail(fromCore(c, 'start_demand_paged_grant', `CreateGrant ${b.mode} of the ${what}`));
+    }
     const g: DemandPagedGrant = { grantId: c.value.grantId, what, mapped: false };
     vm.demandPaged.push(g);
     for (let attempt = 1; !g.mapped; attempt++) {
@@ -182,11 +186,33 @@ async function reclaimGrant(ops: VmOps, vm: Vm, g: DemandPagedGrant): Promise<Vm
 }
 
 /**
+ * Settles the VM's demand-paged CreateGrants whose outcome stayed unknown (`vm.unknownGrants`) by
+ * query (issue 9 item 2: the VMM never records a state it has not confirmed, and the grant of such
+ * a create, if the core made it, would keep VM_DEALLOCATE from destroying the VM's stage-2): every
+ * HOST grant that backs no parcel, names this VM alone and is not one the VM lists is one of them,
+ * as the restart sweep tells the VMM's grants (restart-sweep.ts orphansOf). Holdings that cannot be
+ * read leave them unknown: VM_DEALLOCATE then fails on them and the VMID is reported leaked.
+ */
+async function settleUnknownGrants(ops: VmOps, vm: Vm): Promise<void> {
+  if (vm.unknownGrants === 0 || ops.holdings === undefined) return;
+  const [grants, parcels] = await Promise.all([ops.holdings.hostGrants(), ops.holdings.rmParcels()]);
+  if (!grants.ok || !parcels.ok) return;
+  const parcelGrants = new Set(parcels.value.map((p) => p.grantId));
+  const listed = new Set(vm.demandPaged.map((g) => g.grantId));
+  for (const g of grants.value) {
+    if (parcelGrants.has(g.grantId) || listed.has(g.grantId) || g.aclVmids.length !== 1 || g.aclVmids[0] !== vm.vmid) continue;
+    vm.demandPaged.push({ grantId: g.grantId, what: `grant ${g.grantId} (a CreateGrant whose reply was lost)`, mapped: g.borrowerVmids.includes(vm.vmid) });
+  }
+  vm.unknownGrants = 0;
+}
+
+/**
  * Every demand-paged grant of `vm`, last first. `final` (teardown): each is retried as a teardown
  * step and reported, and one that never comes back is listed in `leaked`; otherwise (a failed
  * START rolling back) one try each, and what is left stays for the teardown.
  */
 async function reclaimDemandPaged(ops: VmOps, vm: Vm, final: boolean): Promise<void> {
+  if (final) await settleUnknownGrants(ops, vm);
   for (const g of [...vm.demandPaged].reverse()) {
     if (!final) {
       await reclaimGrant(ops, vm, g);

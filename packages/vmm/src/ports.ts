@@ -95,6 +95,13 @@ export function rmPortOver(call: RmCaller, onNotice: RmPort['onNotice']): RmPort
 type RmiResult<T> = Promise<Result<T, RmiError>>;
 
 /**
+ * The refusal rule of a core call whose outcome stayed unknown: the core was down, the deadline
+ * passed or the reply was lost on every try (the gRPC adapter's keyed retries, @hypmesh/rpc
+ * OUTCOME_UNKNOWN_RULE). The core may have applied it.
+ */
+export const CORE_OUTCOME_UNKNOWN_RULE = 'outcome_unknown';
+
+/**
  * A demand-paged grant's type: LEND for a lend binding (the host loses access, L24's donate
  * "to-protected"), SHARE for a share binding (the host keeps it, "to-sibling"); gunyah-rm.md §4.4.
  */

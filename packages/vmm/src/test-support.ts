@@ -8,7 +8,7 @@ import { Stage2, DEFAULT_STAGE2_CONFIG, checkInvariants, ownershipCounts } from 
 import { expect } from 'vitest';
 import { RIGHTS, type Binding } from './bindings.js';
 import type { VmmClock } from './clock.js';
-import { donationRegionOf, inProcessCorePort, inProcessRm } from './in-process.js';
+import { donationRegionOf, inProcessCorePort, inProcessHoldings, inProcessRm } from './in-process.js';
 import { RM_PORT_CALLS, type CorePort, type RmPort } from './ports.js';
 import { DEFAULT_VMM_CONFIG, VmManager, type VmmConfig } from './vm-manager.js';
 
@@ -64,13 +64,26 @@ export interface VmmFixture {
   expectAllBack(by?: VmManager): void;
 }
 
-export function vmmFixture(config: Partial<VmmConfig> = {}, clock: VmmClock = timerClock): VmmFixture {
+/** A fixture's core port as the VMM sees it (`core`: e.g. one that loses replies), and whether the VMM can query holdings. */
+export interface FixtureWiring {
+  readonly core?: (port: CorePort) => CorePort;
+  readonly holdings?: boolean;
+}
+
+export function vmmFixture(config: Partial<VmmConfig> = {}, clock: VmmClock = timerClock, wiring: FixtureWiring = {}): VmmFixture {
   const s = new Stage2(DEFAULT_STAGE2_CONFIG);
   const bootCounts = ownershipCounts(new Stage2(DEFAULT_STAGE2_CONFIG));
   const boot = bootCounts.byOwner;
   const rm = new ResourceManager(inProcessCore(s));
   const calls: string[] = [];
-  const vmm = new VmManager(recording(inProcessRm(rm), calls), recordingGrants(inProcessCorePort(s), calls), { ...DEFAULT_VMM_CONFIG, donationRegion: donationRegionOf(s), waitMs: 1_000, ...config }, clock);
+  const core = recordingGrants(inProcessCorePort(s), calls);
+  const vmm = new VmManager(
+    recording(inProcessRm(rm), calls),
+    wiring.core?.(core) ?? core,
+    { ...DEFAULT_VMM_CONFIG, donationRegion: donationRegionOf(s), waitMs: 1_000, ...config },
+    clock,
+    wiring.holdings === true ? inProcessHoldings(rm, s) : undefined,
+  );
   return {
     s,
     rm,

@@ -400,6 +400,7 @@ export class VmManager {
       boot: new Map(),
       parcels: [],
       demandPaged: [],
+      unknownGrants: 0,
       poolRuns: [],
       realmPages: 0,
       realm: undefined,

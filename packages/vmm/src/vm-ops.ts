@@ -9,8 +9,8 @@
 import type { VmStatus } from '@hypmesh/rm';
 import type { Binding } from './bindings.js';
 import type { VmmClock } from './clock.js';
-import { TOP_UP_PAGES_PER_CALL, type HostPageAllocator } from './host-pages.js';
-import type { CorePort, RmPort } from './ports.js';
+import { TOP_UP_PAGES_PER_CALL, type FrameRun, type HostPageAllocator } from './host-pages.js';
+import { CORE_OUTCOME_UNKNOWN_RULE, type CorePort, type RmPort } from './ports.js';
 import type { HoldingsPort } from './restart-sweep.js';
 import type { Made, Vm, VmmConfig } from './vm-record.js';
 import { vmmFail, vmmOk, type VmmError, type VmmResult } from './vmm-error.js';
@@ -34,8 +34,8 @@ export interface VmLifecycle {
 
 export class VmOps {
   private readonly waiters = new Set<() => void>();
-  /** What the RM holds (restart-sweep.ts), when the manager can ask: for `othersLetGo` and `refreshStatus`. */
-  holdings: Pick<HoldingsPort, 'rmParcels' | 'rmVms'> | undefined;
+  /** What the RM and the core hold (restart-sweep.ts), when the manager can ask: for `othersLetGo`, `refreshStatus` and unknown grants. */
+  holdings: Pick<HoldingsPort, 'rmParcels' | 'rmVms' | 'hostGrants' | 'regionRuns'> | undefined;
   /** Whether the msgq link to the RM is up (LINK notices), and who waits for it to come back and be re-read. */
   private linkUp = true;
   private readonly linkWaiters = new Set<() => void>();
@@ -88,13 +88,25 @@ export class VmOps {
       if (run === undefined) return vmmFail('ENOMEM', 'donation_region_full', `no run of ${chunk} free pages`);
       const r = await this.core.topUpTablePool(vm.vmid, [run]);
       if (!r.ok) {
-        this.pages.freeRun(run);
+        if (r.error.rule !== CORE_OUTCOME_UNKNOWN_RULE || !(await this.donatedAnyway(run))) this.pages.freeRun(run);
+        else vm.poolRuns.push(run);
         return vmmFail('ENOMEM', 'pool_top_up', `TopUpTablePool: ${r.error.errno} ${r.error.rule}`, r.error.errno);
       }
       vm.poolRuns.push(run);
       left -= chunk;
     }
     return vmmOk(undefined);
+  }
+
+  /**
+   * Whether a top-up whose outcome stayed unknown took `run` anyway, by query (issue 9 item 2): the
+   * core's ownership of the run, host-free or not. A run that cannot be read counts as taken: it
+   * then stays with the VM's pool runs and is freed with its stage-2, rather than handed out again
+   * while HYP may own it.
+   */
+  private async donatedAnyway(run: FrameRun): Promise<boolean> {
+    const runs = await this.holdings?.regionRuns(run);
+    return runs === undefined || !runs.ok || runs.value.some((r) => !r.hostFree);
   }
 
   /**

@@ -160,6 +160,12 @@ export interface Vm {
   parcels: { handle: number; what: string }[];
   /** Core grants of the bindings' demand-paged memory (pre-faulted at START), until reclaimed. */
   demandPaged: DemandPagedGrant[];
+  /**
+   * Demand-paged CreateGrants whose outcome stayed unknown (ports.ts OUTCOME_UNKNOWN_RULE): the core
+   * may hold grants for this VM under ids the VMM never learnt; teardown settles them by query
+   * (gunyah-lifecycle.ts settleUnknownGrants). Not saved: a restarted VMM's sweep finds them anyway.
+   */
+  unknownGrants: number;
   /** Frames donated to HYP for this VM's stage-2 (roots and pool). */
   poolRuns: FrameRun[];
   /** Realm granules (RD, roots, RTTs, DATA) are counted here. */
