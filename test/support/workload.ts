@@ -293,6 +293,10 @@ export class Workload {
     const mine = new Set<number>();
     while (!this.stopping) {
       const roll = prng.nextFraction();
+      // A create whose outcome stayed unknown and whose read-back failed too (the RM was down) is
+      // read back again, as a driver would, so its parcel is reclaimed in the run and not left
+      // naming a peer VM that a restart sweep is waiting to deallocate.
+      if (roll < 0.55 && [...mine].some((l) => this.labels.get(l)?.handle === undefined)) await this.resolve(mine);
       const known = [...mine].filter((l) => this.labels.get(l)?.handle !== undefined);
       const pick = (): number => known[prng.nextIntInclusive(0, known.length - 1)]!;
       let r: Outcome<unknown>;

@@ -142,10 +142,10 @@ export interface SweepOutcome {
 
 /** What a sweep found and did, for the VMM's log and RecoverVms-style reports. */
 export interface SweepReport {
-  /** VMIDs torn down (GUNYAH), realms torn down (RD addresses), and what each teardown that left something could not take back (VmView.leaked, by VMID; 0 for a realm). */
+  /** VMIDs torn down (GUNYAH), realms torn down (RD addresses), and what each teardown that left something could not take back (VmView.leaked, by VMID; 0 for a realm), with its failed steps' last errors. */
   readonly tornDown: readonly number[];
   readonly realmsTornDown: readonly number[];
-  readonly leaked: readonly { readonly vmid: number; readonly what: readonly string[] }[];
+  readonly leaked: readonly { readonly vmid: number; readonly what: readonly string[]; readonly why: readonly string[] }[];
   /** Donation-region frames held at restart, and how many of them are still not the host's after the sweep. */
   readonly framesHeld: number;
   readonly framesStillHeld: number;

@@ -470,7 +470,9 @@ export class VmManager {
       return {
         tornDown: orphans.map((vm) => vm.vmid),
         realmsTornDown: realmOrphans.map((vm) => vm.realm!.rd),
-        leaked: views.flatMap((v) => (v.ok && v.value.leaked.length > 0 ? [{ vmid: v.value.vmid, what: v.value.leaked }] : [])),
+        leaked: views.flatMap((v) =>
+          v.ok && v.value.leaked.length > 0 ? [{ vmid: v.value.vmid, what: v.value.leaked, why: v.value.teardown.filter((t) => !t.ok).map((t) => `${t.step}: ${t.error ?? ''}`) }] : [],
+        ),
         framesHeld: held.reduce((n, r) => n + r.count, 0),
         framesStillHeld: stillHeld,
       };
