@@ -44,8 +44,8 @@ const TARGETS: Record<Svc, { boundary: string; key: 'method' | 'rmMessage'; name
 const SVCS: readonly Svc[] = ['core', 'rm', 'vmm'];
 
 /**
- * The one finding still met, at the end of long runs (seed 6, 200 restarts: three runs of three,
- * 953-1,307 s each): a VM's teardown gave up on VM_DEALLOCATE after 4 attempts, each answered BUSY
+ * The one finding still met, at the end of long runs (seed 6, 200 restarts: three runs of four,
+ * 953-1,307 s each, with other work on the machine; the fourth, quiet, 620 s, met nothing): a VM's teardown gave up on VM_DEALLOCATE after 4 attempts, each answered BUSY
  * by the RM, and reported its VMID and pool pages leaked (or, for a swept VM, the last sweep did);
  * yet by the end the RM and the core held nothing, so the deallocation completed after the VMM had
  * given up (the RM settling an open core intent is the suspected path). The VMM's own unknown core
