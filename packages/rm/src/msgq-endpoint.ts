@@ -31,6 +31,10 @@ import { ResourceManager, type RmNotification } from './resource-manager.js';
 export interface MsgqRefusal {
   readonly rmError: string;
   readonly rule: string;
+  /** The refused message's name, when its id is one the RM knows. */
+  readonly call?: string;
+  /** The RM's reason (the msgq reply carries only the error code, §1.4: this is for the RM's log). */
+  readonly message?: string;
 }
 
 export interface MsgqStats {
@@ -98,18 +102,18 @@ export class MsgqEndpoint {
    */
   private async dispatch(m: RmMessage): Promise<Uint8Array> {
     const found = codecsForId(m.msgId);
-    const refuse = (rmError: RmErrorName, rule: string): Uint8Array => {
-      this.onRefusal({ rmError, rule });
+    const refuse = (rmError: RmErrorName, rule: string, message?: string): Uint8Array => {
+      this.onRefusal({ rmError, rule, ...(found !== undefined && { call: found.name }), ...(message !== undefined && { message }) });
       return encodeReply(rmError);
     };
     if (found === undefined || found.codecs.kind !== 'request' || !ResourceManager.handles(found.name)) return refuse('UNIMPLEMENTED', 'message_unhandled');
     const name = found.name as CallName;
     const codecs = RM_CODECS[name];
     const request = (codecs.request as Codec<unknown>).decode(m.payload);
-    if (!request.ok) return refuse(request.error.rmError, request.error.rule);
+    if (!request.ok) return refuse(request.error.rmError, request.error.rule, request.error.reason);
     try {
       const result = await this.rm.call(this.caller, name, request.value as never);
-      if (!result.ok) return refuse(result.error.rmError, result.error.rule);
+      if (!result.ok) return refuse(result.error.rmError, result.error.rule, result.error.message);
       return encodeReply('OK', (codecs.reply as Codec<unknown>).encode(result.value));
     } catch (e) {
       this.rm.bugs.push(e);

@@ -27,7 +27,7 @@
 
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import { UnreachedKind, type DependencyUnreached, type ExchangeRequest, type ExchangeResponse, type GetStatsResponse } from '@hypmesh/proto/rm';
-import { fromThrown, inDependencyScope, principalOf, type BugLog, type Principal, type Unreached } from '@hypmesh/rpc';
+import { fromThrown, inDependencyScope, OUTCOME_UNKNOWN_RULE, principalOf, type BugLog, type Principal, type Unreached } from '@hypmesh/rpc';
 import { withRemoteParent } from '@hypmesh/rpc';
 import { MsgqEndpoint, type MsgqRefusal, type RequestHook, type ResourceManager } from '@hypmesh/rm';
 import { FragmentReorder, applyAt, fragmentStep, type FaultEngine, type FaultEvent } from '@hypmesh/fault';
@@ -106,6 +106,14 @@ export class ByteFaceStats {
     };
   }
 }
+
+/**
+ * How loud a refusal is logged: the RM's own checks answer the caller and are its business (debug);
+ * a core refusal (rule `core_*`, core-refusal.ts) says the RM and its caller disagree with the core
+ * (info); a core call whose outcome stayed unknown means the core is failing and the call is settled
+ * later in the background (warn).
+ */
+const refusalLevel = (rule: string): 'warn' | 'info' | 'debug' => (rule === `core_${OUTCOME_UNKNOWN_RULE}` ? 'warn' : rule.startsWith('core_') ? 'info' : 'debug');
 
 export interface ByteFace {
   readonly rm: ResourceManager;
@@ -236,6 +244,7 @@ export function exchangeHandler(face: ByteFace): (call: Exchange) => void {
       },
       (r) => {
         face.stats.refusal(caller, r);
+        face.log[refusalLevel(r.rule)]?.({ caller, call: r.call, rmError: r.rmError, rule: r.rule, reason: r.message }, 'msgq request refused');
         bump(streamRefusals, `${r.rmError}:${r.rule}`);
       },
       (request, dispatch) => {

@@ -117,7 +117,11 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     const rm = face.rm;
     if (settling || rm.intents.size === 0) return;
     settling = true;
-    void rm.settleIntents().finally(() => (settling = false));
+    const open = [...rm.intents.values()].map((i) => `${i.id} ${i.op.method}`);
+    void rm
+      .settleIntents()
+      .then((left) => left < open.length && log.warn?.({ settled: open.length - left, open: left, intents: open }, 'core calls of unknown outcome settled'))
+      .finally(() => (settling = false));
   }, INTENT_SETTLE_EVERY_MS);
   settler.unref();
 
