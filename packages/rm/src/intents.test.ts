@@ -28,6 +28,7 @@ function rig(s: Core) {
   const inner = inProcessCore(s);
   const first = new Map<string, Promise<CoreResult<unknown>>>();
   let kill: { method: Method; applied: boolean; died: () => void } | undefined;
+  let lost: Method | undefined;
   const port = {} as Record<Method, (a: { requestId?: string }) => Promise<CoreResult<unknown>>>;
   for (const m of Object.keys(inner) as Method[]) {
     port[m] = (a) => {
@@ -37,6 +38,12 @@ function rig(s: Core) {
         if (applied) first.set(a.requestId!, (inner[m] as (x: object) => Promise<CoreResult<unknown>>)(a));
         died();
         return new Promise(() => {});
+      }
+      if (lost === m) {
+        // Applied, and every try's reply lost: the core client's answer (services/rm core-client).
+        lost = undefined;
+        first.set(a.requestId!, (inner[m] as (x: object) => Promise<CoreResult<unknown>>)(a));
+        return Promise.resolve({ ok: false, error: { errno: 'EIO', rule: 'outcome_unknown', message: 'no reply' } });
       }
       let r = a.requestId === undefined ? undefined : first.get(a.requestId);
       if (r === undefined) {
@@ -63,6 +70,10 @@ function rig(s: Core) {
       void call();
       await died;
       live.persist = undefined;
+    },
+    /** The next call of `method` is applied by the core, but the RM hears no definite answer. */
+    lose(method: Method): void {
+      lost = method;
     },
     /** A restart: a fresh RM from the last commit, its intents settled, its resets resumed (services/rm server.ts). */
     async restart(): Promise<ResourceManager> {
@@ -147,13 +158,27 @@ describe('a durable RM killed between its core call and its commit, restarted (i
     expect(next).toEqual({ ok: true, value: { vmid: vm + 1 } });
   });
 
-  test('VM_DEALLOCATE (DestroyAddressSpace applied): the VM is gone and its VMID free', async () => {
+  test("VM_DEALLOCATE (DestroyAddressSpace applied): the VMID stays held until its owner's VM_DEALLOCATE again, which completes", async () => {
     const { s, r, rm, vm } = await setup();
     await r.killAt(rm, 'destroyVmSpace', true, () => rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: vm }));
     const again = await r.restart();
-    expect(again.vms.size).toBe(0);
+    expect([...again.vms.keys()]).toEqual([vm]);
+    expect(outcome(await again.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: vm }))).toBe('OK');
     expect(again.vmids.isAllocated(vm)).toBe(false);
     agree(again, s);
+  });
+
+  test('VM_DEALLOCATE answered BUSY (the core applied it, its reply lost): its VMID is not handed to a new VM that the retry would then deallocate', async () => {
+    const { s, r, rm, vm } = await setup();
+    r.lose('destroyVmSpace');
+    expect(outcome(await rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: vm }))).toBe('BUSY core_outcome_unknown');
+    // The background settling hears the core's first answer; the VM is still its owner's to deallocate.
+    expect(await rm.settleIntents()).toBe(0);
+    const next = await rm.call(VMID_HLOS, 'VM_ALLOCATE', { vmid: 0 });
+    expect(next).toEqual({ ok: true, value: { vmid: vm + 1 } });
+    expect(outcome(await rm.call(VMID_HLOS, 'VM_DEALLOCATE', { vmid: vm }))).toBe('OK');
+    expect([...rm.vms.keys()]).toEqual([vm + 1]);
+    agree(rm, s);
   });
 
   test("VM_RESET's stage (UnmapGrant applied): the release is kept, the reset resumes to RESET, the teardown is clean", async () => {

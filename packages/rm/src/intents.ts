@@ -17,11 +17,12 @@
  *      (`settleIntents`): the same call with the same id, so the core says what it did the first
  *      time, or does it now, or refuses; then SETTLE below decides by its method, against the RM's
  *      committed state: a call whose effect the RM can own is folded forward (a destroyed grant
- *      deletes its parcel, an unmapped grant is released, a destroyed stage-2 deallocates its VM, an
- *      appended grant extends its parcel, a donated grant's accept completes); one whose effect
- *      nobody asked to keep is undone by its inverse call, itself an intent (a grant created for a
- *      share nobody was told of is destroyed, a map nobody was told of unmapped, a stage-2 made for
- *      a VM_ALLOCATE nobody was told of destroyed).
+ *      deletes its parcel, an unmapped grant is released, an appended grant extends its parcel, a
+ *      donated grant's accept completes; a destroyed stage-2 waits for its owner's next
+ *      VM_DEALLOCATE, which completes at once); one whose effect nobody asked to keep is undone by
+ *      its inverse call, itself an intent (a grant created for a share nobody was told of is
+ *      destroyed, a map nobody was told of unmapped, a stage-2 made for a VM_ALLOCATE nobody was
+ *      told of destroyed).
  *
  * So after a restart the RM and the core agree, nothing the RM acknowledged is lost (an acknowledged
  * call was committed without its intent), and the call that was in flight ends whole or not at all:
@@ -162,14 +163,12 @@ const SETTLE: { readonly [M in CoreMethod]: (rm: ResourceManager, intent: CoreIn
   },
   // A stage-2 made for a VM_ALLOCATE nobody was told of: destroyed.
   createVmSpace: (rm, { op }, r) => (r.ok && !rm.vms.has(op.args.vmid) ? { method: 'destroyVmSpace', args: { vmid: op.args.vmid } } : undefined),
-  // A destroyed stage-2 (VM_DEALLOCATE): the VM is gone, its VMID free.
-  destroyVmSpace: (rm, { op }, r) => {
-    if ((!r.ok && !GONE.has(r.error.rule)) || !rm.vms.has(op.args.vmid)) return undefined;
-    rm.vms.delete(op.args.vmid);
-    rm.vmids.release(op.args.vmid);
-    rm.ipas.delete(op.args.vmid);
-    return undefined;
-  },
+  // A destroyed stage-2 (VM_DEALLOCATE) is not folded forward: the VM stays, its VMID held, until
+  // its owner's VM_DEALLOCATE again, which the core answers no_such_vm and the RM completes (vm.ts).
+  // The owner was told BUSY (or nothing): freeing the VMID now would let VM_ALLOCATE hand it to a new
+  // VM that the owner's retry would then deallocate (issue 9 item 4: a reused VMID is never
+  // confused with its previous holder).
+  destroyVmSpace: () => undefined,
 };
 
 /**
