@@ -19,7 +19,7 @@ import { checkHistory, formatReport, historyToJsonLines } from '@hypmesh/history
 import { FaultPlan, FaultServiceClient } from '@hypmesh/proto/fault';
 import { afterAll, expect, test } from 'vitest';
 import { checkLive } from './support/calls.js';
-import { exitOf, restart, startCluster, type Svc } from './support/cluster.js';
+import { exitWithin, restart, startCluster, type Svc } from './support/cluster.js';
 import { Processes } from './support/processes.js';
 import { call, eventually, findings, sleep, sweepsOf, Workload } from './support/workload.js';
 
@@ -115,8 +115,8 @@ test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core
         const state = processes.all.slice(-6).map((p) => `${p.name}: exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'}, last ${p.logs.slice(-3).map((l) => JSON.stringify(l)).join(' ')}`);
         throw new Error(`Arm ${rule.id} on ${svc} never answered\n${state.join('\n')}`);
       }
-      const exit = await Promise.race([exitOf(proc), sleep(FIRE_WITHIN_MS).then(() => 'not fired' as const)]);
-      if (exit === 'not fired') {
+      const exit = await exitWithin(proc, FIRE_WITHIN_MS);
+      if (exit === 'not exited') {
         notFired++;
         await eventually(`Disarm ${rule.id}`, () => call(f, f.disarm, { ruleIds: [], all: true }));
         continue;

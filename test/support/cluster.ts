@@ -55,6 +55,15 @@ export function exitOf(p: Proc): Promise<number | string> {
   return once(p.child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
 }
 
+/** The exit code (or signal) of `p` if it exits within `ms`, else 'not exited' (its listener removed). */
+export function exitWithin(p: Proc, ms: number): Promise<number | string> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return exitOf(p);
+  return once(p.child, 'exit', { signal: AbortSignal.timeout(ms) }).then(
+    ([code, signal]) => (code ?? signal) as number | string,
+    () => 'not exited',
+  );
+}
+
 /** SIGKILL to `svc`, resolved once it has exited. */
 export async function kill9(c: Cluster, svc: Svc): Promise<void> {
   const exited = exitOf(c.proc[svc]);
