@@ -3,9 +3,9 @@
  * A seeded driver picks a service, a mutating method it serves and a crash point (BEFORE_COMMIT or
  * AFTER_COMMIT), arms that one `crash` rule through FaultService.Arm, and lets the concurrent
  * workload (test/support/workload.ts) run until the service exits 137; then it restarts only that
- * service (the core and the RM on their data dirs) and goes on. After HYPMESH_CRASH_RESTARTS
- * crash-restarts (default 200), the workload stops, everything is torn down and judged as in
- * test/kill9-midworkload.e2e.test.ts. A rule whose method is not called within FIRE_WITHIN_MS is
+ * service (the core and the RM on their data dirs) and goes on. After COUNT crash-restarts the
+ * workload stops, everything is torn down and judged as in test/kill9-midworkload.e2e.test.ts, and
+ * any finding fails the test. A rule whose method is not called within FIRE_WITHIN_MS is
  * disarmed and does not count.
  *
  * The count survived and the time it took are logged (README "Crash-restart tests").
@@ -23,14 +23,11 @@ import { exitWithin, restart, startCluster, type Svc } from './support/cluster.j
 import { Processes } from './support/processes.js';
 import { call, eventually, findings, sleep, sweepsOf, Workload } from './support/workload.js';
 
-const COUNT = Number(process.env['HYPMESH_CRASH_RESTARTS'] ?? 200);
 /**
- * Opt-in (HYPMESH_CRASH_TESTS=1) while the finding in KNOWN is open: whether a run meets it depends
- * on timing. 200 restarts take about 10 minutes on a quiet 2-core machine. `npm test` runs the
- * deterministic restart tests and kill -9 of each service mid-workload (kill9-midworkload).
+ * Crash-restarts to survive: 24 in `npm test` (about two minutes); .ci/run runs the issue's 200 as
+ * well (HYPMESH_CRASH_RESTARTS=200: 10 to 20 minutes on the 2-core machine).
  */
-const ENABLED = process.env['HYPMESH_CRASH_TESTS'] === '1';
-if (!ENABLED) console.warn('crash-restarts.e2e: SKIPPED (set HYPMESH_CRASH_TESTS=1)');
+const COUNT = Number(process.env['HYPMESH_CRASH_RESTARTS'] ?? 24);
 const SEED = Number(process.env['HYPMESH_CRASH_SEED'] ?? 6);
 /** A rule that has not fired by then is disarmed (its method is not being called). */
 const FIRE_WITHIN_MS = 15_000;
@@ -42,17 +39,6 @@ const TARGETS: Record<Svc, { boundary: string; key: 'method' | 'rmMessage'; name
   vmm: { boundary: 'BOUNDARY_CLIENT_TO_VMM', key: 'method', names: ['OpenLease', 'CreateVm', 'MapMem', 'SetDtbConfig', 'SetBootContext', 'StartVm', 'DestroyVm'] },
 };
 const SVCS: readonly Svc[] = ['core', 'rm', 'vmm'];
-
-/**
- * The one finding still met, at the end of long runs (seed 6, 200 restarts: three runs of four,
- * 953-1,307 s each, with other work on the machine; the fourth, quiet, 620 s, met nothing): a VM's teardown gave up on VM_DEALLOCATE after 4 attempts, each answered BUSY
- * by the RM, and reported its VMID and pool pages leaked (or, for a swept VM, the last sweep did);
- * yet by the end the RM and the core held nothing, so the deallocation completed after the VMM had
- * given up (the RM settling an open core intent is the suspected path). The VMM's own unknown core
- * outcomes (a CreateGrant or top-up whose reply was lost) are now settled by query; the BUSY's cause
- * is to be found from the services' logs, which a run with a finding now keeps.
- */
-const KNOWN = new Set(['leaked', 'check:ownership_equals_boot', 'sweep']);
 
 /**
  * A VMM that its crash rule killed before its restart sweep ended is superseded, not a finding: the
@@ -76,7 +62,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
-test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core, RM and VMM: nothing lost, nothing applied twice, nothing leaked`, async () => {
+test(`${COUNT} seeded crash-restarts (seed ${SEED}) across core, RM and VMM: nothing lost, nothing applied twice, nothing leaked`, async () => {
   const t0 = performance.now();
   const c = await startCluster(processes, dir);
   const w = new Workload(c, SEED);
@@ -143,7 +129,7 @@ test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core
       writeFileSync(kept, historyToJsonLines(w.history));
       console.log(`crash-restarts: the history is kept in ${kept}\n${formatReport(report)}`);
     }
-    for (const x of found) console.log(`crash-restarts: ${KNOWN.has(x.key) ? 'known finding' : 'FINDING'} ${x.key}:\n  ${x.details.slice(0, 12).join('\n  ')}`);
+    for (const x of found) console.log(`crash-restarts: FINDING ${x.key}:\n  ${x.details.slice(0, 12).join('\n  ')}`);
     if (found.length > 0) {
       console.log(`crash-restarts: what the core and the RM hold at the end:\n  ${(await w.leftovers()).join('\n  ')}`);
       // Every service's log lines, for the finding's cause (the services' processes are gone after the test).
@@ -151,7 +137,7 @@ test.skipIf(!ENABLED)(`${COUNT} seeded crash-restarts (seed ${SEED}) across core
       writeFileSync(logs, processes.all.flatMap((p) => p.logs.map((l) => JSON.stringify({ proc: p.name, ...l }))).join('\n') + '\n');
       console.log(`crash-restarts: the services' logs are kept in ${logs}`);
     }
-    expect(found.map((x) => x.key).filter((k) => !KNOWN.has(k))).toEqual([]);
+    expect(found.map((x) => x.key)).toEqual([]);
     expect(crashes.core + crashes.rm + crashes.vmm).toBe(COUNT);
   } finally {
     await w.stop();

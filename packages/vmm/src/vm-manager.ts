@@ -657,7 +657,9 @@ export class VmManager {
     const lifecycle = LIFECYCLES[vm.type];
     await lifecycle.tearDown(this.ops, vm);
     this.vms.delete(vm.id);
-    if (lifecycle.rmTracked) this.byVmid.delete(vm.vmid);
+    // Only its own entry: a VMID the RM handed to another VM since (after a VM_DEALLOCATE that went
+    // through) is that VM's now.
+    if (lifecycle.rmTracked && this.byVmid.get(vm.vmid) === vm) this.byVmid.delete(vm.vmid);
     this.sessions.handles(vm.session)?.delete(vm.id);
     this.setState(vm, 'DESTROYED');
     return viewOf(vm);
