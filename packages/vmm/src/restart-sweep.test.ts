@@ -136,6 +136,30 @@ describe('issue 9 §3 a restarted VMM takes back what its previous process held'
     f.expectAllBack(vmm);
   });
 
+  test('a core restarting as the sweep ends (its region read fails twice): asked again, the frames the teardown gave back are free, none counted still held', async () => {
+    const f = vmmFixture();
+    const vm = must(await f.vmm.create(f.session, 'GUNYAH', 40));
+    const vmm = restarted(f);
+    const inner = inProcessHoldings(f.rm, f.s);
+    let reads = 0;
+    let failing = 0;
+    const holdings = {
+      ...inner,
+      // The sweep's first read (at its start) answers; the next two, after the teardown, do not.
+      regionRuns: (run: Parameters<typeof inner.regionRuns>[0]) => {
+        if (++reads === 1 || failing === 2) return inner.regionRuns(run);
+        failing++;
+        return Promise.resolve({ ok: false as const, error: 'UNAVAILABLE core' });
+      },
+    };
+    const sweep = must(await vmm.sweepOrphans(holdings));
+    const report = await sweep.swept;
+    expect(failing).toBe(2);
+    expect(report).toMatchObject({ tornDown: [vm.vmid], leaked: [], framesStillHeld: 0 });
+    expect(report.framesHeld).toBeGreaterThan(0);
+    f.expectAllBack(vmm);
+  });
+
   test('holdings that cannot be read: EIO holdings_unreadable, nothing held or registered', async () => {
     const f = vmmFixture();
     const vmm = restarted(f);

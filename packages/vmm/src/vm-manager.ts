@@ -65,6 +65,9 @@ export type { TeardownReport, VmEvent, VmmConfig, VmState, VmStateSummary, VmTyp
 /** How each VM type is made, started, stopped and torn down. */
 const LIFECYCLES: Record<VmType, VmLifecycle> = { GUNYAH: GUNYAH_LIFECYCLE, REALM: REALM_LIFECYCLE };
 
+/** The shortest wait before the restart sweep asks the core about its held frames again. */
+const HOLDINGS_REREAD_MIN_MS = 100;
+
 export class VmManager {
   readonly pages: HostPageAllocator;
   private readonly ops: VmOps;
@@ -89,7 +92,7 @@ export class VmManager {
     readonly core: CorePort,
     readonly config: VmmConfig,
     /** Time for the RM waits and the leases (clock.ts; the service passes the real timers). */
-    clock: VmmClock,
+    private readonly clock: VmmClock,
     /**
      * The RM's and the core's holdings: given, an RM call whose outcome is unknown is settled by
      * asking the RM what it holds (reconcile.ts) before anything is recorded.
@@ -523,11 +526,22 @@ export class VmManager {
     return out;
   }
 
-  /** Frees the held frames the core reports back with the host; how many are still not. */
+  /**
+   * Frees the held frames the core reports back with the host; how many are still not. A core that
+   * cannot answer (restarting) is asked again, with back-off, for as long as a teardown waits for a
+   * dependency (rmReturnWaitMs): counting its frames as still held would keep them from this VMM
+   * for good though the teardowns gave them back. Frames still unread after that stay held.
+   */
   private async releaseHeld(port: HoldingsPort, held: readonly FrameRun[]): Promise<number> {
     let still = 0;
     for (const run of held) {
-      const now = await port.regionRuns(run);
+      let now = await port.regionRuns(run);
+      for (let n = 0, waited = 0; !now.ok; n++) {
+        const ms = Math.max(HOLDINGS_REREAD_MIN_MS, this.config.retryBackoffMs) * 2 ** Math.min(n, 2);
+        if ((waited += ms) > this.config.rmReturnWaitMs) break;
+        await new Promise<void>((resolve) => void this.clock.after(ms, resolve));
+        now = await port.regionRuns(run);
+      }
       for (const r of now.ok ? now.value : [{ ...run, hostFree: false }]) {
         // Only what was held: a run the core merged with its neighbours is clipped to `run`.
         const base = Math.max(r.base, run.base);

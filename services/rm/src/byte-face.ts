@@ -108,12 +108,11 @@ export class ByteFaceStats {
 }
 
 /**
- * How loud a refusal is logged: the RM's own checks answer the caller and are its business (debug);
- * a core refusal (rule `core_*`, core-refusal.ts) says the RM and its caller disagree with the core
- * (info); a core call whose outcome stayed unknown means the core is failing and the call is settled
- * later in the background (warn).
+ * How loud a refusal is logged: a refusal answers the caller and is its business (debug, and a
+ * client retrying a refused call makes many); a core call whose outcome stayed unknown means the
+ * core is failing and the call is settled later in the background (warn).
  */
-const refusalLevel = (rule: string): 'warn' | 'info' | 'debug' => (rule === `core_${OUTCOME_UNKNOWN_RULE}` ? 'warn' : rule.startsWith('core_') ? 'info' : 'debug');
+const refusalLevel = (rule: string): 'warn' | 'debug' => (rule === `core_${OUTCOME_UNKNOWN_RULE}` ? 'warn' : 'debug');
 
 export interface ByteFace {
   readonly rm: ResourceManager;

@@ -114,8 +114,9 @@ try {
     if (vmm.sweep.adopted.length > 0) log.info({ vmids: vmm.sweep.adopted }, 'VMs of live leases re-adopted from the data dir');
     if (vmm.sweep.orphans.length + vmm.sweep.realms.length > 0) log.warn({ vmids: vmm.sweep.orphans, realms: vmm.sweep.realms }, 'VMs of an earlier VMM process found: tearing them down');
     void vmm.sweep.swept.then((report) => {
+      // Logged whatever it found, even nothing: a watcher waits for this line to know the sweep ended.
       if (report.leaked.length > 0 || report.framesStillHeld > 0) log.error({ report }, 'restart sweep left something behind');
-      else if (report.framesHeld > 0) log.info({ report }, 'restart sweep done: everything an earlier VMM held is back');
+      else log.info({ report }, 'restart sweep done: everything an earlier VMM held is back');
     });
   }
   log.info({ address: opts.address, port: vmm.port, tls: tls !== undefined, rm: opts.rm, core: opts.core, donationRegion: vmm.vmm.config.donationRegion, faultSeed: faults.value.seed, faultRules: faults.value.rulesArmed, dataDir: opts.dataDir ?? null }, 'hypmesh vmm serving');
