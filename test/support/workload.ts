@@ -32,9 +32,18 @@ import type { Cluster } from './cluster.js';
 const HOST = 3;
 const PAGE = 4096n;
 const MiB = 1n << 20n;
-/** Parcels at 4 GiB + 16 KiB per label; VMs bind 1 MiB at 6 GiB + 2 MiB per VM (the default core RAM is 2..18 GiB). */
+/**
+ * Parcels at 4 GiB + 16 KiB per label; VMs bind 1 MiB at 6 GiB + 2 MiB per VM (the default core RAM
+ * is 2..18 GiB, the VMM's donation region its top 64 MiB). Both wrap round within their window, 4..6
+ * GiB and 6..17.75 GiB: a long run makes more than the 131,072 parcel slots or the 6,016 VM slots
+ * (before, past the end every VM start failed: its memory was the donation region's, then no RAM). A
+ * slot comes back round only after every other, long after its last holder was reclaimed or
+ * destroyed; one still held (a leak) makes that create fail, which the history records as such.
+ */
 const PARCEL_BASE = 4n << 30n;
+const PARCEL_SLOTS = 131_072n;
 const VM_BASE = 6n << 30n;
+const VM_SLOTS = 6_016n;
 const CALL_DEADLINE_MS = 5_000;
 /** Parcels one worker keeps at most (HLOS may hold 64, gunyah-rm.md §3; the VMM's DTB parcels count too). */
 const PARCELS_PER_WORKER = 10;
@@ -317,7 +326,7 @@ export class Workload {
     const lend = prng.nextFraction() < 0.3;
     const label = this.nextLabel++;
     const pages = BigInt(prng.nextIntInclusive(1, 4));
-    const base = PARCEL_BASE + BigInt(label) * 4n * PAGE;
+    const base = PARCEL_BASE + (BigInt(label) % PARCEL_SLOTS) * 4n * PAGE;
     const acl = lend ? [{ vmid: peer, rights: 6 }] : [{ vmid: HOST, rights: 7 }, { vmid: peer, rights: 6 }];
     const req = { memType: MemType.MEM_TYPE_NORMAL, label, acl, sgl: [{ base, size: pages * PAGE }] };
     const f = lend ? 'mem_lend' : 'mem_share';
@@ -381,7 +390,7 @@ export class Workload {
 
   /** Create, bind 1 MiB, DTB, boot context, start in `sessionId`: the VM as far as it got, and how the first failing step ended. */
   private async bootVm(sessionId: string): Promise<{ vm: Vm | undefined; outcome: Outcome<unknown> }> {
-    const hostAddr = VM_BASE + BigInt(this.nextVmSlot++) * 2n * MiB;
+    const hostAddr = VM_BASE + (BigInt(this.nextVmSlot++) % VM_SLOTS) * 2n * MiB;
     const created = await call<{ vm?: Vm }>(this.vmm, this.vmm.createVm, { sessionId, type: VmType.VM_TYPE_GUNYAH, ipaBits: 40 });
     if (created.kind !== 'ok') return { vm: undefined, outcome: created };
     const vm = created.value.vm!;
