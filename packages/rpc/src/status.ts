@@ -341,10 +341,11 @@ export function permissionDenied(why: string): StatusError {
   return new StatusError(status.PERMISSION_DENIED, why);
 }
 
-/** Where bugs are reported: pino's `logger.error(obj, msg)` fits; warn and debug where a service logs more. */
+/** Where bugs are reported: pino's `logger.error(obj, msg)` fits; warn, info and debug where a service logs more. */
 export interface BugLog {
   error(obj: object, msg: string): void;
   warn?(obj: object, msg: string): void;
+  info?(obj: object, msg: string): void;
   debug?(obj: object, msg: string): void;
 }
 

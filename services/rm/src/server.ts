@@ -120,7 +120,7 @@ export async function startRmServer(options: RmServerOptions): Promise<RmServer>
     const open = [...rm.intents.values()].map((i) => `${i.id} ${i.op.method}`);
     void rm
       .settleIntents()
-      .then((left) => left < open.length && log.warn?.({ settled: open.length - left, open: left, intents: open }, 'core calls of unknown outcome settled'))
+      .then((left) => left < open.length && log.info?.({ settled: open.length - left, open: left, intents: open }, 'core calls of unknown outcome settled'))
       .finally(() => (settling = false));
   }, INTENT_SETTLE_EVERY_MS);
   settler.unref();
